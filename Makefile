@@ -1,0 +1,281 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# vblkd: build, tests, demo, benchmarks, install.  Plain GNU make; `make help` lists the targets.
+
+VERSION := 0.1.0
+
+# ---------------------------------------------------------------------------
+# Tools and options (all overridable on the command line)
+# ---------------------------------------------------------------------------
+CROSS_COMPILE ?=
+ifeq ($(origin CC),default)
+CC := $(CROSS_COMPILE)gcc
+endif
+ifeq ($(origin AR),default)
+AR := $(CROSS_COMPILE)ar
+endif
+ifneq ($(CROSS_COMPILE),)
+PKG_CONFIG ?= $(CROSS_COMPILE)pkg-config
+else
+PKG_CONFIG ?= pkg-config
+endif
+CLANG ?= clang
+INSTALL ?= install
+
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+DESTDIR ?=
+
+SANITIZE ?= 0
+WERROR ?= 1
+V ?= 0
+# Seconds each fuzz target runs in `make check` and in `make fuzz`.
+FUZZ_CHECK_TIME ?= 20
+FUZZ_TIME ?= 300
+
+ifeq ($(SANITIZE),1)
+BUILD ?= build/sanitize
+else
+BUILD ?= build/default
+endif
+
+ifeq ($(V),1)
+Q :=
+quiet = @true
+else
+Q := @
+quiet = @printf '  %-7s %s\n'
+endif
+
+# ---------------------------------------------------------------------------
+# Flags
+# ---------------------------------------------------------------------------
+CFLAGS ?= -O2 -g
+WARNINGS := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes -Wshadow \
+	-Wswitch-enum -Wundef -Wwrite-strings -Wno-unused-parameter
+ifeq ($(WERROR),1)
+WARNINGS += -Werror
+endif
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -MMD -MP $(WARNINGS) \
+	-DVBLKD_VERSION='"$(VERSION)"'
+SAN_FLAGS :=
+ifeq ($(SANITIZE),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+ALL_CFLAGS = $(BASE_CFLAGS) $(SAN_FLAGS) $(CPPFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
+
+# Libraries through pkg-config; libaio ships no .pc file, so it is named directly.
+XEN_PKGS := xencontrol xenforeignmemory xenevtchn xenstore xendevicemodel xengnttab
+pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pkg_libs = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null || echo __missing_$(1))
+XEN_CFLAGS := $(call pkg_cflags,$(XEN_PKGS))
+XEN_LIBS := $(call pkg_libs,$(XEN_PKGS))
+URING_CFLAGS := $(call pkg_cflags,liburing)
+URING_LIBS := $(call pkg_libs,liburing)
+AIO_LIBS ?= $(shell $(PKG_CONFIG) --libs libaio 2>/dev/null || echo -laio)
+CMOCKA_CFLAGS := $(call pkg_cflags,cmocka)
+CMOCKA_LIBS := $(call pkg_libs,cmocka)
+# Libraries of the Xen-independent core (virtio, block engines, loop, log).
+CORE_LIBS = $(URING_LIBS) $(AIO_LIBS) -lpthread
+
+# ---------------------------------------------------------------------------
+# Sources, discovered by directory: a new module needs no Makefile change.
+#   src/core, src/virtio, src/blk -> libvblkd-core.a (no Xen)
+#   src/xen                        -> libvblkd-xen.a  (the only code calling libxen*)
+#   src/main.c                     -> vblkd (real libxen*) and vblkd-sim (tests/sim/libxensim)
+#   tests/unit/test-*.c            -> one CMocka binary per module, linked with the core
+#   tests/fuzz/fuzz-*.c            -> libFuzzer targets (clang), corpus in tests/fuzz/corpus/<name>/
+# ---------------------------------------------------------------------------
+CORE_SRCS := $(sort $(wildcard src/core/*.c src/virtio/*.c src/blk/*.c))
+XEN_SRCS := $(sort $(wildcard src/xen/*.c))
+MAIN_SRC := $(wildcard src/main.c)
+SIMLIB_SRCS := $(sort $(wildcard tests/sim/libxensim/*.c))
+SIMTOOL_SRCS := $(sort $(wildcard tests/sim/xensim/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
+SIMTEST_SRCS := $(sort $(wildcard tests/sim/test-*.c))
+TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+CORE_OBJS := $(call obj,$(CORE_SRCS))
+XEN_OBJS := $(call obj,$(XEN_SRCS))
+MAIN_OBJ := $(call obj,$(MAIN_SRC))
+SIMLIB_OBJS := $(call obj,$(SIMLIB_SRCS))
+SIMTOOL_OBJS := $(call obj,$(SIMTOOL_SRCS))
+TESTLIB_OBJS := $(call obj,$(TESTLIB_SRCS))
+
+CORE_LIB := $(BUILD)/libvblkd-core.a
+XEN_LIB := $(BUILD)/libvblkd-xen.a
+SIM_LIB := $(BUILD)/libxensim.a
+TESTLIB := $(BUILD)/libvblkd-test.a
+
+VBLKD := $(if $(MAIN_SRC),$(BUILD)/vblkd)
+VBLKD_SIM := $(if $(and $(MAIN_SRC),$(SIMLIB_SRCS)),$(BUILD)/vblkd-sim)
+XENSIM := $(if $(SIMTOOL_SRCS),$(BUILD)/xensim)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+SIMTEST_BINS := $(patsubst tests/sim/%.c,$(BUILD)/tests/%,$(SIMTEST_SRCS))
+TEST_BINS := $(UNIT_BINS) $(SIMTEST_BINS)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
+
+# Per-test extra link flags, e.g. failure injection:
+#   LDFLAGS_test-blk-aio := -Wl,--wrap=io_submit
+# (add such lines in the section "Per-module additions" below).
+
+.PHONY: all check check-unit check-fuzz demo bench fuzz install uninstall clean deps help pkgcheck
+.DEFAULT_GOAL := all
+
+all: $(CORE_LIB) $(VBLKD) $(VBLKD_SIM) $(XENSIM) $(TEST_BINS)
+
+help:
+	@echo 'Targets:'
+	@echo '  all        build vblkd, vblkd-sim, the simulator and the tests (default)'
+	@echo '  check      install missing packages, build, run every test (SANITIZE=1 for ASan+UBSan)'
+	@echo '  demo       install missing packages, run vblkd on the built-in Xen simulator'
+	@echo '  bench      vblkd on the simulator beside raw fio on the same file'
+	@echo '  fuzz       run each libFuzzer target for FUZZ_TIME seconds (default $(FUZZ_TIME))'
+	@echo '  install    install to DESTDIR/PREFIX (default $(PREFIX)); uninstall removes it'
+	@echo '  clean      remove build/'
+	@echo 'Options: V=1 (verbose) WERROR=0 SANITIZE=1 CROSS_COMPILE=aarch64-linux-gnu- CC= PKG_CONFIG='
+
+# Fail early, naming the missing library, instead of with a linker error.
+pkgcheck:
+	@for p in $(XEN_PKGS) liburing; do \
+		$(PKG_CONFIG) --exists $$p || { \
+			echo "error: pkg-config cannot find '$$p'; run scripts/deps.sh build (as root) or set PKG_CONFIG_PATH" >&2; \
+			exit 1; }; \
+	done
+
+# ---------------------------------------------------------------------------
+# Compile and link
+# ---------------------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(quiet) CC $<
+	$(Q)$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS_$(<)) -c -o $@ $<
+
+# Modules that include Xen or liburing headers get their cflags.
+$(XEN_OBJS) $(MAIN_OBJ) $(SIMLIB_OBJS) $(SIMTOOL_OBJS): CPPFLAGS += $(XEN_CFLAGS)
+$(CORE_OBJS): CPPFLAGS += $(URING_CFLAGS)
+$(call obj,$(UNIT_SRCS) $(SIMTEST_SRCS) $(TESTLIB_SRCS)): CPPFLAGS += $(CMOCKA_CFLAGS) $(XEN_CFLAGS)
+
+%.a:
+	@mkdir -p $(dir $@)
+	$(quiet) AR $@
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
+
+$(CORE_LIB): $(CORE_OBJS)
+$(XEN_LIB): $(XEN_OBJS)
+$(SIM_LIB): $(SIMLIB_OBJS)
+$(TESTLIB): $(TESTLIB_OBJS)
+
+$(BUILD)/vblkd: $(MAIN_OBJ) $(XEN_LIB) $(CORE_LIB) | pkgcheck
+	$(quiet) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(XEN_LIBS) $(CORE_LIBS)
+
+# The same daemon objects, with the simulator standing in for libxen*.
+$(BUILD)/vblkd-sim: $(MAIN_OBJ) $(XEN_LIB) $(CORE_LIB) $(SIM_LIB) | pkgcheck
+	$(quiet) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+$(BUILD)/xensim: $(SIMTOOL_OBJS) $(CORE_LIB) | pkgcheck
+	$(quiet) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+$(BUILD)/tests/test-%: $(BUILD)/obj/tests/unit/test-%.o $(TESTLIB) $(CORE_LIB) | pkgcheck
+	@mkdir -p $(dir $@)
+	$(quiet) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) $(LDFLAGS_test-$*) -o $@ $^ $(CMOCKA_LIBS) $(CORE_LIBS)
+
+# Simulator tests link the simulated libxen* (and may use the daemon's Xen code).
+$(SIMTEST_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/sim/%.o $(TESTLIB) $(XEN_LIB) $(SIM_LIB) $(CORE_LIB) | pkgcheck
+	@mkdir -p $(dir $@)
+	$(quiet) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) $(LDFLAGS_$*) -o $@ $^ $(CMOCKA_LIBS) $(CORE_LIBS)
+
+# ---------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------
+# `make check` first installs whatever Debian packages are missing, then runs
+# the build and the tests in a sub-make (so pkg-config sees the new packages).
+check:
+	$(Q)scripts/deps.sh check
+	$(Q)$(MAKE) --no-print-directory check-run
+
+.PHONY: check-run
+check-run: all $(if $(FUZZ_BINS),fuzz-build)
+	$(Q)scripts/run-tests.sh $(TEST_BINS) $(if $(FUZZ_BINS),--fuzz $(FUZZ_CHECK_TIME) $(FUZZ_BINS))
+
+# libFuzzer targets: the core is rebuilt with clang and coverage instrumentation.
+FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -O1 -g -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link,address,undefined $(URING_CFLAGS)
+FUZZ_CORE_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(CORE_SRCS))
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(quiet) CLANG $<
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -MMD -MP -c -o $@ $<
+
+build/fuzz/%: tests/fuzz/%.c $(FUZZ_CORE_OBJS)
+	@mkdir -p $(dir $@)
+	$(quiet) FUZZLD $@
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ $(CORE_LIBS)
+
+.PHONY: fuzz-build
+fuzz-build: $(FUZZ_BINS)
+
+check-fuzz: fuzz-build
+	$(Q)scripts/run-tests.sh --fuzz $(FUZZ_CHECK_TIME) $(FUZZ_BINS)
+
+fuzz:
+	$(Q)scripts/deps.sh fuzz
+	$(Q)$(MAKE) --no-print-directory fuzz-build
+	$(Q)scripts/run-tests.sh --fuzz $(FUZZ_TIME) $(FUZZ_BINS)
+
+# ---------------------------------------------------------------------------
+# Demo and benchmarks
+# ---------------------------------------------------------------------------
+demo:
+	$(Q)scripts/deps.sh demo
+	$(Q)$(MAKE) --no-print-directory demo-run
+
+.PHONY: demo-run bench-run
+demo-run: all
+	$(Q)if [ -x scripts/demo.sh ]; then BUILD=$(BUILD) scripts/demo.sh; else \
+		echo 'make demo: the Xen simulator (tests/sim) is not there yet, so there is nothing to demonstrate.' >&2; \
+		echo 'make demo: `make check` runs the tests that exist.' >&2; exit 1; fi
+
+bench:
+	$(Q)scripts/deps.sh bench
+	$(Q)$(MAKE) --no-print-directory bench-run
+
+bench-run: all
+	$(Q)if [ -x scripts/bench.sh ]; then BUILD=$(BUILD) scripts/bench.sh; else \
+		echo 'make bench: benchmarks need the Xen simulator and are not there yet.' >&2; exit 1; fi
+
+# ---------------------------------------------------------------------------
+# Install
+# ---------------------------------------------------------------------------
+install: $(VBLKD)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR)
+	$(if $(VBLKD),$(INSTALL) -m 0755 $(VBLKD) $(DESTDIR)$(SBINDIR)/vblkd)
+	$(INSTALL) -m 0644 man/vblkd.8 $(DESTDIR)$(MANDIR)/man8/vblkd.8
+	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/vblkd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/vblkd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/vblkd.service
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/vblkd $(DESTDIR)$(MANDIR)/man8/vblkd.8 \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/vblkd.service
+
+deps:
+	$(Q)scripts/deps.sh build
+
+clean:
+	rm -rf build
+
+# ---------------------------------------------------------------------------
+# Per-module additions (extra link flags of single tests and the like)
+# ---------------------------------------------------------------------------
+
+-include $(shell find $(BUILD) build/fuzz -name '*.d' 2>/dev/null)

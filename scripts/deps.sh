@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# Install the Debian 12 packages a make target needs, only those missing.
+#
+# usage: scripts/deps.sh [--print] PROFILE...
+#   PROFILE: build (compile vblkd), check (make check), demo (make demo),
+#            bench (make bench), fuzz (make fuzz)
+# As root, missing packages are installed with apt-get, non-interactively.
+# Otherwise the exact apt-get command is printed and the script fails.
+# --print only lists the packages of the profiles.
+set -eu
+
+pkgs_build="gcc make pkgconf libc6-dev libxen-dev libaio-dev liburing-dev"
+pkgs_test="libcmocka-dev clang libclang-rt-14-dev util-linux coreutils"
+pkgs_bench="fio valgrind"
+
+print=0
+want=""
+for arg in "$@"; do
+	case $arg in
+	--print) print=1 ;;
+	build|demo) want="$want $pkgs_build" ;;
+	check) want="$want $pkgs_build $pkgs_test" ;;
+	fuzz) want="$want $pkgs_build clang libclang-rt-14-dev" ;;
+	bench) want="$want $pkgs_build $pkgs_bench" ;;
+	-h|--help) sed -n '3,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	*) echo "deps.sh: unknown profile '$arg' (build, check, demo, bench, fuzz)" >&2; exit 2 ;;
+	esac
+done
+[ -n "$want" ] || want=$pkgs_build
+# shellcheck disable=SC2086
+want=$(printf '%s\n' $want | sort -u | tr '\n' ' ')
+
+if [ "$print" = 1 ]; then
+	echo "$want"
+	exit 0
+fi
+
+missing=""
+for p in $want; do
+	status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+	case $status in
+	*" installed") ;;
+	*) missing="$missing $p" ;;
+	esac
+done
+[ -z "$missing" ] && exit 0
+
+cmd="apt-get install -y --no-install-recommends$missing"
+if [ "$(id -u)" -ne 0 ]; then
+	echo "deps.sh: missing Debian packages:$missing" >&2
+	echo "deps.sh: run as root:  apt-get update && $cmd" >&2
+	exit 1
+fi
+
+echo "deps.sh: installing missing Debian packages:$missing"
+export DEBIAN_FRONTEND=noninteractive
+# The package lists may be absent or stale on a fresh machine: refresh them once.
+if ! apt-get install -y --no-install-recommends -qq $missing >/dev/null 2>&1; then
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y --no-install-recommends -qq $missing
+fi
