@@ -258,14 +258,16 @@ bench-run: all
 # Install
 # ---------------------------------------------------------------------------
 install: $(VBLKD)
-	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR)
-	$(if $(VBLKD),$(INSTALL) -m 0755 $(VBLKD) $(DESTDIR)$(SBINDIR)/vblkd)
-	$(INSTALL) -m 0644 man/vblkd.8 $(DESTDIR)$(MANDIR)/man8/vblkd.8
-	sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/vblkd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/vblkd.service
-	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/vblkd.service
+	$(quiet) INSTALL $(DESTDIR)$(PREFIX)
+	$(Q)$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR)
+	$(Q)$(if $(VBLKD),$(INSTALL) -m 0755 $(VBLKD) $(DESTDIR)$(SBINDIR)/vblkd)
+	$(Q)$(INSTALL) -m 0644 man/vblkd.8 $(DESTDIR)$(MANDIR)/man8/vblkd.8
+	$(Q)sed 's|@SBINDIR@|$(SBINDIR)|g' systemd/vblkd.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/vblkd.service
+	$(Q)chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/vblkd.service
 
 uninstall:
-	rm -f $(DESTDIR)$(SBINDIR)/vblkd $(DESTDIR)$(MANDIR)/man8/vblkd.8 \
+	$(quiet) RM $(DESTDIR)$(PREFIX)
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/vblkd $(DESTDIR)$(MANDIR)/man8/vblkd.8 \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/vblkd.service
 
 deps:
@@ -277,5 +279,7 @@ clean:
 # ---------------------------------------------------------------------------
 # Per-module additions (extra link flags of single tests and the like)
 # ---------------------------------------------------------------------------
+# test-loop checks that loop_run() never polls with a timeout.
+LDFLAGS_test-loop := -Wl,--wrap=epoll_wait
 
 -include $(shell find $(BUILD) build/fuzz -name '*.d' 2>/dev/null)

@@ -34,7 +34,7 @@ run_cmocka() {
 		echo "FAIL  $name ($p passed, $f failed, $s skipped)"
 		sed 's/^/    /' "$log"
 	else
-		echo "ok    $name ($p passed${s:+, $s skipped})"
+		if [ "$s" -gt 0 ]; then echo "ok    $name ($p passed, $s skipped)"; else echo "ok    $name ($p passed)"; fi
 		grep -E '^not ok [0-9]+ # SKIP' "$log" | sed 's/^/    /'
 	fi
 }
