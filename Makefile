@@ -126,7 +126,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 .PHONY: all check check-unit check-fuzz demo bench fuzz install uninstall clean deps help pkgcheck
 .DEFAULT_GOAL := all
 
-all: $(CORE_LIB) $(VBLKD) $(VBLKD_SIM) $(XENSIM) $(TEST_BINS)
+all: $(CORE_LIB) $(XEN_LIB) $(VBLKD) $(VBLKD_SIM) $(XENSIM) $(TEST_BINS)
 
 help:
 	@echo 'Targets:'
@@ -183,10 +183,11 @@ $(BUILD)/xensim: $(SIMTOOL_OBJS) $(CORE_LIB) | pkgcheck
 	$(quiet) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
-$(BUILD)/tests/test-%: $(BUILD)/obj/tests/unit/test-%.o $(TESTLIB) $(CORE_LIB) | pkgcheck
+# Unit tests may test src/xen modules that do not need a hypervisor (parsers, caches).
+$(BUILD)/tests/test-%: $(BUILD)/obj/tests/unit/test-%.o $(TESTLIB) $(XEN_LIB) $(CORE_LIB) | pkgcheck
 	@mkdir -p $(dir $@)
 	$(quiet) LINK $@
-	$(Q)$(CC) $(ALL_LDFLAGS) $(LDFLAGS_test-$*) -o $@ $^ $(CMOCKA_LIBS) $(CORE_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) $(LDFLAGS_test-$*) -o $@ $^ $(CMOCKA_LIBS) $(XEN_LIBS) $(CORE_LIBS)
 
 # Simulator tests link the simulated libxen* (and may use the daemon's Xen code).
 $(SIMTEST_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/sim/%.o $(TESTLIB) $(XEN_LIB) $(SIM_LIB) $(CORE_LIB) | pkgcheck
