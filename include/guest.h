@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* One Xen guest: its IOREQ server, per-vCPU event channels, guest memory and MMIO register windows. */
+#ifndef VBLKD_GUEST_H
+#define VBLKD_GUEST_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct loop;
+struct guest;
+struct guest_mmio;
+struct guest_sys;
+struct gmem;
+
+/* A device behind a register window; @offset is relative to the window base. */
+struct guest_mmio_ops {
+	uint64_t (*read)(void *dev, uint64_t offset, unsigned int size);
+	void (*write)(void *dev, uint64_t offset, unsigned int size, uint64_t value);
+};
+
+/* Daemon-wide Xen handles (device model, foreign memory, grant tables). */
+int guest_sys_open(struct guest_sys **ret_sys);
+void guest_sys_close(struct guest_sys *sys);
+
+/*
+ * Create the guest's one IOREQ server (for all its disks), map its ioreq
+ * page and bind one event channel per vCPU, all watched by @loop.  Errors are
+ * logged naming the domain; -errno is returned.
+ */
+int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
+	      struct guest **ret_guest);
+/*
+ * Release everything: ranges, event channels, the server, mappings.  With
+ * @dead set the guest is gone: nothing of its memory is read or written
+ * (hypercalls that fail for a dead domain are expected and quiet).
+ */
+void guest_free(struct guest *guest, bool dead);
+unsigned int guest_domid(const struct guest *guest);
+unsigned int guest_nr_vcpus(const struct guest *guest);
+unsigned int guest_mmio_count(const struct guest *guest);
+struct gmem *guest_gmem(struct guest *guest);
+
+/*
+ * Claim the register window [base, base + size) for @dev and raise @irq for
+ * it.  Accesses start arriving once guest_mmio_enable() has mapped the range
+ * in the IOREQ server; the window is checked for overlap with the guest's
+ * other windows.  @grants: the device's guest addresses are grant references.
+ */
+int guest_mmio_add(struct guest *guest, uint64_t base, uint64_t size, unsigned int irq,
+		   bool grants, const struct guest_mmio_ops *ops, void *dev,
+		   struct guest_mmio **ret_mmio);
+int guest_mmio_enable(struct guest_mmio *mmio);
+/* Unmap the range from the server (if enabled) and forget the window. */
+void guest_mmio_remove(struct guest_mmio *mmio);
+
+/*
+ * The transport functions of a window, to put into the device's virtio
+ * transport ops with the guest_mmio as opaque (signatures as
+ * struct virtio_transport_ops): guest memory through the guest's mapping
+ * cache, and the interrupt as an edge on the window's SPI.
+ */
+int guest_mmio_map(void *mmio, uint64_t gpa, uint64_t len, bool write, void **ret_ptr);
+void guest_mmio_unmap(void *mmio, void *ptr, uint64_t len);
+void guest_mmio_notify(void *mmio);
+
+struct guest_stats {
+	uint64_t ioreqs;	/* register accesses handled */
+	uint64_t bad_ioreqs;	/* answered without reaching a device (unknown address, size, type) */
+	uint64_t irqs;		/* interrupts raised */
+};
+void guest_get_stats(const struct guest *guest, struct guest_stats *ret_stats);
+
+#endif

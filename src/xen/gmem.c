@@ -1,0 +1,443 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Guest memory for one guest: a bounded cache of foreign-mapped chunks in one reserved VA range, plus grants. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "gmem.h"
+#include "log.h"
+
+#define GMEM_PAGE_SHIFT 12	/* Xen's page size, also on arm64 */
+#define GMEM_PAGE_SIZE (1ull << GMEM_PAGE_SHIFT)
+#define GMEM_CHUNK_SHIFT (GMEM_PAGE_SHIFT + 6)
+#define GMEM_CHUNK_BYTES (1ull << GMEM_CHUNK_SHIFT)
+#define GMEM_NONE UINT32_MAX
+/* Largest uncached mapping: bounds the gfn array a guest length can make us allocate. */
+#define GMEM_MAX_PAGES 4096u
+#define GMEM_UNCACHED_BUCKETS 256u
+
+_Static_assert(GMEM_CHUNK_PAGES == 64, "one valid bit per page in a uint64_t");
+
+struct gmem_slot {
+	uint64_t chunk;		/* guest frame number >> 6 */
+	uint64_t valid;		/* bit i: page i of the chunk is mapped */
+	uint32_t refs;
+	uint32_t hnext;		/* hash chain, or free list */
+	uint32_t lru_prev;
+	uint32_t lru_next;
+	bool mapped;
+};
+
+/* A mapping made outside the cache, found again by its address at unmap time. */
+struct gmem_uncached {
+	void *base;		/* page-aligned */
+	size_t pages;
+	bool grant;
+	struct gmem_uncached *next;
+};
+
+struct gmem {
+	xenforeignmemory_handle *fmem;
+	xengnttab_handle *xgt;
+	unsigned int domid;
+	uint8_t *region;	/* PROT_NONE reservation, one GMEM_CHUNK_BYTES slot per chunk */
+	unsigned int nslots;
+	struct gmem_slot *slots;
+	uint32_t *hash;		/* chunk -> first slot of its chain */
+	uint32_t hash_mask;
+	uint32_t free_head;	/* slots never used or released */
+	uint32_t lru_head;	/* mapped and unreferenced, least recently used first */
+	uint32_t lru_tail;
+	struct gmem_uncached *uncached[GMEM_UNCACHED_BUCKETS];
+	struct gmem_stats stats;
+};
+
+static uint32_t gmem_hash(const struct gmem *g, uint64_t chunk)
+{
+	return (uint32_t)((chunk * 0x9e3779b97f4a7c15ull) >> 32) & g->hash_mask;
+}
+
+static unsigned int gmem_ubucket(const void *base)
+{
+	return (unsigned int)(((uintptr_t)base >> GMEM_PAGE_SHIFT) % GMEM_UNCACHED_BUCKETS);
+}
+
+static void *gmem_slot_va(const struct gmem *g, uint32_t s)
+{
+	return g->region + (size_t)s * GMEM_CHUNK_BYTES;
+}
+
+/* Put the PROT_NONE reservation back over a slot whose mapping went away. */
+static void gmem_reserve(struct gmem *g, uint32_t s)
+{
+	if (mmap(gmem_slot_va(g, s), GMEM_CHUNK_BYTES, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
+		log_err("dom %u: cannot re-reserve guest mapping slot: %m", g->domid);
+}
+
+static void gmem_lru_remove(struct gmem *g, uint32_t s)
+{
+	struct gmem_slot *sl = &g->slots[s];
+
+	if (sl->lru_prev != GMEM_NONE)
+		g->slots[sl->lru_prev].lru_next = sl->lru_next;
+	else
+		g->lru_head = sl->lru_next;
+	if (sl->lru_next != GMEM_NONE)
+		g->slots[sl->lru_next].lru_prev = sl->lru_prev;
+	else
+		g->lru_tail = sl->lru_prev;
+	sl->lru_prev = sl->lru_next = GMEM_NONE;
+}
+
+static void gmem_lru_append(struct gmem *g, uint32_t s)
+{
+	struct gmem_slot *sl = &g->slots[s];
+
+	sl->lru_next = GMEM_NONE;
+	sl->lru_prev = g->lru_tail;
+	if (g->lru_tail != GMEM_NONE)
+		g->slots[g->lru_tail].lru_next = s;
+	else
+		g->lru_head = s;
+	g->lru_tail = s;
+}
+
+static void gmem_hash_remove(struct gmem *g, uint32_t s)
+{
+	uint32_t *pp = &g->hash[gmem_hash(g, g->slots[s].chunk)];
+
+	while (*pp != GMEM_NONE) {
+		if (*pp == s) {
+			*pp = g->slots[s].hnext;
+			return;
+		}
+		pp = &g->slots[*pp].hnext;
+	}
+}
+
+/* Unmap a cached, unreferenced chunk and return its slot to the free list. */
+static void gmem_slot_release(struct gmem *g, uint32_t s)
+{
+	struct gmem_slot *sl = &g->slots[s];
+
+	gmem_lru_remove(g, s);
+	gmem_hash_remove(g, s);
+	xenforeignmemory_unmap(g->fmem, gmem_slot_va(g, s), GMEM_CHUNK_PAGES);
+	gmem_reserve(g, s);
+	sl->mapped = false;
+	sl->valid = 0;
+	sl->hnext = g->free_head;
+	g->free_head = s;
+	g->stats.cached_chunks--;
+}
+
+int gmem_new(xenforeignmemory_handle *fmem, xengnttab_handle *xgt, unsigned int domid,
+	     unsigned int chunks, struct gmem **ret_gmem)
+{
+	struct gmem *g;
+	uint32_t i, hsize = 1;
+	int r;
+
+	if (chunks == 0 || chunks > (1u << 20))
+		return -EINVAL;
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->fmem = fmem;
+	g->xgt = xgt;
+	g->domid = domid;
+	g->nslots = chunks;
+	while (hsize < chunks * 2)
+		hsize <<= 1;
+	g->hash_mask = hsize - 1;
+	g->slots = calloc(chunks, sizeof(*g->slots));
+	g->hash = malloc(sizeof(*g->hash) * hsize);
+	if (!g->slots || !g->hash) {
+		r = -ENOMEM;
+		goto err_free;
+	}
+	for (i = 0; i < hsize; i++)
+		g->hash[i] = GMEM_NONE;
+	for (i = 0; i < chunks; i++) {
+		g->slots[i].hnext = i + 1 < chunks ? i + 1 : GMEM_NONE;
+		g->slots[i].lru_prev = g->slots[i].lru_next = GMEM_NONE;
+	}
+	g->free_head = 0;
+	g->lru_head = g->lru_tail = GMEM_NONE;
+	/* Address space only: slots are mapped over it with MAP_FIXED. */
+	g->region = mmap(NULL, (size_t)chunks * GMEM_CHUNK_BYTES, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (g->region == MAP_FAILED) {
+		r = -errno;
+		goto err_free;
+	}
+	*ret_gmem = g;
+	return 0;
+
+err_free:
+	free(g->hash);
+	free(g->slots);
+	free(g);
+	return r;
+}
+
+void gmem_free(struct gmem *g)
+{
+	uint32_t s;
+	unsigned int b;
+
+	if (!g)
+		return;
+	if (g->stats.live)
+		log_warn("dom %u: releasing guest memory with %u mappings still in use", g->domid,
+			 g->stats.live);
+	for (s = 0; s < g->nslots; s++)
+		if (g->slots[s].mapped)
+			xenforeignmemory_unmap(g->fmem, gmem_slot_va(g, s), GMEM_CHUNK_PAGES);
+	for (b = 0; b < GMEM_UNCACHED_BUCKETS; b++) {
+		struct gmem_uncached *u, *next;
+
+		for (u = g->uncached[b]; u; u = next) {
+			next = u->next;
+			if (u->grant)
+				xengnttab_unmap(g->xgt, u->base, u->pages);
+			else
+				xenforeignmemory_unmap(g->fmem, u->base, u->pages);
+			free(u);
+		}
+	}
+	munmap(g->region, (size_t)g->nslots * GMEM_CHUNK_BYTES);
+	free(g->hash);
+	free(g->slots);
+	free(g);
+}
+
+static uint32_t gmem_lookup(struct gmem *g, uint64_t chunk)
+{
+	uint32_t s;
+
+	for (s = g->hash[gmem_hash(g, chunk)]; s != GMEM_NONE; s = g->slots[s].hnext)
+		if (g->slots[s].chunk == chunk)
+			return s;
+	return GMEM_NONE;
+}
+
+/* Map a whole chunk into a slot; GMEM_NONE when no slot is free or nothing of it is guest memory. */
+static uint32_t gmem_fill(struct gmem *g, uint64_t chunk)
+{
+	xen_pfn_t gfns[GMEM_CHUNK_PAGES];
+	int errs[GMEM_CHUNK_PAGES];
+	struct gmem_slot *sl;
+	uint64_t valid = 0;
+	unsigned int i;
+	uint32_t s;
+	void *p;
+
+	if (g->free_head == GMEM_NONE) {
+		if (g->lru_head == GMEM_NONE)
+			return GMEM_NONE;	/* every chunk in use: the caller maps uncached */
+		gmem_slot_release(g, g->lru_head);
+		g->stats.evictions++;
+	}
+	s = g->free_head;
+	sl = &g->slots[s];
+	for (i = 0; i < GMEM_CHUNK_PAGES; i++)
+		gfns[i] = (xen_pfn_t)(chunk * GMEM_CHUNK_PAGES + i);
+	memset(errs, 0, sizeof(errs));
+	p = xenforeignmemory_map2(g->fmem, g->domid, gmem_slot_va(g, s), PROT_READ | PROT_WRITE,
+				  MAP_FIXED, GMEM_CHUNK_PAGES, gfns, errs);
+	if (!p) {
+		gmem_reserve(g, s);
+		return GMEM_NONE;
+	}
+	/* Pages outside guest RAM come back with an error and stay unmapped: never touch them. */
+	for (i = 0; i < GMEM_CHUNK_PAGES; i++)
+		if (!errs[i])
+			valid |= 1ull << i;
+	if (!valid) {
+		xenforeignmemory_unmap(g->fmem, p, GMEM_CHUNK_PAGES);
+		gmem_reserve(g, s);
+		return GMEM_NONE;
+	}
+	g->free_head = sl->hnext;
+	sl->chunk = chunk;
+	sl->valid = valid;
+	sl->refs = 0;
+	sl->mapped = true;
+	sl->lru_prev = sl->lru_next = GMEM_NONE;
+	sl->hnext = g->hash[gmem_hash(g, chunk)];
+	g->hash[gmem_hash(g, chunk)] = s;
+	gmem_lru_append(g, s);
+	g->stats.cached_chunks++;
+	g->stats.misses++;
+	return s;
+}
+
+static int gmem_track(struct gmem *g, void *base, size_t pages, bool grant)
+{
+	struct gmem_uncached *u = malloc(sizeof(*u));
+	unsigned int b = gmem_ubucket(base);
+
+	if (!u)
+		return -ENOMEM;
+	u->base = base;
+	u->pages = pages;
+	u->grant = grant;
+	u->next = g->uncached[b];
+	g->uncached[b] = u;
+	return 0;
+}
+
+static int gmem_map_uncached(struct gmem *g, uint64_t addr, uint64_t len, bool write,
+			     void **ret_ptr)
+{
+	bool grant = addr & GMEM_GRANT_BIT;
+	uint64_t a = addr & ~GMEM_GRANT_BIT, first, pages, i;
+	xen_pfn_t *gfns = NULL;
+	uint32_t *refs = NULL;
+	int *errs = NULL, r;
+	void *base;
+
+	if (a + len < a || a + len - 1 > (~GMEM_GRANT_BIT))
+		return -EFAULT;
+	first = a >> GMEM_PAGE_SHIFT;
+	pages = ((a + len - 1) >> GMEM_PAGE_SHIFT) - first + 1;
+	if (pages > GMEM_MAX_PAGES)
+		return -E2BIG;
+
+	if (grant) {
+		/* A grant address is (ref << 12) + offset; the buffer's refs are consecutive. */
+		if (!g->xgt)
+			return -EFAULT;
+		if (first + pages - 1 > UINT32_MAX)
+			return -EFAULT;
+		refs = malloc(sizeof(*refs) * pages);
+		if (!refs)
+			return -ENOMEM;
+		for (i = 0; i < pages; i++)
+			refs[i] = (uint32_t)(first + i);
+		base = xengnttab_map_domain_grant_refs(g->xgt, (uint32_t)pages, g->domid, refs,
+						       write ? PROT_READ | PROT_WRITE : PROT_READ);
+		free(refs);
+		if (!base)
+			return -EFAULT;
+	} else {
+		gfns = calloc(pages, sizeof(*gfns));
+		errs = calloc(pages, sizeof(*errs));
+		if (!gfns || !errs) {
+			free(gfns);
+			free(errs);
+			return -ENOMEM;
+		}
+		for (i = 0; i < pages; i++)
+			gfns[i] = (xen_pfn_t)(first + i);
+		base = xenforeignmemory_map(g->fmem, g->domid, write ? PROT_READ | PROT_WRITE : PROT_READ,
+					    pages, gfns, errs);
+		free(gfns);
+		r = 0;
+		for (i = 0; base && i < pages; i++)
+			if (errs[i])
+				r = -EFAULT;
+		free(errs);
+		if (!base)
+			return -EFAULT;
+		if (r < 0) {
+			xenforeignmemory_unmap(g->fmem, base, pages);
+			return r;
+		}
+	}
+	r = gmem_track(g, base, pages, grant);
+	if (r < 0) {
+		if (grant)
+			xengnttab_unmap(g->xgt, base, pages);
+		else
+			xenforeignmemory_unmap(g->fmem, base, pages);
+		return r;
+	}
+	g->stats.uncached++;
+	g->stats.live++;
+	*ret_ptr = (uint8_t *)base + (a & (GMEM_PAGE_SIZE - 1));
+	return 0;
+}
+
+int gmem_map(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret_ptr)
+{
+	uint64_t first, last, mask;
+	uint32_t s;
+
+	if (len == 0)
+		return -EINVAL;
+	if (addr & GMEM_GRANT_BIT)
+		return gmem_map_uncached(g, addr, len, write, ret_ptr);
+	if (addr + len < addr)
+		return -EFAULT;
+	first = addr >> GMEM_PAGE_SHIFT;
+	last = (addr + len - 1) >> GMEM_PAGE_SHIFT;
+	if (first / GMEM_CHUNK_PAGES != last / GMEM_CHUNK_PAGES)
+		return gmem_map_uncached(g, addr, len, write, ret_ptr);
+
+	s = gmem_lookup(g, first / GMEM_CHUNK_PAGES);
+	if (s != GMEM_NONE) {
+		g->stats.hits++;
+	} else {
+		s = gmem_fill(g, first / GMEM_CHUNK_PAGES);
+		if (s == GMEM_NONE)
+			return gmem_map_uncached(g, addr, len, write, ret_ptr);
+	}
+	/* Every page of the range must be guest memory. */
+	mask = (last - first == 63) ? UINT64_MAX : ((1ull << (last - first + 1)) - 1);
+	mask <<= first % GMEM_CHUNK_PAGES;
+	if ((g->slots[s].valid & mask) != mask)
+		return -EFAULT;
+	if (g->slots[s].refs++ == 0)
+		gmem_lru_remove(g, s);
+	g->stats.live++;
+	*ret_ptr = (uint8_t *)gmem_slot_va(g, s) + (addr & (GMEM_CHUNK_BYTES - 1));
+	return 0;
+}
+
+void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
+{
+	uint8_t *p = ptr;
+	struct gmem_uncached **pp, *u;
+	void *base;
+
+	if (p >= g->region && p < g->region + (size_t)g->nslots * GMEM_CHUNK_BYTES) {
+		uint32_t s = (uint32_t)((size_t)(p - g->region) / GMEM_CHUNK_BYTES);
+
+		if (g->slots[s].refs == 0)
+			return;	/* a double release: a bug, but not one to crash on */
+		g->stats.live--;
+		if (--g->slots[s].refs == 0)
+			gmem_lru_append(g, s);
+		return;
+	}
+	base = (void *)((uintptr_t)ptr & ~(uintptr_t)(GMEM_PAGE_SIZE - 1));
+	for (pp = &g->uncached[gmem_ubucket(base)]; (u = *pp); pp = &u->next) {
+		if (u->base != base)
+			continue;
+		*pp = u->next;
+		if (u->grant)
+			xengnttab_unmap(g->xgt, u->base, u->pages);
+		else
+			xenforeignmemory_unmap(g->fmem, u->base, u->pages);
+		free(u);
+		g->stats.live--;
+		return;
+	}
+	(void)len;
+}
+
+void gmem_invalidate(struct gmem *g)
+{
+	while (g->lru_head != GMEM_NONE)
+		gmem_slot_release(g, g->lru_head);
+}
+
+void gmem_get_stats(const struct gmem *g, struct gmem_stats *ret_stats)
+{
+	*ret_stats = g->stats;
+}

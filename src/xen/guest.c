@@ -1,0 +1,528 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* One guest's IOREQ server: ioreqs from its vCPUs dispatched by address to its devices, answered always. */
+/* The tools-only parts of Xen's public headers (HVM_IOREQSRV_*), as xenctrl.h enables them. */
+#define __XEN_TOOLS__ 1
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <xendevicemodel.h>
+#include <xenevtchn.h>
+#include <xenforeignmemory.h>
+#include <xengnttab.h>
+#include <xen/hvm/dm_op.h>
+#include <xen/hvm/hvm_op.h>
+#include <xen/hvm/ioreq.h>
+#include <xen/memory.h>
+
+#include "gmem.h"
+#include "guest.h"
+#include "log.h"
+#include "loop.h"
+
+#define GUEST_PAGE_SIZE 4096u
+/* One ioreq page holds this many vCPUs' slots. */
+#define GUEST_MAX_VCPUS (GUEST_PAGE_SIZE / sizeof(ioreq_t))
+/* Longest "rep" access honoured; Xen never asks for more than fits a page. */
+#define GUEST_MAX_REPS 4096u
+/* Chunks of the guest-memory cache: 2048 x 256 KiB = 512 MiB of address space per guest. */
+#define GUEST_GMEM_CHUNKS 2048u
+
+struct guest_sys {
+	xendevicemodel_handle *dmod;
+	xenforeignmemory_handle *fmem;
+	xengnttab_handle *xgt;	/* NULL when grant mapping is unavailable */
+};
+
+struct guest_mmio {
+	struct guest *guest;
+	uint64_t base;
+	uint64_t size;
+	unsigned int irq;
+	bool grants;
+	bool enabled;
+	const struct guest_mmio_ops *ops;
+	void *dev;
+	struct guest_mmio *next;
+};
+
+struct guest {
+	struct guest_sys *sys;
+	struct loop *loop;
+	unsigned int domid;
+	ioservid_t id;
+	bool server_created;
+	bool server_enabled;
+	xenforeignmemory_resource_handle *iopage_res;
+	shared_iopage_t *iopage;
+	xenevtchn_handle *xce;
+	struct loop_source *xce_src;
+	unsigned int nr_vcpus;
+	evtchn_port_t *local_ports;	/* per vCPU */
+	uint32_t *vcpu_of_port;		/* local port -> vCPU + 1 (0: not ours) */
+	evtchn_port_t max_port;
+	struct gmem *gmem;
+	struct guest_mmio *mmios;
+	struct guest_stats stats;
+	struct log_ratelimit rl;
+	bool dead;
+};
+
+int guest_sys_open(struct guest_sys **ret_sys)
+{
+	struct guest_sys *sys = calloc(1, sizeof(*sys));
+	int r;
+
+	if (!sys)
+		return -ENOMEM;
+	sys->dmod = xendevicemodel_open(NULL, 0);
+	if (!sys->dmod) {
+		r = -errno;
+		log_err("cannot open the Xen device model interface: %m; is this Dom0 with "
+			"/dev/xen/privcmd (xen-privcmd loaded, xenfs mounted)?");
+		goto err_free;
+	}
+	sys->fmem = xenforeignmemory_open(NULL, 0);
+	if (!sys->fmem) {
+		r = -errno;
+		log_err("cannot open Xen foreign memory: %m");
+		goto err_dmod;
+	}
+	/* Grant mapping is only needed for guests that use grants (backend outside Dom0). */
+	sys->xgt = xengnttab_open(NULL, 0);
+	if (!sys->xgt)
+		log_info("grant mapping unavailable (%m): disks with grant_usage=1 cannot be served");
+	*ret_sys = sys;
+	return 0;
+
+err_dmod:
+	xendevicemodel_close(sys->dmod);
+err_free:
+	free(sys);
+	return r;
+}
+
+void guest_sys_close(struct guest_sys *sys)
+{
+	if (!sys)
+		return;
+	if (sys->xgt)
+		xengnttab_close(sys->xgt);
+	xenforeignmemory_close(sys->fmem);
+	xendevicemodel_close(sys->dmod);
+	free(sys);
+}
+
+static struct guest_mmio *guest_find_mmio(struct guest *g, uint64_t addr)
+{
+	struct guest_mmio *m;
+
+	for (m = g->mmios; m; m = m->next)
+		if (m->enabled && addr - m->base < m->size)
+			return m;
+	return NULL;
+}
+
+static uint64_t guest_size_mask(unsigned int size)
+{
+	return size >= 8 ? UINT64_MAX : (1ull << (size * 8)) - 1;
+}
+
+/* Copy between a device register and guest memory for a data_is_ptr ioreq. */
+static bool guest_copy(struct guest *g, uint64_t gpa, unsigned int size, bool to_guest,
+		       uint64_t *val)
+{
+	void *p;
+
+	if (gmem_map(g->gmem, gpa, size, to_guest, &p) < 0)
+		return false;
+	if (to_guest)
+		memcpy(p, val, size);	/* little-endian hosts only, as Xen on Arm and x86 */
+	else
+		memcpy(val, p, size);
+	gmem_unmap(g->gmem, p, size);
+	return true;
+}
+
+/*
+ * Handle one MMIO ioreq.  Xen routes only our ranges to us, but the values
+ * come from a guest's instruction: size, count and data_is_ptr are checked.
+ */
+static void guest_handle_mmio(struct guest *g, ioreq_t *req)
+{
+	struct guest_mmio *m = guest_find_mmio(g, req->addr);
+	unsigned int size = req->size, i, count = req->count ? req->count : 1;
+	uint64_t mask, step, val = 0;
+
+	if (!m || (size != 1 && size != 2 && size != 4 && size != 8) || count > GUEST_MAX_REPS ||
+	    req->addr + size - 1 - m->base >= m->size) {
+		g->stats.bad_ioreqs++;
+		log_ratelimited(&g->rl, LOG_LEVEL_WARNING,
+				"dom %u: ignoring MMIO %s of %u x %u bytes at 0x%llx: no device there",
+				g->domid, req->dir == IOREQ_READ ? "read" : "write", count, size,
+				(unsigned long long)req->addr);
+		if (req->dir == IOREQ_READ && !req->data_is_ptr)
+			req->data = UINT64_MAX;
+		return;
+	}
+	mask = guest_size_mask(size);
+	step = req->df ? -(uint64_t)size : size;
+	g->stats.ioreqs++;
+
+	for (i = 0; i < count; i++) {
+		/* "rep movs": the device register is fixed, guest memory advances. */
+		uint64_t off = req->addr - m->base;
+
+		if (req->dir == IOREQ_READ) {
+			val = m->ops->read(m->dev, off, size) & mask;
+			if (req->data_is_ptr &&
+			    !guest_copy(g, req->data + i * step, size, true, &val))
+				break;
+		} else {
+			val = req->data;
+			if (req->data_is_ptr &&
+			    !guest_copy(g, req->data + i * step, size, false, &val))
+				break;
+			m->ops->write(m->dev, off, size, val & mask);
+		}
+	}
+	if (req->dir == IOREQ_READ && !req->data_is_ptr)
+		req->data = val;
+}
+
+static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, evtchn_port_t port)
+{
+	volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[vcpu];
+	ioreq_t req;
+
+	if (slot->state != STATE_IOREQ_READY)
+		return;	/* spurious or already answered */
+	/* Pairs with Xen's write barrier before it set STATE_IOREQ_READY. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	memcpy(&req, (const void *)slot, sizeof(req));
+	slot->state = STATE_IOREQ_INPROCESS;
+
+	switch (req.type) {
+	case IOREQ_TYPE_COPY:
+		guest_handle_mmio(g, &req);
+		break;
+	case IOREQ_TYPE_INVALIDATE:
+		/* The guest's memory map changed (e.g. ballooning): drop idle mappings. */
+		gmem_invalidate(g->gmem);
+		break;
+	case IOREQ_TYPE_TIMEOFFSET:
+		break;
+	default:
+		g->stats.bad_ioreqs++;
+		log_ratelimited(&g->rl, LOG_LEVEL_WARNING, "dom %u: ignoring ioreq of type %u",
+				g->domid, req.type);
+		if (req.dir == IOREQ_READ && !req.data_is_ptr)
+			req.data = UINT64_MAX;
+		break;
+	}
+
+	slot->data = req.data;
+	/* The answer must be visible before the state says so: Xen reads data after state. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	slot->state = STATE_IORESP_READY;
+	xenevtchn_notify(g->xce, port);
+}
+
+static void guest_evtchn_ready(struct loop_source *src, int fd, uint32_t events, void *data)
+{
+	struct guest *g = data;
+	xenevtchn_port_or_error_t port;
+
+	/* The fd is non-blocking: drain every pending port. */
+	while ((port = xenevtchn_pending(g->xce)) >= 0) {
+		xenevtchn_unmask(g->xce, (evtchn_port_t)port);
+		if ((evtchn_port_t)port <= g->max_port && g->vcpu_of_port[port])
+			guest_handle_vcpu(g, g->vcpu_of_port[port] - 1, (evtchn_port_t)port);
+	}
+}
+
+static int guest_bind_vcpus(struct guest *g)
+{
+	unsigned int i;
+
+	g->local_ports = calloc(g->nr_vcpus, sizeof(*g->local_ports));
+	if (!g->local_ports)
+		return -ENOMEM;
+	for (i = 0; i < g->nr_vcpus; i++) {
+		xenevtchn_port_or_error_t lp;
+
+		lp = xenevtchn_bind_interdomain(g->xce, g->domid, g->iopage->vcpu_ioreq[i].vp_eport);
+		if (lp < 0) {
+			int r = -errno;
+
+			log_err("dom %u: cannot bind the event channel of vCPU %u (remote port %u): %m",
+				g->domid, i, g->iopage->vcpu_ioreq[i].vp_eport);
+			return r;
+		}
+		g->local_ports[i] = (evtchn_port_t)lp;
+		if ((evtchn_port_t)lp > g->max_port)
+			g->max_port = (evtchn_port_t)lp;
+	}
+	g->vcpu_of_port = calloc((size_t)g->max_port + 1, sizeof(*g->vcpu_of_port));
+	if (!g->vcpu_of_port)
+		return -ENOMEM;
+	for (i = 0; i < g->nr_vcpus; i++)
+		g->vcpu_of_port[g->local_ports[i]] = i + 1;
+	return 0;
+}
+
+int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
+	      struct guest **ret_guest)
+{
+	struct guest *g;
+	void *addr = NULL;
+	int r, fd, fl;
+
+	g = calloc(1, sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	g->sys = sys;
+	g->loop = loop;
+	g->domid = domid;
+	g->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
+
+	/* The sequence of ../shared/xen-notes.md: vCPUs, server, ioreq page, enable, ports. */
+	if (xendevicemodel_nr_vcpus(sys->dmod, (domid_t)domid, &g->nr_vcpus) < 0) {
+		r = -errno;
+		log_err("dom %u: cannot get the number of vCPUs: %m", domid);
+		goto err;
+	}
+	if (g->nr_vcpus == 0 || g->nr_vcpus > GUEST_MAX_VCPUS) {
+		r = -ERANGE;
+		log_err("dom %u: %u vCPUs: vblkd serves guests with 1 to %zu vCPUs", domid,
+			g->nr_vcpus, (size_t)GUEST_MAX_VCPUS);
+		goto err;
+	}
+	/* Arm has no buffered ioreqs (xen-notes.md): synchronous ones only. */
+	if (xendevicemodel_create_ioreq_server(sys->dmod, (domid_t)domid, HVM_IOREQSRV_BUFIOREQ_OFF,
+					       &g->id) < 0) {
+		r = -errno;
+		log_err("dom %u: cannot create an IOREQ server: %m%s", domid,
+			r == -EOPNOTSUPP || r == -ENOSYS ?
+				"; the hypervisor needs CONFIG_IOREQ_SERVER=y" :
+				"");
+		goto err;
+	}
+	g->server_created = true;
+	g->iopage_res = xenforeignmemory_map_resource(sys->fmem, (domid_t)domid,
+						      XENMEM_resource_ioreq_server, g->id,
+						      XENMEM_resource_ioreq_server_frame_ioreq(0), 1,
+						      &addr, PROT_READ | PROT_WRITE, 0);
+	if (!g->iopage_res) {
+		r = -errno;
+		log_err("dom %u: cannot map the ioreq page of IOREQ server %u: %m", domid, g->id);
+		goto err;
+	}
+	g->iopage = addr;
+	if (xendevicemodel_set_ioreq_server_state(sys->dmod, (domid_t)domid, g->id, 1) < 0) {
+		r = -errno;
+		log_err("dom %u: cannot enable IOREQ server %u: %m", domid, g->id);
+		goto err;
+	}
+	g->server_enabled = true;
+
+	g->xce = xenevtchn_open(NULL, 0);
+	if (!g->xce) {
+		r = -errno;
+		log_err("dom %u: cannot open the event channel device: %m", domid);
+		goto err;
+	}
+	fd = xenevtchn_fd(g->xce);
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+		r = -errno;
+		goto err;
+	}
+	r = guest_bind_vcpus(g);
+	if (r < 0)
+		goto err;
+	r = gmem_new(sys->fmem, sys->xgt, domid, GUEST_GMEM_CHUNKS, &g->gmem);
+	if (r < 0)
+		goto err;
+	r = loop_add_fd(loop, fd, EPOLLIN, guest_evtchn_ready, g, &g->xce_src);
+	if (r < 0)
+		goto err;
+	log_info("dom %u: IOREQ server %u ready, %u vCPUs", domid, g->id, g->nr_vcpus);
+	*ret_guest = g;
+	return 0;
+
+err:
+	guest_free(g, false);
+	return r;
+}
+
+static void guest_unmap_range(struct guest_mmio *m, bool quiet)
+{
+	struct guest *g = m->guest;
+
+	if (!m->enabled)
+		return;
+	m->enabled = false;
+	if (xendevicemodel_unmap_io_range_from_ioreq_server(g->sys->dmod, (domid_t)g->domid, g->id,
+							    1, m->base, m->base + m->size - 1) < 0 &&
+	    !quiet)
+		log_warn("dom %u: cannot unmap MMIO 0x%llx from IOREQ server %u: %m", g->domid,
+			 (unsigned long long)m->base, g->id);
+}
+
+void guest_free(struct guest *g, bool dead)
+{
+	unsigned int i;
+
+	if (!g)
+		return;
+	g->dead = dead;
+	/* Reverse order of guest_new(); a dead domain makes the hypercalls fail: stay quiet. */
+	while (g->mmios)
+		guest_mmio_remove(g->mmios);
+	loop_remove(g->xce_src);
+	if (g->xce) {
+		for (i = 0; g->local_ports && i < g->nr_vcpus; i++)
+			if (g->local_ports[i])
+				xenevtchn_unbind(g->xce, g->local_ports[i]);
+		xenevtchn_close(g->xce);
+	}
+	if (g->server_enabled)
+		xendevicemodel_set_ioreq_server_state(g->sys->dmod, (domid_t)g->domid, g->id, 0);
+	if (g->iopage_res)
+		xenforeignmemory_unmap_resource(g->sys->fmem, g->iopage_res);
+	if (g->server_created &&
+	    xendevicemodel_destroy_ioreq_server(g->sys->dmod, (domid_t)g->domid, g->id) < 0 && !dead)
+		log_warn("dom %u: cannot destroy IOREQ server %u: %m", g->domid, g->id);
+	gmem_free(g->gmem);
+	free(g->vcpu_of_port);
+	free(g->local_ports);
+	free(g);
+}
+
+unsigned int guest_domid(const struct guest *g)
+{
+	return g->domid;
+}
+
+unsigned int guest_nr_vcpus(const struct guest *g)
+{
+	return g->nr_vcpus;
+}
+
+unsigned int guest_mmio_count(const struct guest *g)
+{
+	const struct guest_mmio *m;
+	unsigned int n = 0;
+
+	for (m = g->mmios; m; m = m->next)
+		n++;
+	return n;
+}
+
+struct gmem *guest_gmem(struct guest *g)
+{
+	return g->gmem;
+}
+
+int guest_mmio_add(struct guest *g, uint64_t base, uint64_t size, unsigned int irq, bool grants,
+		   const struct guest_mmio_ops *ops, void *dev, struct guest_mmio **ret_mmio)
+{
+	struct guest_mmio *m;
+
+	if (size == 0 || base + size < base)
+		return -EINVAL;
+	if (grants && !g->sys->xgt)
+		return -EOPNOTSUPP;
+	for (m = g->mmios; m; m = m->next)
+		if (base < m->base + m->size && m->base < base + size)
+			return -EADDRINUSE;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	m->guest = g;
+	m->base = base;
+	m->size = size;
+	m->irq = irq;
+	m->grants = grants;
+	m->ops = ops;
+	m->dev = dev;
+	m->next = g->mmios;
+	g->mmios = m;
+	*ret_mmio = m;
+	return 0;
+}
+
+int guest_mmio_enable(struct guest_mmio *m)
+{
+	struct guest *g = m->guest;
+
+	if (m->enabled)
+		return 0;
+	/* 1: MMIO (not port IO); the range end is inclusive. */
+	if (xendevicemodel_map_io_range_to_ioreq_server(g->sys->dmod, (domid_t)g->domid, g->id, 1,
+							m->base, m->base + m->size - 1) < 0)
+		return -errno;
+	m->enabled = true;
+	return 0;
+}
+
+void guest_mmio_remove(struct guest_mmio *m)
+{
+	struct guest_mmio **pp;
+
+	if (!m)
+		return;
+	guest_unmap_range(m, m->guest->dead);
+	for (pp = &m->guest->mmios; *pp; pp = &(*pp)->next) {
+		if (*pp == m) {
+			*pp = m->next;
+			break;
+		}
+	}
+	free(m);
+}
+
+int guest_mmio_map(void *opaque, uint64_t gpa, uint64_t len, bool write, void **ret_ptr)
+{
+	struct guest_mmio *m = opaque;
+
+	/* A device without grants must not be handed grant addresses, and the reverse. */
+	if (!!(gpa & GMEM_GRANT_BIT) != m->grants)
+		return -EFAULT;
+	return gmem_map(m->guest->gmem, gpa, len, write, ret_ptr);
+}
+
+void guest_mmio_unmap(void *opaque, void *ptr, uint64_t len)
+{
+	struct guest_mmio *m = opaque;
+
+	gmem_unmap(m->guest->gmem, ptr, len);
+}
+
+void guest_mmio_notify(void *opaque)
+{
+	struct guest_mmio *m = opaque;
+	struct guest *g = m->guest;
+
+	/*
+	 * The virtio-mmio SPI is edge-rising in the guest's device tree, and
+	 * Arm's vGIC injects on every call whatever the level, so one call with
+	 * level 1 is one interrupt (never follow it with 0: that would be a
+	 * second one).
+	 */
+	if (xendevicemodel_set_irq_level(g->sys->dmod, (domid_t)g->domid, m->irq, 1) < 0) {
+		log_ratelimited(&g->rl, LOG_LEVEL_WARNING, "dom %u: cannot raise IRQ %u: %m",
+				g->domid, m->irq);
+		return;
+	}
+	g->stats.irqs++;
+}
+
+void guest_get_stats(const struct guest *g, struct guest_stats *ret_stats)
+{
+	*ret_stats = g->stats;
+}
