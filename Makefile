@@ -75,21 +75,24 @@ XEN_LIBS := $(call pkg_libs,$(XEN_PKGS))
 URING_CFLAGS := $(call pkg_cflags,liburing)
 URING_LIBS := $(call pkg_libs,liburing)
 AIO_LIBS ?= $(shell $(PKG_CONFIG) --libs libaio 2>/dev/null || echo -laio)
+JSONC_CFLAGS := $(call pkg_cflags,json-c)
+JSONC_LIBS := $(call pkg_libs,json-c)
 CMOCKA_CFLAGS := $(call pkg_cflags,cmocka)
 CMOCKA_LIBS := $(call pkg_libs,cmocka)
-# Libraries of the Xen-independent core (virtio, block engines, loop, log).
-CORE_LIBS = $(URING_LIBS) $(AIO_LIBS) -lpthread
+# Libraries of the Xen-independent core (virtio, block engines, loop, log, status output).
+CORE_LIBS = $(JSONC_LIBS) $(URING_LIBS) $(AIO_LIBS) -lpthread
 
 # ---------------------------------------------------------------------------
 # Sources, discovered by directory: a new module needs no Makefile change.
 #   src/core, src/virtio, src/blk -> libvblkd-core.a (no Xen)
-#   src/xen                        -> libvblkd-xen.a  (the only code calling libxen*)
+#   src/xen, src/*.c but main.c    -> libvblkd-xen.a  (the only code calling libxen*, and the wiring)
 #   src/main.c                     -> vblkd (real libxen*) and vblkd-sim (tests/sim/libxensim)
 #   tests/unit/test-*.c            -> one CMocka binary per module, linked with the core
 #   tests/fuzz/fuzz-*.c            -> libFuzzer targets (clang), corpus in tests/fuzz/corpus/<name>/
 # ---------------------------------------------------------------------------
 CORE_SRCS := $(sort $(wildcard src/core/*.c src/virtio/*.c src/blk/*.c))
-XEN_SRCS := $(sort $(wildcard src/xen/*.c))
+# The daemon's wiring (src/*.c but main.c) goes with the Xen side: it is what vblkd-sim tests.
+XEN_SRCS := $(sort $(wildcard src/xen/*.c) $(filter-out src/main.c,$(wildcard src/*.c)))
 MAIN_SRC := $(wildcard src/main.c)
 SIMLIB_SRCS := $(sort $(wildcard tests/sim/libxensim/*.c))
 SIMTOOL_SRCS := $(sort $(wildcard tests/sim/xensim/*.c))
@@ -141,7 +144,7 @@ help:
 
 # Fail early, naming the missing library, instead of with a linker error.
 pkgcheck:
-	@for p in $(XEN_PKGS) liburing; do \
+	@for p in $(XEN_PKGS) liburing json-c; do \
 		$(PKG_CONFIG) --exists $$p || { \
 			echo "error: pkg-config cannot find '$$p'; run scripts/deps.sh build (as root) or set PKG_CONFIG_PATH" >&2; \
 			exit 1; }; \
@@ -157,7 +160,7 @@ $(BUILD)/obj/%.o: %.c
 
 # Modules that include Xen or liburing headers get their cflags.
 $(XEN_OBJS) $(MAIN_OBJ) $(SIMLIB_OBJS) $(SIMTOOL_OBJS): CPPFLAGS += $(XEN_CFLAGS)
-$(CORE_OBJS): CPPFLAGS += $(URING_CFLAGS)
+$(CORE_OBJS) $(XEN_OBJS) $(MAIN_OBJ): CPPFLAGS += $(URING_CFLAGS) $(JSONC_CFLAGS)
 $(call obj,$(UNIT_SRCS) $(SIMTEST_SRCS) $(TESTLIB_SRCS)): CPPFLAGS += $(CMOCKA_CFLAGS) $(XEN_CFLAGS)
 
 %.a:
@@ -210,7 +213,7 @@ check-run: all $(if $(FUZZ_BINS),fuzz-build)
 
 # libFuzzer targets: the core is rebuilt with clang and coverage instrumentation.
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -O1 -g -fno-omit-frame-pointer \
-	-fsanitize=fuzzer-no-link,address,undefined $(URING_CFLAGS)
+	-fsanitize=fuzzer-no-link,address,undefined $(URING_CFLAGS) $(JSONC_CFLAGS)
 FUZZ_CORE_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(CORE_SRCS))
 
 build/fuzz/obj/%.o: %.c

@@ -10,7 +10,7 @@
 # --print only lists the packages of the profiles.
 set -eu
 
-pkgs_build="gcc make pkgconf libc6-dev libxen-dev libaio-dev liburing-dev"
+pkgs_build="gcc make pkgconf libc6-dev libxen-dev libaio-dev liburing-dev libjson-c-dev"
 pkgs_test="libcmocka-dev clang libclang-rt-14-dev util-linux coreutils"
 pkgs_bench="fio valgrind"
 

@@ -1,0 +1,130 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Render the daemon's status document (JSON, parsed with json-c) as an aligned table. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <json.h>
+
+#include "status.h"
+
+void status_format_duration(unsigned long long s, char *buf, size_t len)
+{
+	if (s >= 86400)
+		snprintf(buf, len, "%llud%02lluh", s / 86400, s % 86400 / 3600);
+	else if (s >= 3600)
+		snprintf(buf, len, "%lluh%02llum", s / 3600, s % 3600 / 60);
+	else if (s >= 60)
+		snprintf(buf, len, "%llum%02llus", s / 60, s % 60);
+	else
+		snprintf(buf, len, "%llus", s);
+}
+
+void status_format_bytes(unsigned long long b, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+	double v = (double)b;
+	unsigned int u = 0;
+
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", b);
+	else
+		snprintf(buf, len, "%.1f %s", v, units[u]);
+}
+
+static unsigned long long status_u64(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	return (unsigned long long)json_object_get_int64(v);
+}
+
+static const char *status_str(struct json_object *o, const char *key, const char *def)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return def;
+	return json_object_get_string(v);
+}
+
+static void status_print_disk(FILE *out, unsigned long long domid, const char *gname,
+			      struct json_object *k)
+{
+	char disk[40], rb[24], wb[24], up[24];
+	struct json_object *feats;
+	size_t i, n;
+
+	snprintf(disk, sizeof(disk), "%llu %s", status_u64(k, "devid"), status_str(k, "vdev", "-"));
+	status_format_bytes(status_u64(k, "read_bytes"), rb, sizeof(rb));
+	status_format_bytes(status_u64(k, "write_bytes"), wb, sizeof(wb));
+	status_format_duration(status_u64(k, "uptime_seconds"), up, sizeof(up));
+	fprintf(out, "%5llu %-12.12s %-12s %-4s %-6s %6llu %9llu %11s %9llu %11s %6llu %8llu %7s  %s\n",
+		domid, gname, disk, status_str(k, "mode", "?"), status_str(k, "engine", "?"),
+		status_u64(k, "queues"), status_u64(k, "read_requests"), rb,
+		status_u64(k, "write_requests"), wb, status_u64(k, "errors"),
+		status_u64(k, "in_flight"), up, status_str(k, "path", "?"));
+	fprintf(out, "      %s;", status_str(k, "state", "?"));
+	if (json_object_object_get_ex(k, "features", &feats) &&
+	    json_object_is_type(feats, json_type_array)) {
+		n = json_object_array_length(feats);
+		fprintf(out, " features:");
+		for (i = 0; i < n; i++)
+			fprintf(out, " %s", json_object_get_string(json_object_array_get_idx(feats, i)));
+		if (!n)
+			fprintf(out, " (none negotiated yet)");
+	}
+	fputc('\n', out);
+}
+
+int status_print_table(FILE *out, const char *json)
+{
+	struct json_object *root = json_tokener_parse(json), *guests;
+	unsigned long long ndisks = 0;
+	size_t i, j, ng;
+	char up[24];
+
+	if (!root || !json_object_object_get_ex(root, "guests", &guests) ||
+	    !json_object_is_type(guests, json_type_array)) {
+		json_object_put(root);
+		return -EINVAL;
+	}
+	ng = json_object_array_length(guests);
+	for (i = 0; i < ng; i++) {
+		struct json_object *disks;
+
+		if (json_object_object_get_ex(json_object_array_get_idx(guests, i), "disks", &disks))
+			ndisks += json_object_array_length(disks);
+	}
+	status_format_duration(status_u64(root, "uptime_seconds"), up, sizeof(up));
+	fprintf(out, "vblkd %s: backend domain %llu, up %s, engine %s, %zu guest%s, %llu disk%s\n",
+		status_str(root, "version", "?"), status_u64(root, "backend_domid"), up,
+		status_str(root, "engine", "?"), ng, ng == 1 ? "" : "s", ndisks,
+		ndisks == 1 ? "" : "s");
+	if (!ng) {
+		fprintf(out, "no guest has a virtio disk served by this daemon\n");
+		json_object_put(root);
+		return 0;
+	}
+	fprintf(out, "\n%5s %-12s %-12s %-4s %-6s %6s %9s %11s %9s %11s %6s %8s %7s  %s\n", "DOMID",
+		"NAME", "DISK", "MODE", "ENGINE", "QUEUES", "READS", "READ", "WRITES", "WRITTEN",
+		"ERRORS", "INFLIGHT", "UPTIME", "PATH");
+	for (i = 0; i < ng; i++) {
+		struct json_object *g = json_object_array_get_idx(guests, i), *disks;
+
+		if (!json_object_object_get_ex(g, "disks", &disks))
+			continue;
+		for (j = 0; j < json_object_array_length(disks); j++)
+			status_print_disk(out, status_u64(g, "domid"), status_str(g, "name", "-"),
+					  json_object_array_get_idx(disks, j));
+	}
+	json_object_put(root);
+	return 0;
+}

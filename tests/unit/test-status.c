@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Tests of `vblkd --status` rendering: the table an operator reads, from a status document. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "status.h"
+
+static const char two_guests[] =
+	"{ \"version\": \"0.1.0\", \"backend_domid\": 0, \"uptime_seconds\": 3723, \"engine\": \"aio\","
+	"  \"guests\": ["
+	"   { \"domid\": 3, \"name\": \"web\", \"vcpus\": 2, \"disks\": ["
+	"     { \"devid\": 51712, \"vdev\": \"xvda\", \"path\": \"/srv/web.img\", \"mode\": \"rw\","
+	"       \"engine\": \"aio\", \"state\": \"running\", \"features\": [\"VERSION_1\", \"FLUSH\"],"
+	"       \"queues\": 2, \"read_requests\": 1204, \"read_bytes\": 4928307,"
+	"       \"write_requests\": 800, \"write_bytes\": 512, \"errors\": 1, \"in_flight\": 3,"
+	"       \"uptime_seconds\": 59 },"
+	"     { \"devid\": 51728, \"vdev\": null, \"path\": \"/srv/ro.img\", \"mode\": \"ro\","
+	"       \"engine\": \"aio\", \"state\": \"waiting for driver\", \"features\": [],"
+	"       \"queues\": 1, \"uptime_seconds\": 90000 } ] },"
+	"   { \"domid\": 4, \"name\": null, \"disks\": ["
+	"     { \"devid\": 51712, \"vdev\": \"xvda\", \"path\": \"/dev/vg/db\", \"mode\": \"rw\","
+	"       \"engine\": \"uring\", \"state\": \"running\", \"features\": [\"VERSION_1\"],"
+	"       \"queues\": 1 } ] } ] }";
+
+static char *render(const char *json, int *ret)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	assert_non_null(f);
+	*ret = status_print_table(f, json);
+	fclose(f);
+	return buf;
+}
+
+static void test_table_two_guests(void **state)
+{
+	char *out;
+	int r;
+
+	out = render(two_guests, &r);
+	assert_int_equal(r, 0);
+	assert_non_null(strstr(out, "vblkd 0.1.0: backend domain 0, up 1h02m, engine aio, "
+				    "2 guests, 3 disks\n"));
+	assert_non_null(strstr(out, "DOMID NAME"));
+	/* One row per disk with its counters and path. */
+	assert_non_null(strstr(out, "    3 web          51712 xvda   rw   aio         2      1204     4.7 MiB"));
+	assert_non_null(strstr(out, "/srv/web.img\n      running; features: VERSION_1 FLUSH\n"));
+	assert_non_null(strstr(out, "51728 -"));
+	assert_non_null(strstr(out, "1d01h  /srv/ro.img\n      waiting for driver; features: "
+				    "(none negotiated yet)\n"));
+	assert_non_null(strstr(out, "    4 -            51712 xvda   rw   uring"));
+	free(out);
+}
+
+static void test_no_guests(void **state)
+{
+	char *out;
+	int r;
+
+	out = render("{\"version\":\"0.1.0\",\"backend_domid\":0,\"uptime_seconds\":5,"
+		     "\"engine\":\"uring\",\"guests\":[]}", &r);
+	assert_int_equal(r, 0);
+	assert_string_equal(out, "vblkd 0.1.0: backend domain 0, up 5s, engine uring, 0 guests, 0 disks\n"
+				 "no guest has a virtio disk served by this daemon\n");
+	free(out);
+}
+
+static void test_not_a_status_document(void **state)
+{
+	char *out;
+	int r;
+
+	out = render("error: unknown command 'status'\n", &r);
+	assert_int_equal(r, -EINVAL);
+	free(out);
+	out = render("{\"guests\": 7}", &r);
+	assert_int_equal(r, -EINVAL);
+	free(out);
+}
+
+static void test_units(void **state)
+{
+	char b[32];
+
+	status_format_bytes(0, b, sizeof(b));
+	assert_string_equal(b, "0 B");
+	status_format_bytes(1023, b, sizeof(b));
+	assert_string_equal(b, "1023 B");
+	status_format_bytes(1536, b, sizeof(b));
+	assert_string_equal(b, "1.5 KiB");
+	status_format_bytes(3ull << 40, b, sizeof(b));
+	assert_string_equal(b, "3.0 TiB");
+	status_format_duration(0, b, sizeof(b));
+	assert_string_equal(b, "0s");
+	status_format_duration(61, b, sizeof(b));
+	assert_string_equal(b, "1m01s");
+	status_format_duration(86400 * 3 + 3600 * 5, b, sizeof(b));
+	assert_string_equal(b, "3d05h");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table_two_guests),
+		cmocka_unit_test(test_no_guests),
+		cmocka_unit_test(test_not_a_status_document),
+		cmocka_unit_test(test_units),
+	};
+
+	return cmocka_run_group_tests_name("status", tests, NULL, NULL);
+}
