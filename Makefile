@@ -89,6 +89,7 @@ CORE_LIBS = $(JSONC_LIBS) $(URING_LIBS) $(AIO_LIBS) -lpthread
 #   src/main.c                     -> vblkd (real libxen*) and vblkd-sim (tests/sim/libxensim)
 #   tests/unit/test-*.c            -> one CMocka binary per module, linked with the core
 #   tests/fuzz/fuzz-*.c            -> libFuzzer targets (clang), corpus in tests/fuzz/corpus/<name>/
+#   tests/shell/test-*.sh          -> whole-program tests run by make check (BUILD= names the build)
 # ---------------------------------------------------------------------------
 CORE_SRCS := $(sort $(wildcard src/core/*.c src/virtio/*.c src/blk/*.c))
 # The daemon's wiring (src/*.c but main.c) goes with the Xen side: it is what vblkd-sim tests.
@@ -100,6 +101,8 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
 SIMTEST_SRCS := $(sort $(wildcard tests/sim/test-*.c))
 TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+# Shell tests: whole-program checks (install, service unit, end to end); exit 77 = skipped.
+SH_TESTS := $(sort $(wildcard tests/shell/test-*.sh))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 CORE_OBJS := $(call obj,$(CORE_SRCS))
@@ -209,7 +212,9 @@ check:
 
 .PHONY: check-run
 check-run: all $(if $(FUZZ_BINS),fuzz-build)
-	$(Q)scripts/run-tests.sh $(TEST_BINS) $(if $(FUZZ_BINS),--fuzz $(FUZZ_CHECK_TIME) $(FUZZ_BINS))
+	$(Q)BUILD=$(BUILD) MAKE="$(MAKE)" scripts/run-tests.sh $(TEST_BINS) \
+		$(if $(SH_TESTS),--sh $(SH_TESTS)) \
+		$(if $(FUZZ_BINS),--fuzz $(FUZZ_CHECK_TIME) $(FUZZ_BINS))
 
 # libFuzzer targets: the core is rebuilt with clang and coverage instrumentation.
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -O1 -g -fno-omit-frame-pointer \

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # Run the CMocka test binaries (and libFuzzer targets after --fuzz), then print one summary line.
 #
-# usage: run-tests.sh TEST_BIN... [--fuzz SECONDS FUZZ_BIN...]
-# Each CMocka test counts once; a fuzz target counts as one test.  Output of a
-# failing binary is shown in full; passing ones print a line each.
+# usage: run-tests.sh TEST_BIN... [--sh SCRIPT...] [--fuzz SECONDS FUZZ_BIN...]
+# Each CMocka test counts once; a shell test (exit 0 pass, 77 skipped, else
+# failed) and a fuzz target count as one test each.  Output of a failing test
+# is shown in full; passing ones print a line each.
 set -u
 
 passed=0 failed=0 skipped=0
@@ -39,6 +40,24 @@ run_cmocka() {
 	fi
 }
 
+run_sh() {
+	local script=$1 name log rc
+	name=$(basename "$script" .sh)
+	log=$logdir/$name.log
+	timeout --kill-after=10 "$TEST_TIMEOUT" bash "$script" >"$log" 2>&1
+	rc=$?
+	case $rc in
+	0) passed=$((passed + 1)); echo "ok    $name" ;;
+	77) skipped=$((skipped + 1)); echo "skip  $name: $(tail -n 1 "$log")" ;;
+	*)
+		failed=$((failed + 1))
+		failures+=("$name")
+		echo "FAIL  $name (exit $rc)"
+		sed 's/^/    /' "$log"
+		;;
+	esac
+}
+
 run_fuzz() {
 	local secs=$1 bin=$2 name corpus work log rc
 	name=$(basename "$bin")
@@ -68,9 +87,10 @@ run_fuzz() {
 mode=unit secs=0
 for arg in "$@"; do
 	case $mode in
-	unit)
+	unit|sh)
 		if [ "$arg" = --fuzz ]; then mode=secs; continue; fi
-		run_cmocka "$arg" ;;
+		if [ "$arg" = --sh ]; then mode=sh; continue; fi
+		if [ "$mode" = sh ]; then run_sh "$arg"; else run_cmocka "$arg"; fi ;;
 	secs) secs=$arg; mode=fuzz ;;
 	fuzz) run_fuzz "$secs" "$arg" ;;
 	esac
