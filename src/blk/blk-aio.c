@@ -61,7 +61,12 @@ static void blk_aio_fini(struct blk_dev *dev)
 	dev->engine_priv = NULL;
 }
 
-/* libaio has no fallocate: DISCARD and WRITE_ZEROES always go to the worker. */
+/*
+ * libaio has no fallocate: DISCARD and WRITE_ZEROES always go to the worker.
+ * Without O_DIRECT, io_submit() does the whole read or write before it
+ * returns (the kernel's aio only is asynchronous for direct IO), so page-cache
+ * IO goes to the worker too rather than stall the main loop.
+ */
 static bool blk_aio_wants(struct blk_dev *dev, const struct blk_io *io)
 {
 	const struct blk_aio *a = dev->engine_priv;
@@ -69,7 +74,7 @@ static bool blk_aio_wants(struct blk_dev *dev, const struct blk_io *io)
 	switch (io->op) {
 	case BLK_OP_READ:
 	case BLK_OP_WRITE:
-		return true;
+		return dev->info.direct;
 	case BLK_OP_FLUSH:
 		return !a->fdsync_broken;
 	case BLK_OP_DISCARD:

@@ -93,7 +93,7 @@ struct blk_engine_ops {
 	int (*init)(struct blk_dev *dev);
 	/* Tear down; nothing is in flight any more. */
 	void (*fini)(struct blk_dev *dev);
-	/* Whether @io goes to the kernel through this engine (else: the worker thread). */
+	/* Whether @io goes to the kernel through this engine (else: the worker threads). */
 	bool (*wants)(struct blk_dev *dev, const struct blk_io *io);
 	/* Queue @io for the next flush; -EAGAIN if the engine has no room now. */
 	int (*prep)(struct blk_dev *dev, struct blk_io *io);
@@ -106,16 +106,22 @@ struct blk_engine_ops {
 extern const struct blk_engine_ops blk_aio_ops;
 extern const struct blk_engine_ops blk_uring_ops;
 
-/* Synchronous operations (fallocate, ioctl, fdatasync) run here, off the caller's thread. */
+#define BLK_WORKER_THREADS 4u
+
+/*
+ * Synchronous operations (fallocate, ioctls, fdatasync, and page-cache
+ * reads and writes for aio, which io_submit would do synchronously) run on
+ * up to BLK_WORKER_THREADS threads, started when needed.
+ */
 struct blk_worker {
-	pthread_t thread;
+	pthread_t threads[BLK_WORKER_THREADS];
+	unsigned int nthreads;		/* main thread only */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct blk_list todo;		/* under lock */
 	struct blk_list done;		/* under lock */
-	bool started;
+	unsigned int idle;		/* under lock: threads waiting for work */
 	bool stop;			/* under lock */
-	void *zeroes;			/* worker thread only: zero buffer for WRITE_ZEROES fallback */
 };
 
 struct blk_dev {
@@ -126,7 +132,8 @@ struct blk_dev {
 	uint32_t dio_align;		/* O_DIRECT offset/length alignment */
 	unsigned int queue_depth;
 	unsigned int inflight;
-	bool closing;
+	bool closing;			/* blk_close() running */
+	bool processing;		/* blk_process() running */
 
 	const struct blk_engine_ops *ops;	/* NULL for BLK_ENGINE_NULL */
 	void *engine_priv;
@@ -148,7 +155,7 @@ void blk_io_finish(struct blk_dev *dev, struct blk_io *io, int res);
  */
 void blk_io_kernel_done(struct blk_dev *dev, struct blk_io *io, long res);
 
-/* Hand @io to the worker thread (also when an engine falls back for it). */
+/* Hand @io to the worker threads (also when an engine falls back for it). */
 void blk_worker_queue(struct blk_dev *dev, struct blk_io *io);
 /* Stop and join the worker (nothing may be queued any more); frees its resources. */
 void blk_worker_stop(struct blk_dev *dev);

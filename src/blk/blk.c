@@ -241,16 +241,10 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 
 	if (!opts)
 		opts = &default_opts;
-	if (!path || opts->queue_depth > BLK_QUEUE_DEPTH_MAX)
+	/* The engine comes from configuration: an out-of-range value is refused, not asserted. */
+	if (!path || opts->queue_depth > BLK_QUEUE_DEPTH_MAX ||
+	    (unsigned int)opts->engine > (unsigned int)BLK_ENGINE_NULL)
 		return -EINVAL;
-	switch (opts->engine) {
-	case BLK_ENGINE_AIO:
-	case BLK_ENGINE_URING:
-	case BLK_ENGINE_NULL:
-		break;
-	default:
-		return -EINVAL;
-	}
 
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
@@ -461,7 +455,7 @@ static int blk_req_check(const struct blk_dev *dev, const struct blk_req *req, u
 	uint64_t len = 0;
 	unsigned int i;
 
-	if (!req->done)
+	if (!req->done || (unsigned int)req->op > (unsigned int)BLK_OP_WRITE_ZEROES)
 		return -EINVAL;
 	switch (req->op) {
 	case BLK_OP_READ:
@@ -487,8 +481,6 @@ static int blk_req_check(const struct blk_dev *dev, const struct blk_req *req, u
 	case BLK_OP_FLUSH:
 		*ret_len = 0;
 		return 0;
-	default:
-		return -EINVAL;
 	}
 	if ((req->offset & mask) || (len & mask))
 		return -EINVAL;
@@ -713,7 +705,7 @@ static void blk_worker_reap(struct blk_dev *dev)
 	struct blk_list done;
 	struct blk_io *io;
 
-	if (!dev->worker.started)
+	if (!dev->worker.nthreads)
 		return;
 	pthread_mutex_lock(&dev->worker.lock);
 	done = dev->worker.done;
@@ -727,6 +719,9 @@ int blk_process(struct blk_dev *dev)
 {
 	int r = 0, n;
 
+	/* Programmer errors: blk_process() from a done() callback, or after blk_close() began. */
+	assert(!dev->processing);
+	dev->processing = true;
 	blk_drain_eventfd(dev);
 	if (dev->ops)
 		r = dev->ops->reap(dev);
@@ -735,6 +730,7 @@ int blk_process(struct blk_dev *dev)
 	/* Remainders of short transfers, and whatever done() queued without unplugging. */
 	if (!blk_list_empty(&dev->pending) || !blk_list_empty(&dev->completed))
 		blk_dispatch(dev);
+	dev->processing = false;
 	return r < 0 && !n ? r : n;
 }
 
@@ -745,6 +741,8 @@ void blk_close(struct blk_dev *dev)
 
 	if (!dev)
 		return;
+	/* Programmer error: blk_close() from a done() callback. */
+	assert(!dev->processing && !dev->closing);
 	dev->closing = true;
 
 	/* Accepted but never handed to the kernel: cancelled. */

@@ -277,9 +277,8 @@ static blkcnt_t file_blocks(const char *path)
 /* Cases */
 
 /* Random offsets, sizes, iovec splits and buffer alignments; every byte checked. */
-static void t_rw_random(void **state)
+static void rw_random(struct blk_suite_ctx *ctx, bool direct)
 {
-	struct blk_suite_ctx *ctx = *state;
 	const size_t size = 8 * MIB;
 	enum { PER_ROUND = 8, ROUNDS = 40 };
 	struct treq reqs[PER_ROUND];
@@ -290,7 +289,14 @@ static void t_rw_random(void **state)
 
 	blk_suite_make_file(ctx, size, 1);
 	model = read_file(ctx->path, 0, size);
-	dev = blk_suite_open(ctx, false, 16);
+	if (direct) {
+		dev = blk_suite_open(ctx, false, 16);
+	} else {
+		struct blk_open_opts opts = { .engine = ctx->engine, .queue_depth = 16 };
+
+		assert_int_equal(blk_open(ctx->path, &opts, &dev), 0);
+		assert_false(blk_get_info(dev)->direct);
+	}
 	rng = 42;
 
 	for (round = 0; round < ROUNDS; round++) {
@@ -361,6 +367,17 @@ static void t_rw_random(void **state)
 	assert_memory_equal(disk, model, size);
 	free(disk);
 	free(model);
+}
+
+static void t_rw_random(void **state)
+{
+	rw_random(*state, true);
+}
+
+/* Through the page cache (direct-io-safe off): aio hands reads and writes to the worker threads. */
+static void t_rw_random_buffered(void **state)
+{
+	rw_random(*state, false);
 }
 
 /* Guest buffers at odd addresses with odd segment lengths: the bounce path under O_DIRECT. */
@@ -1096,6 +1113,7 @@ struct blk_case {
 
 static const struct blk_case blk_cases[] = {
 	{ "rw_random", t_rw_random, 0 },
+	{ "rw_random_buffered", t_rw_random_buffered, 0 },
 	{ "bounce_misaligned", t_bounce_misaligned, 0 },
 	{ "read_past_eof", t_read_past_eof, 0 },
 	{ "flush", t_flush, 0 },
