@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Block layer tests on the io_uring engine, with failures injected around liburing calls. */
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../lib/blk-suite.h"
 
@@ -21,6 +23,13 @@ int __wrap_io_uring_submit(struct io_uring *ring)
 	static struct iovec shortened[16];
 	unsigned int i;
 
+	/* io_uring_enter refused (EAGAIN/EBUSY): the entries stay in the SQ, nothing submitted. */
+	if (blk_inject.submit_err) {
+		int err = blk_inject.submit_err;
+
+		blk_inject.submit_err = 0;
+		return err;
+	}
 	/* The entries not yet handed to the kernel sit between sqe_head and sqe_tail. */
 	for (i = ring->sq.sqe_head; blk_inject.short_next && i != ring->sq.sqe_tail; i++) {
 		struct io_uring_sqe *sqe = &ring->sq.sqes[i & ring->sq.ring_mask];
@@ -62,7 +71,7 @@ int __wrap_io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned
 }
 
 /* io_uring refused at run time (seccomp, io_uring_disabled): aio takes over, and says so. */
-static void t_uring_fallback(void **state)
+static void uring_fallback(void **state)
 {
 	struct blk_suite_ctx *ctx = *state;
 	struct blk_open_opts opts = { .engine = BLK_ENGINE_URING, .direct_io_safe = true };
@@ -97,11 +106,38 @@ static void t_uring_fallback(void **state)
 	free(buf);
 }
 
+/* io_uring_enter says EAGAIN with nothing in flight: the request still goes out, nothing waits forever. */
+static void uring_submit_eagain(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct blk_dev *dev;
+	uint8_t *buf = NULL;
+	int fd;
+
+	blk_suite_make_file(ctx, 64 * 1024, 32);
+	dev = blk_suite_open(ctx, false, 4);
+	assert_int_equal(posix_memalign((void **)&buf, 4096, 8192), 0);
+	memset(buf, 0x6b, 4096);
+	blk_inject.submit_err = -EAGAIN;
+	assert_int_equal(blk_suite_io(dev, BLK_OP_WRITE, 8192, buf, 4096), 0);
+	assert_int_equal(blk_inject.submit_err, 0);
+	blk_close(dev);
+
+	fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf + 4096, 4096, 8192), 4096);
+	close(fd);
+	assert_memory_equal(buf + 4096, buf, 4096);
+	free(buf);
+}
+
 int main(void)
 {
 	static enum blk_engine engine = BLK_ENGINE_URING;
 	const struct CMUnitTest extra[] = {
-		cmocka_unit_test_prestate_setup_teardown(t_uring_fallback, blk_suite_setup,
+		cmocka_unit_test_prestate_setup_teardown(uring_fallback, blk_suite_setup,
+							 blk_suite_teardown, &engine),
+		cmocka_unit_test_prestate_setup_teardown(uring_submit_eagain, blk_suite_setup,
 							 blk_suite_teardown, &engine),
 	};
 
