@@ -560,6 +560,7 @@ static void blk_dispatch(struct blk_dev *dev)
 {
 	struct blk_io *io;
 	bool finished = !blk_list_empty(&dev->completed);
+	int r;
 
 	while ((io = blk_list_pop(&dev->pending))) {
 		if (!dev->ops) {
@@ -573,12 +574,15 @@ static void blk_dispatch(struct blk_dev *dev)
 			blk_worker_queue(dev, io);
 			continue;
 		}
-		if (dev->ops->prep(dev, io) < 0) {
+		r = dev->ops->prep(dev, io);
+		if (r == -EAGAIN) {
 			/* No room in the engine: retried at the next unplug or completion. */
 			blk_list_push_front(&dev->pending, io);
 			break;
 		}
 		io->submitted = true;
+		if (r < 0)
+			blk_io_finish(dev, io, r);
 	}
 	if (dev->ops)
 		dev->ops->flush(dev);

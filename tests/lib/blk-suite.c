@@ -211,6 +211,14 @@ int blk_suite_teardown(void **state)
 	memset(&blk_inject, 0, sizeof(blk_inject));
 	if (!ctx)
 		return 0;
+	if (ctx->loopdev[0]) {
+		/* The case failed half-way: do not leave a loop device behind. */
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "losetup -d '%s' >/dev/null 2>&1", ctx->loopdev);
+		if (system(cmd) != 0)
+			fprintf(stderr, "# could not detach %s\n", ctx->loopdev);
+	}
 	unlink(ctx->path);
 	rmdir(ctx->dir);
 	free(ctx);
@@ -1041,7 +1049,7 @@ static void t_loop_device(void **state)
 {
 	struct blk_suite_ctx *ctx = *state;
 	const size_t size = 16 * MIB;
-	char cmd[512], loopdev[128];
+	char cmd[512], loopdev[64];
 	uint8_t *buf, *rbuf, *disk;
 	struct blk_dev *dev, *dev2 = NULL;
 	struct blk_open_opts opts = { .engine = ctx->engine, .direct_io_safe = true };
@@ -1057,6 +1065,7 @@ static void t_loop_device(void **state)
 		print_message("# losetup does not work here: skipped\n");
 		skip();
 	}
+	snprintf(ctx->loopdev, sizeof(ctx->loopdev), "%s", loopdev);
 
 	dev = open_dev(loopdev, ctx->engine, false, 8);
 	info = blk_get_info(dev);
@@ -1099,6 +1108,7 @@ static void t_loop_device(void **state)
 
 	snprintf(cmd, sizeof(cmd), "losetup -d '%s' 2>/dev/null", loopdev);
 	assert_int_equal(run_cmd(cmd, NULL, 0), 0);
+	ctx->loopdev[0] = '\0';
 	free(buf);
 	free(rbuf);
 }

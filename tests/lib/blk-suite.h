@@ -56,6 +56,7 @@ struct blk_suite_ctx {
 	enum blk_engine engine;
 	char dir[256];
 	char path[300];
+	char loopdev[64];		/* attached by the loop device case; detached by teardown */
 };
 
 int blk_suite_setup(void **state);
