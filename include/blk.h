@@ -87,6 +87,12 @@ struct blk_open_opts {
 	unsigned int queue_depth;
 };
 
+/*
+ * Use: blk_open(); watch blk_get_fd() for EPOLLIN and call blk_process() when
+ * it is readable; blk_submit() a burst of requests, then blk_unplug() once.
+ * On -EAGAIN stop taking requests until a done() callback has run.  All of
+ * it from one thread (the block layer's own worker threads never call back).
+ */
 struct blk_dev;
 
 /*

@@ -132,8 +132,9 @@ static int blk_open_fd(const char *path, bool read_only, bool direct, int *ret_f
 		if (fstat(fd, &st2) < 0)
 			goto err_errno;
 		if (!S_ISBLK(st2.st_mode) || st2.st_rdev != st.st_rdev) {
+			/* @path was replaced between the two opens. */
 			close(fd);
-			return -EAGAIN;
+			return -ESTALE;
 		}
 	} else if (!S_ISREG(st.st_mode)) {
 		close(fd);
