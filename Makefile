@@ -290,5 +290,9 @@ clean:
 # ---------------------------------------------------------------------------
 # test-loop checks that loop_run() never polls with a timeout.
 LDFLAGS_test-loop := -Wl,--wrap=epoll_wait
+# Block layer: failures and short transfers injected around libaio and liburing.
+LDFLAGS_test-blk-aio := -Wl,--wrap=io_submit -Wl,--wrap=io_getevents
+LDFLAGS_test-blk-uring := -Wl,--wrap=io_uring_submit -Wl,--wrap=io_uring_peek_batch_cqe \
+	-Wl,--wrap=io_uring_queue_init
 
 -include $(shell find $(BUILD) build/fuzz -name '*.d' 2>/dev/null)

@@ -18,6 +18,9 @@ enum blk_op {
 /* WRITE_ZEROES may deallocate the range instead of writing zeroes. */
 #define BLK_REQ_MAY_UNMAP (1u << 0)
 
+/* Offsets and lengths are multiples of this (and of the logical block size). */
+#define BLK_SECTOR_SIZE 512u
+
 struct blk_req;
 
 /* @res is 0 or -errno.  Called exactly once per accepted request. */
@@ -27,7 +30,8 @@ typedef void (*blk_done_fn)(struct blk_req *req, int res);
  * One request, owned by the caller (embed it and use container_of) until
  * done() is called.  READ and WRITE transfer iov (total length = bytes at
  * @offset); FLUSH ignores offset and length; DISCARD and WRITE_ZEROES use
- * @offset and @len.
+ * @offset and @len.  The iovec array and the buffers it points to must stay
+ * valid until done(); the block layer never writes to the array itself.
  */
 struct blk_req {
 	enum blk_op op;
@@ -37,6 +41,13 @@ struct blk_req {
 	const struct iovec *iov;
 	unsigned int iovcnt;
 	blk_done_fn done;
+};
+
+/* How requests reach the kernel; chosen per daemon. */
+enum blk_engine {
+	BLK_ENGINE_AIO,			/* libaio (default) */
+	BLK_ENGINE_URING,		/* io_uring; falls back to AIO where the kernel refuses it */
+	BLK_ENGINE_NULL,		/* no IO: everything succeeds, reads return zeroes (benchmarks) */
 };
 
 /* What the backing store offers; filled in by blk_open(). */
@@ -49,6 +60,99 @@ struct blk_info {
 	bool write_zeroes;		/* WRITE_ZEROES is done efficiently */
 	bool write_cache;		/* writes may sit in a volatile cache until FLUSH */
 	bool block_device;
+	/* Added by the block layer itself: */
+	bool direct;			/* opened with O_DIRECT (aligned buffers bypass the page cache) */
+	enum blk_engine engine;		/* the engine actually in use */
+	/*
+	 * -errno why io_uring could not be used when BLK_ENGINE_URING was asked
+	 * for and the device fell back to BLK_ENGINE_AIO (the caller logs it); 0
+	 * otherwise.
+	 */
+	int engine_fallback_err;
 };
+
+#define BLK_QUEUE_DEPTH_DEFAULT 128u
+#define BLK_QUEUE_DEPTH_MAX 4096u
+
+struct blk_open_opts {
+	enum blk_engine engine;
+	bool read_only;
+	/*
+	 * The toolstack says O_DIRECT is safe for this backend (xenstore
+	 * "direct-io-safe").  O_DIRECT is then used if the file system accepts
+	 * it with 512-byte alignment; otherwise IO goes through the page cache.
+	 */
+	bool direct_io_safe;
+	/* Requests accepted at once (1..BLK_QUEUE_DEPTH_MAX); 0 = BLK_QUEUE_DEPTH_DEFAULT. */
+	unsigned int queue_depth;
+};
+
+/*
+ * Use: blk_open(); watch blk_get_fd() for EPOLLIN and call blk_process() when
+ * it is readable; blk_submit() a burst of requests, then blk_unplug() once.
+ * On -EAGAIN stop taking requests until a done() callback has run.  All of
+ * it from one thread (the block layer's own worker threads never call back).
+ */
+struct blk_dev;
+
+/*
+ * Open a regular file or block device.  A block device is opened with
+ * O_EXCL: one mounted or held exclusively elsewhere gives -EBUSY.  Other file
+ * types give -EINVAL.  Errors are -errno; the caller logs them naming @path.
+ * @opts may be NULL (aio, read-write, no O_DIRECT, default depth).
+ */
+int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev);
+
+/*
+ * Complete every accepted request, then free the device.  Requests accepted
+ * but never handed to the kernel (blk_unplug() not called since) complete
+ * with -ECANCELED; requests in the kernel or the worker are waited for
+ * (blocking) and complete with their real result.  So done() callbacks run
+ * from inside blk_close(); blk_submit() called from them returns -ESHUTDOWN.
+ * Must not be called from a done() callback.  Accepts NULL.
+ */
+void blk_close(struct blk_dev *dev);
+
+const struct blk_info *blk_get_info(const struct blk_dev *dev);
+
+/* Re-read the capacity (a file or device that grew or shrank): 1 if it changed, 0 if not, -errno. */
+int blk_refresh_info(struct blk_dev *dev);
+
+/*
+ * Accept @req: 0 when accepted (req->done() will be called exactly once,
+ * later, from blk_process() or blk_close(), never from blk_submit() or
+ * blk_unplug()).  Not accepted, done() never called:
+ *   -EAGAIN     queue_depth requests are in flight; retry after a completion
+ *   -EROFS      WRITE, DISCARD or WRITE_ZEROES on a read-only device
+ *   -EINVAL     bad op, offset or length not a multiple of the logical block
+ *               size, offset + length overflows, iov missing
+ *   -ENOMEM     no memory for a bounce buffer
+ *   -ESHUTDOWN  blk_close() is running
+ * Offsets are not checked against the capacity (the caller does that); a
+ * request beyond it fails or reads zeroes, as the kernel decides.
+ * The request may wait in a plug list until blk_unplug().
+ */
+int blk_submit(struct blk_dev *dev, struct blk_req *req);
+
+/* Hand every request queued by blk_submit() to the kernel, one system call per batch. */
+void blk_unplug(struct blk_dev *dev);
+
+/* An eventfd (owned by @dev) readable when blk_process() has work; watch it for EPOLLIN. */
+int blk_get_fd(const struct blk_dev *dev);
+
+/*
+ * Reap completions and call their done() callbacks; returns how many
+ * completed, or -errno.  Call when blk_get_fd() is readable.  done() may call
+ * blk_submit() and blk_unplug() (not blk_process() or blk_close()).
+ */
+int blk_process(struct blk_dev *dev);
+
+/* Accepted requests whose done() has not been called yet. */
+unsigned int blk_inflight(const struct blk_dev *dev);
+
+/* "aio", "uring", "null". */
+const char *blk_engine_name(enum blk_engine engine);
+/* Parse "aio", "uring" (or "io_uring"), "null"; -EINVAL otherwise. */
+int blk_engine_parse(const char *s, enum blk_engine *ret_engine);
 
 #endif

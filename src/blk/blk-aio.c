@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Block layer engine on Linux native AIO (libaio): batched io_submit, completions through the eventfd. */
+#include <errno.h>
+#include <libaio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "blk-internal.h"
+
+struct blk_aio {
+	io_context_t ctx;
+	struct iocb *iocbs;		/* [queue_depth], one per blk_io (by index) */
+	struct iocb **batch;		/* [queue_depth]: prepared, not yet submitted */
+	unsigned int nbatch;
+	struct io_event *events;	/* [queue_depth] */
+	/* The kernel refused IOCB_CMD_FDSYNC once: flushes go to the worker's fdatasync(). */
+	bool fdsync_broken;
+};
+
+static int blk_aio_init(struct blk_dev *dev)
+{
+	struct blk_aio *a;
+	int r;
+
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->iocbs = calloc(dev->queue_depth, sizeof(*a->iocbs));
+	a->batch = calloc(dev->queue_depth, sizeof(*a->batch));
+	a->events = calloc(dev->queue_depth, sizeof(*a->events));
+	if (!a->iocbs || !a->batch || !a->events) {
+		r = -ENOMEM;
+		goto err_free;
+	}
+	/* Sized so that every accepted request fits: io_submit never sees a full context. */
+	r = io_setup((int)dev->queue_depth, &a->ctx);
+	if (r < 0)
+		goto err_free;
+	dev->engine_priv = a;
+	return 0;
+
+err_free:
+	free(a->events);
+	free(a->batch);
+	free(a->iocbs);
+	free(a);
+	return r;
+}
+
+static void blk_aio_fini(struct blk_dev *dev)
+{
+	struct blk_aio *a = dev->engine_priv;
+
+	if (!a)
+		return;
+	io_destroy(a->ctx);
+	free(a->events);
+	free(a->batch);
+	free(a->iocbs);
+	free(a);
+	dev->engine_priv = NULL;
+}
+
+/*
+ * libaio has no fallocate: DISCARD and WRITE_ZEROES always go to the worker.
+ * Without O_DIRECT, io_submit() does the whole read or write before it
+ * returns (the kernel's aio only is asynchronous for direct IO), so page-cache
+ * IO goes to the worker too rather than stall the main loop.
+ */
+static bool blk_aio_wants(struct blk_dev *dev, const struct blk_io *io)
+{
+	const struct blk_aio *a = dev->engine_priv;
+
+	switch (io->op) {
+	case BLK_OP_READ:
+	case BLK_OP_WRITE:
+		return dev->info.direct;
+	case BLK_OP_FLUSH:
+		return !a->fdsync_broken;
+	case BLK_OP_DISCARD:
+	case BLK_OP_WRITE_ZEROES:
+		return false;
+	}
+	return false;
+}
+
+static int blk_aio_prep(struct blk_dev *dev, struct blk_io *io)
+{
+	struct blk_aio *a = dev->engine_priv;
+	struct iocb *cb = &a->iocbs[io->index];
+
+	if (a->nbatch >= dev->queue_depth)
+		return -EAGAIN;
+	switch (io->op) {
+	case BLK_OP_READ:
+		io_prep_preadv(cb, dev->fd, io->iov, (int)io->iovcnt, (long long)io->offset);
+		break;
+	case BLK_OP_WRITE:
+		io_prep_pwritev(cb, dev->fd, io->iov, (int)io->iovcnt, (long long)io->offset);
+		break;
+	case BLK_OP_FLUSH:
+		io_prep_fdsync(cb, dev->fd);
+		break;
+	case BLK_OP_DISCARD:
+	case BLK_OP_WRITE_ZEROES:
+		return -EINVAL;
+	}
+	cb->data = io;
+	io_set_eventfd(cb, dev->efd);
+	a->batch[a->nbatch++] = cb;
+	return 0;
+}
+
+/* The kernel finished @io, or refused it at io_submit(). */
+static void blk_aio_result(struct blk_dev *dev, struct blk_io *io, long res)
+{
+	struct blk_aio *a = dev->engine_priv;
+
+	/* Kernels or file systems without aio fsync say EINVAL: remember, use fdatasync. */
+	if (io->op == BLK_OP_FLUSH && res == -EINVAL) {
+		a->fdsync_broken = true;
+		io->to_worker = true;
+		blk_worker_queue(dev, io);
+		return;
+	}
+	blk_io_kernel_done(dev, io, res);
+}
+
+static void blk_aio_flush(struct blk_dev *dev)
+{
+	struct blk_aio *a = dev->engine_priv;
+	unsigned int i = 0;
+
+	while (i < a->nbatch) {
+		int r = io_submit(a->ctx, (long)(a->nbatch - i), &a->batch[i]);
+
+		if (r > 0) {
+			i += (unsigned int)r;
+			continue;
+		}
+		/*
+		 * The first iocb of the rest was refused (io_submit(2)): fail
+		 * that request alone and go on with the others.  The context
+		 * has room for every accepted request, so EAGAIN here is the
+		 * kernel out of memory, not backpressure.
+		 */
+		blk_aio_result(dev, a->batch[i]->data, r < 0 ? r : -EAGAIN);
+		i++;
+	}
+	a->nbatch = 0;
+}
+
+static int blk_aio_reap(struct blk_dev *dev)
+{
+	struct blk_aio *a = dev->engine_priv;
+
+	for (;;) {
+		struct timespec zero = { 0, 0 };
+		int n, k;
+
+		n = io_getevents(a->ctx, 0, (long)dev->queue_depth, a->events, &zero);
+		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			return n;
+		for (k = 0; k < n; k++) {
+			struct blk_io *io = a->events[k].data;
+
+			/* res carries bytes or a negative errno in an unsigned field. */
+			blk_aio_result(dev, io, (long)a->events[k].res);
+		}
+		if ((unsigned int)n < dev->queue_depth)
+			return 0;
+	}
+}
+
+const struct blk_engine_ops blk_aio_ops = {
+	.engine = BLK_ENGINE_AIO,
+	.init = blk_aio_init,
+	.fini = blk_aio_fini,
+	.wants = blk_aio_wants,
+	.prep = blk_aio_prep,
+	.flush = blk_aio_flush,
+	.reap = blk_aio_reap,
+};

@@ -1,0 +1,784 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Block layer core: opening the backing store, request checks, bounce buffers, plugging, completions. */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "blk-internal.h"
+
+#define BLK_BOUNCE_MIN_ALIGN 64u
+
+static bool blk_is_pow2(uint64_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+const char *blk_engine_name(enum blk_engine engine)
+{
+	switch (engine) {
+	case BLK_ENGINE_AIO:
+		return "aio";
+	case BLK_ENGINE_URING:
+		return "uring";
+	case BLK_ENGINE_NULL:
+		return "null";
+	}
+	return "unknown";
+}
+
+int blk_engine_parse(const char *s, enum blk_engine *ret_engine)
+{
+	enum blk_engine e;
+
+	if (!s)
+		return -EINVAL;
+	if (!strcmp(s, "aio") || !strcmp(s, "libaio"))
+		e = BLK_ENGINE_AIO;
+	else if (!strcmp(s, "uring") || !strcmp(s, "io_uring"))
+		e = BLK_ENGINE_URING;
+	else if (!strcmp(s, "null"))
+		e = BLK_ENGINE_NULL;
+	else
+		return -EINVAL;
+	*ret_engine = e;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Opening */
+
+/* Read a number from the block device's sysfs queue directory (a partition has its disk's). */
+static int blk_sysfs_read(dev_t rdev, const char *attr, char *buf, size_t size)
+{
+	static const char *const subdirs[] = { "queue", "../queue" };
+	char path[128];
+	size_t i;
+
+	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		FILE *f;
+		bool ok;
+
+		snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/%s/%s", major(rdev), minor(rdev),
+			 subdirs[i], attr);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		ok = fgets(buf, (int)size, f) != NULL;
+		fclose(f);
+		if (ok)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+static uint64_t blk_sysfs_u64(dev_t rdev, const char *attr)
+{
+	char buf[64];
+
+	if (blk_sysfs_read(rdev, attr, buf, sizeof(buf)) < 0)
+		return 0;
+	return strtoull(buf, NULL, 10);
+}
+
+static int blk_read_capacity(const struct blk_dev *dev, uint64_t *ret_capacity)
+{
+	struct stat st;
+	uint64_t size;
+
+	if (dev->info.block_device) {
+		if (ioctl(dev->fd, BLKGETSIZE64, &size) < 0)
+			return -errno;
+	} else {
+		if (fstat(dev->fd, &st) < 0)
+			return -errno;
+		size = (uint64_t)st.st_size;
+	}
+	*ret_capacity = size;
+	return 0;
+}
+
+/*
+ * Open @path; a block device again with O_EXCL, so that one mounted or
+ * claimed elsewhere is refused with EBUSY (open(2), "O_EXCL ... block device").
+ */
+static int blk_open_fd(const char *path, bool read_only, bool direct, int *ret_fd,
+		       struct stat *ret_st)
+{
+	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
+	struct stat st, st2;
+	int fd;
+
+	fd = open(path, flags);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0)
+		goto err_errno;
+	if (S_ISBLK(st.st_mode)) {
+		close(fd);
+		fd = open(path, flags | O_EXCL);
+		if (fd < 0)
+			return -errno;
+		if (fstat(fd, &st2) < 0)
+			goto err_errno;
+		if (!S_ISBLK(st2.st_mode) || st2.st_rdev != st.st_rdev) {
+			/* @path was replaced between the two opens. */
+			close(fd);
+			return -ESTALE;
+		}
+	} else if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	*ret_fd = fd;
+	*ret_st = st;
+	return 0;
+
+err_errno:
+	flags = -errno;
+	close(fd);
+	return flags;
+}
+
+/* Ask the file system for its O_DIRECT alignment (statx STATX_DIOALIGN, Linux 6.1). */
+static void blk_dio_alignment(int fd, uint32_t *mem_align, uint32_t *offset_align)
+{
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &stx) < 0 || !(stx.stx_mask & STATX_DIOALIGN))
+		return;
+	*mem_align = stx.stx_dio_mem_align;
+	*offset_align = stx.stx_dio_offset_align;
+}
+
+static int blk_fill_info(struct blk_dev *dev, const struct stat *st, bool read_only, bool direct)
+{
+	struct blk_info *info = &dev->info;
+	uint32_t mem_align = 0, dio_align = 0;
+	int r;
+
+	info->read_only = read_only;
+	info->block_device = S_ISBLK(st->st_mode);
+	if (info->block_device) {
+		int lbs = 0;
+		unsigned int pbs = 0;
+		char buf[64];
+
+		if (ioctl(dev->fd, BLKSSZGET, &lbs) < 0)
+			return -errno;
+		if (ioctl(dev->fd, BLKPBSZGET, &pbs) < 0)
+			pbs = (unsigned int)lbs;
+		if (lbs < (int)BLK_SECTOR_SIZE || !blk_is_pow2((uint64_t)lbs))
+			return -EINVAL;
+		info->logical_block_size = (uint32_t)lbs;
+		info->physical_block_size = blk_is_pow2(pbs) && pbs >= (unsigned int)lbs ? pbs
+											  : (uint32_t)lbs;
+		info->discard = !read_only && blk_sysfs_u64(st->st_rdev, "discard_max_bytes") > 0;
+		info->write_zeroes = !read_only &&
+				     blk_sysfs_u64(st->st_rdev, "write_zeroes_max_bytes") > 0;
+		/* Through the page cache every write is cached; with O_DIRECT, ask the disk. */
+		info->write_cache = !direct ||
+				    blk_sysfs_read(st->st_rdev, "write_cache", buf, sizeof(buf)) < 0 ||
+				    strncmp(buf, "write through", 13) != 0;
+	} else {
+		info->logical_block_size = BLK_SECTOR_SIZE;
+		info->physical_block_size = blk_is_pow2((uint64_t)st->st_blksize) &&
+							    st->st_blksize >= (blksize_t)BLK_SECTOR_SIZE &&
+							    st->st_blksize <= 65536
+						    ? (uint32_t)st->st_blksize
+						    : BLK_SECTOR_SIZE;
+		/* fallocate PUNCH_HOLE / ZERO_RANGE; a file system without them fails the request. */
+		info->discard = !read_only;
+		info->write_zeroes = !read_only;
+		info->write_cache = true;
+	}
+
+	if (direct) {
+		mem_align = info->logical_block_size;
+		dio_align = info->logical_block_size;
+		blk_dio_alignment(dev->fd, &mem_align, &dio_align);
+		/*
+		 * Requests are only aligned to the logical block size: a file
+		 * system wanting more (or no O_DIRECT for this file) gets
+		 * buffered IO.
+		 */
+		if (!dio_align || dio_align > info->logical_block_size || !mem_align ||
+		    !blk_is_pow2(mem_align)) {
+			int fl = fcntl(dev->fd, F_GETFL);
+
+			if (fl < 0 || fcntl(dev->fd, F_SETFL, fl & ~O_DIRECT) < 0)
+				return -errno;
+			direct = false;
+		}
+	}
+	info->direct = direct;
+	dev->mem_align = direct ? mem_align : 1;
+	dev->dio_align = direct ? dio_align : 1;
+
+	r = blk_read_capacity(dev, &info->capacity);
+	if (r < 0)
+		return r;
+	return 0;
+}
+
+int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev)
+{
+	static const struct blk_open_opts default_opts = { .engine = BLK_ENGINE_AIO };
+	struct blk_dev *dev;
+	struct stat st;
+	bool direct;
+	unsigned int i;
+	int r;
+
+	if (!opts)
+		opts = &default_opts;
+	/* The engine comes from configuration: an out-of-range value is refused, not asserted. */
+	if (!path || opts->queue_depth > BLK_QUEUE_DEPTH_MAX ||
+	    (unsigned int)opts->engine > (unsigned int)BLK_ENGINE_NULL)
+		return -EINVAL;
+
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->fd = -1;
+	dev->efd = -1;
+	dev->queue_depth = opts->queue_depth ? opts->queue_depth : BLK_QUEUE_DEPTH_DEFAULT;
+
+	direct = opts->direct_io_safe && opts->engine != BLK_ENGINE_NULL;
+	r = blk_open_fd(path, opts->read_only, direct, &dev->fd, &st);
+	if (r == -EINVAL && direct) {
+		/* The file system refuses O_DIRECT at open: go through the page cache. */
+		direct = false;
+		r = blk_open_fd(path, opts->read_only, false, &dev->fd, &st);
+	}
+	if (r < 0)
+		goto err_free;
+
+	r = blk_fill_info(dev, &st, opts->read_only, direct);
+	if (r < 0)
+		goto err_close_fd;
+
+	dev->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (dev->efd < 0) {
+		r = -errno;
+		goto err_close_fd;
+	}
+
+	dev->ios = calloc(dev->queue_depth, sizeof(*dev->ios));
+	if (!dev->ios) {
+		r = -ENOMEM;
+		goto err_close_efd;
+	}
+	for (i = dev->queue_depth; i-- > 0;) {
+		dev->ios[i].index = i;
+		dev->ios[i].next = dev->free_list;
+		dev->free_list = &dev->ios[i];
+	}
+
+	r = pthread_mutex_init(&dev->worker.lock, NULL);
+	if (r) {
+		r = -r;
+		goto err_free_ios;
+	}
+	r = pthread_cond_init(&dev->worker.cond, NULL);
+	if (r) {
+		r = -r;
+		goto err_mutex;
+	}
+
+	dev->info.engine = opts->engine;
+	switch (opts->engine) {
+	case BLK_ENGINE_URING:
+		dev->ops = &blk_uring_ops;
+		r = dev->ops->init(dev);
+		if (r >= 0)
+			break;
+		/* io_uring refused (old kernel, seccomp, io_uring_disabled): the caller logs this. */
+		dev->info.engine_fallback_err = r;
+		dev->info.engine = BLK_ENGINE_AIO;
+		/* fall through */
+	case BLK_ENGINE_AIO:
+		dev->ops = &blk_aio_ops;
+		r = dev->ops->init(dev);
+		if (r < 0)
+			goto err_cond;
+		break;
+	case BLK_ENGINE_NULL:
+		dev->ops = NULL;
+		break;
+	}
+
+	*ret_dev = dev;
+	return 0;
+
+err_cond:
+	pthread_cond_destroy(&dev->worker.cond);
+err_mutex:
+	pthread_mutex_destroy(&dev->worker.lock);
+err_free_ios:
+	free(dev->ios);
+err_close_efd:
+	close(dev->efd);
+err_close_fd:
+	close(dev->fd);
+err_free:
+	free(dev);
+	return r;
+}
+
+const struct blk_info *blk_get_info(const struct blk_dev *dev)
+{
+	return &dev->info;
+}
+
+int blk_refresh_info(struct blk_dev *dev)
+{
+	uint64_t capacity = 0;
+	int r;
+
+	r = blk_read_capacity(dev, &capacity);
+	if (r < 0)
+		return r;
+	if (capacity == dev->info.capacity)
+		return 0;
+	dev->info.capacity = capacity;
+	return 1;
+}
+
+int blk_get_fd(const struct blk_dev *dev)
+{
+	return dev->efd;
+}
+
+unsigned int blk_inflight(const struct blk_dev *dev)
+{
+	return dev->inflight;
+}
+
+/* ------------------------------------------------------------------------- */
+/* Submission */
+
+void blk_kick(struct blk_dev *dev)
+{
+	uint64_t one = 1;
+
+	/* Only fails when the counter would overflow, i.e. it is readable anyway. */
+	if (write(dev->efd, &one, sizeof(one)) < 0)
+		return;
+}
+
+void blk_io_finish(struct blk_dev *dev, struct blk_io *io, int res)
+{
+	io->res = res;
+	blk_list_push(&dev->completed, io);
+}
+
+static void blk_io_release(struct blk_dev *dev, struct blk_io *io)
+{
+	unsigned int index = io->index;
+
+	free(io->bounce);
+	free(io->iov_heap);
+	memset(io, 0, sizeof(*io));
+	io->index = index;
+	io->next = dev->free_list;
+	dev->free_list = io;
+	assert(dev->inflight > 0);
+	dev->inflight--;
+}
+
+/* O_DIRECT needs each segment's address and length aligned (iomap_dio_bio_iter()). */
+static bool blk_iov_direct_ok(const struct blk_dev *dev, const struct iovec *iov,
+			      unsigned int iovcnt)
+{
+	unsigned int i;
+
+	if (iovcnt > IOV_MAX)
+		return false;
+	if (!dev->info.direct)
+		return true;
+	for (i = 0; i < iovcnt; i++) {
+		if (((uintptr_t)iov[i].iov_base & (dev->mem_align - 1)) ||
+		    (iov[i].iov_len & (dev->dio_align - 1)))
+			return false;
+	}
+	return true;
+}
+
+static void blk_iov_copy_from(void *dst, const struct iovec *iov, unsigned int iovcnt)
+{
+	unsigned int i;
+	char *p = dst;
+
+	for (i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len)
+			memcpy(p, iov[i].iov_base, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
+}
+
+static void blk_iov_copy_to(const struct iovec *iov, unsigned int iovcnt, const void *src)
+{
+	unsigned int i;
+	const char *p = src;
+
+	for (i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len)
+			memcpy(iov[i].iov_base, p, iov[i].iov_len);
+		p += iov[i].iov_len;
+	}
+}
+
+static void blk_iov_zero(const struct iovec *iov, unsigned int iovcnt)
+{
+	unsigned int i;
+
+	for (i = 0; i < iovcnt; i++) {
+		if (iov[i].iov_len)
+			memset(iov[i].iov_base, 0, iov[i].iov_len);
+	}
+}
+
+/* Checks that need no state: -EINVAL / -EROFS, total length into @ret_len. */
+static int blk_req_check(const struct blk_dev *dev, const struct blk_req *req, uint64_t *ret_len)
+{
+	uint64_t mask = dev->info.logical_block_size - 1;
+	uint64_t len = 0;
+	unsigned int i;
+
+	if (!req->done || (unsigned int)req->op > (unsigned int)BLK_OP_WRITE_ZEROES)
+		return -EINVAL;
+	switch (req->op) {
+	case BLK_OP_READ:
+	case BLK_OP_WRITE:
+		if (req->iovcnt && !req->iov)
+			return -EINVAL;
+		for (i = 0; i < req->iovcnt; i++) {
+			if (req->iov[i].iov_len && !req->iov[i].iov_base)
+				return -EINVAL;
+			if (len + req->iov[i].iov_len < len)
+				return -EINVAL;
+			len += req->iov[i].iov_len;
+		}
+		if (req->op == BLK_OP_WRITE && dev->info.read_only)
+			return -EROFS;
+		break;
+	case BLK_OP_DISCARD:
+	case BLK_OP_WRITE_ZEROES:
+		len = req->len;
+		if (dev->info.read_only)
+			return -EROFS;
+		break;
+	case BLK_OP_FLUSH:
+		*ret_len = 0;
+		return 0;
+	}
+	if ((req->offset & mask) || (len & mask))
+		return -EINVAL;
+	/* off_t is signed; size_t sized for the bounce buffer. */
+	if (len > (uint64_t)SSIZE_MAX || req->offset > (uint64_t)INT64_MAX - len)
+		return -EINVAL;
+	*ret_len = len;
+	return 0;
+}
+
+int blk_submit(struct blk_dev *dev, struct blk_req *req)
+{
+	struct blk_io *io;
+	uint64_t len;
+	int r;
+
+	if (dev->closing)
+		return -ESHUTDOWN;
+	r = blk_req_check(dev, req, &len);
+	if (r < 0)
+		return r;
+	if (dev->inflight >= dev->queue_depth || !dev->free_list)
+		return -EAGAIN;
+
+	io = dev->free_list;
+	io->op = req->op;
+	io->flags = req->flags;
+	io->offset = req->offset;
+	io->len = len;
+	io->req = req;
+
+	if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) && len && dev->ops &&
+	    !blk_iov_direct_ok(dev, req->iov, req->iovcnt)) {
+		size_t align = dev->mem_align > BLK_BOUNCE_MIN_ALIGN ? dev->mem_align
+								     : BLK_BOUNCE_MIN_ALIGN;
+
+		r = posix_memalign(&io->bounce, align, len);
+		if (r) {
+			io->bounce = NULL;
+			return -r;
+		}
+		io->bounce_len = len;
+		if (req->op == BLK_OP_WRITE)
+			blk_iov_copy_from(io->bounce, req->iov, req->iovcnt);
+		io->bounce_iov.iov_base = io->bounce;
+		io->bounce_iov.iov_len = len;
+		io->iov_own = &io->bounce_iov;
+		io->iov = io->iov_own;
+		io->iovcnt = 1;
+	} else {
+		io->iov = req->iov;
+		io->iovcnt = req->iovcnt;
+	}
+
+	dev->free_list = io->next;
+	dev->inflight++;
+	if (!len && req->op != BLK_OP_FLUSH) {
+		/* Nothing to do: complete from the next blk_process(). */
+		io->submitted = true;
+		blk_io_finish(dev, io, 0);
+		blk_kick(dev);
+		return 0;
+	}
+	blk_list_push(&dev->pending, io);
+	return 0;
+}
+
+/* BLK_ENGINE_NULL: succeed without IO; reads see zeroes. */
+static void blk_null_complete(struct blk_dev *dev, struct blk_io *io)
+{
+	if (io->op == BLK_OP_READ)
+		blk_iov_zero(io->iov, io->iovcnt);
+	blk_io_finish(dev, io, 0);
+}
+
+static void blk_dispatch(struct blk_dev *dev)
+{
+	struct blk_io *io;
+	bool finished = !blk_list_empty(&dev->completed);
+	int r;
+
+	while ((io = blk_list_pop(&dev->pending))) {
+		if (!dev->ops) {
+			io->submitted = true;
+			blk_null_complete(dev, io);
+			finished = true;
+			continue;
+		}
+		if (io->to_worker || !dev->ops->wants(dev, io)) {
+			io->submitted = true;
+			blk_worker_queue(dev, io);
+			continue;
+		}
+		r = dev->ops->prep(dev, io);
+		if (r == -EAGAIN) {
+			/* No room in the engine: retried at the next unplug or completion. */
+			blk_list_push_front(&dev->pending, io);
+			break;
+		}
+		io->submitted = true;
+		if (r < 0)
+			blk_io_finish(dev, io, r);
+	}
+	if (dev->ops)
+		dev->ops->flush(dev);
+	/* Submission failures land on the completed list: make blk_process() run. */
+	if (finished || !blk_list_empty(&dev->completed))
+		blk_kick(dev);
+}
+
+void blk_unplug(struct blk_dev *dev)
+{
+	blk_dispatch(dev);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Completion */
+
+/* Skip @n transferred bytes of @io's iovec, taking a private copy of the array first. */
+static int blk_io_advance(struct blk_io *io, size_t n)
+{
+	struct iovec *v;
+	unsigned int cnt;
+
+	if (!io->iov_own) {
+		io->iov_heap = malloc(io->iovcnt * sizeof(*io->iov_heap));
+		if (!io->iov_heap)
+			return -ENOMEM;
+		memcpy(io->iov_heap, io->iov, io->iovcnt * sizeof(*io->iov_heap));
+		io->iov_own = io->iov_heap;
+	}
+	v = io->iov_own;
+	cnt = io->iovcnt;
+	io->offset += n;
+	io->len -= n;
+	while (cnt && (n >= v->iov_len)) {
+		n -= v->iov_len;
+		v++;
+		cnt--;
+	}
+	if (cnt && n) {
+		v->iov_base = (char *)v->iov_base + n;
+		v->iov_len -= n;
+	}
+	io->iov_own = v;
+	io->iov = v;
+	io->iovcnt = cnt;
+	return 0;
+}
+
+void blk_io_kernel_done(struct blk_dev *dev, struct blk_io *io, long res)
+{
+	int r;
+
+	switch (io->op) {
+	case BLK_OP_READ:
+	case BLK_OP_WRITE:
+		if (res < 0) {
+			blk_io_finish(dev, io, (int)res);
+			return;
+		}
+		if ((uint64_t)res >= io->len) {
+			blk_io_finish(dev, io, 0);
+			return;
+		}
+		if (res == 0) {
+			/* End of file: a sparse image reads as zeroes up to its capacity. */
+			if (io->op == BLK_OP_READ && !dev->info.block_device) {
+				blk_iov_zero(io->iov, io->iovcnt);
+				blk_io_finish(dev, io, 0);
+			} else {
+				blk_io_finish(dev, io, io->op == BLK_OP_WRITE ? -ENOSPC : -EIO);
+			}
+			return;
+		}
+		/* Short transfer: the rest goes out again with the next dispatch. */
+		r = blk_io_advance(io, (size_t)res);
+		if (r < 0) {
+			blk_io_finish(dev, io, r);
+			return;
+		}
+		blk_list_push(&dev->pending, io);
+		return;
+	case BLK_OP_FLUSH:
+	case BLK_OP_DISCARD:
+	case BLK_OP_WRITE_ZEROES:
+		blk_io_finish(dev, io, res < 0 ? (int)res : 0);
+		return;
+	}
+	blk_io_finish(dev, io, -EINVAL);
+}
+
+static void blk_drain_eventfd(struct blk_dev *dev)
+{
+	uint64_t v;
+
+	/* EAGAIN: nothing signalled; the completions are still worth looking for. */
+	if (read(dev->efd, &v, sizeof(v)) < 0)
+		return;
+}
+
+/* Call done() for everything on the completed list at this point. */
+static int blk_deliver(struct blk_dev *dev)
+{
+	struct blk_list batch = dev->completed;
+	struct blk_io *io;
+	int n = 0;
+
+	dev->completed.head = dev->completed.tail = NULL;
+	while ((io = blk_list_pop(&batch))) {
+		struct blk_req *req = io->req;
+		int res = io->res;
+
+		if (!res && io->bounce && io->op == BLK_OP_READ)
+			blk_iov_copy_to(req->iov, req->iovcnt, io->bounce);
+		/* Free the slot first, so that done() can submit again. */
+		blk_io_release(dev, io);
+		req->done(req, res);
+		n++;
+	}
+	return n;
+}
+
+static void blk_worker_reap(struct blk_dev *dev)
+{
+	struct blk_list done;
+	struct blk_io *io;
+
+	if (!dev->worker.nthreads)
+		return;
+	pthread_mutex_lock(&dev->worker.lock);
+	done = dev->worker.done;
+	dev->worker.done.head = dev->worker.done.tail = NULL;
+	pthread_mutex_unlock(&dev->worker.lock);
+	while ((io = blk_list_pop(&done)))
+		blk_io_kernel_done(dev, io, io->res);
+}
+
+int blk_process(struct blk_dev *dev)
+{
+	int r = 0, n;
+
+	/* Programmer errors: blk_process() from a done() callback, or after blk_close() began. */
+	assert(!dev->processing);
+	dev->processing = true;
+	blk_drain_eventfd(dev);
+	if (dev->ops)
+		r = dev->ops->reap(dev);
+	blk_worker_reap(dev);
+	n = blk_deliver(dev);
+	/* Remainders of short transfers, and whatever done() queued without unplugging. */
+	if (!blk_list_empty(&dev->pending) || !blk_list_empty(&dev->completed))
+		blk_dispatch(dev);
+	dev->processing = false;
+	return r < 0 && !n ? r : n;
+}
+
+void blk_close(struct blk_dev *dev)
+{
+	struct blk_list keep = { NULL, NULL };
+	struct blk_io *io;
+
+	if (!dev)
+		return;
+	/* Programmer error: blk_close() from a done() callback. */
+	assert(!dev->processing && !dev->closing);
+	dev->closing = true;
+
+	/* Accepted but never handed to the kernel: cancelled. */
+	while ((io = blk_list_pop(&dev->pending))) {
+		if (io->submitted)
+			blk_list_push(&keep, io);
+		else
+			blk_io_finish(dev, io, -ECANCELED);
+	}
+	dev->pending = keep;
+
+	while (dev->inflight) {
+		struct pollfd pfd = { .fd = dev->efd, .events = POLLIN };
+
+		blk_dispatch(dev);
+		blk_deliver(dev);
+		if (!dev->inflight)
+			break;
+		/* Blocking on purpose: the kernel and the worker still own buffers. */
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			break;
+		blk_process(dev);
+	}
+
+	blk_worker_stop(dev);
+	if (dev->ops)
+		dev->ops->fini(dev);
+	pthread_cond_destroy(&dev->worker.cond);
+	pthread_mutex_destroy(&dev->worker.lock);
+	free(dev->ios);
+	close(dev->efd);
+	close(dev->fd);
+	free(dev);
+}

@@ -1,0 +1,145 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Block layer tests on the io_uring engine, with failures injected around liburing calls. */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/blk-suite.h"
+
+int __real_io_uring_submit(struct io_uring *ring);
+int __wrap_io_uring_submit(struct io_uring *ring);
+unsigned __real_io_uring_peek_batch_cqe(struct io_uring *ring, struct io_uring_cqe **cqes,
+					unsigned count);
+unsigned __wrap_io_uring_peek_batch_cqe(struct io_uring *ring, struct io_uring_cqe **cqes,
+					unsigned count);
+int __real_io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags);
+int __wrap_io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags);
+
+int __wrap_io_uring_submit(struct io_uring *ring)
+{
+	static struct iovec shortened[16];
+	unsigned int i;
+
+	/* io_uring_enter refused (EAGAIN/EBUSY): the entries stay in the SQ, nothing submitted. */
+	if (blk_inject.submit_err) {
+		int err = blk_inject.submit_err;
+
+		blk_inject.submit_err = 0;
+		return err;
+	}
+	/* The entries not yet handed to the kernel sit between sqe_head and sqe_tail. */
+	for (i = ring->sq.sqe_head; blk_inject.short_next && i != ring->sq.sqe_tail; i++) {
+		struct io_uring_sqe *sqe = &ring->sq.sqes[i & ring->sq.ring_mask];
+		unsigned int n;
+
+		if (sqe->opcode != IORING_OP_READV && sqe->opcode != IORING_OP_WRITEV)
+			continue;
+		/* The kernel copies the iovec at submission (IORING_FEAT_SUBMIT_STABLE). */
+		n = blk_inject_shorten((const struct iovec *)(uintptr_t)sqe->addr, sqe->len,
+				       shortened, 16);
+		if (!n)
+			continue;
+		sqe->addr = (uintptr_t)shortened;
+		sqe->len = n;
+		blk_inject.short_next = false;
+		blk_inject.shorts++;
+	}
+	return __real_io_uring_submit(ring);
+}
+
+/* The CQ ring is mapped writable: rewrite the result the kernel posted. */
+unsigned __wrap_io_uring_peek_batch_cqe(struct io_uring *ring, struct io_uring_cqe **cqes,
+					unsigned count)
+{
+	unsigned n = __real_io_uring_peek_batch_cqe(ring, cqes, count);
+
+	if (n && blk_inject.complete_err) {
+		cqes[0]->res = blk_inject.complete_err;
+		blk_inject.complete_err = 0;
+	}
+	return n;
+}
+
+int __wrap_io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags)
+{
+	if (blk_inject.uring_init_err)
+		return blk_inject.uring_init_err;
+	return __real_io_uring_queue_init(entries, ring, flags);
+}
+
+/* io_uring refused at run time (seccomp, io_uring_disabled): aio takes over, and says so. */
+static void uring_fallback(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct blk_open_opts opts = { .engine = BLK_ENGINE_URING, .direct_io_safe = true };
+	const struct blk_info *info;
+	struct blk_dev *dev = NULL;
+	uint8_t *buf = NULL, *rbuf;
+
+	blk_suite_make_file(ctx, 64 * 1024, 31);
+	blk_inject.uring_init_err = -ENOSYS;
+	assert_int_equal(blk_open(ctx->path, &opts, &dev), 0);
+	info = blk_get_info(dev);
+	assert_int_equal(info->engine, BLK_ENGINE_AIO);
+	assert_int_equal(info->engine_fallback_err, -ENOSYS);
+	assert_string_equal(blk_engine_name(info->engine), "aio");
+
+	assert_int_equal(posix_memalign((void **)&buf, 4096, 8192), 0);
+	rbuf = buf + 4096;
+	memset(buf, 0x3c, 4096);
+	assert_int_equal(blk_suite_io(dev, BLK_OP_WRITE, 4096, buf, 4096), 0);
+	assert_int_equal(blk_suite_io(dev, BLK_OP_FLUSH, 0, NULL, 0), 0);
+	assert_int_equal(blk_suite_io(dev, BLK_OP_DISCARD, 0, NULL, 4096), 0);
+	assert_int_equal(blk_suite_io(dev, BLK_OP_READ, 4096, rbuf, 4096), 0);
+	assert_memory_equal(rbuf, buf, 4096);
+	blk_close(dev);
+
+	/* Without the injection, the same request gets io_uring. */
+	blk_inject.uring_init_err = 0;
+	assert_int_equal(blk_open(ctx->path, &opts, &dev), 0);
+	assert_int_equal(blk_get_info(dev)->engine, BLK_ENGINE_URING);
+	assert_int_equal(blk_get_info(dev)->engine_fallback_err, 0);
+	blk_close(dev);
+	free(buf);
+}
+
+/* io_uring_enter says EAGAIN with nothing in flight: the request still goes out, nothing waits forever. */
+static void uring_submit_eagain(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct blk_dev *dev;
+	uint8_t *buf = NULL;
+	int fd;
+
+	blk_suite_make_file(ctx, 64 * 1024, 32);
+	dev = blk_suite_open(ctx, false, 4);
+	assert_int_equal(posix_memalign((void **)&buf, 4096, 8192), 0);
+	memset(buf, 0x6b, 4096);
+	blk_inject.submit_err = -EAGAIN;
+	assert_int_equal(blk_suite_io(dev, BLK_OP_WRITE, 8192, buf, 4096), 0);
+	assert_int_equal(blk_inject.submit_err, 0);
+	blk_close(dev);
+
+	fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf + 4096, 4096, 8192), 4096);
+	close(fd);
+	assert_memory_equal(buf + 4096, buf, 4096);
+	free(buf);
+}
+
+int main(void)
+{
+	static enum blk_engine engine = BLK_ENGINE_URING;
+	const struct CMUnitTest extra[] = {
+		cmocka_unit_test_prestate_setup_teardown(uring_fallback, blk_suite_setup,
+							 blk_suite_teardown, &engine),
+		cmocka_unit_test_prestate_setup_teardown(uring_submit_eagain, blk_suite_setup,
+							 blk_suite_teardown, &engine),
+	};
+
+	return blk_suite_run("uring", BLK_ENGINE_URING, 0, extra, sizeof(extra) / sizeof(extra[0]));
+}

@@ -1,0 +1,331 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Block layer tests independent of the kernel engines: opening, options, and the null engine. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../lib/blk-suite.h"
+
+#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+struct nreq {
+	struct blk_req req;
+	struct iovec iov;
+	int res;
+	unsigned int ndone;
+};
+
+static void nreq_done(struct blk_req *req, int res)
+{
+	struct nreq *r = container_of(req, struct nreq, req);
+
+	r->res = res;
+	r->ndone++;
+}
+
+static void nreq_init(struct nreq *r, enum blk_op op, uint64_t offset, void *buf, size_t len)
+{
+	memset(r, 0, sizeof(*r));
+	r->req.op = op;
+	r->req.offset = offset;
+	r->req.done = nreq_done;
+	r->res = 1;
+	if (op == BLK_OP_READ || op == BLK_OP_WRITE) {
+		r->iov.iov_base = buf;
+		r->iov.iov_len = len;
+		r->req.iov = &r->iov;
+		r->req.iovcnt = 1;
+	} else {
+		r->req.len = len;
+	}
+}
+
+static bool fd_readable(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return poll(&pfd, 1, 0) == 1;
+}
+
+static void t_engine_names(void **state)
+{
+	static const enum blk_engine all[] = { BLK_ENGINE_AIO, BLK_ENGINE_URING, BLK_ENGINE_NULL };
+	enum blk_engine e = BLK_ENGINE_NULL;
+	size_t i;
+
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		assert_int_equal(blk_engine_parse(blk_engine_name(all[i]), &e), 0);
+		assert_int_equal(e, all[i]);
+	}
+	assert_int_equal(blk_engine_parse("io_uring", &e), 0);
+	assert_int_equal(e, BLK_ENGINE_URING);
+	assert_int_equal(blk_engine_parse("posix", &e), -EINVAL);
+	assert_int_equal(blk_engine_parse("", &e), -EINVAL);
+	assert_int_equal(blk_engine_parse(NULL, &e), -EINVAL);
+	/* Output parameter untouched on failure. */
+	assert_int_equal(e, BLK_ENGINE_URING);
+}
+
+static void t_open_missing(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct blk_dev *dev = (struct blk_dev *)&dev;
+
+	assert_int_equal(blk_open(ctx->path, NULL, &dev), -ENOENT);
+	assert_ptr_equal(dev, (struct blk_dev *)&dev);
+}
+
+static void t_open_not_a_disk(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct blk_open_opts ro = { .read_only = true };
+	struct blk_dev *dev = NULL;
+
+	assert_int_equal(blk_open(ctx->dir, NULL, &dev), -EISDIR);
+	assert_int_equal(blk_open(ctx->dir, &ro, &dev), -EINVAL);
+	assert_int_equal(blk_open("/dev/null", NULL, &dev), -EINVAL);
+	assert_null(dev);
+}
+
+static void t_open_bad_opts(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct blk_open_opts opts = { .queue_depth = BLK_QUEUE_DEPTH_MAX + 1 };
+	struct blk_dev *dev = NULL;
+
+	blk_suite_make_file(ctx, 4096, 1);
+	assert_int_equal(blk_open(ctx->path, &opts, &dev), -EINVAL);
+	opts.queue_depth = 0;
+	opts.engine = (enum blk_engine)42;
+	assert_int_equal(blk_open(ctx->path, &opts, &dev), -EINVAL);
+	assert_null(dev);
+	blk_close(NULL);
+}
+
+/* opts NULL: aio, read-write, page cache, BLK_QUEUE_DEPTH_DEFAULT requests. */
+static void t_open_defaults(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct nreq *reqs;
+	struct blk_dev *dev = NULL;
+	const struct blk_info *info;
+	uint8_t *buf, *orig;
+	unsigned int i;
+	int fd;
+
+	blk_suite_make_file(ctx, 1 << 20, 2);
+	buf = malloc((BLK_QUEUE_DEPTH_DEFAULT + 1) * 512);
+	orig = malloc(BLK_QUEUE_DEPTH_DEFAULT * 512);
+	assert_non_null(buf);
+	assert_non_null(orig);
+	fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
+	assert_int_equal(pread(fd, orig, BLK_QUEUE_DEPTH_DEFAULT * 512, 0),
+			 BLK_QUEUE_DEPTH_DEFAULT * 512);
+	close(fd);
+	assert_int_equal(blk_open(ctx->path, NULL, &dev), 0);
+	info = blk_get_info(dev);
+	assert_int_equal(info->engine, BLK_ENGINE_AIO);
+	assert_int_equal(info->engine_fallback_err, 0);
+	assert_false(info->read_only);
+	assert_false(info->direct);
+	assert_false(info->block_device);
+	assert_int_equal(info->capacity, 1 << 20);
+	assert_int_equal(info->logical_block_size, 512);
+	assert_true(info->physical_block_size >= 512);
+	assert_false(fd_readable(blk_get_fd(dev)));
+	assert_int_equal(blk_process(dev), 0);
+
+	reqs = calloc(BLK_QUEUE_DEPTH_DEFAULT + 1, sizeof(*reqs));
+	assert_non_null(reqs);
+	for (i = 0; i < BLK_QUEUE_DEPTH_DEFAULT; i++) {
+		nreq_init(&reqs[i], BLK_OP_READ, i * 512ull, buf + i * 512, 512);
+		assert_int_equal(blk_submit(dev, &reqs[i].req), 0);
+	}
+	nreq_init(&reqs[i], BLK_OP_READ, 0, buf + i * 512, 512);
+	assert_int_equal(blk_submit(dev, &reqs[i].req), -EAGAIN);
+	blk_unplug(dev);
+	blk_suite_wait_all(dev);
+	for (i = 0; i < BLK_QUEUE_DEPTH_DEFAULT; i++) {
+		assert_int_equal(reqs[i].ndone, 1);
+		assert_int_equal(reqs[i].res, 0);
+	}
+	assert_int_equal(reqs[i].ndone, 0);
+	/* Through the page cache (the worker threads): the bytes of the file. */
+	assert_memory_equal(buf, orig, BLK_QUEUE_DEPTH_DEFAULT * 512);
+	blk_close(dev);
+	free(reqs);
+	free(buf);
+	free(orig);
+}
+
+/* Zero-length transfers are accepted and complete with 0, later, like any other. */
+static void t_zero_length(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct nreq r, d;
+	struct blk_dev *dev = NULL;
+
+	blk_suite_make_file(ctx, 4096, 3);
+	assert_int_equal(blk_open(ctx->path, NULL, &dev), 0);
+	nreq_init(&r, BLK_OP_READ, 0, NULL, 0);
+	r.req.iovcnt = 0;
+	nreq_init(&d, BLK_OP_DISCARD, 0, NULL, 0);
+	assert_int_equal(blk_submit(dev, &r.req), 0);
+	assert_int_equal(blk_submit(dev, &d.req), 0);
+	assert_int_equal(r.ndone + d.ndone, 0);
+	assert_true(fd_readable(blk_get_fd(dev)));
+	blk_suite_wait_all(dev);
+	assert_int_equal(r.ndone, 1);
+	assert_int_equal(r.res, 0);
+	assert_int_equal(d.ndone, 1);
+	assert_int_equal(d.res, 0);
+	blk_close(dev);
+}
+
+static struct blk_dev *open_null(struct blk_suite_ctx *ctx, bool read_only, unsigned int depth)
+{
+	struct blk_open_opts opts = {
+		.engine = BLK_ENGINE_NULL,
+		.read_only = read_only,
+		.direct_io_safe = true,
+		.queue_depth = depth,
+	};
+	struct blk_dev *dev = NULL;
+
+	assert_int_equal(blk_open(ctx->path, &opts, &dev), 0);
+	assert_int_equal(blk_get_info(dev)->engine, BLK_ENGINE_NULL);
+	return dev;
+}
+
+/* The null engine: every request succeeds, nothing touches the file, reads see zeroes. */
+static void t_null_engine(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	uint8_t *orig = malloc(65536), *buf = malloc(8192), *disk = malloc(65536);
+	struct nreq w, r, f, d, z;
+	struct blk_dev *dev;
+	int fd;
+
+	assert_non_null(orig);
+	assert_non_null(buf);
+	assert_non_null(disk);
+	blk_suite_make_file(ctx, 65536, 4);
+	fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
+	assert_int_equal(pread(fd, orig, 65536, 0), 65536);
+	dev = open_null(ctx, false, 8);
+	assert_int_equal(blk_get_info(dev)->capacity, 65536);
+
+	memset(buf, 0x77, 8192);
+	nreq_init(&w, BLK_OP_WRITE, 0, buf, 4096);
+	nreq_init(&r, BLK_OP_READ, 8192, buf + 4097, 3072);
+	nreq_init(&f, BLK_OP_FLUSH, 0, NULL, 0);
+	nreq_init(&d, BLK_OP_DISCARD, 0, NULL, 65536);
+	nreq_init(&z, BLK_OP_WRITE_ZEROES, 4096, NULL, 4096);
+	assert_int_equal(blk_submit(dev, &w.req), 0);
+	assert_int_equal(blk_submit(dev, &r.req), 0);
+	assert_int_equal(blk_submit(dev, &f.req), 0);
+	assert_int_equal(blk_submit(dev, &d.req), 0);
+	assert_int_equal(blk_submit(dev, &z.req), 0);
+	assert_int_equal(blk_inflight(dev), 5);
+	blk_unplug(dev);
+	/* Completed, but done() only runs from blk_process(), after the eventfd says so. */
+	assert_int_equal(w.ndone + r.ndone + f.ndone + d.ndone + z.ndone, 0);
+	assert_true(fd_readable(blk_get_fd(dev)));
+	assert_int_equal(blk_process(dev), 5);
+	assert_int_equal(blk_inflight(dev), 0);
+	assert_false(fd_readable(blk_get_fd(dev)));
+	assert_int_equal(w.ndone + r.ndone + f.ndone + d.ndone + z.ndone, 5);
+	assert_int_equal(w.res | r.res | f.res | d.res | z.res, 0);
+	assert_int_equal(buf[4096], 0x77);
+	assert_int_equal(buf[4097], 0);
+	assert_int_equal(buf[4097 + 3071], 0);
+	assert_int_equal(buf[4097 + 3072], 0x77);
+	blk_close(dev);
+
+	assert_int_equal(pread(fd, disk, 65536, 0), 65536);
+	assert_memory_equal(disk, orig, 65536);
+	close(fd);
+	free(orig);
+	free(buf);
+	free(disk);
+}
+
+static void t_null_read_only(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	uint8_t buf[512];
+	struct nreq w;
+	struct blk_dev *dev;
+
+	blk_suite_make_file(ctx, 4096, 5);
+	dev = open_null(ctx, true, 8);
+	nreq_init(&w, BLK_OP_WRITE, 0, buf, sizeof(buf));
+	assert_int_equal(blk_submit(dev, &w.req), -EROFS);
+	blk_close(dev);
+	assert_int_equal(w.ndone, 0);
+}
+
+static void t_null_backpressure(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	uint8_t buf[512];
+	struct nreq reqs[3];
+	struct blk_dev *dev;
+	unsigned int i;
+
+	blk_suite_make_file(ctx, 4096, 6);
+	dev = open_null(ctx, false, 2);
+	for (i = 0; i < 3; i++)
+		nreq_init(&reqs[i], BLK_OP_READ, 0, buf, sizeof(buf));
+	assert_int_equal(blk_submit(dev, &reqs[0].req), 0);
+	assert_int_equal(blk_submit(dev, &reqs[1].req), 0);
+	assert_int_equal(blk_submit(dev, &reqs[2].req), -EAGAIN);
+	blk_unplug(dev);
+	assert_int_equal(blk_process(dev), 2);
+	assert_int_equal(blk_submit(dev, &reqs[2].req), 0);
+	blk_unplug(dev);
+	assert_int_equal(blk_process(dev), 1);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(reqs[i].ndone, 1);
+	blk_close(dev);
+}
+
+/* Accepted but never unplugged: blk_close() cancels them. */
+static void t_close_cancels_plugged(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	uint8_t buf[512];
+	struct nreq r;
+	struct blk_dev *dev;
+
+	blk_suite_make_file(ctx, 4096, 7);
+	dev = open_null(ctx, false, 2);
+	nreq_init(&r, BLK_OP_READ, 0, buf, sizeof(buf));
+	assert_int_equal(blk_submit(dev, &r.req), 0);
+	blk_close(dev);
+	assert_int_equal(r.ndone, 1);
+	assert_int_equal(r.res, -ECANCELED);
+}
+
+#define T(fn) cmocka_unit_test_prestate_setup_teardown(fn, blk_suite_setup, blk_suite_teardown, NULL)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(t_engine_names),
+		T(t_open_missing),
+		T(t_open_not_a_disk),
+		T(t_open_bad_opts),
+		T(t_open_defaults),
+		T(t_zero_length),
+		T(t_null_engine),
+		T(t_null_read_only),
+		T(t_null_backpressure),
+		T(t_close_cancels_plugged),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
