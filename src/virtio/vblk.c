@@ -52,6 +52,7 @@ struct vblk_pool {
 	struct iovec *iovs;
 	unsigned int *free;
 	unsigned int nfree;
+	struct vblk_pool *orphan_prev, *orphan_next;	/* on dev->orphans while orphaned */
 };
 
 struct vblk_queue {
@@ -77,6 +78,7 @@ struct vblk_dev {
 	uint8_t writeback;
 	struct vblk_stats stats;
 	struct log_ratelimit rl;
+	struct vblk_pool *orphans;	/* detached pools with requests in the backend */
 };
 
 #define vblk_warn(dev, fmt, ...)                                                                 \
@@ -304,8 +306,17 @@ static void req_done(struct blk_req *breq, int res)
 		/* Orphaned by a reset or destroy: the old rings are gone, only release the buffers. */
 		vq_elem_unmap(&pool->t, &req->elem);
 		pool_put(pool, req);
-		if (pool->outstanding == 0)
+		if (pool->outstanding == 0) {
+			if (dev) {
+				if (pool->orphan_prev)
+					pool->orphan_prev->orphan_next = pool->orphan_next;
+				else
+					dev->orphans = pool->orphan_next;
+				if (pool->orphan_next)
+					pool->orphan_next->orphan_prev = pool->orphan_prev;
+			}
 			pool_free(pool);
+		}
 		return;
 	}
 	if (res == 0 && req->flush_after && !req->flushing) {
@@ -712,10 +723,16 @@ static void blk_queue_stop(void *opaque, unsigned int idx)
 		q->stalled = NULL;
 	}
 	/* §2.4: after reset the device must not touch the old rings; in-flight requests become orphans. */
-	if (pool->outstanding == 0)
+	if (pool->outstanding == 0) {
 		pool_free(pool);
-	else
+	} else {
 		pool->q = NULL;
+		pool->orphan_prev = NULL;
+		pool->orphan_next = dev->orphans;
+		if (dev->orphans)
+			dev->orphans->orphan_prev = pool;
+		dev->orphans = pool;
+	}
 	q->pool = NULL;
 	q->vq = NULL;
 	q->dirty = false;
@@ -844,6 +861,8 @@ void vblk_destroy(struct vblk_dev *dev)
 	/* Stops every queue: in-flight requests become orphans that no longer know the device. */
 	vmmio_destroy(dev->vmmio);
 	dev->vmmio = NULL;
+	for (struct vblk_pool *p = dev->orphans; p; p = p->orphan_next)
+		p->dev = NULL;
 	free(dev->queues);
 	free(dev);
 }

@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "log.h"
 #include "../lib/vtest.h"
 
 #define NUM 64
@@ -910,5 +911,6 @@ int main(void)
 		cmocka_unit_test(test_zero_length_read_completes_ok),
 	};
 
+	log_set_level(LOG_LEVEL_ERR);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
