@@ -569,6 +569,13 @@ static void process_queue(struct vblk_queue *q)
 {
 	struct vblk_dev *dev = q->dev;
 	bool submitted = false;
+	/*
+	 * A driver that follows the rules cannot offer more than num buffers
+	 * before it sees used ones, and nothing is published inside this loop;
+	 * the budget only stops a guest that keeps re-offering heads from another
+	 * vCPU from holding the daemon here.
+	 */
+	unsigned int budget = q->vq ? vq_num(q->vq) : 0;
 
 	if (q->processing)
 		return;
@@ -581,6 +588,9 @@ static void process_queue(struct vblk_queue *q)
 		if (req) {
 			q->stalled = NULL;
 		} else {
+			if (budget == 0)
+				break;
+			budget--;
 			req = pool_get(q->pool);
 			if (!req)
 				break; /* every id is in flight: the ring cannot hold more */

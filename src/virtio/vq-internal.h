@@ -12,7 +12,7 @@
 
 /*
  * Barriers for memory shared with the guest.  Each call site says which
- * driver-side barrier it pairs with (§2.7.13, §2.8.21 and Linux virtio_ring.c).
+ * driver-side barrier it pairs with (§2.7.13, §2.7.14, §2.8.21, §2.8.22 and Linux virtio_ring.c).
  */
 #define vq_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
 #define vq_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
@@ -67,6 +67,7 @@ struct vq {
 	bool used_wrap;
 	struct vq_used_pending *pending;
 	unsigned int npending;
+	bool notify_pending;			/* an early flush wanted an interrupt */
 };
 
 extern const struct vq_layout_ops vq_split_ops;
@@ -85,7 +86,7 @@ bool vq_release_id(struct vq *vq, uint16_t id);
 /* A ring rule was broken: mark the queue, release what the element holds, return @err. */
 int vq_fail(struct vq *vq, struct vq_elem *elem, int err);
 
-/* §2.7.10: should the device notify, given the event index and the old/new used index. */
+/* §2.7.7 (used_event) / §2.7.10: has the index moved past @event in the step old -> new_idx? */
 static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
 {
 	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);

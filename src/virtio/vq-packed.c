@@ -14,7 +14,7 @@ static int packed_init(struct vq *vq)
 	void *p;
 	int r;
 
-	/* §2.8.10.1 (struct pvirtq_event_suppress) and §2.8.13: ring 16, event structures 4 bytes aligned. */
+	/* §2.8.10.1: descriptor ring 16-byte, event suppression structures 4-byte aligned. */
 	if (vq->cfg.desc_addr % 16 || vq->cfg.driver_addr % 4 || vq->cfg.device_addr % 4)
 		return -EINVAL;
 	vq->pending = calloc(num, sizeof(*vq->pending));
@@ -57,7 +57,7 @@ static int packed_walk_indirect(struct vq *vq, struct vq_elem *elem, uint64_t ad
 		uint32_t l = le32toh(vq_load(&table[i].len));
 		uint16_t f = le16toh(vq_load(&table[i].flags));
 
-		/* §2.8.7.1: no indirect descriptor inside an indirect table. */
+		/* §2.8.19: only WRITE may be set inside an indirect table; INDIRECT would nest. */
 		if (f & VIRTQ_DESC_F_INDIRECT) {
 			r = -EPROTO;
 			break;
@@ -88,14 +88,14 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 		return 0;
 	/*
 	 * Read the rest of the chain only after its head's flags: pairs with the
-	 * driver's write barrier before it stores the head flags (§2.8.21.3.1).
+	 * driver's write barrier before it stores the head flags (§2.8.21.1.1).
 	 */
 	vq_rmb();
 	for (;;) {
 		uint64_t addr;
 		uint32_t len;
 
-		/* A chain never spans more than the ring (§2.8.18: at most queue size). */
+		/* §2.8.17: a list is never longer than the queue size (so no loops either). */
 		if (count++ >= num) {
 			r = -ELOOP;
 			goto err;
@@ -106,8 +106,11 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 		if (count > 1)
 			flags = le16toh(vq_load(&vq->pdesc[i].flags));
 		if (flags & VIRTQ_DESC_F_INDIRECT) {
-			/* §2.8.7.1: INDIRECT never together with NEXT. */
-			if (flags & VIRTQ_DESC_F_NEXT) {
+			/*
+			 * §2.8.19: an indirect descriptor stands alone, never in a
+			 * list linked by NEXT (unlike the split ring, §2.7.5.3.2).
+			 */
+			if ((flags & VIRTQ_DESC_F_NEXT) || count > 1) {
 				r = -EPROTO;
 				goto err;
 			}
@@ -124,7 +127,7 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 		if (!(flags & VIRTQ_DESC_F_NEXT))
 			break;
 	}
-	/* §2.8.6: the buffer id is the one in the chain's last descriptor; ours are < num. */
+	/* §2.8.6: the buffer id is the one in the list's last descriptor; ids are < num (as Linux uses them). */
 	r = vq_take_id(vq, id);
 	if (r < 0)
 		goto err;
@@ -138,13 +141,19 @@ err:
 	return vq_fail(vq, elem, r);
 }
 
+static bool packed_flush(struct vq *vq);
+
 static void packed_push(struct vq *vq, const struct vq_elem *elem, uint32_t written)
 {
 	struct vq_used_pending *p;
 
-	/* inflight <= num ids, so pending never overflows. */
+	/*
+	 * A driver that plays by the rules never has more than num buffers
+	 * between two flushes (it cannot reuse an id before seeing it used).  A
+	 * hostile one that re-offers ids can: publish early rather than drop.
+	 */
 	if (vq->npending >= vq->cfg.num)
-		return;
+		vq->notify_pending |= packed_flush(vq);
 	p = &vq->pending[vq->npending++];
 	p->id = elem->id;
 	p->ndesc = elem->ndesc;
@@ -158,13 +167,21 @@ static bool packed_flush(struct vq *vq)
 	int32_t off, old_i, new_i;
 	unsigned int k;
 
-	if (vq->npending == 0)
-		return false;
+	if (vq->npending == 0) {
+		bool n = vq->notify_pending;
+
+		vq->notify_pending = false;
+		return n;
+	}
 	for (k = 0; k < vq->npending; k++) {
 		struct vq_used_pending *p = &vq->pending[k];
 		struct virtq_packed_desc *d = &vq->pdesc[vq->next_used];
 		/* §2.8.1: a used descriptor has AVAIL and USED both equal to the used wrap counter. */
 		uint16_t f = vq->used_wrap ? (VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED) : 0;
+
+		/* §2.8.3 / §2.8.4: WRITE in a used descriptor says len bytes were written. */
+		if (p->len)
+			f |= VIRTQ_DESC_F_WRITE;
 
 		vq_store(&d->id, htole16(p->id));
 		vq_store(&d->len, htole32(p->len));
@@ -184,13 +201,18 @@ static bool packed_flush(struct vq *vq)
 	vq->npending = 0;
 	/*
 	 * The first descriptor's flags last, so the whole batch becomes visible at
-	 * once; pairs with the driver's rmb after reading the flags (§2.8.21.2).
+	 * once (§2.8.9); pairs with the driver's rmb after reading the flags (§2.8.22).
 	 */
 	vq_wmb();
 	vq_store(&vq->pdesc[first_slot].flags, htole16(first_flags));
 	/* Publish before reading the driver's event suppression: pairs with its mb after writing it. */
 	vq_mb();
 	dflags = le16toh(vq_load(&vq->driver_event[EVENT_FLAGS]));
+	if (vq->notify_pending) {
+		/* an early flush (see packed_push) already decided to interrupt */
+		vq->notify_pending = false;
+		return dflags != VIRTQ_EVENT_F_DISABLE;
+	}
 	if (dflags == VIRTQ_EVENT_F_DISABLE)
 		return false;
 	if (dflags != VIRTQ_EVENT_F_DESC || !vq->cfg.event_idx)

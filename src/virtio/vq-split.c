@@ -61,7 +61,7 @@ static int split_init(struct vq *vq)
 		return 0;
 	}
 
-	/* §2.7 alignment: descriptor table 16, available ring 2, used ring 4 bytes. */
+	/* §2.7 (alignment table, §2.7.1): descriptor table 16, available ring 2, used ring 4 bytes. */
 	if (vq->cfg.desc_addr % 16 || vq->cfg.driver_addr % 2 || vq->cfg.device_addr % 4)
 		return -EINVAL;
 	r = vq_map_ring(vq, 0, vq->cfg.desc_addr, dsize, false, &p);
@@ -232,12 +232,12 @@ static bool split_flush(struct vq *vq)
 	 */
 	vq_mb();
 	if (vq->cfg.event_idx) {
-		/* §2.7.10: used_event sits after the available ring. */
+		/* §2.7.7: used_event sits after the available ring. */
 		uint16_t event = le16toh(vq_load(&vq->avail[AVAIL_RING + vq->cfg.num]));
 
 		return vq_need_event(event, new_idx, old);
 	}
-	/* §2.7.7: without EVENT_IDX, VIRTQ_AVAIL_F_NO_INTERRUPT asks us not to interrupt. */
+	/* §2.7.7.2: without EVENT_IDX, VIRTQ_AVAIL_F_NO_INTERRUPT asks us not to interrupt. */
 	return !(le16toh(vq_load(&vq->avail[AVAIL_FLAGS])) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }
 

@@ -108,7 +108,10 @@ int vq_take_id(struct vq *vq, uint16_t id)
 	if (id >= vq->cfg.num)
 		return -EPROTO;
 	bit = 1ull << (id % 64);
-	/* The driver handed us a head we have not returned yet: it cannot own it (§2.7.13.2). */
+	/*
+	 * The driver offered a head (or buffer id) we have not returned yet: it
+	 * does not own it (§2.7.8 / §2.8.6).  This also bounds requests in flight by num.
+	 */
 	if (vq->inflight_map[id / 64] & bit)
 		return -EPROTO;
 	vq->inflight_map[id / 64] |= bit;

@@ -356,6 +356,32 @@ static void test_device_event_enables_notifications(void **state)
 	assert_int_equal(le16toh(dev[1]), VIRTQ_EVENT_F_ENABLE);
 }
 
+static void test_indirect_inside_a_list(void **state)
+{
+	struct bench *b = *state;
+	struct virtq_packed_desc *t;
+	uint64_t g = ptable(b, 1, &t);
+
+	/* §2.8.19: unlike the split ring, an indirect descriptor may not end a NEXT list */
+	tset(t, 0, b->st, 1, F_WRITE);
+	pdesc(b, 1, g, 16, 0, F_IND);
+	pdesc(b, 0, b->hdr, 16, 0, F_NEXT);
+	go(b);
+	assert_broken(b);
+}
+
+static void test_used_descriptor_reports_written_length(void **state)
+{
+	struct bench *b = *state;
+	struct virtq_packed_desc *d = &ring(b)[0];
+
+	assert_int_equal(vt_blk_sync(b->vt, 0, VIRTIO_BLK_T_IN, 0, b->data, 512), VIRTIO_BLK_S_OK);
+	/* the used descriptor overwrote slot 0: id 0, 513 bytes written, WRITE, AVAIL|USED of lap 1 */
+	assert_int_equal(le16toh(d->id), 0);
+	assert_int_equal(le32toh(d->len), 513);
+	assert_int_equal(le16toh(d->flags), F_WRITE | F_AVAIL | F_USED);
+}
+
 static void test_misaligned_packed_ring_needs_reset(void **state)
 {
 	struct bench *b = *state;
@@ -407,6 +433,8 @@ int main(void)
 		T(test_driver_event_disable_suppresses_interrupt),
 		T(test_driver_event_desc_with_event_idx),
 		T(test_device_event_enables_notifications),
+		T(test_indirect_inside_a_list),
+		T(test_used_descriptor_reports_written_length),
 		T(test_misaligned_packed_ring_needs_reset),
 		T(test_odd_queue_size_wraps),
 	};
