@@ -170,7 +170,10 @@ static void device_reset(struct vmmio_dev *vdev)
 	vdev->features = 0;
 	vdev->features_latched = false;
 	vdev->queue_sel = 0;
-	vdev->guest_page_size = 4096;
+	/*
+	 * GuestPageSize survives a reset: Linux writes it once at probe time,
+	 * before the reset that starts every driver initialisation (§4.2.4).
+	 */
 }
 
 void vmmio_raise(struct vmmio_dev *vdev, uint32_t bits)

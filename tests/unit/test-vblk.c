@@ -854,6 +854,84 @@ static void test_zero_length_read_completes_ok(void **state)
 	vt_free(vt);
 }
 
+/* Without SIZE_MAX/SEG_MAX negotiated the device takes what the queue size allows. */
+static void test_limits_not_negotiated_allow_larger_requests(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .seg_max = 2, .size_max = 4096 };
+	struct vt *vt = started(&cfg, SPLIT & ~(VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) |
+						VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX)));
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = buf(vt, 16384, 0), st = buf(vt, 1, 0xff);
+	struct vt_buf b[6] = { { h, 16, false },	  { d, 8192, true },
+			       { d + 8192, 2048, true }, { d + 10240, 2048, true },
+			       { d + 12288, 4096, true }, { st, 1, true } };
+	uint32_t id, len;
+
+	memset(vt->be.data, 0x1f, 16384);
+	vt_add(vt, 0, b, 6, false);
+	vt_kick(vt, 0);
+	vt_complete(vt);
+	assert_true(vt_used(vt, 0, &id, &len));
+	assert_int_equal(len, 16385);
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)ptr(vt, d + 16383), 0x1f);
+	vt_free(vt);
+}
+
+static void test_config_reports_block_topology(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .size_max = 65536, .seg_max = 30 };
+	struct vt *vt;
+
+	cfg.info.logical_block_size = 4096;
+	cfg.info.physical_block_size = 16384;
+	vt = vt_new(&cfg);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_SIZE_MAX, 4), 65536);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_SEG_MAX, 4), 30);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_BLK_SIZE, 4), 4096);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_PHYS_BLOCK_EXP, 1), 2);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_MIN_IO_SIZE, 2), 4);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_DISCARD_ALIGN, 4), 8);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_WZ_MAY_UNMAP, 1), 1);
+	vt_free(vt);
+}
+
+/* A full ring of requests answered without the backend is taken in one notify. */
+static void test_full_ring_of_immediate_answers_in_one_kick(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .queue_num_max = 8 };
+	struct vt *vt = vt_new(&cfg);
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), st = buf(vt, 8, 0xff);
+	unsigned int n = 0;
+	uint32_t id, len, t = htole32(77);
+
+	assert_true(vt_start(vt, SPLIT, 1, 8));
+	memcpy(ptr(vt, h), &t, 4);
+	for (int i = 0; i < 4; i++) {
+		struct vt_buf b[2] = { { h, 16, false }, { st + (uint64_t)i, 1, true } };
+
+		vt_add(vt, 0, b, 2, false);
+	}
+	vt_kick(vt, 0);
+	while (vt_used(vt, 0, &id, &len))
+		n++;
+	assert_int_equal(n, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(*(uint8_t *)ptr(vt, st + (uint64_t)i), VIRTIO_BLK_S_UNSUPP);
+	vt_free(vt);
+}
+
+static void test_read_only_flag_tightens_on_set_info(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	struct blk_info info = vt_default_info();
+
+	info.read_only = true;
+	vblk_set_info(vt->dev, &info);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, buf(vt, 512, 1), 512),
+			 VIRTIO_BLK_S_IOERR);
+	vt_free(vt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -909,6 +987,10 @@ int main(void)
 		cmocka_unit_test(test_grants_offer_access_platform),
 		cmocka_unit_test(test_disabled_features_not_offered),
 		cmocka_unit_test(test_zero_length_read_completes_ok),
+		cmocka_unit_test(test_limits_not_negotiated_allow_larger_requests),
+		cmocka_unit_test(test_config_reports_block_topology),
+		cmocka_unit_test(test_full_ring_of_immediate_answers_in_one_kick),
+		cmocka_unit_test(test_read_only_flag_tightens_on_set_info),
 	};
 
 	log_set_level(LOG_LEVEL_ERR);
