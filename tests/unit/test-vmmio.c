@@ -519,6 +519,38 @@ static void test_legacy_registers(void **state)
 	vt_free(vt);
 }
 
+static void test_legacy_guest_page_size_survives_reset(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .version = 1 };
+	struct vt *vt = vt_new(&cfg);
+	uint64_t base = fake_mem_alloc(&vt->mem, 3 * 8192, 8192);
+	uint16_t *avail = fake_mem_ptr(&vt->mem, base + 16 * NUM);
+	struct virtq_desc *d = fake_mem_ptr(&vt->mem, base);
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 16), st = fake_mem_alloc(&vt->mem, 1, 1);
+	uint32_t t = htole32(VIRTIO_BLK_T_FLUSH);
+
+	vt_wr(vt, 0x028, 8192); /* probe time */
+	vt_wr(vt, 0x070, 0);
+	vt_wr(vt, 0x070, ACK);
+	vt_wr(vt, 0x070, ACK | DRV);
+	vt_wr(vt, 0x030, 0);
+	vt_wr(vt, 0x038, NUM);
+	vt_wr(vt, 0x03c, 4096);
+	vt_wr(vt, 0x040, (uint32_t)(base / 8192));
+	vt_wr(vt, 0x070, ACK | DRV | DOK);
+	assert_false(needs_reset(vt));
+	/* a FLUSH placed where an 8 KiB page size puts the rings completes */
+	memcpy(fake_mem_ptr(&vt->mem, h), &t, 4);
+	d[0] = (struct virtq_desc){ htole64(h), htole32(16), htole16(VIRTQ_DESC_F_NEXT), htole16(1) };
+	d[1] = (struct virtq_desc){ htole64(st), htole32(1), htole16(VIRTQ_DESC_F_WRITE), 0 };
+	avail[2] = 0;
+	avail[1] = htole16(1);
+	vt_kick(vt, 0);
+	vt_complete(vt);
+	assert_int_equal(vt->be.ops_seen[BLK_OP_FLUSH], 1);
+	vt_free(vt);
+}
+
 static void test_legacy_pfn_outside_memory_needs_reset(void **state)
 {
 	struct vblk_config cfg = { .info = vt_default_info(), .version = 1 };
@@ -582,6 +614,7 @@ int main(void)
 		cmocka_unit_test(test_config_generation_bumps_on_capacity_change),
 		cmocka_unit_test(test_needs_reset_raises_config_interrupt_once),
 		cmocka_unit_test(test_legacy_registers),
+		cmocka_unit_test(test_legacy_guest_page_size_survives_reset),
 		cmocka_unit_test(test_legacy_pfn_outside_memory_needs_reset),
 		cmocka_unit_test(test_packed_queue_size_need_not_be_power_of_two),
 	};
