@@ -284,7 +284,9 @@ static void complete_status(struct vblk_queue *q, struct vblk_req *req, uint8_t 
 {
 	uint32_t written = 1;
 
-	if (status == VIRTIO_BLK_S_OK && req->type == VIRTIO_BLK_T_IN)
+	/* Used length: the bytes written into the driver's buffers (§2.7.8), status included. */
+	if (status == VIRTIO_BLK_S_OK &&
+	    (req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_GET_ID))
 		written += req->data_len;
 	complete(q, req, status, written);
 }

@@ -48,10 +48,14 @@ static int split_init(struct vq *vq)
 
 		if (align == 0 || (align & (align - 1)) != 0)
 			return -EINVAL;
+		/*
+		 * The ring fields must still be naturally aligned for us to access
+		 * them: a QueueAlign or GuestPageSize below 16 cannot give that.
+		 */
+		if (align < 16 || vq->cfg.desc_addr % 16 != 0)
+			return -EINVAL;
 		used_off = (dsize + avail_size(num) + align - 1) & ~(align - 1);
 		total = used_off + used_size(num);
-		if (vq->cfg.desc_addr % align != 0)
-			return -EINVAL;
 		r = vq_map_ring(vq, 0, vq->cfg.desc_addr, total, true, &p);
 		if (r < 0)
 			return r;

@@ -551,6 +551,23 @@ static void test_legacy_guest_page_size_survives_reset(void **state)
 	vt_free(vt);
 }
 
+static void test_legacy_tiny_queue_align_needs_reset(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .version = 1 };
+	struct vt *vt = vt_new(&cfg);
+	uint64_t base = fake_mem_alloc(&vt->mem, 8192, 4096);
+
+	vt_wr(vt, 0x070, ACK);
+	vt_wr(vt, 0x070, ACK | DRV);
+	vt_wr(vt, 0x028, 1);		/* GuestPageSize 1: the PFN is a byte address */
+	vt_wr(vt, 0x038, NUM);
+	vt_wr(vt, 0x03c, 2);		/* used ring would not be 4-byte aligned */
+	vt_wr(vt, 0x040, (uint32_t)base);
+	assert_true(needs_reset(vt));
+	assert_int_equal(vt->mem.maps_live, 0);
+	vt_free(vt);
+}
+
 static void test_legacy_pfn_outside_memory_needs_reset(void **state)
 {
 	struct vblk_config cfg = { .info = vt_default_info(), .version = 1 };
@@ -615,6 +632,7 @@ int main(void)
 		cmocka_unit_test(test_needs_reset_raises_config_interrupt_once),
 		cmocka_unit_test(test_legacy_registers),
 		cmocka_unit_test(test_legacy_guest_page_size_survives_reset),
+		cmocka_unit_test(test_legacy_tiny_queue_align_needs_reset),
 		cmocka_unit_test(test_legacy_pfn_outside_memory_needs_reset),
 		cmocka_unit_test(test_packed_queue_size_need_not_be_power_of_two),
 	};
