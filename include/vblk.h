@@ -60,6 +60,18 @@
 
 #define VBLK_MAX_QUEUES 64u
 
+/*
+ * Wiring (single-threaded, all calls from the one event loop):
+ *
+ *   vblk_create(&cfg, &transport, &backend_ops, backend, &dev);
+ *   guest MMIO read/write of the 0x200 window -> vmmio_read/vmmio_write(vblk_vmmio(dev), ...)
+ *       (a QueueNotify write submits to the backend before it returns)
+ *   backend completion batch (e.g. aio eventfd readable): the engine calls
+ *       req->done() for each request, then the owner calls vblk_flush(dev) once
+ *   backing file grew: vblk_set_info(dev, &new_info)
+ *   teardown: vblk_destroy(dev), then close the backend (which completes or
+ *       cancels what is left), then drop the transport
+ */
 struct vblk_dev;
 
 /*
