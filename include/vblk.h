@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* virtio-blk device (virtio 1.2 §5.2) on the virtio-mmio register file, submitting to a block backend. */
+/* virtio-blk device (virtio 1.2 §5.2) on the virtio-mmio register file, over a block backend. */
 #ifndef VBLKD_VBLK_H
 #define VBLKD_VBLK_H
 
@@ -90,8 +90,8 @@ struct vblk_backend_ops {
 
 struct vblk_config {
 	const char *name;		/* log prefix, e.g. "dom 3 disk 51712" (copied) */
-	struct blk_info info;		/* capacity, block sizes, read_only, discard, write_zeroes, write_cache */
-	unsigned int version;		/* virtio-mmio Version: 2 (modern, default when 0) or 1 (legacy) */
+	struct blk_info info;		/* capacity, block sizes, read_only, discard, ... */
+	unsigned int version;		/* virtio-mmio Version: 2 (modern, 0 = 2) or 1 (legacy) */
 	unsigned int num_queues;	/* 1..VBLK_MAX_QUEUES (0 = 1); offered with VIRTIO_BLK_F_MQ */
 	uint16_t queue_num_max;		/* QueueNumMax (0 = 256) */
 	uint32_t seg_max;		/* data segments per request (0 = 126) */
@@ -109,7 +109,7 @@ struct vblk_stats {
 	uint64_t unsupported;		/* requests answered VIRTIO_BLK_S_UNSUPP */
 	uint64_t ring_errors;		/* driver protocol violations (device needed reset) */
 	uint64_t interrupts;		/* used-buffer interrupts raised */
-	unsigned int in_flight;		/* submitted to the backend, not completed (orphans included) */
+	unsigned int in_flight;		/* in the backend, orphans of a reset included */
 };
 
 /*

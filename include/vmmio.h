@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* virtio-mmio register file (virtio 1.2 §4.2): status machine, features, queue setup, interrupts, config space. */
+/* virtio-mmio register file (virtio 1.2 §4.2): status, features, queues, interrupts, config. */
 #ifndef VBLKD_VMMIO_H
 #define VBLKD_VMMIO_H
 
@@ -22,7 +22,7 @@ struct vmmio_dev;
  * callback gets @dev from vmmio_create().  The table is only read.
  */
 struct vmmio_device_ops {
-	/* Fill @buf (config_size bytes) with the device-specific config space, little-endian (§2.5). */
+	/* Fill @buf (config_size bytes) with the device config space, little-endian (§2.5). */
 	void (*config_get)(void *dev, uint8_t *buf);
 	/* A driver write of @size bytes at @offset, already inside config_size. */
 	void (*config_write)(void *dev, uint32_t offset, unsigned int size, uint64_t value);
@@ -41,11 +41,11 @@ struct vmmio_device_ops {
 };
 
 struct vmmio_params {
-	const char *name;		/* for rate-limited log lines, e.g. "dom 3 disk 51712" (copied) */
+	const char *name;		/* log prefix, e.g. "dom 3 disk 51712" (copied) */
 	unsigned int version;		/* 2 = modern (§4.2.2), 1 = legacy (§4.2.4) */
 	uint32_t device_id;
 	uint32_t vendor_id;
-	uint64_t features;		/* offered; VIRTIO_F_VERSION_1 is added/removed to match @version */
+	uint64_t features;		/* offered; VERSION_1 added/removed to match @version */
 	unsigned int num_queues;	/* >= 1 */
 	uint16_t queue_num_max;		/* QueueNumMax, 1..VQ_NUM_MAX */
 	uint32_t config_size;		/* bytes of device config space, <= VMMIO_CONFIG_MAX */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Virtqueues: one device-side queue interface over the split (§2.7) and packed (§2.8) ring layouts. */
+/* Virtqueues: one device-side interface over the split (§2.7) and packed (§2.8) layouts. */
 #ifndef VBLKD_VQ_H
 #define VBLKD_VQ_H
 
@@ -19,12 +19,12 @@ struct vq;
 struct vq_config {
 	uint16_t num;			/* queue size, 1..VQ_NUM_MAX (power of two for split) */
 	uint64_t desc_addr;		/* guest address of the descriptor ring */
-	uint64_t driver_addr;		/* available ring (split) / driver event suppression (packed) */
+	uint64_t driver_addr;		/* available ring / driver event suppression (packed) */
 	uint64_t device_addr;		/* used ring (split) / device event suppression (packed) */
 	bool packed;			/* VIRTIO_F_RING_PACKED negotiated */
 	bool event_idx;			/* VIRTIO_F_EVENT_IDX negotiated */
 	bool indirect;			/* VIRTIO_F_INDIRECT_DESC negotiated */
-	unsigned int max_segs;		/* most buffers (iovec entries) one chain may carry, >= 1 */
+	unsigned int max_segs;		/* most buffers (iovec entries) per chain, >= 1 */
 	uint32_t max_seg_len;		/* longest single buffer accepted; 0 = no limit */
 	/* Legacy split layout (virtio-mmio Version 1, §4.2.4): rings follow the table in one area. */
 	bool legacy;
@@ -69,7 +69,7 @@ void vq_destroy(struct vq *vq);
  */
 int vq_pop(struct vq *vq, struct vq_elem *elem);
 
-/* Release the buffer mappings of an element (needs only the transport, so it works after vq_destroy). */
+/* Release an element's buffer mappings (needs only the transport: works after vq_destroy). */
 void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem);
 
 /*

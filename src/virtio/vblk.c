@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* virtio-blk device (virtio 1.2 §5.2): request parsing and checking, backend submission, batched completion. */
+/* virtio-blk device (virtio 1.2 §5.2): checked request parsing, submission, batched completion. */
 #include <assert.h>
 #include <endian.h>
 #include <errno.h>
@@ -322,7 +322,7 @@ static void req_done(struct blk_req *breq, int res)
 		return;
 	}
 	if (res == 0 && req->flush_after && !req->flushing) {
-		/* Write-through mode (§5.2.5 writeback = 0): the write is done only once it is stable. */
+		/* Write-through (§5.2.5, writeback = 0): a write is done once it is stable. */
 		int r;
 
 		req->flushing = true;
@@ -734,7 +734,7 @@ static void blk_queue_stop(void *opaque, unsigned int idx)
 		pool_put(pool, q->stalled);
 		q->stalled = NULL;
 	}
-	/* §2.4: after reset the device must not touch the old rings; in-flight requests become orphans. */
+	/* §2.4: after reset the old rings are off limits; in-flight requests become orphans. */
 	if (pool->outstanding == 0) {
 		pool_free(pool);
 	} else {
@@ -891,7 +891,7 @@ void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info)
 	uint32_t lbs = dev->info.logical_block_size, pbs = dev->info.physical_block_size;
 
 	dev->info = *info;
-	/* Offered features and block sizes are fixed for the device's lifetime; read-only only tightens. */
+	/* Offered features and block sizes stay fixed; read-only can only tighten. */
 	dev->info.read_only = ro || info->read_only;
 	dev->info.logical_block_size = lbs;
 	dev->info.physical_block_size = pbs;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* virtio-mmio register file (virtio 1.2 §4.2.2 modern, §4.2.4 legacy) driving a device through its ops. */
+/* virtio-mmio register file (virtio 1.2 §4.2.2 modern, §4.2.4 legacy) driving a device's ops. */
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -102,7 +102,8 @@ int vmmio_create(const struct vmmio_params *p, const struct virtio_transport *t,
 	vdev->p.name = vdev->name;
 	/* §6.1: VERSION_1 is what tells a modern driver from a legacy one. */
 	if (legacy(vdev))
-		vdev->p.features &= ~(VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_RING_PACKED) |
+		vdev->p.features &= ~(VIRTIO_BIT(VIRTIO_F_VERSION_1) |
+				      VIRTIO_BIT(VIRTIO_F_RING_PACKED) |
 				      VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM));
 	else
 		vdev->p.features |= VIRTIO_BIT(VIRTIO_F_VERSION_1);
@@ -152,7 +153,7 @@ void vmmio_destroy(struct vmmio_dev *vdev)
 	free(vdev);
 }
 
-/* Status 0: §2.4 / §4.2.2 device reset.  In-flight requests are the device's to orphan (queue_stop). */
+/* Status 0: §2.4 / §4.2.2 device reset.  The device orphans in-flight requests (queue_stop). */
 static void device_reset(struct vmmio_dev *vdev)
 {
 	unsigned int i;
@@ -189,7 +190,7 @@ void vmmio_set_needs_reset(struct vmmio_dev *vdev)
 		return;
 	vmmio_warn(vdev, "driver broke the virtio protocol, device needs reset");
 	vdev->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
-	/* §2.1.2: with DRIVER_OK set, follow DEVICE_NEEDS_RESET by a configuration change notification. */
+	/* §2.1.2: with DRIVER_OK set, DEVICE_NEEDS_RESET comes with a config change notification. */
 	if (vdev->status & VIRTIO_STATUS_DRIVER_OK)
 		vmmio_raise(vdev, VIRTIO_MMIO_INT_CONFIG);
 }
@@ -259,8 +260,9 @@ static void write_status(struct vmmio_dev *vdev, uint32_t value)
 		if (legacy(vdev) || !(v & VIRTIO_STATUS_DRIVER) || (old & VIRTIO_STATUS_DRIVER_OK))
 			goto out_of_order;
 		if (!features_acceptable(vdev)) {
-			/* §2.2.2 / §3.1.1 step 6: leave FEATURES_OK clear so the driver sees the refusal. */
-			vmmio_warn(vdev, "driver features 0x%" PRIx64 " refused", vdev->driver_features);
+			/* §2.2.2 / §3.1.1 step 6: FEATURES_OK stays clear: the driver sees the refusal. */
+			vmmio_warn(vdev, "driver features 0x%" PRIx64 " refused",
+				   vdev->driver_features);
 			v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 			added &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 			if (added & VIRTIO_STATUS_DRIVER_OK)

@@ -52,7 +52,7 @@ struct vq {
 	/* split */
 	struct virtq_desc *desc;
 	uint16_t *avail;			/* flags, idx, ring[num], used_event */
-	uint8_t *used;				/* flags, idx, ring[num] of virtq_used_elem, avail_event */
+	uint8_t *used;				/* flags, idx, ring[num] (used elems), avail_event */
 	uint16_t last_avail;
 	uint16_t used_idx;			/* next used index to write */
 	uint16_t used_published;		/* last value written to used->idx */

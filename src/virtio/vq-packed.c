@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Packed virtqueue layout (virtio 1.2 §2.8): one descriptor ring with wrap counters, event suppression. */
+/* Packed virtqueue layout (virtio 1.2 §2.8): one descriptor ring, wrap counters, event suppression. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -127,7 +127,7 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 		if (!(flags & VIRTQ_DESC_F_NEXT))
 			break;
 	}
-	/* §2.8.6: the buffer id is the one in the list's last descriptor; ids are < num (as Linux uses them). */
+	/* §2.8.6: the buffer id is in the list's last descriptor; ids are < num (as Linux uses them). */
 	r = vq_take_id(vq, id);
 	if (r < 0)
 		goto err;

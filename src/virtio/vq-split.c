@@ -65,7 +65,7 @@ static int split_init(struct vq *vq)
 		return 0;
 	}
 
-	/* §2.7 (alignment table, §2.7.1): descriptor table 16, available ring 2, used ring 4 bytes. */
+	/* §2.7 alignment table, §2.7.1: table 16, available ring 2, used ring 4 bytes. */
 	if (vq->cfg.desc_addr % 16 || vq->cfg.driver_addr % 2 || vq->cfg.device_addr % 4)
 		return -EINVAL;
 	r = vq_map_ring(vq, 0, vq->cfg.desc_addr, dsize, false, &p);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The virtqueue interface: creation, checked buffer mapping and head bookkeeping shared by both ring layouts. */
+/* The virtqueue interface: creation, checked buffer mapping, head bookkeeping for both layouts. */
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>

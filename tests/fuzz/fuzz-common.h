@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* Shared by the libFuzzer targets: guest RAM transport and an in-memory block backend (fuzz builds link no tests/lib). */
+/* Shared by the libFuzzer targets: guest RAM transport and in-memory block backend. */
 #ifndef VBLKD_FUZZ_COMMON_H
 #define VBLKD_FUZZ_COMMON_H
 

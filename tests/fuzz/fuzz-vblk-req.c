@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* libFuzzer target: virtio-blk request parsing (§5.2.6) with fuzzer-chosen type, sector, sizes and descriptor layout. */
+/* libFuzzer target: virtio-blk request parsing (§5.2.6), fuzzer-chosen type, sizes and layout. */
 #include "fuzz-common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

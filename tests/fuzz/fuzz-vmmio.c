@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* libFuzzer target: arbitrary guest MMIO accesses (any offset, any width) and guest RAM against the register file. */
+/* libFuzzer target: arbitrary guest MMIO accesses and guest RAM against the register file. */
 #include "fuzz-common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

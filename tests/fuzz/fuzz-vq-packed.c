@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* libFuzzer target: a packed virtqueue (§2.8) whose ring, event structures and buffers are fuzzer-controlled guest RAM. */
+/* libFuzzer target: a packed virtqueue (§2.8) in fuzzer-controlled guest RAM. */
 #include "fuzz-common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* libFuzzer target: a split virtqueue (§2.7) whose descriptor table, rings and buffers are all fuzzer-controlled guest RAM. */
+/* libFuzzer target: a split virtqueue (§2.7) in fuzzer-controlled guest RAM. */
 #include "fuzz-common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Test helpers for the virtio modules: fake RAM transport, RAM block backend and a guest driver model. */
+/* Virtio test helpers: fake RAM transport, RAM block backend and a guest driver model. */
 #include <assert.h>
 #include <endian.h>
 #include <errno.h>

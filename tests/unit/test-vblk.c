@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Tests of the virtio-blk device: every request type with data verified, features, batching, reset, backpressure. */
+/* virtio-blk tests: request types with data verified, features, batching, reset, backpressure. */
 #include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
@@ -477,7 +477,8 @@ static void test_completions_in_any_order(void **state)
 
 	vt->be.reverse = true;
 	for (int i = 0; i < 4; i++)
-		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, buf(vt, 512, (uint8_t)(i + 1)), 512, &st[i]);
+		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, buf(vt, 512, (uint8_t)(i + 1)), 512,
+		       &st[i]);
 	vt_kick(vt, 0);
 	vt_complete(vt);
 	for (int i = 0; i < 4; i++)

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Tests of the virtio-mmio register file: handshake, feature negotiation, queue setup, hostile accesses. */
+/* virtio-mmio register file tests: handshake, features, queue setup, hostile accesses. */
 #include <endian.h>
 #include <errno.h>
 #include <setjmp.h>

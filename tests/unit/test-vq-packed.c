@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Tests of the packed virtqueue (virtio 1.2 §2.8): wrap counters, indirect tables, event suppression, hostile drivers. */
+/* Packed virtqueue tests (§2.8): wrap counters, indirect, event suppression, hostile drivers. */
 #include <endian.h>
 #include <errno.h>
 #include <setjmp.h>

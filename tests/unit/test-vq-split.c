@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Tests of the split virtqueue (virtio 1.2 §2.7) against a hostile driver: each broken rule its own test. */
+/* Split virtqueue tests (§2.7) against a hostile driver: each broken rule its own test. */
 #include <endian.h>
 #include <errno.h>
 #include <setjmp.h>
