@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* virtio-blk device (virtio 1.2 §5.2) on the virtio-mmio register file, over a block backend. */
+#ifndef VBLKD_VBLK_H
+#define VBLKD_VBLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blk.h"
+#include "virtio-types.h"
+#include "vmmio.h"
+
+/* Feature bits, §5.2.3. */
+#define VIRTIO_BLK_F_SIZE_MAX		1
+#define VIRTIO_BLK_F_SEG_MAX		2
+#define VIRTIO_BLK_F_GEOMETRY		4
+#define VIRTIO_BLK_F_RO			5
+#define VIRTIO_BLK_F_BLK_SIZE		6
+#define VIRTIO_BLK_F_FLUSH		9
+#define VIRTIO_BLK_F_TOPOLOGY		10
+#define VIRTIO_BLK_F_CONFIG_WCE		11
+#define VIRTIO_BLK_F_MQ			12
+#define VIRTIO_BLK_F_DISCARD		13
+#define VIRTIO_BLK_F_WRITE_ZEROES	14
+
+/* Request types and status values, §5.2.6. */
+#define VIRTIO_BLK_T_IN			0
+#define VIRTIO_BLK_T_OUT		1
+#define VIRTIO_BLK_T_FLUSH		4
+#define VIRTIO_BLK_T_GET_ID		8
+#define VIRTIO_BLK_T_GET_LIFETIME	10
+#define VIRTIO_BLK_T_DISCARD		11
+#define VIRTIO_BLK_T_WRITE_ZEROES	13
+#define VIRTIO_BLK_T_SECURE_ERASE	14
+#define VIRTIO_BLK_S_OK			0
+#define VIRTIO_BLK_S_IOERR		1
+#define VIRTIO_BLK_S_UNSUPP		2
+#define VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP 1u
+#define VIRTIO_BLK_ID_BYTES		20
+#define VIRTIO_BLK_SECTOR_SIZE		512u
+#define VIRTIO_ID_BLOCK			2
+
+/* struct virtio_blk_config offsets (§5.2.4), relative to the config space. */
+#define VBLK_CFG_CAPACITY		0
+#define VBLK_CFG_SIZE_MAX		8
+#define VBLK_CFG_SEG_MAX		12
+#define VBLK_CFG_BLK_SIZE		20
+#define VBLK_CFG_PHYS_BLOCK_EXP		24
+#define VBLK_CFG_MIN_IO_SIZE		26
+#define VBLK_CFG_OPT_IO_SIZE		28
+#define VBLK_CFG_WRITEBACK		32
+#define VBLK_CFG_NUM_QUEUES		34
+#define VBLK_CFG_MAX_DISCARD_SECTORS	36
+#define VBLK_CFG_MAX_DISCARD_SEG	40
+#define VBLK_CFG_DISCARD_ALIGN		44
+#define VBLK_CFG_MAX_WZ_SECTORS		48
+#define VBLK_CFG_MAX_WZ_SEG		52
+#define VBLK_CFG_WZ_MAY_UNMAP		56
+#define VBLK_CONFIG_SIZE		60
+
+#define VBLK_MAX_QUEUES 64u
+
+/*
+ * Wiring (single-threaded, all calls from the one event loop):
+ *
+ *   vblk_create(&cfg, &transport, &backend_ops, backend, &dev);
+ *   guest MMIO read/write of the 0x200 window -> vmmio_read/vmmio_write(vblk_vmmio(dev), ...)
+ *       (a QueueNotify write submits to the backend before it returns)
+ *   backend completion batch (e.g. aio eventfd readable): the engine calls
+ *       req->done() for each request, then the owner calls vblk_flush(dev) once
+ *   backing file grew: vblk_set_info(dev, &new_info)
+ *   teardown: vblk_destroy(dev), then close the backend (which completes or
+ *       cancels what is left), then drop the transport
+ */
+struct vblk_dev;
+
+/*
+ * The block layer seam.  submit(): 0 = accepted, and req->done(req, res) is
+ * called exactly once later, never from inside submit(), with res 0 or
+ * -errno; -EAGAIN = queue full, not accepted: the device stops taking
+ * requests from its rings and resumes when one of its completions arrives
+ * (it may call submit() again from inside done()); any other -errno = not
+ * accepted, the guest gets VIRTIO_BLK_S_IOERR.  unplug() ends each burst of
+ * submits (may be NULL).
+ */
+struct vblk_backend_ops {
+	int (*submit)(void *be, struct blk_req *req);
+	void (*unplug)(void *be);
+};
+
+struct vblk_config {
+	const char *name;		/* log prefix, e.g. "dom 3 disk 51712" (copied) */
+	struct blk_info info;		/* capacity, block sizes, read_only, discard, ... */
+	unsigned int version;		/* virtio-mmio Version: 2 (modern, 0 = 2) or 1 (legacy) */
+	unsigned int num_queues;	/* 1..VBLK_MAX_QUEUES (0 = 1); offered with VIRTIO_BLK_F_MQ */
+	uint16_t queue_num_max;		/* QueueNumMax (0 = 256) */
+	uint32_t seg_max;		/* data segments per request (0 = 126) */
+	uint32_t size_max;		/* bytes per segment (0 = 1 MiB) */
+	uint32_t max_discard_sectors;	/* per DISCARD / WRITE_ZEROES segment (0 = 2 GiB worth) */
+	const char *serial;		/* GET_ID answer, at most 20 bytes used (NULL = "") */
+	uint64_t disable_features;	/* feature bits never offered (tests, compatibility knobs) */
+};
+
+struct vblk_stats {
+	uint64_t read_reqs, read_bytes;
+	uint64_t write_reqs, write_bytes;
+	uint64_t flush_reqs, discard_reqs, write_zeroes_reqs, get_id_reqs;
+	uint64_t io_errors;		/* requests answered VIRTIO_BLK_S_IOERR */
+	uint64_t unsupported;		/* requests answered VIRTIO_BLK_S_UNSUPP */
+	uint64_t ring_errors;		/* driver protocol violations (device needed reset) */
+	uint64_t interrupts;		/* used-buffer interrupts raised */
+	unsigned int in_flight;		/* in the backend, orphans of a reset included */
+};
+
+/*
+ * Create a virtio-blk device.  @t, @ops and @be are borrowed and must stay
+ * valid until the device is destroyed AND every request it submitted has
+ * completed (see vblk_destroy()).  Features offered: VERSION_1, SIZE_MAX,
+ * SEG_MAX, BLK_SIZE, TOPOLOGY, FLUSH, CONFIG_WCE, MQ, INDIRECT_DESC,
+ * EVENT_IDX, RING_PACKED, RO (read_only), DISCARD (info.discard),
+ * WRITE_ZEROES (info.write_zeroes), ACCESS_PLATFORM (t->grant_addresses),
+ * minus cfg->disable_features.
+ */
+int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
+		const struct vblk_backend_ops *ops, void *be, struct vblk_dev **ret_dev);
+
+/*
+ * Free the device.  Requests still in flight in the backend are orphaned:
+ * their done() later only unmaps their guest buffers through the transport
+ * and frees the small orphan pool with the last one; they never touch the
+ * rings or the freed device.  So keep the transport usable until the backend
+ * has completed or cancelled all of them (close the backend after this).
+ * Accepts NULL.
+ */
+void vblk_destroy(struct vblk_dev *dev);
+
+/* The register file: the transport sends guest MMIO accesses to vmmio_read()/vmmio_write() on this. */
+struct vmmio_dev *vblk_vmmio(struct vblk_dev *dev);
+
+/*
+ * End of a batch of backend completions: publish the used entries collected
+ * since the last call, one used-index update per queue, and raise at most
+ * one interrupt (honouring EVENT_IDX / NO_INTERRUPT).  Call it after the
+ * backend has delivered a batch of done() callbacks (e.g. at the end of the
+ * aio eventfd handler).  QueueNotify processing flushes by itself.
+ */
+void vblk_flush(struct vblk_dev *dev);
+
+/*
+ * The backing store changed (e.g. the file grew): capacity and write cache
+ * are updated; a changed capacity bumps ConfigGeneration and sends a
+ * configuration change interrupt (§5.2.4, §2.5.1).  Offered features do not change.
+ */
+void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info);
+
+void vblk_get_stats(const struct vblk_dev *dev, struct vblk_stats *ret_stats);
+
+#endif

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Virtqueues: one device-side interface over the split (§2.7) and packed (§2.8) layouts. */
+#ifndef VBLKD_VQ_H
+#define VBLKD_VQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "virtio-types.h"
+
+/* Largest queue the device accepts (§2.6: split queue sizes are powers of two <= 32768). */
+#define VQ_NUM_MAX 32768u
+/* Largest indirect descriptor table accepted, in descriptors (§2.7.5.3). */
+#define VQ_INDIRECT_MAX 1024u
+
+struct vq;
+
+struct vq_config {
+	uint16_t num;			/* queue size, 1..VQ_NUM_MAX (power of two for split) */
+	uint64_t desc_addr;		/* guest address of the descriptor ring */
+	uint64_t driver_addr;		/* available ring / driver event suppression (packed) */
+	uint64_t device_addr;		/* used ring (split) / device event suppression (packed) */
+	bool packed;			/* VIRTIO_F_RING_PACKED negotiated */
+	bool event_idx;			/* VIRTIO_F_EVENT_IDX negotiated */
+	bool indirect;			/* VIRTIO_F_INDIRECT_DESC negotiated */
+	unsigned int max_segs;		/* most buffers (iovec entries) per chain, >= 1 */
+	uint32_t max_seg_len;		/* longest single buffer accepted; 0 = no limit */
+	/* Legacy split layout (virtio-mmio Version 1, §4.2.4): rings follow the table in one area. */
+	bool legacy;
+	uint32_t legacy_align;		/* QueueAlign, power of two */
+};
+
+/*
+ * One buffer chain taken from the ring.  The caller supplies iov with room for
+ * max_segs entries; vq_pop() fills the device-readable buffers first (out_num),
+ * then the device-writable ones (in_num).  Each iov entry is a transport
+ * mapping that stays valid until vq_elem_unmap().
+ */
+struct vq_elem {
+	uint16_t id;			/* head index (split) / buffer id (packed), < num */
+	uint16_t ndesc;			/* ring slots the chain used (packed) */
+	unsigned int out_num;
+	unsigned int in_num;
+	uint64_t out_len;		/* bytes in the readable buffers */
+	uint64_t in_len;		/* bytes in the writable buffers */
+	struct iovec *iov;
+	unsigned int iov_cap;
+};
+
+/*
+ * Map the rings of a queue the driver made ready and check their placement
+ * (alignment §2.7 / §2.8.10, no wrap, inside guest memory).  -EINVAL for a
+ * bad config, -EFAULT when a ring cannot be mapped, -ENOMEM.
+ */
+int vq_create(const struct virtio_transport *t, const struct vq_config *cfg, struct vq **ret_vq);
+/* Unmap the rings.  Elements already popped stay valid (their buffers are unmapped separately). */
+void vq_destroy(struct vq *vq);
+
+/*
+ * Take the next available chain.  Returns 1 with *elem filled, 0 when the
+ * ring is empty (with EVENT_IDX the driver has been asked to notify for the
+ * next buffer, §2.7.10), or a negative errno when the driver broke a ring
+ * rule; the queue is then broken for good (vq_broken()) and the caller must
+ * put the device into DEVICE_NEEDS_RESET (§2.1.2).  Every guest value is
+ * checked: head/id < num, at most num new entries (§2.7.6), chain length,
+ * loops, indirect tables (§2.7.5.3), readable before writable (§2.7.4.2),
+ * buffers mapped and lengths overflow-safe, head not already in flight.
+ */
+int vq_pop(struct vq *vq, struct vq_elem *elem);
+
+/* Release an element's buffer mappings (needs only the transport: works after vq_destroy). */
+void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem);
+
+/*
+ * Return an element to the driver with @written bytes written into its
+ * writable buffers.  Not visible to the driver until vq_flush().
+ */
+void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t written);
+
+/*
+ * Publish everything pushed since the last flush (one used index update,
+ * §2.7.8 / §2.8.6) and say whether the driver wants an interrupt for it:
+ * VIRTQ_AVAIL_F_NO_INTERRUPT or used_event (§2.7.7, §2.7.10), or the packed
+ * driver event suppression structure (§2.8.10).
+ */
+bool vq_flush(struct vq *vq);
+
+bool vq_broken(const struct vq *vq);
+uint16_t vq_num(const struct vq *vq);
+/* Chains popped and not yet pushed. */
+unsigned int vq_inflight(const struct vq *vq);
+
+#endif

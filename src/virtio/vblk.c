@@ -1,0 +1,905 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* virtio-blk device (virtio 1.2 §5.2): checked request parsing, submission, batched completion. */
+#include <assert.h>
+#include <endian.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "vblk.h"
+#include "vq.h"
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
+
+#define DEFAULT_QUEUE_NUM_MAX 256
+#define DEFAULT_SEG_MAX 126
+#define DEFAULT_SIZE_MAX (1u << 20)
+#define DEFAULT_MAX_DISCARD_SECTORS (1u << 22)
+#define BLK_HDR_SIZE 16 /* struct virtio_blk_req header: le32 type, le32 reserved, le64 sector */
+#define BLK_SEG_SIZE 16 /* struct virtio_blk_discard_write_zeroes */
+
+struct vblk_queue;
+struct vblk_pool;
+
+struct vblk_req {
+	struct blk_req breq;		/* handed to the backend; container_of() in done() */
+	struct vblk_pool *pool;
+	struct vq_elem elem;
+	struct iovec *data;		/* data part of elem.iov (header and status cut off) */
+	unsigned int ndata;
+	uint8_t *status;		/* last byte of the last writable buffer (§5.2.6) */
+	uint32_t type;
+	uint32_t data_len;
+	bool flush_after;		/* write-through cache mode: FLUSH before completing a write */
+	bool flushing;
+};
+
+/*
+ * The requests of one queue instance.  It outlives its queue when requests
+ * are still in the backend at reset/destroy time ("orphaned", q == NULL).
+ */
+struct vblk_pool {
+	struct vblk_queue *q;		/* NULL once orphaned */
+	struct vblk_dev *dev;		/* NULL once the device is freed */
+	struct virtio_transport t;
+	unsigned int nreq;
+	unsigned int outstanding;	/* in the backend */
+	struct vblk_req *reqs;
+	struct iovec *iovs;
+	unsigned int *free;
+	unsigned int nfree;
+	struct vblk_pool *orphan_prev, *orphan_next;	/* on dev->orphans while orphaned */
+};
+
+struct vblk_queue {
+	struct vblk_dev *dev;
+	unsigned int idx;
+	struct vq *vq;
+	struct vblk_pool *pool;
+	struct vblk_req *stalled;	/* popped, backend said -EAGAIN: submitted first next time */
+	bool dirty;			/* pushed to the used ring since the last flush */
+	bool processing;
+};
+
+struct vblk_dev {
+	char name[64];
+	char serial[VIRTIO_BLK_ID_BYTES];
+	struct vblk_config cfg;
+	struct blk_info info;
+	struct virtio_transport t;
+	const struct vblk_backend_ops *bops;
+	void *be;
+	struct vmmio_dev *vmmio;
+	struct vblk_queue *queues;
+	uint8_t writeback;
+	struct vblk_stats stats;
+	struct log_ratelimit rl;
+	struct vblk_pool *orphans;	/* detached pools with requests in the backend */
+};
+
+#define vblk_warn(dev, fmt, ...)                                                                 \
+	log_ratelimited(&(dev)->rl, LOG_LEVEL_WARNING, "%s: " fmt, (dev)->name, ##__VA_ARGS__)
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, 2);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static void put_le64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+/* Copy @len bytes starting @skip bytes into the iovec into @buf; returns bytes copied. */
+static size_t iov_to_buf(const struct iovec *iov, unsigned int cnt, size_t skip, void *buf,
+			 size_t len)
+{
+	size_t done = 0;
+
+	for (unsigned int i = 0; i < cnt && done < len; i++) {
+		size_t l = iov[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l -= skip;
+		if (l > len - done)
+			l = len - done;
+		memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + skip, l);
+		done += l;
+		skip = 0;
+	}
+	return done;
+}
+
+static size_t buf_to_iov(const struct iovec *iov, unsigned int cnt, const void *buf, size_t len)
+{
+	size_t done = 0;
+
+	for (unsigned int i = 0; i < cnt && done < len; i++) {
+		size_t l = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
+
+		memcpy(iov[i].iov_base, (const uint8_t *)buf + done, l);
+		done += l;
+	}
+	return done;
+}
+
+/* The sub-range [skip, skip + len) of @src as a new iovec in @dst; returns the entry count. */
+static unsigned int iov_slice(const struct iovec *src, unsigned int cnt, size_t skip, size_t len,
+			      struct iovec *dst)
+{
+	unsigned int n = 0;
+
+	for (unsigned int i = 0; i < cnt && len > 0; i++) {
+		size_t l = src[i].iov_len;
+
+		if (skip >= l) {
+			skip -= l;
+			continue;
+		}
+		l -= skip;
+		if (l > len)
+			l = len;
+		dst[n].iov_base = (uint8_t *)src[i].iov_base + skip;
+		dst[n].iov_len = l;
+		n++;
+		len -= l;
+		skip = 0;
+	}
+	return n;
+}
+
+static bool has(const struct vblk_dev *dev, unsigned int bit)
+{
+	return vmmio_has_feature(dev->vmmio, bit);
+}
+
+/* ---- request pool ------------------------------------------------------------------------- */
+
+static void pool_free(struct vblk_pool *pool)
+{
+	if (!pool)
+		return;
+	free(pool->reqs);
+	free(pool->iovs);
+	free(pool->free);
+	free(pool);
+}
+
+static struct vblk_pool *pool_new(struct vblk_queue *q, unsigned int nreq, unsigned int max_segs)
+{
+	struct vblk_pool *pool = calloc(1, sizeof(*pool));
+
+	if (!pool)
+		return NULL;
+	pool->q = q;
+	pool->dev = q->dev;
+	pool->t = q->dev->t;
+	pool->nreq = nreq;
+	pool->reqs = calloc(nreq, sizeof(*pool->reqs));
+	pool->iovs = calloc((size_t)nreq * 2 * max_segs, sizeof(*pool->iovs));
+	pool->free = calloc(nreq, sizeof(*pool->free));
+	if (!pool->reqs || !pool->iovs || !pool->free) {
+		pool_free(pool);
+		return NULL;
+	}
+	for (unsigned int i = 0; i < nreq; i++) {
+		struct vblk_req *req = &pool->reqs[i];
+
+		req->pool = pool;
+		req->elem.iov = &pool->iovs[(size_t)i * 2 * max_segs];
+		req->elem.iov_cap = max_segs;
+		req->data = req->elem.iov + max_segs;
+		pool->free[pool->nfree++] = nreq - 1 - i;
+	}
+	return pool;
+}
+
+static struct vblk_req *pool_get(struct vblk_pool *pool)
+{
+	if (pool->nfree == 0)
+		return NULL;
+	return &pool->reqs[pool->free[--pool->nfree]];
+}
+
+static void pool_put(struct vblk_pool *pool, struct vblk_req *req)
+{
+	assert(pool->nfree < pool->nreq);
+	pool->free[pool->nfree++] = (unsigned int)(req - pool->reqs);
+}
+
+/* ---- completion --------------------------------------------------------------------------- */
+
+static void count_status(struct vblk_dev *dev, struct vblk_req *req, uint8_t status)
+{
+	struct vblk_stats *s = &dev->stats;
+
+	if (status == VIRTIO_BLK_S_IOERR) {
+		s->io_errors++;
+		return;
+	}
+	if (status == VIRTIO_BLK_S_UNSUPP) {
+		s->unsupported++;
+		return;
+	}
+	switch (req->type) {
+	case VIRTIO_BLK_T_IN:
+		s->read_reqs++;
+		s->read_bytes += req->data_len;
+		break;
+	case VIRTIO_BLK_T_OUT:
+		s->write_reqs++;
+		s->write_bytes += req->data_len;
+		break;
+	case VIRTIO_BLK_T_FLUSH:
+		s->flush_reqs++;
+		break;
+	case VIRTIO_BLK_T_DISCARD:
+		s->discard_reqs++;
+		break;
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		s->write_zeroes_reqs++;
+		break;
+	case VIRTIO_BLK_T_GET_ID:
+		s->get_id_reqs++;
+		break;
+	default:
+		break;
+	}
+}
+
+/*
+ * Answer a request of a live queue: status byte, used entry (published at the
+ * next flush), buffers unmapped.  §5.2.6.2: exactly one status per request.
+ */
+static void complete(struct vblk_queue *q, struct vblk_req *req, uint8_t status, uint32_t written)
+{
+	struct vblk_pool *pool = req->pool;
+
+	*req->status = status;
+	count_status(q->dev, req, status);
+	vq_push(q->vq, &req->elem, written);
+	vq_elem_unmap(&pool->t, &req->elem);
+	pool_put(pool, req);
+	q->dirty = true;
+}
+
+static void complete_status(struct vblk_queue *q, struct vblk_req *req, uint8_t status)
+{
+	uint32_t written = 1;
+
+	/* Used length: the bytes written into the driver's buffers (§2.7.8), status included. */
+	if (status == VIRTIO_BLK_S_OK &&
+	    (req->type == VIRTIO_BLK_T_IN || req->type == VIRTIO_BLK_T_GET_ID))
+		written += req->data_len;
+	complete(q, req, status, written);
+}
+
+static void process_queue(struct vblk_queue *q);
+
+static void req_done(struct blk_req *breq, int res)
+{
+	struct vblk_req *req = container_of(breq, struct vblk_req, breq);
+	struct vblk_pool *pool = req->pool;
+	struct vblk_queue *q = pool->q;
+	struct vblk_dev *dev = pool->dev;
+
+	assert(pool->outstanding > 0);
+	pool->outstanding--;
+	if (dev)
+		dev->stats.in_flight--;
+	if (!q) {
+		/* Orphaned by a reset or destroy: the old rings are gone, only release the buffers. */
+		vq_elem_unmap(&pool->t, &req->elem);
+		pool_put(pool, req);
+		if (pool->outstanding == 0) {
+			if (dev) {
+				if (pool->orphan_prev)
+					pool->orphan_prev->orphan_next = pool->orphan_next;
+				else
+					dev->orphans = pool->orphan_next;
+				if (pool->orphan_next)
+					pool->orphan_next->orphan_prev = pool->orphan_prev;
+			}
+			pool_free(pool);
+		}
+		return;
+	}
+	if (res == 0 && req->flush_after && !req->flushing) {
+		/* Write-through (§5.2.5, writeback = 0): a write is done once it is stable. */
+		int r;
+
+		req->flushing = true;
+		memset(&req->breq, 0, sizeof(req->breq));
+		req->breq.op = BLK_OP_FLUSH;
+		req->breq.done = req_done;
+		r = dev->bops->submit(dev->be, &req->breq);
+		if (r == 0) {
+			pool->outstanding++;
+			dev->stats.in_flight++;
+			return;
+		}
+		res = r;
+	}
+	complete_status(q, req, res == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR);
+	/* A completion frees backend room: take up the ring again where -EAGAIN stopped us. */
+	if (q->stalled)
+		process_queue(q);
+}
+
+/* ---- request parsing (§5.2.6) ------------------------------------------------------------- */
+
+enum parse_result {
+	PARSE_SUBMIT,		/* req->breq is ready for the backend */
+	PARSE_DONE,		/* completed with a status */
+	PARSE_BROKEN,		/* the driver broke the protocol: device needs reset */
+};
+
+static bool range_ok(const struct vblk_dev *dev, uint64_t sector, uint64_t nsec)
+{
+	uint64_t cap = dev->info.capacity / VIRTIO_BLK_SECTOR_SIZE;
+	uint64_t lbs = dev->info.logical_block_size / VIRTIO_BLK_SECTOR_SIZE;
+
+	/* Overflow-safe: sector + nsec <= capacity without computing the sum. */
+	if (sector > cap || nsec > cap - sector)
+		return false;
+	/* The backend works in logical blocks (blk_size, §5.2.4); partial blocks are refused. */
+	if (lbs > 1 && (sector % lbs != 0 || nsec % lbs != 0))
+		return false;
+	return true;
+}
+
+static bool writethrough(const struct vblk_dev *dev)
+{
+	if (!dev->info.write_cache)
+		return false;
+	/* §5.2.5: no FLUSH negotiated means the driver cannot flush, so the device must not cache. */
+	if (!has(dev, VIRTIO_BLK_F_FLUSH))
+		return true;
+	return has(dev, VIRTIO_BLK_F_CONFIG_WCE) && dev->writeback == 0;
+}
+
+static enum parse_result parse_rw(struct vblk_dev *dev, struct vblk_req *req, uint64_t sector,
+				  uint8_t *ret_status)
+{
+	struct vq_elem *e = &req->elem;
+	bool in = req->type == VIRTIO_BLK_T_IN;
+	uint64_t len = in ? e->in_len - 1 : e->out_len - BLK_HDR_SIZE;
+
+	/* §5.2.6.1: IN/OUT data is a multiple of 512 bytes. */
+	if (len % VIRTIO_BLK_SECTOR_SIZE != 0) {
+		*ret_status = VIRTIO_BLK_S_IOERR;
+		return PARSE_DONE;
+	}
+	/* §5.2.6.2: writes to a read-only device fail with IOERR. */
+	if (!in && dev->info.read_only) {
+		*ret_status = VIRTIO_BLK_S_IOERR;
+		return PARSE_DONE;
+	}
+	if (!range_ok(dev, sector, len / VIRTIO_BLK_SECTOR_SIZE)) {
+		*ret_status = VIRTIO_BLK_S_IOERR;
+		return PARSE_DONE;
+	}
+	req->data_len = (uint32_t)len;
+	if (len == 0) {
+		*ret_status = VIRTIO_BLK_S_OK;
+		return PARSE_DONE;
+	}
+	if (in)
+		req->ndata = iov_slice(e->iov + e->out_num, e->in_num, 0, len, req->data);
+	else
+		req->ndata = iov_slice(e->iov, e->out_num, BLK_HDR_SIZE, len, req->data);
+	req->breq.op = in ? BLK_OP_READ : BLK_OP_WRITE;
+	req->breq.offset = sector * VIRTIO_BLK_SECTOR_SIZE;
+	req->breq.iov = req->data;
+	req->breq.iovcnt = req->ndata;
+	req->flush_after = !in && writethrough(dev);
+	return PARSE_SUBMIT;
+}
+
+static enum parse_result parse_dz(struct vblk_dev *dev, struct vblk_req *req, uint8_t *ret_status)
+{
+	struct vq_elem *e = &req->elem;
+	bool discard = req->type == VIRTIO_BLK_T_DISCARD;
+	uint64_t len = e->out_len - BLK_HDR_SIZE;
+	uint8_t seg[BLK_SEG_SIZE];
+	uint64_t sector;
+	uint32_t nsec, flags;
+
+	if (!has(dev, discard ? VIRTIO_BLK_F_DISCARD : VIRTIO_BLK_F_WRITE_ZEROES)) {
+		*ret_status = VIRTIO_BLK_S_UNSUPP;
+		return PARSE_DONE;
+	}
+	/* §5.2.6: the data is an array of 16-byte segments. */
+	if (len == 0 || len % BLK_SEG_SIZE != 0) {
+		*ret_status = VIRTIO_BLK_S_IOERR;
+		return PARSE_DONE;
+	}
+	/* We advertise max_discard_seg = max_write_zeroes_seg = 1 (§5.2.4); more is unsupported. */
+	if (len / BLK_SEG_SIZE > 1) {
+		*ret_status = VIRTIO_BLK_S_UNSUPP;
+		return PARSE_DONE;
+	}
+	iov_to_buf(e->iov, e->out_num, BLK_HDR_SIZE, seg, sizeof(seg));
+	memcpy(&sector, seg, 8);
+	memcpy(&nsec, seg + 8, 4);
+	memcpy(&flags, seg + 12, 4);
+	sector = le64toh(sector);
+	nsec = le32toh(nsec);
+	flags = le32toh(flags);
+	/*
+	 * §5.2.6.2: unknown flags, and the unmap flag on DISCARD, are answered
+	 * UNSUPP.
+	 */
+	if (flags & ~VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP ||
+	    (discard && (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP))) {
+		*ret_status = VIRTIO_BLK_S_UNSUPP;
+		return PARSE_DONE;
+	}
+	/* §5.2.6.2: more than max_*_sectors, or outside the disk, is an error. */
+	if (dev->info.read_only || nsec > dev->cfg.max_discard_sectors ||
+	    !range_ok(dev, sector, nsec)) {
+		*ret_status = VIRTIO_BLK_S_IOERR;
+		return PARSE_DONE;
+	}
+	if (nsec == 0) {
+		*ret_status = VIRTIO_BLK_S_OK;
+		return PARSE_DONE;
+	}
+	req->breq.op = discard ? BLK_OP_DISCARD : BLK_OP_WRITE_ZEROES;
+	req->breq.offset = sector * VIRTIO_BLK_SECTOR_SIZE;
+	req->breq.len = (uint64_t)nsec * VIRTIO_BLK_SECTOR_SIZE;
+	/* write_zeroes_may_unmap is offered only when discard works on this store. */
+	if (!discard && (flags & VIRTIO_BLK_WRITE_ZEROES_FLAG_UNMAP) && dev->info.discard)
+		req->breq.flags |= BLK_REQ_MAY_UNMAP;
+	return PARSE_SUBMIT;
+}
+
+static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8_t *ret_status)
+{
+	struct vq_elem *e = &req->elem;
+	uint8_t hdr[BLK_HDR_SIZE];
+	struct iovec *last;
+	uint32_t type;
+	uint64_t sector;
+
+	/*
+	 * §5.2.6: a request is a 16-byte device-readable header, data, and a
+	 * device-writable status byte at the very end.  Without the header or the
+	 * status byte the request cannot be answered at all: like QEMU we treat
+	 * that as a broken driver.
+	 */
+	if (e->out_len < BLK_HDR_SIZE || e->in_len < 1)
+		return PARSE_BROKEN;
+	iov_to_buf(e->iov, e->out_num, 0, hdr, sizeof(hdr));
+	memcpy(&type, hdr, 4);
+	memcpy(&sector, hdr + 8, 8);
+	type = le32toh(type);
+	sector = le64toh(sector);
+	last = &e->iov[e->out_num + e->in_num - 1];
+	req->status = (uint8_t *)last->iov_base + last->iov_len - 1;
+	req->type = type;
+	req->data_len = 0;
+	req->ndata = 0;
+	req->flush_after = false;
+	req->flushing = false;
+	memset(&req->breq, 0, sizeof(req->breq));
+	req->breq.done = req_done;
+
+	switch (type) {
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		return parse_rw(dev, req, sector, ret_status);
+	case VIRTIO_BLK_T_FLUSH:
+		req->breq.op = BLK_OP_FLUSH;
+		return PARSE_SUBMIT;
+	case VIRTIO_BLK_T_GET_ID: {
+		/* §5.2.6: up to 20 bytes of serial, not NUL-terminated when all 20 are used. */
+		struct iovec *wiov = e->iov + e->out_num;
+		size_t room = e->in_len - 1;
+		size_t n = room < VIRTIO_BLK_ID_BYTES ? room : VIRTIO_BLK_ID_BYTES;
+
+		req->ndata = iov_slice(wiov, e->in_num, 0, n, req->data);
+		buf_to_iov(req->data, req->ndata, dev->serial, n);
+		req->data_len = (uint32_t)n;
+		*ret_status = VIRTIO_BLK_S_OK;
+		return PARSE_DONE;
+	}
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		return parse_dz(dev, req, ret_status);
+	default:
+		/* §5.2.6.2: unknown (and unoffered, e.g. GET_LIFETIME, SECURE_ERASE) types: UNSUPP. */
+		*ret_status = VIRTIO_BLK_S_UNSUPP;
+		return PARSE_DONE;
+	}
+}
+
+/* ---- queue processing --------------------------------------------------------------------- */
+
+/* Publish a queue's used entries; returns whether the driver wants an interrupt. */
+static bool queue_flush(struct vblk_queue *q)
+{
+	if (!q->dirty || !q->vq)
+		return false;
+	q->dirty = false;
+	return vq_flush(q->vq);
+}
+
+static void ring_broken(struct vblk_dev *dev, unsigned int idx, int err)
+{
+	dev->stats.ring_errors++;
+	vblk_warn(dev, "queue %u: ring violation: %s", idx, strerror(-err));
+	vmmio_set_needs_reset(dev->vmmio);
+}
+
+/* Returns 0 when accepted, -EAGAIN when the backend is full, else completed with IOERR. */
+static int submit(struct vblk_queue *q, struct vblk_req *req)
+{
+	struct vblk_dev *dev = q->dev;
+	int r = dev->bops->submit(dev->be, &req->breq);
+
+	if (r == 0) {
+		q->pool->outstanding++;
+		dev->stats.in_flight++;
+		return 0;
+	}
+	if (r == -EAGAIN)
+		return r;
+	complete_status(q, req, VIRTIO_BLK_S_IOERR);
+	return r;
+}
+
+/* Take requests from the ring until it is empty, the backend is full, or the driver misbehaves. */
+static void process_queue(struct vblk_queue *q)
+{
+	struct vblk_dev *dev = q->dev;
+	bool submitted = false;
+	/*
+	 * A driver that follows the rules cannot offer more than num buffers
+	 * before it sees used ones, and nothing is published inside this loop;
+	 * the budget only stops a guest that keeps re-offering heads from another
+	 * vCPU from holding the daemon here.
+	 */
+	unsigned int budget = q->vq ? vq_num(q->vq) : 0;
+
+	if (q->processing)
+		return;
+	q->processing = true;
+	while (q->vq && vmmio_running(dev->vmmio)) {
+		struct vblk_req *req = q->stalled;
+		uint8_t status = VIRTIO_BLK_S_IOERR;
+		int r;
+
+		if (req) {
+			q->stalled = NULL;
+		} else {
+			if (budget == 0)
+				break;
+			budget--;
+			req = pool_get(q->pool);
+			if (!req)
+				break; /* every id is in flight: the ring cannot hold more */
+			r = vq_pop(q->vq, &req->elem);
+			if (r <= 0) {
+				pool_put(q->pool, req);
+				if (r < 0)
+					ring_broken(dev, q->idx, r);
+				break;
+			}
+			switch (parse(dev, req, &status)) {
+			case PARSE_SUBMIT:
+				break;
+			case PARSE_DONE:
+				complete_status(q, req, status);
+				continue;
+			case PARSE_BROKEN:
+				vq_elem_unmap(&q->pool->t, &req->elem);
+				pool_put(q->pool, req);
+				ring_broken(dev, q->idx, -EPROTO);
+				goto out;
+			}
+		}
+		r = submit(q, req);
+		if (r == 0) {
+			submitted = true;
+		} else if (r == -EAGAIN) {
+			q->stalled = req;
+			break;
+		}
+	}
+out:
+	if (submitted && dev->bops->unplug)
+		dev->bops->unplug(dev->be);
+	q->processing = false;
+}
+
+void vblk_flush(struct vblk_dev *dev)
+{
+	bool irq = false;
+
+	if (!dev)
+		return;
+	for (unsigned int i = 0; i < dev->cfg.num_queues; i++)
+		irq |= queue_flush(&dev->queues[i]);
+	/* §2.7.7 / §2.7.10: one interrupt per batch, and only if the driver asked for it. */
+	if (irq) {
+		dev->stats.interrupts++;
+		vmmio_raise(dev->vmmio, VIRTIO_MMIO_INT_VRING);
+	}
+}
+
+/* ---- vmmio device ops --------------------------------------------------------------------- */
+
+static void blk_config_get(void *opaque, uint8_t *buf)
+{
+	struct vblk_dev *dev = opaque;
+	uint32_t lbs = dev->info.logical_block_size, pbs = dev->info.physical_block_size;
+	uint8_t exp = 0;
+
+	memset(buf, 0, VBLK_CONFIG_SIZE);
+	put_le64(buf + VBLK_CFG_CAPACITY, dev->info.capacity / VIRTIO_BLK_SECTOR_SIZE);
+	put_le32(buf + VBLK_CFG_SIZE_MAX, dev->cfg.size_max);
+	put_le32(buf + VBLK_CFG_SEG_MAX, dev->cfg.seg_max);
+	put_le32(buf + VBLK_CFG_BLK_SIZE, lbs);
+	while (exp < 16 && ((uint64_t)lbs << (exp + 1)) <= pbs)
+		exp++;
+	buf[VBLK_CFG_PHYS_BLOCK_EXP] = exp;
+	put_le16(buf + VBLK_CFG_MIN_IO_SIZE, (uint16_t)(1u << exp));
+	buf[VBLK_CFG_WRITEBACK] = dev->writeback;
+	put_le16(buf + VBLK_CFG_NUM_QUEUES, (uint16_t)dev->cfg.num_queues);
+	put_le32(buf + VBLK_CFG_MAX_DISCARD_SECTORS, dev->cfg.max_discard_sectors);
+	put_le32(buf + VBLK_CFG_MAX_DISCARD_SEG, 1);
+	put_le32(buf + VBLK_CFG_DISCARD_ALIGN, lbs / VIRTIO_BLK_SECTOR_SIZE);
+	put_le32(buf + VBLK_CFG_MAX_WZ_SECTORS, dev->cfg.max_discard_sectors);
+	put_le32(buf + VBLK_CFG_MAX_WZ_SEG, 1);
+	buf[VBLK_CFG_WZ_MAY_UNMAP] = dev->info.discard ? 1 : 0;
+}
+
+static void blk_config_write(void *opaque, uint32_t offset, unsigned int size, uint64_t value)
+{
+	struct vblk_dev *dev = opaque;
+
+	/* §5.2.4: only writeback is writable, and only with CONFIG_WCE negotiated. */
+	if (offset == VBLK_CFG_WRITEBACK && size == 1 && value <= 1 &&
+	    has(dev, VIRTIO_BLK_F_CONFIG_WCE)) {
+		dev->writeback = (uint8_t)value;
+		return;
+	}
+	vblk_warn(dev, "config write of %u bytes at %" PRIu32 " ignored", size, offset);
+}
+
+static bool blk_features_ok(void *opaque, uint64_t features)
+{
+	/* No virtio-blk feature depends on another one (§5.2.3). */
+	return true;
+}
+
+static void blk_queue_limits(void *opaque, unsigned int idx, struct vq_config *cfg)
+{
+	struct vblk_dev *dev = opaque;
+
+	/* §5.2.4: seg_max data segments, plus the header and the status. */
+	if (has(dev, VIRTIO_BLK_F_SEG_MAX))
+		cfg->max_segs = dev->cfg.seg_max + 2;
+	else
+		cfg->max_segs = cfg->num;
+	if (cfg->max_segs < 3)
+		cfg->max_segs = 3;
+	cfg->max_seg_len = has(dev, VIRTIO_BLK_F_SIZE_MAX) ? dev->cfg.size_max : 0;
+}
+
+static int blk_queue_start(void *opaque, unsigned int idx, struct vq *vq)
+{
+	struct vblk_dev *dev = opaque;
+	struct vblk_queue *q = &dev->queues[idx];
+	struct vq_config lim = { .num = vq_num(vq) };
+
+	blk_queue_limits(dev, idx, &lim);
+	q->pool = pool_new(q, vq_num(vq), lim.max_segs);
+	if (!q->pool)
+		return -ENOMEM;
+	q->vq = vq;
+	q->dirty = false;
+	return 0;
+}
+
+/* Detach a queue's requests from its rings (reset, QueueReady = 0, destroy). */
+static void blk_queue_stop(void *opaque, unsigned int idx)
+{
+	struct vblk_dev *dev = opaque;
+	struct vblk_queue *q = &dev->queues[idx];
+	struct vblk_pool *pool = q->pool;
+
+	if (!pool)
+		return;
+	if (q->stalled) {
+		vq_elem_unmap(&pool->t, &q->stalled->elem);
+		pool_put(pool, q->stalled);
+		q->stalled = NULL;
+	}
+	/* §2.4: after reset the old rings are off limits; in-flight requests become orphans. */
+	if (pool->outstanding == 0) {
+		pool_free(pool);
+	} else {
+		pool->q = NULL;
+		pool->orphan_prev = NULL;
+		pool->orphan_next = dev->orphans;
+		if (dev->orphans)
+			dev->orphans->orphan_prev = pool;
+		dev->orphans = pool;
+	}
+	q->pool = NULL;
+	q->vq = NULL;
+	q->dirty = false;
+}
+
+static void blk_queue_notify(void *opaque, unsigned int idx)
+{
+	struct vblk_dev *dev = opaque;
+	struct vblk_queue *q = &dev->queues[idx];
+
+	process_queue(q);
+	/* A notify is a batch of its own: requests answered without the backend are published now. */
+	vblk_flush(dev);
+}
+
+static void blk_reset(void *opaque)
+{
+	struct vblk_dev *dev = opaque;
+
+	dev->writeback = dev->info.write_cache ? 1 : 0;
+}
+
+static const struct vmmio_device_ops vblk_vmmio_ops = {
+	.config_get = blk_config_get,
+	.config_write = blk_config_write,
+	.features_ok = blk_features_ok,
+	.queue_limits = blk_queue_limits,
+	.queue_start = blk_queue_start,
+	.queue_stop = blk_queue_stop,
+	.queue_notify = blk_queue_notify,
+	.reset = blk_reset,
+};
+
+/* ---- public API --------------------------------------------------------------------------- */
+
+int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
+		const struct vblk_backend_ops *ops, void *be, struct vblk_dev **ret_dev)
+{
+	struct vmmio_params p = { 0 };
+	struct vblk_dev *dev;
+	uint64_t f;
+	int r;
+
+	assert(cfg && t && ops && ops->submit);
+	if (cfg->num_queues > VBLK_MAX_QUEUES || cfg->info.logical_block_size < 512 ||
+	    (cfg->info.logical_block_size & (cfg->info.logical_block_size - 1)) != 0 ||
+	    (cfg->version != 0 && cfg->version != 1 && cfg->version != 2))
+		return -EINVAL;
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	snprintf(dev->name, sizeof(dev->name), "%s", cfg->name ? cfg->name : "vblk");
+	if (cfg->serial)
+		memcpy(dev->serial, cfg->serial, strnlen(cfg->serial, sizeof(dev->serial)));
+	dev->cfg = *cfg;
+	dev->cfg.name = dev->name;
+	dev->cfg.serial = NULL;
+	if (!dev->cfg.num_queues)
+		dev->cfg.num_queues = 1;
+	if (!dev->cfg.queue_num_max)
+		dev->cfg.queue_num_max = DEFAULT_QUEUE_NUM_MAX;
+	if (!dev->cfg.seg_max)
+		dev->cfg.seg_max = DEFAULT_SEG_MAX;
+	if (!dev->cfg.size_max)
+		dev->cfg.size_max = DEFAULT_SIZE_MAX;
+	if (!dev->cfg.max_discard_sectors)
+		dev->cfg.max_discard_sectors = DEFAULT_MAX_DISCARD_SECTORS;
+	if (!dev->cfg.version)
+		dev->cfg.version = 2;
+	dev->info = cfg->info;
+	if (dev->info.physical_block_size < dev->info.logical_block_size)
+		dev->info.physical_block_size = dev->info.logical_block_size;
+	dev->t = *t;
+	dev->bops = ops;
+	dev->be = be;
+	dev->writeback = dev->info.write_cache ? 1 : 0;
+	dev->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
+	dev->queues = calloc(dev->cfg.num_queues, sizeof(*dev->queues));
+	if (!dev->queues) {
+		r = -ENOMEM;
+		goto err_free;
+	}
+	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
+		dev->queues[i].dev = dev;
+		dev->queues[i].idx = i;
+	}
+
+	f = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
+	    VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_RING_PACKED) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_BIT(VIRTIO_BLK_F_TOPOLOGY) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_MQ);
+	if (dev->info.read_only)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
+	if (dev->info.discard)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD);
+	if (dev->info.write_zeroes)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
+	f &= ~cfg->disable_features;
+
+	p.name = dev->name;
+	p.version = dev->cfg.version;
+	p.device_id = VIRTIO_ID_BLOCK;
+	p.vendor_id = 0x554d4551; /* "QEMU": what Linux and most guests expect of virtio-mmio */
+	p.features = f;
+	p.num_queues = dev->cfg.num_queues;
+	p.queue_num_max = dev->cfg.queue_num_max;
+	p.config_size = VBLK_CONFIG_SIZE;
+	r = vmmio_create(&p, t, &vblk_vmmio_ops, dev, &dev->vmmio);
+	if (r < 0)
+		goto err_free;
+	*ret_dev = dev;
+	return 0;
+
+err_free:
+	free(dev->queues);
+	free(dev);
+	return r;
+}
+
+void vblk_destroy(struct vblk_dev *dev)
+{
+	if (!dev)
+		return;
+	/* Stops every queue: in-flight requests become orphans that no longer know the device. */
+	vmmio_destroy(dev->vmmio);
+	dev->vmmio = NULL;
+	for (struct vblk_pool *p = dev->orphans; p; p = p->orphan_next)
+		p->dev = NULL;
+	free(dev->queues);
+	free(dev);
+}
+
+struct vmmio_dev *vblk_vmmio(struct vblk_dev *dev)
+{
+	return dev->vmmio;
+}
+
+void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info)
+{
+	bool changed = info->capacity != dev->info.capacity;
+	bool ro = dev->info.read_only;
+	uint32_t lbs = dev->info.logical_block_size, pbs = dev->info.physical_block_size;
+
+	dev->info = *info;
+	/* Offered features and block sizes stay fixed; read-only can only tighten. */
+	dev->info.read_only = ro || info->read_only;
+	dev->info.logical_block_size = lbs;
+	dev->info.physical_block_size = pbs;
+	if (changed)
+		vmmio_config_changed(dev->vmmio);
+}
+
+void vblk_get_stats(const struct vblk_dev *dev, struct vblk_stats *ret_stats)
+{
+	*ret_stats = dev->stats;
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Private to src/virtio: the state shared by vq.c and the two ring layouts behind it. */
+#ifndef VBLKD_VQ_INTERNAL_H
+#define VBLKD_VQ_INTERNAL_H
+
+#include <endian.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vq.h"
+
+/*
+ * Barriers for memory shared with the guest.  Each call site says which
+ * driver-side barrier it pairs with (§2.7.13, §2.7.14, §2.8.21, §2.8.22 and Linux virtio_ring.c).
+ */
+#define vq_rmb() __atomic_thread_fence(__ATOMIC_ACQUIRE)
+#define vq_wmb() __atomic_thread_fence(__ATOMIC_RELEASE)
+#define vq_mb() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+
+/* Read or write a ring field exactly once (the guest may change it at any time). */
+#define vq_load(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define vq_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+struct vq_layout_ops {
+	int (*init)(struct vq *vq);
+	int (*pop)(struct vq *vq, struct vq_elem *elem);
+	void (*push)(struct vq *vq, const struct vq_elem *elem, uint32_t written);
+	bool (*flush)(struct vq *vq);
+};
+
+struct vq_map {
+	void *ptr;
+	uint64_t len;
+};
+
+struct vq_used_pending {
+	uint16_t id;
+	uint16_t ndesc;
+	uint32_t len;
+};
+
+struct vq {
+	const struct vq_layout_ops *ops;	/* read-only table of the layout */
+	struct virtio_transport t;
+	struct vq_config cfg;
+	bool broken;
+	unsigned int inflight;
+	uint64_t *inflight_map;			/* one bit per head / buffer id */
+	struct vq_map maps[3];			/* ring mappings, unmapped by vq_destroy() */
+
+	/* split */
+	struct virtq_desc *desc;
+	uint16_t *avail;			/* flags, idx, ring[num], used_event */
+	uint8_t *used;				/* flags, idx, ring[num] (used elems), avail_event */
+	uint16_t last_avail;
+	uint16_t used_idx;			/* next used index to write */
+	uint16_t used_published;		/* last value written to used->idx */
+
+	/* packed */
+	struct virtq_packed_desc *pdesc;
+	uint16_t *driver_event;			/* off_wrap, flags */
+	uint16_t *device_event;
+	uint16_t next_avail;
+	bool avail_wrap;
+	uint16_t next_used;
+	bool used_wrap;
+	struct vq_used_pending *pending;
+	unsigned int npending;
+	bool notify_pending;			/* an early flush wanted an interrupt */
+};
+
+extern const struct vq_layout_ops vq_split_ops;
+extern const struct vq_layout_ops vq_packed_ops;
+
+/* Map [gpa, gpa + len) for the rings, remembered in vq->maps[slot]. */
+int vq_map_ring(struct vq *vq, unsigned int slot, uint64_t gpa, uint64_t len, bool write,
+		void **ret_ptr);
+/* Add one guest buffer to @elem: checks length, order, segment count, overflow; maps it. */
+int vq_add_buf(struct vq *vq, struct vq_elem *elem, uint64_t addr, uint32_t len, bool write);
+/* Map an indirect table given by a descriptor (§2.7.5.3 / §2.8.7 rules on its length). */
+int vq_map_indirect(struct vq *vq, uint64_t addr, uint32_t len, void **ret_ptr);
+/* Head/id bookkeeping: -EPROTO if @id is out of range or already in flight. */
+int vq_take_id(struct vq *vq, uint16_t id);
+bool vq_release_id(struct vq *vq, uint16_t id);
+/* A ring rule was broken: mark the queue, release what the element holds, return @err. */
+int vq_fail(struct vq *vq, struct vq_elem *elem, int err);
+
+/* §2.7.7 (used_event) / §2.7.10: has the index moved past @event in the step old -> new_idx? */
+static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+#endif

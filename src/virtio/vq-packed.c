@@ -1,0 +1,240 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Packed virtqueue layout (virtio 1.2 §2.8): one descriptor ring, wrap counters, event suppression. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "vq-internal.h"
+
+#define EVENT_OFF_WRAP 0
+#define EVENT_FLAGS 1
+
+static int packed_init(struct vq *vq)
+{
+	uint16_t num = vq->cfg.num;
+	void *p;
+	int r;
+
+	/* §2.8.10.1: descriptor ring 16-byte, event suppression structures 4-byte aligned. */
+	if (vq->cfg.desc_addr % 16 || vq->cfg.driver_addr % 4 || vq->cfg.device_addr % 4)
+		return -EINVAL;
+	vq->pending = calloc(num, sizeof(*vq->pending));
+	if (!vq->pending)
+		return -ENOMEM;
+	r = vq_map_ring(vq, 0, vq->cfg.desc_addr, 16ull * num, true, &p);
+	if (r < 0)
+		return r;
+	vq->pdesc = p;
+	r = vq_map_ring(vq, 1, vq->cfg.driver_addr, 4, false, &p);
+	if (r < 0)
+		return r;
+	vq->driver_event = p;
+	r = vq_map_ring(vq, 2, vq->cfg.device_addr, 4, true, &p);
+	if (r < 0)
+		return r;
+	vq->device_event = p;
+	/* §2.8.1: both wrap counters start at 1. */
+	vq->avail_wrap = true;
+	vq->used_wrap = true;
+	/* We never suppress driver notifications: QueueNotify is how work arrives (§2.8.10). */
+	vq_store(&vq->device_event[EVENT_FLAGS], htole16(VIRTQ_EVENT_F_ENABLE));
+	return 0;
+}
+
+/* §2.8.7: an indirect table of packed descriptors, laid out in order without NEXT links. */
+static int packed_walk_indirect(struct vq *vq, struct vq_elem *elem, uint64_t addr, uint32_t len)
+{
+	struct virtq_packed_desc *table;
+	unsigned int i, n = len / sizeof(*table);
+	void *p;
+	int r;
+
+	r = vq_map_indirect(vq, addr, len, &p);
+	if (r < 0)
+		return r;
+	table = p;
+	for (i = 0; i < n; i++) {
+		uint64_t a = le64toh(vq_load(&table[i].addr));
+		uint32_t l = le32toh(vq_load(&table[i].len));
+		uint16_t f = le16toh(vq_load(&table[i].flags));
+
+		/* §2.8.19: only WRITE may be set inside an indirect table; INDIRECT would nest. */
+		if (f & VIRTQ_DESC_F_INDIRECT) {
+			r = -EPROTO;
+			break;
+		}
+		r = vq_add_buf(vq, elem, a, l, f & VIRTQ_DESC_F_WRITE);
+		if (r < 0)
+			break;
+	}
+	vq->t.ops->unmap(vq->t.opaque, p, len);
+	return r;
+}
+
+static bool desc_is_avail(uint16_t flags, bool wrap)
+{
+	/* §2.8.1: available when AVAIL matches the driver's wrap counter and USED does not. */
+	return !!(flags & VIRTQ_DESC_F_AVAIL) == wrap && !!(flags & VIRTQ_DESC_F_USED) != wrap;
+}
+
+static int packed_pop(struct vq *vq, struct vq_elem *elem)
+{
+	uint16_t num = vq->cfg.num, i = vq->next_avail, id = 0, flags;
+	bool wrap = vq->avail_wrap;
+	unsigned int count = 0;
+	int r;
+
+	flags = le16toh(vq_load(&vq->pdesc[i].flags));
+	if (!desc_is_avail(flags, wrap))
+		return 0;
+	/*
+	 * Read the rest of the chain only after its head's flags: pairs with the
+	 * driver's write barrier before it stores the head flags (§2.8.21.1.1).
+	 */
+	vq_rmb();
+	for (;;) {
+		uint64_t addr;
+		uint32_t len;
+
+		/* §2.8.17: a list is never longer than the queue size (so no loops either). */
+		if (count++ >= num) {
+			r = -ELOOP;
+			goto err;
+		}
+		addr = le64toh(vq_load(&vq->pdesc[i].addr));
+		len = le32toh(vq_load(&vq->pdesc[i].len));
+		id = le16toh(vq_load(&vq->pdesc[i].id));
+		if (count > 1)
+			flags = le16toh(vq_load(&vq->pdesc[i].flags));
+		if (flags & VIRTQ_DESC_F_INDIRECT) {
+			/*
+			 * §2.8.19: an indirect descriptor stands alone, never in a
+			 * list linked by NEXT (unlike the split ring, §2.7.5.3.2).
+			 */
+			if ((flags & VIRTQ_DESC_F_NEXT) || count > 1) {
+				r = -EPROTO;
+				goto err;
+			}
+			r = packed_walk_indirect(vq, elem, addr, len);
+		} else {
+			r = vq_add_buf(vq, elem, addr, len, flags & VIRTQ_DESC_F_WRITE);
+		}
+		if (r < 0)
+			goto err;
+		if (++i == num) {
+			i = 0;
+			wrap = !wrap;
+		}
+		if (!(flags & VIRTQ_DESC_F_NEXT))
+			break;
+	}
+	/* §2.8.6: the buffer id is in the list's last descriptor; ids are < num (as Linux uses them). */
+	r = vq_take_id(vq, id);
+	if (r < 0)
+		goto err;
+	elem->id = id;
+	elem->ndesc = (uint16_t)count;
+	vq->next_avail = i;
+	vq->avail_wrap = wrap;
+	return 1;
+
+err:
+	return vq_fail(vq, elem, r);
+}
+
+static bool packed_flush(struct vq *vq);
+
+static void packed_push(struct vq *vq, const struct vq_elem *elem, uint32_t written)
+{
+	struct vq_used_pending *p;
+
+	/*
+	 * A driver that plays by the rules never has more than num buffers
+	 * between two flushes (it cannot reuse an id before seeing it used).  A
+	 * hostile one that re-offers ids can: publish early rather than drop.
+	 */
+	if (vq->npending >= vq->cfg.num)
+		vq->notify_pending |= packed_flush(vq);
+	p = &vq->pending[vq->npending++];
+	p->id = elem->id;
+	p->ndesc = elem->ndesc;
+	p->len = written;
+}
+
+static bool packed_flush(struct vq *vq)
+{
+	uint16_t num = vq->cfg.num, old = vq->next_used, first_slot = vq->next_used;
+	uint16_t first_flags = 0, off_wrap, dflags;
+	int32_t off, old_i, new_i;
+	unsigned int k;
+
+	if (vq->npending == 0) {
+		bool n = vq->notify_pending;
+
+		vq->notify_pending = false;
+		return n;
+	}
+	for (k = 0; k < vq->npending; k++) {
+		struct vq_used_pending *p = &vq->pending[k];
+		struct virtq_packed_desc *d = &vq->pdesc[vq->next_used];
+		/* §2.8.1: a used descriptor has AVAIL and USED both equal to the used wrap counter. */
+		uint16_t f = vq->used_wrap ? (VIRTQ_DESC_F_AVAIL | VIRTQ_DESC_F_USED) : 0;
+
+		/* §2.8.3 / §2.8.4: WRITE in a used descriptor says len bytes were written. */
+		if (p->len)
+			f |= VIRTQ_DESC_F_WRITE;
+
+		vq_store(&d->id, htole16(p->id));
+		vq_store(&d->len, htole32(p->len));
+		if (k == 0) {
+			first_flags = f;
+		} else {
+			/* id/len before flags: pairs with the driver's rmb after it reads flags. */
+			vq_wmb();
+			vq_store(&d->flags, htole16(f));
+		}
+		vq->next_used = (uint16_t)(vq->next_used + p->ndesc);
+		if (vq->next_used >= num) {
+			vq->next_used -= num;
+			vq->used_wrap = !vq->used_wrap;
+		}
+	}
+	vq->npending = 0;
+	/*
+	 * The first descriptor's flags last, so the whole batch becomes visible at
+	 * once (§2.8.9); pairs with the driver's rmb after reading the flags (§2.8.22).
+	 */
+	vq_wmb();
+	vq_store(&vq->pdesc[first_slot].flags, htole16(first_flags));
+	/* Publish before reading the driver's event suppression: pairs with its mb after writing it. */
+	vq_mb();
+	dflags = le16toh(vq_load(&vq->driver_event[EVENT_FLAGS]));
+	if (vq->notify_pending) {
+		/* an early flush (see packed_push) already decided to interrupt */
+		vq->notify_pending = false;
+		return dflags != VIRTQ_EVENT_F_DISABLE;
+	}
+	if (dflags == VIRTQ_EVENT_F_DISABLE)
+		return false;
+	if (dflags != VIRTQ_EVENT_F_DESC || !vq->cfg.event_idx)
+		return true; /* ENABLE, or a value we do not know: interrupt rather than hang */
+	/*
+	 * §2.8.10: notify when the used position passes the driver's off_wrap.
+	 * Indices are compared in one numbering that unrolls the ring wrap.
+	 */
+	off_wrap = le16toh(vq_load(&vq->driver_event[EVENT_OFF_WRAP]));
+	off = off_wrap & 0x7fff;
+	new_i = vq->next_used;
+	old_i = old;
+	if (new_i <= old_i)
+		old_i -= num;
+	if (!!(off_wrap >> 15) != vq->used_wrap)
+		off -= num;
+	return vq_need_event((uint16_t)off, (uint16_t)new_i, (uint16_t)old_i);
+}
+
+const struct vq_layout_ops vq_packed_ops = {
+	.init = packed_init,
+	.pop = packed_pop,
+	.push = packed_push,
+	.flush = packed_flush,
+};

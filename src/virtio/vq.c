@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The virtqueue interface: creation, checked buffer mapping, head bookkeeping for both layouts. */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vq-internal.h"
+
+static bool range_ok(uint64_t gpa, uint64_t len)
+{
+	/* Overflow-safe: the range must be non-empty and must not wrap past 2^64. */
+	return len > 0 && gpa + len - 1 >= gpa;
+}
+
+int vq_map_ring(struct vq *vq, unsigned int slot, uint64_t gpa, uint64_t len, bool write,
+		void **ret_ptr)
+{
+	void *p = NULL;
+	int r;
+
+	assert(slot < 3 && !vq->maps[slot].ptr);
+	if (!range_ok(gpa, len))
+		return -EFAULT;
+	r = vq->t.ops->map(vq->t.opaque, gpa, len, write, &p);
+	if (r < 0)
+		return r;
+	if (!p)
+		return -EFAULT;
+	vq->maps[slot].ptr = p;
+	vq->maps[slot].len = len;
+	*ret_ptr = p;
+	return 0;
+}
+
+int vq_map_indirect(struct vq *vq, uint64_t addr, uint32_t len, void **ret_ptr)
+{
+	void *p = NULL;
+	int r;
+
+	/* §2.7.5.3.1: only with VIRTIO_F_INDIRECT_DESC negotiated. */
+	if (!vq->cfg.indirect)
+		return -EPROTO;
+	/* §2.7.5.3: the table holds len / 16 descriptors, so len must be a non-zero multiple of 16. */
+	if (len == 0 || len % sizeof(struct virtq_desc) != 0 ||
+	    len / sizeof(struct virtq_desc) > VQ_INDIRECT_MAX)
+		return -EPROTO;
+	if (!range_ok(addr, len))
+		return -EFAULT;
+	/* The table must be 16-byte aligned for the descriptors we read from it (§2.7.5). */
+	if (addr % 16 != 0)
+		return -EPROTO;
+	r = vq->t.ops->map(vq->t.opaque, addr, len, false, &p);
+	if (r < 0)
+		return r;
+	if (!p)
+		return -EFAULT;
+	*ret_ptr = p;
+	return 0;
+}
+
+int vq_add_buf(struct vq *vq, struct vq_elem *elem, uint64_t addr, uint32_t len, bool write)
+{
+	void *p = NULL;
+	unsigned int n = elem->out_num + elem->in_num;
+	int r;
+
+	/*
+	 * A zero-length buffer carries nothing and a length-0 mapping is
+	 * meaningless; QEMU treats it as a broken ring too.
+	 */
+	if (len == 0)
+		return -EPROTO;
+	/* §2.7.4.2 / §2.8.4.1: device-writable buffers come after all device-readable ones. */
+	if (!write && elem->in_num > 0)
+		return -EPROTO;
+	/* Bounded iovec count: the device advertised its limit (e.g. virtio-blk seg_max). */
+	if (n >= vq->cfg.max_segs || n >= elem->iov_cap)
+		return -E2BIG;
+	if (vq->cfg.max_seg_len && len > vq->cfg.max_seg_len)
+		return -EMSGSIZE;
+	/* §2.7.5 / §2.8.4: a chain is at most 2^32 bytes in total. */
+	if (elem->out_len + elem->in_len + len > UINT32_MAX)
+		return -EMSGSIZE;
+	if (!range_ok(addr, len))
+		return -EFAULT;
+	r = vq->t.ops->map(vq->t.opaque, addr, len, write, &p);
+	if (r < 0)
+		return r;
+	if (!p)
+		return -EFAULT;
+	elem->iov[n].iov_base = p;
+	elem->iov[n].iov_len = len;
+	if (write) {
+		elem->in_num++;
+		elem->in_len += len;
+	} else {
+		elem->out_num++;
+		elem->out_len += len;
+	}
+	return 0;
+}
+
+int vq_take_id(struct vq *vq, uint16_t id)
+{
+	uint64_t bit;
+
+	if (id >= vq->cfg.num)
+		return -EPROTO;
+	bit = 1ull << (id % 64);
+	/*
+	 * The driver offered a head (or buffer id) we have not returned yet: it
+	 * does not own it (§2.7.8 / §2.8.6).  This also bounds requests in flight by num.
+	 */
+	if (vq->inflight_map[id / 64] & bit)
+		return -EPROTO;
+	vq->inflight_map[id / 64] |= bit;
+	vq->inflight++;
+	return 0;
+}
+
+bool vq_release_id(struct vq *vq, uint16_t id)
+{
+	uint64_t bit;
+
+	if (id >= vq->cfg.num)
+		return false;
+	bit = 1ull << (id % 64);
+	if (!(vq->inflight_map[id / 64] & bit))
+		return false;
+	vq->inflight_map[id / 64] &= ~bit;
+	vq->inflight--;
+	return true;
+}
+
+int vq_fail(struct vq *vq, struct vq_elem *elem, int err)
+{
+	vq->broken = true;
+	if (elem)
+		vq_elem_unmap(&vq->t, elem);
+	return err;
+}
+
+void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem)
+{
+	unsigned int i, n = elem->out_num + elem->in_num;
+
+	for (i = 0; i < n; i++)
+		t->ops->unmap(t->opaque, elem->iov[i].iov_base, elem->iov[i].iov_len);
+	elem->out_num = 0;
+	elem->in_num = 0;
+	elem->out_len = 0;
+	elem->in_len = 0;
+}
+
+int vq_create(const struct virtio_transport *t, const struct vq_config *cfg, struct vq **ret_vq)
+{
+	struct vq *vq;
+	int r;
+
+	assert(t && t->ops && t->ops->map && t->ops->unmap);
+	if (cfg->num == 0 || cfg->num > VQ_NUM_MAX || cfg->max_segs == 0)
+		return -EINVAL;
+	/* §2.7: a split queue size is a power of two; packed ones need not be (§2.8). */
+	if (!cfg->packed && (cfg->num & (cfg->num - 1)) != 0)
+		return -EINVAL;
+	vq = calloc(1, sizeof(*vq));
+	if (!vq)
+		return -ENOMEM;
+	vq->t = *t;
+	vq->cfg = *cfg;
+	vq->ops = cfg->packed ? &vq_packed_ops : &vq_split_ops;
+	vq->inflight_map = calloc((cfg->num + 63) / 64, sizeof(uint64_t));
+	if (!vq->inflight_map) {
+		r = -ENOMEM;
+		goto err_free;
+	}
+	r = vq->ops->init(vq);
+	if (r < 0)
+		goto err_free;
+	*ret_vq = vq;
+	return 0;
+
+err_free:
+	vq_destroy(vq);
+	return r;
+}
+
+void vq_destroy(struct vq *vq)
+{
+	unsigned int i;
+
+	if (!vq)
+		return;
+	for (i = 0; i < 3; i++)
+		if (vq->maps[i].ptr)
+			vq->t.ops->unmap(vq->t.opaque, vq->maps[i].ptr, vq->maps[i].len);
+	free(vq->pending);
+	free(vq->inflight_map);
+	free(vq);
+}
+
+int vq_pop(struct vq *vq, struct vq_elem *elem)
+{
+	if (vq->broken)
+		return -EPIPE;
+	elem->out_num = elem->in_num = 0;
+	elem->out_len = elem->in_len = 0;
+	elem->ndesc = 0;
+	return vq->ops->pop(vq, elem);
+}
+
+void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t written)
+{
+	/* Only ids this queue handed out go back; a stale element is dropped. */
+	if (!vq_release_id(vq, elem->id))
+		return;
+	if (written > elem->in_len)
+		written = (uint32_t)elem->in_len;
+	vq->ops->push(vq, elem, written);
+}
+
+bool vq_flush(struct vq *vq)
+{
+	return vq->ops->flush(vq);
+}
+
+bool vq_broken(const struct vq *vq)
+{
+	return vq->broken;
+}
+
+uint16_t vq_num(const struct vq *vq)
+{
+	return vq->cfg.num;
+}
+
+unsigned int vq_inflight(const struct vq *vq)
+{
+	return vq->inflight;
+}

@@ -1,0 +1,1007 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* virtio-blk tests: request types with data verified, features, batching, reset, backpressure. */
+#include <endian.h>
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "log.h"
+#include "../lib/vtest.h"
+
+#define NUM 64
+/* Everything offered, on a split ring (the packed ring has its own tests). */
+#define SPLIT (VT_ALL & ~VIRTIO_BIT(VIRTIO_F_RING_PACKED))
+
+static void *ptr(struct vt *vt, uint64_t gpa)
+{
+	return fake_mem_ptr(&vt->mem, gpa);
+}
+
+static uint64_t buf(struct vt *vt, uint32_t len, uint8_t fill)
+{
+	uint64_t g = fake_mem_alloc(&vt->mem, len, 512);
+
+	memset(ptr(vt, g), fill, len);
+	return g;
+}
+
+static struct vt *started(const struct vblk_config *cfg, uint64_t features)
+{
+	struct vt *vt = vt_new(cfg);
+
+	assert_true(vt_start(vt, features, 1, NUM));
+	assert_int_equal(vt_status(vt) & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
+	return vt;
+}
+
+static bool needs_reset(struct vt *vt)
+{
+	return vt_status(vt) & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+}
+
+/* Write a segment for DISCARD / WRITE_ZEROES. */
+static uint64_t seg(struct vt *vt, uint64_t sector, uint32_t nsec, uint32_t flags)
+{
+	uint64_t g = fake_mem_alloc(&vt->mem, 16, 8);
+	uint8_t *p = ptr(vt, g);
+	uint64_t s = htole64(sector);
+	uint32_t n = htole32(nsec), f = htole32(flags);
+
+	memcpy(p, &s, 8);
+	memcpy(p + 8, &n, 4);
+	memcpy(p + 12, &f, 4);
+	return g;
+}
+
+static void test_write_then_read_round_trips(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t w = buf(vt, 4096, 0x5a), r = buf(vt, 4096, 0);
+
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 8, w, 4096), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data + 8 * 512, ptr(vt, w), 4096);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 8, r, 4096), VIRTIO_BLK_S_OK);
+	assert_memory_equal(ptr(vt, r), ptr(vt, w), 4096);
+	vt_free(vt);
+}
+
+static void test_read_used_len_counts_data_and_status(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t r = buf(vt, 1024, 0), st;
+	uint32_t id, len;
+
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, r, 1024, &st);
+	vt_kick(vt, 0);
+	vt_complete(vt);
+	assert_true(vt_used(vt, 0, &id, &len));
+	assert_int_equal(len, 1025);
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+/* §5.2.6: header, data and status may share or split descriptors in any layout. */
+static void test_any_layout_header_data_status_split_oddly(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t area = fake_mem_alloc(&vt->mem, 16 + 1024, 8);
+	uint64_t in = fake_mem_alloc(&vt->mem, 1024 + 1, 8);
+	uint8_t *h = ptr(vt, area);
+	uint32_t t = htole32(VIRTIO_BLK_T_OUT), id, len;
+	uint64_t s = htole64(2);
+
+	memcpy(h, &t, 4);
+	memcpy(h + 8, &s, 8);
+	memset(h + 16, 0xab, 1024);
+	/* header split 10 + 6, with the 6 sharing a descriptor with the first data bytes */
+	struct vt_buf b[4] = {
+		{ area, 10, false },
+		{ area + 10, 6 + 100, false },
+		{ area + 116, 924, false },
+		{ in, 1, true },
+	};
+	*(uint8_t *)ptr(vt, in) = 0xff;
+	vt_add(vt, 0, b, 4, false);
+	vt_kick(vt, 0);
+	vt_complete(vt);
+	assert_true(vt_used(vt, 0, &id, &len));
+	assert_int_equal(*(uint8_t *)ptr(vt, in), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data + 1024, h + 16, 1024);
+
+	/* and a read whose data and status share one writable descriptor */
+	memcpy(h, &(uint32_t){ htole32(VIRTIO_BLK_T_IN) }, 4);
+	struct vt_buf b2[2] = { { area, 16, false }, { in, 1025, true } };
+	uint8_t *ip = ptr(vt, in);
+	ip[1024] = 0xff;
+	vt_add(vt, 0, b2, 2, false);
+	vt_kick(vt, 0);
+	vt_complete(vt);
+	assert_true(vt_used(vt, 0, &id, &len));
+	assert_int_equal(ip[1024], VIRTIO_BLK_S_OK);
+	assert_memory_equal(ip, vt->be.data + 1024, 1024);
+	vt_free(vt);
+}
+
+static void test_flush_reaches_backend(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.ops_seen[BLK_OP_FLUSH], 1);
+	vt_free(vt);
+}
+
+static void test_get_id_returns_serial(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t id = buf(vt, 20, 0xee);
+
+	uint64_t st;
+	uint32_t used_id, len;
+
+	vt_blk(vt, 0, VIRTIO_BLK_T_GET_ID, 0, id, 20, &st);
+	vt_kick(vt, 0);
+	vt_complete(vt);
+	assert_true(vt_used(vt, 0, &used_id, &len));
+	assert_int_equal(len, 21);
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(ptr(vt, id), "vblkd-test-serial\0\0\0", 20);
+	vt_free(vt);
+}
+
+static void test_get_id_short_buffer_gets_prefix(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t id = buf(vt, 8, 0xee);
+
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_GET_ID, 0, id, 5), VIRTIO_BLK_S_OK);
+	assert_memory_equal(ptr(vt, id), "vblkd\xee", 6);
+	vt_free(vt);
+}
+
+static uint8_t dz(struct vt *vt, uint32_t type, uint64_t segs_gpa, uint32_t segs_len)
+{
+	return vt_blk_sync(vt, 0, type, 0, segs_gpa, segs_len);
+}
+
+static void test_discard_zeroes_range(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+
+	memset(vt->be.data, 0x77, 8192);
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_DISCARD, seg(vt, 2, 4, 0), 16), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.ops_seen[BLK_OP_DISCARD], 1);
+	assert_int_equal(vt->be.data[2 * 512 - 1], 0x77);
+	assert_int_equal(vt->be.data[2 * 512], 0);
+	assert_int_equal(vt->be.data[6 * 512 - 1], 0);
+	assert_int_equal(vt->be.data[6 * 512], 0x77);
+	vt_free(vt);
+}
+
+static void test_write_zeroes_with_unmap_flag_may_unmap(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+
+	memset(vt->be.data, 0x77, 4096);
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_WRITE_ZEROES, seg(vt, 1, 1, 1), 16), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.ops_seen[BLK_OP_WRITE_ZEROES], 1);
+	assert_int_equal(vt->be.last_flags, BLK_REQ_MAY_UNMAP);
+	assert_int_equal(vt->be.data[512], 0);
+	assert_int_equal(vt->be.data[1024], 0x77);
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_WRITE_ZEROES, seg(vt, 1, 1, 0), 16), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.last_flags, 0);
+	vt_free(vt);
+}
+
+static void test_discard_with_unmap_flag_unsupported(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_DISCARD, seg(vt, 0, 1, 1), 16), VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(vt->be.submits, 0);
+	vt_free(vt);
+}
+
+static void test_discard_unknown_flags_unsupported(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_WRITE_ZEROES, seg(vt, 0, 1, 0x80), 16),
+			 VIRTIO_BLK_S_UNSUPP);
+	vt_free(vt);
+}
+
+static void test_discard_two_segments_over_limit_unsupported(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t s = seg(vt, 0, 1, 0);
+
+	seg(vt, 4, 1, 0); /* adjacent: the second segment */
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_DISCARD, s, 32), VIRTIO_BLK_S_UNSUPP);
+	vt_free(vt);
+}
+
+static void test_discard_oversized_ioerr(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .max_discard_sectors = 8 };
+	struct vt *vt = started(&cfg, SPLIT);
+
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_DISCARD, seg(vt, 0, 9, 0), 16), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_DISCARD, seg(vt, 0, 8, 0), 16), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+static void test_discard_past_capacity_ioerr(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_DISCARD, seg(vt, 2047, 2, 0), 16), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_DISCARD, seg(vt, UINT64_MAX, 2, 0), 16),
+			 VIRTIO_BLK_S_IOERR);
+	vt_free(vt);
+}
+
+static void test_discard_segment_misshapen_ioerr(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_DISCARD, seg(vt, 0, 1, 0), 12), VIRTIO_BLK_S_IOERR);
+	vt_free(vt);
+}
+
+static void test_discard_not_negotiated_unsupported(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT & ~VIRTIO_BIT(VIRTIO_BLK_F_DISCARD));
+
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_DISCARD, seg(vt, 0, 1, 0), 16), VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(vt->be.submits, 0);
+	vt_free(vt);
+}
+
+static void test_discard_not_offered_without_backend_support(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info() };
+	struct vt *vt;
+
+	cfg.info.discard = false;
+	cfg.info.write_zeroes = false;
+	vt = started(&cfg, SPLIT);
+	assert_false(vt->offered & VIRTIO_BIT(VIRTIO_BLK_F_DISCARD));
+	assert_false(vt->offered & VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES));
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_WRITE_ZEROES, seg(vt, 0, 1, 0), 16),
+			 VIRTIO_BLK_S_UNSUPP);
+	vt_free(vt);
+}
+
+static void test_unknown_type_unsupported(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 512, 0);
+
+	assert_int_equal(vt_blk_sync(vt, 0, 0x7777, 0, d, 512), VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_GET_LIFETIME, 0, d, 512),
+			 VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_SECURE_ERASE, 0, d, 512),
+			 VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(vt->be.submits, 0);
+	vt_free(vt);
+}
+
+static void test_read_past_capacity_ioerr(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 1024, 0);
+
+	/* 1 MiB disk = 2048 sectors: the last sector is fine, one more is not. */
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 2047, d, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 2047, d, 1024), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 2048, d, 512), VIRTIO_BLK_S_IOERR);
+	vt_free(vt);
+}
+
+static void test_sector_overflow_ioerr(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 1024, 0);
+
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, UINT64_MAX, d, 1024),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, UINT64_MAX / 512, d, 1024),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(vt->be.submits, 0);
+	vt_free(vt);
+}
+
+static void test_data_not_multiple_of_512_ioerr(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 1024, 0);
+
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 0, d, 513), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 100), VIRTIO_BLK_S_IOERR);
+	vt_free(vt);
+}
+
+static void test_unaligned_to_logical_block_ioerr(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info() };
+	struct vt *vt;
+	uint64_t d;
+
+	cfg.info.logical_block_size = 4096;
+	vt = started(&cfg, SPLIT);
+	d = buf(vt, 8192, 1);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_BLK_SIZE, 4), 4096);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 1, d, 4096), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 8, d, 512), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 8, d, 8192), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+static void test_write_on_read_only_ioerr(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info() };
+	struct vt *vt;
+	uint64_t d;
+
+	cfg.info.read_only = true;
+	vt = started(&cfg, SPLIT);
+	d = buf(vt, 512, 0x11);
+	assert_true(vt->offered & VIRTIO_BIT(VIRTIO_BLK_F_RO));
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 512), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_WRITE_ZEROES, seg(vt, 0, 1, 0), 16), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(dz(vt, VIRTIO_BLK_T_DISCARD, seg(vt, 0, 1, 0), 16), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(vt->be.data[0], 0);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 0, d, 512), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+static void test_missing_status_descriptor_needs_reset(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = buf(vt, 16, 0), d = buf(vt, 512, 0);
+	struct vt_buf b[2] = { { h, 16, false }, { d, 512, false } };
+
+	vt_add(vt, 0, b, 2, false);
+	vt_kick(vt, 0);
+	assert_true(needs_reset(vt));
+	assert_true(vt_rd(vt, 0x060) & VIRTIO_MMIO_INT_CONFIG);
+	assert_int_equal(vt->be.submits, 0);
+	vt_free(vt);
+}
+
+static void test_status_in_device_readable_descriptor_needs_reset(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = buf(vt, 16, 0), st = buf(vt, 1, 0xff);
+	struct vt_buf b[2] = { { h, 16, false }, { st, 1, false } };
+
+	vt_add(vt, 0, b, 2, false);
+	vt_kick(vt, 0);
+	assert_true(needs_reset(vt));
+	assert_int_equal(*(uint8_t *)ptr(vt, st), 0xff);
+	vt_free(vt);
+}
+
+static void test_short_header_needs_reset(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = buf(vt, 8, 0), st = buf(vt, 1, 0xff);
+	struct vt_buf b[2] = { { h, 8, false }, { st, 1, true } };
+
+	vt_add(vt, 0, b, 2, false);
+	vt_kick(vt, 0);
+	assert_true(needs_reset(vt));
+	vt_free(vt);
+}
+
+static void test_header_in_writable_descriptor_needs_reset(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = buf(vt, 17, 0);
+	struct vt_buf b[1] = { { h, 17, true } };
+
+	vt_add(vt, 0, b, 1, false);
+	vt_kick(vt, 0);
+	assert_true(needs_reset(vt));
+	vt_free(vt);
+}
+
+static void test_backend_submit_error_answers_ioerr(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 512, 0);
+
+	vt->be.fail_submit = -EIO;
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 0, d, 512), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 0, d, 512), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+static void test_backend_completion_error_answers_ioerr(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 512, 0);
+	struct vblk_stats s;
+
+	vt->be.fail_complete = -ENOSPC;
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 512), VIRTIO_BLK_S_IOERR);
+	vblk_get_stats(vt->dev, &s);
+	assert_int_equal(s.io_errors, 1);
+	assert_int_equal(s.write_reqs, 0);
+	vt_free(vt);
+}
+
+/* Backpressure: -EAGAIN stops taking from the ring; completions resume it; nothing is lost. */
+static void test_backpressure_eagain_resumes_on_completion(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st[6];
+	uint32_t id, len;
+	unsigned int n = 0;
+
+	vt->be.depth = 2;
+	for (int i = 0; i < 6; i++) {
+		uint64_t d = buf(vt, 512, (uint8_t)i);
+
+		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, d, 512, &st[i]);
+	}
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.npending, 2);
+	assert_int_equal(vt->be.unplugs, 1);
+	/* each completion lets the device take the next request from inside done() */
+	ram_be_complete(&vt->be, false);
+	assert_int_equal(vt->be.npending, 2);
+	ram_be_complete(&vt->be, true);
+	vblk_flush(vt->dev);
+	while (vt_used(vt, 0, &id, &len))
+		n++;
+	assert_int_equal(n, 6);
+	for (int i = 0; i < 6; i++) {
+		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
+		assert_int_equal(vt->be.data[i * 512], i);
+	}
+	vt_free(vt);
+}
+
+static void test_completions_in_any_order(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st[4];
+	uint32_t ids[4], len;
+
+	vt->be.reverse = true;
+	for (int i = 0; i < 4; i++)
+		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, buf(vt, 512, (uint8_t)(i + 1)), 512,
+		       &st[i]);
+	vt_kick(vt, 0);
+	vt_complete(vt);
+	for (int i = 0; i < 4; i++)
+		assert_true(vt_used(vt, 0, &ids[i], &len));
+	/* heads were 0, 3, 6, 9 (3 descriptors each); reversed completion order */
+	assert_int_equal(ids[0], 9);
+	assert_int_equal(ids[3], 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+/* Batching: one used index update and one interrupt per batch. */
+static void test_batch_publishes_once_with_one_interrupt(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT & ~VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
+	uint64_t st;
+	unsigned int before;
+
+	for (int i = 0; i < 5; i++)
+		vt_blk(vt, 0, VIRTIO_BLK_T_IN, (uint64_t)i, buf(vt, 512, 0), 512, &st);
+	vt_kick(vt, 0);
+	before = vt->mem.notifies;
+	ram_be_complete(&vt->be, true);
+	/* completed but not published until the owner ends the batch */
+	assert_int_equal(vt_used_idx(vt, 0), 0);
+	assert_int_equal(vt->mem.notifies, before);
+	vblk_flush(vt->dev);
+	assert_int_equal(vt_used_idx(vt, 0), 5);
+	assert_int_equal(vt->mem.notifies, before + 1);
+	assert_true(vt_rd(vt, 0x060) & VIRTIO_MMIO_INT_VRING);
+	vblk_flush(vt->dev);
+	assert_int_equal(vt->mem.notifies, before + 1);
+	vt_free(vt);
+}
+
+static void test_no_interrupt_flag_suppresses_interrupt(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT & ~VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
+	unsigned int before = vt->mem.notifies;
+
+	vt_avail(vt, 0)[0] = htole16(VIRTQ_AVAIL_F_NO_INTERRUPT);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt_used_idx(vt, 0), 1);
+	assert_int_equal(vt->mem.notifies, before);
+	vt_free(vt);
+}
+
+static void test_event_idx_used_event_controls_interrupt(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint16_t *avail = vt_avail(vt, 0);
+	unsigned int before = vt->mem.notifies;
+
+	/* used_event = 1: no interrupt for the first used entry (idx 0 -> 1) ... */
+	avail[2 + NUM] = htole16(1);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->mem.notifies, before);
+	/* ... but one when the used index passes 1 (1 -> 2). */
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->mem.notifies, before + 1);
+	/* NO_INTERRUPT is ignored with EVENT_IDX (§2.7.10): used_event rules. */
+	vt_avail(vt, 0)[0] = htole16(VIRTQ_AVAIL_F_NO_INTERRUPT);
+	avail[2 + NUM] = htole16(2);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->mem.notifies, before + 2);
+	vt_free(vt);
+}
+
+static void test_event_idx_device_publishes_avail_event(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint16_t *avail_event = (uint16_t *)((uint8_t *)ptr(vt, vt->q[0].device) + 4 + 8 * NUM);
+
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
+	/* the device asks to be kicked for the next entry it has not seen */
+	assert_int_equal(le16toh(*avail_event), 2);
+	vt_free(vt);
+}
+
+/* §2.4: reset with requests in flight; they finish later without touching the new rings. */
+static void test_reset_with_requests_in_flight(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 512, 0), st;
+	struct vblk_stats s;
+
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, d, 512, &st);
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 1, d, 512, &st);
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.npending, 2);
+	vt_wr(vt, 0x070, 0);
+	assert_int_equal(vt_status(vt), 0);
+	/* new driver instance, new rings */
+	assert_true(vt_start(vt, SPLIT, 1, NUM));
+	ram_be_complete(&vt->be, true);
+	vblk_flush(vt->dev);
+	assert_int_equal(vt_used_idx(vt, 0), 0);
+	assert_int_equal(*(uint8_t *)ptr(vt, st), 0xff); /* orphan status not written */
+	vblk_get_stats(vt->dev, &s);
+	assert_int_equal(s.in_flight, 0);
+	/* only the three ring mappings of the new queue remain */
+	assert_int_equal(vt->mem.maps_live, 3);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+static void test_queue_ready_zero_with_requests_in_flight(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st;
+
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, buf(vt, 512, 0), 512, &st);
+	vt_kick(vt, 0);
+	vt_wr(vt, 0x030, 0);
+	vt_wr(vt, 0x044, 0);
+	assert_int_equal(vt_rd(vt, 0x044), 0);
+	vt_complete(vt);
+	assert_int_equal(vt->mem.maps_live, 0);
+	vt_free(vt);
+}
+
+static void test_destroy_with_requests_in_flight(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st;
+
+	for (int i = 0; i < 3; i++)
+		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, buf(vt, 512, 9), 512, &st);
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.npending, 3);
+	vblk_destroy(vt->dev);
+	vt->dev = NULL;
+	ram_be_complete(&vt->be, true); /* must not touch freed memory (ASan) */
+	assert_int_equal(vt->mem.maps_live, 0);
+	vt_free(vt);
+}
+
+/* §5.2.5: with writeback = 0 every write is followed by a flush before it completes. */
+static void test_writethrough_mode_flushes_each_write(void **state)
+{
+	struct vt *vt = vt_new(NULL);
+	uint64_t d;
+
+	assert_true(vt_features(vt, VT_ALL));
+	vmmio_write(vt->mmio, 0x100 + VBLK_CFG_WRITEBACK, 1, 0);
+	vt_queue_setup(vt, 0, NUM);
+	vt_driver_ok(vt);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_WRITEBACK, 1), 0);
+	d = buf(vt, 512, 3);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.ops_seen[BLK_OP_WRITE], 1);
+	assert_int_equal(vt->be.ops_seen[BLK_OP_FLUSH], 1);
+	vmmio_write(vt->mmio, 0x100 + VBLK_CFG_WRITEBACK, 1, 1);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.ops_seen[BLK_OP_FLUSH], 1);
+	vt_free(vt);
+}
+
+static void test_without_flush_feature_writes_are_flushed(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT & ~VIRTIO_BIT(VIRTIO_BLK_F_FLUSH));
+
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, buf(vt, 512, 1), 512),
+			 VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.ops_seen[BLK_OP_FLUSH], 1);
+	vt_free(vt);
+}
+
+static void test_multiqueue_requests_on_second_queue(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .num_queues = 3 };
+	struct vt *vt = vt_new(&cfg);
+	uint64_t d;
+
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_NUM_QUEUES, 2), 3);
+	assert_true(vt_start(vt, SPLIT, 3, NUM));
+	d = buf(vt, 512, 0x42);
+	assert_int_equal(vt_blk_sync(vt, 2, VIRTIO_BLK_T_OUT, 5, d, 512), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.data[5 * 512], 0x42);
+	assert_int_equal(vt_used_idx(vt, 0), 0);
+	assert_int_equal(vt_used_idx(vt, 2), 1);
+	vt_free(vt);
+}
+
+static void test_stats_count_requests_bytes_errors(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 2048, 1);
+	struct vblk_stats s;
+
+	vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 2048);
+	vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 0, d, 1024);
+	vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 4096, d, 512);
+	vt_blk_sync(vt, 0, 99, 0, d, 512);
+	vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0);
+	vblk_get_stats(vt->dev, &s);
+	assert_int_equal(s.write_reqs, 1);
+	assert_int_equal(s.write_bytes, 2048);
+	assert_int_equal(s.read_reqs, 1);
+	assert_int_equal(s.read_bytes, 1024);
+	assert_int_equal(s.io_errors, 1);
+	assert_int_equal(s.unsupported, 1);
+	assert_int_equal(s.flush_reqs, 1);
+	assert_int_equal(s.in_flight, 0);
+	vt_free(vt);
+}
+
+static void test_capacity_growth_bumps_generation_and_interrupts(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	struct blk_info info = vt_default_info();
+	uint32_t gen = vt_rd(vt, 0x0fc);
+	unsigned int before = vt->mem.notifies;
+	uint64_t d = buf(vt, 512, 0);
+
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 2048, d, 512), VIRTIO_BLK_S_IOERR);
+	vblk_set_info(vt->dev, &info); /* unchanged: nothing happens */
+	assert_int_equal(vt_rd(vt, 0x0fc), gen);
+	info.capacity *= 2;
+	vblk_set_info(vt->dev, &info);
+	assert_int_not_equal(vt_rd(vt, 0x0fc), gen);
+	assert_true(vt_rd(vt, 0x060) & VIRTIO_MMIO_INT_CONFIG);
+	assert_true(vt->mem.notifies > before);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100, 8), 4096);
+	vt->be.size = 0; /* the RAM backend keeps its 1 MiB: only check the device accepts it */
+	vt->be.size = 1 << 20;
+	vt_free(vt);
+}
+
+static void test_indirect_request_round_trips(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = buf(vt, 1024, 0x3c), st = buf(vt, 1, 0xff);
+	uint32_t t = htole32(VIRTIO_BLK_T_OUT), id, len;
+	struct vt_buf b[4] = { { h, 16, false }, { d, 512, false }, { d + 512, 512, false },
+			       { st, 1, true } };
+
+	memcpy(ptr(vt, h), &t, 4);
+	vt_add(vt, 0, b, 4, true);
+	vt_kick(vt, 0);
+	vt_complete(vt);
+	assert_true(vt_used(vt, 0, &id, &len));
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data, ptr(vt, d), 1024);
+	vt_free(vt);
+}
+
+static void test_packed_ring_round_trips(void **state)
+{
+	struct vt *vt = started(NULL, VT_ALL);
+	uint64_t w = buf(vt, 1024, 0x99), r = buf(vt, 1024, 0);
+
+	assert_true(vmmio_has_feature(vt->mmio, VIRTIO_F_RING_PACKED));
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 3, w, 1024), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 3, r, 1024), VIRTIO_BLK_S_OK);
+	assert_memory_equal(ptr(vt, r), ptr(vt, w), 1024);
+	vt_free(vt);
+}
+
+static void test_legacy_layout_round_trips(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .version = 1 };
+	struct vt *vt = vt_new(&cfg);
+	uint64_t w, r;
+
+	assert_int_equal(vt_rd(vt, 0x004), 1);
+	vt_wr(vt, 0x070, VIRTIO_STATUS_ACKNOWLEDGE);
+	vt_wr(vt, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	vt_wr(vt, 0x014, 0);
+	vt_wr(vt, 0x020, vt_rd(vt, 0x010));
+	vt_queue_setup_legacy(vt, 0, NUM);
+	assert_int_not_equal(vt_rd(vt, 0x040), 0);
+	vt_driver_ok(vt);
+	assert_false(needs_reset(vt));
+	w = buf(vt, 1024, 0x61);
+	r = buf(vt, 1024, 0);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 7, w, 1024), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 7, r, 1024), VIRTIO_BLK_S_OK);
+	assert_memory_equal(ptr(vt, r), ptr(vt, w), 1024);
+	vt_free(vt);
+}
+
+static void test_seg_max_exceeded_needs_reset(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .seg_max = 2 };
+	struct vt *vt = started(&cfg, SPLIT);
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = buf(vt, 1536, 0), st = buf(vt, 1, 0xff);
+	struct vt_buf b[5] = { { h, 16, false }, { d, 512, true }, { d + 512, 512, true },
+			       { d + 1024, 512, true }, { st, 1, true } };
+
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_SEG_MAX, 4), 2);
+	vt_add(vt, 0, b, 5, false);
+	vt_kick(vt, 0);
+	assert_true(needs_reset(vt));
+	assert_int_equal(vt->mem.maps_live, 3);
+	vt_free(vt);
+}
+
+static void test_size_max_exceeded_needs_reset(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .size_max = 4096 };
+	struct vt *vt = started(&cfg, SPLIT);
+	uint64_t d = buf(vt, 8192, 0);
+
+	vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 0, d, 8192);
+	assert_true(needs_reset(vt));
+	vt_free(vt);
+}
+
+/* A broken guest cannot affect another device. */
+static void test_broken_device_does_not_affect_another(void **state)
+{
+	struct vt *a = started(NULL, SPLIT), *b = started(NULL, SPLIT);
+	uint64_t h = buf(a, 16, 0);
+	struct vt_buf bad[1] = { { h, 16, false } };
+
+	vt_add(a, 0, bad, 1, false);
+	vt_kick(a, 0);
+	assert_true(needs_reset(a));
+	assert_false(needs_reset(b));
+	assert_int_equal(vt_blk_sync(b, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
+	/* and the broken one recovers after a reset */
+	assert_true(vt_start(a, SPLIT, 1, NUM));
+	assert_int_equal(vt_blk_sync(a, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
+	vt_free(a);
+	vt_free(b);
+}
+
+static void test_requests_ignored_after_needs_reset(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = buf(vt, 16, 0);
+	struct vt_buf bad[1] = { { h, 16, false } };
+
+	vt_add(vt, 0, bad, 1, false);
+	vt_kick(vt, 0);
+	assert_true(needs_reset(vt));
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), 0xff);
+	assert_int_equal(vt->be.submits, 0);
+	vt_free(vt);
+}
+
+static void test_grants_offer_access_platform(void **state)
+{
+	struct vt *vt = vt_new_grants(NULL, true);
+
+	assert_true(vt_features(vt, VT_ALL));
+	assert_true(vt->offered & VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM));
+	/* a driver that ignores the grant addressing is refused (§6.1) */
+	assert_false(vt_features(vt, VT_ALL & ~VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM)));
+	vt_free(vt);
+	vt = vt_new(NULL);
+	vt_features(vt, VT_ALL);
+	assert_false(vt->offered & VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM));
+	vt_free(vt);
+}
+
+static void test_disabled_features_not_offered(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(),
+				   .disable_features = VIRTIO_BIT(VIRTIO_F_RING_PACKED) |
+						       VIRTIO_BIT(VIRTIO_BLK_F_MQ) };
+	struct vt *vt = vt_new(&cfg);
+
+	vt_features(vt, VT_ALL);
+	assert_false(vt->offered & VIRTIO_BIT(VIRTIO_F_RING_PACKED));
+	assert_false(vt->offered & VIRTIO_BIT(VIRTIO_BLK_F_MQ));
+	assert_true(vt->offered & VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	assert_false(vt_features_raw(vt, VIRTIO_BIT(VIRTIO_F_VERSION_1) |
+					     VIRTIO_BIT(VIRTIO_F_RING_PACKED), false));
+	vt_free(vt);
+}
+
+static void test_zero_length_read_completes_ok(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 0, 0, 0), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.submits, 0);
+	vt_free(vt);
+}
+
+/* Without SIZE_MAX/SEG_MAX negotiated the device takes what the queue size allows. */
+static void test_limits_not_negotiated_allow_larger_requests(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .seg_max = 2, .size_max = 4096 };
+	struct vt *vt = started(&cfg, SPLIT & ~(VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) |
+						VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX)));
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = buf(vt, 16384, 0), st = buf(vt, 1, 0xff);
+	struct vt_buf b[6] = { { h, 16, false },	  { d, 8192, true },
+			       { d + 8192, 2048, true }, { d + 10240, 2048, true },
+			       { d + 12288, 4096, true }, { st, 1, true } };
+	uint32_t id, len;
+
+	memset(vt->be.data, 0x1f, 16384);
+	vt_add(vt, 0, b, 6, false);
+	vt_kick(vt, 0);
+	vt_complete(vt);
+	assert_true(vt_used(vt, 0, &id, &len));
+	assert_int_equal(len, 16385);
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)ptr(vt, d + 16383), 0x1f);
+	vt_free(vt);
+}
+
+static void test_config_reports_block_topology(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .size_max = 65536, .seg_max = 30 };
+	struct vt *vt;
+
+	cfg.info.logical_block_size = 4096;
+	cfg.info.physical_block_size = 16384;
+	vt = vt_new(&cfg);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_SIZE_MAX, 4), 65536);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_SEG_MAX, 4), 30);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_BLK_SIZE, 4), 4096);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_PHYS_BLOCK_EXP, 1), 2);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_MIN_IO_SIZE, 2), 4);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_DISCARD_ALIGN, 4), 8);
+	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_WZ_MAY_UNMAP, 1), 1);
+	vt_free(vt);
+}
+
+/* A full ring of requests answered without the backend is taken in one notify. */
+static void test_full_ring_of_immediate_answers_in_one_kick(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .queue_num_max = 8 };
+	struct vt *vt = vt_new(&cfg);
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), st = buf(vt, 8, 0xff);
+	unsigned int n = 0;
+	uint32_t id, len, t = htole32(77);
+
+	assert_true(vt_start(vt, SPLIT, 1, 8));
+	memcpy(ptr(vt, h), &t, 4);
+	for (int i = 0; i < 4; i++) {
+		struct vt_buf b[2] = { { h, 16, false }, { st + (uint64_t)i, 1, true } };
+
+		vt_add(vt, 0, b, 2, false);
+	}
+	vt_kick(vt, 0);
+	while (vt_used(vt, 0, &id, &len))
+		n++;
+	assert_int_equal(n, 4);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(*(uint8_t *)ptr(vt, st + (uint64_t)i), VIRTIO_BLK_S_UNSUPP);
+	vt_free(vt);
+}
+
+static void test_read_only_flag_tightens_on_set_info(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	struct blk_info info = vt_default_info();
+
+	info.read_only = true;
+	vblk_set_info(vt->dev, &info);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, buf(vt, 512, 1), 512),
+			 VIRTIO_BLK_S_IOERR);
+	vt_free(vt);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_write_then_read_round_trips),
+		cmocka_unit_test(test_read_used_len_counts_data_and_status),
+		cmocka_unit_test(test_any_layout_header_data_status_split_oddly),
+		cmocka_unit_test(test_flush_reaches_backend),
+		cmocka_unit_test(test_get_id_returns_serial),
+		cmocka_unit_test(test_get_id_short_buffer_gets_prefix),
+		cmocka_unit_test(test_discard_zeroes_range),
+		cmocka_unit_test(test_write_zeroes_with_unmap_flag_may_unmap),
+		cmocka_unit_test(test_discard_with_unmap_flag_unsupported),
+		cmocka_unit_test(test_discard_unknown_flags_unsupported),
+		cmocka_unit_test(test_discard_two_segments_over_limit_unsupported),
+		cmocka_unit_test(test_discard_oversized_ioerr),
+		cmocka_unit_test(test_discard_past_capacity_ioerr),
+		cmocka_unit_test(test_discard_segment_misshapen_ioerr),
+		cmocka_unit_test(test_discard_not_negotiated_unsupported),
+		cmocka_unit_test(test_discard_not_offered_without_backend_support),
+		cmocka_unit_test(test_unknown_type_unsupported),
+		cmocka_unit_test(test_read_past_capacity_ioerr),
+		cmocka_unit_test(test_sector_overflow_ioerr),
+		cmocka_unit_test(test_data_not_multiple_of_512_ioerr),
+		cmocka_unit_test(test_unaligned_to_logical_block_ioerr),
+		cmocka_unit_test(test_write_on_read_only_ioerr),
+		cmocka_unit_test(test_missing_status_descriptor_needs_reset),
+		cmocka_unit_test(test_status_in_device_readable_descriptor_needs_reset),
+		cmocka_unit_test(test_short_header_needs_reset),
+		cmocka_unit_test(test_header_in_writable_descriptor_needs_reset),
+		cmocka_unit_test(test_backend_submit_error_answers_ioerr),
+		cmocka_unit_test(test_backend_completion_error_answers_ioerr),
+		cmocka_unit_test(test_backpressure_eagain_resumes_on_completion),
+		cmocka_unit_test(test_completions_in_any_order),
+		cmocka_unit_test(test_batch_publishes_once_with_one_interrupt),
+		cmocka_unit_test(test_no_interrupt_flag_suppresses_interrupt),
+		cmocka_unit_test(test_event_idx_used_event_controls_interrupt),
+		cmocka_unit_test(test_event_idx_device_publishes_avail_event),
+		cmocka_unit_test(test_reset_with_requests_in_flight),
+		cmocka_unit_test(test_queue_ready_zero_with_requests_in_flight),
+		cmocka_unit_test(test_destroy_with_requests_in_flight),
+		cmocka_unit_test(test_writethrough_mode_flushes_each_write),
+		cmocka_unit_test(test_without_flush_feature_writes_are_flushed),
+		cmocka_unit_test(test_multiqueue_requests_on_second_queue),
+		cmocka_unit_test(test_stats_count_requests_bytes_errors),
+		cmocka_unit_test(test_capacity_growth_bumps_generation_and_interrupts),
+		cmocka_unit_test(test_indirect_request_round_trips),
+		cmocka_unit_test(test_packed_ring_round_trips),
+		cmocka_unit_test(test_legacy_layout_round_trips),
+		cmocka_unit_test(test_seg_max_exceeded_needs_reset),
+		cmocka_unit_test(test_size_max_exceeded_needs_reset),
+		cmocka_unit_test(test_broken_device_does_not_affect_another),
+		cmocka_unit_test(test_requests_ignored_after_needs_reset),
+		cmocka_unit_test(test_grants_offer_access_platform),
+		cmocka_unit_test(test_disabled_features_not_offered),
+		cmocka_unit_test(test_zero_length_read_completes_ok),
+		cmocka_unit_test(test_limits_not_negotiated_allow_larger_requests),
+		cmocka_unit_test(test_config_reports_block_topology),
+		cmocka_unit_test(test_full_ring_of_immediate_answers_in_one_kick),
+		cmocka_unit_test(test_read_only_flag_tightens_on_set_info),
+	};
+
+	log_set_level(LOG_LEVEL_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
