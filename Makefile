@@ -179,7 +179,7 @@ $(BUILD)/vblkd-sim: $(MAIN_OBJ) $(XEN_LIB) $(CORE_LIB) $(SIM_LIB) | pkgcheck
 	$(quiet) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
-$(BUILD)/xensim: $(SIMTOOL_OBJS) $(CORE_LIB) | pkgcheck
+$(BUILD)/xensim: $(SIMTOOL_OBJS) $(SIM_LIB) $(CORE_LIB) | pkgcheck
 	$(quiet) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
@@ -277,5 +277,9 @@ clean:
 # ---------------------------------------------------------------------------
 # Per-module additions (extra link flags of single tests and the like)
 # ---------------------------------------------------------------------------
+
+# Simulator tests spawn the simulator process: they need it built and its path.
+$(call obj,$(SIMTEST_SRCS)): CPPFLAGS += -DXENSIM_BIN='"$(abspath $(BUILD))/xensim"'
+$(SIMTEST_BINS): | $(XENSIM)
 
 -include $(shell find $(BUILD) build/fuzz -name '*.d' 2>/dev/null)
