@@ -71,6 +71,7 @@ struct vdev {
 	struct vq *vqs;
 	pthread_mutex_t lock;
 	uint64_t irq_handled;
+	uint64_t ring_mem[64];	/* guest memory of each queue's rings, allocated once */
 };
 
 struct vbuf {
@@ -408,6 +409,12 @@ static int read_config(struct vcpu *v, struct vdev *d)
 	return vcpu_fail(v, "%s: config generation never settles", d->cfg->vdev);
 }
 
+/* Rings of one queue at GUEST_QUEUE_SIZE, each part page-aligned, plus the vCPUs' indirect tables. */
+static uint64_t ring_area_size(struct vdev *d)
+{
+	return 4 * XSIM_PAGE_SIZE + (uint64_t)d->g->dom->vcpus * MAX_SEGS * 16;
+}
+
 static int vq_setup(struct vcpu *v, struct vdev *d, struct vq *q, unsigned int index)
 {
 	uint32_t max, ready;
@@ -441,10 +448,14 @@ static int vq_setup(struct vcpu *v, struct vdev *d, struct vq *q, unsigned int i
 		drsz = 6 + 2ull * num;		/* §2.7.6 */
 		dvsz = 6 + 8ull * num;		/* §2.7.8 */
 	}
-	TRY(dalloc(d, dsz, &q->desc_gpa));
-	TRY(dalloc(d, drsz, &q->drv_gpa));
-	TRY(dalloc(d, dvsz, &q->dev_gpa));
-	TRY(dalloc(d, (uint64_t)v->g->dom->vcpus * MAX_SEGS * 16, &q->ind_gpa));
+	/* One area per queue, kept across re-initialisation (hostile scripts reset often). */
+	if (!d->ring_mem[index])
+		TRY(dalloc(d, ring_area_size(d), &d->ring_mem[index]));
+	memset(gpa_host(d->g, d->ring_mem[index]), 0, ring_area_size(d));
+	q->desc_gpa = d->ring_mem[index];
+	q->drv_gpa = q->desc_gpa + ((dsz + XSIM_PAGE_SIZE - 1) & ~(XSIM_PAGE_SIZE - 1));
+	q->dev_gpa = q->drv_gpa + ((drsz + XSIM_PAGE_SIZE - 1) & ~(XSIM_PAGE_SIZE - 1));
+	q->ind_gpa = q->dev_gpa + ((dvsz + XSIM_PAGE_SIZE - 1) & ~(XSIM_PAGE_SIZE - 1));
 	q->desc = gpa_host(d->g, q->desc_gpa);
 	q->drv = gpa_host(d->g, q->drv_gpa);
 	q->dev = gpa_host(d->g, q->dev_gpa);
@@ -547,6 +558,8 @@ int vdev_init(struct vcpu *v, struct vdev *d)
 	for (i = 0; i < d->g->dom->vcpus; i++) {
 		struct vbuf *b = &d->g->vcpus[i].bufs[d->index];
 
+		if (b->gpa)
+			continue;
 		TRY(dalloc(d, 2 * XSIM_PAGE_SIZE + GUEST_MAX_IO, &b->gpa));
 		b->host = gpa_host(d->g, b->gpa);
 	}

@@ -142,6 +142,7 @@ static void fill_sector(uint8_t *p, uint64_t sector, uint32_t gen)
 	}
 	memcpy(p, &sector, 8);
 	memcpy(p + 8, &gen, 4);
+	memset(p + 12, 0, 4);
 	for (i = 16; i < 512; i += 8) {
 		uint64_t x = rnd(&s);
 
@@ -494,13 +495,14 @@ static int alive(struct wl_ctx *c, struct vdev *d, const char *after)
 static int recover(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
 		   const struct region *rg, const char *after)
 {
-	uint8_t *buf = vblk_buffer(c->v, d);
 	uint32_t gens[8];
 	uint64_t rng = 5;
+	uint8_t *buf;
 
 	TRY_WL(alive(c, d, after));
 	TRY_WL(vdev_reset(c->v, d));
 	TRY_WL(vdev_init(c->v, d));
+	buf = vblk_buffer(c->v, d);
 	if (in->features & (1ull << F_BLK_RO) || rg->nsect < 8)
 		return do_req(c, d, BLK_T_IN, rg->start, 4096, NULL, BLK_S_OK);
 	fill(buf, rg->start, 8, 3, gens);
