@@ -73,6 +73,7 @@ enum xsim_op {
 	XSIM_OP_CTL_STATS,	/* -> struct xsim_stats in tail */
 	XSIM_OP_CTL_WORKLOAD,	/* domid, tail = workload spec -> tail = report text */
 	XSIM_OP_CTL_GRANT,	/* domid, a = gfn, b = readonly -> id = ref */
+	XSIM_OP_CTL_IOREQ,	/* domid, a = vcpu, tail = struct xsim_ioreq -> d = data */
 	XSIM_OP_MAX,
 };
 
@@ -109,6 +110,19 @@ struct xsim_dominfo {
 struct xsim_perm {
 	uint32_t id;
 	uint32_t perms;	/* XS_PERM_* */
+};
+
+/* A raw ioreq as a hostile (or non-Arm) guest could make Xen send it (struct ioreq fields). */
+struct xsim_ioreq {
+	uint64_t addr;
+	uint64_t data;
+	uint32_t count;
+	uint32_t size;
+	uint8_t dir;		/* IOREQ_READ 1 / IOREQ_WRITE 0 */
+	uint8_t type;		/* IOREQ_TYPE_* */
+	uint8_t data_is_ptr;
+	uint8_t df;
+	uint32_t pad;
 };
 
 struct xsim_stats {

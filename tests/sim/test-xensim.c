@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <xenctrl.h>
@@ -64,7 +65,8 @@ static bool maps_contain(const char *what)
 
 static int group_setup(void **state)
 {
-	static const char *const args[] = { "--timeout", "1000", "--log-level", "err", NULL };
+	static const char *const args[] = { "--timeout", "1000", "--libxl-timeout", "3000",
+					    "--log-level", "err", NULL };
 	int fd;
 
 	if (xensim_spawn(XENSIM_BIN, args, &sim_proc) < 0)
@@ -518,6 +520,7 @@ struct responder {
 	volatile bool stop;
 	uint64_t last_write_addr, last_write_data;
 	unsigned int answered;
+	ioreq_t last;
 };
 
 static void *responder_thread(void *arg)
@@ -542,6 +545,7 @@ static void *responder_thread(void *arg)
 			if (s->local[i] != (evtchn_port_t)port || req->state != STATE_IOREQ_READY)
 				continue;
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);	/* pairs with the vCPU's publish */
+			r->last = *req;
 			if (req->dir == IOREQ_READ)
 				req->data = req->addr == DISK_BASE ? 0x74726976u : 0;
 			else {
@@ -575,11 +579,31 @@ static void test_ioreq_round_trip(void **state)
 	assert_int_equal(data, 0x74726976u);
 	data = 0x1234;
 	assert_int_equal(xensim_guest_mmio(sim, domid, 1, DISK_BASE + 0x70, 4, true, &data), 0);
+	assert_int_equal(r.last.type, IOREQ_TYPE_COPY);
+	assert_int_equal(r.last.count, 1);
+	assert_int_equal(r.last.size, 4);
+	assert_int_equal(r.last.data_is_ptr, 0);
+	/* A hostile ioreq arrives with exactly the fields asked for. */
+	{
+		struct xsim_ioreq odd = { .addr = DISK_BASE + 8, .data = XSIM_GUEST_RAM_BASE,
+					  .count = 3, .size = 2, .dir = IOREQ_READ,
+					  .type = IOREQ_TYPE_PIO, .data_is_ptr = 1, .df = 1 };
+
+		assert_int_equal(xensim_guest_ioreq(sim, domid, 0, &odd, &data), 0);
+		assert_int_equal(r.last.addr, DISK_BASE + 8);
+		assert_int_equal(r.last.count, 3);
+		assert_int_equal(r.last.size, 2);
+		assert_int_equal(r.last.type, IOREQ_TYPE_PIO);
+		assert_int_equal(r.last.data_is_ptr, 1);
+		assert_int_equal(r.last.df, 1);
+		assert_int_equal(r.last.dir, IOREQ_READ);
+		assert_int_equal(r.last.data, XSIM_GUEST_RAM_BASE);
+	}
 	r.stop = true;
 	pthread_join(t, NULL);
 	assert_int_equal(r.last_write_addr, DISK_BASE + 0x70);
 	assert_int_equal(r.last_write_data, 0x1234);
-	assert_int_equal(r.answered, 3);
+	assert_int_equal(r.answered, 4);
 	/* The slot is free again after the response was consumed. */
 	assert_int_equal(s.page->vcpu_ioreq[0].state, STATE_IOREQ_NONE);
 	/* An SPI raised by dom0 reaches the guest. */
@@ -736,6 +760,40 @@ static void test_destroy_releases_everything(void **state)
 	assert_false(maps_contain("xensim-ioreq-page"));
 }
 
+static void test_create_without_backend_times_out(void **state)
+{
+	struct xs_handle *xs = xs_open(0);
+	struct xsim_stats before, after;
+	uint32_t domid = 0;
+	uint64_t wait = 0;
+	char spec[256];
+	unsigned int n;
+
+	assert_non_null(xs);
+	assert_int_equal(xensim_stats(sim, &before), 0);
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=4M,disk=%s:rw", disk_path);
+	/* Nobody answers InitWait: like libxl, give up after the wait and remove the domain. */
+	assert_int_equal(xensim_domain_create(sim, spec, 0, &domid, &wait), -ETIMEDOUT);
+	assert_int_equal(xensim_stats(sim, &after), 0);
+	assert_int_equal(after.domains, before.domains);
+	assert_null(xs_directory(xs, XBT_NULL, "/local/domain/0/backend/virtio_disk/1", &n));
+	xs_close(xs);
+}
+
+static void test_destroy_without_closed_times_out(void **state)
+{
+	struct xsim_stats before, after;
+	uint32_t domid;
+
+	assert_int_equal(xensim_stats(sim, &before), 0);
+	domid = create_with_disk(1);
+	/* No backend writes Closed: the wait is reported and the domain goes anyway. */
+	assert_int_equal(xensim_domain_destroy(sim, domid, true, NULL), -ETIMEDOUT);
+	assert_int_equal(xensim_stats(sim, &after), 0);
+	assert_int_equal(after.domains, before.domains);
+	assert_int_equal(xensim_domain_destroy(sim, domid, true, NULL), -ESRCH);
+}
+
 static void test_workload_without_backend_fails_cleanly(void **state)
 {
 	uint32_t domid = create_with_disk(2);
@@ -747,6 +805,45 @@ static void test_workload_without_backend_fails_cleanly(void **state)
 	assert_non_null(strstr(rep, "no IOREQ server claims"));
 	free(rep);
 	assert_int_equal(xensim_domain_destroy(sim, domid, false, NULL), 0);
+}
+
+/* Run the xensim command line on its own socket; returns its exit status and output. */
+static int run_cli(const char *extra, char *out, size_t size)
+{
+	char cmd[1024];
+	size_t got;
+	FILE *f;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "%s --socket %s/cli.sock %s 2>&1", XENSIM_BIN, sim_proc.dir, extra);
+	f = popen(cmd, "r");
+	assert_non_null(f);
+	got = fread(out, 1, size - 1, f);
+	out[got] = '\0';
+	st = pclose(f);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_cli_usage_error(void **state)
+{
+	char out[4096];
+
+	assert_int_equal(run_cli("--guest vcpus=0", out, sizeof(out)), 2);
+	assert_non_null(strstr(out, "vcpus"));
+	assert_int_equal(run_cli("--no-such-option", out, sizeof(out)), 2);
+}
+
+static void test_cli_fails_without_backend(void **state)
+{
+	char out[8192], extra[512];
+
+	snprintf(extra, sizeof(extra),
+		 "--libxl-timeout 300 --log-level err --guest vcpus=2,mem=8M,disk=%s --workload verify",
+		 disk_path);
+	/* Started before any backend, it waits like libxl, then reports and fails. */
+	assert_int_equal(run_cli(extra, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "did not reach InitWait"));
+	assert_non_null(strstr(out, "FAILED"));
 }
 
 int main(void)
@@ -767,7 +864,11 @@ int main(void)
 		cmocka_unit_test(test_grant_map),
 		cmocka_unit_test(test_xc_lists_domains),
 		cmocka_unit_test(test_destroy_releases_everything),
+		cmocka_unit_test(test_create_without_backend_times_out),
+		cmocka_unit_test(test_destroy_without_closed_times_out),
 		cmocka_unit_test(test_workload_without_backend_fails_cleanly),
+		cmocka_unit_test(test_cli_usage_error),
+		cmocka_unit_test(test_cli_fails_without_backend),
 	};
 
 	return cmocka_run_group_tests_name("xensim", tests, group_setup, group_teardown);

@@ -53,6 +53,13 @@ int xensim_domain_destroy(struct xensim *sim, uint32_t domid, bool graceful,
 /* One MMIO access by vCPU @vcpu through its ioreq slot; -EFAULT if no server claims it, -ETIMEDOUT on a hang. */
 int xensim_guest_mmio(struct xensim *sim, uint32_t domid, unsigned int vcpu, uint64_t addr,
 		      unsigned int size, bool write, uint64_t *data);
+/*
+ * An ioreq with arbitrary fields (data_is_ptr, count > 1, odd sizes, other
+ * types), routed by address like an MMIO access: what a device model must
+ * answer safely.  *ret_data gets the slot's data after the response.
+ */
+int xensim_guest_ioreq(struct xensim *sim, uint32_t domid, unsigned int vcpu,
+		       const struct xsim_ioreq *req, uint64_t *ret_data);
 /* Read or write guest RAM at guest physical address @gpa. */
 int xensim_guest_read(struct xensim *sim, uint32_t domid, uint64_t gpa, void *buf, size_t len);
 int xensim_guest_write(struct xensim *sim, uint32_t domid, uint64_t gpa, const void *buf,

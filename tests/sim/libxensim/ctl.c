@@ -153,6 +153,17 @@ int xensim_guest_mmio(struct xensim *sim, uint32_t domid, unsigned int vcpu, uin
 	return r;
 }
 
+int xensim_guest_ioreq(struct xensim *sim, uint32_t domid, unsigned int vcpu,
+		       const struct xsim_ioreq *req, uint64_t *ret_data)
+{
+	struct xsim_msg m = { .op = XSIM_OP_CTL_IOREQ, .domid = domid, .a = vcpu };
+	int r = xsim_call(sim->conn, &m, req, sizeof(*req), NULL, NULL, 0);
+
+	if (r == 0 && ret_data)
+		*ret_data = m.d;
+	return r;
+}
+
 int xensim_guest_write(struct xensim *sim, uint32_t domid, uint64_t gpa, const void *buf,
 		       size_t len)
 {

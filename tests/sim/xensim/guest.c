@@ -113,6 +113,11 @@ int vcpu_fail(struct vcpu *v, const char *fmt, ...)
 	return -EIO;
 }
 
+int vcpu_ioreq(struct vcpu *v, const struct xsim_ioreq *in, uint64_t *ret_data)
+{
+	return hv_ioreq(v->g->dom, v->id, in, ret_data);
+}
+
 const char *vcpu_error(const struct vcpu *v)
 {
 	return v->failed ? v->err : NULL;
@@ -522,6 +527,9 @@ int vdev_init(struct vcpu *v, struct vdev *d)
 	       (1ull << F_INDIRECT_DESC) | (1ull << F_BLK_TOPOLOGY);
 	if (d->g->dom->cfg.packed)
 		want |= 1ull << F_RING_PACKED;
+	/* Linux guests use EVENT_IDX whenever offered; so does this one unless told not to. */
+	if (!d->g->dom->cfg.no_event_idx)
+		want |= 1ull << F_EVENT_IDX;
 	if (d->cfg->grants)
 		want |= 1ull << F_ACCESS_PLATFORM;
 	else if (offered & (1ull << F_ACCESS_PLATFORM))
@@ -697,6 +705,26 @@ static int vq_reap(struct vcpu *v, struct vdev *d, struct vq *q)
 	}
 }
 
+/*
+ * Before sleeping: with EVENT_IDX ask for an interrupt at the next used
+ * entry (used_event, §2.7.10), then look again, since the device may have
+ * published before it could see the new used_event.
+ */
+static int vq_arm(struct vcpu *v, struct vdev *d, struct vq *q)
+{
+	int r = 0;
+
+	if (q->packed || !(d->features & (1ull << F_EVENT_IDX)))
+		return 0;
+	pthread_mutex_lock(&q->lock);
+	st16(q->drv + 4 + 2u * q->num, q->last_used);
+	/* Pairs with the device's barrier between writing used idx and reading used_event. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	r = vq_reap(v, d, q);
+	pthread_mutex_unlock(&q->lock);
+	return r;
+}
+
 static uint64_t irq_count(struct vdev *d)
 {
 	uint64_t c;
@@ -761,6 +789,10 @@ static int wait_done(struct vcpu *v, struct vdev *d, struct vq *q, struct req *r
 		pthread_mutex_unlock(&q->lock);
 		if (r < 0)
 			return r;
+		if (__atomic_load_n(&rq->done, __ATOMIC_ACQUIRE))
+			return 0;
+		if (vq_arm(v, d, q) < 0)
+			return -EIO;
 		if (__atomic_load_n(&rq->done, __ATOMIC_ACQUIRE))
 			return 0;
 		r = wait_irq(d, seen, deadline);
@@ -834,9 +866,16 @@ static int vq_add(struct vdev *d, struct vq *q, const struct seg *s, unsigned in
 		/* The ring entry and descriptors before the index (§2.7.13): release. */
 		q->avail_idx++;
 		__atomic_store_n((uint16_t *)(q->drv + 2), htole16(q->avail_idx), __ATOMIC_RELEASE);
-		/* Full barrier: the idx store before reading the device's flags (§2.7.13.4). */
+		/* Full barrier: the idx store before reading the device's suppression (§2.7.13.4). */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		*ret_notify = !(ld16(q->dev) & USED_F_NO_NOTIFY);
+		if (d->features & (1ull << F_EVENT_IDX)) {
+			/* §2.7.10: notify if avail_event lies in (old idx, new idx]. */
+			uint16_t ev = ld16(q->dev + 4 + 8u * q->num);
+
+			*ret_notify = (uint16_t)(q->avail_idx - ev - 1) < (uint16_t)(q->avail_idx - avail);
+		} else {
+			*ret_notify = !(ld16(q->dev) & USED_F_NO_NOTIFY);
+		}
 		return 0;
 	}
 	{
@@ -974,6 +1013,8 @@ int vblk_request(struct vcpu *v, struct vdev *d, uint32_t type, uint64_t sector,
 		pthread_mutex_unlock(&q->lock);
 		if (r != -EAGAIN)
 			break;
+		if (vq_arm(v, d, q) < 0)
+			return -EIO;
 		/* Ring full: wait for completions of the vCPUs sharing this queue. */
 		r = wait_irq(d, seen, sim_now_us() + (uint64_t)sim_timeout_ms * 1000);
 		if (r == -ETIMEDOUT)

@@ -135,6 +135,8 @@ bool vdev_ready(const struct vdev *d);
 /* Raw MMIO on @d's window for hostile scripts; and the vCPU's error text. */
 int vdev_mmio(struct vcpu *v, struct vdev *d, unsigned int off, unsigned int size, bool write,
 	      uint64_t *val);
+/* A raw ioreq from vCPU @v (hv_ioreq). */
+int vcpu_ioreq(struct vcpu *v, const struct xsim_ioreq *in, uint64_t *ret_data);
 /* Record the first failure of this vCPU (returns -EIO). */
 int vcpu_fail(struct vcpu *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *vcpu_error(const struct vcpu *v);

@@ -42,6 +42,16 @@ struct sim_domain *hv_domain_find(uint32_t domid)
 	return NULL;
 }
 
+struct sim_domain *hv_domain_any(void)
+{
+	struct sim_domain *d;
+
+	for (d = hv_domains; d; d = d->next)
+		if (!d->dying && !d->destroying)
+			return d;
+	return NULL;
+}
+
 unsigned int hv_domain_count(void)
 {
 	struct sim_domain *d;
@@ -713,9 +723,10 @@ static struct sim_ioserv *ioserv_route(struct sim_domain *dom, uint64_t addr, un
 	return NULL;
 }
 
-int hv_mmio(struct sim_domain *dom, unsigned int vcpu, uint64_t addr, unsigned int size,
-	    bool is_write, uint64_t *data)
+int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq *in,
+	     uint64_t *ret_data)
 {
+	unsigned int route_size = in->size >= 1 && in->size <= 8 ? in->size : 1;
 	struct pollfd pfd[3];
 	struct sim_ioserv *s;
 	struct sim_port *p;
@@ -724,7 +735,7 @@ int hv_mmio(struct sim_domain *dom, unsigned int vcpu, uint64_t addr, unsigned i
 	uint8_t st;
 	int r = 0;
 
-	if (vcpu >= dom->vcpus || !size || size > 8 || (size & (size - 1)))
+	if (vcpu >= dom->vcpus)
 		return -EINVAL;
 	pthread_mutex_lock(&dom->vcpu_locks[vcpu]);
 	pthread_mutex_lock(&sim_lock);
@@ -736,7 +747,7 @@ int hv_mmio(struct sim_domain *dom, unsigned int vcpu, uint64_t addr, unsigned i
 		pthread_mutex_unlock(&dom->vcpu_locks[vcpu]);
 		return -ESRCH;
 	}
-	s = ioserv_route(dom, addr, size);
+	s = ioserv_route(dom, in->addr, route_size);
 	if (!s) {
 		pthread_mutex_unlock(&sim_lock);
 		pthread_mutex_unlock(&dom->vcpu_locks[vcpu]);
@@ -751,13 +762,15 @@ int hv_mmio(struct sim_domain *dom, unsigned int vcpu, uint64_t addr, unsigned i
 	if (st != STATE_IOREQ_NONE)
 		log_warn("dom %u vcpu %u: ioreq slot in state %u before a new request (device model left it)",
 			 dom->domid, vcpu, st);
-	req->addr = addr;
-	req->data = is_write ? *data : 0;
-	req->count = 1;
-	req->size = size;
-	req->type = IOREQ_TYPE_COPY;
+	req->addr = in->addr;
+	req->data = in->dir == IOREQ_READ && !in->data_is_ptr ? 0 : in->data;
+	req->count = in->count;
+	req->size = in->size;
+	req->type = in->type;
 	/* Publish the request: release pairs with the device model's read barrier after it sees READY. */
-	__atomic_store_n(ioreq_flags(req), (uint8_t)(STATE_IOREQ_READY | (is_write ? 0 : 1u << 5)),
+	__atomic_store_n(ioreq_flags(req),
+			 (uint8_t)(STATE_IOREQ_READY | (in->data_is_ptr ? 1u << 4 : 0) |
+				   (in->dir == IOREQ_READ ? 1u << 5 : 0) | (in->df ? 1u << 6 : 0)),
 			 __ATOMIC_RELEASE);
 	if (write(p->to_dom0, &one, sizeof(one)) < 0)
 		log_warn("dom %u vcpu %u: notify: %m", dom->domid, vcpu);
@@ -794,17 +807,32 @@ int hv_mmio(struct sim_domain *dom, unsigned int vcpu, uint64_t addr, unsigned i
 		if (pfd[0].revents && read(p->to_guest, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 			log_warn("dom %u vcpu %u: event read: %m", dom->domid, vcpu);
 	}
-	if (r == 0 && !is_write) {
-		uint64_t v = req->data;
-
-		*data = size == 8 ? v : v & ((1ull << (size * 8)) - 1);
-	}
+	if (r == 0)
+		*ret_data = req->data;
 	if (r == 0 || r == -ETIMEDOUT)
 		__atomic_store_n(ioreq_flags(req), (uint8_t)STATE_IOREQ_NONE, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&sim_lock);
 	ioserv_put(dom, s);
 	pthread_mutex_unlock(&sim_lock);
 	pthread_mutex_unlock(&dom->vcpu_locks[vcpu]);
+	return r;
+}
+
+/* What Xen on Arm sends for a guest MMIO access (try_fwd_ioserv): one COPY, data inline. */
+int hv_mmio(struct sim_domain *dom, unsigned int vcpu, uint64_t addr, unsigned int size,
+	    bool is_write, uint64_t *data)
+{
+	struct xsim_ioreq in = { .addr = addr, .data = is_write ? *data : 0, .count = 1,
+				 .size = size, .dir = is_write ? IOREQ_WRITE : IOREQ_READ,
+				 .type = IOREQ_TYPE_COPY };
+	uint64_t v = 0;
+	int r;
+
+	if (!size || size > 8 || (size & (size - 1)))
+		return -EINVAL;
+	r = hv_ioreq(dom, vcpu, &in, &v);
+	if (r == 0 && !is_write)
+		*data = size == 8 ? v : v & ((1ull << (size * 8)) - 1);
 	return r;
 }
 

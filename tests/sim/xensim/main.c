@@ -41,7 +41,7 @@ static void usage(FILE *f)
 		"the libxl disk handshake, and guests running their own virtio-blk driver.\n\n"
 		"  --socket PATH        listen here (default $XENSIM_SOCKET, else /tmp/xensim-<uid>.sock)\n"
 		"  --guest SPEC         create a guest, e.g. vcpus=2,mem=64M,disk=/tmp/a.img:rw,disk=/tmp/b.img:ro\n"
-		"                       disk options: ro|rw, discard, grants; guest options: name=, backend=, packed\n"
+		"                       disk options: ro|rw, discard, grants; guest options: name=, backend=, packed, noevent\n"
 		"  --config FILE        lines 'guest SPEC' and 'workload SPEC' ('#' comments)\n"
 		"  --workload SPEC      run on every guest, in order: verify|random|sequential|trim|hostile\n"
 		"                       [,seed=N][,ops=N][,bs=N][,span=BYTES]\n"
@@ -49,6 +49,7 @@ static void usage(FILE *f)
 		"  --crash-after MS     the guests die suddenly (no Closing handshake) after MS ms\n"
 		"  --reboot-after MS    destroy, create again (new domid) and rerun the workloads\n"
 		"  --timeout MS         limit for each ioreq and interrupt wait (default %u)\n"
+		"  --libxl-timeout MS   toolstack wait for InitWait / Closed (default 10000, as libxl)\n"
 		"  --serve              keep serving after the script (until SIGTERM/SIGINT)\n"
 		"  --ready-fd N         write one byte to fd N once listening\n"
 		"  --log-level LEVEL    err|warning|notice|info|debug\n"
@@ -68,23 +69,18 @@ static void on_quit(struct loop_source *src, int fd, uint32_t events, void *data
 
 static void kill_all_domains(void)
 {
-	unsigned int id;
-
-	for (id = 1;; id++) {
+	for (;;) {
 		struct sim_domain *d;
-		unsigned int n;
+		uint32_t domid = 0;
 
 		pthread_mutex_lock(&sim_lock);
-		n = hv_domain_count();
-		d = NULL;
-		if (n)
-			for (d = NULL; !d && id < 0x7ff0; id++)
-				d = hv_domain_find(id);
+		d = hv_domain_any();
+		if (d)
+			domid = d->domid;
 		pthread_mutex_unlock(&sim_lock);
 		if (!d)
 			break;
-		toolstack_destroy(d->domid, false, NULL, NULL);
-		id = 0;
+		toolstack_destroy(domid, false, NULL, NULL);
 	}
 }
 
@@ -250,6 +246,7 @@ int main(int argc, char **argv)
 		{ "crash-after", required_argument, NULL, 'C' },
 		{ "reboot-after", required_argument, NULL, 'R' },
 		{ "timeout", required_argument, NULL, 't' },
+		{ "libxl-timeout", required_argument, NULL, 'L' },
 		{ "serve", no_argument, NULL, 'S' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'l' },
@@ -291,6 +288,7 @@ int main(int argc, char **argv)
 		case 'C': crash_after_ms = atol(optarg); break;
 		case 'R': reboot_after_ms = atol(optarg); break;
 		case 't': sim_timeout_ms = (unsigned int)atoi(optarg); break;
+		case 'L': sim_libxl_timeout_ms = (unsigned int)atoi(optarg); break;
 		case 'S': serve = true; break;
 		case 'r': ready_fd = atoi(optarg); break;
 		case 'l':
@@ -373,8 +371,6 @@ int main(int argc, char **argv)
 		if (r < 0 && r != -ESRCH)
 			status = 1;
 	}
-	if (got_signal)
-		status = 1;
 	if (serve && !got_signal) {
 		pthread_join(srv, NULL);
 	} else {
@@ -384,6 +380,9 @@ int main(int argc, char **argv)
 			log_warn("quit: %m");
 		pthread_join(srv, NULL);
 	}
+	/* A signal cuts a script short (a failure); it is how --serve normally ends. */
+	if (got_signal && !serve)
+		status = 1;
 	kill_all_domains();
 	server_stop();
 	loop_free(main_loop);

@@ -263,6 +263,17 @@ static void *worker(void *arg)
 			r = hv_mmio(dom, (unsigned int)m->a, m->b, (unsigned int)(m->c & 0xff),
 				    (m->c & 0x100) != 0, &data);
 			m->d = data;
+		} else if (m->op == XSIM_OP_CTL_IOREQ) {
+			struct xsim_ioreq in;
+			uint64_t data = 0;
+
+			if (m->n != sizeof(in)) {
+				r = -EINVAL;
+			} else {
+				memcpy(&in, w->tail, sizeof(in));
+				r = hv_ioreq(dom, (unsigned int)m->a, &in, &data);
+				m->d = data;
+			}
 		} else if (m->op == XSIM_OP_CTL_WAIT_EVENT) {
 			r = hv_guest_wait(dom, (uint32_t)m->a, (unsigned int)m->b);
 		} else if (m->op == XSIM_OP_CTL_WORKLOAD) {
@@ -453,7 +464,7 @@ static void handle(struct sim_conn *c, struct xsim_msg *m, char *tail)
 		break;
 	}
 	case XSIM_OP_CTL_CREATE: case XSIM_OP_CTL_DESTROY: case XSIM_OP_CTL_MMIO:
-	case XSIM_OP_CTL_WAIT_EVENT: case XSIM_OP_CTL_WORKLOAD:
+	case XSIM_OP_CTL_WAIT_EVENT: case XSIM_OP_CTL_WORKLOAD: case XSIM_OP_CTL_IOREQ:
 		r = spawn_worker(c, m, tail);
 		if (r == 0)
 			return;	/* the worker owns tail and replies */

@@ -22,6 +22,8 @@ extern pthread_mutex_t sim_lock;
 extern pthread_cond_t sim_cond;
 /* ioreq / interrupt wait limit of a guest, in ms (--timeout). */
 extern unsigned int sim_timeout_ms;
+/* How long the toolstack waits for InitWait / Closed: libxl's 10 s unless --libxl-timeout. */
+extern unsigned int sim_libxl_timeout_ms;
 
 /* Initialise sim_lock/sim_cond (sim_cond on CLOCK_MONOTONIC). */
 void sim_init(void);
@@ -57,6 +59,7 @@ struct guest_config {
 	uint64_t mem;
 	uint32_t backend;
 	bool packed;	/* use the packed ring when offered */
+	bool no_event_idx;	/* do not negotiate VIRTIO_F_EVENT_IDX */
 	unsigned int ndisks;
 	struct disk_config disks[SIM_MAX_DISKS];
 };
@@ -125,6 +128,7 @@ struct sim_domain {
 
 /* All under sim_lock. */
 struct sim_domain *hv_domain_find(uint32_t domid);	/* live (not dying) only */
+struct sim_domain *hv_domain_any(void);	/* any live domain, or NULL */
 int hv_domain_create(const struct guest_config *cfg, struct sim_domain **ret_dom);
 /* Mark dying, wake everyone, unlink; the memory goes when the last ref is dropped. */
 void hv_domain_kill(struct sim_domain *dom);
@@ -147,6 +151,9 @@ int hv_handle(void *owner, struct xsim_msg *m, const char *tail, char **ret_tail
  */
 int hv_mmio(struct sim_domain *dom, unsigned int vcpu, uint64_t addr, unsigned int size,
 	    bool write, uint64_t *data);
+/* The same with every ioreq field chosen by the caller (hostile tests). */
+int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq *in,
+	     uint64_t *ret_data);
 /* Guest-side event channel operations (control API). */
 int hv_guest_notify(struct sim_domain *dom, uint32_t port);
 int hv_guest_wait(struct sim_domain *dom, uint32_t port, unsigned int timeout_ms);

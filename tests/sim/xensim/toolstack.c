@@ -8,8 +8,6 @@
 #include "log.h"
 #include "sim.h"
 
-/* libxl waits this long for a backend state change (LIBXL_DEVICE_MODEL_START_TIMEOUT is another). */
-#define TOOLSTACK_WAIT_US (10ull * 1000 * 1000)
 
 static int parse_size(const char *s, uint64_t *ret)
 {
@@ -30,7 +28,7 @@ static int parse_size(const char *s, uint64_t *ret)
 
 /*
  * SPEC: comma-separated name=X, vcpus=N, mem=SIZE[KMG], backend=DOMID,
- * packed, disk=PATH[:ro|:rw][:discard][:grants] (repeatable).
+ * packed, noevent (no EVENT_IDX), disk=PATH[:ro|:rw][:discard][:grants] (repeatable).
  */
 int guest_config_parse(const char *spec, struct guest_config *ret_cfg, char *err, size_t errlen)
 {
@@ -69,6 +67,8 @@ int guest_config_parse(const char *spec, struct guest_config *ret_cfg, char *err
 			c.backend = (uint32_t)v;
 		} else if (!strcmp(tok, "packed") && !val) {
 			c.packed = true;
+		} else if (!strcmp(tok, "noevent") && !val) {
+			c.no_event_idx = true;
 		} else if (!strcmp(tok, "disk") && val) {
 			struct disk_config *d;
 			char *opt, *save2 = NULL, *colon;
@@ -202,7 +202,8 @@ static void remove_nodes(const struct sim_domain *dom)
 static int wait_states(const struct sim_domain *dom, const char *want, bool gone_ok,
 		       uint64_t start, uint64_t *ret_wait_us)
 {
-	uint64_t deadline = start + TOOLSTACK_WAIT_US;
+	/* libxl: LIBXL_INIT_TIMEOUT / LIBXL_DESTROY_TIMEOUT, both 10 s. */
+	uint64_t deadline = start + (uint64_t)sim_libxl_timeout_ms * 1000;
 	char p[300];
 	unsigned int i;
 
@@ -217,9 +218,9 @@ static int wait_states(const struct sim_domain *dom, const char *want, bool gone
 			pending = (int)i;
 			break;
 		}
-		if (pending < 0) {
+		if (pending < 0 || dom->dying) {
 			*ret_wait_us = sim_now_us() - start;
-			return -1;
+			return pending < 0 ? -1 : pending;
 		}
 		if (sim_now_us() >= deadline) {
 			*ret_wait_us = sim_now_us() - start;
@@ -266,8 +267,8 @@ int toolstack_create(const struct guest_config *cfg, unsigned int flags, uint32_
 			if (store_read(0, NULL, sp, &v, &len) < 0)
 				v = NULL;
 			sbuf_printf(log,
-				    "dom %u disk %u: backend did not reach InitWait (2) within 10 s (state %s); destroying the domain as libxl does\n",
-				    dom->domid, cfg->disks[bad].devid, v ? v : "absent");
+				    "dom %u disk %u: backend did not reach InitWait (2) within %u ms (state %s); destroying the domain as libxl does\n",
+				    dom->domid, cfg->disks[bad].devid, sim_libxl_timeout_ms, v ? v : "absent");
 			free(v);
 			hv_domain_kill(dom);
 			remove_nodes(dom);
@@ -323,8 +324,8 @@ int toolstack_destroy(uint32_t domid, bool graceful, uint64_t *ret_wait_us, stru
 		bad = wait_states(dom, "6", true, start, &wait);
 		if (bad >= 0) {
 			sbuf_printf(log,
-				    "dom %u disk %u: backend did not reach Closed (6) within 10 s of Closing\n",
-				    domid, dom->cfg.disks[bad].devid);
+				    "dom %u disk %u: backend did not reach Closed (6) within %u ms of Closing\n",
+				    domid, dom->cfg.disks[bad].devid, sim_libxl_timeout_ms);
 			r = -ETIMEDOUT;
 		} else {
 			sbuf_printf(log, "dom %u: backend reached Closed after %llu.%03llu ms\n",

@@ -12,6 +12,7 @@
 pthread_mutex_t sim_lock = PTHREAD_MUTEX_INITIALIZER;
 pthread_cond_t sim_cond;
 unsigned int sim_timeout_ms = 5000;
+unsigned int sim_libxl_timeout_ms = 10000;
 
 void sim_init(void)
 {

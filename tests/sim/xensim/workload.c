@@ -629,6 +629,42 @@ static int ring_attack(struct wl_ctx *c, struct vdev *d, enum attack a)
 	return r < 0 ? r : 0;
 }
 
+static int raw_ioreqs(struct wl_ctx *c, struct vdev *d, uint64_t base)
+{
+	/* A pointer into guest RAM that stays harmless: the start of RAM (our rings live higher). */
+	const uint64_t ptr = XSIM_GUEST_RAM_BASE;
+	const struct {
+		const char *what;
+		struct xsim_ioreq rq;
+	} cases[] = {
+		{ "data_is_ptr read, count 4", { .addr = base + VM_STATUS, .data = ptr, .count = 4, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY, .data_is_ptr = 1 } },
+		{ "data_is_ptr write, count 2", { .addr = base + VM_QUEUE_SEL, .data = ptr, .count = 2, .size = 4, .dir = IOREQ_WRITE, .type = IOREQ_TYPE_COPY, .data_is_ptr = 1 } },
+		{ "count 0", { .addr = base + VM_MAGIC, .count = 0, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY } },
+		{ "count 1000 write", { .addr = base + VM_QUEUE_SEL, .data = 1, .count = 1000, .size = 4, .dir = IOREQ_WRITE, .type = IOREQ_TYPE_COPY } },
+		{ "size 0", { .addr = base + VM_MAGIC, .count = 1, .size = 0, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY } },
+		{ "size 3", { .addr = base + VM_MAGIC, .count = 1, .size = 3, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY } },
+		{ "size 16", { .addr = base + VM_MAGIC, .count = 1, .size = 16, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY } },
+		{ "port I/O type", { .addr = base + VM_MAGIC, .count = 1, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_PIO } },
+		{ "PCI config type", { .addr = base + VM_MAGIC, .count = 1, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_PCI_CONFIG } },
+		{ "invalidate type", { .addr = base, .count = 1, .size = 4, .dir = IOREQ_WRITE, .type = IOREQ_TYPE_INVALIDATE } },
+		{ "unknown type 0x77", { .addr = base + VM_MAGIC, .count = 1, .size = 4, .dir = IOREQ_READ, .type = 0x77 } },
+		{ "df with count 2", { .addr = base + VM_STATUS, .data = ptr + 64, .count = 2, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY, .data_is_ptr = 1, .df = 1 } },
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t data;
+		int r = vcpu_ioreq(c->v, &cases[i].rq, &data);
+
+		if (r == -ESRCH)
+			return r;
+		if (r < 0)
+			return vcpu_fail(c->v, "ioreq '%s': %s", cases[i].what,
+					 r == -ETIMEDOUT ? "no response (hang)" : strerror(-r));
+	}
+	return 0;
+}
+
 static int wl_hostile(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
 		      const struct region *rg, struct sbuf *notes)
 {
@@ -680,7 +716,10 @@ static int wl_hostile(struct wl_ctx *c, struct vdev *d, const struct vdev_info *
 	TRY_WL(poke(c, d, VM_STATUS, 4, true, ST_ACKNOWLEDGE | ST_DRIVER | ST_DRIVER_OK,
 		    "DRIVER_OK without FEATURES_OK"));
 	TRY_WL(recover(c, d, in, rg, "QueueNum 3"));
-	/* 5. Malformed rings (split ring only). */
+	/* 5. ioreqs Xen on Arm never sends, but a device model must still answer. */
+	TRY_WL(raw_ioreqs(c, d, in->cfg->base));
+	TRY_WL(recover(c, d, in, rg, "odd ioreqs"));
+	/* 6. Malformed rings (split ring only). */
 	if (now.packed) {
 		sbuf_printf(notes, "  hostile: ring attacks skipped on the packed ring\n");
 	} else {
@@ -689,7 +728,7 @@ static int wl_hostile(struct wl_ctx *c, struct vdev *d, const struct vdev_info *
 			TRY_WL(recover(c, d, in, rg, attack_name((enum attack)a)));
 		}
 	}
-	/* 6. Requests the device must refuse. */
+	/* 7. Requests the device must refuse. */
 	TRY_WL(do_req(c, d, BLK_T_IN, now.capacity, 512, NULL, BLK_S_IOERR));
 	TRY_WL(do_req(c, d, BLK_T_IN, now.capacity - 1, 1024, NULL, BLK_S_IOERR));
 	TRY_WL(do_req(c, d, BLK_T_IN, UINT64_MAX - 1, 4096, NULL, BLK_S_IOERR));
