@@ -383,6 +383,32 @@ static void test_xs_read_directory_transactions(void **state)
 	xs_close(xs);
 }
 
+static void test_xs_relative_paths(void **state)
+{
+	struct xs_handle *xs = xs_open(0);
+	unsigned int len;
+	char **ev, *v;
+
+	assert_non_null(xs);
+	/* Dom0's own domid, as a daemon finds out who it is. */
+	v = xs_read(xs, XBT_NULL, "domid", &len);
+	assert_non_null(v);
+	assert_string_equal(v, "0");
+	free(v);
+	/* A relative watch reports relative paths, as xenstored does. */
+	assert_true(xs_watch(xs, "backend/reltest", "r"));
+	ev = next_watch(xs);
+	assert_string_equal(ev[XS_WATCH_PATH], "backend/reltest");
+	free(ev);
+	assert_true(xs_write(xs, XBT_NULL, "/local/domain/0/backend/reltest/x", "1", 1));
+	ev = next_watch(xs);
+	assert_string_equal(ev[XS_WATCH_PATH], "backend/reltest/x");
+	free(ev);
+	assert_true(xs_rm(xs, XBT_NULL, "backend/reltest"));
+	free(next_watch(xs));
+	xs_close(xs);
+}
+
 /* ---- libxl handshake ---- */
 struct create_args {
 	char spec[256];
@@ -794,6 +820,37 @@ static void test_destroy_without_closed_times_out(void **state)
 	assert_int_equal(xensim_domain_destroy(sim, domid, true, NULL), -ESRCH);
 }
 
+static void test_toolstack_variations(void **state)
+{
+	struct xs_handle *xs = xs_open(0);
+	char spec[512], *v;
+	uint32_t domid;
+
+	assert_non_null(xs);
+	/* Unusual or broken xenstore contents, for the daemon's validation tests. */
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=4M,disk=%s:hexbase:irq=50:omit=params:dio,disk=%s:params=/nonexistent:base=0x2000100",
+		 disk_path, disk_path);
+	domid = create(spec);
+	v = xs_get(xs, "/local/domain/0/backend/virtio_disk/%u/51712/base", domid);
+	assert_string_equal(v, "0x2000000");
+	free(v);
+	v = xs_get(xs, "/local/domain/0/backend/virtio_disk/%u/51712/irq", domid);
+	assert_string_equal(v, "50");
+	free(v);
+	assert_null(xs_get(xs, "/local/domain/0/backend/virtio_disk/%u/51712/params", domid));
+	v = xs_get(xs, "/local/domain/0/backend/virtio_disk/%u/51712/direct-io-safe", domid);
+	assert_string_equal(v, "1");
+	free(v);
+	v = xs_get(xs, "/local/domain/0/backend/virtio_disk/%u/51728/params", domid);
+	assert_string_equal(v, "/nonexistent");
+	free(v);
+	v = xs_get(xs, "/local/domain/0/backend/virtio_disk/%u/51728/base", domid);
+	assert_string_equal(v, "33554688");
+	free(v);
+	assert_int_equal(xensim_domain_destroy(sim, domid, false, NULL), 0);
+	xs_close(xs);
+}
+
 static void test_workload_without_backend_fails_cleanly(void **state)
 {
 	uint32_t domid = create_with_disk(2);
@@ -856,6 +913,7 @@ int main(void)
 		cmocka_unit_test(test_xs_watch_fires_on_write_and_rm),
 		cmocka_unit_test(test_xs_watch_on_child_fires_on_parent_rm),
 		cmocka_unit_test(test_xs_read_directory_transactions),
+		cmocka_unit_test(test_xs_relative_paths),
 		cmocka_unit_test(test_handshake_initwait_and_closed),
 		cmocka_unit_test(test_ioreq_round_trip),
 		cmocka_unit_test(test_mmio_unclaimed_is_a_data_abort),
@@ -866,6 +924,7 @@ int main(void)
 		cmocka_unit_test(test_destroy_releases_everything),
 		cmocka_unit_test(test_create_without_backend_times_out),
 		cmocka_unit_test(test_destroy_without_closed_times_out),
+		cmocka_unit_test(test_toolstack_variations),
 		cmocka_unit_test(test_workload_without_backend_fails_cleanly),
 		cmocka_unit_test(test_cli_usage_error),
 		cmocka_unit_test(test_cli_fails_without_backend),

@@ -42,6 +42,7 @@ static void usage(FILE *f)
 		"  --socket PATH        listen here (default $XENSIM_SOCKET, else /tmp/xensim-<uid>.sock)\n"
 		"  --guest SPEC         create a guest, e.g. vcpus=2,mem=64M,disk=/tmp/a.img:rw,disk=/tmp/b.img:ro\n"
 		"                       disk options: ro|rw, discard, grants; guest options: name=, backend=, packed, noevent\n"
+		"                       toolstack variations: base=N, irq=N, devid=N, hexbase, dio, params=V, omit=KEY\n"
 		"  --config FILE        lines 'guest SPEC' and 'workload SPEC' ('#' comments)\n"
 		"  --workload SPEC      run on every guest, in order: verify|random|sequential|trim|hostile\n"
 		"                       [,seed=N][,ops=N][,bs=N][,span=BYTES]\n"

@@ -51,6 +51,14 @@ struct disk_config {
 	uint32_t devid;
 	uint64_t base;
 	unsigned int irq;
+	/* Toolstack variations for the daemon's tests (bad or unusual xenstore contents). */
+	bool base_set, irq_set, devid_set;
+	bool hexbase;		/* base in hex, as Xen 4.18's generic virtio option writes it */
+	bool dio;		/* direct-io-safe = 1 */
+	bool params_set;
+	char params[256];	/* written instead of path */
+	unsigned int nomit;
+	char omit[4][24];	/* backend keys not written */
 };
 
 struct guest_config {

@@ -24,10 +24,14 @@ struct snode {
 
 struct swatch {
 	void *owner;
-	char *path;
+	char *path;		/* canonical (absolute) */
 	char *token;
+	bool relative;		/* registered relative to dom0's home: events are reported relative too */
 	struct swatch *next;
 };
+
+#define DOM0_HOME "/local/domain/0/"
+
 
 struct schange {
 	char *path;
@@ -123,6 +127,11 @@ void store_init(store_event_fn fn)
 {
 	store_event = fn;
 	store_root = node_new("", 0);
+	/* Dom0's own nodes, as xenstored and xl create them at boot. */
+	store_writef("/local/domain/0/domid", "0");
+	store_writef("/local/domain/0/name", "Domain-0");
+	store_mkdir(0, NULL, "/local/domain/0/backend");
+	store_mkdir(0, NULL, "/tool");
 }
 
 static bool path_char_ok(char c)
@@ -236,13 +245,21 @@ static bool is_child(const char *child, const char *parent)
 	return !strncmp(child, parent, l) && (child[l] == '/' || child[l] == '\0');
 }
 
+static void fire_one(const struct swatch *w, const char *path)
+{
+	/* xenstored strips the home prefix again for relative watches. */
+	if (w->relative && !strncmp(path, DOM0_HOME, strlen(DOM0_HOME)))
+		path += strlen(DOM0_HOME);
+	store_event(w->owner, path, w->token);
+}
+
 static void fire(const char *path, bool exact)
 {
 	struct swatch *w;
 
 	for (w = store_watches; w; w = w->next)
 		if (exact ? !strcmp(w->path, path) : is_child(path, w->path))
-			store_event(w->owner, path, w->token);
+			fire_one(w, path);
 }
 
 /* Removing a subtree fires the watches set exactly on each node that goes away (as xenstored). */
@@ -549,6 +566,7 @@ int store_watch(void *owner, const char *path, const char *token)
 	w->owner = owner;
 	w->path = strdup(buf);
 	w->token = strdup(token);
+	w->relative = path[0] != '/' && path[0] != '@';
 	if (!w->path || !w->token) {
 		free(w->path);
 		free(w->token);
@@ -558,7 +576,7 @@ int store_watch(void *owner, const char *path, const char *token)
 	w->next = store_watches;
 	store_watches = w;
 	/* xenstored fires every new watch once, with its own path. */
-	store_event(owner, buf, token);
+	fire_one(w, buf);
 	return 0;
 }
 

@@ -28,7 +28,9 @@ static int parse_size(const char *s, uint64_t *ret)
 
 /*
  * SPEC: comma-separated name=X, vcpus=N, mem=SIZE[KMG], backend=DOMID,
- * packed, noevent (no EVENT_IDX), disk=PATH[:ro|:rw][:discard][:grants] (repeatable).
+ * packed, noevent (no EVENT_IDX), disk=PATH[:ro|:rw][:discard][:grants] (repeatable);
+ * for tests of the daemon's validation also :base=N :irq=N :devid=N :hexbase :dio
+ * :params=VALUE :omit=KEY (a backend key left out).
  */
 int guest_config_parse(const char *spec, struct guest_config *ret_cfg, char *err, size_t errlen)
 {
@@ -91,6 +93,21 @@ int guest_config_parse(const char *spec, struct guest_config *ret_cfg, char *err
 					d->discard = true;
 				else if (!strcmp(opt, "grants"))
 					d->grants = true;
+				else if (!strcmp(opt, "hexbase"))
+					d->hexbase = true;
+				else if (!strcmp(opt, "dio"))
+					d->dio = true;
+				else if (!strncmp(opt, "base=", 5) && parse_size(opt + 5, &v) == 0)
+					d->base = v, d->base_set = true;
+				else if (!strncmp(opt, "irq=", 4) && parse_size(opt + 4, &v) == 0)
+					d->irq = (unsigned int)v, d->irq_set = true;
+				else if (!strncmp(opt, "devid=", 6) && parse_size(opt + 6, &v) == 0)
+					d->devid = (uint32_t)v, d->devid_set = true;
+				else if (!strncmp(opt, "params=", 7)) {
+					d->params_set = true;
+					snprintf(d->params, sizeof(d->params), "%s", opt + 7);
+				} else if (!strncmp(opt, "omit=", 5) && d->nomit < 4)
+					snprintf(d->omit[d->nomit++], sizeof(d->omit[0]), "%s", opt + 5);
 				else {
 					snprintf(err, errlen, "unknown disk option '%s'", opt);
 					r = -EINVAL;
@@ -99,9 +116,12 @@ int guest_config_parse(const char *spec, struct guest_config *ret_cfg, char *err
 			}
 			/* xvda, xvdb, ...: devid 202 << 8 | index << 4, as libxl derives it. */
 			snprintf(d->vdev, sizeof(d->vdev), "xvd%c", 'a' + i);
-			d->devid = (202u << 8) | (i << 4);
-			d->base = XSIM_VIRTIO_MMIO_BASE + i * XSIM_VIRTIO_MMIO_DEV_SIZE;
-			d->irq = XSIM_VIRTIO_SPI_FIRST + i;
+			if (!d->devid_set)
+				d->devid = (202u << 8) | (i << 4);
+			if (!d->base_set)
+				d->base = XSIM_VIRTIO_MMIO_BASE + i * XSIM_VIRTIO_MMIO_DEV_SIZE;
+			if (!d->irq_set)
+				d->irq = XSIM_VIRTIO_SPI_FIRST + i;
 			c.ndisks++;
 		} else {
 			goto bad;
@@ -139,6 +159,16 @@ static void set_perms(const char *path, uint32_t owner, uint32_t reader)
 	store_set_perms(0, NULL, path, p, 2);
 }
 
+static bool omitted(const struct disk_config *d, const char *key)
+{
+	unsigned int i;
+
+	for (i = 0; i < d->nomit; i++)
+		if (!strcmp(d->omit[i], key))
+			return true;
+	return false;
+}
+
 /* The nodes libxl writes for a virtio_disk (libxl_disk.c, device_disk_add; see xen-notes.md). */
 static void write_disk_nodes(const struct sim_domain *dom, const struct disk_config *d)
 {
@@ -151,11 +181,11 @@ static void write_disk_nodes(const struct sim_domain *dom, const struct disk_con
 	set_perms(bp, be, domid);
 	store_mkdir(0, NULL, fp);
 	set_perms(fp, domid, be);
-#define BE(key, ...) (snprintf(k, sizeof(k), "%s/" key, bp), store_writef(k, __VA_ARGS__))
+#define BE(key, ...) (omitted(d, key) ? 0 : (snprintf(k, sizeof(k), "%s/" key, bp), store_writef(k, __VA_ARGS__)))
 #define FE(key, ...) (snprintf(k, sizeof(k), "%s/" key, fp), store_writef(k, __VA_ARGS__))
 	BE("frontend", "%s", fp);
 	BE("frontend-id", "%u", domid);
-	BE("params", "%s", d->path);
+	BE("params", "%s", d->params_set ? d->params : d->path);
 	BE("online", "1");
 	BE("removable", "0");
 	BE("bootable", "1");
@@ -166,7 +196,12 @@ static void write_disk_nodes(const struct sim_domain *dom, const struct disk_con
 	BE("discard-enable", "%d", d->discard ? 1 : 0);
 	BE("specification", "virtio");
 	BE("transport", "mmio");
-	BE("base", "%llu", (unsigned long long)d->base);
+	if (d->hexbase)
+		BE("base", "0x%llx", (unsigned long long)d->base);
+	else
+		BE("base", "%llu", (unsigned long long)d->base);
+	if (d->dio)
+		BE("direct-io-safe", "1");
 	BE("irq", "%u", d->irq);
 	BE("grant_usage", "%d", d->grants ? 1 : 0);
 	BE("state", "1");
