@@ -31,6 +31,10 @@ struct req {
 	bool done;
 	uint32_t used_len;
 	uint32_t expect_len;
+	uint32_t type, len;
+	uint64_t sector;
+	uint64_t status_gpa;
+	bool busy;
 };
 
 struct vq {
@@ -84,8 +88,8 @@ struct vcpu {
 	unsigned int id;
 	char err[512];
 	int failed;
-	struct vbuf *bufs;	/* per device */
-	struct req req;
+	struct vbuf *bufs;	/* per device and slot: bufs[dev * GUEST_MAX_QD + slot] */
+	struct req reqs[SIM_MAX_DISKS][GUEST_MAX_QD];
 };
 
 struct guest {
@@ -223,7 +227,7 @@ int guest_new(struct sim_domain *dom, struct guest **ret_g)
 	for (i = 0; i < dom->vcpus; i++) {
 		g->vcpus[i].g = g;
 		g->vcpus[i].id = i;
-		g->vcpus[i].bufs = calloc(SIM_MAX_DISKS, sizeof(struct vbuf));
+		g->vcpus[i].bufs = calloc(SIM_MAX_DISKS * GUEST_MAX_QD, sizeof(struct vbuf));
 		if (!g->vcpus[i].bufs) {
 			guest_free(g);
 			return -ENOMEM;
@@ -417,7 +421,21 @@ static int read_config(struct vcpu *v, struct vdev *d)
 /* Rings of one queue at GUEST_QUEUE_SIZE, each part page-aligned, plus the vCPUs' indirect tables. */
 static uint64_t ring_area_size(struct vdev *d)
 {
-	return 4 * XSIM_PAGE_SIZE + (uint64_t)d->g->dom->vcpus * MAX_SEGS * 16;
+	return 4 * XSIM_PAGE_SIZE + (uint64_t)d->g->dom->vcpus * GUEST_MAX_QD * MAX_SEGS * 16;
+}
+
+/* A slot's buffer: [page ending with the header][GUEST_MAX_IO data][status page], made on first use. */
+static int slot_buf(struct vcpu *v, struct vdev *d, unsigned int slot, struct vbuf **ret)
+{
+	struct vbuf *b = &v->bufs[d->index * GUEST_MAX_QD + slot];
+
+	if (!b->gpa) {
+		TRY(dalloc(d, 2 * XSIM_PAGE_SIZE + GUEST_MAX_IO, &b->gpa));
+		b->host = gpa_host(d->g, b->gpa);
+	}
+	if (ret)
+		*ret = b;
+	return 0;
 }
 
 static int vq_setup(struct vcpu *v, struct vdev *d, struct vq *q, unsigned int index)
@@ -563,14 +581,8 @@ int vdev_init(struct vcpu *v, struct vdev *d)
 		return -ENOMEM;
 	for (i = 0; i < d->nq; i++)
 		TRY(vq_setup(v, d, &d->vqs[i], i));
-	for (i = 0; i < d->g->dom->vcpus; i++) {
-		struct vbuf *b = &d->g->vcpus[i].bufs[d->index];
-
-		if (b->gpa)
-			continue;
-		TRY(dalloc(d, 2 * XSIM_PAGE_SIZE + GUEST_MAX_IO, &b->gpa));
-		b->host = gpa_host(d->g, b->gpa);
-	}
+	for (i = 0; i < d->g->dom->vcpus; i++)
+		TRY(slot_buf(&d->g->vcpus[i], d, 0, NULL));
 	TRY(wr(v, d, VM_STATUS, ST_ACKNOWLEDGE | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK));
 	TRY(rd(v, d, VM_STATUS, 4, &st));
 	if (st & (ST_NEEDS_RESET | ST_FAILED) || !(st & ST_DRIVER_OK))
@@ -596,7 +608,16 @@ bool vdev_ready(const struct vdev *d)
 
 uint8_t *vblk_buffer(struct vcpu *v, struct vdev *d)
 {
-	return v->bufs[d->index].host + XSIM_PAGE_SIZE;
+	return vblk_slot_buffer(v, d, 0);
+}
+
+uint8_t *vblk_slot_buffer(struct vcpu *v, struct vdev *d, unsigned int slot)
+{
+	struct vbuf *b;
+
+	if (slot >= GUEST_MAX_QD || slot_buf(v, d, slot, &b) < 0)
+		return NULL;
+	return b->host + XSIM_PAGE_SIZE;
 }
 
 static struct vq *vq_of(struct vcpu *v, struct vdev *d)
@@ -961,25 +982,33 @@ static unsigned int add_data(struct vdev *d, struct seg *s, unsigned int n, uint
 	return n;
 }
 
-int vblk_request(struct vcpu *v, struct vdev *d, uint32_t type, uint64_t sector, uint32_t len,
-		 const struct req_layout *lay, uint8_t *ret_status)
+int vblk_submit(struct vcpu *v, struct vdev *d, unsigned int slot, uint32_t type,
+		uint64_t sector, uint32_t len, const struct req_layout *lay)
 {
-	struct vbuf *b = &v->bufs[d->index];
-	uint64_t hdr = b->gpa + XSIM_PAGE_SIZE - 16, data = b->gpa + XSIM_PAGE_SIZE;
-	uint64_t status = b->gpa + XSIM_PAGE_SIZE + GUEST_MAX_IO + 64;
 	bool in = type == BLK_T_IN || type == BLK_T_GET_ID;
 	struct req_layout def = { .data_segs = 1 };
 	struct vq *q = vq_of(v, d);
 	struct seg s[MAX_SEGS];
 	bool notify = false, indirect;
+	uint64_t hdr, data, status, ind_off;
 	unsigned int n = 0;
-	uint8_t *hp = gpa_host(d->g, hdr);
+	struct vbuf *b;
+	struct req *rq;
+	uint8_t *hp;
 	int r;
 
 	if (!d->ready)
 		return vcpu_fail(v, "%s: request on a device that is not set up", d->cfg->vdev);
-	if (len > GUEST_MAX_IO)
+	if (len > GUEST_MAX_IO || slot >= GUEST_MAX_QD)
 		return -EINVAL;
+	rq = &v->reqs[d->index][slot];
+	if (rq->busy)
+		return -EBUSY;
+	TRY(slot_buf(v, d, slot, &b));
+	hdr = b->gpa + XSIM_PAGE_SIZE - 16;
+	data = b->gpa + XSIM_PAGE_SIZE;
+	status = b->gpa + XSIM_PAGE_SIZE + GUEST_MAX_IO + 64;
+	hp = gpa_host(d->g, hdr);
 	if (!lay)
 		lay = &def;
 	/* struct virtio_blk_req header (§5.2.6): le32 type, le32 reserved, le64 sector. */
@@ -1000,50 +1029,76 @@ int vblk_request(struct vcpu *v, struct vdev *d, uint32_t type, uint64_t sector,
 	if (!(lay->merge && len && in))
 		s[n++] = (struct seg){ .gpa = status, .len = 1, .write = true };
 	indirect = lay->indirect && (d->features & (1ull << F_INDIRECT_DESC));
-	v->req = (struct req){ .expect_len = (in ? len : 0) + 1 };
+	*rq = (struct req){ .expect_len = (in ? len : 0) + 1, .type = type, .len = len,
+			    .sector = sector, .status_gpa = status, .busy = true };
+	ind_off = ((uint64_t)v->id * GUEST_MAX_QD + slot) * MAX_SEGS * 16;
 	for (;;) {
 		uint64_t seen = irq_count(d);
 
 		pthread_mutex_lock(&q->lock);
 		r = vq_reap(v, d, q);
 		if (r == 0)
-			r = vq_add(d, q, s, n, &v->req, indirect,
-				   q->ind + (uint64_t)v->id * MAX_SEGS * 16,
-				   q->ind_gpa + (uint64_t)v->id * MAX_SEGS * 16, &notify);
+			r = vq_add(d, q, s, n, rq, indirect, q->ind + ind_off, q->ind_gpa + ind_off,
+				   &notify);
 		pthread_mutex_unlock(&q->lock);
 		if (r != -EAGAIN)
 			break;
-		if (vq_arm(v, d, q) < 0)
+		if (vq_arm(v, d, q) < 0) {
+			rq->busy = false;
 			return -EIO;
-		/* Ring full: wait for completions of the vCPUs sharing this queue. */
+		}
+		/* Ring full: wait for completions (ours or of the vCPUs sharing this queue). */
 		r = wait_irq(d, seen, sim_now_us() + (uint64_t)sim_timeout_ms * 1000);
 		if (r == -ETIMEDOUT)
-			return vcpu_fail(v, "%s: queue %u full and no completion within %u ms",
-					 d->cfg->vdev, q->index, sim_timeout_ms);
-		if (r < 0)
+			r = vcpu_fail(v, "%s: queue %u full and no completion within %u ms",
+				      d->cfg->vdev, q->index, sim_timeout_ms);
+		if (r == 0)
+			r = handle_irq(v, d, irq_count(d));
+		if (r < 0) {
+			rq->busy = false;
 			return r;
-		TRY(handle_irq(v, d, irq_count(d)));
+		}
 	}
-	if (r < 0)
+	if (r < 0) {
+		rq->busy = false;
 		return r;
+	}
 	if (notify)
 		TRY(wr(v, d, VM_QUEUE_NOTIFY, q->index));
-	TRY(wait_done(v, d, q, &v->req, sim_timeout_ms));
-	*ret_status = *gpa_host(d->g, status);
+	return 0;
+}
+
+int vblk_wait(struct vcpu *v, struct vdev *d, unsigned int slot, uint8_t *ret_status)
+{
+	struct req *rq;
+
+	if (slot >= GUEST_MAX_QD || !v->reqs[d->index][slot].busy)
+		return -EINVAL;
+	rq = &v->reqs[d->index][slot];
+	TRY(wait_done(v, d, vq_of(v, d), rq, sim_timeout_ms));
+	rq->busy = false;
+	*ret_status = *gpa_host(d->g, rq->status_gpa);
 	if (*ret_status == BLK_S_NONE)
 		return vcpu_fail(v, "%s: request type %u sector %llu completed without a status byte",
-				 d->cfg->vdev, type, (unsigned long long)sector);
+				 d->cfg->vdev, rq->type, (unsigned long long)rq->sector);
 	/* §2.7.8.1: len is the number of bytes written into the device-writable buffers. */
-	if (*ret_status == BLK_S_OK && type == BLK_T_IN && v->req.used_len != v->req.expect_len)
-		return vcpu_fail(v, "%s: read of %u bytes: used len %u, want %u", d->cfg->vdev, len,
-				 v->req.used_len, v->req.expect_len);
+	if (*ret_status == BLK_S_OK && rq->type == BLK_T_IN && rq->used_len != rq->expect_len)
+		return vcpu_fail(v, "%s: read of %u bytes: used len %u, want %u", d->cfg->vdev,
+				 rq->len, rq->used_len, rq->expect_len);
 	return 0;
+}
+
+int vblk_request(struct vcpu *v, struct vdev *d, uint32_t type, uint64_t sector, uint32_t len,
+		 const struct req_layout *lay, uint8_t *ret_status)
+{
+	TRY(vblk_submit(v, d, 0, type, sector, len, lay));
+	return vblk_wait(v, d, 0, ret_status);
 }
 
 int vq_raw_begin(struct vcpu *v, struct vdev *d, struct vq_raw *ret)
 {
 	struct vq *q = vq_of(v, d);
-	struct vbuf *b = &v->bufs[d->index];
+	struct vbuf *b = &v->bufs[d->index * GUEST_MAX_QD];
 
 	if (!d->ready)
 		return -ENODEV;

@@ -78,6 +78,7 @@ enum vm_reg {
 
 #define GUEST_MAX_IO (64u * 1024)
 #define GUEST_QUEUE_SIZE 128u
+#define GUEST_MAX_QD 16u	/* requests in flight per vCPU and disk */
 
 struct guest;
 struct vdev;
@@ -127,6 +128,15 @@ struct req_layout {
 int vblk_request(struct vcpu *v, struct vdev *d, uint32_t type, uint64_t sector, uint32_t len,
 		 const struct req_layout *lay, uint8_t *ret_status);
 uint8_t *vblk_buffer(struct vcpu *v, struct vdev *d);
+/*
+ * The same in two halves, for several requests in flight per vCPU: @slot
+ * (< GUEST_MAX_QD) names the request and its buffer (vblk_slot_buffer()).
+ * Completions may be waited for in any order.
+ */
+int vblk_submit(struct vcpu *v, struct vdev *d, unsigned int slot, uint32_t type,
+		uint64_t sector, uint32_t len, const struct req_layout *lay);
+int vblk_wait(struct vcpu *v, struct vdev *d, unsigned int slot, uint8_t *ret_status);
+uint8_t *vblk_slot_buffer(struct vcpu *v, struct vdev *d, unsigned int slot);
 unsigned int vdev_index(const struct vdev *d);
 /* The address the device must be given for guest physical @gpa (a grant address with ACCESS_PLATFORM). */
 uint64_t vdev_dma(struct vdev *d, uint64_t gpa);

@@ -45,7 +45,7 @@ static void usage(FILE *f)
 		"                       toolstack variations: base=N, irq=N, devid=N, hexbase, dio, params=V, omit=KEY\n"
 		"  --config FILE        lines 'guest SPEC' and 'workload SPEC' ('#' comments)\n"
 		"  --workload SPEC      run on every guest, in order: verify|random|sequential|trim|hostile\n"
-		"                       [,seed=N][,ops=N][,bs=N][,span=BYTES]\n"
+		"                       [,seed=N][,ops=N][,bs=N][,span=BYTES][,qd=N]\n"
 		"  --destroy-after MS   xl destroy every guest MS ms after its workloads start\n"
 		"  --crash-after MS     the guests die suddenly (no Closing handshake) after MS ms\n"
 		"  --reboot-after MS    destroy, create again (new domid) and rerun the workloads\n"

@@ -32,6 +32,7 @@ struct wl_spec {
 	unsigned int ops;
 	uint32_t bs;
 	uint64_t span;		/* bytes per vCPU region cap */
+	unsigned int qd;	/* requests in flight per vCPU and disk (sequential) */
 };
 
 struct wl_stats {
@@ -105,13 +106,15 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 			w->bs = (uint32_t)v;
 		else if (!strcmp(tok, "span") && v >= 4096)
 			w->span = v;
+		else if (!strcmp(tok, "qd") && v >= 1 && v <= GUEST_MAX_QD)
+			w->qd = (unsigned int)v;
 		else
 			goto bad;
 	}
 	free(copy);
 	return 0;
 bad:
-	sbuf_printf(rep, "bad workload '%s' (verify|random|sequential|trim|hostile[,seed=N][,ops=N][,bs=N][,span=N])\n",
+	sbuf_printf(rep, "bad workload '%s' (verify|random|sequential|trim|hostile[,seed=N][,ops=N][,bs=N][,span=N][,qd=N])\n",
 		    s);
 	r = -EINVAL;
 	free(copy);
@@ -191,23 +194,10 @@ static struct region vcpu_region(const struct vdev_info *in, unsigned int vcpu,
 	return r;
 }
 
-static int do_req(struct wl_ctx *c, struct vdev *d, uint32_t type, uint64_t sector, uint32_t len,
-		  const struct req_layout *lay, uint8_t want)
+static void account(struct wl_ctx *c, struct vdev *d, uint32_t type, uint32_t len)
 {
 	struct wl_stats *st = &c->st[vdev_index(d)];
-	uint8_t status;
-	int r;
 
-	r = vblk_request(c->v, d, type, sector, len, lay, &status);
-	if (r < 0)
-		return r;
-	if (status != want) {
-		struct vdev_info in;
-
-		vdev_get_info(d, &in);
-		return vcpu_fail(c->v, "%s: request type %u sector %llu len %u: status %u, want %u",
-				 in.cfg->vdev, type, (unsigned long long)sector, len, status, want);
-	}
 	switch (type) {
 	case BLK_T_IN: st->reads++; st->bytes_read += len; break;
 	case BLK_T_OUT: st->writes++; st->bytes_written += len; break;
@@ -216,7 +206,32 @@ static int do_req(struct wl_ctx *c, struct vdev *d, uint32_t type, uint64_t sect
 	case BLK_T_WRITE_ZEROES: st->zeroes++; break;
 	default: break;
 	}
+}
+
+static int check_status(struct wl_ctx *c, struct vdev *d, uint32_t type, uint64_t sector,
+			uint32_t len, uint8_t status, uint8_t want)
+{
+	if (status != want) {
+		struct vdev_info in;
+
+		vdev_get_info(d, &in);
+		return vcpu_fail(c->v, "%s: request type %u sector %llu len %u: status %u, want %u",
+				 in.cfg->vdev, type, (unsigned long long)sector, len, status, want);
+	}
+	account(c, d, type, len);
 	return 0;
+}
+
+static int do_req(struct wl_ctx *c, struct vdev *d, uint32_t type, uint64_t sector, uint32_t len,
+		  const struct req_layout *lay, uint8_t want)
+{
+	uint8_t status;
+	int r;
+
+	r = vblk_request(c->v, d, type, sector, len, lay, &status);
+	if (r < 0)
+		return r;
+	return check_status(c, d, type, sector, len, status, want);
 }
 
 /* Compare what the guest wrote with the backing file itself. */
@@ -358,6 +373,76 @@ static int wl_verify(struct wl_ctx *c, struct vdev *d, const struct vdev_info *i
 		r = do_req(c, d, BLK_T_FLUSH, 0, 0, NULL, BLK_S_OK);
 	if (r == 0)
 		r = read_region(c, d, rg, gens, bs, &rng, in->cfg->vdev);
+	if (r == 0)
+		r = check_file(c, in, rg->start, rg->nsect, gens);
+	free(gens);
+	return r;
+}
+
+/* Sequential passes with up to qd requests in flight per vCPU (a benchmark-like stream). */
+static int seq_pass(struct wl_ctx *c, struct vdev *d, const struct region *rg, uint32_t type,
+		    uint32_t bs, unsigned int qd, uint32_t gen, uint32_t *gens, const char *what)
+{
+	uint64_t at[GUEST_MAX_QD], i = 0;
+	uint32_t nsect[GUEST_MAX_QD];
+	bool busy[GUEST_MAX_QD] = { false };
+	unsigned int k = 0, left = 0, slot;
+	uint8_t status;
+
+	for (;;) {
+		slot = k++ % qd;
+		if (busy[slot]) {
+			TRY_WL(vblk_wait(c->v, d, slot, &status));
+			TRY_WL(check_status(c, d, type, at[slot], 512 * nsect[slot], status, BLK_S_OK));
+			if (type == BLK_T_IN)
+				TRY_WL(check_sectors(c->v, what, vblk_slot_buffer(c->v, d, slot),
+						     at[slot], nsect[slot], gens + (at[slot] - rg->start)));
+			busy[slot] = false;
+			left--;
+		}
+		if (i >= rg->nsect) {
+			if (!left)
+				return 0;
+			continue;
+		}
+		nsect[slot] = bs / 512 < rg->nsect - i ? bs / 512 : (uint32_t)(rg->nsect - i);
+		at[slot] = rg->start + i;
+		if (type == BLK_T_OUT) {
+			uint8_t *buf = vblk_slot_buffer(c->v, d, slot);
+
+			if (!buf)
+				return -ENOMEM;
+			fill(buf, at[slot], nsect[slot], gen, gens + i);
+		}
+		TRY_WL(vblk_submit(c->v, d, slot, type, at[slot], 512 * nsect[slot], NULL));
+		busy[slot] = true;
+		left++;
+		i += nsect[slot];
+	}
+}
+
+static int wl_sequential(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
+			 const struct region *rg)
+{
+	uint32_t gen = 2 + (uint32_t)(c->spec->seed % 0x3fffffff);
+	uint32_t bs = c->spec->bs ? c->spec->bs : GUEST_MAX_IO;
+	unsigned int qd = c->spec->qd ? c->spec->qd : 1;
+	uint32_t *gens;
+	int r;
+
+	if (in->features & (1ull << F_BLK_RO))
+		return ro_verify(c, d, in, rg);
+	bs -= bs % (512 * rg->align);
+	if (!bs)
+		bs = 512 * rg->align;
+	gens = calloc(rg->nsect ? rg->nsect : 1, sizeof(*gens));
+	if (!gens)
+		return -ENOMEM;
+	r = seq_pass(c, d, rg, BLK_T_OUT, bs, qd, gen, gens, in->cfg->vdev);
+	if (r == 0 && (in->features & (1ull << F_BLK_FLUSH)))
+		r = do_req(c, d, BLK_T_FLUSH, 0, 0, NULL, BLK_S_OK);
+	if (r == 0)
+		r = seq_pass(c, d, rg, BLK_T_IN, bs, qd, gen, gens, in->cfg->vdev);
 	if (r == 0)
 		r = check_file(c, in, rg->start, rg->nsect, gens);
 	free(gens);
@@ -770,7 +855,7 @@ static void *wl_thread(void *arg)
 			continue;
 		switch (c->spec->kind) {
 		case WL_VERIFY: c->ret = wl_verify(c, d, &in, &rg, false); break;
-		case WL_SEQUENTIAL: c->ret = wl_verify(c, d, &in, &rg, true); break;
+		case WL_SEQUENTIAL: c->ret = wl_sequential(c, d, &in, &rg); break;
 		case WL_RANDOM: c->ret = wl_random(c, d, &in, &rg); break;
 		case WL_TRIM: c->ret = wl_trim(c, d, &in, &rg); break;
 		case WL_HOSTILE: c->ret = wl_hostile(c, d, &in, &rg, &notes); break;
