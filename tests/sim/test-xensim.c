@@ -881,6 +881,21 @@ static int run_cli(const char *extra, char *out, size_t size)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+static void test_workload_bad_spec(void **state)
+{
+	uint32_t domid = create("vcpus=1,mem=4M");
+	char *rep = NULL;
+
+	assert_int_equal(xensim_workload(sim, domid, "verify,qd=99", &rep), -EINVAL);
+	assert_non_null(rep);
+	assert_non_null(strstr(rep, "bad workload"));
+	free(rep);
+	rep = NULL;
+	assert_int_equal(xensim_workload(sim, domid, "nonsense", &rep), -EINVAL);
+	free(rep);
+	assert_int_equal(xensim_domain_destroy(sim, domid, false, NULL), 0);
+}
+
 static void test_cli_usage_error(void **state)
 {
 	char out[4096];
@@ -926,6 +941,7 @@ int main(void)
 		cmocka_unit_test(test_destroy_without_closed_times_out),
 		cmocka_unit_test(test_toolstack_variations),
 		cmocka_unit_test(test_workload_without_backend_fails_cleanly),
+		cmocka_unit_test(test_workload_bad_spec),
 		cmocka_unit_test(test_cli_usage_error),
 		cmocka_unit_test(test_cli_fails_without_backend),
 	};

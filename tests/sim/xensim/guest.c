@@ -1106,7 +1106,8 @@ int vq_raw_begin(struct vcpu *v, struct vdev *d, struct vq_raw *ret)
 	*ret = (struct vq_raw){ .index = q->index, .num = q->num, .packed = q->packed,
 				.desc = q->desc, .avail = q->drv, .used = q->dev,
 				.desc_gpa = q->desc_gpa, .buf = b->host + XSIM_PAGE_SIZE,
-				.buf_gpa = b->gpa + XSIM_PAGE_SIZE };
+				.buf_gpa = b->gpa + XSIM_PAGE_SIZE, .next_avail = q->next_avail,
+				.avail_wrap = q->avail_wrap };
 	return 0;
 }
 
@@ -1125,8 +1126,14 @@ int vq_raw_wait(struct vcpu *v, struct vdev *d, uint16_t old_used, unsigned int 
 		uint32_t st;
 		int r;
 
-		if (ld16(q->dev + 2) != old_used)
+		if (q->packed) {
+			uint16_t f = ld16(q->desc + 16u * q->next_used + 14);
+
+			if (!!(f & D_AVAIL) == !!(f & D_USED) && !!(f & D_USED) == q->used_wrap)
+				return 1;
+		} else if (ld16(q->dev + 2) != old_used) {
 			return 1;
+		}
 		TRY(rd(v, d, VM_STATUS, 4, &st));
 		if (st & ST_NEEDS_RESET)
 			return 0;

@@ -161,11 +161,17 @@ struct vq_raw {
 	uint64_t desc_gpa;
 	uint8_t *buf;			/* scratch data buffer */
 	uint64_t buf_gpa;
+	uint16_t next_avail;		/* packed: where the driver writes next */
+	bool avail_wrap;		/* packed: its wrap counter */
 };
 /* Lock the vCPU's queue for raw access (no other request in flight on it). */
 int vq_raw_begin(struct vcpu *v, struct vdev *d, struct vq_raw *ret);
 void vq_raw_end(struct vcpu *v, struct vdev *d);
-/* Wait until the used idx moves past @old_used or needs-reset: 1 completed, 0 needs reset, -errno. */
+/*
+ * Wait until the used idx moves past @old_used (split) or the next used slot
+ * is written (packed), or the device needs a reset: 1 completed, 0 needs
+ * reset, -errno.
+ */
 int vq_raw_wait(struct vcpu *v, struct vdev *d, uint16_t old_used, unsigned int timeout_ms);
 
 #endif

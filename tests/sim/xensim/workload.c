@@ -609,6 +609,19 @@ static int poke(struct wl_ctx *c, struct vdev *d, unsigned int off, unsigned int
 	return 0;
 }
 
+static void outcome(struct sbuf *notes, struct vdev *d, const char *what, int r, uint8_t status)
+{
+	struct vdev_info in;
+
+	vdev_get_info(d, &in);
+	if (r == 0)
+		sbuf_printf(notes, "  %s hostile '%s': device set DEVICE_NEEDS_RESET\n", in.cfg->vdev, what);
+	else if (r == 1 && status == BLK_S_NONE)
+		sbuf_printf(notes, "  %s hostile '%s': completed without a status byte\n", in.cfg->vdev, what);
+	else if (r == 1)
+		sbuf_printf(notes, "  %s hostile '%s': completed with status %u\n", in.cfg->vdev, what, status);
+}
+
 static void split_desc(uint8_t *e, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
 	uint64_t a = htole64(addr);
@@ -645,7 +658,7 @@ static const char *attack_name(enum attack a)
 	return "?";
 }
 
-static int ring_attack(struct wl_ctx *c, struct vdev *d, enum attack a)
+static int ring_attack(struct wl_ctx *c, struct vdev *d, enum attack a, struct sbuf *notes)
 {
 	const char *what = attack_name(a);
 	struct vq_raw q;
@@ -709,6 +722,7 @@ static int ring_attack(struct wl_ctx *c, struct vdev *d, enum attack a)
 	}
 	ok_done = r == 1 && q.buf[512] == BLK_S_OK && a != ATTACK_NO_STATUS;
 	vq_raw_end(c->v, d);
+	outcome(notes, d, what, r, q.buf[512]);
 	if (ok_done)
 		return vcpu_fail(c->v, "'%s' completed with status OK", what);
 	return r < 0 ? r : 0;
@@ -748,6 +762,106 @@ static int raw_ioreqs(struct wl_ctx *c, struct vdev *d, uint64_t base)
 					 r == -ETIMEDOUT ? "no response (hang)" : strerror(-r));
 	}
 	return 0;
+}
+
+static void packed_desc(uint8_t *ring, uint16_t num, uint16_t pos, bool wrap, uint64_t addr,
+			uint32_t len, uint16_t flags, bool publish)
+{
+	uint64_t a = htole64(addr);
+	uint32_t l = htole32(len);
+	uint16_t id = htole16(0), f;
+	uint8_t *e = ring + 16u * (pos % num);
+
+	/* §2.8.1: AVAIL = the driver's wrap counter, USED = its inverse. */
+	f = htole16((uint16_t)(flags | (wrap ? 1u << 7 : 1u << 15)));
+	memcpy(e, &a, 8);
+	memcpy(e + 8, &l, 4);
+	memcpy(e + 12, &id, 2);
+	if (publish)
+		__atomic_store_n((uint16_t *)(e + 14), f, __ATOMIC_RELEASE);
+	else
+		memcpy(e + 14, &f, 2);
+}
+
+enum pattack {
+	PATTACK_OUTSIDE_RAM,
+	PATTACK_ENDLESS_CHAIN,
+	PATTACK_SHORT_HEADER,
+	PATTACK_COUNT,
+};
+
+static const char *pattack_name(enum pattack a)
+{
+	switch (a) {
+	case PATTACK_OUTSIDE_RAM: return "packed: descriptor outside guest RAM";
+	case PATTACK_ENDLESS_CHAIN: return "packed: chain through the whole ring";
+	case PATTACK_SHORT_HEADER: return "packed: 8-byte request header";
+	case PATTACK_COUNT: break;
+	}
+	return "?";
+}
+
+/* The packed ring's version of ring_attack: descriptors written at the driver's next position. */
+static int packed_attack(struct wl_ctx *c, struct vdev *d, enum pattack a, struct sbuf *notes)
+{
+	const char *what = pattack_name(a);
+	struct vq_raw q;
+	uint64_t hdr, st;
+	uint16_t p0, i;
+	bool w0, ok_done;
+	int r;
+
+	TRY_WL(vq_raw_begin(c->v, d, &q));
+	hdr = q.buf_gpa;
+	st = q.buf_gpa + 512;
+	memset(q.buf, 0, 16);
+	q.buf[512] = BLK_S_NONE;
+	p0 = q.next_avail;
+	w0 = q.avail_wrap;
+	/* Later descriptors first; the head's flags last make the chain available (§2.8.21). */
+#define PD(k, addr, len, fl) packed_desc(q.desc, q.num, (uint16_t)(p0 + (k)), \
+					 (p0 + (k)) / q.num % 2 ? !w0 : w0, addr, len, fl, false)
+	switch (a) {
+	case PATTACK_OUTSIDE_RAM:
+		PD(1, 0x10000, 4096, 1u | 2u);
+		PD(2, vdev_dma(d, st), 1, 2u);
+		PD(0, vdev_dma(d, hdr), 16, 1u);
+		break;
+	case PATTACK_ENDLESS_CHAIN:
+		for (i = 1; i < q.num; i++)
+			PD(i, vdev_dma(d, hdr + 1024), 512, 1u | 2u);
+		PD(0, vdev_dma(d, hdr), 16, 1u);
+		break;
+	case PATTACK_SHORT_HEADER:
+		PD(1, vdev_dma(d, st), 1, 2u);
+		PD(0, vdev_dma(d, hdr), 8, 1u);
+		break;
+	case PATTACK_COUNT:
+		break;
+	}
+#undef PD
+	{
+		/* Publish the head: rewrite its flags with release. */
+		uint8_t *e = q.desc + 16u * p0;
+		uint16_t f;
+
+		memcpy(&f, e + 14, 2);
+		__atomic_store_n((uint16_t *)(e + 14), f, __ATOMIC_RELEASE);
+	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	r = poke(c, d, VM_QUEUE_NOTIFY, 4, true, q.index, what);
+	if (r == 0) {
+		r = vq_raw_wait(c->v, d, 0, sim_timeout_ms);
+		if (r == -ETIMEDOUT)
+			r = vcpu_fail(c->v, "'%s': no completion and no DEVICE_NEEDS_RESET within %u ms (the guest would hang)",
+				      what, sim_timeout_ms);
+	}
+	ok_done = r == 1 && q.buf[512] == BLK_S_OK;
+	vq_raw_end(c->v, d);
+	outcome(notes, d, what, r, q.buf[512]);
+	if (ok_done)
+		return vcpu_fail(c->v, "'%s' completed with status OK", what);
+	return r < 0 ? r : 0;
 }
 
 static int wl_hostile(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
@@ -806,10 +920,13 @@ static int wl_hostile(struct wl_ctx *c, struct vdev *d, const struct vdev_info *
 	TRY_WL(recover(c, d, in, rg, "odd ioreqs"));
 	/* 6. Malformed rings (split ring only). */
 	if (now.packed) {
-		sbuf_printf(notes, "  hostile: ring attacks skipped on the packed ring\n");
+		for (a = 0; a < PATTACK_COUNT; a++) {
+			TRY_WL(packed_attack(c, d, (enum pattack)a, notes));
+			TRY_WL(recover(c, d, in, rg, pattack_name((enum pattack)a)));
+		}
 	} else {
 		for (a = 0; a < ATTACK_COUNT; a++) {
-			TRY_WL(ring_attack(c, d, (enum attack)a));
+			TRY_WL(ring_attack(c, d, (enum attack)a, notes));
 			TRY_WL(recover(c, d, in, rg, attack_name((enum attack)a)));
 		}
 	}
