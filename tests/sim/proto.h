@@ -44,16 +44,19 @@ enum xsim_op {
 	XSIM_OP_IOREQ_STATE,	/* domid, id, a = enabled */
 	XSIM_OP_IOREQ_DESTROY,	/* domid, id */
 	XSIM_OP_RESOURCE,	/* domid, id, a = type, b = frame, c = nr -> fd 0, a = offset in fd */
-	XSIM_OP_FMAP,		/* domid, tail = u64 gfns -> fd 0 (RAM), a = RAM base gfn, tail = i32 errs */
-	XSIM_OP_GNTMAP,		/* domid, a = writable, tail = u32 refs -> fd 0, a = RAM base gfn, tail = u64 gfns */
-	XSIM_OP_EVT_BIND,	/* domid, a = remote port -> id = local port, fds: 0 = to dom0, 1 = to guest */
+	XSIM_OP_FMAP,		/* domid, tail = u64 gfns -> fd 0 (RAM), a = RAM base gfn,
+				   tail = i32 errs */
+	XSIM_OP_GNTMAP,		/* domid, a = writable, tail = u32 refs -> fd 0,
+				   a = RAM base gfn, tail = u64 gfns */
+	XSIM_OP_EVT_BIND,	/* domid, a = remote port -> id = local port,
+				   fds: 0 = to dom0, 1 = to guest */
 	XSIM_OP_EVT_UNBIND,	/* id = local port */
 	XSIM_OP_IRQ,		/* domid, a = irq, b = level */
 	XSIM_OP_XS_READ,	/* id = tx, tail = path -> tail = value */
 	XSIM_OP_XS_WRITE,	/* id = tx, a = path length, tail = path NUL value */
 	XSIM_OP_XS_MKDIR,	/* id = tx, tail = path */
 	XSIM_OP_XS_RM,		/* id = tx, tail = path */
-	XSIM_OP_XS_DIR,		/* id = tx, tail = path -> a = count, tail = names, NUL separated */
+	XSIM_OP_XS_DIR,		/* id = tx, tail = path -> a = count, tail = NUL-separated names */
 	XSIM_OP_XS_WATCH,	/* tail = path NUL token NUL */
 	XSIM_OP_XS_UNWATCH,	/* tail = path NUL token NUL */
 	XSIM_OP_XS_TX_START,	/* -> id */
@@ -63,8 +66,10 @@ enum xsim_op {
 	XSIM_OP_XS_INTRODUCED,	/* domid -> a = 0/1 */
 	XSIM_OP_XS_EVENT,	/* server -> client on the watch conn: tail = path NUL token NUL */
 	/* Control operations for tests and the front end. */
-	XSIM_OP_CTL_CREATE,	/* a = XSIM_CREATE_*, tail = guest spec -> domid, a = InitWait wait in us */
-	XSIM_OP_CTL_DESTROY,	/* domid, a = 1 graceful (libxl) / 0 sudden death -> a = Closed wait in us */
+	XSIM_OP_CTL_CREATE,	/* a = XSIM_CREATE_*, tail = guest spec -> domid,
+				   a = InitWait wait in us */
+	XSIM_OP_CTL_DESTROY,	/* domid, a = 1 graceful (libxl) / 0 sudden death
+				   -> a = Closed wait in us */
 	XSIM_OP_CTL_MMIO,	/* domid, a = vcpu, b = addr, c = size | write << 8, d = data -> d */
 	XSIM_OP_CTL_MEM,	/* domid, a = gpa, b = len, c = 1 write, tail = data -> tail = data */
 	XSIM_OP_CTL_NOTIFY,	/* domid, a = guest port: raise it towards dom0 */

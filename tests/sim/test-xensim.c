@@ -119,8 +119,10 @@ static void test_fmap_sees_guest_bytes(void **state)
 	uint8_t *p;
 
 	assert_non_null(fm);
-	assert_int_equal(xensim_guest_write(sim, domid, XSIM_GUEST_RAM_BASE + 0x1000 + 100, "guest one", 9), 0);
-	assert_int_equal(xensim_guest_write(sim, domid, XSIM_GUEST_RAM_BASE + 0x3000, "guest three", 11), 0);
+	assert_int_equal(xensim_guest_write(sim, domid, XSIM_GUEST_RAM_BASE + 0x1000 + 100,
+					    "guest one", 9), 0);
+	assert_int_equal(xensim_guest_write(sim, domid, XSIM_GUEST_RAM_BASE + 0x3000,
+					    "guest three", 11), 0);
 	p = xenforeignmemory_map(fm, domid, PROT_READ | PROT_WRITE, 2, gfns, errs);
 	assert_non_null(p);
 	assert_int_equal(errs[0], 0);
@@ -488,7 +490,8 @@ static void test_handshake_initwait_and_closed(void **state)
 		char **dom = xs_directory(xs, XBT_NULL, "/local/domain/0/backend/virtio_disk", &n);
 
 		if (dom && n) {
-			snprintf(be, sizeof(be), "/local/domain/0/backend/virtio_disk/%s/51712", dom[0]);
+			snprintf(be, sizeof(be), "/local/domain/0/backend/virtio_disk/%s/51712",
+				 dom[0]);
 			free(dom);
 			snprintf(path, sizeof(path), "%s/state", be);
 			v = xs_read(xs, XBT_NULL, path, &n);
@@ -570,7 +573,8 @@ static void *responder_thread(void *arg)
 
 			if (s->local[i] != (evtchn_port_t)port || req->state != STATE_IOREQ_READY)
 				continue;
-			__atomic_thread_fence(__ATOMIC_ACQUIRE);	/* pairs with the vCPU's publish */
+			/* Pairs with the vCPU's release when it published the request. */
+			__atomic_thread_fence(__ATOMIC_ACQUIRE);
 			r->last = *req;
 			if (req->dir == IOREQ_READ)
 				req->data = req->addr == DISK_BASE ? 0x74726976u : 0;
@@ -687,9 +691,11 @@ static void test_ioreq_server_rules(void **state)
 	assert_int_equal(xendevicemodel_create_ioreq_server(dm, domid, 0, &ids[8]), -1);
 	assert_int_equal(errno, ENOSPC);
 	assert_int_equal(xendevicemodel_get_ioreq_server_info(dm, domid, ids[0], &gfn, NULL, NULL), -1);
-	assert_int_equal(xendevicemodel_map_io_range_to_ioreq_server(dm, domid, ids[0], 1, 0x1000, 0x1fff), 0);
+	assert_int_equal(xendevicemodel_map_io_range_to_ioreq_server(dm, domid, ids[0], 1, 0x1000,
+								     0x1fff), 0);
 	errno = 0;
-	assert_int_equal(xendevicemodel_map_io_range_to_ioreq_server(dm, domid, ids[0], 1, 0x1800, 0x27ff), -1);
+	assert_int_equal(xendevicemodel_map_io_range_to_ioreq_server(dm, domid, ids[0], 1, 0x1800,
+								     0x27ff), -1);
 	assert_int_equal(errno, EEXIST);
 	errno = 0;
 	assert_int_equal(xendevicemodel_set_irq_level(dm, domid, 5, 1), -1);
@@ -828,8 +834,9 @@ static void test_toolstack_variations(void **state)
 
 	assert_non_null(xs);
 	/* Unusual or broken xenstore contents, for the daemon's validation tests. */
-	snprintf(spec, sizeof(spec), "vcpus=1,mem=4M,disk=%s:hexbase:irq=50:omit=params:dio,disk=%s:params=/nonexistent:base=0x2000100",
-		 disk_path, disk_path);
+	snprintf(spec, sizeof(spec),
+		 "vcpus=1,mem=4M,disk=%s:hexbase:irq=50:omit=params:dio,"
+		 "disk=%s:params=/nonexistent:base=0x2000100", disk_path, disk_path);
 	domid = create(spec);
 	v = xs_get(xs, "/local/domain/0/backend/virtio_disk/%u/51712/base", domid);
 	assert_string_equal(v, "0x2000000");

@@ -50,7 +50,7 @@ int xensim_domain_create(struct xensim *sim, const char *spec, unsigned int flag
 int xensim_domain_destroy(struct xensim *sim, uint32_t domid, bool graceful,
 			  uint64_t *ret_wait_us);
 
-/* One MMIO access by vCPU @vcpu through its ioreq slot; -EFAULT if no server claims it, -ETIMEDOUT on a hang. */
+/* One MMIO access by @vcpu through its ioreq slot; -EFAULT: unclaimed, -ETIMEDOUT: a hang. */
 int xensim_guest_mmio(struct xensim *sim, uint32_t domid, unsigned int vcpu, uint64_t addr,
 		      unsigned int size, bool write, uint64_t *data);
 /*

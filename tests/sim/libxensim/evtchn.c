@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* libxenevtchn on the simulator: each bound port is a pair of eventfds; xenevtchn_fd() is an epoll fd over them. */
+/* libxenevtchn on the simulator: a bound port is two eventfds; xenevtchn_fd() polls them all. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* libxengnttab on the simulator: the hypervisor checks each grant and returns its frame in the RAM memfd. */
+/* libxengnttab on the simulator: the hypervisor checks each grant and names its RAM frame. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>

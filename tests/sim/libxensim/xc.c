@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* libxenctrl on the simulator: just enough to open an interface and list domains (to notice dead ones). */
+/* libxenctrl on the simulator: open an interface and list domains (to notice dead ones). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* libxenstore on the simulator: requests on one connection, watch events on a second one (xs_fileno). */
+/* libxenstore on the simulator: requests on one connection, watch events on another (xs_fileno). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,7 +168,7 @@ bool xs_rm(struct xs_handle *h, xs_transaction_t t, const char *path)
 	return xs_path_call(h, XSIM_OP_XS_RM, t, path, NULL, NULL) == 0;
 }
 
-/* Pack @count NUL-separated strings into one allocation: the array then the strings (caller frees once). */
+/* Pack @count NUL-separated strings into one allocation, array first (the caller frees once). */
 static char **xs_strings(const char *s, size_t len, unsigned int count)
 {
 	char **v = malloc(sizeof(char *) * (count + 1) + len + 1);

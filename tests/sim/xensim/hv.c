@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The simulated hypervisor: domains with memfd RAM, IOREQ servers and their per-vCPU slots, event channels, grants, SPIs. */
+/* The simulated hypervisor: memfd RAM, IOREQ servers and slots, event channels, grants, SPIs. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -767,7 +767,7 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	req->count = in->count;
 	req->size = in->size;
 	req->type = in->type;
-	/* Publish the request: release pairs with the device model's read barrier after it sees READY. */
+	/* Publish: release pairs with the device model's read barrier after it sees READY. */
 	__atomic_store_n(ioreq_flags(req),
 			 (uint8_t)(STATE_IOREQ_READY | (in->data_is_ptr ? 1u << 4 : 0) |
 				   (in->dir == IOREQ_READ ? 1u << 5 : 0) | (in->df ? 1u << 6 : 0)),

@@ -29,6 +29,7 @@ static struct loop *main_loop;
 static int quit_fd = -1;
 static volatile int got_signal;
 static const char *workloads[MAX_WORKLOADS];
+static char *owned_workloads[MAX_WORKLOADS];	/* those read from --config */
 static unsigned int nworkloads;
 static long destroy_after_ms = -1, crash_after_ms = -1, reboot_after_ms = -1;
 
@@ -113,7 +114,7 @@ static void print_sbuf(struct sbuf *b)
 	*b = (struct sbuf){ 0 };
 }
 
-/* Run every workload on the guest; with a pending destroy/crash/reboot, a workload cut short is expected. */
+/* Run every workload on the guest; a destroy/crash/reboot may cut one short on purpose. */
 static void *guest_thread(void *arg)
 {
 	struct guest_run *gr = arg;
@@ -133,7 +134,7 @@ again:
 		pthread_mutex_unlock(&sim_lock);
 		if (!d)
 			break;
-		r = guest_run_workload(d, workloads[i], &rep);
+		r = workload_run(d, workloads[i], &rep);
 		hv_domain_put(d);
 		pthread_mutex_lock(&sim_lock);
 		sbuf_printf(&gr->out, "%s", rep.s ? rep.s : "");
@@ -184,13 +185,15 @@ static int read_config(const char *path, struct guest_run *runs, unsigned int *n
 		if (!*p)
 			continue;
 		if (!strncmp(p, "guest ", 6) && *nruns < MAX_GUESTS) {
-			r = guest_config_parse(p + 6, &runs[*nruns].cfg, err, sizeof(err));
+			r = toolstack_parse_guest(p + 6, &runs[*nruns].cfg, err, sizeof(err));
 			if (r < 0)
 				fprintf(stderr, "xensim: %s: %s\n", path, err);
 			else
 				(*nruns)++;
 		} else if (!strncmp(p, "workload ", 9) && nworkloads < MAX_WORKLOADS) {
-			workloads[nworkloads++] = strdup(p + 9);
+			owned_workloads[nworkloads] = strdup(p + 9);
+			workloads[nworkloads] = owned_workloads[nworkloads];
+			nworkloads++;
 		} else {
 			fprintf(stderr, "xensim: %s: cannot parse '%s'\n", path, p);
 			r = -EINVAL;
@@ -269,7 +272,7 @@ int main(int argc, char **argv)
 		case 's': snprintf(path, sizeof(path), "%s", optarg); break;
 		case 'g':
 			if (nruns == MAX_GUESTS ||
-			    guest_config_parse(optarg, &runs[nruns].cfg, err, sizeof(err)) < 0) {
+			    toolstack_parse_guest(optarg, &runs[nruns].cfg, err, sizeof(err)) < 0) {
 				fprintf(stderr, "xensim: --guest %s: %s\n", optarg,
 					nruns == MAX_GUESTS ? "too many guests" : err);
 				return 2;
@@ -388,6 +391,8 @@ int main(int argc, char **argv)
 	server_stop();
 	loop_free(main_loop);
 	close(quit_fd);
+	for (i = 0; i < MAX_WORKLOADS; i++)
+		free(owned_workloads[i]);
 	if (!serve)
 		printf("xensim: %s\n", status ? "FAILED" : "all passed");
 	return status;

@@ -230,7 +230,7 @@ static void *worker(void *arg)
 		uint32_t domid = 0;
 		uint64_t wait = 0;
 
-		r = guest_config_parse(w->tail ? w->tail : "", &cfg, err, sizeof(err));
+		r = toolstack_parse_guest(w->tail ? w->tail : "", &cfg, err, sizeof(err));
 		if (r < 0) {
 			sbuf_printf(&rep, "%s\n", err);
 			break;
@@ -277,7 +277,7 @@ static void *worker(void *arg)
 		} else if (m->op == XSIM_OP_CTL_WAIT_EVENT) {
 			r = hv_guest_wait(dom, (uint32_t)m->a, (unsigned int)m->b);
 		} else if (m->op == XSIM_OP_CTL_WORKLOAD) {
-			r = guest_run_workload(dom, w->tail ? w->tail : "", &rep);
+			r = workload_run(dom, w->tail ? w->tail : "", &rep);
 		} else {
 			r = -ENOSYS;
 		}

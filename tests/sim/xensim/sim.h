@@ -72,7 +72,7 @@ struct guest_config {
 	struct disk_config disks[SIM_MAX_DISKS];
 };
 
-int guest_config_parse(const char *spec, struct guest_config *ret_cfg, char *err, size_t errlen);
+int toolstack_parse_guest(const char *spec, struct guest_config *ret_cfg, char *err, size_t errlen);
 
 /* ---- hypervisor (hv.c) ---- */
 struct sim_port {
@@ -111,7 +111,7 @@ struct sim_grant {
 
 #define SIM_MAX_PORTS 1024
 
-struct guest;
+struct gdrv_guest;
 
 struct sim_domain {
 	uint32_t domid;
@@ -200,9 +200,9 @@ int toolstack_create(const struct guest_config *cfg, unsigned int flags, uint32_
 		     uint64_t *ret_wait_us, struct sbuf *log);
 int toolstack_destroy(uint32_t domid, bool graceful, uint64_t *ret_wait_us, struct sbuf *log);
 
-/* ---- guests (guest.c, workload.c) ---- */
+/* ---- guests (gdrv.c: the driver, workload.c) ---- */
 /* Run workload @spec on every disk of @dom with all its vCPUs; 0, -EIO, -ETIMEDOUT, -ESRCH. */
-int guest_run_workload(struct sim_domain *dom, const char *spec, struct sbuf *report);
+int workload_run(struct sim_domain *dom, const char *spec, struct sbuf *report);
 
 /* ---- server (server.c) ---- */
 struct loop;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The simulated xenstored: a node tree with permissions, watches (queued per connection) and transactions. */
+/* The simulated xenstored: node tree with permissions, queued watch events, transactions. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,7 +26,7 @@ struct swatch {
 	void *owner;
 	char *path;		/* canonical (absolute) */
 	char *token;
-	bool relative;		/* registered relative to dom0's home: events are reported relative too */
+	bool relative;		/* relative to dom0's home: so are its events' paths */
 	struct swatch *next;
 };
 

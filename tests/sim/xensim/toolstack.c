@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The simulated toolstack: guest specs, and xl create / xl destroy with libxl's xenstore layout and handshake. */
+/* The simulated toolstack: guest specs; xl create / destroy with libxl's nodes and handshake. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +32,7 @@ static int parse_size(const char *s, uint64_t *ret)
  * for tests of the daemon's validation also :base=N :irq=N :devid=N :hexbase :dio
  * :params=VALUE :omit=KEY (a backend key left out).
  */
-int guest_config_parse(const char *spec, struct guest_config *ret_cfg, char *err, size_t errlen)
+int toolstack_parse_guest(const char *spec, struct guest_config *ret_cfg, char *err, size_t errlen)
 {
 	struct guest_config c;
 	char *copy, *tok, *save = NULL;
@@ -107,7 +107,8 @@ int guest_config_parse(const char *spec, struct guest_config *ret_cfg, char *err
 					d->params_set = true;
 					snprintf(d->params, sizeof(d->params), "%s", opt + 7);
 				} else if (!strncmp(opt, "omit=", 5) && d->nomit < 4)
-					snprintf(d->omit[d->nomit++], sizeof(d->omit[0]), "%s", opt + 5);
+					snprintf(d->omit[d->nomit++], sizeof(d->omit[0]), "%s",
+						 opt + 5);
 				else {
 					snprintf(err, errlen, "unknown disk option '%s'", opt);
 					r = -EINVAL;
@@ -181,7 +182,9 @@ static void write_disk_nodes(const struct sim_domain *dom, const struct disk_con
 	set_perms(bp, be, domid);
 	store_mkdir(0, NULL, fp);
 	set_perms(fp, domid, be);
-#define BE(key, ...) (omitted(d, key) ? 0 : (snprintf(k, sizeof(k), "%s/" key, bp), store_writef(k, __VA_ARGS__)))
+#define BE(key, ...)                                                                   \
+	(omitted(d, key) ? 0                                                           \
+			 : (snprintf(k, sizeof(k), "%s/" key, bp), store_writef(k, __VA_ARGS__)))
 #define FE(key, ...) (snprintf(k, sizeof(k), "%s/" key, fp), store_writef(k, __VA_ARGS__))
 	BE("frontend", "%s", fp);
 	BE("frontend-id", "%u", domid);

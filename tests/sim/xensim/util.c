@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Shared helpers of the xensim process: the big lock, its condition variable, clocks and report buffers. */
+/* Shared helpers of the xensim process: the big lock and its condition, clocks, report buffers. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>

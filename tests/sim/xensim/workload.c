@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Guest workloads: verify, random (seeded, shadow-checked), sequential, trim, hostile; one thread per vCPU. */
+/* Guest workloads: verify, random (seeded, shadow-checked), sequential, trim, hostile. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "guest.h"
+#include "gdrv.h"
 #include "log.h"
 
 #define TRY_WL(expr)                  \
@@ -41,9 +41,9 @@ struct wl_stats {
 };
 
 struct wl_ctx {
-	struct guest *g;
+	struct gdrv_guest *g;
 	const struct wl_spec *spec;
-	struct vcpu *v;
+	struct gdrv_vcpu *v;
 	struct wl_stats st[SIM_MAX_DISKS];
 	int ret;
 	pthread_t thread;
@@ -153,7 +153,7 @@ static void fill_sector(uint8_t *p, uint64_t sector, uint32_t gen)
 	}
 }
 
-static int check_sectors(struct vcpu *v, const char *what, const uint8_t *buf, uint64_t sector,
+static int check_sectors(struct gdrv_vcpu *v, const char *what, const uint8_t *buf, uint64_t sector,
 			 uint32_t nsect, const uint32_t *gens)
 {
 	uint8_t want[512];
@@ -168,7 +168,7 @@ static int check_sectors(struct vcpu *v, const char *what, const uint8_t *buf, u
 
 			while (off < 512 && want[off] == buf[512u * i + off])
 				off++;
-			return vcpu_fail(v, "%s: sector %llu differs at byte %u (generation %u)",
+			return gdrv_vcpu_fail(v, "%s: sector %llu differs at byte %u (generation %u)",
 					 what, (unsigned long long)(sector + i), off, gens[i]);
 		}
 	}
@@ -180,7 +180,7 @@ struct region {
 	uint32_t align;		/* sectors per logical block */
 };
 
-static struct region vcpu_region(const struct vdev_info *in, unsigned int vcpu,
+static struct region vcpu_region(const struct gdrv_info *in, unsigned int vcpu,
 				 unsigned int nvcpus, uint64_t span)
 {
 	struct region r = { .align = in->blk_size / 512 };
@@ -194,9 +194,9 @@ static struct region vcpu_region(const struct vdev_info *in, unsigned int vcpu,
 	return r;
 }
 
-static void account(struct wl_ctx *c, struct vdev *d, uint32_t type, uint32_t len)
+static void account(struct wl_ctx *c, struct gdrv_dev *d, uint32_t type, uint32_t len)
 {
-	struct wl_stats *st = &c->st[vdev_index(d)];
+	struct wl_stats *st = &c->st[gdrv_dev_index(d)];
 
 	switch (type) {
 	case BLK_T_IN: st->reads++; st->bytes_read += len; break;
@@ -208,34 +208,34 @@ static void account(struct wl_ctx *c, struct vdev *d, uint32_t type, uint32_t le
 	}
 }
 
-static int check_status(struct wl_ctx *c, struct vdev *d, uint32_t type, uint64_t sector,
+static int check_status(struct wl_ctx *c, struct gdrv_dev *d, uint32_t type, uint64_t sector,
 			uint32_t len, uint8_t status, uint8_t want)
 {
 	if (status != want) {
-		struct vdev_info in;
+		struct gdrv_info in;
 
-		vdev_get_info(d, &in);
-		return vcpu_fail(c->v, "%s: request type %u sector %llu len %u: status %u, want %u",
+		gdrv_dev_get_info(d, &in);
+		return gdrv_vcpu_fail(c->v, "%s: request type %u sector %llu len %u: status %u, want %u",
 				 in.cfg->vdev, type, (unsigned long long)sector, len, status, want);
 	}
 	account(c, d, type, len);
 	return 0;
 }
 
-static int do_req(struct wl_ctx *c, struct vdev *d, uint32_t type, uint64_t sector, uint32_t len,
+static int do_req(struct wl_ctx *c, struct gdrv_dev *d, uint32_t type, uint64_t sector, uint32_t len,
 		  const struct req_layout *lay, uint8_t want)
 {
 	uint8_t status;
 	int r;
 
-	r = vblk_request(c->v, d, type, sector, len, lay, &status);
+	r = gdrv_request(c->v, d, type, sector, len, lay, &status);
 	if (r < 0)
 		return r;
 	return check_status(c, d, type, sector, len, status, want);
 }
 
 /* Compare what the guest wrote with the backing file itself. */
-static int check_file(struct wl_ctx *c, const struct vdev_info *in, uint64_t sector,
+static int check_file(struct wl_ctx *c, const struct gdrv_info *in, uint64_t sector,
 		      uint64_t nsect, const uint32_t *gens)
 {
 	uint8_t buf[512 * 16];
@@ -244,13 +244,13 @@ static int check_file(struct wl_ctx *c, const struct vdev_info *in, uint64_t sec
 	int r = 0;
 
 	if (fd < 0)
-		return vcpu_fail(c->v, "%s: open backing file %s: %m", in->cfg->vdev, in->cfg->path);
+		return gdrv_vcpu_fail(c->v, "%s: open backing file %s: %m", in->cfg->vdev, in->cfg->path);
 	for (i = 0; i < nsect && r == 0; i += 16) {
 		uint32_t n = nsect - i < 16 ? (uint32_t)(nsect - i) : 16;
 		ssize_t got = pread(fd, buf, 512u * n, (off_t)((sector + i) * 512));
 
 		if (got != (ssize_t)(512u * n)) {
-			r = vcpu_fail(c->v, "%s: short read of backing file at sector %llu",
+			r = gdrv_vcpu_fail(c->v, "%s: short read of backing file at sector %llu",
 				      in->cfg->vdev, (unsigned long long)(sector + i));
 			break;
 		}
@@ -261,10 +261,10 @@ static int check_file(struct wl_ctx *c, const struct vdev_info *in, uint64_t sec
 }
 
 /* Read the whole region into the shadow check, in chunks of @bs (or random sizes). */
-static int read_region(struct wl_ctx *c, struct vdev *d, const struct region *rg,
+static int read_region(struct wl_ctx *c, struct gdrv_dev *d, const struct region *rg,
 		       const uint32_t *gens, uint32_t bs, uint64_t *rng, const char *what)
 {
-	uint8_t *buf = vblk_buffer(c->v, d);
+	uint8_t *buf = gdrv_buffer(c->v, d);
 	uint64_t i = 0;
 
 	while (i < rg->nsect) {
@@ -307,10 +307,10 @@ static void fill(uint8_t *buf, uint64_t sector, uint32_t nsect, uint32_t gen, ui
 }
 
 /* Read-only disk: what the guest reads must be the backing file's bytes. */
-static int ro_verify(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
+static int ro_verify(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info *in,
 		     const struct region *rg)
 {
-	uint8_t *buf = vblk_buffer(c->v, d), *file;
+	uint8_t *buf = gdrv_buffer(c->v, d), *file;
 	uint64_t i;
 	int fd, r = 0;
 
@@ -320,7 +320,7 @@ static int ro_verify(struct wl_ctx *c, struct vdev *d, const struct vdev_info *i
 		free(file);
 		if (fd >= 0)
 			close(fd);
-		return vcpu_fail(c->v, "%s: open %s: %m", in->cfg->vdev, in->cfg->path);
+		return gdrv_vcpu_fail(c->v, "%s: open %s: %m", in->cfg->vdev, in->cfg->path);
 	}
 	for (i = 0; i < rg->nsect && r == 0; i += GUEST_MAX_IO / 512) {
 		uint32_t n = rg->nsect - i < GUEST_MAX_IO / 512 ? (uint32_t)(rg->nsect - i)
@@ -329,9 +329,9 @@ static int ro_verify(struct wl_ctx *c, struct vdev *d, const struct vdev_info *i
 		r = do_req(c, d, BLK_T_IN, rg->start + i, 512 * n, NULL, BLK_S_OK);
 		if (r == 0 && pread(fd, file, 512u * n, (off_t)(512 * (rg->start + i))) !=
 				      (ssize_t)(512u * n))
-			r = vcpu_fail(c->v, "%s: short read of %s", in->cfg->vdev, in->cfg->path);
+			r = gdrv_vcpu_fail(c->v, "%s: short read of %s", in->cfg->vdev, in->cfg->path);
 		if (r == 0 && memcmp(buf, file, 512u * n))
-			r = vcpu_fail(c->v, "%s: read-only data at sector %llu differs from the file",
+			r = gdrv_vcpu_fail(c->v, "%s: read-only data at sector %llu differs from the file",
 				      in->cfg->vdev, (unsigned long long)(rg->start + i));
 	}
 	close(fd);
@@ -339,12 +339,12 @@ static int ro_verify(struct wl_ctx *c, struct vdev *d, const struct vdev_info *i
 	return r;
 }
 
-static int wl_verify(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
+static int wl_verify(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info *in,
 		     const struct region *rg, bool sequential)
 {
-	uint64_t rng = c->spec->seed * 0x9e3779b97f4a7c15ull + vcpu_id(c->v) + 1;
+	uint64_t rng = c->spec->seed * 0x9e3779b97f4a7c15ull + gdrv_vcpu_id(c->v) + 1;
 	uint32_t gen = 2 + (uint32_t)(c->spec->seed % 0x3fffffff), bs = c->spec->bs;
-	uint8_t *buf = vblk_buffer(c->v, d);
+	uint8_t *buf = gdrv_buffer(c->v, d);
 	uint32_t *gens;
 	uint64_t i;
 	int r = 0;
@@ -380,7 +380,7 @@ static int wl_verify(struct wl_ctx *c, struct vdev *d, const struct vdev_info *i
 }
 
 /* Sequential passes with up to qd requests in flight per vCPU (a benchmark-like stream). */
-static int seq_pass(struct wl_ctx *c, struct vdev *d, const struct region *rg, uint32_t type,
+static int seq_pass(struct wl_ctx *c, struct gdrv_dev *d, const struct region *rg, uint32_t type,
 		    uint32_t bs, unsigned int qd, uint32_t gen, uint32_t *gens, const char *what)
 {
 	uint64_t at[GUEST_MAX_QD], i = 0;
@@ -392,11 +392,12 @@ static int seq_pass(struct wl_ctx *c, struct vdev *d, const struct region *rg, u
 	for (;;) {
 		slot = k++ % qd;
 		if (busy[slot]) {
-			TRY_WL(vblk_wait(c->v, d, slot, &status));
+			TRY_WL(gdrv_wait(c->v, d, slot, &status));
 			TRY_WL(check_status(c, d, type, at[slot], 512 * nsect[slot], status, BLK_S_OK));
 			if (type == BLK_T_IN)
-				TRY_WL(check_sectors(c->v, what, vblk_slot_buffer(c->v, d, slot),
-						     at[slot], nsect[slot], gens + (at[slot] - rg->start)));
+				TRY_WL(check_sectors(c->v, what, gdrv_slot_buffer(c->v, d, slot),
+						     at[slot], nsect[slot],
+						     gens + (at[slot] - rg->start)));
 			busy[slot] = false;
 			left--;
 		}
@@ -408,20 +409,20 @@ static int seq_pass(struct wl_ctx *c, struct vdev *d, const struct region *rg, u
 		nsect[slot] = bs / 512 < rg->nsect - i ? bs / 512 : (uint32_t)(rg->nsect - i);
 		at[slot] = rg->start + i;
 		if (type == BLK_T_OUT) {
-			uint8_t *buf = vblk_slot_buffer(c->v, d, slot);
+			uint8_t *buf = gdrv_slot_buffer(c->v, d, slot);
 
 			if (!buf)
 				return -ENOMEM;
 			fill(buf, at[slot], nsect[slot], gen, gens + i);
 		}
-		TRY_WL(vblk_submit(c->v, d, slot, type, at[slot], 512 * nsect[slot], NULL));
+		TRY_WL(gdrv_submit(c->v, d, slot, type, at[slot], 512 * nsect[slot], NULL));
 		busy[slot] = true;
 		left++;
 		i += nsect[slot];
 	}
 }
 
-static int wl_sequential(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
+static int wl_sequential(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info *in,
 			 const struct region *rg)
 {
 	uint32_t gen = 2 + (uint32_t)(c->spec->seed % 0x3fffffff);
@@ -449,27 +450,27 @@ static int wl_sequential(struct wl_ctx *c, struct vdev *d, const struct vdev_inf
 	return r;
 }
 
-static int seg_req(struct wl_ctx *c, struct vdev *d, uint32_t type, uint64_t sector,
+static int seg_req(struct wl_ctx *c, struct gdrv_dev *d, uint32_t type, uint64_t sector,
 		   uint32_t nsect)
 {
-	uint8_t *buf = vblk_buffer(c->v, d);
+	uint8_t *buf = gdrv_buffer(c->v, d);
 	uint64_t s = htole64(sector);
 	uint32_t n = htole32(nsect), fl = 0;
 
-	/* struct virtio_blk_discard_write_zeroes (§5.2.6): le64 sector, le32 num_sectors, le32 flags. */
+	/* struct virtio_blk_discard_write_zeroes (§5.2.6): le64 sector, le32 num, le32 flags. */
 	memcpy(buf, &s, 8);
 	memcpy(buf + 8, &n, 4);
 	memcpy(buf + 12, &fl, 4);
 	return do_req(c, d, type, 0, 16, NULL, BLK_S_OK);
 }
 
-static int wl_random(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
+static int wl_random(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info *in,
 		     const struct region *rg)
 {
-	uint64_t rng = c->spec->seed * 0x9e3779b97f4a7c15ull + vcpu_id(c->v) * 7919 + 1;
+	uint64_t rng = c->spec->seed * 0x9e3779b97f4a7c15ull + gdrv_vcpu_id(c->v) * 7919 + 1;
 	unsigned int ops = c->spec->ops ? c->spec->ops : 500, k;
 	bool ro = in->features & (1ull << F_BLK_RO);
-	uint8_t *buf = vblk_buffer(c->v, d);
+	uint8_t *buf = gdrv_buffer(c->v, d);
 	uint32_t gen = 2 + (uint32_t)(c->spec->seed % 0x3fff) * 0x10000;
 	uint32_t *gens;
 	int r = 0;
@@ -502,7 +503,8 @@ static int wl_random(struct wl_ctx *c, struct vdev *d, const struct vdev_info *i
 		} else if (pick < 95) {
 			if (in->max_discard_sectors) {
 				if (n > in->max_discard_sectors)
-					n = in->max_discard_sectors - in->max_discard_sectors % rg->align;
+					n = in->max_discard_sectors -
+					    in->max_discard_sectors % rg->align;
 				if (n) {
 					r = seg_req(c, d, BLK_T_DISCARD, rg->start + at, n);
 					memset(gens + at, 0, n * sizeof(*gens));
@@ -510,7 +512,8 @@ static int wl_random(struct wl_ctx *c, struct vdev *d, const struct vdev_info *i
 			}
 		} else if (in->max_write_zeroes_sectors) {
 			if (n > in->max_write_zeroes_sectors)
-				n = in->max_write_zeroes_sectors - in->max_write_zeroes_sectors % rg->align;
+				n = in->max_write_zeroes_sectors -
+				    in->max_write_zeroes_sectors % rg->align;
 			if (n) {
 				r = seg_req(c, d, BLK_T_WRITE_ZEROES, rg->start + at, n);
 				for (uint32_t i = 0; i < n; i++)
@@ -524,10 +527,10 @@ static int wl_random(struct wl_ctx *c, struct vdev *d, const struct vdev_info *i
 	return r;
 }
 
-static int wl_trim(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
+static int wl_trim(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info *in,
 		   const struct region *rg)
 {
-	uint8_t *buf = vblk_buffer(c->v, d);
+	uint8_t *buf = gdrv_buffer(c->v, d);
 	bool ro = in->features & (1ull << F_BLK_RO);
 	uint32_t gens[64], n = rg->nsect < 64 ? (uint32_t)rg->nsect : 64, i;
 	uint64_t rng = c->spec->seed;
@@ -536,9 +539,9 @@ static int wl_trim(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
 	if (in->features & (1ull << F_BLK_FLUSH))
 		TRY_WL(do_req(c, d, BLK_T_FLUSH, 0, 0, NULL, BLK_S_OK));
 	/* GET_ID is optional: OK with an id string, or UNSUPP. */
-	TRY_WL(vblk_request(c->v, d, BLK_T_GET_ID, 0, 20, NULL, &status));
+	TRY_WL(gdrv_request(c->v, d, BLK_T_GET_ID, 0, 20, NULL, &status));
 	if (status != BLK_S_OK && status != BLK_S_UNSUPP)
-		return vcpu_fail(c->v, "%s: GET_ID status %u", in->cfg->vdev, status);
+		return gdrv_vcpu_fail(c->v, "%s: GET_ID status %u", in->cfg->vdev, status);
 	/* §5.2.6: an unknown request type gets VIRTIO_BLK_S_UNSUPP. */
 	TRY_WL(do_req(c, d, 0x55, 0, 0, NULL, BLK_S_UNSUPP));
 	if (ro || n < 48)
@@ -563,21 +566,21 @@ static int wl_trim(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
 
 /* ---- hostile scripts: the device must answer every access and never hang the guest ---- */
 
-static int alive(struct wl_ctx *c, struct vdev *d, const char *after)
+static int alive(struct wl_ctx *c, struct gdrv_dev *d, const char *after)
 {
 	uint64_t x = 0;
-	int r = vdev_mmio(c->v, d, VM_MAGIC, 4, false, &x);
+	int r = gdrv_dev_mmio(c->v, d, VM_MAGIC, 4, false, &x);
 
 	if (r == -ESRCH)
 		return r;
 	if (r < 0 || x != VM_MAGIC_VALUE)
-		return vcpu_fail(c->v, "device dead after '%s': MagicValue read %s (0x%llx)", after,
+		return gdrv_vcpu_fail(c->v, "device dead after '%s': MagicValue read %s (0x%llx)", after,
 				 r < 0 ? strerror(-r) : "wrong", (unsigned long long)x);
 	return 0;
 }
 
 /* After an attack: reset, set up again, and prove the device works with a write + read. */
-static int recover(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
+static int recover(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info *in,
 		   const struct region *rg, const char *after)
 {
 	uint32_t gens[8];
@@ -585,9 +588,9 @@ static int recover(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
 	uint8_t *buf;
 
 	TRY_WL(alive(c, d, after));
-	TRY_WL(vdev_reset(c->v, d));
-	TRY_WL(vdev_init(c->v, d));
-	buf = vblk_buffer(c->v, d);
+	TRY_WL(gdrv_dev_reset(c->v, d));
+	TRY_WL(gdrv_dev_init(c->v, d));
+	buf = gdrv_buffer(c->v, d);
 	if (in->features & (1ull << F_BLK_RO) || rg->nsect < 8)
 		return do_req(c, d, BLK_T_IN, rg->start, 4096, NULL, BLK_S_OK);
 	fill(buf, rg->start, 8, 3, gens);
@@ -596,24 +599,24 @@ static int recover(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
 			   gens, 4096, &rng, after);
 }
 
-static int poke(struct wl_ctx *c, struct vdev *d, unsigned int off, unsigned int size, bool write,
+static int poke(struct wl_ctx *c, struct gdrv_dev *d, unsigned int off, unsigned int size, bool write,
 		uint64_t val, const char *what)
 {
-	int r = vdev_mmio(c->v, d, off, size, write, &val);
+	int r = gdrv_dev_mmio(c->v, d, off, size, write, &val);
 
 	if (r == -ETIMEDOUT)
-		return vcpu_fail(c->v, "%s: %s of %u bytes at 0x%03x: no ioreq response (hang)",
+		return gdrv_vcpu_fail(c->v, "%s: %s of %u bytes at 0x%03x: no ioreq response (hang)",
 				 what, write ? "write" : "read", size, off);
 	if (r == -ESRCH || r == -EFAULT)
-		return r == -EFAULT ? vcpu_fail(c->v, "%s: 0x%03x not claimed", what, off) : r;
+		return r == -EFAULT ? gdrv_vcpu_fail(c->v, "%s: 0x%03x not claimed", what, off) : r;
 	return 0;
 }
 
-static void outcome(struct sbuf *notes, struct vdev *d, const char *what, int r, uint8_t status)
+static void outcome(struct sbuf *notes, struct gdrv_dev *d, const char *what, int r, uint8_t status)
 {
-	struct vdev_info in;
+	struct gdrv_info in;
 
-	vdev_get_info(d, &in);
+	gdrv_dev_get_info(d, &in);
 	if (r == 0)
 		sbuf_printf(notes, "  %s hostile '%s': device set DEVICE_NEEDS_RESET\n", in.cfg->vdev, what);
 	else if (r == 1 && status == BLK_S_NONE)
@@ -658,16 +661,16 @@ static const char *attack_name(enum attack a)
 	return "?";
 }
 
-static int ring_attack(struct wl_ctx *c, struct vdev *d, enum attack a, struct sbuf *notes)
+static int ring_attack(struct wl_ctx *c, struct gdrv_dev *d, enum attack a, struct sbuf *notes)
 {
 	const char *what = attack_name(a);
-	struct vq_raw q;
+	struct gdrv_raw q;
 	uint16_t aidx, used, head = 0, step = 1;
 	uint64_t hdr, st, ok_done;
 	uint8_t *hp;
 	int r;
 
-	TRY_WL(vq_raw_begin(c->v, d, &q));
+	TRY_WL(gdrv_raw_begin(c->v, d, &q));
 	hdr = q.buf_gpa;
 	st = q.buf_gpa + 512;
 	hp = q.buf;
@@ -677,30 +680,30 @@ static int ring_attack(struct wl_ctx *c, struct vdev *d, enum attack a, struct s
 	used = le16toh(*(uint16_t *)(q.used + 2));
 	switch (a) {
 	case ATTACK_OUTSIDE_RAM:
-		split_desc(q.desc, vdev_dma(d, hdr), 16, 1u, 1);
+		split_desc(q.desc, gdrv_dev_dma(d, hdr), 16, 1u, 1);
 		/* 0x10000: a hole below the MMIO window, never RAM on the Arm guest layout. */
 		split_desc(q.desc + 16, 0x10000, 4096, 1u | 2u, 2);
-		split_desc(q.desc + 32, vdev_dma(d, st), 1, 2u, 0);
+		split_desc(q.desc + 32, gdrv_dev_dma(d, st), 1, 2u, 0);
 		break;
 	case ATTACK_LOOP:
-		split_desc(q.desc, vdev_dma(d, hdr), 16, 1u, 1);
-		split_desc(q.desc + 16, vdev_dma(d, hdr + 1024), 512, 1u | 2u, 1);
+		split_desc(q.desc, gdrv_dev_dma(d, hdr), 16, 1u, 1);
+		split_desc(q.desc + 16, gdrv_dev_dma(d, hdr + 1024), 512, 1u | 2u, 1);
 		break;
 	case ATTACK_HEAD_RANGE:
 		head = (uint16_t)(q.num + 5);
 		break;
 	case ATTACK_IDX_JUMP:
-		split_desc(q.desc, vdev_dma(d, hdr), 16, 1u, 1);
-		split_desc(q.desc + 16, vdev_dma(d, st), 1, 2u, 0);
+		split_desc(q.desc, gdrv_dev_dma(d, hdr), 16, 1u, 1);
+		split_desc(q.desc + 16, gdrv_dev_dma(d, st), 1, 2u, 0);
 		step = (uint16_t)(q.num + 10);
 		break;
 	case ATTACK_SHORT_HEADER:
-		split_desc(q.desc, vdev_dma(d, hdr), 8, 1u, 1);
-		split_desc(q.desc + 16, vdev_dma(d, st), 1, 2u, 0);
+		split_desc(q.desc, gdrv_dev_dma(d, hdr), 8, 1u, 1);
+		split_desc(q.desc + 16, gdrv_dev_dma(d, st), 1, 2u, 0);
 		break;
 	case ATTACK_NO_STATUS:
-		split_desc(q.desc, vdev_dma(d, hdr), 16, 1u, 1);
-		split_desc(q.desc + 16, vdev_dma(d, hdr + 1024), 512, 0, 0);
+		split_desc(q.desc, gdrv_dev_dma(d, hdr), 16, 1u, 1);
+		split_desc(q.desc + 16, gdrv_dev_dma(d, hdr + 1024), 512, 0, 0);
 		break;
 	case ATTACK_COUNT:
 		break;
@@ -715,50 +718,59 @@ static int ring_attack(struct wl_ctx *c, struct vdev *d, enum attack a, struct s
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	r = poke(c, d, VM_QUEUE_NOTIFY, 4, true, q.index, what);
 	if (r == 0) {
-		r = vq_raw_wait(c->v, d, used, sim_timeout_ms);
+		r = gdrv_raw_wait(c->v, d, used, sim_timeout_ms);
 		if (r == -ETIMEDOUT)
-			r = vcpu_fail(c->v, "'%s': no completion and no DEVICE_NEEDS_RESET within %u ms (the guest would hang)",
+			r = gdrv_vcpu_fail(c->v, "'%s': no completion and no DEVICE_NEEDS_RESET within %u ms (the guest would hang)",
 				      what, sim_timeout_ms);
 	}
 	ok_done = r == 1 && q.buf[512] == BLK_S_OK && a != ATTACK_NO_STATUS;
-	vq_raw_end(c->v, d);
+	gdrv_raw_end(c->v, d);
 	outcome(notes, d, what, r, q.buf[512]);
 	if (ok_done)
-		return vcpu_fail(c->v, "'%s' completed with status OK", what);
+		return gdrv_vcpu_fail(c->v, "'%s' completed with status OK", what);
 	return r < 0 ? r : 0;
 }
 
-static int raw_ioreqs(struct wl_ctx *c, struct vdev *d, uint64_t base)
+static int raw_ioreqs(struct wl_ctx *c, struct gdrv_dev *d, uint64_t base)
 {
 	/* A pointer into guest RAM that stays harmless: the start of RAM (our rings live higher). */
 	const uint64_t ptr = XSIM_GUEST_RAM_BASE;
+#define RQ(what_, addr_, data_, count_, size_, dir_, type_, ptr_, df_)                            \
+	{ what_, { .addr = (addr_), .data = (data_), .count = (count_), .size = (size_),        \
+		   .dir = (dir_), .type = (type_), .data_is_ptr = (ptr_), .df = (df_) } }
 	const struct {
 		const char *what;
 		struct xsim_ioreq rq;
 	} cases[] = {
-		{ "data_is_ptr read, count 4", { .addr = base + VM_STATUS, .data = ptr, .count = 4, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY, .data_is_ptr = 1 } },
-		{ "data_is_ptr write, count 2", { .addr = base + VM_QUEUE_SEL, .data = ptr, .count = 2, .size = 4, .dir = IOREQ_WRITE, .type = IOREQ_TYPE_COPY, .data_is_ptr = 1 } },
-		{ "count 0", { .addr = base + VM_MAGIC, .count = 0, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY } },
-		{ "count 1000 write", { .addr = base + VM_QUEUE_SEL, .data = 1, .count = 1000, .size = 4, .dir = IOREQ_WRITE, .type = IOREQ_TYPE_COPY } },
-		{ "size 0", { .addr = base + VM_MAGIC, .count = 1, .size = 0, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY } },
-		{ "size 3", { .addr = base + VM_MAGIC, .count = 1, .size = 3, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY } },
-		{ "size 16", { .addr = base + VM_MAGIC, .count = 1, .size = 16, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY } },
-		{ "port I/O type", { .addr = base + VM_MAGIC, .count = 1, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_PIO } },
-		{ "PCI config type", { .addr = base + VM_MAGIC, .count = 1, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_PCI_CONFIG } },
-		{ "invalidate type", { .addr = base, .count = 1, .size = 4, .dir = IOREQ_WRITE, .type = IOREQ_TYPE_INVALIDATE } },
-		{ "unknown type 0x77", { .addr = base + VM_MAGIC, .count = 1, .size = 4, .dir = IOREQ_READ, .type = 0x77 } },
-		{ "df with count 2", { .addr = base + VM_STATUS, .data = ptr + 64, .count = 2, .size = 4, .dir = IOREQ_READ, .type = IOREQ_TYPE_COPY, .data_is_ptr = 1, .df = 1 } },
+		RQ("data_is_ptr read, count 4", base + VM_STATUS, ptr, 4, 4, IOREQ_READ,
+		   IOREQ_TYPE_COPY, 1, 0),
+		RQ("data_is_ptr write, count 2", base + VM_QUEUE_SEL, ptr, 2, 4, IOREQ_WRITE,
+		   IOREQ_TYPE_COPY, 1, 0),
+		RQ("count 0", base + VM_MAGIC, 0, 0, 4, IOREQ_READ, IOREQ_TYPE_COPY, 0, 0),
+		RQ("count 1000 write", base + VM_QUEUE_SEL, 1, 1000, 4, IOREQ_WRITE, IOREQ_TYPE_COPY,
+		   0, 0),
+		RQ("size 0", base + VM_MAGIC, 0, 1, 0, IOREQ_READ, IOREQ_TYPE_COPY, 0, 0),
+		RQ("size 3", base + VM_MAGIC, 0, 1, 3, IOREQ_READ, IOREQ_TYPE_COPY, 0, 0),
+		RQ("size 16", base + VM_MAGIC, 0, 1, 16, IOREQ_READ, IOREQ_TYPE_COPY, 0, 0),
+		RQ("port I/O type", base + VM_MAGIC, 0, 1, 4, IOREQ_READ, IOREQ_TYPE_PIO, 0, 0),
+		RQ("PCI config type", base + VM_MAGIC, 0, 1, 4, IOREQ_READ, IOREQ_TYPE_PCI_CONFIG, 0,
+		   0),
+		RQ("invalidate type", base, 0, 1, 4, IOREQ_WRITE, IOREQ_TYPE_INVALIDATE, 0, 0),
+		RQ("unknown type 0x77", base + VM_MAGIC, 0, 1, 4, IOREQ_READ, 0x77, 0, 0),
+		RQ("df with count 2", base + VM_STATUS, ptr + 64, 2, 4, IOREQ_READ, IOREQ_TYPE_COPY,
+		   1, 1),
 	};
+#undef RQ
 	unsigned int i;
 
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		uint64_t data;
-		int r = vcpu_ioreq(c->v, &cases[i].rq, &data);
+		int r = gdrv_vcpu_ioreq(c->v, &cases[i].rq, &data);
 
 		if (r == -ESRCH)
 			return r;
 		if (r < 0)
-			return vcpu_fail(c->v, "ioreq '%s': %s", cases[i].what,
+			return gdrv_vcpu_fail(c->v, "ioreq '%s': %s", cases[i].what,
 					 r == -ETIMEDOUT ? "no response (hang)" : strerror(-r));
 	}
 	return 0;
@@ -802,16 +814,16 @@ static const char *pattack_name(enum pattack a)
 }
 
 /* The packed ring's version of ring_attack: descriptors written at the driver's next position. */
-static int packed_attack(struct wl_ctx *c, struct vdev *d, enum pattack a, struct sbuf *notes)
+static int packed_attack(struct wl_ctx *c, struct gdrv_dev *d, enum pattack a, struct sbuf *notes)
 {
 	const char *what = pattack_name(a);
-	struct vq_raw q;
+	struct gdrv_raw q;
 	uint64_t hdr, st;
 	uint16_t p0, i;
 	bool w0, ok_done;
 	int r;
 
-	TRY_WL(vq_raw_begin(c->v, d, &q));
+	TRY_WL(gdrv_raw_begin(c->v, d, &q));
 	hdr = q.buf_gpa;
 	st = q.buf_gpa + 512;
 	memset(q.buf, 0, 16);
@@ -824,17 +836,17 @@ static int packed_attack(struct wl_ctx *c, struct vdev *d, enum pattack a, struc
 	switch (a) {
 	case PATTACK_OUTSIDE_RAM:
 		PD(1, 0x10000, 4096, 1u | 2u);
-		PD(2, vdev_dma(d, st), 1, 2u);
-		PD(0, vdev_dma(d, hdr), 16, 1u);
+		PD(2, gdrv_dev_dma(d, st), 1, 2u);
+		PD(0, gdrv_dev_dma(d, hdr), 16, 1u);
 		break;
 	case PATTACK_ENDLESS_CHAIN:
 		for (i = 1; i < q.num; i++)
-			PD(i, vdev_dma(d, hdr + 1024), 512, 1u | 2u);
-		PD(0, vdev_dma(d, hdr), 16, 1u);
+			PD(i, gdrv_dev_dma(d, hdr + 1024), 512, 1u | 2u);
+		PD(0, gdrv_dev_dma(d, hdr), 16, 1u);
 		break;
 	case PATTACK_SHORT_HEADER:
-		PD(1, vdev_dma(d, st), 1, 2u);
-		PD(0, vdev_dma(d, hdr), 8, 1u);
+		PD(1, gdrv_dev_dma(d, st), 1, 2u);
+		PD(0, gdrv_dev_dma(d, hdr), 8, 1u);
 		break;
 	case PATTACK_COUNT:
 		break;
@@ -851,32 +863,32 @@ static int packed_attack(struct wl_ctx *c, struct vdev *d, enum pattack a, struc
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	r = poke(c, d, VM_QUEUE_NOTIFY, 4, true, q.index, what);
 	if (r == 0) {
-		r = vq_raw_wait(c->v, d, 0, sim_timeout_ms);
+		r = gdrv_raw_wait(c->v, d, 0, sim_timeout_ms);
 		if (r == -ETIMEDOUT)
-			r = vcpu_fail(c->v, "'%s': no completion and no DEVICE_NEEDS_RESET within %u ms (the guest would hang)",
+			r = gdrv_vcpu_fail(c->v, "'%s': no completion and no DEVICE_NEEDS_RESET within %u ms (the guest would hang)",
 				      what, sim_timeout_ms);
 	}
 	ok_done = r == 1 && q.buf[512] == BLK_S_OK;
-	vq_raw_end(c->v, d);
+	gdrv_raw_end(c->v, d);
 	outcome(notes, d, what, r, q.buf[512]);
 	if (ok_done)
-		return vcpu_fail(c->v, "'%s' completed with status OK", what);
+		return gdrv_vcpu_fail(c->v, "'%s' completed with status OK", what);
 	return r < 0 ? r : 0;
 }
 
-static int wl_hostile(struct wl_ctx *c, struct vdev *d, const struct vdev_info *in,
+static int wl_hostile(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info *in,
 		      const struct region *rg, struct sbuf *notes)
 {
 	static const unsigned int ro_regs[] = { VM_MAGIC, VM_VERSION, VM_DEVICE_ID, VM_VENDOR_ID,
 						VM_DEVICE_FEATURES, VM_QUEUE_NUM_MAX,
 						VM_INTERRUPT_STATUS, VM_CONFIG_GENERATION };
 	uint64_t cap_before = in->capacity, x;
-	struct vdev_info now;
+	struct gdrv_info now;
 	unsigned int off, i;
 	uint8_t status;
 	int a;
 
-	if (vcpu_id(c->v) != 0)
+	if (gdrv_vcpu_id(c->v) != 0)
 		return 0;
 	/* 1. Every register, reserved ones included, is answered. */
 	for (off = 0; off < XSIM_VIRTIO_MMIO_DEV_SIZE; off += 4)
@@ -895,19 +907,19 @@ static int wl_hostile(struct wl_ctx *c, struct vdev *d, const struct vdev_info *
 	/* 3. Bad queue numbers. */
 	TRY_WL(poke(c, d, VM_QUEUE_SEL, 4, true, 0xffff, "QueueSel 0xffff"));
 	x = 1;
-	if (vdev_mmio(c->v, d, VM_QUEUE_NUM_MAX, 4, false, &x) == 0 && x != 0)
-		vcpu_fail(c->v, "QueueNumMax of a missing queue reads %llu, want 0 (§4.2.2)",
+	if (gdrv_dev_mmio(c->v, d, VM_QUEUE_NUM_MAX, 4, false, &x) == 0 && x != 0)
+		gdrv_vcpu_fail(c->v, "QueueNumMax of a missing queue reads %llu, want 0 (§4.2.2)",
 			  (unsigned long long)x);
 	TRY_WL(poke(c, d, VM_QUEUE_NUM, 4, true, 16, "QueueNum on a missing queue"));
 	TRY_WL(poke(c, d, VM_QUEUE_READY, 4, true, 1, "QueueReady on a missing queue"));
 	TRY_WL(poke(c, d, VM_QUEUE_NOTIFY, 4, true, 1000, "notify of queue 1000"));
 	TRY_WL(recover(c, d, in, rg, "register pokes"));
-	vdev_get_info(d, &now);
+	gdrv_dev_get_info(d, &now);
 	if (now.capacity != cap_before)
-		return vcpu_fail(c->v, "capacity changed from %llu to %llu by writes to config space",
+		return gdrv_vcpu_fail(c->v, "capacity changed from %llu to %llu by writes to config space",
 				 (unsigned long long)cap_before, (unsigned long long)now.capacity);
 	/* 4. Queue size not a power of two, before DRIVER_OK. */
-	TRY_WL(vdev_reset(c->v, d));
+	TRY_WL(gdrv_dev_reset(c->v, d));
 	TRY_WL(poke(c, d, VM_STATUS, 4, true, ST_ACKNOWLEDGE | ST_DRIVER, "status"));
 	TRY_WL(poke(c, d, VM_QUEUE_SEL, 4, true, 0, "QueueSel"));
 	TRY_WL(poke(c, d, VM_QUEUE_NUM, 4, true, 3, "QueueNum 3"));
@@ -934,11 +946,11 @@ static int wl_hostile(struct wl_ctx *c, struct vdev *d, const struct vdev_info *
 	TRY_WL(do_req(c, d, BLK_T_IN, now.capacity, 512, NULL, BLK_S_IOERR));
 	TRY_WL(do_req(c, d, BLK_T_IN, now.capacity - 1, 1024, NULL, BLK_S_IOERR));
 	TRY_WL(do_req(c, d, BLK_T_IN, UINT64_MAX - 1, 4096, NULL, BLK_S_IOERR));
-	TRY_WL(vblk_request(c->v, d, BLK_T_IN, 0, 100, NULL, &status));
+	TRY_WL(gdrv_request(c->v, d, BLK_T_IN, 0, 100, NULL, &status));
 	if (status == BLK_S_OK)
-		return vcpu_fail(c->v, "read of 100 bytes (not a sector multiple) succeeded");
+		return gdrv_vcpu_fail(c->v, "read of 100 bytes (not a sector multiple) succeeded");
 	if (now.features & (1ull << F_BLK_RO)) {
-		memset(vblk_buffer(c->v, d), 0xa5, 512);
+		memset(gdrv_buffer(c->v, d), 0xa5, 512);
 		TRY_WL(do_req(c, d, BLK_T_OUT, 0, 512, NULL, BLK_S_IOERR));
 		TRY_WL(ro_verify(c, d, &now, &(struct region){ .start = 0, .nsect = 8, .align = 1 }));
 	}
@@ -955,19 +967,19 @@ static void *wl_thread(void *arg)
 {
 	struct wl_run *run = arg;
 	struct wl_ctx *c = run->ctx;
-	struct guest *g = c->g;
+	struct gdrv_guest *g = c->g;
 	unsigned int i;
 
-	for (i = 0; i < guest_ndevs(g) && c->ret == 0; i++) {
-		struct vdev *d = guest_dev(g, i);
-		struct vdev_info in;
+	for (i = 0; i < gdrv_guest_ndevs(g) && c->ret == 0; i++) {
+		struct gdrv_dev *d = gdrv_guest_dev(g, i);
+		struct gdrv_info in;
 		struct region rg;
 		struct sbuf notes = { 0 };
 
-		if (!vdev_ready(d))
+		if (!gdrv_dev_ready(d))
 			continue;
-		vdev_get_info(d, &in);
-		rg = vcpu_region(&in, vcpu_id(c->v), guest_nvcpus(g), c->spec->span);
+		gdrv_dev_get_info(d, &in);
+		rg = vcpu_region(&in, gdrv_vcpu_id(c->v), gdrv_guest_nvcpus(g), c->spec->span);
 		if (rg.nsect < rg.align * 8 && c->spec->kind != WL_HOSTILE)
 			continue;
 		switch (c->spec->kind) {
@@ -987,14 +999,14 @@ static void *wl_thread(void *arg)
 	return NULL;
 }
 
-int guest_run_workload(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
+int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 {
 	pthread_mutex_t notes_lock = PTHREAD_MUTEX_INITIALIZER;
 	struct sbuf notes = { 0 };
 	struct wl_ctx *ctx = NULL;
 	struct wl_run *runs = NULL;
 	struct wl_spec spec;
-	struct guest *g = NULL;
+	struct gdrv_guest *g = NULL;
 	unsigned int i, j, nv = dom->vcpus;
 	uint64_t t0, el;
 	int r, ret = 0;
@@ -1003,7 +1015,7 @@ int guest_run_workload(struct sim_domain *dom, const char *spec_str, struct sbuf
 	r = parse_spec(spec_str, &spec, rep);
 	if (r < 0)
 		return r;
-	r = guest_new(dom, &g);
+	r = gdrv_guest_new(dom, &g);
 	if (r < 0)
 		return r;
 	ctx = calloc(nv, sizeof(*ctx));
@@ -1014,8 +1026,8 @@ int guest_run_workload(struct sim_domain *dom, const char *spec_str, struct sbuf
 	}
 	t0 = sim_now_us();
 	/* vCPU 0 probes the disks, as the guest kernel would at boot. */
-	for (i = 0; i < guest_ndevs(g); i++) {
-		r = vdev_init(guest_vcpu(g, 0), guest_dev(g, i));
+	for (i = 0; i < gdrv_guest_ndevs(g); i++) {
+		r = gdrv_dev_init(gdrv_guest_vcpu(g, 0), gdrv_guest_dev(g, i));
 		if (r == -ESRCH) {
 			died = true;
 			break;
@@ -1023,14 +1035,14 @@ int guest_run_workload(struct sim_domain *dom, const char *spec_str, struct sbuf
 		if (r < 0) {
 			sbuf_printf(rep, "dom %u %s: setup failed: %s\n", dom->domid,
 				    dom->cfg.disks[i].vdev,
-				    vcpu_error(guest_vcpu(g, 0)) ? vcpu_error(guest_vcpu(g, 0))
+				    gdrv_vcpu_error(gdrv_guest_vcpu(g, 0)) ? gdrv_vcpu_error(gdrv_guest_vcpu(g, 0))
 								  : strerror(-r));
 			ret = r == -ETIMEDOUT ? r : -EIO;
 			goto out;
 		}
 	}
 	for (i = 0; i < nv && !died; i++) {
-		ctx[i] = (struct wl_ctx){ .g = g, .spec = &spec, .v = guest_vcpu(g, i) };
+		ctx[i] = (struct wl_ctx){ .g = g, .spec = &spec, .v = gdrv_guest_vcpu(g, i) };
 		runs[i] = (struct wl_run){ .ctx = &ctx[i], .notes = &notes,
 					   .notes_lock = &notes_lock };
 		if (pthread_create(&ctx[i].thread, NULL, wl_thread, &runs[i]) != 0) {
@@ -1043,10 +1055,11 @@ int guest_run_workload(struct sim_domain *dom, const char *spec_str, struct sbuf
 			pthread_join(ctx[i].thread, NULL);
 	el = sim_now_us() - t0;
 	/* Leave the devices reset, so the backend stops using this run's rings. */
-	for (i = 0; i < guest_ndevs(g) && !died; i++)
-		if (vdev_ready(guest_dev(g, i)) && vdev_reset(guest_vcpu(g, 0), guest_dev(g, i)) == -ESRCH)
+	for (i = 0; i < gdrv_guest_ndevs(g) && !died; i++)
+		if (gdrv_dev_ready(gdrv_guest_dev(g, i)) &&
+		    gdrv_dev_reset(gdrv_guest_vcpu(g, 0), gdrv_guest_dev(g, i)) == -ESRCH)
 			died = true;
-	for (i = 0; i < guest_ndevs(g); i++) {
+	for (i = 0; i < gdrv_guest_ndevs(g); i++) {
 		struct wl_stats t = { 0 };
 
 		for (j = 0; j < nv; j++) {
@@ -1075,10 +1088,10 @@ int guest_run_workload(struct sim_domain *dom, const char *spec_str, struct sbuf
 			died = true;
 		else if (ctx[j].ret == -ETIMEDOUT)
 			hang = true;
-		if (ctx[j].ret < 0 || vcpu_error(guest_vcpu(g, j))) {
+		if (ctx[j].ret < 0 || gdrv_vcpu_error(gdrv_guest_vcpu(g, j))) {
 			if (ctx[j].ret != -ESRCH)
 				sbuf_printf(rep, "dom %u FAILED: %s\n", dom->domid,
-					    vcpu_error(guest_vcpu(g, j)) ? vcpu_error(guest_vcpu(g, j))
+					    gdrv_vcpu_error(gdrv_guest_vcpu(g, j)) ? gdrv_vcpu_error(gdrv_guest_vcpu(g, j))
 									  : strerror(-ctx[j].ret));
 			if (!ret && ctx[j].ret != -ESRCH)
 				ret = -EIO;
@@ -1095,6 +1108,6 @@ out:
 	free(notes.s);
 	free(runs);
 	free(ctx);
-	guest_free(g);
+	gdrv_guest_free(g);
 	return ret;
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The simulated guest's virtio-mmio virtio-blk driver: probe, split/packed rings, requests through real ioreqs. */
+/* The simulated guest's virtio-mmio virtio-blk driver: probe, split/packed rings, real ioreqs. */
 #include <endian.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "guest.h"
+#include "gdrv.h"
 #include "log.h"
 
 /* Split ring descriptor flags (§2.7.5) and packed ring flags (§2.8.1). */
@@ -37,7 +37,7 @@ struct req {
 	bool busy;
 };
 
-struct vq {
+struct gdrv_vq {
 	unsigned int index;
 	uint16_t num;
 	bool packed;
@@ -60,8 +60,8 @@ struct vq {
 	bool broken;
 };
 
-struct vdev {
-	struct guest *g;
+struct gdrv_dev {
+	struct gdrv_guest *g;
 	unsigned int index;
 	const struct disk_config *cfg;
 	uint64_t base;
@@ -72,7 +72,7 @@ struct vdev {
 	uint32_t blk_size, seg_max, size_max;
 	uint32_t max_discard_sectors, max_write_zeroes_sectors;
 	unsigned int nq;
-	struct vq *vqs;
+	struct gdrv_vq *vqs;
 	pthread_mutex_t lock;
 	uint64_t irq_handled;
 	uint64_t ring_mem[64];	/* guest memory of each queue's rings, allocated once */
@@ -83,8 +83,8 @@ struct vbuf {
 	uint8_t *host;
 };
 
-struct vcpu {
-	struct guest *g;
+struct gdrv_vcpu {
+	struct gdrv_guest *g;
 	unsigned int id;
 	char err[512];
 	int failed;
@@ -92,17 +92,17 @@ struct vcpu {
 	struct req reqs[SIM_MAX_DISKS][GUEST_MAX_QD];
 };
 
-struct guest {
+struct gdrv_guest {
 	struct sim_domain *dom;
 	pthread_mutex_t alloc_lock;
 	uint64_t next;		/* allocation offset in RAM */
 	uint32_t *page_ref;	/* grant ref of each RAM page, 0 = none */
 	unsigned int ndevs;
-	struct vdev devs[SIM_MAX_DISKS];
-	struct vcpu *vcpus;
+	struct gdrv_dev devs[SIM_MAX_DISKS];
+	struct gdrv_vcpu *vcpus;
 };
 
-int vcpu_fail(struct vcpu *v, const char *fmt, ...)
+int gdrv_vcpu_fail(struct gdrv_vcpu *v, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -117,27 +117,27 @@ int vcpu_fail(struct vcpu *v, const char *fmt, ...)
 	return -EIO;
 }
 
-int vcpu_ioreq(struct vcpu *v, const struct xsim_ioreq *in, uint64_t *ret_data)
+int gdrv_vcpu_ioreq(struct gdrv_vcpu *v, const struct xsim_ioreq *in, uint64_t *ret_data)
 {
 	return hv_ioreq(v->g->dom, v->id, in, ret_data);
 }
 
-const char *vcpu_error(const struct vcpu *v)
+const char *gdrv_vcpu_error(const struct gdrv_vcpu *v)
 {
 	return v->failed ? v->err : NULL;
 }
 
-unsigned int vcpu_id(const struct vcpu *v)
+unsigned int gdrv_vcpu_id(const struct gdrv_vcpu *v)
 {
 	return v->id;
 }
 
-static uint8_t *gpa_host(struct guest *g, uint64_t gpa)
+static uint8_t *gpa_host(struct gdrv_guest *g, uint64_t gpa)
 {
 	return g->dom->ram + (gpa - XSIM_GUEST_RAM_BASE);
 }
 
-static int galloc(struct guest *g, uint64_t size, uint64_t *ret_gpa)
+static int galloc(struct gdrv_guest *g, uint64_t size, uint64_t *ret_gpa)
 {
 	uint64_t off;
 	int r = 0;
@@ -158,7 +158,7 @@ static int galloc(struct guest *g, uint64_t size, uint64_t *ret_gpa)
 }
 
 /* Grant dom0 every page of [gpa, gpa+size), in reverse so one buffer's refs are not consecutive. */
-static int ggrant(struct guest *g, uint64_t gpa, uint64_t size)
+static int ggrant(struct gdrv_guest *g, uint64_t gpa, uint64_t size)
 {
 	uint64_t first = (gpa - XSIM_GUEST_RAM_BASE) >> XSIM_PAGE_SHIFT;
 	uint64_t n = (size + XSIM_PAGE_SIZE - 1) >> XSIM_PAGE_SHIFT, i;
@@ -179,7 +179,7 @@ static int ggrant(struct guest *g, uint64_t gpa, uint64_t size)
 }
 
 /* The address the device sees: a grant address (bit 63, ref << 12) with ACCESS_PLATFORM grants. */
-static uint64_t dma(struct vdev *d, uint64_t gpa)
+static uint64_t dma(struct gdrv_dev *d, uint64_t gpa)
 {
 	uint64_t page = (gpa - XSIM_GUEST_RAM_BASE) >> XSIM_PAGE_SHIFT;
 
@@ -189,7 +189,7 @@ static uint64_t dma(struct vdev *d, uint64_t gpa)
 	       (gpa & (XSIM_PAGE_SIZE - 1));
 }
 
-static int dalloc(struct vdev *d, uint64_t size, uint64_t *ret_gpa)
+static int dalloc(struct gdrv_dev *d, uint64_t size, uint64_t *ret_gpa)
 {
 	int r = galloc(d->g, size, ret_gpa);
 
@@ -198,9 +198,9 @@ static int dalloc(struct vdev *d, uint64_t size, uint64_t *ret_gpa)
 	return r;
 }
 
-int guest_new(struct sim_domain *dom, struct guest **ret_g)
+int gdrv_guest_new(struct sim_domain *dom, struct gdrv_guest **ret_g)
 {
-	struct guest *g = calloc(1, sizeof(*g));
+	struct gdrv_guest *g = calloc(1, sizeof(*g));
 	unsigned int i;
 
 	if (!g)
@@ -210,12 +210,12 @@ int guest_new(struct sim_domain *dom, struct guest **ret_g)
 	g->page_ref = calloc(dom->ram_bytes / XSIM_PAGE_SIZE, sizeof(*g->page_ref));
 	g->vcpus = calloc(dom->vcpus, sizeof(*g->vcpus));
 	if (!g->page_ref || !g->vcpus) {
-		guest_free(g);
+		gdrv_guest_free(g);
 		return -ENOMEM;
 	}
 	g->ndevs = dom->cfg.ndisks;
 	for (i = 0; i < g->ndevs; i++) {
-		struct vdev *d = &g->devs[i];
+		struct gdrv_dev *d = &g->devs[i];
 
 		d->g = g;
 		d->index = i;
@@ -229,7 +229,7 @@ int guest_new(struct sim_domain *dom, struct guest **ret_g)
 		g->vcpus[i].id = i;
 		g->vcpus[i].bufs = calloc(SIM_MAX_DISKS * GUEST_MAX_QD, sizeof(struct vbuf));
 		if (!g->vcpus[i].bufs) {
-			guest_free(g);
+			gdrv_guest_free(g);
 			return -ENOMEM;
 		}
 	}
@@ -237,7 +237,7 @@ int guest_new(struct sim_domain *dom, struct guest **ret_g)
 	return 0;
 }
 
-static void vq_free(struct vq *q)
+static void vq_free(struct gdrv_vq *q)
 {
 	free(q->reqs);
 	free(q->chain_len);
@@ -246,7 +246,7 @@ static void vq_free(struct vq *q)
 	pthread_mutex_destroy(&q->lock);
 }
 
-void guest_free(struct guest *g)
+void gdrv_guest_free(struct gdrv_guest *g)
 {
 	unsigned int i, j;
 
@@ -274,29 +274,29 @@ void guest_free(struct guest *g)
 	free(g);
 }
 
-unsigned int guest_ndevs(const struct guest *g)
+unsigned int gdrv_guest_ndevs(const struct gdrv_guest *g)
 {
 	return g->ndevs;
 }
 
-unsigned int guest_nvcpus(const struct guest *g)
+unsigned int gdrv_guest_nvcpus(const struct gdrv_guest *g)
 {
 	return g->dom->vcpus;
 }
 
-struct vdev *guest_dev(struct guest *g, unsigned int i)
+struct gdrv_dev *gdrv_guest_dev(struct gdrv_guest *g, unsigned int i)
 {
 	return &g->devs[i];
 }
 
-struct vcpu *guest_vcpu(struct guest *g, unsigned int i)
+struct gdrv_vcpu *gdrv_guest_vcpu(struct gdrv_guest *g, unsigned int i)
 {
 	return &g->vcpus[i];
 }
 
-void vdev_get_info(const struct vdev *d, struct vdev_info *ret)
+void gdrv_dev_get_info(const struct gdrv_dev *d, struct gdrv_info *ret)
 {
-	*ret = (struct vdev_info){
+	*ret = (struct gdrv_info){
 		.cfg = d->cfg,
 		.capacity = d->capacity,
 		.blk_size = d->blk_size,
@@ -326,33 +326,35 @@ static const char *mmio_err(int r)
 	}
 }
 
-int vdev_mmio(struct vcpu *v, struct vdev *d, unsigned int off, unsigned int size, bool write,
+int gdrv_dev_mmio(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int off, unsigned int size,
+		  bool write,
 	      uint64_t *val)
 {
 	return hv_mmio(v->g->dom, v->id, d->base + off, size, write, val);
 }
 
-static int rd(struct vcpu *v, struct vdev *d, unsigned int off, unsigned int size, uint32_t *ret)
+static int rd(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int off, unsigned int size,
+	      uint32_t *ret)
 {
 	uint64_t x = 0;
-	int r = vdev_mmio(v, d, off, size, false, &x);
+	int r = gdrv_dev_mmio(v, d, off, size, false, &x);
 
 	if (r < 0) {
 		if (r != -ESRCH)
-			vcpu_fail(v, "%s: read 0x%03x: %s", d->cfg->vdev, off, mmio_err(r));
+			gdrv_vcpu_fail(v, "%s: read 0x%03x: %s", d->cfg->vdev, off, mmio_err(r));
 		return r;
 	}
 	*ret = (uint32_t)x;
 	return 0;
 }
 
-static int wr(struct vcpu *v, struct vdev *d, unsigned int off, uint32_t val)
+static int wr(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int off, uint32_t val)
 {
 	uint64_t x = val;
-	int r = vdev_mmio(v, d, off, 4, true, &x);
+	int r = gdrv_dev_mmio(v, d, off, 4, true, &x);
 
 	if (r < 0 && r != -ESRCH)
-		vcpu_fail(v, "%s: write 0x%03x: %s", d->cfg->vdev, off, mmio_err(r));
+		gdrv_vcpu_fail(v, "%s: write 0x%03x: %s", d->cfg->vdev, off, mmio_err(r));
 	return r;
 }
 
@@ -363,7 +365,7 @@ static int wr(struct vcpu *v, struct vdev *d, unsigned int off, uint32_t val)
 			return r_;    \
 	} while (0)
 
-int vdev_reset(struct vcpu *v, struct vdev *d)
+int gdrv_dev_reset(struct gdrv_vcpu *v, struct gdrv_dev *d)
 {
 	uint32_t st = 1;
 	unsigned int i;
@@ -376,11 +378,11 @@ int vdev_reset(struct vcpu *v, struct vdev *d)
 		if (!st)
 			return 0;
 	}
-	return vcpu_fail(v, "%s: Status still 0x%x after reset", d->cfg->vdev, st);
+	return gdrv_vcpu_fail(v, "%s: Status still 0x%x after reset", d->cfg->vdev, st);
 }
 
 /* Device configuration (§5.2.4), read with the generation check of §4.2.2.2. */
-static int read_config(struct vcpu *v, struct vdev *d)
+static int read_config(struct gdrv_vcpu *v, struct gdrv_dev *d)
 {
 	uint32_t gen0, gen1, lo, hi, x;
 	unsigned int tries;
@@ -415,17 +417,17 @@ static int read_config(struct vcpu *v, struct vdev *d)
 		if (gen0 == gen1)
 			return 0;
 	}
-	return vcpu_fail(v, "%s: config generation never settles", d->cfg->vdev);
+	return gdrv_vcpu_fail(v, "%s: config generation never settles", d->cfg->vdev);
 }
 
 /* Rings of one queue at GUEST_QUEUE_SIZE, each part page-aligned, plus the vCPUs' indirect tables. */
-static uint64_t ring_area_size(struct vdev *d)
+static uint64_t ring_area_size(struct gdrv_dev *d)
 {
 	return 4 * XSIM_PAGE_SIZE + (uint64_t)d->g->dom->vcpus * GUEST_MAX_QD * MAX_SEGS * 16;
 }
 
 /* A slot's buffer: [page ending with the header][GUEST_MAX_IO data][status page], made on first use. */
-static int slot_buf(struct vcpu *v, struct vdev *d, unsigned int slot, struct vbuf **ret)
+static int slot_buf(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, struct vbuf **ret)
 {
 	struct vbuf *b = &v->bufs[d->index * GUEST_MAX_QD + slot];
 
@@ -438,7 +440,7 @@ static int slot_buf(struct vcpu *v, struct vdev *d, unsigned int slot, struct vb
 	return 0;
 }
 
-static int vq_setup(struct vcpu *v, struct vdev *d, struct vq *q, unsigned int index)
+static int vq_setup(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q, unsigned int index)
 {
 	uint32_t max, ready;
 	uint16_t num;
@@ -451,16 +453,16 @@ static int vq_setup(struct vcpu *v, struct vdev *d, struct vq *q, unsigned int i
 	TRY(wr(v, d, VM_QUEUE_SEL, index));
 	TRY(rd(v, d, VM_QUEUE_READY, 4, &ready));
 	if (ready)
-		return vcpu_fail(v, "%s: queue %u ready before setup", d->cfg->vdev, index);
+		return gdrv_vcpu_fail(v, "%s: queue %u ready before setup", d->cfg->vdev, index);
 	TRY(rd(v, d, VM_QUEUE_NUM_MAX, 4, &max));
 	if (!max)
-		return vcpu_fail(v, "%s: queue %u not available (QueueNumMax 0)", d->cfg->vdev,
+		return gdrv_vcpu_fail(v, "%s: queue %u not available (QueueNumMax 0)", d->cfg->vdev,
 				 index);
 	/* Split rings need a power of two (§2.7); use it for both. */
 	for (num = GUEST_QUEUE_SIZE; num > max; num /= 2)
 		;
 	if (!num)
-		return vcpu_fail(v, "%s: queue %u: QueueNumMax %u too small", d->cfg->vdev, index,
+		return gdrv_vcpu_fail(v, "%s: queue %u: QueueNumMax %u too small", d->cfg->vdev, index,
 				 max);
 	q->num = num;
 	if (q->packed) {
@@ -508,12 +510,12 @@ static int vq_setup(struct vcpu *v, struct vdev *d, struct vq *q, unsigned int i
 	TRY(wr(v, d, VM_QUEUE_READY, 1));
 	TRY(rd(v, d, VM_QUEUE_READY, 4, &ready));
 	if (ready != 1)
-		return vcpu_fail(v, "%s: queue %u: QueueReady reads %u after enabling",
+		return gdrv_vcpu_fail(v, "%s: queue %u: QueueReady reads %u after enabling",
 				 d->cfg->vdev, index, ready);
 	return 0;
 }
 
-int vdev_init(struct vcpu *v, struct vdev *d)
+int gdrv_dev_init(struct gdrv_vcpu *v, struct gdrv_dev *d)
 {
 	uint32_t x, lo, hi, st;
 	uint64_t offered, want;
@@ -521,14 +523,14 @@ int vdev_init(struct vcpu *v, struct vdev *d)
 
 	TRY(rd(v, d, VM_MAGIC, 4, &x));
 	if (x != VM_MAGIC_VALUE)
-		return vcpu_fail(v, "%s: MagicValue 0x%08x", d->cfg->vdev, x);
+		return gdrv_vcpu_fail(v, "%s: MagicValue 0x%08x", d->cfg->vdev, x);
 	TRY(rd(v, d, VM_VERSION, 4, &x));
 	if (x != 2)
-		return vcpu_fail(v, "%s: Version %u, want 2 (non-legacy)", d->cfg->vdev, x);
+		return gdrv_vcpu_fail(v, "%s: Version %u, want 2 (non-legacy)", d->cfg->vdev, x);
 	TRY(rd(v, d, VM_DEVICE_ID, 4, &x));
 	if (x != 2)
-		return vcpu_fail(v, "%s: DeviceID %u, want 2 (block)", d->cfg->vdev, x);
-	TRY(vdev_reset(v, d));
+		return gdrv_vcpu_fail(v, "%s: DeviceID %u, want 2 (block)", d->cfg->vdev, x);
+	TRY(gdrv_dev_reset(v, d));
 	TRY(wr(v, d, VM_STATUS, ST_ACKNOWLEDGE));
 	TRY(wr(v, d, VM_STATUS, ST_ACKNOWLEDGE | ST_DRIVER));
 	TRY(wr(v, d, VM_DEVICE_FEATURES_SEL, 0));
@@ -537,7 +539,7 @@ int vdev_init(struct vcpu *v, struct vdev *d)
 	TRY(rd(v, d, VM_DEVICE_FEATURES, 4, &hi));
 	offered = (uint64_t)hi << 32 | lo;
 	if (!(offered & (1ull << F_VERSION_1)))
-		return vcpu_fail(v, "%s: VIRTIO_F_VERSION_1 not offered (0x%llx)", d->cfg->vdev,
+		return gdrv_vcpu_fail(v, "%s: VIRTIO_F_VERSION_1 not offered (0x%llx)", d->cfg->vdev,
 				 (unsigned long long)offered);
 	want = (1ull << F_VERSION_1) | (1ull << F_BLK_SIZE_MAX) | (1ull << F_BLK_SEG_MAX) |
 	       (1ull << F_BLK_BLK_SIZE) | (1ull << F_BLK_FLUSH) | (1ull << F_BLK_RO) |
@@ -561,13 +563,13 @@ int vdev_init(struct vcpu *v, struct vdev *d)
 	TRY(wr(v, d, VM_STATUS, ST_ACKNOWLEDGE | ST_DRIVER | ST_FEATURES_OK));
 	TRY(rd(v, d, VM_STATUS, 4, &st));
 	if (!(st & ST_FEATURES_OK))
-		return vcpu_fail(v, "%s: device refused features 0x%llx (Status 0x%x)",
+		return gdrv_vcpu_fail(v, "%s: device refused features 0x%llx (Status 0x%x)",
 				 d->cfg->vdev, (unsigned long long)d->features, st);
 	TRY(read_config(v, d));
 	if (!d->nq || d->nq > 64)
-		return vcpu_fail(v, "%s: num_queues %u", d->cfg->vdev, d->nq);
+		return gdrv_vcpu_fail(v, "%s: num_queues %u", d->cfg->vdev, d->nq);
 	if (d->blk_size < 512 || (d->blk_size & (d->blk_size - 1)))
-		return vcpu_fail(v, "%s: blk_size %u", d->cfg->vdev, d->blk_size);
+		return gdrv_vcpu_fail(v, "%s: blk_size %u", d->cfg->vdev, d->blk_size);
 	/* One queue per vCPU at most, as Linux does. */
 	if (d->nq > d->g->dom->vcpus)
 		d->nq = d->g->dom->vcpus;
@@ -586,32 +588,32 @@ int vdev_init(struct vcpu *v, struct vdev *d)
 	TRY(wr(v, d, VM_STATUS, ST_ACKNOWLEDGE | ST_DRIVER | ST_FEATURES_OK | ST_DRIVER_OK));
 	TRY(rd(v, d, VM_STATUS, 4, &st));
 	if (st & (ST_NEEDS_RESET | ST_FAILED) || !(st & ST_DRIVER_OK))
-		return vcpu_fail(v, "%s: Status 0x%x after DRIVER_OK", d->cfg->vdev, st);
+		return gdrv_vcpu_fail(v, "%s: Status 0x%x after DRIVER_OK", d->cfg->vdev, st);
 	d->ready = true;
 	return 0;
 }
 
-unsigned int vdev_index(const struct vdev *d)
+unsigned int gdrv_dev_index(const struct gdrv_dev *d)
 {
 	return d->index;
 }
 
-uint64_t vdev_dma(struct vdev *d, uint64_t gpa)
+uint64_t gdrv_dev_dma(struct gdrv_dev *d, uint64_t gpa)
 {
 	return dma(d, gpa);
 }
 
-bool vdev_ready(const struct vdev *d)
+bool gdrv_dev_ready(const struct gdrv_dev *d)
 {
 	return d->ready;
 }
 
-uint8_t *vblk_buffer(struct vcpu *v, struct vdev *d)
+uint8_t *gdrv_buffer(struct gdrv_vcpu *v, struct gdrv_dev *d)
 {
-	return vblk_slot_buffer(v, d, 0);
+	return gdrv_slot_buffer(v, d, 0);
 }
 
-uint8_t *vblk_slot_buffer(struct vcpu *v, struct vdev *d, unsigned int slot)
+uint8_t *gdrv_slot_buffer(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot)
 {
 	struct vbuf *b;
 
@@ -620,7 +622,7 @@ uint8_t *vblk_slot_buffer(struct vcpu *v, struct vdev *d, unsigned int slot)
 	return b->host + XSIM_PAGE_SIZE;
 }
 
-static struct vq *vq_of(struct vcpu *v, struct vdev *d)
+static struct gdrv_vq *vq_of(struct gdrv_vcpu *v, struct gdrv_dev *d)
 {
 	return &d->vqs[v->id % d->nq];
 }
@@ -660,17 +662,18 @@ static void st64(uint8_t *p, uint64_t v)
 }
 
 /* Collect completions (q->lock held).  A device error is recorded and breaks the queue. */
-static int vq_reap(struct vcpu *v, struct vdev *d, struct vq *q)
+static int vq_reap(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 {
 	if (q->broken)
 		return -EIO;
 	if (!q->packed) {
 		/* Acquire pairs with the device's write barrier before it bumps used->idx (§2.7.8). */
-		uint16_t used_idx = le16toh(__atomic_load_n((uint16_t *)(q->dev + 2), __ATOMIC_ACQUIRE));
+		uint16_t used_idx = le16toh(__atomic_load_n((uint16_t *)(q->dev + 2),
+							    __ATOMIC_ACQUIRE));
 
 		if ((uint16_t)(used_idx - q->last_used) > q->num) {
 			q->broken = true;
-			return vcpu_fail(v, "%s: queue %u: used idx jumped from %u to %u",
+			return gdrv_vcpu_fail(v, "%s: queue %u: used idx jumped from %u to %u",
 					 d->cfg->vdev, q->index, q->last_used, used_idx);
 		}
 		while (q->last_used != used_idx) {
@@ -680,7 +683,7 @@ static int vq_reap(struct vcpu *v, struct vdev *d, struct vq *q)
 
 			if (id >= q->num || !q->reqs[id]) {
 				q->broken = true;
-				return vcpu_fail(v, "%s: queue %u: used id %u was not in flight",
+				return gdrv_vcpu_fail(v, "%s: queue %u: used id %u was not in flight",
 						 d->cfg->vdev, q->index, id);
 			}
 			q->reqs[id]->used_len = len;
@@ -710,7 +713,7 @@ static int vq_reap(struct vcpu *v, struct vdev *d, struct vq *q)
 		len = ld32(e + 8);
 		if (id >= q->num || !q->reqs[id]) {
 			q->broken = true;
-			return vcpu_fail(v, "%s: queue %u: used buffer id %u was not in flight",
+			return gdrv_vcpu_fail(v, "%s: queue %u: used buffer id %u was not in flight",
 					 d->cfg->vdev, q->index, id);
 		}
 		q->reqs[id]->used_len = len;
@@ -731,7 +734,7 @@ static int vq_reap(struct vcpu *v, struct vdev *d, struct vq *q)
  * entry (used_event, §2.7.10), then look again, since the device may have
  * published before it could see the new used_event.
  */
-static int vq_arm(struct vcpu *v, struct vdev *d, struct vq *q)
+static int vq_arm(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 {
 	int r = 0;
 
@@ -746,7 +749,7 @@ static int vq_arm(struct vcpu *v, struct vdev *d, struct vq *q)
 	return r;
 }
 
-static uint64_t irq_count(struct vdev *d)
+static uint64_t irq_count(struct gdrv_dev *d)
 {
 	uint64_t c;
 
@@ -757,7 +760,7 @@ static uint64_t irq_count(struct vdev *d)
 }
 
 /* The interrupt handler: whoever sees a new edge first reads and acknowledges InterruptStatus. */
-static int handle_irq(struct vcpu *v, struct vdev *d, uint64_t count)
+static int handle_irq(struct gdrv_vcpu *v, struct gdrv_dev *d, uint64_t count)
 {
 	bool mine = false;
 	uint32_t isr;
@@ -777,7 +780,7 @@ static int handle_irq(struct vcpu *v, struct vdev *d, uint64_t count)
 }
 
 /* Wait for an interrupt after @seen: 0, -ETIMEDOUT or -ESRCH. */
-static int wait_irq(struct vdev *d, uint64_t seen, uint64_t deadline)
+static int wait_irq(struct gdrv_dev *d, uint64_t seen, uint64_t deadline)
 {
 	struct sim_domain *dom = d->g->dom;
 	int r = 0;
@@ -796,7 +799,7 @@ static int wait_irq(struct vdev *d, uint64_t seen, uint64_t deadline)
 	return r;
 }
 
-static int wait_done(struct vcpu *v, struct vdev *d, struct vq *q, struct req *rq,
+static int wait_done(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q, struct req *rq,
 		     unsigned int timeout_ms)
 {
 	uint64_t deadline = sim_now_us() + (uint64_t)timeout_ms * 1000;
@@ -824,10 +827,10 @@ static int wait_done(struct vcpu *v, struct vdev *d, struct vq *q, struct req *r
 			vq_reap(v, d, q);
 			pthread_mutex_unlock(&q->lock);
 			if (__atomic_load_n(&rq->done, __ATOMIC_ACQUIRE))
-				return vcpu_fail(v, "%s: queue %u: request completed without an interrupt",
+				return gdrv_vcpu_fail(v, "%s: queue %u: request completed without an interrupt",
 						 d->cfg->vdev, q->index);
 			rd(v, d, VM_STATUS, 4, &st);
-			vcpu_fail(v, "%s: queue %u: no completion within %u ms (Status 0x%x%s)",
+			gdrv_vcpu_fail(v, "%s: queue %u: no completion within %u ms (Status 0x%x%s)",
 				  d->cfg->vdev, q->index, timeout_ms, st,
 				  st & ST_NEEDS_RESET ? ", DEVICE_NEEDS_RESET" : "");
 			return -ETIMEDOUT;
@@ -839,7 +842,7 @@ static int wait_done(struct vcpu *v, struct vdev *d, struct vq *q, struct req *r
 }
 
 /* Put a chain of @n segments on the queue (q->lock held) and return whether to notify. */
-static int vq_add(struct vdev *d, struct vq *q, const struct seg *s, unsigned int n,
+static int vq_add(struct gdrv_dev *d, struct gdrv_vq *q, const struct seg *s, unsigned int n,
 		  struct req *rq, bool indirect, uint8_t *ind, uint64_t ind_gpa, bool *ret_notify)
 {
 	unsigned int i, ndesc = indirect ? 1 : n;
@@ -893,7 +896,8 @@ static int vq_add(struct vdev *d, struct vq *q, const struct seg *s, unsigned in
 			/* §2.7.10: notify if avail_event lies in (old idx, new idx]. */
 			uint16_t ev = ld16(q->dev + 4 + 8u * q->num);
 
-			*ret_notify = (uint16_t)(q->avail_idx - ev - 1) < (uint16_t)(q->avail_idx - avail);
+			*ret_notify = (uint16_t)(q->avail_idx - ev - 1) <
+				      (uint16_t)(q->avail_idx - avail);
 		} else {
 			*ret_notify = !(ld16(q->dev) & USED_F_NO_NOTIFY);
 		}
@@ -956,7 +960,7 @@ static int vq_add(struct vdev *d, struct vq *q, const struct seg *s, unsigned in
 }
 
 /* Split [gpa, gpa+len) into @want pieces, and at page boundaries when grants are in use. */
-static unsigned int add_data(struct vdev *d, struct seg *s, unsigned int n, uint64_t gpa,
+static unsigned int add_data(struct gdrv_dev *d, struct seg *s, unsigned int n, uint64_t gpa,
 			     uint32_t len, bool write, unsigned int want)
 {
 	bool grants = !!(d->features & (1ull << F_ACCESS_PLATFORM));
@@ -982,12 +986,12 @@ static unsigned int add_data(struct vdev *d, struct seg *s, unsigned int n, uint
 	return n;
 }
 
-int vblk_submit(struct vcpu *v, struct vdev *d, unsigned int slot, uint32_t type,
+int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint32_t type,
 		uint64_t sector, uint32_t len, const struct req_layout *lay)
 {
 	bool in = type == BLK_T_IN || type == BLK_T_GET_ID;
 	struct req_layout def = { .data_segs = 1 };
-	struct vq *q = vq_of(v, d);
+	struct gdrv_vq *q = vq_of(v, d);
 	struct seg s[MAX_SEGS];
 	bool notify = false, indirect;
 	uint64_t hdr, data, status, ind_off;
@@ -998,7 +1002,7 @@ int vblk_submit(struct vcpu *v, struct vdev *d, unsigned int slot, uint32_t type
 	int r;
 
 	if (!d->ready)
-		return vcpu_fail(v, "%s: request on a device that is not set up", d->cfg->vdev);
+		return gdrv_vcpu_fail(v, "%s: request on a device that is not set up", d->cfg->vdev);
 	if (len > GUEST_MAX_IO || slot >= GUEST_MAX_QD)
 		return -EINVAL;
 	rq = &v->reqs[d->index][slot];
@@ -1050,7 +1054,7 @@ int vblk_submit(struct vcpu *v, struct vdev *d, unsigned int slot, uint32_t type
 		/* Ring full: wait for completions (ours or of the vCPUs sharing this queue). */
 		r = wait_irq(d, seen, sim_now_us() + (uint64_t)sim_timeout_ms * 1000);
 		if (r == -ETIMEDOUT)
-			r = vcpu_fail(v, "%s: queue %u full and no completion within %u ms",
+			r = gdrv_vcpu_fail(v, "%s: queue %u full and no completion within %u ms",
 				      d->cfg->vdev, q->index, sim_timeout_ms);
 		if (r == 0)
 			r = handle_irq(v, d, irq_count(d));
@@ -1068,7 +1072,7 @@ int vblk_submit(struct vcpu *v, struct vdev *d, unsigned int slot, uint32_t type
 	return 0;
 }
 
-int vblk_wait(struct vcpu *v, struct vdev *d, unsigned int slot, uint8_t *ret_status)
+int gdrv_wait(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint8_t *ret_status)
 {
 	struct req *rq;
 
@@ -1079,31 +1083,31 @@ int vblk_wait(struct vcpu *v, struct vdev *d, unsigned int slot, uint8_t *ret_st
 	rq->busy = false;
 	*ret_status = *gpa_host(d->g, rq->status_gpa);
 	if (*ret_status == BLK_S_NONE)
-		return vcpu_fail(v, "%s: request type %u sector %llu completed without a status byte",
+		return gdrv_vcpu_fail(v, "%s: request type %u sector %llu completed without a status byte",
 				 d->cfg->vdev, rq->type, (unsigned long long)rq->sector);
 	/* §2.7.8.1: len is the number of bytes written into the device-writable buffers. */
 	if (*ret_status == BLK_S_OK && rq->type == BLK_T_IN && rq->used_len != rq->expect_len)
-		return vcpu_fail(v, "%s: read of %u bytes: used len %u, want %u", d->cfg->vdev,
+		return gdrv_vcpu_fail(v, "%s: read of %u bytes: used len %u, want %u", d->cfg->vdev,
 				 rq->len, rq->used_len, rq->expect_len);
 	return 0;
 }
 
-int vblk_request(struct vcpu *v, struct vdev *d, uint32_t type, uint64_t sector, uint32_t len,
+int gdrv_request(struct gdrv_vcpu *v, struct gdrv_dev *d, uint32_t type, uint64_t sector, uint32_t len,
 		 const struct req_layout *lay, uint8_t *ret_status)
 {
-	TRY(vblk_submit(v, d, 0, type, sector, len, lay));
-	return vblk_wait(v, d, 0, ret_status);
+	TRY(gdrv_submit(v, d, 0, type, sector, len, lay));
+	return gdrv_wait(v, d, 0, ret_status);
 }
 
-int vq_raw_begin(struct vcpu *v, struct vdev *d, struct vq_raw *ret)
+int gdrv_raw_begin(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_raw *ret)
 {
-	struct vq *q = vq_of(v, d);
+	struct gdrv_vq *q = vq_of(v, d);
 	struct vbuf *b = &v->bufs[d->index * GUEST_MAX_QD];
 
 	if (!d->ready)
 		return -ENODEV;
 	pthread_mutex_lock(&q->lock);
-	*ret = (struct vq_raw){ .index = q->index, .num = q->num, .packed = q->packed,
+	*ret = (struct gdrv_raw){ .index = q->index, .num = q->num, .packed = q->packed,
 				.desc = q->desc, .avail = q->drv, .used = q->dev,
 				.desc_gpa = q->desc_gpa, .buf = b->host + XSIM_PAGE_SIZE,
 				.buf_gpa = b->gpa + XSIM_PAGE_SIZE, .next_avail = q->next_avail,
@@ -1111,15 +1115,15 @@ int vq_raw_begin(struct vcpu *v, struct vdev *d, struct vq_raw *ret)
 	return 0;
 }
 
-void vq_raw_end(struct vcpu *v, struct vdev *d)
+void gdrv_raw_end(struct gdrv_vcpu *v, struct gdrv_dev *d)
 {
 	pthread_mutex_unlock(&vq_of(v, d)->lock);
 }
 
-int vq_raw_wait(struct vcpu *v, struct vdev *d, uint16_t old_used, unsigned int timeout_ms)
+int gdrv_raw_wait(struct gdrv_vcpu *v, struct gdrv_dev *d, uint16_t old_used, unsigned int timeout_ms)
 {
 	uint64_t deadline = sim_now_us() + (uint64_t)timeout_ms * 1000;
-	struct vq *q = vq_of(v, d);
+	struct gdrv_vq *q = vq_of(v, d);
 
 	for (;;) {
 		uint64_t seen = irq_count(d);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* The simulated guest's virtio-mmio virtio-blk driver (written from the virtio 1.2 spec), used by the workloads. */
-#ifndef XENSIM_GUEST_H
-#define XENSIM_GUEST_H
+/* The simulated guest's virtio-mmio virtio-blk driver (from the virtio 1.2 spec) for the workloads. */
+#ifndef XENSIM_GDRV_H
+#define XENSIM_GDRV_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -80,24 +80,24 @@ enum vm_reg {
 #define GUEST_QUEUE_SIZE 128u
 #define GUEST_MAX_QD 16u	/* requests in flight per vCPU and disk */
 
-struct guest;
-struct vdev;
-struct vcpu;
+struct gdrv_guest;
+struct gdrv_dev;
+struct gdrv_vcpu;
 
 /* A guest's driver state for one workload run; vCPU 0 probes every disk. */
-int guest_new(struct sim_domain *dom, struct guest **ret_g);
-void guest_free(struct guest *g);
-unsigned int guest_ndevs(const struct guest *g);
-unsigned int guest_nvcpus(const struct guest *g);
-struct vdev *guest_dev(struct guest *g, unsigned int i);
-struct vcpu *guest_vcpu(struct guest *g, unsigned int i);
+int gdrv_guest_new(struct sim_domain *dom, struct gdrv_guest **ret_g);
+void gdrv_guest_free(struct gdrv_guest *g);
+unsigned int gdrv_guest_ndevs(const struct gdrv_guest *g);
+unsigned int gdrv_guest_nvcpus(const struct gdrv_guest *g);
+struct gdrv_dev *gdrv_guest_dev(struct gdrv_guest *g, unsigned int i);
+struct gdrv_vcpu *gdrv_guest_vcpu(struct gdrv_guest *g, unsigned int i);
 
-/* Probe, negotiate, set up queues, DRIVER_OK (§3.1.1); a failure explains itself in the vCPU's error. */
-int vdev_init(struct vcpu *v, struct vdev *d);
+/* Probe, negotiate, set up queues, DRIVER_OK (§3.1.1); a failure is explained in the vCPU's error. */
+int gdrv_dev_init(struct gdrv_vcpu *v, struct gdrv_dev *d);
 /* Write 0 to Status and wait for the reset to complete (§4.2.3.1 / §2.4). */
-int vdev_reset(struct vcpu *v, struct vdev *d);
+int gdrv_dev_reset(struct gdrv_vcpu *v, struct gdrv_dev *d);
 
-struct vdev_info {
+struct gdrv_info {
 	const struct disk_config *cfg;
 	uint64_t capacity;	/* 512-byte sectors */
 	uint32_t blk_size;
@@ -109,7 +109,7 @@ struct vdev_info {
 	uint32_t max_write_zeroes_sectors;
 	uint32_t seg_max;
 };
-void vdev_get_info(const struct vdev *d, struct vdev_info *ret);
+void gdrv_dev_get_info(const struct gdrv_dev *d, struct gdrv_info *ret);
 
 /* How a request is laid out in descriptors (the device must not assume a framing, §2.6.4). */
 struct req_layout {
@@ -125,35 +125,36 @@ struct req_layout {
  * set, or -errno (-ETIMEDOUT: hang, -ESRCH: domain died, -EIO: protocol
  * violation by the device, explained in the vCPU's error).
  */
-int vblk_request(struct vcpu *v, struct vdev *d, uint32_t type, uint64_t sector, uint32_t len,
+int gdrv_request(struct gdrv_vcpu *v, struct gdrv_dev *d, uint32_t type, uint64_t sector, uint32_t len,
 		 const struct req_layout *lay, uint8_t *ret_status);
-uint8_t *vblk_buffer(struct vcpu *v, struct vdev *d);
+uint8_t *gdrv_buffer(struct gdrv_vcpu *v, struct gdrv_dev *d);
 /*
  * The same in two halves, for several requests in flight per vCPU: @slot
- * (< GUEST_MAX_QD) names the request and its buffer (vblk_slot_buffer()).
+ * (< GUEST_MAX_QD) names the request and its buffer (gdrv_slot_buffer()).
  * Completions may be waited for in any order.
  */
-int vblk_submit(struct vcpu *v, struct vdev *d, unsigned int slot, uint32_t type,
+int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint32_t type,
 		uint64_t sector, uint32_t len, const struct req_layout *lay);
-int vblk_wait(struct vcpu *v, struct vdev *d, unsigned int slot, uint8_t *ret_status);
-uint8_t *vblk_slot_buffer(struct vcpu *v, struct vdev *d, unsigned int slot);
-unsigned int vdev_index(const struct vdev *d);
-/* The address the device must be given for guest physical @gpa (a grant address with ACCESS_PLATFORM). */
-uint64_t vdev_dma(struct vdev *d, uint64_t gpa);
-bool vdev_ready(const struct vdev *d);
+int gdrv_wait(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint8_t *ret_status);
+uint8_t *gdrv_slot_buffer(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot);
+unsigned int gdrv_dev_index(const struct gdrv_dev *d);
+/* The address the device sees for guest physical @gpa (a grant address with ACCESS_PLATFORM). */
+uint64_t gdrv_dev_dma(struct gdrv_dev *d, uint64_t gpa);
+bool gdrv_dev_ready(const struct gdrv_dev *d);
 
 /* Raw MMIO on @d's window for hostile scripts; and the vCPU's error text. */
-int vdev_mmio(struct vcpu *v, struct vdev *d, unsigned int off, unsigned int size, bool write,
+int gdrv_dev_mmio(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int off, unsigned int size,
+		  bool write,
 	      uint64_t *val);
 /* A raw ioreq from vCPU @v (hv_ioreq). */
-int vcpu_ioreq(struct vcpu *v, const struct xsim_ioreq *in, uint64_t *ret_data);
+int gdrv_vcpu_ioreq(struct gdrv_vcpu *v, const struct xsim_ioreq *in, uint64_t *ret_data);
 /* Record the first failure of this vCPU (returns -EIO). */
-int vcpu_fail(struct vcpu *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-const char *vcpu_error(const struct vcpu *v);
-unsigned int vcpu_id(const struct vcpu *v);
+int gdrv_vcpu_fail(struct gdrv_vcpu *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *gdrv_vcpu_error(const struct gdrv_vcpu *v);
+unsigned int gdrv_vcpu_id(const struct gdrv_vcpu *v);
 
 /* For hostile scripts: the split ring of the vCPU's queue, and its notify. */
-struct vq_raw {
+struct gdrv_raw {
 	unsigned int index;
 	uint16_t num;
 	bool packed;
@@ -165,13 +166,13 @@ struct vq_raw {
 	bool avail_wrap;		/* packed: its wrap counter */
 };
 /* Lock the vCPU's queue for raw access (no other request in flight on it). */
-int vq_raw_begin(struct vcpu *v, struct vdev *d, struct vq_raw *ret);
-void vq_raw_end(struct vcpu *v, struct vdev *d);
+int gdrv_raw_begin(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_raw *ret);
+void gdrv_raw_end(struct gdrv_vcpu *v, struct gdrv_dev *d);
 /*
  * Wait until the used idx moves past @old_used (split) or the next used slot
  * is written (packed), or the device needs a reset: 1 completed, 0 needs
  * reset, -errno.
  */
-int vq_raw_wait(struct vcpu *v, struct vdev *d, uint16_t old_used, unsigned int timeout_ms);
+int gdrv_raw_wait(struct gdrv_vcpu *v, struct gdrv_dev *d, uint16_t old_used, unsigned int timeout_ms);
 
 #endif
