@@ -75,6 +75,7 @@ struct gdrv_dev {
 	struct gdrv_vq *vqs;
 	pthread_mutex_t lock;
 	uint64_t irq_handled;
+	uint64_t notifies, interrupts, mmio;	/* counters for the report (atomic) */
 	uint64_t ring_mem[64];	/* guest memory of each queue's rings, allocated once */
 };
 
@@ -307,6 +308,9 @@ void gdrv_dev_get_info(const struct gdrv_dev *d, struct gdrv_info *ret)
 		.max_discard_sectors = d->max_discard_sectors,
 		.max_write_zeroes_sectors = d->max_write_zeroes_sectors,
 		.seg_max = d->seg_max,
+		.notifies = __atomic_load_n(&d->notifies, __ATOMIC_RELAXED),
+		.interrupts = __atomic_load_n(&d->interrupts, __ATOMIC_RELAXED),
+		.mmio = __atomic_load_n(&d->mmio, __ATOMIC_RELAXED),
 	};
 }
 
@@ -330,6 +334,7 @@ int gdrv_dev_mmio(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int off, uns
 		  bool write,
 	      uint64_t *val)
 {
+	__atomic_fetch_add(&d->mmio, 1, __ATOMIC_RELAXED);
 	return hv_mmio(v->g->dom, v->id, d->base + off, size, write, val);
 }
 
@@ -773,6 +778,7 @@ static int handle_irq(struct gdrv_vcpu *v, struct gdrv_dev *d, uint64_t count)
 	pthread_mutex_unlock(&d->lock);
 	if (!mine)
 		return 0;
+	__atomic_fetch_add(&d->interrupts, 1, __ATOMIC_RELAXED);
 	TRY(rd(v, d, VM_INTERRUPT_STATUS, 4, &isr));
 	if (isr)
 		TRY(wr(v, d, VM_INTERRUPT_ACK, isr));
@@ -814,11 +820,12 @@ static int wait_done(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q,
 		if (r < 0)
 			return r;
 		if (__atomic_load_n(&rq->done, __ATOMIC_ACQUIRE))
-			return 0;
+			/* Take the interrupt that came with it, as a real guest would (ISR read + ACK). */
+			return handle_irq(v, d, irq_count(d));
 		if (vq_arm(v, d, q) < 0)
 			return -EIO;
 		if (__atomic_load_n(&rq->done, __ATOMIC_ACQUIRE))
-			return 0;
+			return handle_irq(v, d, irq_count(d));
 		r = wait_irq(d, seen, deadline);
 		if (r == -ETIMEDOUT) {
 			uint32_t st = 0;
@@ -1067,8 +1074,10 @@ int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint
 		rq->busy = false;
 		return r;
 	}
-	if (notify)
+	if (notify) {
+		__atomic_fetch_add(&d->notifies, 1, __ATOMIC_RELAXED);
 		TRY(wr(v, d, VM_QUEUE_NOTIFY, q->index));
+	}
 	return 0;
 }
 

@@ -108,6 +108,9 @@ struct gdrv_info {
 	uint32_t max_discard_sectors;
 	uint32_t max_write_zeroes_sectors;
 	uint32_t seg_max;
+	uint64_t notifies;	/* QueueNotify writes */
+	uint64_t interrupts;	/* interrupts handled (InterruptStatus read) */
+	uint64_t mmio;		/* MMIO accesses, each one ioreq */
 };
 void gdrv_dev_get_info(const struct gdrv_dev *d, struct gdrv_info *ret);
 

@@ -1080,6 +1080,17 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 			    (unsigned long long)t.flushes, (unsigned long long)t.discards,
 			    (unsigned long long)t.zeroes, el / 1e6,
 			    (t.bytes_read + t.bytes_written) / 1048576.0 / (el ? el / 1e6 : 1));
+		{
+			struct gdrv_info in;
+
+			gdrv_dev_get_info(gdrv_guest_dev(g, i), &in);
+			sbuf_printf(rep, "  %s: %llu ioreqs, %llu notifies, %llu interrupts, %u queues, %s ring%s%s\n",
+				    dom->cfg.disks[i].vdev, (unsigned long long)in.mmio,
+				    (unsigned long long)in.notifies, (unsigned long long)in.interrupts,
+				    in.nqueues, in.packed ? "packed" : "split",
+				    in.features & (1ull << F_EVENT_IDX) ? ", event idx" : "",
+				    in.grants ? ", grants" : "");
+		}
 	}
 	if (notes.s)
 		sbuf_printf(rep, "%s", notes.s);
