@@ -809,6 +809,9 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	}
 	if (r == 0)
 		*ret_data = req->data;
+	/* The backend let go of a paused domain being destroyed: the domain's end, not a fault. */
+	if (r == -ENODEV && __atomic_load_n(&dom->paused, __ATOMIC_RELAXED))
+		r = -ESRCH;
 	if (r == 0 || r == -ETIMEDOUT)
 		__atomic_store_n(ioreq_flags(req), (uint8_t)STATE_IOREQ_NONE, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&sim_lock);

@@ -32,6 +32,23 @@ static const char *workloads[MAX_WORKLOADS];
 static char *owned_workloads[MAX_WORKLOADS];	/* those read from --config */
 static unsigned int nworkloads;
 static long destroy_after_ms = -1, crash_after_ms = -1, reboot_after_ms = -1;
+static const char *event_target;	/* the guest named after MS:, or NULL for all */
+
+/* Is guest @gr hit by --destroy-after / --crash-after / --reboot-after? */
+static bool targeted(const struct guest_run *gr)
+{
+	return !event_target || !strcmp(event_target, gr->cfg.name);
+}
+
+/* "MS" or "MS:NAME" */
+static long parse_event(const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+
+	if (colon)
+		event_target = colon + 1;
+	return atol(arg);
+}
 
 static void usage(FILE *f)
 {
@@ -47,9 +64,10 @@ static void usage(FILE *f)
 		"  --config FILE        lines 'guest SPEC' and 'workload SPEC' ('#' comments)\n"
 		"  --workload SPEC      run on every guest, in order: verify|random|sequential|trim|hostile\n"
 		"                       [,seed=N][,ops=N][,bs=N][,span=BYTES][,qd=N]\n"
-		"  --destroy-after MS   xl destroy every guest MS ms after its workloads start\n"
-		"  --crash-after MS     the guests die suddenly (no Closing handshake) after MS ms\n"
-		"  --reboot-after MS    destroy, create again (new domid) and rerun the workloads\n"
+		"  --destroy-after MS[:NAME]  xl destroy every guest (or guest NAME) MS ms after the\n"
+		"                       workloads start\n"
+		"  --crash-after MS[:NAME]    the guest(s) die suddenly (no Closing handshake)\n"
+		"  --reboot-after MS[:NAME]   destroy, create again (new domid), rerun the workloads\n"
 		"  --timeout MS         limit for each ioreq and interrupt wait (default %u)\n"
 		"  --libxl-timeout MS   toolstack wait for InitWait / Closed (default 10000, as libxl)\n"
 		"  --serve              keep serving after the script (until SIGTERM/SIGINT)\n"
@@ -140,13 +158,14 @@ again:
 		sbuf_printf(&gr->out, "%s", rep.s ? rep.s : "");
 		pthread_mutex_unlock(&sim_lock);
 		free(rep.s);
-		if (r == -ESRCH && (destroy_after_ms >= 0 || crash_after_ms >= 0 ||
-				    (reboot_after_ms >= 0 && !rebooted)))
+		if (r == -ESRCH && targeted(gr) &&
+		    (destroy_after_ms >= 0 || crash_after_ms >= 0 ||
+		     (reboot_after_ms >= 0 && !rebooted)))
 			break;	/* cut short on purpose */
 		if (r < 0)
 			gr->status = 1;
 	}
-	if (reboot_after_ms >= 0 && !rebooted && !got_signal) {
+	if (reboot_after_ms >= 0 && targeted(gr) && !rebooted && !got_signal) {
 		uint64_t deadline;
 
 		/* Wait for the reboot timer to take the old domain down. */
@@ -222,7 +241,7 @@ static void *killer_thread(void *arg)
 		uint64_t wait = 0;
 		int r;
 
-		if (!runs[i].alive)
+		if (!runs[i].alive || !targeted(&runs[i]))
 			continue;
 		r = toolstack_destroy(runs[i].domid, graceful, &wait, &log);
 		pthread_mutex_lock(&sim_lock);
@@ -288,9 +307,9 @@ int main(int argc, char **argv)
 				return 2;
 			workloads[nworkloads++] = optarg;
 			break;
-		case 'D': destroy_after_ms = atol(optarg); break;
-		case 'C': crash_after_ms = atol(optarg); break;
-		case 'R': reboot_after_ms = atol(optarg); break;
+		case 'D': destroy_after_ms = parse_event(optarg); break;
+		case 'C': crash_after_ms = parse_event(optarg); break;
+		case 'R': reboot_after_ms = parse_event(optarg); break;
 		case 't': sim_timeout_ms = (unsigned int)atoi(optarg); break;
 		case 'L': sim_libxl_timeout_ms = (unsigned int)atoi(optarg); break;
 		case 'S': serve = true; break;
