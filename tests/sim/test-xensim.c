@@ -737,14 +737,18 @@ static void test_grant_map(void **state)
 	xengnttab_close(gt);
 }
 
-static void test_xc_lists_domains(void **state)
+static void test_xc_and_xs_know_live_domains(void **state)
 {
 	xc_interface *xch = xc_interface_open(NULL, NULL, 0);
 	uint32_t domid = create("vcpus=3,mem=4M");
+	struct xs_handle *xs = xs_open(0);
 	xc_domaininfo_t info[4];
 	int n;
 
 	assert_non_null(xch);
+	assert_non_null(xs);
+	assert_true(xs_is_domain_introduced(xs, 0));
+	assert_true(xs_is_domain_introduced(xs, domid));
 	n = xc_domain_getinfolist(xch, domid, 1, info);
 	assert_int_equal(n, 1);
 	assert_int_equal(info[0].domain, domid);
@@ -752,6 +756,8 @@ static void test_xc_lists_domains(void **state)
 	assert_int_equal(xensim_domain_destroy(sim, domid, false, NULL), 0);
 	n = xc_domain_getinfolist(xch, domid, 1, info);
 	assert_true(n == 0 || info[0].domain != domid);
+	assert_false(xs_is_domain_introduced(xs, domid));
+	xs_close(xs);
 	xc_interface_close(xch);
 }
 
@@ -942,7 +948,7 @@ int main(void)
 		cmocka_unit_test(test_ioreq_unanswered_is_a_hang),
 		cmocka_unit_test(test_ioreq_server_rules),
 		cmocka_unit_test(test_grant_map),
-		cmocka_unit_test(test_xc_lists_domains),
+		cmocka_unit_test(test_xc_and_xs_know_live_domains),
 		cmocka_unit_test(test_destroy_releases_everything),
 		cmocka_unit_test(test_create_without_backend_times_out),
 		cmocka_unit_test(test_destroy_without_closed_times_out),

@@ -337,7 +337,8 @@ static int handle_xs(struct sim_conn *c, struct xsim_msg *m, char *tail, char **
 	uint32_t cnt, len, id;
 	struct xsim_perm *perms;
 
-	if (m->op != XSIM_OP_XS_TX_START && m->op != XSIM_OP_XS_TX_END && pl >= m->n)
+	if (m->op != XSIM_OP_XS_TX_START && m->op != XSIM_OP_XS_TX_END &&
+	    m->op != XSIM_OP_XS_INTRODUCED && pl >= m->n)
 		return -EINVAL;
 	switch (m->op) {
 	case XSIM_OP_XS_READ:
