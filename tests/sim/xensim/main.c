@@ -32,6 +32,8 @@ static const char *workloads[MAX_WORKLOADS];
 static char *owned_workloads[MAX_WORKLOADS];	/* those read from --config */
 static unsigned int nworkloads;
 static long destroy_after_ms = -1, crash_after_ms = -1, reboot_after_ms = -1;
+static bool show_progress;
+static volatile bool script_done;
 static const char *event_target;	/* the guest named after MS:, or NULL for all */
 
 /* Is guest @gr hit by --destroy-after / --crash-after / --reboot-after? */
@@ -71,6 +73,7 @@ static void usage(FILE *f)
 		"  --timeout MS         limit for each ioreq and interrupt wait (default %u)\n"
 		"  --libxl-timeout MS   toolstack wait for InitWait / Closed (default 10000, as libxl)\n"
 		"  --serve              keep serving after the script (until SIGTERM/SIGINT)\n"
+		"  --progress           a progress line per second on stderr while workloads run\n"
 		"  --ready-fd N         write one byte to fd N once listening\n"
 		"  --log-level LEVEL    err|warning|notice|info|debug\n"
 		"Exit status: 0 if every guest was created, every workload passed and every destroy\n"
@@ -222,6 +225,27 @@ static int read_config(const char *path, struct guest_run *runs, unsigned int *n
 	return r;
 }
 
+/* --progress: one line a second on stderr while the workloads run. */
+static void *progress_thread(void *arg)
+{
+	uint64_t t0 = sim_now_us(), next = t0 + 1000000;
+
+	for (;;) {
+		uint64_t reqs, bytes;
+
+		pthread_mutex_lock(&sim_lock);
+		while (!script_done && !got_signal && sim_cond_wait_until(next))
+			;
+		pthread_mutex_unlock(&sim_lock);
+		if (script_done || got_signal)
+			return NULL;
+		workload_progress(&reqs, &bytes);
+		fprintf(stderr, "xensim: %.0f s: %llu requests, %.1f MiB\n", (next - t0) / 1e6,
+			(unsigned long long)reqs, bytes / 1048576.0);
+		next += 1000000;
+	}
+}
+
 /* Timer for --destroy-after / --crash-after / --reboot-after. */
 static void *killer_thread(void *arg)
 {
@@ -271,6 +295,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "libxl-timeout", required_argument, NULL, 'L' },
 		{ "serve", no_argument, NULL, 'S' },
+		{ "progress", no_argument, NULL, 'P' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
@@ -280,7 +305,7 @@ int main(int argc, char **argv)
 	unsigned int nruns = 0, i;
 	char path[108], err[200];
 	bool serve = false;
-	pthread_t srv, killer = 0;
+	pthread_t srv, killer = 0, progress = 0;
 	int ready_fd = -1, c, r, status = 0;
 	enum log_level lvl;
 
@@ -313,6 +338,7 @@ int main(int argc, char **argv)
 		case 't': sim_timeout_ms = (unsigned int)atoi(optarg); break;
 		case 'L': sim_libxl_timeout_ms = (unsigned int)atoi(optarg); break;
 		case 'S': serve = true; break;
+		case 'P': show_progress = true; break;
 		case 'r': ready_fd = atoi(optarg); break;
 		case 'l':
 			if (log_parse_level(optarg, &lvl) < 0) {
@@ -369,6 +395,8 @@ int main(int argc, char **argv)
 	}
 	if (nworkloads && (destroy_after_ms >= 0 || crash_after_ms >= 0 || reboot_after_ms >= 0))
 		pthread_create(&killer, NULL, killer_thread, runs);
+	if (show_progress && nworkloads)
+		pthread_create(&progress, NULL, progress_thread, NULL);
 	for (i = 0; i < nruns; i++)
 		if (runs[i].alive && nworkloads)
 			pthread_create(&runs[i].thread, NULL, guest_thread, &runs[i]);
@@ -378,6 +406,13 @@ int main(int argc, char **argv)
 	}
 	if (killer)
 		pthread_join(killer, NULL);
+	if (progress) {
+		pthread_mutex_lock(&sim_lock);
+		script_done = true;
+		pthread_cond_broadcast(&sim_cond);
+		pthread_mutex_unlock(&sim_lock);
+		pthread_join(progress, NULL);
+	}
 	for (i = 0; i < nruns; i++) {
 		print_sbuf(&runs[i].out);
 		if (runs[i].status)

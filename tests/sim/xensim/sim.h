@@ -203,6 +203,8 @@ int toolstack_destroy(uint32_t domid, bool graceful, uint64_t *ret_wait_us, stru
 /* ---- guests (gdrv.c: the driver, workload.c) ---- */
 /* Run workload @spec on every disk of @dom with all its vCPUs; 0, -EIO, -ETIMEDOUT, -ESRCH. */
 int workload_run(struct sim_domain *dom, const char *spec, struct sbuf *report);
+/* Requests completed and bytes moved by all workloads so far. */
+void workload_progress(uint64_t *ret_reqs, uint64_t *ret_bytes);
 
 /* ---- server (server.c) ---- */
 struct loop;

@@ -194,9 +194,21 @@ static struct region vcpu_region(const struct gdrv_info *in, unsigned int vcpu,
 	return r;
 }
 
+/* All guests' completed requests and bytes, for --progress. */
+static uint64_t progress_reqs, progress_bytes;
+
+void workload_progress(uint64_t *ret_reqs, uint64_t *ret_bytes)
+{
+	*ret_reqs = __atomic_load_n(&progress_reqs, __ATOMIC_RELAXED);
+	*ret_bytes = __atomic_load_n(&progress_bytes, __ATOMIC_RELAXED);
+}
+
 static void account(struct wl_ctx *c, struct gdrv_dev *d, uint32_t type, uint32_t len)
 {
 	struct wl_stats *st = &c->st[gdrv_dev_index(d)];
+
+	__atomic_fetch_add(&progress_reqs, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&progress_bytes, len, __ATOMIC_RELAXED);
 
 	switch (type) {
 	case BLK_T_IN: st->reads++; st->bytes_read += len; break;
