@@ -32,7 +32,7 @@
 /* Xen's limit on IOREQ servers per domain. */
 #define XSIM_MAX_IOREQ_SERVERS 8
 #define XSIM_MAX_VCPUS 64
-#define XSIM_GRANT_ENTRIES 4096
+#define XSIM_GRANT_ENTRIES 32768	/* v1 entries of Xen's default 64 grant frames */
 
 enum xsim_op {
 	XSIM_OP_HELLO = 1,	/* a = enum xsim_conn_kind, b = cookie of the xs request conn */

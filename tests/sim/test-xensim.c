@@ -269,6 +269,12 @@ static void test_evtchn_round_trip(void **state)
 	/* Masked until unmasked: the fd is quiet meanwhile. */
 	assert_int_equal(poll(&pfd, 1, 0), 0);
 	assert_int_equal(xenevtchn_unmask(s.xce, s.local[1]), 0);
+	/* Made non-blocking, like a daemon draining it: EAGAIN once nothing is pending. */
+	assert_int_equal(fcntl(xenevtchn_fd(s.xce), F_SETFL,
+			       fcntl(xenevtchn_fd(s.xce), F_GETFL) | O_NONBLOCK), 0);
+	errno = 0;
+	assert_int_equal(xenevtchn_pending(s.xce), -1);
+	assert_int_equal(errno, EAGAIN);
 	/* Dom0 -> guest. */
 	assert_int_equal(xenevtchn_notify(s.xce, s.local[1]), 0);
 	assert_int_equal(xensim_guest_wait_event(sim, domid, gport, 5000), 0);

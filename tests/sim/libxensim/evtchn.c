@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* libxenevtchn on the simulator: a bound port is two eventfds; xenevtchn_fd() polls them all. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,24 +179,33 @@ int xenevtchn_unbind(xenevtchn_handle *xce, evtchn_port_t port)
 }
 
 /*
- * Like /dev/xen/evtchn: returns one pending port, blocking if none, and
- * leaves it masked until xenevtchn_unmask() (events meanwhile are kept).
+ * Like /dev/xen/evtchn: returns one pending port and leaves it masked until
+ * xenevtchn_unmask() (events meanwhile are kept).  With none pending it
+ * blocks, or fails with EAGAIN once the caller made xenevtchn_fd()
+ * non-blocking (as a read() of the device would).
  */
 xenevtchn_port_or_error_t xenevtchn_pending(xenevtchn_handle *xce)
 {
+	int fl = fcntl(xce->epfd, F_GETFL);
+	bool nonblock = fl >= 0 && (fl & O_NONBLOCK);
 	struct epoll_event ev;
 	struct xsim_port *p;
 	uint64_t cnt;
 	int n;
 
 	for (;;) {
-		n = epoll_wait(xce->epfd, &ev, 1, -1);
+		n = epoll_wait(xce->epfd, &ev, 1, nonblock ? 0 : -1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -1;
-		if (n == 0)
+		if (n == 0) {
+			if (nonblock) {
+				errno = EAGAIN;
+				return -1;
+			}
 			continue;
+		}
 		p = port_find(xce, ev.data.u32, NULL);
 		if (!p)
 			continue;

@@ -159,24 +159,36 @@ static int galloc(struct gdrv_guest *g, uint64_t size, uint64_t *ret_gpa)
 }
 
 /* Grant dom0 every page of [gpa, gpa+size), in reverse so one buffer's refs are not consecutive. */
+/*
+ * Grant dom0 the pages of [gpa, gpa+size) with consecutive refs, as Linux's
+ * xen-grant-dma does for one DMA mapping (so one descriptor may span them).
+ * Separate calls get separate ranges: a request's header, data and status
+ * refs are not consecutive with each other.
+ */
 static int ggrant(struct gdrv_guest *g, uint64_t gpa, uint64_t size)
 {
 	uint64_t first = (gpa - XSIM_GUEST_RAM_BASE) >> XSIM_PAGE_SHIFT;
-	uint64_t n = (size + XSIM_PAGE_SIZE - 1) >> XSIM_PAGE_SHIFT, i;
-	int r = 0;
+	uint32_t n = (uint32_t)((size + XSIM_PAGE_SIZE - 1) >> XSIM_PAGE_SHIFT), i, ref;
+	int r;
 
 	pthread_mutex_lock(&sim_lock);
-	for (i = n; i-- > 0 && r == 0;) {
-		uint32_t ref;
-
-		if (g->page_ref[first + i])
-			continue;
-		r = hv_grant(g->dom, (gpa >> XSIM_PAGE_SHIFT) + i, false, &ref);
-		if (r == 0)
-			g->page_ref[first + i] = ref;
-	}
+	r = hv_grant_range(g->dom, gpa >> XSIM_PAGE_SHIFT, n, false, &ref);
 	pthread_mutex_unlock(&sim_lock);
-	return r;
+	if (r < 0)
+		return r;
+	for (i = 0; i < n; i++)
+		g->page_ref[first + i] = ref + i;
+	return 0;
+}
+
+/* Can one descriptor run from the page of @gpa into the next one? */
+static bool dma_contiguous(struct gdrv_dev *d, uint64_t gpa)
+{
+	uint64_t page = (gpa - XSIM_GUEST_RAM_BASE) >> XSIM_PAGE_SHIFT;
+
+	if (!(d->features & (1ull << F_ACCESS_PLATFORM)))
+		return true;
+	return d->g->page_ref[page] && d->g->page_ref[page + 1] == d->g->page_ref[page] + 1;
 }
 
 /* The address the device sees: a grant address (bit 63, ref << 12) with ACCESS_PLATFORM grants. */
@@ -438,8 +450,14 @@ static int slot_buf(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, 
 	struct vbuf *b = &v->bufs[d->index * GUEST_MAX_QD + slot];
 
 	if (!b->gpa) {
-		TRY(dalloc(d, 2 * XSIM_PAGE_SIZE + GUEST_MAX_IO, &b->gpa));
+		TRY(galloc(d->g, 2 * XSIM_PAGE_SIZE + GUEST_MAX_IO, &b->gpa));
 		b->host = gpa_host(d->g, b->gpa);
+		if (d->cfg->grants) {
+			/* Data first, then header and status pages: three unrelated ref ranges. */
+			TRY(ggrant(d->g, b->gpa + XSIM_PAGE_SIZE, GUEST_MAX_IO));
+			TRY(ggrant(d->g, b->gpa, XSIM_PAGE_SIZE));
+			TRY(ggrant(d->g, b->gpa + XSIM_PAGE_SIZE + GUEST_MAX_IO, XSIM_PAGE_SIZE));
+		}
 	}
 	if (ret)
 		*ret = b;
@@ -971,22 +989,23 @@ static int vq_add(struct gdrv_dev *d, struct gdrv_vq *q, const struct seg *s, un
 static unsigned int add_data(struct gdrv_dev *d, struct seg *s, unsigned int n, uint64_t gpa,
 			     uint32_t len, bool write, unsigned int want)
 {
-	bool grants = !!(d->features & (1ull << F_ACCESS_PLATFORM));
 	uint32_t piece = want > 1 ? (len + want - 1) / want : len;
 
 	if (!piece)
 		piece = len;
 	while (len && n < MAX_SEGS - 1) {
 		uint32_t l = len < piece ? len : piece;
+		uint64_t at;
 
-		if (grants) {
-			uint32_t room = (uint32_t)(XSIM_PAGE_SIZE - (gpa & (XSIM_PAGE_SIZE - 1)));
-
-			if (l > room)
-				l = room;
-		}
 		if (n == MAX_SEGS - 2)
 			l = len;	/* the last piece takes the rest */
+		/* With grants, a descriptor may only cross into a page whose ref follows on. */
+		for (at = (gpa & ~(XSIM_PAGE_SIZE - 1)) + XSIM_PAGE_SIZE; at < gpa + l;
+		     at += XSIM_PAGE_SIZE)
+			if (!dma_contiguous(d, at - XSIM_PAGE_SIZE)) {
+				l = (uint32_t)(at - gpa);
+				break;
+			}
 		s[n++] = (struct seg){ .gpa = gpa, .len = l, .write = write };
 		gpa += l;
 		len -= l;

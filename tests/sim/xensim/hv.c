@@ -19,7 +19,8 @@
 
 static struct sim_domain *hv_domains;
 static uint32_t hv_next_domid = 1;
-static uint32_t hv_next_local_port = 100;
+/* Dom0's ports are allocated lowest-free like Xen's; the first few stand for dom0's own channels. */
+#define HV_FIRST_LOCAL_PORT 5
 
 /* Dom0's side of an interdomain channel. */
 struct hv_binding {
@@ -412,6 +413,29 @@ int hv_grant(struct sim_domain *dom, uint64_t gfn, bool readonly, uint32_t *ret_
 	return -ENOSPC;
 }
 
+int hv_grant_range(struct sim_domain *dom, uint64_t gfn, uint32_t n, bool readonly,
+		   uint32_t *ret_first)
+{
+	uint32_t first, i;
+
+	if (!n)
+		return -EINVAL;
+	for (first = 8; first + n <= XSIM_GRANT_ENTRIES; first++) {
+		for (i = 0; i < n && !dom->grants[first + i].used; i++)
+			;
+		if (i < n) {
+			first += i;
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			dom->grants[first + i] = (struct sim_grant){ .gfn = gfn + i, .used = true,
+								     .readonly = readonly };
+		*ret_first = first;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
 void hv_ungrant(struct sim_domain *dom, uint32_t ref)
 {
 	if (ref < XSIM_GRANT_ENTRIES)
@@ -423,6 +447,21 @@ static bool gfn_in_ram(struct sim_domain *dom, uint64_t gfn)
 	uint64_t first = XSIM_GUEST_RAM_BASE >> XSIM_PAGE_SHIFT;
 
 	return gfn >= first && gfn - first < dom->ram_bytes / XSIM_PAGE_SIZE;
+}
+
+static uint32_t hv_free_local_port(void)
+{
+	uint32_t port;
+
+	for (port = HV_FIRST_LOCAL_PORT;; port++) {
+		struct hv_binding *b;
+
+		for (b = hv_bindings; b; b = b->next)
+			if (b->local_port == port)
+				break;
+		if (!b)
+			return port;
+	}
 }
 
 static int hv_bind(void *owner, struct sim_domain *dom, uint32_t remote, uint32_t *ret_local,
@@ -438,7 +477,7 @@ static int hv_bind(void *owner, struct sim_domain *dom, uint32_t remote, uint32_
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->local_port = hv_next_local_port++;
+	b->local_port = hv_free_local_port();
 	b->dom = dom;
 	b->remote_port = remote;
 	b->owner = owner;

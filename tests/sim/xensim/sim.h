@@ -167,6 +167,9 @@ int hv_guest_notify(struct sim_domain *dom, uint32_t port);
 int hv_guest_wait(struct sim_domain *dom, uint32_t port, unsigned int timeout_ms);
 /* Under sim_lock: grant dom0 access to @gfn. */
 int hv_grant(struct sim_domain *dom, uint64_t gfn, bool readonly, uint32_t *ret_ref);
+/* Under sim_lock: grant @n frames from @gfn with consecutive refs from *ret_first. */
+int hv_grant_range(struct sim_domain *dom, uint64_t gfn, uint32_t n, bool readonly,
+		   uint32_t *ret_first);
 void hv_ungrant(struct sim_domain *dom, uint32_t ref);
 
 /* ---- xenstore (store.c), all under sim_lock ---- */
