@@ -254,6 +254,11 @@ static int wait_states(const struct sim_domain *dom, const char *want, bool gone
 			if (store_equals(p, want) || (gone_ok && !store_exists(p)))
 				continue;
 			pending = (int)i;
+			/* libxl's devstate wait fails at once when the node is removed. */
+			if (!gone_ok && !store_exists(p)) {
+				*ret_wait_us = sim_now_us() - start;
+				return pending;
+			}
 			break;
 		}
 		if (pending < 0 || dom->dying) {
