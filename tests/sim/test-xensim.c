@@ -552,11 +552,23 @@ static void test_handshake_initwait_and_closed(void **state)
 /* ---- a tiny responder written against the libxen API ---- */
 struct responder {
 	struct iosrv *s;
-	volatile bool stop;
+	bool stop;			/* atomic */
+	pthread_mutex_t lock;		/* the test thread reads what the responder saw */
 	uint64_t last_write_addr, last_write_data;
 	unsigned int answered;
 	ioreq_t last;
 };
+
+/* What the responder saw last, read under its lock. */
+static ioreq_t responder_last(struct responder *r)
+{
+	ioreq_t last;
+
+	pthread_mutex_lock(&r->lock);
+	last = r->last;
+	pthread_mutex_unlock(&r->lock);
+	return last;
+}
 
 static void *responder_thread(void *arg)
 {
@@ -564,7 +576,7 @@ static void *responder_thread(void *arg)
 	struct iosrv *s = r->s;
 	struct pollfd pfd = { .fd = xenevtchn_fd(s->xce), .events = POLLIN };
 
-	while (!r->stop) {
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
 		int port;
 		unsigned int i;
 
@@ -581,6 +593,7 @@ static void *responder_thread(void *arg)
 				continue;
 			/* Pairs with the vCPU's release when it published the request. */
 			__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			pthread_mutex_lock(&r->lock);
 			r->last = *req;
 			if (req->dir == IOREQ_READ)
 				req->data = req->addr == DISK_BASE ? 0x74726976u : 0;
@@ -589,6 +602,7 @@ static void *responder_thread(void *arg)
 				r->last_write_data = req->data;
 			}
 			r->answered++;
+			pthread_mutex_unlock(&r->lock);
 			__atomic_thread_fence(__ATOMIC_RELEASE);	/* data before the state */
 			req->state = STATE_IORESP_READY;
 			xenevtchn_notify(s->xce, (evtchn_port_t)port);
@@ -600,9 +614,10 @@ static void *responder_thread(void *arg)
 static void test_ioreq_round_trip(void **state)
 {
 	uint32_t domid = create_with_disk(2);
-	struct responder r = { 0 };
+	struct responder r = { .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct iosrv s;
 	uint64_t data = 0, irqs = 0;
+	ioreq_t last;
 	pthread_t t;
 
 	iosrv_up(&s, domid, true);
@@ -615,10 +630,11 @@ static void test_ioreq_round_trip(void **state)
 	assert_int_equal(data, 0x74726976u);
 	data = 0x1234;
 	assert_int_equal(xensim_guest_mmio(sim, domid, 1, DISK_BASE + 0x70, 4, true, &data), 0);
-	assert_int_equal(r.last.type, IOREQ_TYPE_COPY);
-	assert_int_equal(r.last.count, 1);
-	assert_int_equal(r.last.size, 4);
-	assert_int_equal(r.last.data_is_ptr, 0);
+	last = responder_last(&r);
+	assert_int_equal(last.type, IOREQ_TYPE_COPY);
+	assert_int_equal(last.count, 1);
+	assert_int_equal(last.size, 4);
+	assert_int_equal(last.data_is_ptr, 0);
 	/* A hostile ioreq arrives with exactly the fields asked for. */
 	{
 		struct xsim_ioreq odd = { .addr = DISK_BASE + 8, .data = XSIM_GUEST_RAM_BASE,
@@ -626,16 +642,17 @@ static void test_ioreq_round_trip(void **state)
 					  .type = IOREQ_TYPE_PIO, .data_is_ptr = 1, .df = 1 };
 
 		assert_int_equal(xensim_guest_ioreq(sim, domid, 0, &odd, &data), 0);
-		assert_int_equal(r.last.addr, DISK_BASE + 8);
-		assert_int_equal(r.last.count, 3);
-		assert_int_equal(r.last.size, 2);
-		assert_int_equal(r.last.type, IOREQ_TYPE_PIO);
-		assert_int_equal(r.last.data_is_ptr, 1);
-		assert_int_equal(r.last.df, 1);
-		assert_int_equal(r.last.dir, IOREQ_READ);
-		assert_int_equal(r.last.data, XSIM_GUEST_RAM_BASE);
+		last = responder_last(&r);
+		assert_int_equal(last.addr, DISK_BASE + 8);
+		assert_int_equal(last.count, 3);
+		assert_int_equal(last.size, 2);
+		assert_int_equal(last.type, IOREQ_TYPE_PIO);
+		assert_int_equal(last.data_is_ptr, 1);
+		assert_int_equal(last.df, 1);
+		assert_int_equal(last.dir, IOREQ_READ);
+		assert_int_equal(last.data, XSIM_GUEST_RAM_BASE);
 	}
-	r.stop = true;
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	assert_int_equal(r.last_write_addr, DISK_BASE + 0x70);
 	assert_int_equal(r.last_write_data, 0x1234);

@@ -27,7 +27,12 @@ struct guest_run {
 
 static struct loop *main_loop;
 static int quit_fd = -1;
-static volatile int got_signal;
+static int got_signal;	/* written by the loop thread, read everywhere: atomic */
+
+static int signalled(void)
+{
+	return __atomic_load_n(&got_signal, __ATOMIC_ACQUIRE);
+}
 static const char *workloads[MAX_WORKLOADS];
 static char *owned_workloads[MAX_WORKLOADS];	/* those read from --config */
 static unsigned int nworkloads;
@@ -109,7 +114,7 @@ static void kill_all_domains(void)
 
 static void on_signal(struct loop_source *src, const struct signalfd_siginfo *si, void *data)
 {
-	got_signal = (int)si->ssi_signo;
+	__atomic_store_n(&got_signal, (int)si->ssi_signo, __ATOMIC_RELEASE);
 	loop_stop(main_loop, 0);
 	/* Guests in the middle of a script end with their domains. */
 	pthread_mutex_lock(&sim_lock);
@@ -120,7 +125,7 @@ static void on_signal(struct loop_source *src, const struct signalfd_siginfo *si
 static void *server_thread(void *arg)
 {
 	loop_run(main_loop);
-	if (got_signal)
+	if (signalled())
 		kill_all_domains();
 	return NULL;
 }
@@ -144,7 +149,7 @@ static void *guest_thread(void *arg)
 	int r;
 
 again:
-	for (i = 0; i < nworkloads && !got_signal; i++) {
+	for (i = 0; i < nworkloads && !signalled(); i++) {
 		struct sim_domain *d;
 		struct sbuf rep = { 0 };
 
@@ -168,7 +173,7 @@ again:
 		if (r < 0)
 			gr->status = 1;
 	}
-	if (reboot_after_ms >= 0 && targeted(gr) && !rebooted && !got_signal) {
+	if (reboot_after_ms >= 0 && targeted(gr) && !rebooted && !signalled()) {
 		uint64_t deadline;
 
 		/* Wait for the reboot timer to take the old domain down. */
@@ -234,10 +239,10 @@ static void *progress_thread(void *arg)
 		uint64_t reqs, bytes;
 
 		pthread_mutex_lock(&sim_lock);
-		while (!script_done && !got_signal && sim_cond_wait_until(next))
+		while (!script_done && !signalled() && sim_cond_wait_until(next))
 			;
 		pthread_mutex_unlock(&sim_lock);
-		if (script_done || got_signal)
+		if (script_done || signalled())
 			return NULL;
 		workload_progress(&reqs, &bytes);
 		fprintf(stderr, "xensim: %.0f s: %llu requests, %.1f MiB\n", (next - t0) / 1e6,
@@ -257,7 +262,7 @@ static void *killer_thread(void *arg)
 	unsigned int i;
 
 	pthread_mutex_lock(&sim_lock);
-	while (!got_signal && sim_cond_wait_until(deadline))
+	while (!signalled() && sim_cond_wait_until(deadline))
 		;
 	pthread_mutex_unlock(&sim_lock);
 	for (i = 0; runs[i].cfg.vcpus; i++) {
@@ -381,7 +386,7 @@ int main(int argc, char **argv)
 		return 1;
 
 	/* The script: create the guests (each waits for its backend like libxl), run workloads. */
-	for (i = 0; i < nruns && !got_signal; i++) {
+	for (i = 0; i < nruns && !signalled(); i++) {
 		uint64_t wait;
 
 		r = toolstack_create(&runs[i].cfg, 0, &runs[i].domid, &wait, &runs[i].out);
@@ -419,7 +424,7 @@ int main(int argc, char **argv)
 			status = 1;
 	}
 	/* xl destroy what is left, expecting the backend to close each disk promptly. */
-	for (i = 0; i < nruns && !got_signal; i++) {
+	for (i = 0; i < nruns && !signalled(); i++) {
 		uint64_t wait;
 
 		if (!runs[i].alive)
@@ -429,7 +434,7 @@ int main(int argc, char **argv)
 		if (r < 0 && r != -ESRCH)
 			status = 1;
 	}
-	if (serve && !got_signal) {
+	if (serve && !signalled()) {
 		pthread_join(srv, NULL);
 	} else {
 		uint64_t one = 1;
@@ -439,7 +444,7 @@ int main(int argc, char **argv)
 		pthread_join(srv, NULL);
 	}
 	/* A signal cuts a script short (a failure); it is how --serve normally ends. */
-	if (got_signal && !serve)
+	if (signalled() && !serve)
 		status = 1;
 	kill_all_domains();
 	server_stop();

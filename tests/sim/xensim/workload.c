@@ -900,8 +900,6 @@ static int wl_hostile(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_in
 	uint8_t status;
 	int a;
 
-	if (gdrv_vcpu_id(c->v) != 0)
-		return 0;
 	/* 1. Every register, reserved ones included, is answered. */
 	for (off = 0; off < XSIM_VIRTIO_MMIO_DEV_SIZE; off += 4)
 		TRY_WL(poke(c, d, off, 4, false, 0, "register sweep"));
@@ -982,6 +980,9 @@ static void *wl_thread(void *arg)
 	struct gdrv_guest *g = c->g;
 	unsigned int i;
 
+	/* Hostile scripts run on vCPU 0 alone: it resets and sets up devices under the others' feet. */
+	if (c->spec->kind == WL_HOSTILE && gdrv_vcpu_id(c->v) != 0)
+		return NULL;
 	for (i = 0; i < gdrv_guest_ndevs(g) && c->ret == 0; i++) {
 		struct gdrv_dev *d = gdrv_guest_dev(g, i);
 		struct gdrv_info in;
