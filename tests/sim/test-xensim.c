@@ -553,6 +553,7 @@ static void test_handshake_initwait_and_closed(void **state)
 struct responder {
 	struct iosrv *s;
 	bool stop;			/* atomic */
+	bool no_notify;			/* answer but forget the event channel */
 	pthread_mutex_t lock;		/* the test thread reads what the responder saw */
 	uint64_t last_write_addr, last_write_data;
 	unsigned int answered;
@@ -605,7 +606,8 @@ static void *responder_thread(void *arg)
 			pthread_mutex_unlock(&r->lock);
 			__atomic_thread_fence(__ATOMIC_RELEASE);	/* data before the state */
 			req->state = STATE_IORESP_READY;
-			xenevtchn_notify(s->xce, (evtchn_port_t)port);
+			if (!r->no_notify)
+				xenevtchn_notify(s->xce, (evtchn_port_t)port);
 		}
 	}
 	return NULL;
@@ -664,6 +666,25 @@ static void test_ioreq_round_trip(void **state)
 	assert_int_equal(xendevicemodel_set_irq_level(s.dm, domid, DISK_IRQ, 0), 0);
 	assert_int_equal(xensim_irq_count(sim, domid, DISK_IRQ, &irqs), 0);
 	assert_int_equal(irqs, 1);
+	iosrv_down(&s, true);
+	assert_int_equal(xensim_domain_destroy(sim, domid, false, NULL), 0);
+}
+
+static void test_ioreq_answer_without_notify_is_a_hang(void **state)
+{
+	uint32_t domid = create_with_disk(1);
+	struct responder r = { .lock = PTHREAD_MUTEX_INITIALIZER, .no_notify = true };
+	struct iosrv s;
+	uint64_t data = 0;
+	pthread_t t;
+
+	iosrv_up(&s, domid, true);
+	r.s = &s;
+	assert_int_equal(pthread_create(&t, NULL, responder_thread, &r), 0);
+	/* On Xen the vCPU sleeps until notified: a silent answer is reported, not accepted. */
+	assert_int_equal(xensim_guest_mmio(sim, domid, 0, DISK_BASE, 4, false, &data), -EPROTO);
+	__atomic_store_n(&r.stop, true, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
 	iosrv_down(&s, true);
 	assert_int_equal(xensim_domain_destroy(sim, domid, false, NULL), 0);
 }
@@ -967,6 +988,7 @@ int main(void)
 		cmocka_unit_test(test_xs_relative_paths),
 		cmocka_unit_test(test_handshake_initwait_and_closed),
 		cmocka_unit_test(test_ioreq_round_trip),
+		cmocka_unit_test(test_ioreq_answer_without_notify_is_a_hang),
 		cmocka_unit_test(test_mmio_unclaimed_is_a_data_abort),
 		cmocka_unit_test(test_ioreq_unanswered_is_a_hang),
 		cmocka_unit_test(test_ioreq_server_rules),

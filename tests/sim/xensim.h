@@ -50,7 +50,10 @@ int xensim_domain_create(struct xensim *sim, const char *spec, unsigned int flag
 int xensim_domain_destroy(struct xensim *sim, uint32_t domid, bool graceful,
 			  uint64_t *ret_wait_us);
 
-/* One MMIO access by @vcpu through its ioreq slot; -EFAULT: unclaimed, -ETIMEDOUT: a hang. */
+/*
+ * One MMIO access by @vcpu through its ioreq slot; -EFAULT: unclaimed,
+ * -ETIMEDOUT: no answer, -EPROTO: answered without notifying (a hang on Xen).
+ */
 int xensim_guest_mmio(struct xensim *sim, uint32_t domid, unsigned int vcpu, uint64_t addr,
 		      unsigned int size, bool write, uint64_t *data);
 /*

@@ -338,6 +338,8 @@ static const char *mmio_err(int r)
 		return "domain destroyed";
 	case -ENODEV:
 		return "IOREQ server destroyed while the access was pending";
+	case -EPROTO:
+		return "answered without an event channel notification (the vCPU would never wake)";
 	default:
 		return strerror(-r);
 	}

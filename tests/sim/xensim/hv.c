@@ -770,6 +770,7 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	struct sim_ioserv *s;
 	struct sim_port *p;
 	uint64_t one = 1, deadline, cnt;
+	bool woke = false;
 	ioreq_t *req;
 	uint8_t st;
 	int r = 0;
@@ -814,17 +815,28 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	if (write(p->to_dom0, &one, sizeof(one)) < 0)
 		log_warn("dom %u vcpu %u: notify: %m", dom->domid, vcpu);
 
+	/*
+	 * Like a vCPU on Xen, look at the slot only when the event channel
+	 * fires: a response without a notification would block it forever,
+	 * so it is reported (once the wait is over) instead of accepted.
+	 */
 	deadline = sim_now_us() + (uint64_t)sim_timeout_ms * 1000;
 	for (;;) {
 		uint64_t now = sim_now_us();
 		int n;
 
-		/* Pairs with the device model's write barrier before IORESP_READY. */
-		st = __atomic_load_n(ioreq_flags(req), __ATOMIC_ACQUIRE) & 0xf;
-		if (st == STATE_IORESP_READY)
-			break;
+		if (woke) {
+			/* Pairs with the device model's write barrier before IORESP_READY. */
+			st = __atomic_load_n(ioreq_flags(req), __ATOMIC_ACQUIRE) & 0xf;
+			if (st == STATE_IORESP_READY)
+				break;
+		}
 		if (now >= deadline) {
-			r = -ETIMEDOUT;
+			st = __atomic_load_n(ioreq_flags(req), __ATOMIC_ACQUIRE) & 0xf;
+			r = st == STATE_IORESP_READY ? -EPROTO : -ETIMEDOUT;
+			if (r == -EPROTO)
+				log_warn("dom %u vcpu %u: ioreq answered without an event channel notification",
+					 dom->domid, vcpu);
 			break;
 		}
 		pfd[0] = (struct pollfd){ .fd = p->to_guest, .events = POLLIN };
@@ -843,15 +855,18 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 			r = -ENODEV;
 			break;
 		}
-		if (pfd[0].revents && read(p->to_guest, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
-			log_warn("dom %u vcpu %u: event read: %m", dom->domid, vcpu);
+		if (pfd[0].revents) {
+			if (read(p->to_guest, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+				log_warn("dom %u vcpu %u: event read: %m", dom->domid, vcpu);
+			woke = true;
+		}
 	}
 	if (r == 0)
 		*ret_data = req->data;
 	/* The backend let go of a paused domain being destroyed: the domain's end, not a fault. */
 	if (r == -ENODEV && __atomic_load_n(&dom->paused, __ATOMIC_RELAXED))
 		r = -ESRCH;
-	if (r == 0 || r == -ETIMEDOUT)
+	if (r == 0 || r == -ETIMEDOUT || r == -EPROTO)
 		__atomic_store_n(ioreq_flags(req), (uint8_t)STATE_IOREQ_NONE, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&sim_lock);
 	ioserv_put(dom, s);

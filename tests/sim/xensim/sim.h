@@ -155,7 +155,8 @@ int hv_handle(void *owner, struct xsim_msg *m, const char *tail, char **ret_tail
  * One MMIO access of vCPU @vcpu, through its ioreq slot and event channel
  * (takes sim_lock itself; blocks up to sim_timeout_ms for the answer).
  * -EFAULT: no IOREQ server claims the address (a data abort on Arm);
- * -ETIMEDOUT: nobody answered (a hang); -ESRCH: the domain died.
+ * -ETIMEDOUT: nobody answered (a hang); -EPROTO: answered but never
+ * notified (a hang on Xen); -ESRCH: the domain died.
  */
 int hv_mmio(struct sim_domain *dom, unsigned int vcpu, uint64_t addr, unsigned int size,
 	    bool write, uint64_t *data);
