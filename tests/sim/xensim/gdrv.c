@@ -76,6 +76,7 @@ struct gdrv_dev {
 	pthread_mutex_t lock;
 	uint64_t irq_handled;
 	uint64_t notifies, interrupts, mmio;	/* counters for the report (atomic) */
+	uint64_t config_changes;		/* under lock, with capacity */
 	uint64_t ring_mem[64];	/* guest memory of each queue's rings, allocated once */
 };
 
@@ -308,8 +309,9 @@ struct gdrv_vcpu *gdrv_guest_vcpu(struct gdrv_guest *g, unsigned int i)
 	return &g->vcpus[i];
 }
 
-void gdrv_dev_get_info(const struct gdrv_dev *d, struct gdrv_info *ret)
+void gdrv_dev_get_info(struct gdrv_dev *d, struct gdrv_info *ret)
 {
+	pthread_mutex_lock(&d->lock);
 	*ret = (struct gdrv_info){
 		.cfg = d->cfg,
 		.capacity = d->capacity,
@@ -324,7 +326,9 @@ void gdrv_dev_get_info(const struct gdrv_dev *d, struct gdrv_info *ret)
 		.notifies = __atomic_load_n(&d->notifies, __ATOMIC_RELAXED),
 		.interrupts = __atomic_load_n(&d->interrupts, __ATOMIC_RELAXED),
 		.mmio = __atomic_load_n(&d->mmio, __ATOMIC_RELAXED),
+		.config_changes = d->config_changes,
 	};
+	pthread_mutex_unlock(&d->lock);
 }
 
 static const char *mmio_err(int r)
@@ -803,6 +807,21 @@ static int handle_irq(struct gdrv_vcpu *v, struct gdrv_dev *d, uint64_t count)
 	TRY(rd(v, d, VM_INTERRUPT_STATUS, 4, &isr));
 	if (isr)
 		TRY(wr(v, d, VM_INTERRUPT_ACK, isr));
+	if (isr & 2u) {
+		/* Configuration change (§4.2.2, §5.2.4): the capacity may have changed. */
+		uint32_t gen0, gen1, lo, hi;
+
+		do {
+			TRY(rd(v, d, VM_CONFIG_GENERATION, 4, &gen0));
+			TRY(rd(v, d, VM_CONFIG + 0, 4, &lo));
+			TRY(rd(v, d, VM_CONFIG + 4, 4, &hi));
+			TRY(rd(v, d, VM_CONFIG_GENERATION, 4, &gen1));
+		} while (gen0 != gen1);
+		pthread_mutex_lock(&d->lock);
+		d->capacity = (uint64_t)hi << 32 | lo;
+		d->config_changes++;
+		pthread_mutex_unlock(&d->lock);
+	}
 	return 0;
 }
 

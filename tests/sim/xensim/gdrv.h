@@ -111,8 +111,9 @@ struct gdrv_info {
 	uint64_t notifies;	/* QueueNotify writes */
 	uint64_t interrupts;	/* interrupts handled (InterruptStatus read) */
 	uint64_t mmio;		/* MMIO accesses, each one ioreq */
+	uint64_t config_changes;	/* configuration change interrupts (capacity re-read) */
 };
-void gdrv_dev_get_info(const struct gdrv_dev *d, struct gdrv_info *ret);
+void gdrv_dev_get_info(struct gdrv_dev *d, struct gdrv_info *ret);
 
 /* How a request is laid out in descriptors (the device must not assume a framing, §2.6.4). */
 struct req_layout {

@@ -1103,6 +1103,11 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 				    in.nqueues, in.packed ? "packed" : "split",
 				    in.features & (1ull << F_EVENT_IDX) ? ", event idx" : "",
 				    in.grants ? ", grants" : "");
+			if (in.config_changes)
+				sbuf_printf(rep, "  %s: %llu configuration changes, capacity now %llu sectors\n",
+					    dom->cfg.disks[i].vdev,
+					    (unsigned long long)in.config_changes,
+					    (unsigned long long)in.capacity);
 		}
 	}
 	if (notes.s)
