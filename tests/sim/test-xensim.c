@@ -316,6 +316,19 @@ static void test_xs_watch_fires_on_write_and_rm(void **state)
 	errno = 0;
 	assert_null(xs_check_watch(xs));
 	assert_int_equal(errno, EAGAIN);
+	/* A transaction's writes fire at commit, not before. */
+	{
+		xs_transaction_t t = xs_transaction_start(xs);
+
+		assert_true(xs_write(xs, t, "/test/w/tx", "1", 1));
+		errno = 0;
+		assert_null(xs_check_watch(xs));
+		assert_int_equal(errno, EAGAIN);
+		assert_true(xs_transaction_end(xs, t, false));
+		ev = next_watch(xs);
+		assert_string_equal(ev[XS_WATCH_PATH], "/test/w/tx");
+		free(ev);
+	}
 	assert_true(xs_rm(xs, XBT_NULL, "/test/w"));
 	ev = next_watch(xs);
 	assert_string_equal(ev[XS_WATCH_PATH], "/test/w");
@@ -378,14 +391,28 @@ static void test_xs_read_directory_transactions(void **state)
 	v = xs_read(other, XBT_NULL, "/t3/c", &len);
 	assert_non_null(v);
 	free(v);
-	/* A conflicting change meanwhile means EAGAIN, as with xenstored. */
+	/* A node the transaction read changed meanwhile: EAGAIN, as with xenstored. */
 	t = xs_transaction_start(xs);
+	v = xs_read(xs, t, "/t3/a", &len);
+	assert_string_equal(v, "alpha");
+	free(v);
 	assert_true(xs_write(xs, t, "/t3/d", "4", 1));
 	assert_true(xs_write(other, XBT_NULL, "/t3/a", "changed", 7));
 	errno = 0;
 	assert_false(xs_transaction_end(xs, t, false));
 	assert_int_equal(errno, EAGAIN);
 	assert_null(xs_read(xs, XBT_NULL, "/t3/d", &len));
+	/* Changes elsewhere do not conflict, and survive the commit. */
+	t = xs_transaction_start(xs);
+	assert_true(xs_write(xs, t, "/t3/e", "5", 1));
+	assert_true(xs_write(other, XBT_NULL, "/t3/b", "other", 5));
+	assert_true(xs_transaction_end(xs, t, false));
+	v = xs_read(xs, XBT_NULL, "/t3/b", &len);
+	assert_string_equal(v, "other");
+	free(v);
+	v = xs_read(xs, XBT_NULL, "/t3/e", &len);
+	assert_string_equal(v, "5");
+	free(v);
 	assert_true(xs_rm(xs, XBT_NULL, "/t3"));
 	xs_close(other);
 	xs_close(xs);

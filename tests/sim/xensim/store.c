@@ -20,6 +20,7 @@ struct snode {
 	uint32_t nperms;
 	struct snode *children;
 	struct snode *next;
+	uint64_t gen;		/* store_gen when it (value, perms, children) last changed */
 };
 
 struct swatch {
@@ -33,18 +34,38 @@ struct swatch {
 #define DOM0_HOME "/local/domain/0/"
 
 
+enum schange_op {
+	SCHANGE_WRITE,
+	SCHANGE_MKDIR,
+	SCHANGE_RM,
+	SCHANGE_PERMS,
+};
+
+/* One operation of a transaction, replayed on the live tree at commit. */
 struct schange {
+	enum schange_op op;
 	char *path;
-	bool rm;
+	char *val;
+	uint32_t len;
+	struct xsim_perm *perms;
+	uint32_t nperms;
 	struct schange *next;
+};
+
+/* A node a transaction looked at, and what it was then (for conflict checks). */
+struct saccess {
+	char *path;
+	bool existed;
+	uint64_t gen;
+	struct saccess *next;
 };
 
 struct stx {
 	uint32_t id;
 	void *owner;
-	struct snode *root;
-	uint64_t base_gen;
-	struct schange *changes;
+	struct snode *root;		/* private copy of the tree */
+	struct schange *changes;	/* newest first */
+	struct saccess *accesses;
 	struct stx *next;
 };
 
@@ -109,6 +130,7 @@ static struct snode *node_copy(const struct snode *n)
 	}
 	memcpy(c->value, n->value, n->vlen + 1);
 	c->vlen = n->vlen;
+	c->gen = n->gen;
 	memcpy(c->perms, n->perms, n->nperms * sizeof(*n->perms));
 	c->nperms = n->nperms;
 	tail = &c->children;
@@ -198,6 +220,8 @@ static struct snode *node_lookup(struct snode *root, const char *path, bool crea
 			for (tail = &n->children; *tail; tail = &(*tail)->next)
 				;
 			*tail = c;
+			c->gen = ++store_gen;
+			n->gen = store_gen;	/* its list of children changed */
 		}
 		parent = n;
 		n = c;
@@ -278,29 +302,75 @@ static void fire_subtree(const struct snode *n, char *path, size_t len, size_t s
 	}
 }
 
+/* A change of the live tree: watches fire (a transaction's fire at commit, when replayed). */
 static void changed(struct stx *t, const char *path, bool rm, const struct snode *removed)
+{
+	if (t)
+		return;
+	fire(path, false);
+	if (rm && removed) {
+		char buf[STORE_PATH_MAX + 256];
+
+		snprintf(buf, sizeof(buf), "%s", path);
+		fire_subtree(removed, buf, strlen(buf), sizeof(buf));
+	}
+	pthread_cond_broadcast(&sim_cond);
+}
+
+/* Remember what @t saw of @path the first time it touched it. */
+static int tx_access(struct stx *t, const char *path)
+{
+	struct saccess *a;
+	struct snode *n;
+
+	if (!t)
+		return 0;
+	for (a = t->accesses; a; a = a->next)
+		if (!strcmp(a->path, path))
+			return 0;
+	a = calloc(1, sizeof(*a));
+	if (!a || !(a->path = strdup(path))) {
+		free(a);
+		return -ENOMEM;
+	}
+	n = node_lookup(t->root, path, false, NULL);
+	a->existed = n != NULL;
+	a->gen = n ? n->gen : 0;
+	a->next = t->accesses;
+	t->accesses = a;
+	return 0;
+}
+
+static int tx_record(struct stx *t, enum schange_op op, const char *path, const void *val,
+		     uint32_t len, const struct xsim_perm *perms, uint32_t nperms)
 {
 	struct schange *c;
 
-	if (!t) {
-		store_gen++;
-		fire(path, false);
-		if (rm && removed) {
-			char buf[STORE_PATH_MAX + 256];
-
-			snprintf(buf, sizeof(buf), "%s", path);
-			fire_subtree(removed, buf, strlen(buf), sizeof(buf));
-		}
-		pthread_cond_broadcast(&sim_cond);
-		return;
-	}
+	if (!t)
+		return 0;
 	c = calloc(1, sizeof(*c));
 	if (!c)
-		return;
+		return -ENOMEM;
+	c->op = op;
 	c->path = strdup(path);
-	c->rm = rm;
+	c->val = malloc(len + 1);
+	c->perms = malloc((nperms ? nperms : 1) * sizeof(*perms));
+	if (!c->path || !c->val || !c->perms) {
+		free(c->path);
+		free(c->val);
+		free(c->perms);
+		free(c);
+		return -ENOMEM;
+	}
+	if (len)
+		memcpy(c->val, val, len);
+	c->len = len;
+	if (nperms)
+		memcpy(c->perms, perms, nperms * sizeof(*perms));
+	c->nperms = nperms;
 	c->next = t->changes;
 	t->changes = c;
+	return 0;
 }
 
 int store_read(uint32_t tx, void *owner, const char *path, char **ret_val, uint32_t *ret_len)
@@ -314,6 +384,8 @@ int store_read(uint32_t tx, void *owner, const char *path, char **ret_val, uint3
 	r = path_canon(path, buf, sizeof(buf));
 	if (r == 0)
 		r = tree_for(tx, owner, &root, &t);
+	if (r == 0)
+		r = tx_access(t, buf);
 	if (r < 0)
 		return r;
 	n = node_lookup(root, buf, false, NULL);
@@ -343,6 +415,10 @@ int store_write(uint32_t tx, void *owner, const char *path, const void *val, uin
 		r = -EINVAL;
 	if (r == 0)
 		r = tree_for(tx, owner, &root, &t);
+	if (r == 0)
+		r = tx_access(t, buf);
+	if (r == 0)
+		r = tx_record(t, SCHANGE_WRITE, buf, val, len, NULL, 0);
 	if (r < 0)
 		return r;
 	n = node_lookup(root, buf, true, NULL);
@@ -357,6 +433,7 @@ int store_write(uint32_t tx, void *owner, const char *path, const void *val, uin
 	free(n->value);
 	n->value = v;
 	n->vlen = len;
+	n->gen = ++store_gen;
 	changed(t, buf, false, NULL);
 	return 0;
 }
@@ -399,10 +476,15 @@ int store_mkdir(uint32_t tx, void *owner, const char *path)
 		r = -EINVAL;
 	if (r == 0)
 		r = tree_for(tx, owner, &root, &t);
+	if (r == 0)
+		r = tx_access(t, buf);
 	if (r < 0)
 		return r;
 	if (node_lookup(root, buf, false, NULL))
 		return 0;
+	r = tx_record(t, SCHANGE_MKDIR, buf, NULL, 0, NULL, 0);
+	if (r < 0)
+		return r;
 	if (!node_lookup(root, buf, true, NULL))
 		return -ENOMEM;
 	changed(t, buf, false, NULL);
@@ -420,6 +502,8 @@ int store_rm(uint32_t tx, void *owner, const char *path)
 	r = path_canon(path, buf, sizeof(buf));
 	if (r == 0)
 		r = tree_for(tx, owner, &root, &t);
+	if (r == 0)
+		r = tx_access(t, buf);
 	if (r < 0)
 		return r;
 	if (!strcmp(buf, "/"))
@@ -437,10 +521,14 @@ int store_rm(uint32_t tx, void *owner, const char *path)
 		}
 		return -ENOENT;
 	}
+	r = tx_record(t, SCHANGE_RM, buf, NULL, 0, NULL, 0);
+	if (r < 0)
+		return r;
 	for (pp = &parent->children; *pp != n; pp = &(*pp)->next)
 		;
 	*pp = n->next;
 	n->next = NULL;
+	parent->gen = ++store_gen;
 	changed(t, buf, true, n);
 	node_free(n);
 	return 0;
@@ -459,6 +547,8 @@ int store_dir(uint32_t tx, void *owner, const char *path, char **ret_names, uint
 	r = path_canon(path, buf, sizeof(buf));
 	if (r == 0)
 		r = tree_for(tx, owner, &root, &t);
+	if (r == 0)
+		r = tx_access(t, buf);
 	if (r < 0)
 		return r;
 	n = node_lookup(root, buf, false, NULL);
@@ -498,6 +588,8 @@ int store_get_perms(uint32_t tx, void *owner, const char *path, struct xsim_perm
 	r = path_canon(path, buf, sizeof(buf));
 	if (r == 0)
 		r = tree_for(tx, owner, &root, &t);
+	if (r == 0)
+		r = tx_access(t, buf);
 	if (r < 0)
 		return r;
 	n = node_lookup(root, buf, false, NULL);
@@ -526,11 +618,16 @@ int store_set_perms(uint32_t tx, void *owner, const char *path, const struct xsi
 	r = path_canon(path, buf, sizeof(buf));
 	if (r == 0)
 		r = tree_for(tx, owner, &root, &t);
+	if (r == 0)
+		r = tx_access(t, buf);
 	if (r < 0)
 		return r;
 	n = node_lookup(root, buf, false, NULL);
 	if (!n)
 		return -ENOENT;
+	r = tx_record(t, SCHANGE_PERMS, buf, NULL, 0, perms, nperms);
+	if (r < 0)
+		return r;
 	p = malloc(nperms * sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -538,6 +635,7 @@ int store_set_perms(uint32_t tx, void *owner, const char *path, const struct xsi
 	free(n->perms);
 	n->perms = p;
 	n->nperms = nperms;
+	n->gen = ++store_gen;
 	changed(t, buf, false, NULL);
 	return 0;
 }
@@ -620,7 +718,6 @@ int store_tx_start(void *owner, uint32_t *ret_id)
 	if (!store_next_tx)
 		store_next_tx = 1;
 	t->owner = owner;
-	t->base_gen = store_gen;
 	t->next = store_txs;
 	store_txs = t;
 	*ret_id = t->id;
@@ -629,12 +726,20 @@ int store_tx_start(void *owner, uint32_t *ret_id)
 
 static void tx_free(struct stx *t)
 {
+	struct saccess *a, *an;
 	struct schange *c, *n;
 
 	for (c = t->changes; c; c = n) {
 		n = c->next;
 		free(c->path);
+		free(c->val);
+		free(c->perms);
 		free(c);
+	}
+	for (a = t->accesses; a; a = an) {
+		an = a->next;
+		free(a->path);
+		free(a);
 	}
 	node_free(t->root);
 	free(t);
@@ -642,8 +747,9 @@ static void tx_free(struct stx *t)
 
 int store_tx_end(void *owner, uint32_t id, bool abort)
 {
-	struct stx **pp, *t;
 	struct schange *c, *rev = NULL, *n;
+	struct saccess *a;
+	struct stx **pp, *t;
 
 	for (pp = &store_txs; (t = *pp); pp = &t->next)
 		if (t->id == id && t->owner == owner)
@@ -651,32 +757,45 @@ int store_tx_end(void *owner, uint32_t id, bool abort)
 	if (!t)
 		return -ENOENT;
 	*pp = t->next;
-	if (abort) {
+	if (abort || !t->changes) {
 		tx_free(t);
 		return 0;
 	}
-	/* Optimistic concurrency, as xenstored: any change meanwhile means retry. */
-	if (t->base_gen != store_gen && t->changes) {
-		tx_free(t);
-		return -EAGAIN;
+	/*
+	 * Optimistic concurrency, as xenstored: if a node this transaction
+	 * looked at changed (or appeared, or vanished) since, the caller retries.
+	 */
+	for (a = t->accesses; a; a = a->next) {
+		struct snode *live = node_lookup(store_root, a->path, false, NULL);
+
+		if (!!live != a->existed || (live && live->gen != a->gen)) {
+			tx_free(t);
+			return -EAGAIN;
+		}
 	}
-	if (!t->changes) {
-		tx_free(t);
-		return 0;
-	}
-	node_free(store_root);
-	store_root = t->root;
-	t->root = NULL;
-	store_gen++;
 	for (c = t->changes; c; c = n) {
 		n = c->next;
 		c->next = rev;
 		rev = c;
 	}
 	t->changes = rev;
-	for (c = t->changes; c; c = c->next)
-		fire(c->path, false);
-	pthread_cond_broadcast(&sim_cond);
+	/* Replay on the live tree, in order: watches fire now, once per change. */
+	for (c = t->changes; c; c = c->next) {
+		switch (c->op) {
+		case SCHANGE_WRITE:
+			store_write(0, owner, c->path, c->val, c->len);
+			break;
+		case SCHANGE_MKDIR:
+			store_mkdir(0, owner, c->path);
+			break;
+		case SCHANGE_RM:
+			store_rm(0, owner, c->path);
+			break;
+		case SCHANGE_PERMS:
+			store_set_perms(0, owner, c->path, c->perms, c->nperms);
+			break;
+		}
+	}
 	tx_free(t);
 	return 0;
 }
