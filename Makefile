@@ -185,7 +185,7 @@ $(BUILD)/vblkd-sim: $(MAIN_OBJ) $(XEN_LIB) $(CORE_LIB) $(SIM_LIB) | pkgcheck
 	$(quiet) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
-$(BUILD)/xensim: $(SIMTOOL_OBJS) $(CORE_LIB) | pkgcheck
+$(BUILD)/xensim: $(SIMTOOL_OBJS) $(SIM_LIB) $(CORE_LIB) | pkgcheck
 	$(quiet) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
@@ -294,5 +294,9 @@ LDFLAGS_test-loop := -Wl,--wrap=epoll_wait
 LDFLAGS_test-blk-aio := -Wl,--wrap=io_submit -Wl,--wrap=io_getevents
 LDFLAGS_test-blk-uring := -Wl,--wrap=io_uring_submit -Wl,--wrap=io_uring_peek_batch_cqe \
 	-Wl,--wrap=io_uring_queue_init
+
+# Simulator tests spawn the simulator process: they need it built and its path.
+$(call obj,$(SIMTEST_SRCS)): CPPFLAGS += -DXENSIM_BIN='"$(abspath $(BUILD))/xensim"'
+$(SIMTEST_BINS): | $(XENSIM)
 
 -include $(shell find $(BUILD) build/fuzz -name '*.d' 2>/dev/null)

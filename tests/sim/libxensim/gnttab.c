@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* libxengnttab on the simulator: the hypervisor checks each grant and names its RAM frame. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <xengnttab.h>
+
+#include "client.h"
+#include "frames.h"
+
+struct xengntdev_handle {
+	struct xsim_conn *conn;
+};
+
+xengnttab_handle *xengnttab_open(struct xentoollog_logger *logger, unsigned int open_flags)
+{
+	xengnttab_handle *h = calloc(1, sizeof(*h));
+	int r;
+
+	if (!h) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	r = xsim_conn_open(XSIM_CONN_GENERIC, 0, NULL, &h->conn);
+	if (r < 0) {
+		free(h);
+		errno = -r;
+		return NULL;
+	}
+	return h;
+}
+
+int xengnttab_close(xengnttab_handle *xgt)
+{
+	if (!xgt)
+		return 0;
+	xsim_conn_close(xgt->conn);
+	free(xgt);
+	return 0;
+}
+
+int xengnttab_fd(xengnttab_handle *xgt)
+{
+	return xgt->conn->fd;
+}
+
+int xengnttab_set_max_grants(xengnttab_handle *xgt, uint32_t nr_grants)
+{
+	return 0;
+}
+
+/* All refs from one domain (what a virtio backend needs); partial failure maps nothing. */
+void *xengnttab_map_domain_grant_refs(xengnttab_handle *xgt, uint32_t count, uint32_t domid,
+				      uint32_t *refs, int prot)
+{
+	struct xsim_msg m = { .op = XSIM_OP_GNTMAP, .domid = domid,
+			      .a = (prot & PROT_WRITE) ? 1 : 0 };
+	char *rt = NULL;
+	uint8_t *base;
+	int fd, r;
+
+	if (!count || count > XSIM_TAIL_MAX / sizeof(uint64_t)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	r = xsim_call(xgt->conn, &m, refs, count * sizeof(uint32_t), &rt, &fd, 1);
+	if (r == 0 && (m.n != count * sizeof(uint64_t) || fd < 0))
+		r = -EPROTO;
+	if (r < 0)
+		goto err;
+	base = mmap(NULL, (size_t)count * XSIM_PAGE_SIZE, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED) {
+		r = -errno;
+		goto err;
+	}
+	r = xsim_map_frames(base, prot, fd, m.a, (const uint64_t *)rt, NULL, count);
+	if (r < 0) {
+		munmap(base, (size_t)count * XSIM_PAGE_SIZE);
+		goto err;
+	}
+	close(fd);
+	free(rt);
+	return base;
+
+err:
+	if (fd >= 0)
+		close(fd);
+	free(rt);
+	errno = -r;
+	return NULL;
+}
+
+void *xengnttab_map_grant_refs(xengnttab_handle *xgt, uint32_t count, uint32_t *domids,
+			       uint32_t *refs, int prot)
+{
+	uint32_t i;
+
+	for (i = 1; i < count; i++)
+		if (domids[i] != domids[0]) {
+			/* Mixed domains in one mapping: not needed by a virtio backend. */
+			errno = EOPNOTSUPP;
+			return NULL;
+		}
+	return xengnttab_map_domain_grant_refs(xgt, count, count ? domids[0] : 0, refs, prot);
+}
+
+void *xengnttab_map_grant_ref(xengnttab_handle *xgt, uint32_t domid, uint32_t ref, int prot)
+{
+	return xengnttab_map_domain_grant_refs(xgt, 1, domid, &ref, prot);
+}
+
+int xengnttab_unmap(xengnttab_handle *xgt, void *start_address, uint32_t count)
+{
+	if (!start_address) {
+		errno = EINVAL;
+		return -1;
+	}
+	return munmap(start_address, (size_t)count * XSIM_PAGE_SIZE);
+}
