@@ -221,6 +221,9 @@ FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -O1 -g -fno-omit-frame-pointer
 	-fsanitize=fuzzer-no-link,address,undefined $(URING_CFLAGS) $(JSONC_CFLAGS)
 FUZZ_CORE_OBJS := $(patsubst %.c,build/fuzz/obj/%.o,$(CORE_SRCS))
 
+# Keep the instrumented objects between runs (make would delete them as intermediates).
+.SECONDARY: $(FUZZ_CORE_OBJS)
+
 build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(quiet) CLANG $<

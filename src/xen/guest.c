@@ -25,7 +25,7 @@
 
 #define GUEST_PAGE_SIZE 4096u
 /* One ioreq page holds this many vCPUs' slots. */
-#define GUEST_MAX_VCPUS (GUEST_PAGE_SIZE / sizeof(ioreq_t))
+#define GUEST_IOREQ_MAX_VCPUS (GUEST_PAGE_SIZE / sizeof(ioreq_t))
 /* Longest "rep" access honoured; Xen never asks for more than fits a page. */
 #define GUEST_MAX_REPS 4096u
 /* Chunks of the guest-memory cache: 2048 x 256 KiB = 512 MiB of address space per guest. */
@@ -295,10 +295,10 @@ int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
 		log_err("dom %u: cannot get the number of vCPUs: %m", domid);
 		goto err;
 	}
-	if (g->nr_vcpus == 0 || g->nr_vcpus > GUEST_MAX_VCPUS) {
+	if (g->nr_vcpus == 0 || g->nr_vcpus > GUEST_IOREQ_MAX_VCPUS) {
 		r = -ERANGE;
 		log_err("dom %u: %u vCPUs: vblkd serves guests with 1 to %zu vCPUs", domid,
-			g->nr_vcpus, (size_t)GUEST_MAX_VCPUS);
+			g->nr_vcpus, (size_t)GUEST_IOREQ_MAX_VCPUS);
 		goto err;
 	}
 	/* Arm has no buffered ioreqs (xen-notes.md): synchronous ones only. */
