@@ -37,13 +37,13 @@ if [ ! -f "$XC/xen-src/unpacked.ok" ]; then
 	touch "$XC/xen-src/unpacked.ok"
 fi
 
-M=(-C "$S/xen" XEN_TARGET_ARCH=arm64 CROSS_COMPILE=$TRIPLET-)
+M=(-C "$S/xen" XEN_TARGET_ARCH=arm64 "CROSS_COMPILE=$TRIPLET-")
 cp "$SYSROOT/boot/xen-4.17-arm64.config" "$S/xen/.config"
 printf 'CONFIG_EXPERT=y\nCONFIG_IOREQ_SERVER=y\n' >> "$S/xen/.config"
-make "${M[@]}" olddefconfig >/dev/null
+make "${M[@]}" olddefconfig > "$XC/xen-build.log" 2>&1
 grep -q '^CONFIG_IOREQ_SERVER=y' "$S/xen/.config" || xdie "olddefconfig dropped CONFIG_IOREQ_SERVER"
 xlog "building the hypervisor (make -j$(nproc))"
-make "${M[@]}" -j"$(nproc)" > "$XC/xen-build.log" 2>&1 ||
+make "${M[@]}" -j"$(nproc)" >> "$XC/xen-build.log" 2>&1 ||
 	{ tail -n 30 "$XC/xen-build.log" >&2; xdie "hypervisor build failed (log: $XC/xen-build.log)"; }
 grep -aq ioreq "$S/xen/xen" || xdie "the rebuilt hypervisor has no IOREQ code"
 cp "$S/xen/xen" "$XEN_IOREQ.tmp"

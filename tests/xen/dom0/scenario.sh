@@ -15,8 +15,10 @@ T=/usr/lib/vblkd-test
 STORE=/srv/vblkd-test
 RW_MIB=64
 GUEST_MEM=192
-if [ "$MODE" = selftest ]; then GUEST_TIMEOUT=60; else GUEST_TIMEOUT=400; fi
+# Seconds a guest gets for its steps (about 5 s on QEMU's own virtio-blk, see domu-reference.sh).
+if [ "$MODE" = selftest ]; then GUEST_TIMEOUT=60; else GUEST_TIMEOUT=240; fi
 BE_PID=
+CLEAN_GUESTS=
 BE=/local/domain/0/backend/virtio_disk
 DEVID_RW=51712  # xvda
 DEVID_RO=51728  # xvdb
@@ -92,7 +94,7 @@ create_guest() {
 	[ $rc = 0 ] || fail "xl create exited $rc" || return
 	! grep -q 'timed out' "$log" || fail "libxl timed out waiting for the backend" || return
 	domid=$(xl domid "$name") || fail "xl domid $name" || return
-	eval "DOMID_$name=$domid"
+	eval "DOMID_$name=$domid RW_$name=$2"
 	for dev in $DEVID_RW $DEVID_RO; do
 		s=$(xenstore-read "$BE/$domid/$dev/state")
 		echo "$BE/$domid/$dev: state $s, base $(xenstore-read "$BE/$domid/$dev/base"), irq $(xenstore-read "$BE/$domid/$dev/irq")"
@@ -113,6 +115,9 @@ wait_guest() {
 		i=$((i + 1))
 	done
 	STEP_NOTE=$(grep 'VBLKD-XEN DOMU-END' "$log" | tr -d '\r' | sed 's/.*DOMU-END //')
+	case $STEP_NOTE in
+	*" fail=0 "*) CLEAN_GUESTS="$CLEAN_GUESTS $name" ;;
+	esac
 }
 
 # The guest's step lines, renamed NAME:step, for the host; then its whole console log.
@@ -131,10 +136,10 @@ dump_log() {
 # HOOK(vblkd --status): vblkd has no --status yet.  Once `vblkd --help` mentions it, this step checks that
 # every running guest and both of its disks are listed; until then it is reported as SKIP.
 backend_status() {
-	local out name domid
+	local out name domid rc
 	[ "$MODE" = real ] || skip "selftest: no vblkd" || return
 	/usr/sbin/vblkd --help 2>&1 | grep -q -- '--status' || skip "vblkd --status does not exist yet" || return
-	out=$(/usr/sbin/vblkd --status 2>&1) || { echo "$out"; fail "vblkd --status exited $?"; return; }
+	out=$(/usr/sbin/vblkd --status 2>&1) || { rc=$?; echo "$out"; fail "vblkd --status exited $rc"; return; }
 	echo "$out"
 	for name in "$@"; do
 		domid=$(domid_of "$name")
@@ -181,21 +186,24 @@ released() {
 	STEP_NOTE="after $i polls"
 }
 
-# Dom0 reads what the guests left: a clean file system and the raw writes beyond it.
+# Dom0 reads what the guests left: a clean file system and the raw writes beyond it (for each guest
+# whose own steps all passed: the others have failed already, and their images prove nothing).
 check_images() {
-	local i img
+	local name img n=0
 	[ "$MODE" = real ] || skip "selftest: the guests wrote nothing" || return
+	[ -n "$CLEAN_GUESTS" ] || skip "no guest finished its steps cleanly" || return
 	raw_pattern_a > /tmp/a
 	raw_pattern_b > /tmp/b
-	for i in 1 2 3 4; do
-		img=$STORE/rw$i.img
-		e2fsck -fn "$img" || fail "e2fsck -fn rw$i.img: $?" || return
+	for name in $CLEAN_GUESTS; do
+		img=$(eval "echo \$RW_$name")
+		e2fsck -fn "$img" || fail "e2fsck -fn $img: $?" || return
 		dd if="$img" bs=512 skip=$RAW_A_SECTOR count=3 2>/dev/null > /tmp/a2
-		cmp /tmp/a /tmp/a2 || fail "rw$i.img: the guest's direct write at sector $RAW_A_SECTOR is not there" || return
+		cmp /tmp/a /tmp/a2 || fail "$img: the guest's direct write at sector $RAW_A_SECTOR is not there" || return
 		dd if="$img" bs=1 skip=$RAW_B_OFFSET count=1000 2>/dev/null > /tmp/b2
-		cmp /tmp/b /tmp/b2 || fail "rw$i.img: the guest's write at byte $RAW_B_OFFSET is not there" || return
+		cmp /tmp/b /tmp/b2 || fail "$img: the guest's write at byte $RAW_B_OFFSET is not there" || return
+		n=$((n + 1))
 	done
-	STEP_NOTE="rw1..rw4 clean, raw writes present"
+	STEP_NOTE="$n images clean, raw writes present ($CLEAN_GUESTS )"
 }
 
 stop_backend() {
@@ -216,35 +224,44 @@ stop_backend() {
 	STEP_NOTE="exit status 0"
 }
 
+# A guest that does not finish (hung IO) ends the scenario early, so that the logs still get out
+# within the host's time limit; the steps not run are simply absent from the report.
 one_guest() {
-	local name=$1
+	local name=$1 ok=0
 	step "dom0:create-$name" create_guest "$name" "$2" || return
-	step "dom0:run-$name" wait_guest "$name"
+	step "dom0:run-$name" wait_guest "$name" || ok=1
 	relay_guest "$name"
 	step "dom0:status-$name" backend_status "$name"
 	step "dom0:destroy-$name" destroy_guest "$name"
 	step "dom0:released-$name" released "$name" last
+	return $ok
+}
+
+two_guests() {
+	local ok=0
+	step dom0:create-domu3 create_guest domu3 "$STORE/rw3.img" || ok=1
+	step dom0:create-domu4 create_guest domu4 "$STORE/rw4.img" || ok=1
+	if [ $ok = 0 ]; then
+		step dom0:run-domu3 wait_guest domu3 || ok=1
+		step dom0:run-domu4 wait_guest domu4 || ok=1
+		relay_guest domu3
+		relay_guest domu4
+		step dom0:status-domu3+4 backend_status domu3 domu4
+	fi
+	xl list
+	step dom0:destroy-domu3 destroy_guest domu3
+	step dom0:released-domu3 released domu3
+	step dom0:destroy-domu4 destroy_guest domu4
+	step dom0:released-domu4 released domu4 last
+	return $ok
 }
 
 if step dom0:store setup_store; then
 	step dom0:arm64-libs arm64_libs
 	if step dom0:backend-start start_backend; then
-		one_guest domu1 "$STORE/rw1.img"
-		one_guest domu2 "$STORE/rw2.img"
-		# Two guests at once, each with its own read-write disk.
-		if step dom0:create-domu3 create_guest domu3 "$STORE/rw3.img" &&
-		   step dom0:create-domu4 create_guest domu4 "$STORE/rw4.img"; then
-			step dom0:run-domu3 wait_guest domu3
-			step dom0:run-domu4 wait_guest domu4
-			relay_guest domu3
-			relay_guest domu4
-			step dom0:status-domu3+4 backend_status domu3 domu4
-		fi
-		xl list
-		step dom0:destroy-domu3 destroy_guest domu3
-		step dom0:released-domu3 released domu3
-		step dom0:destroy-domu4 destroy_guest domu4
-		step dom0:released-domu4 released domu4 last
+		one_guest domu1 "$STORE/rw1.img" &&
+			one_guest domu2 "$STORE/rw2.img" &&
+			two_guests
 		step dom0:images check_images
 		step dom0:backend-stop stop_backend
 	fi
