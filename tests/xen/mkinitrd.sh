@@ -162,6 +162,9 @@ fi
 # of /etc/default/vblkd (the unit's EnvironmentFile); the test only adds debug logging there.
 sed -n 's|^ExecStart=@SBINDIR@|/usr/sbin|p' "$TOP/systemd/vblkd.service.in" > "$D/etc/vblkd-exec-start"
 [ -s "$D/etc/vblkd-exec-start" ] || xdie "no ExecStart line in systemd/vblkd.service.in"
+# Directories systemd would create for the unit (RuntimeDirectory=, StateDirectory=), should it gain any.
+sed -n 's|^RuntimeDirectory=|/run/|p; s|^StateDirectory=|/var/lib/|p' "$TOP/systemd/vblkd.service.in" \
+	> "$D/etc/vblkd-unit-dirs"
 mkdir -p "$D/etc/default"
 echo 'VBLKD_OPTS="--log-level=debug"' > "$D/etc/default/vblkd"
 pack "$D" "$OUT/dom0.cpio.gz"

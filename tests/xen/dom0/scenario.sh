@@ -57,6 +57,7 @@ start_backend() {
 		[ -x /usr/sbin/vblkd ] || fail "no /usr/sbin/vblkd in this image" || return
 		/usr/sbin/vblkd --version || fail "vblkd --version" || return
 		. /etc/default/vblkd    # the unit's EnvironmentFile: VBLKD_OPTS
+		while read -r d; do mkdir -p "$d"; done < /etc/vblkd-unit-dirs
 		cmd=$(cat /etc/vblkd-exec-start)
 		echo "as the unit's ExecStart: $cmd  (VBLKD_OPTS=$VBLKD_OPTS)"
 		eval "$cmd > /var/log/vblkd.log 2>&1 &"
