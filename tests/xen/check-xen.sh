@@ -8,8 +8,9 @@
 #
 # Environment:
 #   VBLKD=PATH          the arm64 vblkd to test (real mode; the Makefile passes build/arm64/vblkd)
-#   XEN_SELFTEST=1      harness self-test: a xenstore-only fake backend instead of vblkd, then the
-#                       DomU's disk steps against QEMU's own virtio-blk (domu-reference.sh)
+#   XEN_SELFTEST=1      harness self-test: ioreq-stub.c instead of vblkd (the xenstore handshake and an
+#                       IOREQ server showing empty virtio-mmio slots), then the DomU's disk steps
+#                       against QEMU's own virtio-blk (domu-reference.sh)
 #   XEN_OUT=DIR         per-run output: serial.log, logs/, initramfs images (default build/xen)
 #   XEN_TIMEOUT=S       give up on the QEMU run after S seconds (default 900)
 #   XEN_QEMU_CPU, XEN_QEMU_SMP, XEN_QEMU_MEM, XEN_DOM0_MEM   machine shape (cortex-a57, 2, 1536, 512)
@@ -48,19 +49,27 @@ check_vblkd() {
 	file -b "$VBLKD" | grep -q aarch64 || { xlog "$VBLKD is not an aarch64 binary: $(file -b "$VBLKD")"; return 1; }
 }
 
-cross_probe() {
-	local P="$H/arm64-pkg-config"
+# The sysroot proof (cross-probe) and the self-test backend (ioreq-stub), with the project's warnings.
+cross_build() {
+	local P="$H/arm64-pkg-config" f
+	local cflags=(-std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wformat=2 -Wmissing-prototypes
+		-Wstrict-prototypes -Wshadow -Wswitch-enum -Wundef -Wwrite-strings -Werror)
 	# shellcheck disable=SC2046
-	$TRIPLET-gcc -std=gnu11 -O2 -Wall -Wextra -Werror -o "$OUT/cross-probe" "$H/cross-probe.c" \
+	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/cross-probe" "$H/cross-probe.c" \
 		$("$P" --cflags --libs xendevicemodel libaio liburing) || return 1
-	file -b "$OUT/cross-probe" | grep -q 'ARM aarch64' || { file "$OUT/cross-probe"; return 1; }
+	# shellcheck disable=SC2046
+	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/ioreq-stub" "$H/ioreq-stub.c" \
+		$("$P" --cflags --libs xendevicemodel xenforeignmemory xenevtchn xenstore) || return 1
+	for f in cross-probe ioreq-stub; do
+		file -b "$OUT/$f" | grep -q 'ARM aarch64' || { file "$OUT/$f"; return 1; }
+	done
 }
 
 xlog "mode: $MODE, cache: $XC, output: $OUT"
 [ "$MODE" = selftest ] || host_step vblkd-arm64 check_vblkd
 host_step fetch-arm64 "$H/fetch-arm64.sh"
 host_step xen-ioreq "$H/build-xen.sh"
-host_step cross-probe cross_probe
+host_step cross-build cross_build
 host_step initramfs "$H/mkinitrd.sh" "$OUT" "$MODE" "${VBLKD:-}"
 
 KV=$(basename "$(ls -d "$SYSROOT"/lib/modules/*)")

@@ -6,8 +6,8 @@
 #   OUTDIR/ro.img        the read-only disk's known data (4 MiB; sector N starts "vblkd-ro sector N")
 #   OUTDIR/domu.cpio.gz  busybox, e2fsprogs, virtio_mmio/virtio_blk/ext4 modules, domu/init
 #   OUTDIR/dom0.cpio.gz  busybox, Debian's Xen tools and libraries, e2fsprogs, modules, the kernel and the
-#                        DomU initramfs for the guests, ro.img, the scenario, vblkd (real mode) or the
-#                        xenstore-only fake backend (selftest), OUTDIR/cross-probe if present
+#                        DomU initramfs for the guests, ro.img, the scenario, vblkd (real mode), and
+#                        OUTDIR/cross-probe and OUTDIR/ioreq-stub (the self-test backend) if present
 # Debian's kernel .deb ships no modules.dep: modules are listed in dependency order from each .ko's
 # depends= field and inserted with insmod.  Every ELF file copied gets the libraries it needs (NEEDED,
 # recursively) from the sysroot, so a missing library fails here and not as a mystery in the guest.
@@ -151,9 +151,11 @@ cp "$SYSROOT/boot/vmlinuz-$KV" "$D/boot/vmlinuz"
 cp "$OUT/domu.cpio.gz" "$D/boot/domu.cpio.gz"
 cp "$OUT/ro.img" "$D/usr/lib/vblkd-test/ro.img"
 cp "$H/dom0/init" "$D/init"
-cp "$H/dom0/scenario.sh" "$H/dom0/fakebe.sh" "$D/usr/lib/vblkd-test/"
-chmod 0755 "$D/init" "$D/usr/lib/vblkd-test/"*.sh
-[ ! -f "$OUT/cross-probe" ] || elf_install "$D" "$OUT/cross-probe" usr/lib/vblkd-test/cross-probe
+cp "$H/dom0/scenario.sh" "$D/usr/lib/vblkd-test/"
+chmod 0755 "$D/init"
+for f in cross-probe ioreq-stub; do
+	[ ! -f "$OUT/$f" ] || elf_install "$D" "$OUT/$f" "usr/lib/vblkd-test/$f"
+done
 echo "$MODE" > "$D/etc/vblkd-test-mode"
 if [ "$MODE" = real ]; then
 	elf_install "$D" "$VBLKD" usr/sbin/vblkd

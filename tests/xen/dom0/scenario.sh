@@ -8,7 +8,8 @@
 # 4. `xl destroy` is clean and vblkd released the guest (no dying domain, no foreign mappings left).
 # 5. domu2 afterwards (new domid), then domu3 and domu4 at once, each with its own disk.
 # 6. Afterwards the read-write images check clean with e2fsck and hold the guests' raw writes.
-# In selftest mode a xenstore-only fake backend stands in for vblkd (see fakebe.sh and domu/init).
+# In selftest mode ioreq-stub stands in for vblkd: the handshake, one IOREQ server per guest, empty
+# virtio-mmio slots (DeviceID 0); Dom0 then checks the guest's register reads reached it.
 
 MODE=$(cat /etc/vblkd-test-mode)
 T=/usr/lib/vblkd-test
@@ -50,9 +51,10 @@ arm64_libs() {
 start_backend() {
 	local cmd
 	if [ "$MODE" = selftest ]; then
-		setsid "$T/fakebe.sh" > /var/log/vblkd.log 2>&1 &
+		[ -x "$T/ioreq-stub" ] || fail "no ioreq-stub in this image" || return
+		"$T/ioreq-stub" > /var/log/vblkd.log 2>&1 &
 		BE_PID=$!
-		STEP_NOTE="selftest: xenstore-only fake backend, pid $BE_PID"
+		STEP_NOTE="selftest: ioreq-stub, pid $BE_PID"
 	else
 		[ -x /usr/sbin/vblkd ] || fail "no /usr/sbin/vblkd in this image" || return
 		/usr/sbin/vblkd --version || fail "vblkd --version" || return
@@ -134,6 +136,18 @@ dump_log() {
 	echo "VBLKD-XEN LOG-END $1"
 }
 
+# selftest: the guest's virtio_mmio probe read both slots' registers through the IOREQ server.
+ioreq_seen() {
+	local domid base n
+	domid=$(domid_of "$1")
+	for base in 2000000 2000200; do
+		n=$(grep -c "^access dom $domid addr 0x$base size 4 read" /var/log/vblkd.log)
+		[ "$n" -gt 0 ] || fail "no register read of dom $domid at 0x$base reached ioreq-stub" || return
+		echo "0x$base: $n register reads"
+	done
+	STEP_NOTE="both slots read through the IOREQ server"
+}
+
 # HOOK(vblkd --status): vblkd has no --status yet.  Once `vblkd --help` mentions it, this step checks that
 # every running guest and both of its disks are listed; until then it is reported as SKIP.
 backend_status() {
@@ -211,7 +225,7 @@ stop_backend() {
 	local rc wd
 	[ -n "$BE_PID" ] || skip "no backend" || return
 	if [ "$MODE" = selftest ]; then
-		kill -TERM -- "-$BE_PID"
+		kill -TERM "$BE_PID" || fail "the stub is gone" || return
 		wait "$BE_PID" 2>/dev/null
 		return 0
 	fi
@@ -232,6 +246,7 @@ one_guest() {
 	step "dom0:create-$name" create_guest "$name" "$2" || return
 	step "dom0:run-$name" wait_guest "$name" || ok=1
 	relay_guest "$name"
+	[ "$MODE" = real ] || step "dom0:ioreq-$name" ioreq_seen "$name"
 	step "dom0:status-$name" backend_status "$name"
 	step "dom0:destroy-$name" destroy_guest "$name"
 	step "dom0:released-$name" released "$name" last
@@ -247,6 +262,10 @@ two_guests() {
 		step dom0:run-domu4 wait_guest domu4 || ok=1
 		relay_guest domu3
 		relay_guest domu4
+		if [ "$MODE" = selftest ]; then
+			step dom0:ioreq-domu3 ioreq_seen domu3
+			step dom0:ioreq-domu4 ioreq_seen domu4
+		fi
 		step dom0:status-domu3+4 backend_status domu3 domu4
 	fi
 	xl list
