@@ -15,6 +15,10 @@ set -euo pipefail
 
 [ -f "$XEN_IOREQ" ] && exit 0
 "$(dirname "$0")/fetch-arm64.sh"
+# Two runs sharing the cache: the second waits, then finds the hypervisor built.
+exec 9> "$XC/xen.lock"
+flock 9
+[ -f "$XEN_IOREQ" ] && exit 0
 
 t0=$(xnow)
 A=$XC/apt-src

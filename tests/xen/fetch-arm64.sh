@@ -29,6 +29,14 @@ want=$(printf '%s\n' $PKGS $KERNEL_META | sort | tr '\n' ' ')
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 	exit 0
 fi
+# Two runs sharing the cache: the second waits, then finds the work done.
+mkdir -p "$XC"
+exec 9> "$XC/sysroot.lock"
+flock 9
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+	exit 0
+fi
+rm -f "$stamp"
 
 t0=$(xnow)
 A=$XC/apt

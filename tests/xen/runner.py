@@ -35,8 +35,12 @@ def run_qemu(cmd, out, timeout, done_re, grace):
     ended = 'timeout'
     done_at = None
     log = open(os.path.join(out, 'serial.log'), 'w', encoding='utf-8')
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        log.close()
+        sys.exit('check-xen: cannot run %s: %s (scripts/deps.sh xen installs it)' % (cmd[0], e))
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
     buf = b''

@@ -44,8 +44,11 @@ setup_store() {
 }
 
 arm64_libs() {
+	local out
 	[ -x "$T/cross-probe" ] || skip "no cross-probe in this image" || return
-	"$T/cross-probe" || fail "the cross-built probe failed"
+	out=$("$T/cross-probe" 2>&1) || { echo "$out"; fail "the cross-built probe failed"; return; }
+	echo "$out"
+	STEP_NOTE=$(echo "$out" | tr '\n' ' ')
 }
 
 start_backend() {
@@ -96,6 +99,7 @@ create_guest() {
 	grep -E 'Virtio|error|timed out|wanted state' "$log" | head -n 20
 	[ $rc = 0 ] || fail "xl create exited $rc" || return
 	! grep -q 'timed out' "$log" || fail "libxl timed out waiting for the backend" || return
+	! grep 'libxl: error' "$log" || fail "libxl logged errors" || return
 	domid=$(xl domid "$name") || fail "xl domid $name" || return
 	eval "DOMID_$name=$domid RW_$name=$2"
 	for dev in $DEVID_RW $DEVID_RO; do
@@ -172,6 +176,7 @@ destroy_guest() {
 	[ $rc = 0 ] || fail "xl destroy exited $rc" || return
 	! grep -q -E 'unable to remove device|devices_destroy failed|timed out' "$log" ||
 		fail "libxl did not see the backend close the devices" || return
+	! grep 'libxl: error' "$log" || fail "libxl logged errors" || return
 	STEP_NOTE="domid $(domid_of "$name")"
 }
 
