@@ -49,7 +49,8 @@ check_vblkd() {
 	file -b "$VBLKD" | grep -q aarch64 || { xlog "$VBLKD is not an aarch64 binary: $(file -b "$VBLKD")"; return 1; }
 }
 
-# The sysroot proof (cross-probe) and the self-test backend (ioreq-stub), with the project's warnings.
+# The sysroot proof (cross-probe), the self-test backend (ioreq-stub) and Dom0's stand-in for systemd's
+# start and stop of the unit (notify-run), with the project's warnings.
 cross_build() {
 	local P="$H/arm64-pkg-config" f
 	local cflags=(-std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wformat=2 -Wmissing-prototypes
@@ -60,7 +61,8 @@ cross_build() {
 	# shellcheck disable=SC2046
 	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/ioreq-stub" "$H/ioreq-stub.c" \
 		$("$P" --cflags --libs xendevicemodel xenforeignmemory xenevtchn xenstore) || return 1
-	for f in cross-probe ioreq-stub; do
+	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/notify-run" "$H/notify-run.c" || return 1
+	for f in cross-probe ioreq-stub notify-run; do
 		file -b "$OUT/$f" | grep -q 'ARM aarch64' || { file "$OUT/$f"; return 1; }
 	done
 }

@@ -21,6 +21,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <xendevicemodel.h>
 #include <xenevtchn.h>
@@ -270,6 +273,24 @@ static void on_event(void)
 	}
 }
 
+/* sd_notify(3) READY=1, as vblkd does under a Type=notify unit: the harness waits for it. */
+static void notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (!path || strlen(path) >= sizeof(sa.sun_path))
+		return;
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		perror("ioreq-stub: notify");
+	close(fd);
+}
+
 int main(void)
 {
 	struct pollfd pfd[2];
@@ -293,6 +314,7 @@ int main(void)
 		return 1;
 	}
 	printf("ioreq-stub: watching %s\n", be_root);
+	notify_ready();
 	pfd[0] = (struct pollfd){ .fd = xs_fileno(xs), .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = xenevtchn_fd(xce), .events = POLLIN };
 	for (;;) {

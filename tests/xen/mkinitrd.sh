@@ -7,7 +7,8 @@
 #   OUTDIR/domu.cpio.gz  busybox, e2fsprogs, virtio_mmio/virtio_blk/ext4 modules, domu/init
 #   OUTDIR/dom0.cpio.gz  busybox, Debian's Xen tools and libraries, e2fsprogs, modules, the kernel and the
 #                        DomU initramfs for the guests, ro.img, the scenario, vblkd (real mode), and
-#                        OUTDIR/cross-probe and OUTDIR/ioreq-stub (the self-test backend) if present
+#                        OUTDIR/cross-probe, OUTDIR/ioreq-stub (the self-test backend) and
+#                        OUTDIR/notify-run (starts and stops it as systemd would) if present
 # Debian's kernel .deb ships no modules.dep: modules are listed in dependency order from each .ko's
 # depends= field and inserted with insmod.  Every ELF file copied gets the libraries it needs (NEEDED,
 # recursively) from the sysroot, so a missing library fails here and not as a mystery in the guest.
@@ -153,7 +154,7 @@ cp "$OUT/ro.img" "$D/usr/lib/vblkd-test/ro.img"
 cp "$H/dom0/init" "$D/init"
 cp "$H/dom0/scenario.sh" "$D/usr/lib/vblkd-test/"
 chmod 0755 "$D/init"
-for f in cross-probe ioreq-stub; do
+for f in cross-probe ioreq-stub notify-run; do
 	[ ! -f "$OUT/$f" ] || elf_install "$D" "$OUT/$f" "usr/lib/vblkd-test/$f"
 done
 echo "$MODE" > "$D/etc/vblkd-test-mode"
@@ -164,6 +165,8 @@ fi
 # of /etc/default/vblkd (the unit's EnvironmentFile); the test only adds debug logging there.
 sed -n 's|^ExecStart=@SBINDIR@|/usr/sbin|p' "$TOP/systemd/vblkd.service.in" > "$D/etc/vblkd-exec-start"
 [ -s "$D/etc/vblkd-exec-start" ] || xdie "no ExecStart line in systemd/vblkd.service.in"
+# Type=notify: Dom0 then waits for READY=1 (notify-run) instead of a second.
+sed -n 's/^Type=//p' "$TOP/systemd/vblkd.service.in" > "$D/etc/vblkd-unit-type"
 # Directories systemd would create for the unit (RuntimeDirectory=, StateDirectory=), should it gain any.
 sed -n 's|^RuntimeDirectory=|/run/|p; s|^StateDirectory=|/var/lib/|p' "$TOP/systemd/vblkd.service.in" \
 	> "$D/etc/vblkd-unit-dirs"

@@ -18,7 +18,8 @@ RW_MIB=64
 GUEST_MEM=192
 # Seconds a guest gets for its steps (about 5 s on QEMU's own virtio-blk, see domu-reference.sh).
 if [ "$MODE" = selftest ]; then GUEST_TIMEOUT=60; else GUEST_TIMEOUT=240; fi
-BE_PID=
+BE_PID=         # notify-run, standing in for systemd
+DAEMON_PID=     # vblkd (or ioreq-stub) itself
 CLEAN_GUESTS=
 BE=/local/domain/0/backend/virtio_disk
 DEVID_RW=51712  # xvda
@@ -51,27 +52,46 @@ arm64_libs() {
 	STEP_NOTE=$(echo "$out" | tr '\n' ' ')
 }
 
+# The backend runs under notify-run, which stands in for systemd: it starts the unit's command, forwards
+# the stop signal and exits with the daemon's status; with Type=notify it waits for READY=1.
 start_backend() {
-	local cmd
+	local cmd notify i=0
+	[ -x "$T/notify-run" ] || fail "no notify-run in this image" || return
+	rm -f /run/vblkd.pid /run/vblkd.ready
 	if [ "$MODE" = selftest ]; then
 		[ -x "$T/ioreq-stub" ] || fail "no ioreq-stub in this image" || return
-		"$T/ioreq-stub" > /var/log/vblkd.log 2>&1 &
-		BE_PID=$!
-		STEP_NOTE="selftest: ioreq-stub, pid $BE_PID"
+		cmd="$T/ioreq-stub"
+		notify=notify
 	else
 		[ -x /usr/sbin/vblkd ] || fail "no /usr/sbin/vblkd in this image" || return
 		/usr/sbin/vblkd --version || fail "vblkd --version" || return
 		. /etc/default/vblkd    # the unit's EnvironmentFile: VBLKD_OPTS
 		while read -r d; do mkdir -p "$d"; done < /etc/vblkd-unit-dirs
 		cmd=$(cat /etc/vblkd-exec-start)
-		echo "as the unit's ExecStart: $cmd  (VBLKD_OPTS=$VBLKD_OPTS)"
-		eval "$cmd > /var/log/vblkd.log 2>&1 &"
-		BE_PID=$!
-		STEP_NOTE="pid $BE_PID"
+		notify=$(cat /etc/vblkd-unit-type)
+		echo "as the unit's ExecStart (Type=$notify): $cmd  (VBLKD_OPTS=$VBLKD_OPTS)"
 	fi
-	sleep 1
+	if [ "$notify" = notify ]; then
+		eval "\"$T/notify-run\" /run/vblkd.pid --notify /run/vblkd.ready -- $cmd > /var/log/vblkd.log 2>&1 &"
+	else
+		eval "\"$T/notify-run\" /run/vblkd.pid -- $cmd > /var/log/vblkd.log 2>&1 &"
+	fi
+	BE_PID=$!
+	# Ready: READY=1 under Type=notify; otherwise (Type=exec) still running a second later.
+	until { [ "$notify" = notify ] && [ -e /run/vblkd.ready ]; } || { [ "$notify" != notify ] && [ $i -ge 10 ]; }; do
+		if ! kill -0 "$BE_PID" 2>/dev/null || [ $i -ge 100 ]; then
+			cat /var/log/vblkd.log
+			kill -0 "$BE_PID" 2>/dev/null || fail "the backend exited at once" || return
+			fail "no READY=1 from the backend in 10 s"
+			return
+		fi
+		usleep 100000
+		i=$((i + 1))
+	done
+	DAEMON_PID=$(cat /run/vblkd.pid)
 	cat /var/log/vblkd.log
-	kill -0 "$BE_PID" 2>/dev/null || fail "the backend exited at once"
+	kill -0 "$DAEMON_PID" 2>/dev/null || fail "the backend is gone" || return
+	STEP_NOTE="pid $DAEMON_PID, Type=$notify, ready after $((i * 100)) ms"
 }
 
 # mkcfg NAME RWIMAGE: the guest's xl config, with the documented virtio disk lines.
@@ -189,20 +209,20 @@ released() {
 		why=
 		xl list | awk 'NR > 1 { print $2 }' | grep -qx "$domid" && why="domain $domid still listed (dying)"
 		xenstore-exists "$BE/$domid" 2>/dev/null && why="$why; $BE/$domid still exists"
-		if [ -n "$last" ] && [ -r "/proc/$BE_PID/maps" ] && grep -q privcmd "/proc/$BE_PID/maps"; then
+		if [ -n "$last" ] && [ -r "/proc/$DAEMON_PID/maps" ] && grep -q privcmd "/proc/$DAEMON_PID/maps"; then
 			why="$why; the backend still maps guest memory"
 		fi
 		[ -n "$why" ] || break
 		if [ $i -ge 100 ]; then
 			xl list
-			grep privcmd "/proc/$BE_PID/maps" 2>/dev/null | head -n 5
+			grep privcmd "/proc/$DAEMON_PID/maps" 2>/dev/null | head -n 5
 			fail "${why#; } after 10 s"
 			return
 		fi
 		usleep 100000
 		i=$((i + 1))
 	done
-	kill -0 "$BE_PID" 2>/dev/null || fail "the backend is gone" || return
+	kill -0 "$DAEMON_PID" 2>/dev/null || fail "the backend is gone" || return
 	STEP_NOTE="after $i polls"
 }
 
@@ -226,22 +246,21 @@ check_images() {
 	STEP_NOTE="$n images clean, raw writes present ($CLEAN_GUESTS )"
 }
 
+# systemd's stop: SIGTERM, SIGKILL after a while (10 s here); vblkd must exit 0 in time.  The stub has
+# no SIGTERM handler: its status is 128 + 15.
 stop_backend() {
-	local rc wd
+	local rc wd want=0
 	[ -n "$BE_PID" ] || skip "no backend" || return
-	if [ "$MODE" = selftest ]; then
-		kill -TERM "$BE_PID" || fail "the stub is gone" || return
-		wait "$BE_PID" 2>/dev/null
-		return 0
-	fi
+	[ "$MODE" = real ] || want=143
 	kill -TERM "$BE_PID" || fail "the backend is gone" || return
-	( sleep 10; kill -KILL "$BE_PID" 2>/dev/null ) &
+	( sleep 10; kill -KILL "$DAEMON_PID" 2>/dev/null ) &
 	wd=$!
 	wait "$BE_PID"
 	rc=$?
 	kill "$wd" 2>/dev/null
-	[ $rc = 0 ] || fail "vblkd exited $rc after SIGTERM" || return
-	STEP_NOTE="exit status 0"
+	tail -n 5 /var/log/vblkd.log
+	[ $rc = $want ] || fail "the backend's exit status after SIGTERM is $rc, want $want" || return
+	STEP_NOTE="exit status $rc"
 }
 
 # A guest that does not finish (hung IO) ends the scenario early, so that the logs still get out
