@@ -24,7 +24,7 @@ import time
 STEP_RE = re.compile(r'^VBLKD-XEN STEP (\S+) (PASS|FAIL|SKIP) ([0-9.]+)s ?(.*)$')
 BEGIN_RE = re.compile(r'^VBLKD-XEN BEGIN (\S+)$')
 LOG_BEGIN_RE = re.compile(r'^VBLKD-XEN LOG-BEGIN (\S+)$')
-LOG_END_RE = re.compile(r'^VBLKD-XEN LOG-END (\S+)$')
+LOG_END_RE = re.compile(r'^VBLKD-XEN LOG-END (\S+)(?: lines=(\d+))?$')
 DONE_RE = re.compile(r'^VBLKD-XEN DONE ')
 
 
@@ -104,7 +104,11 @@ def parse(lines):
     current, output, log_name = None, [], None
     for line in lines:
         if log_name is not None:
-            if LOG_END_RE.match(line):
+            m = LOG_END_RE.match(line)
+            if m:
+                if m.group(2) is not None and int(m.group(2)) != len(logs[log_name]):
+                    print('check-xen: warning: log %s arrived with %d of its %s lines'
+                          % (log_name, len(logs[log_name]), m.group(2)))
                 log_name = None
             else:
                 logs[log_name].append(line)

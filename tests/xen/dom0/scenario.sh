@@ -154,10 +154,12 @@ relay_guest() {
 	dump_log "guest-$1" "$log"
 }
 
+# The last 4000 lines of a log, framed for runner.py; the line count lets it notice lost output.
 dump_log() {
+	tail -n 4000 "$2" 2>/dev/null | tr -d '\r' | awk 1 > /tmp/dump
 	echo "VBLKD-XEN LOG-BEGIN $1"
-	tail -n 4000 "$2" 2>/dev/null | tr -d '\r'
-	echo "VBLKD-XEN LOG-END $1"
+	cat /tmp/dump
+	echo "VBLKD-XEN LOG-END $1 lines=$(wc -l < /tmp/dump)"
 }
 
 # selftest: the guest's virtio_mmio probe read both slots' registers through the IOREQ server.
