@@ -13,6 +13,8 @@
 #                       against QEMU's own virtio-blk (domu-reference.sh)
 #   XEN_OUT=DIR         per-run output: serial.log, logs/, initramfs images (default build/xen)
 #   XEN_TIMEOUT=S       give up on the QEMU run after S seconds (default 900)
+#   XEN_INTERACTIVE=1   QEMU on this terminal and a Dom0 shell after the scenario, for debugging
+#                       (Ctrl-a x quits QEMU; Xen's console switch is Ctrl-a a, three times)
 #   XEN_QEMU_CPU, XEN_QEMU_SMP, XEN_QEMU_MEM, XEN_DOM0_MEM   machine shape (cortex-a57, 2, 1536, 512)
 set -euo pipefail
 H=$(cd "$(dirname "$0")" && pwd)
@@ -76,13 +78,19 @@ host_step initramfs "$H/mkinitrd.sh" "$OUT" "$MODE" "${VBLKD:-}"
 
 KV=$(basename "$(ls -d "$SYSROOT"/lib/modules/*)")
 DOM0_MEM=${XEN_DOM0_MEM:-512}
+DOM0_ARGS="console=hvc0 earlycon=xen rdinit=/init"
+[ "${XEN_INTERACTIVE:-0}" != 1 ] || DOM0_ARGS="$DOM0_ARGS vblkd_shell=1"
 QEMU=(qemu-system-aarch64 -machine virt,virtualization=on,gic-version=3
 	-cpu "${XEN_QEMU_CPU:-cortex-a57}" -smp "${XEN_QEMU_SMP:-2}" -m "${XEN_QEMU_MEM:-1536}"
 	-nographic -no-reboot -nic none
 	-kernel "$XEN_IOREQ"
 	-append "console=dtuart dom0_mem=${DOM0_MEM}M,max:${DOM0_MEM}M dom0_max_vcpus=1 loglvl=all guest_loglvl=all"
-	-device "guest-loader,addr=0x42000000,kernel=$SYSROOT/boot/vmlinuz-$KV,bootargs=console=hvc0 earlycon=xen rdinit=/init"
+	-device "guest-loader,addr=0x42000000,kernel=$SYSROOT/boot/vmlinuz-$KV,bootargs=$DOM0_ARGS"
 	-device "guest-loader,addr=0x50000000,initrd=$OUT/dom0.cpio.gz")
+if [ "${XEN_INTERACTIVE:-0}" = 1 ]; then
+	xlog "interactive: Ctrl-a x quits QEMU; the Dom0 shell comes after the scenario"
+	exec "${QEMU[@]}"
+fi
 rc=0
 python3 "$H/runner.py" --out "$OUT" --timeout "${XEN_TIMEOUT:-900}" --host-steps "$HOST_STEPS" -- "${QEMU[@]}" || rc=$?
 if [ "$MODE" = selftest ]; then
