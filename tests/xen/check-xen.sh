@@ -11,6 +11,8 @@
 #   XEN_SELFTEST=1      harness self-test: ioreq-stub.c instead of vblkd (the xenstore handshake and an
 #                       IOREQ server showing empty virtio-mmio slots), then the DomU's disk steps
 #                       against QEMU's own virtio-blk (domu-reference.sh)
+#   XEN_VBLKD_OPTS=...  vblkd's options in Dom0's /etc/default/vblkd (default --log-level=debug),
+#                       e.g. "--log-level=debug --engine=uring"
 #   XEN_OUT=DIR         per-run output: serial.log, logs/, initramfs images (default build/xen)
 #   XEN_TIMEOUT=S       give up on the QEMU run after S seconds (default 900)
 #   XEN_INTERACTIVE=1   QEMU on this terminal and a Dom0 shell after the scenario, for debugging

@@ -171,7 +171,7 @@ sed -n 's/^Type=//p' "$TOP/systemd/vblkd.service.in" > "$D/etc/vblkd-unit-type"
 sed -n 's|^RuntimeDirectory=|/run/|p; s|^StateDirectory=|/var/lib/|p' "$TOP/systemd/vblkd.service.in" \
 	> "$D/etc/vblkd-unit-dirs"
 mkdir -p "$D/etc/default"
-echo 'VBLKD_OPTS="--log-level=debug"' > "$D/etc/default/vblkd"
+echo "VBLKD_OPTS=\"${XEN_VBLKD_OPTS:---log-level=debug}\"" > "$D/etc/default/vblkd"
 pack "$D" "$OUT/dom0.cpio.gz"
 rm -rf "$OUT/initrd-domu" "$OUT/initrd-dom0"
 xlog "initramfs images built in $(xsince "$t0") s: dom0 $(du -h "$OUT/dom0.cpio.gz" | cut -f1), domu $(du -h "$OUT/domu.cpio.gz" | cut -f1)"
