@@ -16,7 +16,7 @@ set -euo pipefail
 PKGS="xen-hypervisor-4.17-arm64 xen-utils-4.17 xen-utils-common xenstore-utils
 	libxenmisc4.17 libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4
 	libxentoollog1 libxendevicemodel1 libxenhypfs1 libxentoolcore1 libxen-dev
-	libaio-dev libaio1 liburing-dev liburing2
+	libaio-dev libaio1 liburing-dev liburing2 libjson-c-dev libjson-c5
 	libc6 libgcc-s1 libyajl2 libncurses6 libtinfo6 libfdt1 libuuid1 zlib1g libzstd1 liblzma5
 	libbz2-1.0 liblzo2-2 libnl-3-200 libnl-route-3-200
 	e2fsprogs libext2fs2 libcom-err2 libss2 libblkid1 logsave
