@@ -4,7 +4,8 @@
 #
 # usage: scripts/deps.sh [--print] PROFILE...
 #   PROFILE: build (compile vblkd), check (make check), demo (make demo),
-#            bench (make bench), fuzz (make fuzz)
+#            bench (make bench), fuzz (make fuzz),
+#            xen (make check-xen: arm64 cross build, Xen under qemu-system-aarch64)
 # As root, missing packages are installed with apt-get, non-interactively.
 # Otherwise the exact apt-get command is printed and the script fails.
 # --print only lists the packages of the profiles.
@@ -13,6 +14,13 @@ set -eu
 pkgs_build="gcc make pkgconf libc6-dev libxen-dev libaio-dev liburing-dev libjson-c-dev"
 pkgs_test="libcmocka-dev clang libclang-rt-14-dev util-linux coreutils"
 pkgs_bench="fio valgrind"
+# make check-xen: cross compiler and arm64 libc headers (libc6-dev-arm64-cross is only a
+# Recommends of gcc-aarch64-linux-gnu), apt-get download/dpkg-deb/dpkg-source (dpkg-dev, apt),
+# the hypervisor build (bison, flex, python3, bc), the initramfs (cpio, python3), QEMU, file (checks
+# the result is aarch64), the archive keyring (apt verifies the arm64 lists).  ipxe-qemu is not
+# needed: QEMU runs with -nic none.
+pkgs_xen="make gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu pkgconf
+	qemu-system-arm cpio dpkg-dev apt bison flex python3 bc file debian-archive-keyring"
 
 print=0
 want=""
@@ -23,8 +31,9 @@ for arg in "$@"; do
 	check) want="$want $pkgs_build $pkgs_test" ;;
 	fuzz) want="$want $pkgs_build clang libclang-rt-14-dev" ;;
 	bench) want="$want $pkgs_build $pkgs_bench" ;;
-	-h|--help) sed -n '3,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
-	*) echo "deps.sh: unknown profile '$arg' (build, check, demo, bench, fuzz)" >&2; exit 2 ;;
+	xen) want="$want $pkgs_xen" ;;
+	-h|--help) sed -n '3,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	*) echo "deps.sh: unknown profile '$arg' (build, check, demo, bench, fuzz, xen)" >&2; exit 2 ;;
 	esac
 done
 [ -n "$want" ] || want=$pkgs_build

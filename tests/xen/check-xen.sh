@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# `make check-xen`: vblkd on real Xen 4.17 under qemu-system-aarch64 (TCG), from Debian 12 packages only.
+#
+# Prepares (cached in VBLKD_XEN_CACHE, see lib.sh) the arm64 sysroot and the IOREQ-enabled hypervisor,
+# proves the sysroot cross-links libxendevicemodel/libaio/liburing, builds the initramfs images, boots
+# Xen + Dom0 and runs the scenario of dom0/scenario.sh and domu/init, then judges it (runner.py).
+#
+# Environment:
+#   VBLKD=PATH          the arm64 vblkd to test (real mode; the Makefile passes build/arm64/vblkd)
+#   XEN_SELFTEST=1      harness self-test: ioreq-stub.c instead of vblkd (the xenstore handshake and an
+#                       IOREQ server showing empty virtio-mmio slots), then the DomU's disk steps
+#                       against QEMU's own virtio-blk (domu-reference.sh)
+#   XEN_VBLKD_OPTS=...  vblkd's options in Dom0's /etc/default/vblkd (default --log-level=debug),
+#                       e.g. "--log-level=debug --engine=uring"
+#   XEN_OUT=DIR         per-run output: serial.log, logs/, initramfs images (default build/xen)
+#   XEN_TIMEOUT=S       give up on the QEMU run after S seconds (default 900)
+#   XEN_INTERACTIVE=1   QEMU on this terminal and a Dom0 shell after the scenario, for debugging
+#                       (Ctrl-a x quits QEMU; Xen's console switch is Ctrl-a a, three times)
+#   XEN_QEMU_CPU, XEN_QEMU_SMP, XEN_QEMU_MEM, XEN_DOM0_MEM   machine shape (cortex-a57, 2, 1536, 512)
+set -euo pipefail
+H=$(cd "$(dirname "$0")" && pwd)
+. "$H/lib.sh"
+
+MODE=real
+[ "${XEN_SELFTEST:-0}" = 1 ] && MODE=selftest
+OUT=${XEN_OUT:-build/xen}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+HOST_STEPS=$OUT/host-steps.txt
+: > "$HOST_STEPS"
+t_all=$(xnow)
+
+# host_step ID COMMAND...: like steps.sh's step, for the preparation on the host.
+host_step() {
+	local id=$1 t0 rc=0 v=PASS line
+	shift
+	t0=$(xnow)
+	"$@" || rc=$?
+	[ $rc = 0 ] || v=FAIL
+	line="VBLKD-XEN STEP host:$id $v $(xsince "$t0")s"
+	echo "$line" >> "$HOST_STEPS"
+	xlog "${line#VBLKD-XEN STEP }"
+	[ $rc = 0 ] || xdie "host step $id failed"
+}
+
+check_vblkd() {
+	if [ -z "${VBLKD:-}" ] || [ ! -x "$VBLKD" ]; then
+		xlog "vblkd is not built for arm64 (${VBLKD:-no VBLKD given}): src/main.c is not in this tree yet,"
+		xlog "or run 'make cross' first.  'make check-xen XEN_SELFTEST=1' tests the harness without it."
+		return 1
+	fi
+	file -b "$VBLKD" | grep -q aarch64 || { xlog "$VBLKD is not an aarch64 binary: $(file -b "$VBLKD")"; return 1; }
+}
+
+# The sysroot proof (cross-probe), the self-test backend (ioreq-stub) and Dom0's stand-in for systemd's
+# start and stop of the unit (notify-run), with the project's warnings.
+cross_build() {
+	local P="$H/arm64-pkg-config" f
+	local cflags=(-std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wformat=2 -Wmissing-prototypes
+		-Wstrict-prototypes -Wshadow -Wswitch-enum -Wundef -Wwrite-strings -Werror)
+	# shellcheck disable=SC2046
+	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/cross-probe" "$H/cross-probe.c" \
+		$("$P" --cflags --libs xendevicemodel libaio liburing) || return 1
+	# shellcheck disable=SC2046
+	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/ioreq-stub" "$H/ioreq-stub.c" \
+		$("$P" --cflags --libs xendevicemodel xenforeignmemory xenevtchn xenstore) || return 1
+	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/notify-run" "$H/notify-run.c" || return 1
+	for f in cross-probe ioreq-stub notify-run; do
+		file -b "$OUT/$f" | grep -q 'ARM aarch64' || { file "$OUT/$f"; return 1; }
+	done
+}
+
+xlog "mode: $MODE, cache: $XC, output: $OUT"
+[ "$MODE" = selftest ] || host_step vblkd-arm64 check_vblkd
+host_step fetch-arm64 "$H/fetch-arm64.sh"
+host_step xen-ioreq "$H/build-xen.sh"
+host_step cross-build cross_build
+host_step initramfs "$H/mkinitrd.sh" "$OUT" "$MODE" "${VBLKD:-}"
+
+KV=$(basename "$(ls -d "$SYSROOT"/lib/modules/*)")
+DOM0_MEM=${XEN_DOM0_MEM:-512}
+DOM0_ARGS="console=hvc0 earlycon=xen rdinit=/init"
+[ "${XEN_INTERACTIVE:-0}" != 1 ] || DOM0_ARGS="$DOM0_ARGS vblkd_shell=1"
+QEMU=(qemu-system-aarch64 -machine virt,virtualization=on,gic-version=3
+	-cpu "${XEN_QEMU_CPU:-cortex-a57}" -smp "${XEN_QEMU_SMP:-2}" -m "${XEN_QEMU_MEM:-1536}"
+	-nographic -no-reboot -nic none
+	-kernel "$XEN_IOREQ"
+	-append "console=dtuart dom0_mem=${DOM0_MEM}M,max:${DOM0_MEM}M dom0_max_vcpus=1 loglvl=all guest_loglvl=all"
+	-device "guest-loader,addr=0x42000000,kernel=$SYSROOT/boot/vmlinuz-$KV,bootargs=$DOM0_ARGS"
+	-device "guest-loader,addr=0x50000000,initrd=$OUT/dom0.cpio.gz")
+if [ "${XEN_INTERACTIVE:-0}" = 1 ]; then
+	xlog "interactive: Ctrl-a x quits QEMU; the Dom0 shell comes after the scenario"
+	exec "${QEMU[@]}"
+fi
+rc=0
+python3 "$H/runner.py" --out "$OUT" --timeout "${XEN_TIMEOUT:-900}" --host-steps "$HOST_STEPS" -- "${QEMU[@]}" || rc=$?
+if [ "$MODE" = selftest ]; then
+	# The guest's disk steps cannot run without a backend on Xen: run them against QEMU's virtio-blk.
+	xlog "the DomU's disk steps against QEMU's own virtio-blk (no Xen), as a reference"
+	"$H/domu-reference.sh" "$OUT" > "$OUT/reference.out" 2>&1 || { cat "$OUT/reference.out"; rc=1; }
+	grep -E '^check-xen: (QEMU ran|PASS|FAIL)' "$OUT/reference.out" | sed 's/^check-xen: /check-xen: reference: /'
+elif [ $rc != 0 ]; then
+	xlog "hint: tests/xen/domu-reference.sh $OUT runs the guest's steps against QEMU's virtio-blk"
+fi
+xlog "whole run: $(xsince "$t_all") s"
+exit $rc
