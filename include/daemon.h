@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The daemon: wires xenstore discovery, guests' IOREQ servers, virtio-blk devices and block engines. */
+#ifndef VBLKD_DAEMON_H
+#define VBLKD_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blk.h"
+
+struct loop;
+struct daemon;
+
+#define DAEMON_DOMID_SELF UINT32_MAX
+
+struct daemon_opts {
+	uint32_t backend_domid;		/* DAEMON_DOMID_SELF: read "domid" from xenstore */
+	enum blk_engine engine;
+	unsigned int queues;		/* virtqueues per disk (virtio-blk MQ), >= 1 */
+	unsigned int queue_depth;	/* block engine requests in flight per disk (0: default) */
+	/* Called after a disk was added or released (may be NULL): e.g. for a STATUS= line. */
+	void (*changed)(struct daemon *d, void *data);
+	void *changed_data;
+};
+
+/* Connect to xenstore and Xen and start watching for disks.  Errors are logged. */
+int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon **ret_daemon);
+void daemon_free(struct daemon *d);
+
+/*
+ * Stop taking new disks and requests, let in-flight IO finish, release every
+ * guest, then stop the loop with @code.  The xenstore state of the disks is
+ * left as it is, so a restarted vblkd takes them over.
+ */
+void daemon_shutdown(struct daemon *d, int code);
+
+unsigned int daemon_backend_domid(const struct daemon *d);
+unsigned int daemon_guest_count(const struct daemon *d);
+unsigned int daemon_disk_count(const struct daemon *d);
+
+/* Every guest and disk with its counters, as a JSON document (malloc'ed), for `vblkd --status`. */
+char *daemon_status_json(const struct daemon *d);
+
+#endif

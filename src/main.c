@@ -1,0 +1,355 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* vblkd's entry point: options, logging, signals, and the main loop around the daemon. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "blk.h"
+#include "ctl.h"
+#include "daemon.h"
+#include "disk-cfg.h"
+#include "log.h"
+#include "loop.h"
+#include "notify.h"
+#include "status.h"
+#include "vblk.h"
+
+#ifndef VBLKD_VERSION
+#define VBLKD_VERSION "unknown"
+#endif
+
+enum {
+	EXIT_USAGE = 2,
+	EXIT_NOT_RUNNING = 3,	/* --status: no daemon answers */
+};
+
+struct options {
+	bool foreground;
+	bool status;
+	bool json;
+	const char *control;
+	struct daemon_opts daemon;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: vblkd [OPTION]...\n"
+		"Serve virtio-blk disks to Xen guests (virtio-mmio over IOREQ servers).\n"
+		"\n"
+		"  -f, --foreground          stay in the foreground (as under systemd)\n"
+		"  -l, --log-level=LEVEL     err, warning, notice, info (default) or debug\n"
+		"      --backend-domid=ID    serve backend/virtio_disk of domain ID\n"
+		"                            (default: our own, from xenstore key 'domid')\n"
+		"  -e, --engine=ENGINE       aio (default), uring, or null (no IO: benchmarks only)\n"
+		"  -q, --queues=N            virtqueues per disk, 1..%u (default 1)\n"
+		"      --queue-depth=N       requests in flight per disk, 1..%u (default %u)\n"
+		"      --control-socket=PATH control socket (default " CTL_DEFAULT_PATH ")\n"
+		"  -s, --status              show the running daemon's guests and disks, and exit\n"
+		"      --json                with --status: print the status as JSON\n"
+		"  -h, --help                show this help and exit\n"
+		"  -V, --version             show the version and exit\n"
+		"\n"
+		"See vblkd(8).\n",
+		VBLK_MAX_QUEUES, BLK_QUEUE_DEPTH_MAX, BLK_QUEUE_DEPTH_DEFAULT);
+}
+
+/* A whole decimal number in [min, max], or a usage error naming the option. */
+static int parse_uint(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *ret)
+{
+	uint64_t v;
+
+	if (disk_cfg_parse_u64(s, &v) < 0 || v < min || v > max) {
+		fprintf(stderr, "vblkd: %s '%s': expected a number from %llu to %llu\n", opt, s,
+			(unsigned long long)min, (unsigned long long)max);
+		return -EINVAL;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* Returns 0 to run, 1 to exit 0 (help, version), -1 on a usage error (already reported). */
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	enum { OPT_BACKEND_DOMID = 256, OPT_QUEUE_DEPTH, OPT_CONTROL, OPT_JSON };
+	static const struct option longopts[] = {
+		{ "foreground", no_argument, NULL, 'f' },
+		{ "log-level", required_argument, NULL, 'l' },
+		{ "backend-domid", required_argument, NULL, OPT_BACKEND_DOMID },
+		{ "engine", required_argument, NULL, 'e' },
+		{ "queues", required_argument, NULL, 'q' },
+		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
+		{ "control-socket", required_argument, NULL, OPT_CONTROL },
+		{ "status", no_argument, NULL, 's' },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	enum log_level level;
+	uint64_t v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "fl:e:q:shV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'f':
+			o->foreground = true;
+			break;
+		case 'l':
+			if (log_parse_level(optarg, &level) < 0) {
+				fprintf(stderr, "vblkd: --log-level '%s': expected err, warning, "
+						"notice, info or debug\n", optarg);
+				return -1;
+			}
+			log_set_level(level);
+			break;
+		case OPT_BACKEND_DOMID:
+			if (parse_uint("--backend-domid", optarg, 0, 0x7fef, &v) < 0)
+				return -1;
+			o->daemon.backend_domid = (uint32_t)v;
+			break;
+		case 'e':
+			if (blk_engine_parse(optarg, &o->daemon.engine) < 0) {
+				fprintf(stderr, "vblkd: --engine '%s': expected aio, uring or null\n",
+					optarg);
+				return -1;
+			}
+			break;
+		case 'q':
+			if (parse_uint("--queues", optarg, 1, VBLK_MAX_QUEUES, &v) < 0)
+				return -1;
+			o->daemon.queues = (unsigned int)v;
+			break;
+		case OPT_QUEUE_DEPTH:
+			if (parse_uint("--queue-depth", optarg, 1, BLK_QUEUE_DEPTH_MAX, &v) < 0)
+				return -1;
+			o->daemon.queue_depth = (unsigned int)v;
+			break;
+		case OPT_CONTROL:
+			if (optarg[0] != '/') {
+				fprintf(stderr, "vblkd: --control-socket '%s': expected an absolute path\n",
+					optarg);
+				return -1;
+			}
+			o->control = optarg;
+			break;
+		case 's':
+			o->status = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			printf("vblkd %s\n", VBLKD_VERSION);
+			return 1;
+		default:
+			fprintf(stderr, "Try 'vblkd --help' for more information.\n");
+			return -1;
+		}
+	}
+	if (o->json && !o->status) {
+		fprintf(stderr, "vblkd: --json goes with --status\n");
+		return -1;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "vblkd: unexpected argument '%s'\n", argv[optind]);
+		fprintf(stderr, "Try 'vblkd --help' for more information.\n");
+		return -1;
+	}
+	return 0;
+}
+
+/* `vblkd --status`: ask the running daemon. */
+static int show_status(const struct options *o)
+{
+	char *reply = NULL;
+	int r;
+
+	r = ctl_request(o->control, "status", 5000, &reply);
+	if (r == -ENOENT || r == -ECONNREFUSED) {
+		fprintf(stderr, "vblkd: no daemon is running (nothing answers on %s)\n", o->control);
+		return EXIT_NOT_RUNNING;
+	}
+	if (r < 0) {
+		fprintf(stderr, "vblkd: cannot get the status from %s: %s%s\n", o->control,
+			strerror(-r), r == -EACCES ? " (the control socket is root's)" : "");
+		return EXIT_FAILURE;
+	}
+	if (o->json) {
+		fputs(reply, stdout);
+	} else if (status_print_table(stdout, reply) < 0) {
+		fprintf(stderr, "vblkd: unexpected answer from %s: %.200s\n", o->control, reply);
+		free(reply);
+		return EXIT_FAILURE;
+	}
+	free(reply);
+	return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+static char *on_control(const char *request, void *data)
+{
+	struct daemon *d = data;
+
+	if (!strcmp(request, "status"))
+		return daemon_status_json(d);
+	return NULL;
+}
+
+static void on_watchdog(struct loop_source *src, uint64_t expirations, void *data)
+{
+	notify_send("WATCHDOG=1");
+}
+
+static void on_disks_changed(struct daemon *d, void *data)
+{
+	notify_sendf("STATUS=serving %u disk%s of %u guest%s", daemon_disk_count(d),
+		     daemon_disk_count(d) == 1 ? "" : "s", daemon_guest_count(d),
+		     daemon_guest_count(d) == 1 ? "" : "s");
+}
+
+static void on_stop_signal(struct loop_source *src, const struct signalfd_siginfo *si, void *data)
+{
+	struct daemon *d = data;
+
+	log_notice("%s: finishing in-flight IO and releasing all guests", strsignal((int)si->ssi_signo));
+	notify_send("STOPPING=1\nSTATUS=finishing in-flight IO");
+	daemon_shutdown(d, 0);
+}
+
+static void on_hup(struct loop_source *src, const struct signalfd_siginfo *si, void *data)
+{
+	log_info("SIGHUP: nothing to reload (disks come from xenstore)");
+}
+
+/*
+ * Go to the background; the parent exits once the child reports through
+ * @ready_fd (written by the child after start-up), so `vblkd && xl create`
+ * works.  Returns in the child only.
+ */
+static int daemonize(int *ret_ready_fd)
+{
+	int p[2], fd;
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		/* The child writes one byte once it serves, or closes the pipe on failure. */
+		_exit(read(p[0], &c, 1) == 1 ? EXIT_SUCCESS : EXIT_FAILURE);
+	}
+	close(p[0]);
+	if (setsid() < 0)
+		return -errno;
+	if (chdir("/") < 0)
+		return -errno;
+	umask(022);
+	fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		/* stderr stays: with no terminal, log lines would go nowhere otherwise. */
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+	*ret_ready_fd = p[1];
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {
+		.daemon = {
+			.backend_domid = DAEMON_DOMID_SELF,
+			.engine = BLK_ENGINE_AIO,
+			.queues = 1,
+		},
+	};
+	struct daemon *d = NULL;
+	struct ctl *ctl = NULL;
+	struct loop *loop;
+	uint64_t wd;
+	int r, ready_fd = -1;
+
+	log_init("vblkd");
+	o.control = CTL_DEFAULT_PATH;
+	r = parse_options(argc, argv, &o);
+	if (r)
+		return r > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+	if (o.status)
+		return show_status(&o);
+
+	signal(SIGPIPE, SIG_IGN);
+	if (!o.foreground) {
+		r = daemonize(&ready_fd);
+		if (r < 0) {
+			log_err("cannot go to the background: %s", strerror(-r));
+			return EXIT_FAILURE;
+		}
+	}
+
+	loop = loop_new();
+	if (!loop) {
+		log_err("cannot create the event loop: %m");
+		return EXIT_FAILURE;
+	}
+	o.daemon.changed = on_disks_changed;
+	r = daemon_new(loop, &o.daemon, &d);
+	if (r < 0)
+		goto out;
+	r = ctl_listen(loop, o.control, on_control, d, &ctl);
+	if (r < 0) {
+		log_err("control socket %s: %s%s", o.control, strerror(-r),
+			r == -EADDRINUSE ? ": another vblkd is running" : "");
+		goto out;
+	}
+	wd = notify_watchdog_usec();
+	if (wd && loop_add_timer(loop, wd / 2, wd / 2, on_watchdog, NULL, NULL) < 0) {
+		log_err("cannot set up the systemd watchdog timer: %m");
+		r = -EIO;
+		goto out;
+	}
+	if (loop_add_signal(loop, SIGTERM, on_stop_signal, d, NULL) < 0 ||
+	    loop_add_signal(loop, SIGINT, on_stop_signal, d, NULL) < 0 ||
+	    loop_add_signal(loop, SIGHUP, on_hup, d, NULL) < 0) {
+		log_err("cannot set up signal handling: %m");
+		r = -EIO;
+		goto out;
+	}
+	log_notice("vblkd %s started", VBLKD_VERSION);
+	notify_send("READY=1\nSTATUS=watching xenstore for virtio disks");
+	if (ready_fd >= 0) {
+		if (write(ready_fd, "", 1) != 1)
+			log_warn("cannot tell the parent process we are ready: %m");
+		close(ready_fd);
+		ready_fd = -1;
+	}
+	r = loop_run(loop);
+	if (r != 0 && r > 0)
+		log_err("stopping after a fatal error");
+	else if (r < 0)
+		log_err("event loop failed: %s", strerror(-r));
+	else
+		log_notice("stopped");
+out:
+	ctl_close(ctl);
+	daemon_free(d);
+	loop_free(loop);
+	if (ready_fd >= 0)
+		close(ready_fd);
+	return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
