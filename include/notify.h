@@ -8,7 +8,8 @@
 /*
  * Send @state (e.g. "READY=1\nSTATUS=serving 2 disks") to the service
  * manager.  Returns 1 when sent, 0 when not running under a manager that
- * asked for notifications (no $NOTIFY_SOCKET), -errno on failure.
+ * asked for notifications (no $NOTIFY_SOCKET), -errno on failure.  It never
+ * blocks: -EAGAIN when the manager's queue is full.
  */
 int notify_send(const char *state);
 int notify_sendf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -35,7 +35,12 @@ int notify_send(const char *state)
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	n = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+	/*
+	 * Never wait: a manager that does not read its socket must not stall
+	 * the main loop.  A full queue drops this update (-EAGAIN).
+	 */
+	n = sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
+		   salen);
 	if (n < 0)
 		r = -errno;
 	close(fd);

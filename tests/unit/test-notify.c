@@ -109,6 +109,24 @@ static void test_bad_socket(void **state)
 	unsetenv("NOTIFY_SOCKET");
 }
 
+static void test_full_queue_does_not_block(void **state)
+{
+	struct listener l;
+	int i, r = 1;
+
+	/* A manager that never reads: the queue fills, and sending fails at once instead of waiting. */
+	listen_at(&l, false);
+	for (i = 0; i < 100000 && r == 1; i++)
+		r = notify_send("STATUS=busy");
+	assert_int_equal(r, -EAGAIN);
+	assert_true(i > 1);
+	/* Once it reads again, messages get through. */
+	while (recv(l.fd, (char[64]){ 0 }, 64, MSG_DONTWAIT) > 0)
+		;
+	assert_int_equal(notify_send("READY=1"), 1);
+	listener_close(&l);
+}
+
 static void test_watchdog(void **state)
 {
 	char pid[16];
@@ -137,6 +155,7 @@ int main(void)
 		cmocka_unit_test(test_abstract_socket),
 		cmocka_unit_test(test_no_manager),
 		cmocka_unit_test(test_bad_socket),
+		cmocka_unit_test(test_full_queue_does_not_block),
 		cmocka_unit_test(test_watchdog),
 	};
 
