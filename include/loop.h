@@ -54,7 +54,8 @@ int loop_add_signal(struct loop *loop, int signo, loop_signal_fn fn, void *data,
  * Remove any source.  Safe from inside any callback, for the running source or
  * another one: the source gets no further callbacks, and its memory is freed
  * once the current dispatch batch ends.  An fd watch stops being polled at
- * once, so the caller may close the fd right after this returns.
+ * once, so the caller may close the fd right after this returns; a timer's
+ * own fd is closed at once.
  */
 void loop_remove(struct loop_source *src);
 

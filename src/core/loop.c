@@ -330,6 +330,11 @@ void loop_remove(struct loop_source *src)
 		loop_remove_signal(loop, src);
 	if (src == loop->sigfd_src)
 		loop->sigfd_src = NULL;
+	/* The loop's own fds (timers, signals) go now; only the memory waits for the batch's end. */
+	if (src->kind != LOOP_KIND_FD && src->fd >= 0) {
+		close(src->fd);
+		src->fd = -1;
+	}
 	if (src->kind != LOOP_KIND_SIGNALFD)
 		loop->count--;
 

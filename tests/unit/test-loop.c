@@ -281,6 +281,40 @@ static void test_timer_oneshot(void **state)
 	assert_int_equal(loop_source_count(f->loop), 0);
 }
 
+static int open_fds(void)
+{
+	int fd = dup(0), n = fd;
+
+	close(fd);
+	return n;	/* the lowest free fd number */
+}
+
+static int free_fd_after_remove;
+
+static void remove_timer_cb(struct loop_source *src, uint64_t expirations, void *data)
+{
+	struct tick *t = data;
+
+	t->calls++;
+	loop_remove(src);
+	free_fd_after_remove = open_fds();
+}
+
+static void test_timer_fd_closed_at_remove(void **state)
+{
+	struct fixture *f = *state;
+	struct tick t = { 0 };
+	int before = open_fds();
+
+	/* Removed from its own callback: its timerfd is closed then, not at the batch's end. */
+	assert_int_equal(loop_add_timer(f->loop, 0, 0, remove_timer_cb, &t, NULL), 0);
+	assert_int_equal(open_fds(), before + 1);
+	assert_int_equal(loop_iterate(f->loop, -1), 1);
+	assert_int_equal(t.calls, 1);
+	assert_int_equal(free_fd_after_remove, before);
+	assert_int_equal(loop_source_count(f->loop), 0);
+}
+
 static void test_timer_periodic_and_stop(void **state)
 {
 	struct fixture *f = *state;
@@ -403,6 +437,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_add_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timer_oneshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timer_periodic_and_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_timer_fd_closed_at_remove, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_signals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_from_fd_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_with_sources, setup, teardown),
