@@ -171,7 +171,7 @@ static void daemon_disk_release(struct ddisk *k)
 	struct daemon *d = g->d;
 	struct ddisk **pp;
 	bool answer = k->closing && !k->dead && !d->shutting_down;
-	unsigned int devid = k->devid;
+	unsigned int domid = g->domid, devid = k->devid;
 
 	loop_remove(k->blk_src);
 	blk_close(k->blk);	/* nothing in flight: does not block */
@@ -186,10 +186,11 @@ static void daemon_disk_release(struct ddisk *k)
 	free(k->path);
 	free(k->vdev);
 	free(k);
-	if (answer)
-		disc_closed(d->disc, g->domid, devid);
+	/* Everything is released before Closed is written: the toolstack may destroy the domain then. */
 	if (!g->disks)
 		daemon_guest_release(g);
+	if (answer)
+		disc_closed(d->disc, domid, devid);
 	daemon_changed(d);
 }
 
