@@ -299,7 +299,11 @@ static void disc_check_dev(struct disc *disc, unsigned int domid, unsigned int d
 			disc_close(disc, dev);
 		break;
 	case DISC_PHASE_CLOSING:
+		break;
 	case DISC_PHASE_DONE:
+		/* Not served (failed, or closed already): answer another Closing at once. */
+		if (state == DISC_STATE_CLOSING)
+			disc_write_state(disc, domid, devid, DISC_STATE_CLOSED, NULL);
 		break;
 	}
 }

@@ -353,7 +353,10 @@ int toolstack_destroy(uint32_t domid, bool graceful, uint64_t *ret_wait_us, stru
 	}
 	dom->destroying = true;
 	if (graceful) {
-		/* xl destroy: pause, then each device: online=0, state=5, wait for 6. */
+		/*
+		 * xl destroy: pause, then each device: online=0, state=5 unless
+		 * the backend is Closed already (libxl leaves 6 alone), wait for 6.
+		 */
 		dom->paused = true;
 		for (i = 0; i < dom->cfg.ndisks; i++) {
 			be_path(p, sizeof(p) - 8, dom->cfg.backend, domid, &dom->cfg.disks[i]);
@@ -361,7 +364,8 @@ int toolstack_destroy(uint32_t domid, bool graceful, uint64_t *ret_wait_us, stru
 			store_writef(p, "0");
 			be_path(p, sizeof(p) - 8, dom->cfg.backend, domid, &dom->cfg.disks[i]);
 			strcat(p, "/state");
-			store_writef(p, "5");
+			if (!store_equals(p, "6"))
+				store_writef(p, "5");
 		}
 		start = sim_now_us();
 		bad = wait_states(dom, "6", true, start, &wait);
