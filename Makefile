@@ -344,7 +344,9 @@ LDFLAGS_test-blk-uring := -Wl,--wrap=io_uring_submit -Wl,--wrap=io_uring_peek_ba
 	-Wl,--wrap=io_uring_queue_init
 
 # Simulator tests spawn the simulator process: they need it built and its path.
-$(call obj,$(SIMTEST_SRCS)): CPPFLAGS += -DXENSIM_BIN='"$(abspath $(BUILD))/xensim"'
-$(SIMTEST_BINS): | $(XENSIM)
+$(call obj,$(SIMTEST_SRCS)): CPPFLAGS += -DXENSIM_BIN='"$(abspath $(BUILD))/xensim"' \
+	-DVBLKD_SIM_BIN='"$(abspath $(BUILD))/vblkd-sim"' $(JSONC_CFLAGS)
+# End-to-end tests run the simulator and the daemon linked with it.
+$(SIMTEST_BINS): | $(XENSIM) $(VBLKD_SIM)
 
 -include $(shell find $(BUILD) build/fuzz -name '*.d' 2>/dev/null)

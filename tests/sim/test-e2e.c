@@ -1,0 +1,836 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* End to end: vblkd-sim (the daemon with simulated libxen*) serving the simulator's guests. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <json.h>
+#include <xenstore.h>
+
+#include "ctl.h"
+#include "xensim.h"
+
+#ifndef VBLKD_SIM_BIN
+#error "the Makefile passes VBLKD_SIM_BIN"
+#endif
+
+#define MiB (1u << 20)
+
+struct env {
+	struct xensim_proc sim;
+	struct xensim *x;
+	char dir[64];
+	char log[128];
+	char ctl[128];
+	char notify[128];
+	int notify_fd;
+	pid_t vblkd;
+	unsigned int base_fds;
+	unsigned int base_maps;
+	char base_list[4096];	/* the fd table at the baseline, shown on a mismatch */
+};
+
+static struct env E;
+
+/* ---------------------------------------------------------------- helpers */
+
+static void make_image(const char *name, unsigned int mib, char *ret_path, size_t len)
+{
+	int fd;
+
+	snprintf(ret_path, len, "%s/%s", E.dir, name);
+	fd = open(ret_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)mib * MiB), 0);
+	close(fd);
+}
+
+/* Next datagram from the daemon's $NOTIFY_SOCKET, or "" after @timeout_ms. */
+static const char *notify_next(int timeout_ms)
+{
+	static char buf[512];
+	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+	ssize_t n;
+
+	setsockopt(E.notify_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = recv(E.notify_fd, buf, sizeof(buf) - 1, 0);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* Wait for a notification containing @what (other messages are skipped). */
+static bool notify_wait(const char *what, int timeout_ms)
+{
+	int i;
+
+	for (i = 0; i < 50; i++) {
+		const char *m = notify_next(timeout_ms);
+
+		if (!*m)
+			return false;
+		if (strstr(m, what))
+			return true;
+	}
+	return false;
+}
+
+static void fd_list(pid_t pid, char *buf, size_t len)
+{
+	char cmd[96];
+	size_t n;
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "ls -l /proc/%d/fd | awk '{print \"#   \" $9, $10, $11}'", (int)pid);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(buf, 1, len - 1, p);
+	buf[n] = '\0';
+	pclose(p);
+}
+
+static unsigned int fd_count(pid_t pid)
+{
+	char path[64], cmd[96];
+	FILE *p;
+	unsigned int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	snprintf(cmd, sizeof(cmd), "ls %s | wc -l", path);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_int_equal(fscanf(p, "%u", &n), 1);
+	pclose(p);
+	return n;
+}
+
+/* On a mismatch, show what the daemon holds now and held then, so a leak names itself. */
+static void expect_fds(unsigned int want)
+{
+	unsigned int got = fd_count(E.vblkd);
+	char now[4096];
+
+	if (got != want) {
+		fd_list(E.vblkd, now, sizeof(now));
+		fprintf(stderr, "# fds now:\n%s# fds at the baseline:\n%s", now, E.base_list);
+	}
+	assert_int_equal(got, want);
+}
+
+/*
+ * The daemon's mappings of guest memory and ioreq pages (the simulator's
+ * memfds).  Other mappings come and go legitimately (glibc keeps the stacks
+ * of finished worker threads for reuse).
+ */
+static unsigned int map_count(pid_t pid)
+{
+	char path[64], line[512];
+	unsigned int n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "memfd:xensim-") != NULL;
+	fclose(f);
+	return n;
+}
+
+static bool log_contains(const char *what)
+{
+	char *buf = NULL;
+	size_t cap = 0;
+	FILE *f = fopen(E.log, "re");
+	bool found = false;
+	ssize_t n;
+
+	if (!f)
+		return false;
+	while (!found && (n = getline(&buf, &cap, f)) > 0)
+		found = strstr(buf, what) != NULL;
+	free(buf);
+	fclose(f);
+	return found;
+}
+
+static char *status_json(void);
+
+static void start_vblkd(const char *const *extra)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *argv[16] = { VBLKD_SIM_BIN, "--foreground", "--log-level=debug" };
+	char ctlopt[160];
+	int argc = 3, fd;
+
+	snprintf(E.log, sizeof(E.log), "%s/vblkd.log", E.dir);
+	snprintf(E.ctl, sizeof(E.ctl), "%s/control", E.dir);
+	snprintf(E.notify, sizeof(E.notify), "%s/notify", E.dir);
+	snprintf(ctlopt, sizeof(ctlopt), "--control-socket=%s", E.ctl);
+	argv[argc++] = ctlopt;
+	while (extra && *extra)
+		argv[argc++] = *extra++;
+	argv[argc] = NULL;
+
+	/* Stand in for systemd: the daemon says READY=1 once it watches xenstore. */
+	unlink(E.notify);
+	E.notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	strcpy(sa.sun_path, E.notify);
+	assert_int_equal(bind(E.notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+
+	E.vblkd = fork();
+	assert_true(E.vblkd >= 0);
+	if (E.vblkd == 0) {
+		fd = open(E.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+		setenv("NOTIFY_SOCKET", E.notify, 1);
+		execv(VBLKD_SIM_BIN, (char *const *)argv);
+		_exit(127);
+	}
+	assert_true(notify_wait("READY=1", 10000));
+	/* A round trip through its loop, so that nothing is half-done when counting. */
+	free(status_json());
+	E.base_fds = fd_count(E.vblkd);
+	fd_list(E.vblkd, E.base_list, sizeof(E.base_list));
+	E.base_maps = map_count(E.vblkd);
+}
+
+/* SIGTERM the daemon and return its exit status (-1: it did not exit within 20 s). */
+static int stop_vblkd(void)
+{
+	int status, i;
+
+	if (E.vblkd <= 0)
+		return 0;
+	kill(E.vblkd, SIGTERM);
+	for (i = 0; i < 2000; i++) {
+		pid_t r = waitpid(E.vblkd, &status, WNOHANG);
+
+		if (r == E.vblkd) {
+			E.vblkd = 0;
+			close(E.notify_fd);
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+	}
+	kill(E.vblkd, SIGKILL);
+	waitpid(E.vblkd, &status, 0);
+	E.vblkd = 0;
+	return -1;
+}
+
+static int setup(void **state)
+{
+	static const char *const args[] = { "--timeout", "5000", "--log-level", "err", NULL };
+
+	memset(&E, 0, sizeof(E));
+	snprintf(E.dir, sizeof(E.dir), "%s/vblkd-e2e.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	assert_non_null(mkdtemp(E.dir));
+	assert_int_equal(xensim_spawn(XENSIM_BIN, args, &E.sim), 0);
+	assert_int_equal(xensim_connect(&E.x), 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[256];
+	int st;
+
+	/* The daemon must leave as it should: exit 0 on SIGTERM (no sanitizer report either). */
+	st = stop_vblkd();
+	xensim_disconnect(E.x);
+	if (xensim_reap(&E.sim) != 0 || st != 0) {
+		fprintf(stderr, "# vblkd exit %d; its log:\n", st);
+		snprintf(cmd, sizeof(cmd), "sed 's/^/#   /' %s >&2", E.log);
+		if (system(cmd) < 0)
+			return -1;
+		return -1;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", E.dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static uint32_t create(const char *spec, uint64_t *ret_wait_us)
+{
+	uint32_t domid = 0;
+	uint64_t wait = 0;
+
+	assert_int_equal(xensim_domain_create(E.x, spec, 0, &domid, &wait), 0);
+	if (ret_wait_us)
+		*ret_wait_us = wait;
+	return domid;
+}
+
+static void destroy(uint32_t domid)
+{
+	uint64_t wait = 0;
+
+	assert_int_equal(xensim_domain_destroy(E.x, domid, true, &wait), 0);
+}
+
+static void workload_ok(uint32_t domid, const char *spec)
+{
+	char *report = NULL;
+	int r = xensim_workload(E.x, domid, spec, &report);
+
+	if (r != 0)
+		fprintf(stderr, "# workload '%s' on dom %u: %d\n%s", spec, domid, r,
+			report ? report : "");
+	assert_int_equal(r, 0);
+	free(report);
+}
+
+struct bg_workload {
+	pthread_t t;
+	uint32_t domid;
+	const char *spec;
+	int ret;
+	char *report;
+};
+
+static void *bg_run(void *arg)
+{
+	struct bg_workload *w = arg;
+	struct xensim *s;
+
+	w->ret = xensim_connect(&s);
+	if (w->ret == 0) {
+		w->ret = xensim_workload(s, w->domid, w->spec, &w->report);
+		xensim_disconnect(s);
+	}
+	return NULL;
+}
+
+static void bg_start(struct bg_workload *w, uint32_t domid, const char *spec)
+{
+	w->domid = domid;
+	w->spec = spec;
+	w->report = NULL;
+	assert_int_equal(pthread_create(&w->t, NULL, bg_run, w), 0);
+}
+
+static int bg_join(struct bg_workload *w)
+{
+	pthread_join(w->t, NULL);
+	if (w->ret)
+		fprintf(stderr, "# workload '%s' on dom %u: %d\n%s", w->spec, w->domid, w->ret,
+			w->report ? w->report : "");
+	free(w->report);
+	return w->ret;
+}
+
+/* The backend state of a disk in xenstore, -1 when absent. */
+static int disk_state(uint32_t domid, unsigned int devid)
+{
+	struct xs_handle *xs = xs_open(0);
+	char path[128], *v;
+	unsigned int len;
+	int st = -1;
+
+	assert_non_null(xs);
+	snprintf(path, sizeof(path), "/local/domain/0/backend/virtio_disk/%u/%u/state", domid, devid);
+	v = xs_read(xs, XBT_NULL, path, &len);
+	if (v)
+		st = atoi(v);
+	free(v);
+	xs_close(xs);
+	return st;
+}
+
+static void set_disk_state(uint32_t domid, unsigned int devid, int state)
+{
+	struct xs_handle *xs = xs_open(0);
+	char path[128], val[8];
+
+	assert_non_null(xs);
+	snprintf(path, sizeof(path), "/local/domain/0/backend/virtio_disk/%u/%u/state", domid, devid);
+	snprintf(val, sizeof(val), "%d", state);
+	assert_true(xs_write(xs, XBT_NULL, path, val, (unsigned int)strlen(val)));
+	xs_close(xs);
+}
+
+/* Wait (bounded) for a disk's backend state to become @want. */
+static bool disk_state_becomes(uint32_t domid, unsigned int devid, int want)
+{
+	int i;
+
+	for (i = 0; i < 500; i++) {
+		if (disk_state(domid, devid) == want)
+			return true;
+		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+	}
+	return false;
+}
+
+static char *status_json(void)
+{
+	char *reply = NULL;
+
+	assert_int_equal(ctl_request(E.ctl, "status", 5000, &reply), 0);
+	return reply;
+}
+
+/* A number from the status document: guests[@g].disks[@k].@key, or guests[@g].@key when @k < 0. */
+static int64_t status_num(const char *js, int g, int k, const char *key)
+{
+	struct json_object *root = json_tokener_parse(js), *o, *v;
+	int64_t n;
+
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "guests", &o));
+	o = json_object_array_get_idx(o, (size_t)g);
+	assert_non_null(o);
+	if (k >= 0) {
+		assert_true(json_object_object_get_ex(o, "disks", &o));
+		o = json_object_array_get_idx(o, (size_t)k);
+		assert_non_null(o);
+	}
+	assert_true(json_object_object_get_ex(o, key, &v));
+	n = json_object_get_int64(v);
+	json_object_put(root);
+	return n;
+}
+
+/*
+ * The status document while @spec runs on @domid (negotiated features exist
+ * only while a driver is bound: the simulated guest resets the device after
+ * each workload).  The workload must pass.
+ */
+static char *status_while_running(uint32_t domid, const char *spec)
+{
+	struct bg_workload w;
+	char *js = NULL;
+	int i;
+
+	bg_start(&w, domid, spec);
+	for (i = 0; i < 500; i++) {
+		js = status_json();
+		if (strstr(js, "\"running\""))
+			break;
+		free(js);
+		js = NULL;
+		nanosleep(&(struct timespec){ .tv_nsec = 5000000 }, NULL);
+	}
+	assert_int_equal(bg_join(&w), 0);
+	assert_non_null(js);
+	return js;
+}
+
+static void sha_file(const char *path, char *out, size_t len)
+{
+	char cmd[256];
+	FILE *p;
+
+	snprintf(cmd, sizeof(cmd), "sha256sum %s", path);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	assert_non_null(fgets(out, (int)len, p));
+	pclose(p);
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_initwait_well_inside_libxl_timeout(void **state)
+{
+	char img[128], spec[256];
+	uint64_t wait;
+
+	make_image("a.img", 8, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw", img);
+	create(spec, &wait);
+	fprintf(stderr, "# InitWait after %.3f ms\n", wait / 1000.0);
+	/* xl create succeeds: InitWait came before libxl's 10 s, with the range claimed. */
+	assert_true(wait < 10000000);
+	assert_int_equal(disk_state(1, 51712), 2);
+}
+
+static void test_closed_within_1s_of_closing(void **state)
+{
+	char img[128], spec[256];
+	uint64_t wait = 0;
+	uint32_t domid;
+
+	make_image("a.img", 8, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=2,mem=32M,disk=%s:rw", img);
+	domid = create(spec, NULL);
+	workload_ok(domid, "verify,ops=50");
+	assert_int_equal(xensim_domain_destroy(E.x, domid, true, &wait), 0);
+	fprintf(stderr, "# Closed %.3f ms after Closing\n", wait / 1000.0);
+	assert_true(wait < 1000000);
+	assert_true(log_contains("dom 1 disk 51712: closed"));
+}
+
+static void test_verify_one_disk(void **state)
+{
+	char img[128], spec[256];
+	uint32_t domid;
+
+	make_image("a.img", 16, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=2,mem=64M,disk=%s:rw", img);
+	domid = create(spec, NULL);
+	/* The guest writes patterns, reads them back, and compares the backing file itself. */
+	workload_ok(domid, "verify");
+	workload_ok(domid, "sequential,bs=65536,qd=8");
+	destroy(domid);
+}
+
+static void test_two_guests_two_disks(void **state)
+{
+	char a[128], b[128], c[128], d[128], s1[512], s2[512], ha[128], hc[128];
+	struct bg_workload w1, w2;
+	uint32_t g1, g2;
+
+	make_image("a.img", 16, a, sizeof(a));
+	make_image("b.img", 16, b, sizeof(b));
+	make_image("c.img", 16, c, sizeof(c));
+	make_image("d.img", 16, d, sizeof(d));
+	start_vblkd(NULL);
+	snprintf(s1, sizeof(s1), "name=one,vcpus=2,mem=64M,disk=%s:rw,disk=%s:rw", a, b);
+	snprintf(s2, sizeof(s2), "name=two,vcpus=2,mem=64M,disk=%s:rw,disk=%s:rw", c, d);
+	g1 = create(s1, NULL);
+	g2 = create(s2, NULL);
+	assert_int_not_equal(g1, g2);
+	/* Both guests at once; each checks its own two backing files byte for byte. */
+	bg_start(&w1, g1, "random,seed=11,ops=400");
+	bg_start(&w2, g2, "random,seed=22,ops=400");
+	assert_int_equal(bg_join(&w1), 0);
+	assert_int_equal(bg_join(&w2), 0);
+	workload_ok(g1, "verify,seed=3");
+	workload_ok(g2, "verify,seed=4");
+	/* Different guests' data ended up in different files. */
+	sha_file(a, ha, sizeof(ha));
+	sha_file(c, hc, sizeof(hc));
+	assert_string_not_equal(strtok(ha, " "), strtok(hc, " "));
+	destroy(g1);
+	destroy(g2);
+}
+
+static void test_read_only_disk_refuses_writes(void **state)
+{
+	char ro[128], spec[256], before[128], after[128];
+	uint32_t domid;
+	int fd;
+
+	make_image("ro.img", 4, ro, sizeof(ro));
+	fd = open(ro, O_WRONLY);
+	assert_int_equal(pwrite(fd, "known data", 10, 0), 10);
+	close(fd);
+	sha_file(ro, before, sizeof(before));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:ro", ro);
+	domid = create(spec, NULL);
+	/* The guest reads the file's bytes; its writes get VIRTIO_BLK_S_IOERR (checked by the guest). */
+	workload_ok(domid, "verify");
+	workload_ok(domid, "hostile");
+	destroy(domid);
+	sha_file(ro, after, sizeof(after));
+	assert_string_equal(before, after);
+}
+
+static void test_discard_write_zeroes_flush(void **state)
+{
+	char img[128], spec[256], *js;
+	uint32_t domid;
+
+	make_image("a.img", 16, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=2,mem=64M,disk=%s:rw:discard", img);
+	domid = create(spec, NULL);
+	/* Flush, discard and write-zeroes with read-back, then the random mix of all of them. */
+	workload_ok(domid, "trim");
+	js = status_while_running(domid, "random,seed=5,ops=3000");
+	assert_true(status_num(js, 0, 0, "flush_requests") > 0);
+	assert_true(status_num(js, 0, 0, "discard_requests") > 0);
+	assert_non_null(strstr(js, "\"DISCARD\""));
+	assert_non_null(strstr(js, "\"WRITE_ZEROES\""));
+	free(js);
+	destroy(domid);
+}
+
+static void test_mq_4_queues_4_vcpus(void **state)
+{
+	static const char *const extra[] = { "--queues=4", NULL };
+	char img[128], spec[256], *report = NULL, *js;
+	uint32_t domid;
+
+	make_image("a.img", 32, img, sizeof(img));
+	start_vblkd(extra);
+	snprintf(spec, sizeof(spec), "vcpus=4,mem=64M,disk=%s:rw", img);
+	domid = create(spec, NULL);
+	assert_int_equal(xensim_workload(E.x, domid, "random,seed=9,ops=300", &report), 0);
+	/* Four vCPUs on four queues, as Linux's driver would use them. */
+	assert_non_null(strstr(report, "4 queues"));
+	free(report);
+	js = status_while_running(domid, "random,seed=10,ops=3000");
+	assert_non_null(strstr(js, "\"MQ\""));
+	assert_int_equal(status_num(js, 0, 0, "queues"), 4);
+	free(js);
+	destroy(domid);
+}
+
+static void test_guest_destroyed_mid_io(void **state)
+{
+	char a[128], b[128], s1[256], s2[256];
+	struct bg_workload w;
+	uint32_t victim, other;
+
+	make_image("a.img", 32, a, sizeof(a));
+	make_image("b.img", 16, b, sizeof(b));
+	start_vblkd(NULL);
+	snprintf(s1, sizeof(s1), "name=victim,vcpus=2,mem=64M,disk=%s:rw", a);
+	snprintf(s2, sizeof(s2), "name=other,vcpus=1,mem=32M,disk=%s:rw", b);
+	victim = create(s1, NULL);
+	other = create(s2, NULL);
+	/* Serving maps the guests' ioreq pages and memory: the counts below see them go. */
+	assert_true(map_count(E.vblkd) > E.base_maps);
+	bg_start(&w, victim, "sequential,bs=65536,qd=16,span=16777216");
+	nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	/* Sudden death: nodes vanish with no Closing handshake. */
+	assert_int_equal(xensim_domain_destroy(E.x, victim, false, NULL), 0);
+	bg_join(&w);	/* cut short: its result does not count */
+	assert_true(disk_state_becomes(victim, 51712, -1));
+	/* The daemon lives on and the other guest is still served. */
+	assert_int_equal(kill(E.vblkd, 0), 0);
+	workload_ok(other, "verify");
+	destroy(other);
+	assert_true(log_contains("the guest is gone"));
+	/* Everything of both guests was released: no fd or mapping left behind. */
+	expect_fds(E.base_fds);
+	assert_int_equal(map_count(E.vblkd), E.base_maps);
+}
+
+static void test_reboot(void **state)
+{
+	char img[128], spec[256];
+	uint32_t first, second;
+
+	make_image("a.img", 16, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "name=r,vcpus=2,mem=64M,disk=%s:rw", img);
+	first = create(spec, NULL);
+	workload_ok(first, "verify");
+	destroy(first);
+	/* The same guest again: a new domid, the same disk, served from scratch. */
+	second = create(spec, NULL);
+	assert_int_not_equal(first, second);
+	workload_ok(second, "verify");
+	destroy(second);
+}
+
+static void test_50_create_destroy_cycles(void **state)
+{
+	char img[128], spec[256];
+	unsigned int fds, maps, i;
+	uint32_t domid;
+
+	make_image("a.img", 8, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=2,mem=32M,disk=%s:rw", img);
+	/* One cycle first: lazily created things (worker threads, caches) exist from then on. */
+	domid = create(spec, NULL);
+	workload_ok(domid, "verify,ops=20");
+	destroy(domid);
+	fds = fd_count(E.vblkd);
+	fd_list(E.vblkd, E.base_list, sizeof(E.base_list));
+	maps = map_count(E.vblkd);
+	for (i = 0; i < 50; i++) {
+		domid = create(spec, NULL);
+		workload_ok(domid, "verify,ops=10");
+		destroy(domid);
+	}
+	expect_fds(fds);
+	assert_int_equal(map_count(E.vblkd), maps);
+	/* Nothing is left in the hypervisor either. */
+	{
+		struct xsim_stats st;
+
+		assert_int_equal(xensim_stats(E.x, &st), 0);
+		assert_int_equal(st.ioreq_servers, 0);
+		assert_int_equal(st.bound_ports, 0);
+	}
+}
+
+struct bad_case {
+	const char *disk_opts;	/* appended to the disk spec */
+	const char *log;	/* the line the daemon must write */
+};
+
+static void test_bad_xenstore_values(void **state)
+{
+	static const struct bad_case cases[] = {
+		{ ":omit=params", "disk 51712: params '': missing" },
+		{ ":base=4096", "disk 51712: base '4096': outside the guest virtio-mmio window" },
+		{ ":base=33554433", "disk 51712: base '33554433': not aligned to 0x200" },
+		{ ":irq=99", "disk 51712: irq '99': outside the virtio SPI range 33..43" },
+		{ ":params=/nonexistent/disk.img", "params '/nonexistent/disk.img': No such file or directory" },
+	};
+	char good[128], bad[128], spec[256], line[160];
+	uint32_t g, domid;
+	size_t i;
+
+	make_image("good.img", 16, good, sizeof(good));
+	make_image("bad.img", 4, bad, sizeof(bad));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "name=good,vcpus=1,mem=32M,disk=%s:rw", good);
+	g = create(spec, NULL);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw%s", bad, cases[i].disk_opts);
+		assert_int_equal(xensim_domain_create(E.x, spec, XSIM_CREATE_NO_WAIT, &domid, NULL), 0);
+		/* The disk is answered Closed with a reason, never left for libxl to time out on. */
+		assert_true(disk_state_becomes(domid, 51712, 6));
+		snprintf(line, sizeof(line), "dom %u %s", domid, cases[i].log);
+		if (!log_contains(line) && !log_contains(cases[i].log))
+			fail_msg("no log line '%s'", line);
+		/* A toolstack that writes Closing over it anyway gets Closed again at once. */
+		set_disk_state(domid, 51712, 5);
+		assert_true(disk_state_becomes(domid, 51712, 6));
+		assert_int_equal(xensim_domain_destroy(E.x, domid, true, NULL), 0);
+		/* Meanwhile the good guest is served as before. */
+		workload_ok(g, "verify,ops=20");
+	}
+	destroy(g);
+}
+
+static void test_sigterm_with_io_in_flight(void **state)
+{
+	char img[128], spec[256];
+	struct bg_workload w;
+	struct xsim_stats st;
+	uint32_t domid;
+
+	make_image("a.img", 32, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=2,mem=64M,disk=%s:rw", img);
+	domid = create(spec, NULL);
+	bg_start(&w, domid, "sequential,bs=65536,qd=16,span=16777216");
+	nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	/* Drain and release, then exit 0. */
+	assert_int_equal(stop_vblkd(), 0);
+	assert_true(log_contains("finishing in-flight IO"));
+	assert_true(log_contains("dom 1: released"));
+	assert_int_equal(xensim_stats(E.x, &st), 0);
+	assert_int_equal(st.ioreq_servers, 0);
+	/* The guest sees its device vanish (a hang or abort), not a crash of the simulator. */
+	bg_join(&w);
+	assert_int_equal(xensim_domain_destroy(E.x, domid, false, NULL), 0);
+}
+
+static void test_status_two_guests(void **state)
+{
+	char a[128], b[128], c[128], s1[384], s2[256], cmd[384], out[4096], *js;
+	struct json_object *root, *guests, *g, *disks, *v;
+	uint32_t g1, g2;
+	size_t n;
+	FILE *p;
+
+	make_image("a.img", 8, a, sizeof(a));
+	make_image("b.img", 8, b, sizeof(b));
+	make_image("c.img", 8, c, sizeof(c));
+	start_vblkd(NULL);
+	snprintf(s1, sizeof(s1), "name=web,vcpus=2,mem=32M,disk=%s:rw,disk=%s:ro", a, b);
+	snprintf(s2, sizeof(s2), "name=db,vcpus=1,mem=32M,disk=%s:rw", c);
+	g1 = create(s1, NULL);
+	g2 = create(s2, NULL);
+	workload_ok(g1, "verify,ops=30");
+	workload_ok(g2, "verify,ops=30");
+
+	/* JSON: both guests, their disks, and the IO counted. */
+	js = status_json();
+	root = json_tokener_parse(js);
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "guests", &guests));
+	assert_int_equal(json_object_array_length(guests), 2);
+	for (n = 0; n < 2; n++) {
+		g = json_object_array_get_idx(guests, n);
+		assert_true(json_object_object_get_ex(g, "domid", &v));
+		assert_true(json_object_get_int(v) == (int)g1 || json_object_get_int(v) == (int)g2);
+		assert_true(json_object_object_get_ex(g, "disks", &disks));
+		assert_int_equal(json_object_array_length(disks),
+				 json_object_get_int(v) == (int)g1 ? 2 : 1);
+		v = json_object_array_get_idx(disks, 0);
+		assert_true(json_object_object_get_ex(v, "read_bytes", &v));
+		assert_true(json_object_get_int64(v) > 0);
+	}
+	json_object_put(root);
+	free(js);
+
+	/* The table an operator reads, from the command line. */
+	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	assert_int_equal(pclose(p), 0);
+	assert_non_null(strstr(out, "2 guests, 3 disks"));
+	assert_non_null(strstr(out, "web"));
+	assert_non_null(strstr(out, "db"));
+	assert_non_null(strstr(out, a));
+	assert_non_null(strstr(out, b));
+	assert_non_null(strstr(out, c));
+	assert_non_null(strstr(out, " ro "));
+	destroy(g1);
+	destroy(g2);
+}
+
+static void test_systemd_notifications(void **state)
+{
+	char img[128], spec[256];
+	uint32_t domid;
+
+	setenv("WATCHDOG_USEC", "200000", 1);
+	make_image("a.img", 8, img, sizeof(img));
+	start_vblkd(NULL);
+	unsetenv("WATCHDOG_USEC");
+	/* WatchdogSec: pings at half the interval. */
+	assert_true(notify_wait("WATCHDOG=1", 2000));
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw", img);
+	domid = create(spec, NULL);
+	assert_true(notify_wait("STATUS=serving 1 disk of 1 guest", 2000));
+	destroy(domid);
+	assert_true(notify_wait("STATUS=serving 0 disks of 0 guests", 2000));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_initwait_well_inside_libxl_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_closed_within_1s_of_closing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_verify_one_disk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_two_guests_two_disks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_only_disk_refuses_writes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_discard_write_zeroes_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mq_4_queues_4_vcpus, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_destroyed_mid_io, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reboot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_50_create_destroy_cycles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_xenstore_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigterm_with_io_in_flight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_two_guests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_systemd_notifications, setup, teardown),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	/* E2E_FILTER=test_reboot runs one test (cmocka's glob). */
+	if (getenv("E2E_FILTER"))
+		cmocka_set_test_filter(getenv("E2E_FILTER"));
+	return cmocka_run_group_tests_name("e2e", tests, NULL, NULL);
+}
