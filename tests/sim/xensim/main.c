@@ -435,6 +435,11 @@ int main(int argc, char **argv)
 			status = 1;
 	}
 	if (serve && !signalled()) {
+		/* The script's verdict now; the simulated Xen stays up until SIGTERM. */
+		if (nruns) {
+			printf("xensim: %s\n", status ? "FAILED" : "all passed");
+			fflush(stdout);
+		}
 		pthread_join(srv, NULL);
 	} else {
 		uint64_t one = 1;
