@@ -293,6 +293,19 @@ static void complete_status(struct vblk_queue *q, struct vblk_req *req, uint8_t 
 
 static void process_queue(struct vblk_queue *q);
 
+/*
+ * The backend has room again: every queue that -EAGAIN stopped takes up its
+ * ring.  All queues of a device share one backend, so a queue may be stopped
+ * by another queue's requests (or by orphans of a reset) and must be resumed
+ * by their completions: with EVENT_IDX its driver will not notify again.
+ */
+static void resume_stalled(struct vblk_dev *dev)
+{
+	for (unsigned int i = 0; i < dev->cfg.num_queues; i++)
+		if (dev->queues[i].stalled)
+			process_queue(&dev->queues[i]);
+}
+
 static void req_done(struct blk_req *breq, int res)
 {
 	struct vblk_req *req = container_of(breq, struct vblk_req, breq);
@@ -319,6 +332,8 @@ static void req_done(struct blk_req *breq, int res)
 			}
 			pool_free(pool);
 		}
+		if (dev)
+			resume_stalled(dev);
 		return;
 	}
 	if (res == 0 && req->flush_after && !req->flushing) {
@@ -338,9 +353,7 @@ static void req_done(struct blk_req *breq, int res)
 		res = r;
 	}
 	complete_status(q, req, res == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR);
-	/* A completion frees backend room: take up the ring again where -EAGAIN stopped us. */
-	if (q->stalled)
-		process_queue(q);
+	resume_stalled(dev);
 }
 
 /* ---- request parsing (§5.2.6) ------------------------------------------------------------- */

@@ -469,6 +469,60 @@ static void test_backpressure_eagain_resumes_on_completion(void **state)
 	vt_free(vt);
 }
 
+/*
+ * Queues share the backend: queue 1 stopped by -EAGAIN caused by queue 0's
+ * requests resumes on queue 0's completions (its driver, with EVENT_IDX,
+ * would not notify again).
+ */
+static void test_backpressure_other_queue_resumes(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .num_queues = 2 };
+	struct vt *vt = vt_new(&cfg);
+	uint64_t st0[2], st1;
+	uint32_t id, len;
+
+	assert_true(vt_start(vt, SPLIT, 2, 64));
+	vt->be.depth = 2;
+	for (int i = 0; i < 2; i++)
+		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, buf(vt, 512, 1), 512, &st0[i]);
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.npending, 2);
+	vt_blk(vt, 1, VIRTIO_BLK_T_OUT, 7, buf(vt, 512, 2), 512, &st1);
+	vt_kick(vt, 1);			/* the backend is full: queue 1 stops */
+	assert_int_equal(vt->be.npending, 2);
+	ram_be_complete(&vt->be, true);	/* queue 0's completions, then queue 1's request */
+	vblk_flush(vt->dev);
+	while (vt_used(vt, 0, &id, &len))
+		;
+	assert_true(vt_used(vt, 1, &id, &len));
+	assert_int_equal(*(uint8_t *)ptr(vt, st1), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.data[7 * 512], 2);
+	vt_free(vt);
+}
+
+/* After a reset, orphans filling the backend resume the new driver's stopped queue when they finish. */
+static void test_backpressure_orphans_resume_new_queue(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st;
+	uint32_t id, len;
+
+	vt->be.depth = 2;
+	for (int i = 0; i < 2; i++)
+		vt_blk(vt, 0, VIRTIO_BLK_T_IN, (uint64_t)i, buf(vt, 512, 0), 512, &st);
+	vt_kick(vt, 0);
+	vt_wr(vt, 0x070, 0);		/* reset: both reads become orphans */
+	assert_true(vt_start(vt, SPLIT, 1, 64));
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 3, buf(vt, 512, 3), 512, &st);
+	vt_kick(vt, 0);			/* -EAGAIN: the orphans hold the backend */
+	ram_be_complete(&vt->be, true);
+	vblk_flush(vt->dev);
+	assert_true(vt_used(vt, 0, &id, &len));
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.data[3 * 512], 3);
+	vt_free(vt);
+}
+
 static void test_completions_in_any_order(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
@@ -973,6 +1027,8 @@ int main(void)
 		cmocka_unit_test(test_backend_submit_error_answers_ioerr),
 		cmocka_unit_test(test_backend_completion_error_answers_ioerr),
 		cmocka_unit_test(test_backpressure_eagain_resumes_on_completion),
+		cmocka_unit_test(test_backpressure_other_queue_resumes),
+		cmocka_unit_test(test_backpressure_orphans_resume_new_queue),
 		cmocka_unit_test(test_completions_in_any_order),
 		cmocka_unit_test(test_batch_publishes_once_with_one_interrupt),
 		cmocka_unit_test(test_no_interrupt_flag_suppresses_interrupt),
