@@ -72,6 +72,7 @@ struct blk_info {
 };
 
 #define BLK_QUEUE_DEPTH_DEFAULT 128u
+#define BLK_BOUNCE_BUDGET_DEFAULT (64ull << 20)
 #define BLK_QUEUE_DEPTH_MAX 4096u
 
 struct blk_open_opts {
@@ -85,6 +86,13 @@ struct blk_open_opts {
 	bool direct_io_safe;
 	/* Requests accepted at once (1..BLK_QUEUE_DEPTH_MAX); 0 = BLK_QUEUE_DEPTH_DEFAULT. */
 	unsigned int queue_depth;
+	/*
+	 * Bytes of bounce buffers (copies of misaligned guest buffers for
+	 * O_DIRECT) outstanding at once; beyond it blk_submit() says -EAGAIN, so a
+	 * guest cannot make Dom0 allocate without bound.  One request is always
+	 * taken when none is bounced.  0 = BLK_BOUNCE_BUDGET_DEFAULT.
+	 */
+	uint64_t bounce_budget;
 };
 
 /*
@@ -122,7 +130,8 @@ int blk_refresh_info(struct blk_dev *dev);
  * Accept @req: 0 when accepted (req->done() will be called exactly once,
  * later, from blk_process() or blk_close(), never from blk_submit() or
  * blk_unplug()).  Not accepted, done() never called:
- *   -EAGAIN     queue_depth requests are in flight; retry after a completion
+ *   -EAGAIN     queue_depth requests are in flight, or the bounce budget is
+ *               used up; retry after a completion
  *   -EROFS      WRITE, DISCARD or WRITE_ZEROES on a read-only device
  *   -EINVAL     bad op, offset or length not a multiple of the logical block
  *               size, offset + length overflows, iov missing

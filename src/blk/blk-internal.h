@@ -132,6 +132,8 @@ struct blk_dev {
 	uint32_t dio_align;		/* O_DIRECT offset/length alignment */
 	unsigned int queue_depth;
 	unsigned int inflight;
+	uint64_t bounce_budget;
+	uint64_t bounce_bytes;		/* outstanding in bounce buffers */
 	bool closing;			/* blk_close() running */
 	bool processing;		/* blk_process() running */
 

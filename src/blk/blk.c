@@ -253,6 +253,7 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	dev->fd = -1;
 	dev->efd = -1;
 	dev->queue_depth = opts->queue_depth ? opts->queue_depth : BLK_QUEUE_DEPTH_DEFAULT;
+	dev->bounce_budget = opts->bounce_budget ? opts->bounce_budget : BLK_BOUNCE_BUDGET_DEFAULT;
 
 	direct = opts->direct_io_safe && opts->engine != BLK_ENGINE_NULL;
 	r = blk_open_fd(path, opts->read_only, direct, &dev->fd, &st);
@@ -387,6 +388,7 @@ static void blk_io_release(struct blk_dev *dev, struct blk_io *io)
 {
 	unsigned int index = io->index;
 
+	dev->bounce_bytes -= io->bounce_len;
 	free(io->bounce);
 	free(io->iov_heap);
 	memset(io, 0, sizeof(*io));
@@ -518,12 +520,16 @@ int blk_submit(struct blk_dev *dev, struct blk_req *req)
 		size_t align = dev->mem_align > BLK_BOUNCE_MIN_ALIGN ? dev->mem_align
 								     : BLK_BOUNCE_MIN_ALIGN;
 
+		/* Bounded: a bounced request waits for others to finish (their completion resumes it). */
+		if (dev->bounce_bytes && dev->bounce_bytes + len > dev->bounce_budget)
+			return -EAGAIN;
 		r = posix_memalign(&io->bounce, align, len);
 		if (r) {
 			io->bounce = NULL;
 			return -r;
 		}
 		io->bounce_len = len;
+		dev->bounce_bytes += len;
 		if (req->op == BLK_OP_WRITE)
 			blk_iov_copy_from(io->bounce, req->iov, req->iovcnt);
 		io->bounce_iov.iov_base = io->bounce;

@@ -409,6 +409,17 @@ static enum parse_result parse_rw(struct vblk_dev *dev, struct vblk_req *req, ui
 		*ret_status = VIRTIO_BLK_S_IOERR;
 		return PARSE_DONE;
 	}
+	/*
+	 * At most seg_max x size_max bytes (§5.2.4), what the device offers,
+	 * whether or not the driver negotiated those limits: a request's size
+	 * decides how much Dom0 memory it may need.
+	 */
+	if (len > (uint64_t)dev->cfg.seg_max * dev->cfg.size_max) {
+		vblk_warn(dev, "request of %llu bytes is larger than seg_max x size_max: refused",
+			  (unsigned long long)len);
+		*ret_status = VIRTIO_BLK_S_IOERR;
+		return PARSE_DONE;
+	}
 	req->data_len = (uint32_t)len;
 	if (len == 0) {
 		*ret_status = VIRTIO_BLK_S_OK;

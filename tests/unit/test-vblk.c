@@ -523,6 +523,26 @@ static void test_backpressure_orphans_resume_new_queue(void **state)
 	vt_free(vt);
 }
 
+/*
+ * A request larger than seg_max x size_max gets IOERR even from a driver
+ * that negotiated neither limit: its size bounds the memory Dom0 spends.
+ */
+static void test_request_larger_than_limits_refused(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .seg_max = 2, .size_max = 4096 };
+	uint64_t feats = SPLIT & ~(VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX));
+	struct vt *vt = vt_new(&cfg);
+	uint64_t big = buf(vt, 16384, 0x5a), ok = buf(vt, 8192, 0x6b);
+
+	assert_true(vt_start(vt, feats, 1, NUM));
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, big, 16384), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(vt->be.data[0], 0);
+	/* seg_max x size_max itself is fine. */
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, ok, 8192), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.data[0], 0x6b);
+	vt_free(vt);
+}
+
 static void test_completions_in_any_order(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
@@ -918,9 +938,10 @@ static void test_zero_length_read_completes_ok(void **state)
 }
 
 /* Without SIZE_MAX/SEG_MAX negotiated the device takes what the queue size allows. */
+/* Not negotiated, the per-segment limits do not apply (only the total, seg_max x size_max). */
 static void test_limits_not_negotiated_allow_larger_requests(void **state)
 {
-	struct vblk_config cfg = { .info = vt_default_info(), .seg_max = 2, .size_max = 4096 };
+	struct vblk_config cfg = { .info = vt_default_info(), .seg_max = 4, .size_max = 4096 };
 	struct vt *vt = started(&cfg, SPLIT & ~(VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) |
 						VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX)));
 	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = buf(vt, 16384, 0), st = buf(vt, 1, 0xff);
@@ -1029,6 +1050,7 @@ int main(void)
 		cmocka_unit_test(test_backpressure_eagain_resumes_on_completion),
 		cmocka_unit_test(test_backpressure_other_queue_resumes),
 		cmocka_unit_test(test_backpressure_orphans_resume_new_queue),
+		cmocka_unit_test(test_request_larger_than_limits_refused),
 		cmocka_unit_test(test_completions_in_any_order),
 		cmocka_unit_test(test_batch_publishes_once_with_one_interrupt),
 		cmocka_unit_test(test_no_interrupt_flag_suppresses_interrupt),
