@@ -28,6 +28,7 @@ struct gmem_slot {
 	uint32_t lru_prev;
 	uint32_t lru_next;
 	bool mapped;
+	bool stale;		/* invalidated while in use: released by its last unmap */
 };
 
 /* A mapping made outside the cache, found again by its address at unmap time. */
@@ -123,8 +124,12 @@ static void gmem_slot_release(struct gmem *g, uint32_t s)
 {
 	struct gmem_slot *sl = &g->slots[s];
 
-	gmem_lru_remove(g, s);
-	gmem_hash_remove(g, s);
+	/* A stale slot is neither hashed nor on the LRU any more. */
+	if (!sl->stale) {
+		gmem_lru_remove(g, s);
+		gmem_hash_remove(g, s);
+	}
+	sl->stale = false;
 	xenforeignmemory_unmap(g->fmem, gmem_slot_va(g, s), GMEM_CHUNK_PAGES);
 	gmem_reserve(g, s);
 	sl->mapped = false;
@@ -379,19 +384,30 @@ int gmem_map(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret
 	if (first / GMEM_CHUNK_PAGES != last / GMEM_CHUNK_PAGES)
 		return gmem_map_uncached(g, addr, len, write, ret_ptr);
 
+	/* Every page of the range must be guest memory. */
+	mask = (last - first == 63) ? UINT64_MAX : ((1ull << (last - first + 1)) - 1);
+	mask <<= first % GMEM_CHUNK_PAGES;
 	s = gmem_lookup(g, first / GMEM_CHUNK_PAGES);
+	if (s != GMEM_NONE && (g->slots[s].valid & mask) != mask) {
+		/*
+		 * A page was not guest memory when the chunk was mapped; it may be
+		 * now (memory populated again): map afresh, or, while the chunk is
+		 * in use, map this range on its own.
+		 */
+		if (g->slots[s].refs)
+			return gmem_map_uncached(g, addr, len, write, ret_ptr);
+		gmem_slot_release(g, s);
+		s = GMEM_NONE;
+	}
 	if (s != GMEM_NONE) {
 		g->stats.hits++;
 	} else {
 		s = gmem_fill(g, first / GMEM_CHUNK_PAGES);
 		if (s == GMEM_NONE)
 			return gmem_map_uncached(g, addr, len, write, ret_ptr);
+		if ((g->slots[s].valid & mask) != mask)
+			return -EFAULT;
 	}
-	/* Every page of the range must be guest memory. */
-	mask = (last - first == 63) ? UINT64_MAX : ((1ull << (last - first + 1)) - 1);
-	mask <<= first % GMEM_CHUNK_PAGES;
-	if ((g->slots[s].valid & mask) != mask)
-		return -EFAULT;
 	if (g->slots[s].refs++ == 0)
 		gmem_lru_remove(g, s);
 	g->stats.live++;
@@ -411,8 +427,12 @@ void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
 		if (g->slots[s].refs == 0)
 			return;	/* a double release: a bug, but not one to crash on */
 		g->stats.live--;
-		if (--g->slots[s].refs == 0)
-			gmem_lru_append(g, s);
+		if (--g->slots[s].refs == 0) {
+			if (g->slots[s].stale)
+				gmem_slot_release(g, s);
+			else
+				gmem_lru_append(g, s);
+		}
 		return;
 	}
 	base = (void *)((uintptr_t)ptr & ~(uintptr_t)(GMEM_PAGE_SIZE - 1));
@@ -433,8 +453,20 @@ void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
 
 void gmem_invalidate(struct gmem *g)
 {
+	uint32_t s;
+
 	while (g->lru_head != GMEM_NONE)
 		gmem_slot_release(g, g->lru_head);
+	/*
+	 * Chunks in use keep their mapping for their users, but no new user may
+	 * find them: they go when the last one unmaps.
+	 */
+	for (s = 0; s < g->nslots; s++) {
+		if (g->slots[s].mapped && !g->slots[s].stale) {
+			gmem_hash_remove(g, s);
+			g->slots[s].stale = true;
+		}
+	}
 }
 
 void gmem_get_stats(const struct gmem *g, struct gmem_stats *ret_stats)

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* Tests of the guest memory cache (src/xen/gmem.c) on a simulated guest's RAM through libxensim. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "gmem.h"
+#include "xensim.h"
+
+/* The simulator's guest RAM starts at 0x40000000 (tests/sim/README.md). */
+#define RAM 0x40000000ull
+#define RAM_SIZE (32ull << 20)
+#define CHUNK (64ull * 4096)
+
+static struct xensim_proc proc;
+static struct xensim *sim;
+static xenforeignmemory_handle *fmem;
+static uint32_t domid;
+
+static int group_setup(void **state)
+{
+	static const char *const args[] = { "--log-level", "err", NULL };
+
+	if (xensim_spawn(XENSIM_BIN, args, &proc) < 0 || xensim_connect(&sim) < 0)
+		return -1;
+	if (xensim_domain_create(sim, "vcpus=1,mem=32M", XSIM_CREATE_NO_WAIT, &domid, NULL) < 0)
+		return -1;
+	fmem = xenforeignmemory_open(NULL, 0);
+	return fmem ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	xenforeignmemory_close(fmem);
+	xensim_domain_destroy(sim, domid, false, NULL);
+	xensim_disconnect(sim);
+	return xensim_reap(&proc) == 0 ? 0 : -1;
+}
+
+/* The daemon's mappings of the simulator's guest RAM (one line per mapped range). */
+static unsigned int ram_maps(void)
+{
+	char line[512];
+	unsigned int n = 0;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, "xensim-guest-ram") != NULL;
+	fclose(f);
+	return n;
+}
+
+static void guest_write(uint64_t gpa, const void *buf, size_t len)
+{
+	assert_int_equal(xensim_guest_write(sim, domid, gpa, buf, len), 0);
+}
+
+static void guest_read(uint64_t gpa, void *buf, size_t len)
+{
+	assert_int_equal(xensim_guest_read(sim, domid, gpa, buf, len), 0);
+}
+
+static struct gmem *new_gmem(unsigned int chunks)
+{
+	struct gmem *g = NULL;
+
+	assert_int_equal(gmem_new(fmem, NULL, domid, chunks, &g), 0);
+	return g;
+}
+
+static void test_map_sees_guest_bytes_both_ways(void **state)
+{
+	struct gmem *g = new_gmem(8);
+	char buf[64];
+	void *p;
+
+	guest_write(RAM + 0x5010, "written by the guest", 21);
+	assert_int_equal(gmem_map(g, RAM + 0x5010, 21, true, &p), 0);
+	assert_string_equal(p, "written by the guest");
+	memcpy(p, "written by the daemon", 22);
+	gmem_unmap(g, p, 21);
+	guest_read(RAM + 0x5010, buf, 22);
+	assert_string_equal(buf, "written by the daemon");
+	gmem_free(g);
+}
+
+static void test_cache_hits(void **state)
+{
+	struct gmem *g = new_gmem(8);
+	struct gmem_stats st;
+	void *a, *b;
+
+	/* Two ranges in one 256 KiB chunk: one mapping hypercall, then a hit. */
+	assert_int_equal(gmem_map(g, RAM + 0x1000, 512, false, &a), 0);
+	assert_int_equal(gmem_map(g, RAM + 0x9000, 4096, true, &b), 0);
+	assert_ptr_equal((uint8_t *)b - (uint8_t *)a, 0x8000);
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.misses, 1);
+	assert_int_equal(st.hits, 1);
+	assert_int_equal(st.live, 2);
+	gmem_unmap(g, a, 512);
+	gmem_unmap(g, b, 4096);
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.live, 0);
+	assert_int_equal(st.cached_chunks, 1);
+	gmem_free(g);
+}
+
+static void test_outside_ram_refused(void **state)
+{
+	struct gmem *g = new_gmem(8);
+	void *p = NULL;
+
+	assert_int_equal(gmem_map(g, 0x1000, 512, false, &p), -EFAULT);
+	assert_int_equal(gmem_map(g, RAM + RAM_SIZE, 512, false, &p), -EFAULT);
+	/* Straddling the end of RAM: the first page is RAM, the second is not. */
+	assert_int_equal(gmem_map(g, RAM + RAM_SIZE - 512, 1024, false, &p), -EFAULT);
+	/* Wrapping the address space. */
+	assert_int_equal(gmem_map(g, UINT64_MAX - 100, 512, false, &p), -EFAULT);
+	assert_null(p);
+	gmem_free(g);
+}
+
+static void test_range_across_chunks(void **state)
+{
+	struct gmem *g = new_gmem(8);
+	struct gmem_stats st;
+	uint8_t pattern[8192], *p;
+	size_t i;
+
+	for (i = 0; i < sizeof(pattern); i++)
+		pattern[i] = (uint8_t)(i * 7);
+	/* 8 KiB straddling a chunk boundary: mapped contiguously on its own. */
+	guest_write(RAM + CHUNK - 4096, pattern, sizeof(pattern));
+	assert_int_equal(gmem_map(g, RAM + CHUNK - 4096, sizeof(pattern), false, (void **)&p), 0);
+	assert_memory_equal(p, pattern, sizeof(pattern));
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.uncached, 1);
+	gmem_unmap(g, p, sizeof(pattern));
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.live, 0);
+	gmem_free(g);
+}
+
+static void test_eviction_spares_chunks_in_use(void **state)
+{
+	struct gmem *g = new_gmem(2);
+	struct gmem_stats st;
+	void *a, *b, *c, *d;
+	char v;
+
+	assert_int_equal(gmem_map(g, RAM + 0 * CHUNK, 1, false, &a), 0);	/* held */
+	assert_int_equal(gmem_map(g, RAM + 1 * CHUNK, 1, false, &b), 0);
+	gmem_unmap(g, b, 1);					/* idle: evictable */
+	guest_write(RAM + 2 * CHUNK, "c", 1);
+	assert_int_equal(gmem_map(g, RAM + 2 * CHUNK, 1, false, &c), 0);	/* evicts b */
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.evictions, 1);
+	assert_int_equal(st.cached_chunks, 2);
+	assert_int_equal(*(char *)c, 'c');
+	/* Both slots in use: a fourth chunk is still served, outside the cache. */
+	guest_write(RAM + 3 * CHUNK, "d", 1);
+	assert_int_equal(gmem_map(g, RAM + 3 * CHUNK, 1, false, &d), 0);
+	assert_int_equal(*(char *)d, 'd');
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.uncached, 1);
+	/* The held chunk still reads the guest's memory. */
+	guest_write(RAM, "a", 1);
+	v = *(volatile char *)a;
+	assert_int_equal(v, 'a');
+	gmem_unmap(g, a, 1);
+	gmem_unmap(g, c, 1);
+	gmem_unmap(g, d, 1);
+	gmem_free(g);
+}
+
+static void test_invalidate_with_chunk_in_use(void **state)
+{
+	struct gmem *g = new_gmem(8);
+	struct gmem_stats st;
+	void *held, *fresh, *idle;
+
+	assert_int_equal(gmem_map(g, RAM + 0x2000, 16, false, &held), 0);
+	assert_int_equal(gmem_map(g, RAM + CHUNK, 16, false, &idle), 0);
+	gmem_unmap(g, idle, 16);
+	/* The guest's memory map changed (IOREQ_TYPE_INVALIDATE). */
+	gmem_invalidate(g);
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.cached_chunks, 1);	/* the idle chunk went, the held one stays */
+	/* New users of the held chunk's range get a new mapping, not the stale one. */
+	assert_int_equal(gmem_map(g, RAM + 0x2000, 16, false, &fresh), 0);
+	assert_ptr_not_equal(fresh, held);
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.misses, 3);
+	assert_int_equal(st.cached_chunks, 2);
+	/* Its last user gone, the stale chunk is released, not cached again. */
+	gmem_unmap(g, held, 16);
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.cached_chunks, 1);
+	gmem_unmap(g, fresh, 16);
+	gmem_free(g);
+}
+
+static void test_free_leaves_no_mapping(void **state)
+{
+	unsigned int before = ram_maps();
+	struct gmem *g = new_gmem(4);
+	void *p[6];
+	int i;
+
+	for (i = 0; i < 6; i++)
+		assert_int_equal(gmem_map(g, RAM + (uint64_t)i * CHUNK + 4096, 4096, true, &p[i]), 0);
+	assert_true(ram_maps() > before);
+	for (i = 0; i < 6; i++)
+		gmem_unmap(g, p[i], 4096);
+	gmem_free(g);
+	assert_int_equal(ram_maps(), before);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_map_sees_guest_bytes_both_ways),
+		cmocka_unit_test(test_cache_hits),
+		cmocka_unit_test(test_outside_ram_refused),
+		cmocka_unit_test(test_range_across_chunks),
+		cmocka_unit_test(test_eviction_spares_chunks_in_use),
+		cmocka_unit_test(test_invalidate_with_chunk_in_use),
+		cmocka_unit_test(test_free_leaves_no_mapping),
+	};
+
+	return cmocka_run_group_tests_name("gmem", tests, group_setup, group_teardown);
+}
