@@ -34,7 +34,12 @@ void daemon_free(struct daemon *d);
  */
 void daemon_shutdown(struct daemon *d, int code);
 
-unsigned int daemon_backend_domid(const struct daemon *d);
+/*
+ * Re-read the size of every backing file or device; a disk that grew (or
+ * shrank) gets its new capacity and a configuration change interrupt.
+ */
+void daemon_refresh(struct daemon *d);
+
 unsigned int daemon_guest_count(const struct daemon *d);
 unsigned int daemon_disk_count(const struct daemon *d);
 

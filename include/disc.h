@@ -52,7 +52,4 @@ void disc_free(struct disc *disc);
 /* A close that disk_close() left pending is finished: state 6 is written. */
 void disc_closed(struct disc *disc, unsigned int domid, unsigned int devid);
 
-/* Number of disks added and not yet closed or gone (for status and leak checks). */
-unsigned int disc_active_count(const struct disc *disc);
-
 #endif

@@ -54,13 +54,6 @@ int disk_cfg_parse(unsigned int domid, unsigned int devid, disk_cfg_get_fn get, 
 void disk_cfg_clear(struct disk_cfg *cfg);
 
 /*
- * Two disks of one guest must not share a register window.  Returns 0, or
- * -EADDRINUSE with @ret_err naming @b's "base".
- */
-int disk_cfg_check_pair(const struct disk_cfg *a, const struct disk_cfg *b,
-			struct disk_cfg_error *ret_err);
-
-/*
  * Parse an unsigned number the way xenstore values come: decimal (libxl's
  * virtio_disk keys) or 0x-prefixed hexadecimal (Xen 4.18's generic virtio
  * keys).  No sign, no spaces, no trailing characters, no overflow.

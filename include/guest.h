@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "gmem.h"
+
 struct loop;
 struct guest;
 struct guest_mmio;
@@ -35,10 +37,7 @@ int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
  * (hypercalls that fail for a dead domain are expected and quiet).
  */
 void guest_free(struct guest *guest, bool dead);
-unsigned int guest_domid(const struct guest *guest);
 unsigned int guest_nr_vcpus(const struct guest *guest);
-unsigned int guest_mmio_count(const struct guest *guest);
-struct gmem *guest_gmem(struct guest *guest);
 
 /*
  * Claim the register window [base, base + size) for @dev and raise @irq for
@@ -67,6 +66,7 @@ struct guest_stats {
 	uint64_t ioreqs;	/* register accesses handled */
 	uint64_t bad_ioreqs;	/* answered without reaching a device (unknown address, size, type) */
 	uint64_t irqs;		/* interrupts raised */
+	struct gmem_stats mem;	/* the guest memory mapping cache */
 };
 void guest_get_stats(const struct guest *guest, struct guest_stats *ret_stats);
 

@@ -73,7 +73,6 @@ struct vq *vmmio_queue(struct vmmio_dev *vdev, unsigned int idx);
 unsigned int vmmio_num_queues(const struct vmmio_dev *vdev);
 uint64_t vmmio_features(const struct vmmio_dev *vdev);	/* negotiated */
 bool vmmio_has_feature(const struct vmmio_dev *vdev, unsigned int bit);
-uint8_t vmmio_status(const struct vmmio_dev *vdev);
 /* Device may process queues: DRIVER_OK set, no NEEDS_RESET, no FAILED. */
 bool vmmio_running(const struct vmmio_dev *vdev);
 /* Set InterruptStatus bits and call the transport's notify(). */
@@ -82,8 +81,5 @@ void vmmio_raise(struct vmmio_dev *vdev, uint32_t bits);
 void vmmio_set_needs_reset(struct vmmio_dev *vdev);
 /* §2.5.1 / §4.2.2: config space changed: bump ConfigGeneration, notify when the driver is live. */
 void vmmio_config_changed(struct vmmio_dev *vdev);
-uint32_t vmmio_interrupt_status(const struct vmmio_dev *vdev);
-uint32_t vmmio_config_generation(const struct vmmio_dev *vdev);
-const char *vmmio_name(const struct vmmio_dev *vdev);
 
 #endif

@@ -86,9 +86,6 @@ void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t written);
  */
 bool vq_flush(struct vq *vq);
 
-bool vq_broken(const struct vq *vq);
 uint16_t vq_num(const struct vq *vq);
-/* Chains popped and not yet pushed. */
-unsigned int vq_inflight(const struct vq *vq);
 
 #endif

@@ -29,6 +29,5 @@ void xsw_unwatch(struct xsw_watch *watch);
 
 /* The value at @path (malloc'ed, NUL-terminated) or NULL with errno set (ENOENT if absent). */
 char *xsw_read(struct xsw *xsw, const char *path);
-int xsw_write(struct xsw *xsw, const char *path, const char *value);
 
 #endif

@@ -32,7 +32,8 @@ struct ddisk {
 	struct guest_mmio *mmio;
 	struct virtio_transport transport;
 	char *vdev;			/* "dev" (xvda), may be NULL */
-	bool read_only;
+	bool read_only;			/* "mode" r or a cdrom */
+	bool discard;			/* "discard-enable" */
 	uint64_t started;		/* CLOCK_MONOTONIC seconds */
 	bool closing;			/* waiting for in-flight IO before release */
 	bool dead;			/* the guest is gone: do not answer in xenstore */
@@ -260,6 +261,16 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 	return 0;
 }
 
+/* What the guest is told about the backing store: the disk's configuration may only restrict it. */
+static struct blk_info daemon_disk_info(const struct ddisk *k)
+{
+	struct blk_info info = *blk_get_info(k->blk);
+
+	info.read_only = info.read_only || k->read_only;
+	info.discard = info.discard && k->discard && !info.read_only;
+	return info;
+}
+
 static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **ret_why)
 {
 	struct daemon *d = data;
@@ -308,6 +319,7 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	k->path = strdup(cfg->path);
 	k->vdev = cfg->vdev ? strdup(cfg->vdev) : NULL;
 	k->read_only = cfg->read_only;
+	k->discard = cfg->discard;
 	k->started = daemon_now();
 	if (!k->path || (cfg->vdev && !k->vdev)) {
 		r = -ENOMEM;
@@ -332,9 +344,7 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	k->transport.opaque = k->mmio;
 	k->transport.grant_addresses = cfg->grant_usage;
 
-	info = *blk_get_info(k->blk);
-	info.read_only = info.read_only || cfg->read_only;
-	info.discard = info.discard && cfg->discard && !info.read_only;
+	info = daemon_disk_info(k);
 	vc.name = k->name;
 	vc.info = info;
 	vc.num_queues = d->opts.queues;
@@ -489,6 +499,35 @@ err_free:
 	return r;
 }
 
+void daemon_refresh(struct daemon *d)
+{
+	struct dguest *g;
+	struct ddisk *k;
+
+	for (g = d->guests; g; g = g->next) {
+		for (k = g->disks; k; k = k->next) {
+			struct blk_info info;
+			int r;
+
+			if (!k->vblk)
+				continue;
+			r = blk_refresh_info(k->blk);
+			if (r < 0) {
+				log_warn("%s: cannot re-read the size of '%s': %s", k->name, k->path,
+					 strerror(-r));
+				continue;
+			}
+			if (r == 0)
+				continue;
+			info = daemon_disk_info(k);
+			/* New capacity in the config space, ConfigGeneration bumped, config interrupt. */
+			vblk_set_info(k->vblk, &info);
+			log_info("%s: '%s' is now %llu bytes; the guest is told", k->name, k->path,
+				 (unsigned long long)info.capacity);
+		}
+	}
+}
+
 void daemon_shutdown(struct daemon *d, int code)
 {
 	struct dguest *g, *gnext;
@@ -536,11 +575,6 @@ void daemon_free(struct daemon *d)
 	guest_sys_close(d->sys);
 	xsw_close(d->xsw);
 	free(d);
-}
-
-unsigned int daemon_backend_domid(const struct daemon *d)
-{
-	return d->backend_domid;
 }
 
 unsigned int daemon_guest_count(const struct daemon *d)
@@ -651,6 +685,17 @@ char *daemon_status_json(const struct daemon *d)
 		daemon_add_u64(jg, "mmio_accesses", gs.ioreqs);
 		daemon_add_u64(jg, "bad_accesses", gs.bad_ioreqs);
 		daemon_add_u64(jg, "interrupts", gs.irqs);
+		{
+			struct json_object *mc = json_object_new_object();
+
+			daemon_add_u64(mc, "hits", gs.mem.hits);
+			daemon_add_u64(mc, "misses", gs.mem.misses);
+			daemon_add_u64(mc, "evictions", gs.mem.evictions);
+			daemon_add_u64(mc, "uncached", gs.mem.uncached);
+			daemon_add_u64(mc, "cached_chunks", gs.mem.cached_chunks);
+			daemon_add_u64(mc, "in_use", gs.mem.live);
+			json_object_object_add(jg, "memory_cache", mc);
+		}
 		for (k = g->disks; k; k = k->next)
 			json_object_array_add(disks, daemon_disk_json(k, now));
 		json_object_object_add(jg, "disks", disks);

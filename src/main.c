@@ -228,7 +228,8 @@ static void on_stop_signal(struct loop_source *src, const struct signalfd_siginf
 
 static void on_hup(struct loop_source *src, const struct signalfd_siginfo *si, void *data)
 {
-	log_info("SIGHUP: nothing to reload (disks come from xenstore)");
+	log_info("SIGHUP: re-reading the size of every backing file");
+	daemon_refresh(data);
 }
 
 /*

@@ -582,28 +582,9 @@ bool vmmio_has_feature(const struct vmmio_dev *vdev, unsigned int bit)
 	return bit < 64 && (vdev->features & VIRTIO_BIT(bit));
 }
 
-uint8_t vmmio_status(const struct vmmio_dev *vdev)
-{
-	return vdev->status;
-}
-
 bool vmmio_running(const struct vmmio_dev *vdev)
 {
 	return (vdev->status & VIRTIO_STATUS_DRIVER_OK) &&
 	       !(vdev->status & (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED));
 }
 
-uint32_t vmmio_interrupt_status(const struct vmmio_dev *vdev)
-{
-	return vdev->int_status;
-}
-
-uint32_t vmmio_config_generation(const struct vmmio_dev *vdev)
-{
-	return vdev->config_gen;
-}
-
-const char *vmmio_name(const struct vmmio_dev *vdev)
-{
-	return vdev->name;
-}

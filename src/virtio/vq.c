@@ -225,17 +225,8 @@ bool vq_flush(struct vq *vq)
 	return vq->ops->flush(vq);
 }
 
-bool vq_broken(const struct vq *vq)
-{
-	return vq->broken;
-}
-
 uint16_t vq_num(const struct vq *vq)
 {
 	return vq->cfg.num;
 }
 
-unsigned int vq_inflight(const struct vq *vq)
-{
-	return vq->inflight;
-}

@@ -428,12 +428,3 @@ void disc_closed(struct disc *disc, unsigned int domid, unsigned int devid)
 	disc_write_state(disc, domid, devid, DISC_STATE_CLOSED, NULL);
 }
 
-unsigned int disc_active_count(const struct disc *disc)
-{
-	const struct disc_dev *d;
-	unsigned int n = 0;
-
-	for (d = disc->devs; d; d = d->next)
-		n += d->phase != DISC_PHASE_DONE;
-	return n;
-}

@@ -222,15 +222,3 @@ void disk_cfg_clear(struct disk_cfg *cfg)
 	cfg->vdev = NULL;
 }
 
-int disk_cfg_check_pair(const struct disk_cfg *a, const struct disk_cfg *b,
-			struct disk_cfg_error *ret_err)
-{
-	char other[64];
-
-	/* Both windows are 0x200-aligned and 0x200 long: they overlap only if equal. */
-	if (a->base != b->base)
-		return 0;
-	snprintf(other, sizeof(other), "0x%llx", (unsigned long long)b->base);
-	disk_cfg_fail(ret_err, "base", other, "register window already used by another disk of this guest");
-	return -EADDRINUSE;
-}

@@ -403,29 +403,9 @@ void guest_free(struct guest *g, bool dead)
 	free(g);
 }
 
-unsigned int guest_domid(const struct guest *g)
-{
-	return g->domid;
-}
-
 unsigned int guest_nr_vcpus(const struct guest *g)
 {
 	return g->nr_vcpus;
-}
-
-unsigned int guest_mmio_count(const struct guest *g)
-{
-	const struct guest_mmio *m;
-	unsigned int n = 0;
-
-	for (m = g->mmios; m; m = m->next)
-		n++;
-	return n;
-}
-
-struct gmem *guest_gmem(struct guest *g)
-{
-	return g->gmem;
 }
 
 int guest_mmio_add(struct guest *g, uint64_t base, uint64_t size, unsigned int irq, bool grants,
@@ -525,4 +505,5 @@ void guest_mmio_notify(void *opaque)
 void guest_get_stats(const struct guest *g, struct guest_stats *ret_stats)
 {
 	*ret_stats = g->stats;
+	gmem_get_stats(g->gmem, &ret_stats->mem);
 }

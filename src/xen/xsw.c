@@ -171,9 +171,3 @@ char *xsw_read(struct xsw *xsw, const char *path)
 	return xs_read(xsw->xsh, XBT_NULL, path, &len);
 }
 
-int xsw_write(struct xsw *xsw, const char *path, const char *value)
-{
-	if (!xs_write(xsw->xsh, XBT_NULL, path, value, (unsigned int)strlen(value)))
-		return errno ? -errno : -EIO;
-	return 0;
-}

@@ -683,7 +683,7 @@ static void test_bad_xenstore_values(void **state)
 		{ ":irq=99", "disk 51712: irq '99': outside the virtio SPI range 33..43" },
 		{ ":params=/nonexistent/disk.img", "params '/nonexistent/disk.img': No such file or directory" },
 	};
-	char good[128], bad[128], spec[256], line[160];
+	char good[128], bad[128], spec[384], line[160];
 	uint32_t g, domid;
 	size_t i;
 
@@ -707,6 +707,17 @@ static void test_bad_xenstore_values(void **state)
 		/* Meanwhile the good guest is served as before. */
 		workload_ok(g, "verify,ops=20");
 	}
+
+	/* Two disks of one guest on the same register window: the second is refused. */
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw,disk=%s:rw:base=33554432", bad, good);
+	assert_int_equal(xensim_domain_create(E.x, spec, XSIM_CREATE_NO_WAIT, &domid, NULL), 0);
+	assert_true(disk_state_becomes(domid, 51728, 6));
+	assert_true(disk_state_becomes(domid, 51712, 2));
+	snprintf(line, sizeof(line), "dom %u disk 51728: base 0x2000000 irq 34: register window overlaps", domid);
+	if (!log_contains(line))
+		fail_msg("no log line '%s'", line);
+	assert_int_equal(xensim_domain_destroy(E.x, domid, true, NULL), 0);
+	workload_ok(g, "verify,ops=20");
 	destroy(g);
 }
 
@@ -871,6 +882,39 @@ static void test_hostile_guest_others_unaffected(void **state)
 	destroy(nice);
 }
 
+static void test_backing_file_grows(void **state)
+{
+	char img[128], spec[256], *js = NULL;
+	uint64_t sectors = 0;
+	uint32_t domid;
+	int i;
+
+	make_image("a.img", 8, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw", img);
+	domid = create(spec, NULL);
+	workload_ok(domid, "verify,ops=20");
+	/* The operator grows the image and reloads the service (SIGHUP). */
+	assert_int_equal(truncate(img, 16 << 20), 0);
+	assert_int_equal(kill(E.vblkd, SIGHUP), 0);
+	for (i = 0; i < 200; i++) {
+		free(js);
+		js = status_json();
+		if (status_num(js, 0, 0, "capacity_bytes") == 16 << 20)
+			break;
+		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
+	}
+	assert_int_equal(status_num(js, 0, 0, "capacity_bytes"), 16 << 20);
+	assert_true(status_num(js, 0, -1, "interrupts") > 0);
+	free(js);
+	/* The guest reads the new capacity from the config space (§5.2.4, in sectors). */
+	assert_int_equal(xensim_guest_mmio(E.x, domid, 0, 0x2000000 + 0x100, 8, false, &sectors), 0);
+	assert_int_equal(sectors, (16 << 20) / 512);
+	assert_true(log_contains("is now 16777216 bytes"));
+	workload_ok(domid, "verify,ops=20");
+	destroy(domid);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -891,6 +935,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_grant_mapped_guest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_packed_ring_guest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_guest_others_unaffected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_backing_file_grows, setup, teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

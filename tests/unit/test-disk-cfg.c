@@ -308,19 +308,6 @@ static void test_long_value_truncated(void **state)
 	assert_int_equal(strlen(err.value), sizeof(err.value) - 1);
 }
 
-static void test_overlapping_disks(void **state)
-{
-	struct disk_cfg a = { .devid = 51712, .base = 0x2000000 }, b = a;
-	struct disk_cfg_error err;
-
-	b.devid = 51728;
-	assert_int_equal(disk_cfg_check_pair(&a, &b, &err), -EADDRINUSE);
-	assert_string_equal(err.key, "base");
-	assert_string_equal(err.value, "0x2000000");
-	b.base = 0x2000200;
-	assert_int_equal(disk_cfg_check_pair(&a, &b, &err), 0);
-}
-
 static void test_parse_u64(void **state)
 {
 	uint64_t v = 7;
@@ -367,7 +354,6 @@ int main(void)
 		cmocka_unit_test(test_irq_out_of_range),
 		cmocka_unit_test(test_irq_not_a_number),
 		cmocka_unit_test(test_long_value_truncated),
-		cmocka_unit_test(test_overlapping_disks),
 		cmocka_unit_test(test_parse_u64),
 	};
 
