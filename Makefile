@@ -346,5 +346,8 @@ LDFLAGS_test-blk-uring := -Wl,--wrap=io_uring_submit -Wl,--wrap=io_uring_peek_ba
 # Simulator tests spawn the simulator process: they need it built and its path.
 $(call obj,$(SIMTEST_SRCS)): CPPFLAGS += -DXENSIM_BIN='"$(abspath $(BUILD))/xensim"'
 $(SIMTEST_BINS): | $(XENSIM)
+# The bench workload's test (tests/sim/test-bench.c) runs the daemon as well.
+$(call obj,tests/sim/test-bench.c): CPPFLAGS += -DVBLKD_SIM_BIN='"$(abspath $(BUILD))/vblkd-sim"'
+$(BUILD)/tests/test-bench: | $(VBLKD_SIM)
 
 -include $(shell find $(BUILD) build/fuzz -name '*.d' 2>/dev/null)
