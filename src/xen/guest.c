@@ -205,6 +205,23 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, evtchn_port_t 
 	memcpy(&req, (const void *)slot, sizeof(req));
 	slot->state = STATE_IOREQ_INPROCESS;
 
+	/*
+	 * A plain MMIO write returns nothing to the vCPU: answer it first, so
+	 * the guest runs on while the device acts on it (a QueueNotify submits
+	 * IO to the kernel, which takes a while).  Nothing is reordered: this
+	 * vCPU's next access, and every other ioreq, is handled on this thread
+	 * after the write's effects.  Writes from guest memory (data_is_ptr)
+	 * still wait: the vCPU must not change the source under us.
+	 */
+	if (req.type == IOREQ_TYPE_COPY && req.dir == IOREQ_WRITE && !req.data_is_ptr) {
+		/* Pairs with Xen's read barrier after it sees STATE_IORESP_READY. */
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		slot->state = STATE_IORESP_READY;
+		xenevtchn_notify(g->xce, port);
+		guest_handle_mmio(g, &req);
+		return;
+	}
+
 	switch (req.type) {
 	case IOREQ_TYPE_COPY:
 		guest_handle_mmio(g, &req);
