@@ -798,10 +798,23 @@ static int vq_arm(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 	if (q->packed || !(d->features & (1ull << F_EVENT_IDX)))
 		return 0;
 	pthread_mutex_lock(&q->lock);
-	st16(q->drv + 4 + 2u * q->num, q->last_used);
-	/* Pairs with the device's barrier between writing used idx and reading used_event. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	r = vq_reap(v, d, q);
+	for (;;) {
+		uint16_t armed = q->last_used;
+
+		st16(q->drv + 4 + 2u * q->num, armed);
+		/* Pairs with the device's barrier between writing used idx and reading used_event. */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		r = vq_reap(v, d, q);
+		/*
+		 * Entries reaped here moved last_used past used_event: a device
+		 * that published them already compares its next batch with a
+		 * used_event behind it and sends no interrupt (§2.7.10).  Ask
+		 * again from where we are, as Linux's virtqueue_enable_cb_delayed
+		 * callers do when it reports more used buffers.
+		 */
+		if (r < 0 || q->last_used == armed)
+			break;
+	}
 	pthread_mutex_unlock(&q->lock);
 	return r;
 }
