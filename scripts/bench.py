@@ -200,7 +200,7 @@ def main():
                     help="seconds per measured point (default 5, $BENCH_TIME)")
     ap.add_argument("--dir", default=os.environ.get("BENCH_DIR"),
                     help="where the backing files go (default: a temporary directory in /var/tmp)")
-    ap.add_argument("--span", default="256M", help="bytes of the single-disk file (default 256M)")
+    ap.add_argument("--span", default="256M", help="size of the single-disk file in MiB, e.g. 256M (default)")
     ap.add_argument("--only", help="run only the workloads whose name contains this")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--vblkd-only", action="store_true",
@@ -213,7 +213,7 @@ def main():
             log(f"bench: {tool} not found: run scripts/deps.sh bench (as root)")
             return 1
     t_ms = int(a.time * 1000)
-    span = int(a.span.rstrip("M")) << 20
+    span = int(a.span.rstrip("Mm")) << 20
     tmp = tempfile.mkdtemp(prefix="vblkd-bench.", dir=a.dir or "/var/tmp")
     try:
         disk = os.path.join(tmp, "disk0.img")
