@@ -16,6 +16,12 @@
 #define GMEM_NONE UINT32_MAX
 /* Largest uncached mapping: bounds the gfn array a guest length can make us allocate. */
 #define GMEM_MAX_PAGES 4096u
+/*
+ * A range across chunks is served from the cache as a run of consecutive
+ * slots (one contiguous VA range, each chunk its own mapping) up to this many
+ * chunks (4 MiB); longer ones are mapped for the request alone.
+ */
+#define GMEM_RUN_MAX 16u
 #define GMEM_UNCACHED_BUCKETS 256u
 
 _Static_assert(GMEM_CHUNK_PAGES == 64, "one valid bit per page in a uint64_t");
@@ -51,6 +57,7 @@ struct gmem {
 	uint32_t free_head;	/* slots never used or released */
 	uint32_t lru_head;	/* mapped and unreferenced, least recently used first */
 	uint32_t lru_tail;
+	uint32_t run_cursor;	/* where the search for free consecutive slots goes on */
 	struct gmem_uncached *uncached[GMEM_UNCACHED_BUCKETS];
 	struct gmem_stats stats;
 };
@@ -230,25 +237,33 @@ static uint32_t gmem_lookup(struct gmem *g, uint64_t chunk)
 	return GMEM_NONE;
 }
 
-/* Map a whole chunk into a slot; GMEM_NONE when no slot is free or nothing of it is guest memory. */
-static uint32_t gmem_fill(struct gmem *g, uint64_t chunk)
+/* Take free slot @s off the free list (singly linked: only on the rare run misses). */
+static void gmem_free_take(struct gmem *g, uint32_t s)
+{
+	uint32_t *pp = &g->free_head;
+
+	while (*pp != GMEM_NONE) {
+		if (*pp == s) {
+			*pp = g->slots[s].hnext;
+			return;
+		}
+		pp = &g->slots[*pp].hnext;
+	}
+}
+
+/*
+ * Map a whole chunk into slot @s, already taken off the free list; false
+ * (the slot reserved again) when nothing of it is guest memory.
+ */
+static bool gmem_fill_slot(struct gmem *g, uint32_t s, uint64_t chunk)
 {
 	xen_pfn_t gfns[GMEM_CHUNK_PAGES];
 	int errs[GMEM_CHUNK_PAGES];
-	struct gmem_slot *sl;
+	struct gmem_slot *sl = &g->slots[s];
 	uint64_t valid = 0;
 	unsigned int i;
-	uint32_t s;
 	void *p;
 
-	if (g->free_head == GMEM_NONE) {
-		if (g->lru_head == GMEM_NONE)
-			return GMEM_NONE;	/* every chunk in use: the caller maps uncached */
-		gmem_slot_release(g, g->lru_head);
-		g->stats.evictions++;
-	}
-	s = g->free_head;
-	sl = &g->slots[s];
 	for (i = 0; i < GMEM_CHUNK_PAGES; i++)
 		gfns[i] = (xen_pfn_t)(chunk * GMEM_CHUNK_PAGES + i);
 	memset(errs, 0, sizeof(errs));
@@ -256,7 +271,7 @@ static uint32_t gmem_fill(struct gmem *g, uint64_t chunk)
 				  MAP_FIXED, GMEM_CHUNK_PAGES, gfns, errs);
 	if (!p) {
 		gmem_reserve(g, s);
-		return GMEM_NONE;
+		return false;
 	}
 	/* Pages outside guest RAM come back with an error and stay unmapped: never touch them. */
 	for (i = 0; i < GMEM_CHUNK_PAGES; i++)
@@ -265,9 +280,8 @@ static uint32_t gmem_fill(struct gmem *g, uint64_t chunk)
 	if (!valid) {
 		xenforeignmemory_unmap(g->fmem, p, GMEM_CHUNK_PAGES);
 		gmem_reserve(g, s);
-		return GMEM_NONE;
+		return false;
 	}
-	g->free_head = sl->hnext;
 	sl->chunk = chunk;
 	sl->valid = valid;
 	sl->refs = 0;
@@ -278,7 +292,116 @@ static uint32_t gmem_fill(struct gmem *g, uint64_t chunk)
 	gmem_lru_append(g, s);
 	g->stats.cached_chunks++;
 	g->stats.misses++;
+	return true;
+}
+
+/* Map a whole chunk into a slot; GMEM_NONE when no slot is free or nothing of it is guest memory. */
+static uint32_t gmem_fill(struct gmem *g, uint64_t chunk)
+{
+	uint32_t s;
+
+	if (g->free_head == GMEM_NONE) {
+		if (g->lru_head == GMEM_NONE)
+			return GMEM_NONE;	/* every chunk in use: the caller maps uncached */
+		gmem_slot_release(g, g->lru_head);
+		g->stats.evictions++;
+	}
+	s = g->free_head;
+	g->free_head = g->slots[s].hnext;
+	if (!gmem_fill_slot(g, s, chunk)) {
+		g->slots[s].hnext = g->free_head;
+		g->free_head = s;
+		return GMEM_NONE;
+	}
 	return s;
+}
+
+/* The first of @k consecutive slots caching chunks @chunk.. in order, or GMEM_NONE. */
+static uint32_t gmem_lookup_run(struct gmem *g, uint64_t chunk, uint32_t k)
+{
+	uint32_t s, i;
+
+	/* A chunk may sit in several slots (alone, and inside runs): try each. */
+	for (s = g->hash[gmem_hash(g, chunk)]; s != GMEM_NONE; s = g->slots[s].hnext) {
+		if (g->slots[s].chunk != chunk || k > g->nslots - s)
+			continue;
+		for (i = 1; i < k; i++)
+			if (!g->slots[s + i].mapped || g->slots[s + i].chunk != chunk + i)
+				break;
+		if (i == k)
+			return s;
+	}
+	return GMEM_NONE;
+}
+
+/*
+ * Map chunks @chunk..@chunk+@k-1 into @k consecutive slots, each its own
+ * foreign mapping (a partial unmap of one mapping is not safe on every
+ * kernel), so the range is contiguous in our address space.  Slots are
+ * taken where none is in use, next-fit; GMEM_NONE if there is no such
+ * window or a chunk is no guest memory at all.
+ */
+static uint32_t gmem_fill_run(struct gmem *g, uint64_t chunk, uint32_t k)
+{
+	uint32_t tries, s = GMEM_NONE, i;
+
+	for (tries = 0; tries < g->nslots; tries++) {
+		uint32_t at = (g->run_cursor + tries) % g->nslots;
+
+		if (k > g->nslots - at)
+			continue;
+		for (i = 0; i < k; i++)
+			if (g->slots[at + i].mapped && g->slots[at + i].refs)
+				break;
+		if (i == k) {
+			s = at;
+			break;
+		}
+	}
+	if (s == GMEM_NONE)
+		return GMEM_NONE;
+	for (i = 0; i < k; i++) {
+		if (g->slots[s + i].mapped) {
+			gmem_slot_release(g, s + i);
+			g->stats.evictions++;
+		}
+		gmem_free_take(g, s + i);
+	}
+	for (i = 0; i < k; i++) {
+		if (!gmem_fill_slot(g, s + i, chunk + i)) {
+			/* Undo: what was mapped goes to the LRU, the rest back to the free list. */
+			for (; i < k; i++) {
+				g->slots[s + i].hnext = g->free_head;
+				g->free_head = s + i;
+			}
+			return GMEM_NONE;
+		}
+	}
+	g->run_cursor = (s + k) % g->nslots;
+	return s;
+}
+
+/* Hand out [addr, addr + len) from the run of slots starting at @s. */
+static int gmem_take_run(struct gmem *g, uint32_t s, uint64_t first, uint64_t last, uint64_t addr,
+			 void **ret_ptr)
+{
+	uint32_t k = (uint32_t)(last / GMEM_CHUNK_PAGES - first / GMEM_CHUNK_PAGES + 1), i;
+
+	/* Every page of the range must be guest memory. */
+	for (i = 0; i < k; i++) {
+		uint64_t lo = i ? 0 : first % GMEM_CHUNK_PAGES;
+		uint64_t hi = i + 1 < k ? GMEM_CHUNK_PAGES - 1 : last % GMEM_CHUNK_PAGES;
+		uint64_t mask = (hi - lo == 63) ? UINT64_MAX : ((1ull << (hi - lo + 1)) - 1) << lo;
+
+		if ((g->slots[s + i].valid & mask) != mask)
+			return -EFAULT;
+	}
+	for (i = 0; i < k; i++)
+		if (g->slots[s + i].refs++ == 0)
+			gmem_lru_remove(g, s + i);
+	g->stats.live++;
+	*ret_ptr = (uint8_t *)gmem_slot_va(g, s) + (addr & (GMEM_CHUNK_BYTES - 1));
+	return 0;
 }
 
 static int gmem_track(struct gmem *g, void *base, size_t pages, bool grant)
@@ -381,8 +504,26 @@ int gmem_map(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret
 		return -EFAULT;
 	first = addr >> GMEM_PAGE_SHIFT;
 	last = (addr + len - 1) >> GMEM_PAGE_SHIFT;
-	if (first / GMEM_CHUNK_PAGES != last / GMEM_CHUNK_PAGES)
-		return gmem_map_uncached(g, addr, len, write, ret_ptr);
+	if (first / GMEM_CHUNK_PAGES != last / GMEM_CHUNK_PAGES) {
+		/*
+		 * Across chunks (large requests, or a buffer that straddles a
+		 * boundary): a run of slots, so the same buffers next time cost
+		 * no mapping at all, as for small ones.
+		 */
+		uint64_t k = last / GMEM_CHUNK_PAGES - first / GMEM_CHUNK_PAGES + 1;
+
+		if (k > GMEM_RUN_MAX)
+			return gmem_map_uncached(g, addr, len, write, ret_ptr);
+		s = gmem_lookup_run(g, first / GMEM_CHUNK_PAGES, (uint32_t)k);
+		if (s != GMEM_NONE) {
+			g->stats.hits++;
+		} else {
+			s = gmem_fill_run(g, first / GMEM_CHUNK_PAGES, (uint32_t)k);
+			if (s == GMEM_NONE)
+				return gmem_map_uncached(g, addr, len, write, ret_ptr);
+		}
+		return gmem_take_run(g, s, first, last, addr, ret_ptr);
+	}
 
 	/* Every page of the range must be guest memory. */
 	mask = (last - first == 63) ? UINT64_MAX : ((1ull << (last - first + 1)) - 1);
@@ -423,15 +564,23 @@ void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
 
 	if (p >= g->region && p < g->region + (size_t)g->nslots * GMEM_CHUNK_BYTES) {
 		uint32_t s = (uint32_t)((size_t)(p - g->region) / GMEM_CHUNK_BYTES);
+		uint32_t e = (uint32_t)((size_t)(p + (len ? len : 1) - 1 - g->region) / GMEM_CHUNK_BYTES);
 
-		if (g->slots[s].refs == 0)
-			return;	/* a double release: a bug, but not one to crash on */
+		if (e >= g->nslots)
+			e = g->nslots - 1;
+		/* One slot, or the run a range across chunks was served from. */
+		for (uint32_t i = s; i <= e; i++)
+			if (g->slots[i].refs == 0)
+				return;	/* a double release: a bug, but not one to crash on */
 		g->stats.live--;
-		if (--g->slots[s].refs == 0) {
-			if (g->slots[s].stale)
-				gmem_slot_release(g, s);
+		for (uint32_t i = s; i <= e; i++) {
+			if (--g->slots[i].refs)
+				continue;
+			/* The last user of an invalidated chunk: it goes, it is not cached again. */
+			if (g->slots[i].stale)
+				gmem_slot_release(g, i);
 			else
-				gmem_lru_append(g, s);
+				gmem_lru_append(g, i);
 		}
 		return;
 	}
@@ -448,7 +597,6 @@ void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
 		g->stats.live--;
 		return;
 	}
-	(void)len;
 }
 
 void gmem_invalidate(struct gmem *g)

@@ -169,8 +169,16 @@ static void guest_handle_mmio(struct guest *g, ioreq_t *req)
 		return;
 	}
 	mask = guest_size_mask(size);
-	step = req->df ? -(uint64_t)size : size;
 	g->stats.ioreqs++;
+	if (count == 1 && !req->data_is_ptr) {
+		/* What Xen on Arm sends (one access, value in the ioreq): the hot path. */
+		if (req->dir == IOREQ_READ)
+			req->data = m->ops->read(m->dev, req->addr - m->base, size) & mask;
+		else
+			m->ops->write(m->dev, req->addr - m->base, size, req->data & mask);
+		return;
+	}
+	step = req->df ? -(uint64_t)size : size;
 
 	for (i = 0; i < count; i++) {
 		/* "rep movs": the device register is fixed, guest memory advances. */
@@ -205,6 +213,23 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, evtchn_port_t 
 	memcpy(&req, (const void *)slot, sizeof(req));
 	slot->state = STATE_IOREQ_INPROCESS;
 
+	/*
+	 * A plain MMIO write returns nothing to the vCPU: answer it first, so
+	 * the guest runs on while the device acts on it (a QueueNotify submits
+	 * IO to the kernel, which takes a while).  Nothing is reordered: this
+	 * vCPU's next access, and every other ioreq, is handled on this thread
+	 * after the write's effects.  Writes from guest memory (data_is_ptr)
+	 * still wait: the vCPU must not change the source under us.
+	 */
+	if (req.type == IOREQ_TYPE_COPY && req.dir == IOREQ_WRITE && !req.data_is_ptr) {
+		/* Pairs with Xen's read barrier after it sees STATE_IORESP_READY. */
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		slot->state = STATE_IORESP_READY;
+		xenevtchn_notify(g->xce, port);
+		guest_handle_mmio(g, &req);
+		return;
+	}
+
 	switch (req.type) {
 	case IOREQ_TYPE_COPY:
 		guest_handle_mmio(g, &req);
@@ -236,12 +261,18 @@ static void guest_evtchn_ready(struct loop_source *src, int fd, uint32_t events,
 	struct guest *g = data;
 	xenevtchn_port_or_error_t port;
 
-	/* The fd is non-blocking: drain every pending port. */
-	while ((port = xenevtchn_pending(g->xce)) >= 0) {
-		xenevtchn_unmask(g->xce, (evtchn_port_t)port);
-		if ((evtchn_port_t)port <= g->max_port && g->vcpu_of_port[port])
-			guest_handle_vcpu(g, g->vcpu_of_port[port] - 1, (evtchn_port_t)port);
-	}
+	/*
+	 * One port per wakeup: the fd is level-triggered, so the loop calls
+	 * again at once while more are pending.  Draining until EAGAIN would
+	 * cost a failing read() on every wakeup, and usually one port is all
+	 * there is (a vCPU waits in its ioreq).
+	 */
+	port = xenevtchn_pending(g->xce);
+	if (port < 0)
+		return;
+	xenevtchn_unmask(g->xce, (evtchn_port_t)port);
+	if ((evtchn_port_t)port <= g->max_port && g->vcpu_of_port[port])
+		guest_handle_vcpu(g, g->vcpu_of_port[port] - 1, (evtchn_port_t)port);
 }
 
 static int guest_bind_vcpus(struct guest *g)

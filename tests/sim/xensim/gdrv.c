@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gdrv.h"
 #include "log.h"
@@ -35,6 +36,7 @@ struct req {
 	uint64_t sector;
 	uint64_t status_gpa;
 	bool busy;
+	uint64_t t_submit, t_done;	/* CLOCK_MONOTONIC ns, for latency figures */
 };
 
 struct gdrv_vq {
@@ -81,7 +83,7 @@ struct gdrv_dev {
 };
 
 struct vbuf {
-	uint64_t gpa;	/* [hdr page][GUEST_MAX_IO data][status page] */
+	uint64_t gpa;	/* [hdr page][max_io data][status page] */
 	uint8_t *host;
 };
 
@@ -98,6 +100,7 @@ struct gdrv_guest {
 	struct sim_domain *dom;
 	pthread_mutex_t alloc_lock;
 	uint64_t next;		/* allocation offset in RAM */
+	uint32_t max_io;	/* bytes of each slot's data buffer */
 	uint32_t *page_ref;	/* grant ref of each RAM page, 0 = none */
 	unsigned int ndevs;
 	struct gdrv_dev devs[SIM_MAX_DISKS];
@@ -220,6 +223,7 @@ int gdrv_guest_new(struct sim_domain *dom, struct gdrv_guest **ret_g)
 	if (!g)
 		return -ENOMEM;
 	g->dom = dom;
+	g->max_io = GUEST_MAX_IO;
 	pthread_mutex_init(&g->alloc_lock, NULL);
 	g->page_ref = calloc(dom->ram_bytes / XSIM_PAGE_SIZE, sizeof(*g->page_ref));
 	g->vcpus = calloc(dom->vcpus, sizeof(*g->vcpus));
@@ -287,6 +291,27 @@ void gdrv_guest_free(struct gdrv_guest *g)
 	free(g->page_ref);
 	pthread_mutex_destroy(&g->alloc_lock);
 	free(g);
+}
+
+int gdrv_guest_set_max_io(struct gdrv_guest *g, uint32_t bytes)
+{
+	unsigned int i;
+
+	if (bytes < GUEST_MAX_IO || bytes > GUEST_BENCH_MAX_IO || bytes % XSIM_PAGE_SIZE)
+		return -EINVAL;
+	for (i = 0; i < g->ndevs; i++)
+		if (g->devs[i].vqs)
+			return -EBUSY;	/* buffers already laid out */
+	g->max_io = bytes;
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 unsigned int gdrv_guest_ndevs(const struct gdrv_guest *g)
@@ -450,19 +475,19 @@ static uint64_t ring_area_size(struct gdrv_dev *d)
 	return 4 * XSIM_PAGE_SIZE + (uint64_t)d->g->dom->vcpus * GUEST_MAX_QD * MAX_SEGS * 16;
 }
 
-/* A slot's buffer: [page ending with the header][GUEST_MAX_IO data][status page], made on first use. */
+/* A slot's buffer: [page ending with the header][max_io data][status page], made on first use. */
 static int slot_buf(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, struct vbuf **ret)
 {
 	struct vbuf *b = &v->bufs[d->index * GUEST_MAX_QD + slot];
 
 	if (!b->gpa) {
-		TRY(galloc(d->g, 2 * XSIM_PAGE_SIZE + GUEST_MAX_IO, &b->gpa));
+		TRY(galloc(d->g, 2 * XSIM_PAGE_SIZE + d->g->max_io, &b->gpa));
 		b->host = gpa_host(d->g, b->gpa);
 		if (d->cfg->grants) {
 			/* Data first, then header and status pages: three unrelated ref ranges. */
-			TRY(ggrant(d->g, b->gpa + XSIM_PAGE_SIZE, GUEST_MAX_IO));
+			TRY(ggrant(d->g, b->gpa + XSIM_PAGE_SIZE, d->g->max_io));
 			TRY(ggrant(d->g, b->gpa, XSIM_PAGE_SIZE));
-			TRY(ggrant(d->g, b->gpa + XSIM_PAGE_SIZE + GUEST_MAX_IO, XSIM_PAGE_SIZE));
+			TRY(ggrant(d->g, b->gpa + XSIM_PAGE_SIZE + d->g->max_io, XSIM_PAGE_SIZE));
 		}
 	}
 	if (ret)
@@ -717,6 +742,7 @@ static int vq_reap(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 						 d->cfg->vdev, q->index, id);
 			}
 			q->reqs[id]->used_len = len;
+			q->reqs[id]->t_done = now_ns();
 			__atomic_store_n(&q->reqs[id]->done, true, __ATOMIC_RELEASE);
 			q->reqs[id] = NULL;
 			n = q->chain_len[id];
@@ -747,6 +773,7 @@ static int vq_reap(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 					 d->cfg->vdev, q->index, id);
 		}
 		q->reqs[id]->used_len = len;
+		q->reqs[id]->t_done = now_ns();
 		__atomic_store_n(&q->reqs[id]->done, true, __ATOMIC_RELEASE);
 		q->reqs[id] = NULL;
 		q->next_used = (uint16_t)(q->next_used + q->chain_len[id]);
@@ -771,10 +798,23 @@ static int vq_arm(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 	if (q->packed || !(d->features & (1ull << F_EVENT_IDX)))
 		return 0;
 	pthread_mutex_lock(&q->lock);
-	st16(q->drv + 4 + 2u * q->num, q->last_used);
-	/* Pairs with the device's barrier between writing used idx and reading used_event. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	r = vq_reap(v, d, q);
+	for (;;) {
+		uint16_t armed = q->last_used;
+
+		st16(q->drv + 4 + 2u * q->num, armed);
+		/* Pairs with the device's barrier between writing used idx and reading used_event. */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		r = vq_reap(v, d, q);
+		/*
+		 * Entries reaped here moved last_used past used_event: a device
+		 * that published them already compares its next batch with a
+		 * used_event behind it and sends no interrupt (§2.7.10).  Ask
+		 * again from where we are, as Linux's virtqueue_enable_cb_delayed
+		 * callers do when it reports more used buffers.
+		 */
+		if (r < 0 || q->last_used == armed)
+			break;
+	}
 	pthread_mutex_unlock(&q->lock);
 	return r;
 }
@@ -1051,7 +1091,7 @@ int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint
 
 	if (!d->ready)
 		return gdrv_vcpu_fail(v, "%s: request on a device that is not set up", d->cfg->vdev);
-	if (len > GUEST_MAX_IO || slot >= GUEST_MAX_QD)
+	if (len > d->g->max_io || slot >= GUEST_MAX_QD)
 		return -EINVAL;
 	rq = &v->reqs[d->index][slot];
 	if (rq->busy)
@@ -1059,7 +1099,7 @@ int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint
 	TRY(slot_buf(v, d, slot, &b));
 	hdr = b->gpa + XSIM_PAGE_SIZE - 16;
 	data = b->gpa + XSIM_PAGE_SIZE;
-	status = b->gpa + XSIM_PAGE_SIZE + GUEST_MAX_IO + 64;
+	status = b->gpa + XSIM_PAGE_SIZE + d->g->max_io + 64;
 	hp = gpa_host(d->g, hdr);
 	if (!lay)
 		lay = &def;
@@ -1082,7 +1122,8 @@ int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint
 		s[n++] = (struct seg){ .gpa = status, .len = 1, .write = true };
 	indirect = lay->indirect && (d->features & (1ull << F_INDIRECT_DESC));
 	*rq = (struct req){ .expect_len = (in ? len : 0) + 1, .type = type, .len = len,
-			    .sector = sector, .status_gpa = status, .busy = true };
+			    .sector = sector, .status_gpa = status, .busy = true,
+			    .t_submit = now_ns() };
 	ind_off = ((uint64_t)v->id * GUEST_MAX_QD + slot) * MAX_SEGS * 16;
 	for (;;) {
 		uint64_t seen = irq_count(d);
@@ -1140,6 +1181,16 @@ int gdrv_wait(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint8_
 		return gdrv_vcpu_fail(v, "%s: read of %u bytes: used len %u, want %u", d->cfg->vdev,
 				 rq->len, rq->used_len, rq->expect_len);
 	return 0;
+}
+
+uint64_t gdrv_slot_latency_ns(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot)
+{
+	const struct req *rq;
+
+	if (slot >= GUEST_MAX_QD)
+		return 0;
+	rq = &v->reqs[d->index][slot];
+	return rq->t_done > rq->t_submit ? rq->t_done - rq->t_submit : 0;
 }
 
 int gdrv_request(struct gdrv_vcpu *v, struct gdrv_dev *d, uint32_t type, uint64_t sector, uint32_t len,

@@ -77,8 +77,9 @@ enum vm_reg {
 #define BLK_S_NONE 0xffu	/* our marker: the device never wrote a status */
 
 #define GUEST_MAX_IO (64u * 1024)
+#define GUEST_BENCH_MAX_IO (1024u * 1024)	/* gdrv_guest_set_max_io() limit (bench workload) */
 #define GUEST_QUEUE_SIZE 128u
-#define GUEST_MAX_QD 16u	/* requests in flight per vCPU and disk */
+#define GUEST_MAX_QD 32u	/* requests in flight per vCPU and disk */
 
 struct gdrv_guest;
 struct gdrv_dev;
@@ -87,6 +88,8 @@ struct gdrv_vcpu;
 /* A guest's driver state for one workload run; vCPU 0 probes every disk. */
 int gdrv_guest_new(struct sim_domain *dom, struct gdrv_guest **ret_g);
 void gdrv_guest_free(struct gdrv_guest *g);
+/* Before any gdrv_dev_init(): each slot buffer holds @bytes (GUEST_MAX_IO..GUEST_BENCH_MAX_IO). */
+int gdrv_guest_set_max_io(struct gdrv_guest *g, uint32_t bytes);
 unsigned int gdrv_guest_ndevs(const struct gdrv_guest *g);
 unsigned int gdrv_guest_nvcpus(const struct gdrv_guest *g);
 struct gdrv_dev *gdrv_guest_dev(struct gdrv_guest *g, unsigned int i);
@@ -141,6 +144,11 @@ int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint
 		uint64_t sector, uint32_t len, const struct req_layout *lay);
 int gdrv_wait(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint8_t *ret_status);
 uint8_t *gdrv_slot_buffer(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot);
+/*
+ * Nanoseconds from the slot's last gdrv_submit() until the guest first saw
+ * its used entry (when any vCPU reaped the queue): the request's latency.
+ */
+uint64_t gdrv_slot_latency_ns(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot);
 unsigned int gdrv_dev_index(const struct gdrv_dev *d);
 /* The address the device sees for guest physical @gpa (a grant address with ACCESS_PLATFORM). */
 uint64_t gdrv_dev_dma(struct gdrv_dev *d, uint64_t gpa);

@@ -1,0 +1,307 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only
+"""make bench: vblkd through the simulated Xen path beside raw fio on the same files, in one run.
+
+Each point runs three times on the same backing file(s), same block size, queue depth and runtime:
+  1. vblkd-sim --engine=aio with the xensim guests' own virtio-blk driver (the `bench` workload:
+     stamps the region, then a timed phase; every read and the file afterwards are checked);
+  2. vblkd-sim --engine=null: the same guest path with no IO, i.e. the simulator's notification
+     cost plus vblkd's own request handling;
+  3. fio, libaio, O_DIRECT (the physical limit on this machine).
+Then callgrind counts vblkd's user-space instructions per request.  Figures are ratios within this
+run: machines are noisy.  Exit status 1 if any workload failed its data checks or did not run.
+Standard library only.
+"""
+import argparse
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("BUILD", "build/default")
+FAILURES = []
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return os.cpu_count(), model
+
+
+def make_file(path, size):
+    with open(path, "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, size)
+
+
+def parse_reqs(report):
+    """Requests the guests sent over the whole run (prefill included), from xensim's report."""
+    total = 0
+    for m in re.finditer(r"(\d+) reads \([^)]*\), (\d+) writes \([^)]*\), (\d+) flushes", report):
+        total += sum(int(x) for x in m.groups())
+    return total
+
+
+def parse_bench(report):
+    rows = []
+    for line in report.splitlines():
+        if line.startswith("bench "):
+            rows.append(dict(kv.split("=", 1) for kv in line.split()[1:]))
+    return rows
+
+
+def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True):
+    """Run xensim with @guests and @workload against a fresh vblkd-sim; returns a result dict."""
+    sock = os.path.join(tmp, "sim.sock")
+    ctl = os.path.join(tmp, "ctl.sock")
+    for p in (sock, ctl):
+        if os.path.exists(p):
+            os.unlink(p)
+    env = dict(os.environ, XENSIM_SOCKET=sock)
+    rfd, wfd = os.pipe()
+    args = [os.path.join(BUILD, "xensim"), "--socket", sock, "--ready-fd", str(wfd),
+            "--timeout", "60000", "--log-level", "err"]
+    for g in guests:
+        args += ["--guest", g]
+    args += ["--workload", workload]
+    xs = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          pass_fds=(wfd,), text=True)
+    os.close(wfd)
+    ready, _, _ = select.select([rfd], [], [], 10)
+    os.close(rfd)
+    if not ready:
+        xs.kill()
+        xs.wait()
+        raise RuntimeError("xensim did not start")
+    cmd = [os.path.join(BUILD, "vblkd-sim"), "--foreground", "--engine=" + engine,
+           "--control-socket=" + ctl, "--log-level=err"]
+    if wrapper:
+        cmd = wrapper + cmd
+    vb = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    out, _ = xs.communicate()
+    # The daemon stops by itself once the simulator is gone; make sure of it.
+    # os.kill, not Popen.send_signal: that may reap the child, and wait4 needs it for the rusage.
+    os.kill(vb.pid, signal.SIGTERM)
+    _, status, ru = os.wait4(vb.pid, 0)
+    vb.returncode = os.waitstatus_to_exitcode(status)
+    err = vb.stderr.read()
+    vb.stderr.close()
+    rows = parse_bench(out)
+    if xs.returncode < 0 and retry:
+        # Killed by a signal from outside (not a failed check): measure once more.
+        log(f"bench: {tag} engine={engine}: xensim killed by signal {-xs.returncode}, retrying")
+        return run_vblkd(tmp, engine, guests, workload, wrapper, tag, retry=False)
+    ok = xs.returncode == 0 and rows
+    if not ok:
+        FAILURES.append(f"{tag} engine={engine}: xensim exit {xs.returncode}")
+        log(f"bench: {tag} engine={engine} FAILED:\n{out}\n{err[-2000:]}")
+    return {
+        "ok": bool(ok),
+        "rows": rows,
+        "report": out,
+        "reqs": parse_reqs(out),
+        "cpu": ru.ru_utime + ru.ru_stime,
+        "rss_kib": ru.ru_maxrss,
+    }
+
+
+def aggregate(rows):
+    """Sum IOPS and MB/s over disks; latency: the request-weighted mean of the disks' percentiles."""
+    if not rows:
+        return None
+    ops = sum(int(r["ops"]) for r in rows)
+    agg = {"iops": sum(float(r["iops"]) for r in rows), "mbps": sum(float(r["mbps"]) for r in rows)}
+    for k in ("lat_p50_us", "lat_p99_us", "lat_mean_us"):
+        agg[k] = sum(float(r[k]) * int(r["ops"]) for r in rows) / max(ops, 1)
+    return agg
+
+
+def run_fio(tmp, rw, bs, qd, files, size, runtime):
+    args = ["fio", "--output-format=json", "--ioengine=libaio", "--direct=1", "--time_based",
+            f"--runtime={runtime}", f"--rw={rw}", f"--bs={bs}", f"--iodepth={qd}",
+            f"--size={size}", "--norandommap", "--randrepeat=0", "--lat_percentiles=1",
+            "--group_reporting", "--thread"]
+    for i, f in enumerate(files):
+        args += [f"--name=j{i}", f"--filename={f}"]
+    p = subprocess.run(args, capture_output=True, text=True, cwd=tmp)
+    if p.returncode != 0:
+        FAILURES.append(f"fio {rw} bs={bs} qd={qd}: exit {p.returncode}")
+        log(f"bench: fio failed: {p.stderr[-2000:]}")
+        return None
+    j = json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0]
+    d = j["read"] if rw in ("read", "randread") else j["write"]
+    pct = d["lat_ns"].get("percentile", {})
+    reqs = sum(j[k]["total_ios"] for k in ("read", "write"))
+    cpu = (j["usr_cpu"] + j["sys_cpu"]) / 100 * j["job_runtime"] / 1000
+    return {"iops": d["iops"], "mbps": d["bw_bytes"] / 1e6,
+            "cpu_per_mreq": cpu / reqs * 1e6 if reqs else None,
+            "lat_p50_us": pct.get("50.000000", 0) / 1e3, "lat_p99_us": pct.get("99.000000", 0) / 1e3,
+            "lat_mean_us": d["lat_ns"]["mean"] / 1e3}
+
+
+def callgrind_ir(path):
+    """Total instructions, and those spent inside the simulated libxen* (libxensim's API functions)."""
+    total = sim = 0
+    with open(path) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                total = int(line.split()[1])
+    p = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--auto=no", "--threshold=100", path],
+                       capture_output=True, text=True)
+    for line in p.stdout.splitlines():
+        m = re.match(r"\s*([\d,]+) .*/libxensim/[^:]+:((xen|xs_|xc_)\w*) ", line)
+        if m:
+            sim += int(m.group(1).replace(",", ""))
+    return total, sim
+
+
+def instructions_per_request(tmp, disk, qd, t_short, t_long):
+    """Marginal user-space instructions per request: two callgrind runs of different length."""
+    res = []
+    for t in (t_short, t_long):
+        out = os.path.join(tmp, f"callgrind.{qd}.{t}")
+        wl = f"bench,rw=randread,bs=4096,qd={qd},time={t},span=4M"
+        r = run_vblkd(tmp, "aio", [f"name=cg,vcpus=1,mem=64M,disk={disk}:rw:dio"], wl,
+                      wrapper=["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out],
+                      tag=f"callgrind qd{qd}")
+        if not r["ok"]:
+            return None
+        res.append((callgrind_ir(out), r["reqs"]))
+    ((ir1, sim1), n1), ((ir2, sim2), n2) = res
+    if n2 <= n1:
+        return None
+    return {"all": (ir2 - ir1) / (n2 - n1), "sim": (sim2 - sim1) / (n2 - n1),
+            "vblkd": ((ir2 - sim2) - (ir1 - sim1)) / (n2 - n1)}
+
+
+def fmt(x, nd=0):
+    if x is None:
+        return "-"
+    return f"{x:,.{nd}f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--time", type=float, default=float(os.environ.get("BENCH_TIME", 5)),
+                    help="seconds per measured point (default 5, $BENCH_TIME)")
+    ap.add_argument("--dir", default=os.environ.get("BENCH_DIR"),
+                    help="where the backing files go (default: a temporary directory in /var/tmp)")
+    ap.add_argument("--span", default="256M", help="size of the single-disk file in MiB, e.g. 256M (default)")
+    ap.add_argument("--only", help="run only the workloads whose name contains this")
+    ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--vblkd-only", action="store_true",
+                    help="no fio, no null engine (to compare two builds: BUILD=...)")
+    ap.add_argument("--json", help="also write the figures to this file")
+    a = ap.parse_args()
+
+    for tool in ("fio",) + (() if a.no_callgrind else ("valgrind",)):
+        if not shutil.which(tool):
+            log(f"bench: {tool} not found: run scripts/deps.sh bench (as root)")
+            return 1
+    t_ms = int(a.time * 1000)
+    span = int(a.span.rstrip("Mm")) << 20
+    tmp = tempfile.mkdtemp(prefix="vblkd-bench.", dir=a.dir or "/var/tmp")
+    try:
+        disk = os.path.join(tmp, "disk0.img")
+        make_file(disk, span)
+        multi = [os.path.join(tmp, f"g{g}d{d}.img") for g in range(4) for d in range(2)]
+        mspan = 64 << 20
+        for f in multi:
+            make_file(f, mspan)
+
+        # name, rw, bs, qd, guests (spec list), files for fio, fio size per file
+        one = [f"name=b,vcpus=1,mem=128M,disk={disk}:rw:dio"]
+        many = [f"name=m{g},vcpus=2,mem=128M,disk={multi[2 * g]}:rw:dio,disk={multi[2 * g + 1]}:rw:dio"
+                for g in range(4)]
+        points = [
+            ("4k randread QD1", "randread", 4096, 1, one, [disk], span),
+            ("4k randwrite QD1", "randwrite", 4096, 1, one, [disk], span),
+            ("4k randread QD32", "randread", 4096, 32, one, [disk], span),
+            ("4k randwrite QD32", "randwrite", 4096, 32, one, [disk], span),
+            ("128k read QD8", "read", 131072, 8, one, [disk], span),
+            ("128k write QD8", "write", 131072, 8, one, [disk], span),
+            ("1M read QD8", "read", 1 << 20, 8, one, [disk], span),
+            ("1M write QD8", "write", 1 << 20, 8, one, [disk], span),
+            ("8 disks 4k randread QD8", "randread", 4096, 8, many, multi, mspan),
+            ("8 disks 4k randwrite QD8", "randwrite", 4096, 8, many, multi, mspan),
+            ("8 disks 128k read QD8", "read", 131072, 8, many, multi, mspan),
+        ]
+        if a.only:
+            points = [p for p in points if a.only in p[0]]
+        results = []
+        for name, rw, bs, qd, guests, files, size in points:
+            log(f"bench: {name}")
+            wl = f"bench,rw={rw},bs={bs},qd={qd},time={t_ms},span={size}"
+            v = run_vblkd(tmp, "aio", guests, wl, tag=name)
+            n = f = None
+            if not a.vblkd_only:
+                n = run_vblkd(tmp, "null", guests, wl + ",check=0", tag=name)
+                f = run_fio(tmp, rw, bs, qd, files, size, a.time)
+            results.append({"name": name, "qd": qd, "vblkd": aggregate(v["rows"]),
+                            "null": n and aggregate(n["rows"]),
+                            "fio": f, "cpu_per_mreq": v["cpu"] / v["reqs"] * 1e6 if v["reqs"] else None,
+                            "null_cpu_per_mreq": n["cpu"] / n["reqs"] * 1e6 if n and n["reqs"] else None,
+                            "rss_mib": v["rss_kib"] / 1024})
+        ipr = {}
+        if not a.no_callgrind:
+            for qd in (1, 32):
+                log(f"bench: callgrind, 4k randread QD{qd}")
+                ipr[qd] = instructions_per_request(tmp, disk, qd, 1000, 3000)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    nproc, model = machine()
+    print(f"vblkd bench: {a.time:g} s per point; nproc {nproc}; CPU {model}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print()
+    print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | vblkd MB/s | fio MB/s | MB/s ratio "
+          "| vblkd p50 / p99 us | fio p50 / p99 us | null-engine p50 us | added p50 us "
+          "| CPU s / M req (aio, null, fio) | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        v, f, n = r["vblkd"], r["fio"], r["null"]
+        ratio = lambda k: (v[k] / f[k]) if v and f and f[k] else None
+        # Latencies add up only one request at a time.
+        added = (v["lat_p50_us"] - f["lat_p50_us"] - n["lat_p50_us"]) if v and f and n and r["qd"] == 1 else None
+        print(f"| {r['name']} | {fmt(v and v['iops'])} | {fmt(f and f['iops'])} | {fmt(ratio('iops'), 2)} "
+              f"| {fmt(v and v['mbps'], 1)} | {fmt(f and f['mbps'], 1)} | {fmt(ratio('mbps'), 2)} "
+              f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
+              f"| {fmt(f and f['lat_p50_us'], 1)} / {fmt(f and f['lat_p99_us'], 1)} "
+              f"| {fmt(n and n['lat_p50_us'], 1)} | {fmt(added, 1)} "
+              f"| {fmt(r['cpu_per_mreq'], 1)}, {fmt(r['null_cpu_per_mreq'], 1)}, "
+              f"{fmt(f and f['cpu_per_mreq'], 1)} | {fmt(r['rss_mib'], 1)} |")
+    print()
+    for qd, x in ipr.items():
+        if x:
+            print(f"vblkd user-space instructions per request (callgrind, 4k randread QD{qd}, marginal "
+                  f"over two run lengths): {fmt(x['vblkd'])} in vblkd + {fmt(x['sim'])} in the simulated "
+                  f"libxen* = {fmt(x['all'])}")
+    print("added p50 (QD1 only) = vblkd p50 - fio p50 - null-engine p50; the null engine's figures are the "
+          "simulator's notification round trips plus vblkd's own request handling, without IO.")
+    print("CPU s / M req: daemon user+system time over its whole run (wait4 rusage, as in /proc/<pid>/stat) "
+          "per million guest requests (the untimed stamping pass included); fio: its usr+sys CPU.")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"results": results, "instructions_per_request": ipr}, f, indent=1)
+    if FAILURES:
+        print("bench: FAILED: " + "; ".join(FAILURES))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
