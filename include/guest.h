@@ -17,7 +17,14 @@ struct gmem;
 /* A device behind a register window; @offset is relative to the window base. */
 struct guest_mmio_ops {
 	uint64_t (*read)(void *dev, uint64_t offset, unsigned int size);
-	void (*write)(void *dev, uint64_t offset, unsigned int size, uint64_t value);
+	/*
+	 * True when the write is complete.  False: the device needs time (e.g. a
+	 * reset waiting for old requests); the vCPU's ioreq stays unanswered, and
+	 * the vCPU waits, until guest_mmio_resume().
+	 */
+	bool (*write)(void *dev, uint64_t offset, unsigned int size, uint64_t value);
+	/* Optional: writes at @offset need no waiting: answer the vCPU before acting on them. */
+	bool (*posted)(uint64_t offset);
 };
 
 /* Daemon-wide Xen handles (device model, foreign memory, grant tables). */
@@ -49,6 +56,8 @@ int guest_mmio_add(struct guest *guest, uint64_t base, uint64_t size, unsigned i
 		   bool grants, const struct guest_mmio_ops *ops, void *dev,
 		   struct guest_mmio **ret_mmio);
 int guest_mmio_enable(struct guest_mmio *mmio);
+/* Answer the vCPUs whose writes to this window write() left waiting. */
+void guest_mmio_resume(struct guest_mmio *mmio);
 /* Unmap the range from the server (if enabled) and forget the window. */
 void guest_mmio_remove(struct guest_mmio *mmio);
 

@@ -147,6 +147,15 @@ struct vmmio_dev *vblk_vmmio(struct vblk_dev *dev);
 void vblk_flush(struct vblk_dev *dev);
 
 /*
+ * Requests from before a reset (or QueueReady = 0) are still in the backend
+ * and may still write into the buffers the driver gave them.  A transport
+ * should not let the driver's reset write complete until this is false
+ * (§2.4: after a reset the device must not touch the old buffers); it turns
+ * false from inside the backend's completions.
+ */
+bool vblk_draining(const struct vblk_dev *dev);
+
+/*
  * The backing store changed (e.g. the file grew): capacity and write cache
  * are updated; a changed capacity bumps ConfigGeneration and sends a
  * configuration change interrupt (§5.2.4, §2.5.1).  Offered features do not change.

@@ -66,6 +66,11 @@ void vmmio_destroy(struct vmmio_dev *vdev);
  * write runs the device's ring processing synchronously.
  */
 uint64_t vmmio_read(struct vmmio_dev *vdev, uint64_t offset, unsigned int size);
+/*
+ * True for registers whose writes the driver does not wait on (QueueNotify):
+ * a transport may let the vCPU run on before the write is acted upon.
+ */
+bool vmmio_write_posted(uint64_t offset);
 void vmmio_write(struct vmmio_dev *vdev, uint64_t offset, unsigned int size, uint64_t value);
 
 /* For the device type. */

@@ -86,17 +86,24 @@ static uint64_t daemon_mmio_read(void *dev, uint64_t offset, unsigned int size)
 	return k->vblk ? vmmio_read(vblk_vmmio(k->vblk), offset, size) : 0;
 }
 
-static void daemon_mmio_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
+static bool daemon_mmio_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
 {
 	struct ddisk *k = dev;
 
-	if (k->vblk)
-		vmmio_write(vblk_vmmio(k->vblk), offset, size, value);
+	if (!k->vblk)
+		return true;
+	vmmio_write(vblk_vmmio(k->vblk), offset, size, value);
+	/*
+	 * A reset with requests still in the backend: the vCPU waits until they
+	 * are done, so the driver cannot reuse buffers they may still write.
+	 */
+	return !vblk_draining(k->vblk);
 }
 
 static const struct guest_mmio_ops daemon_mmio_ops = {
 	.read = daemon_mmio_read,
 	.write = daemon_mmio_write,
+	.posted = vmmio_write_posted,
 };
 
 static int daemon_be_submit(void *be, struct blk_req *req)
@@ -206,6 +213,8 @@ static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, v
 	if (k->vblk) {
 		/* One used-index update and at most one interrupt for the whole batch. */
 		vblk_flush(k->vblk);
+		if (!vblk_draining(k->vblk))
+			guest_mmio_resume(k->mmio);
 	} else if (blk_inflight(k->blk) == 0) {
 		daemon_disk_release(k);
 	}

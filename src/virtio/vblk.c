@@ -654,6 +654,11 @@ out:
 	q->processing = false;
 }
 
+bool vblk_draining(const struct vblk_dev *dev)
+{
+	return dev->orphans != NULL;
+}
+
 void vblk_flush(struct vblk_dev *dev)
 {
 	bool irq = false;

@@ -539,6 +539,12 @@ uint64_t vmmio_read(struct vmmio_dev *vdev, uint64_t offset, unsigned int size)
 	return read_reg(vdev, (uint32_t)offset);
 }
 
+bool vmmio_write_posted(uint64_t offset)
+{
+	/* §4.2.2: QueueNotify only tells the device to look at a ring; the driver waits for nothing. */
+	return offset == REG_QUEUE_NOTIFY;
+}
+
 void vmmio_write(struct vmmio_dev *vdev, uint64_t offset, unsigned int size, uint64_t value)
 {
 	if (offset >= VMMIO_CONFIG_OFFSET && offset < VMMIO_WINDOW_SIZE) {

@@ -46,6 +46,7 @@ struct guest_mmio {
 	bool enabled;
 	const struct guest_mmio_ops *ops;
 	void *dev;
+	unsigned int waiting;		/* vCPUs whose write to this window is not answered yet */
 	struct guest_mmio *next;
 };
 
@@ -63,6 +64,7 @@ struct guest {
 	unsigned int nr_vcpus;
 	evtchn_port_t *local_ports;	/* per vCPU */
 	uint32_t *vcpu_of_port;		/* local port -> vCPU + 1 (0: not ours) */
+	struct guest_mmio **waiting;	/* per vCPU: the window its unanswered write went to */
 	evtchn_port_t max_port;
 	struct gmem *gmem;
 	struct guest_mmio *mmios;
@@ -147,13 +149,25 @@ static bool guest_copy(struct guest *g, uint64_t gpa, unsigned int size, bool to
 	return true;
 }
 
-/*
- * Handle one MMIO ioreq.  Xen routes only our ranges to us, but the values
- * come from a guest's instruction: size, count and data_is_ptr are checked.
- */
-static void guest_handle_mmio(struct guest *g, ioreq_t *req)
+/* A write the device could not finish at once: the vCPU's ioreq waits for guest_mmio_resume(). */
+static bool guest_write(struct guest *g, unsigned int vcpu, struct guest_mmio *m, uint64_t off,
+			unsigned int size, uint64_t val)
 {
-	struct guest_mmio *m = guest_find_mmio(g, req->addr);
+	if (m->ops->write(m->dev, off, size, val))
+		return true;
+	g->waiting[vcpu] = m;
+	m->waiting++;
+	return false;
+}
+
+/*
+ * Handle one MMIO ioreq; false when its answer must wait (guest_mmio_resume()).
+ * Xen routes only our ranges to us, but the values come from a guest's
+ * instruction: size, count and data_is_ptr are checked.
+ */
+static bool guest_handle_mmio(struct guest *g, unsigned int vcpu, struct guest_mmio *m,
+			      ioreq_t *req)
+{
 	unsigned int size = req->size, i, count = req->count ? req->count : 1;
 	uint64_t mask, step, val = 0;
 
@@ -166,17 +180,17 @@ static void guest_handle_mmio(struct guest *g, ioreq_t *req)
 				(unsigned long long)req->addr);
 		if (req->dir == IOREQ_READ && !req->data_is_ptr)
 			req->data = UINT64_MAX;
-		return;
+		return true;
 	}
 	mask = guest_size_mask(size);
 	g->stats.ioreqs++;
 	if (count == 1 && !req->data_is_ptr) {
 		/* What Xen on Arm sends (one access, value in the ioreq): the hot path. */
-		if (req->dir == IOREQ_READ)
+		if (req->dir == IOREQ_READ) {
 			req->data = m->ops->read(m->dev, req->addr - m->base, size) & mask;
-		else
-			m->ops->write(m->dev, req->addr - m->base, size, req->data & mask);
-		return;
+			return true;
+		}
+		return guest_write(g, vcpu, m, req->addr - m->base, size, req->data & mask);
 	}
 	step = req->df ? -(uint64_t)size : size;
 
@@ -194,16 +208,20 @@ static void guest_handle_mmio(struct guest *g, ioreq_t *req)
 			if (req->data_is_ptr &&
 			    !guest_copy(g, req->data + i * step, size, false, &val))
 				break;
-			m->ops->write(m->dev, off, size, val & mask);
+			/* A write that must wait ends the repetitions (a guest's odd choice). */
+			if (!guest_write(g, vcpu, m, off, size, val & mask))
+				return false;
 		}
 	}
 	if (req->dir == IOREQ_READ && !req->data_is_ptr)
 		req->data = val;
+	return true;
 }
 
 static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, evtchn_port_t port)
 {
 	volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[vcpu];
+	struct guest_mmio *m = NULL;
 	ioreq_t req;
 
 	if (slot->state != STATE_IOREQ_READY)
@@ -213,26 +231,34 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, evtchn_port_t 
 	memcpy(&req, (const void *)slot, sizeof(req));
 	slot->state = STATE_IOREQ_INPROCESS;
 
+	if (req.type == IOREQ_TYPE_COPY)
+		m = guest_find_mmio(g, req.addr);
 	/*
-	 * A plain MMIO write returns nothing to the vCPU: answer it first, so
-	 * the guest runs on while the device acts on it (a QueueNotify submits
-	 * IO to the kernel, which takes a while).  Nothing is reordered: this
-	 * vCPU's next access, and every other ioreq, is handled on this thread
-	 * after the write's effects.  Writes from guest memory (data_is_ptr)
-	 * still wait: the vCPU must not change the source under us.
+	 * A posted write (QueueNotify) returns nothing the vCPU waits for:
+	 * answer it first, so the guest runs on while the device acts on it
+	 * (submitting IO to the kernel takes a while).  Nothing is reordered:
+	 * this vCPU's next access, and every other ioreq, is handled on this
+	 * thread after the write's effects.  Writes from guest memory
+	 * (data_is_ptr) still wait: the vCPU must not change the source under us.
 	 */
-	if (req.type == IOREQ_TYPE_COPY && req.dir == IOREQ_WRITE && !req.data_is_ptr) {
+	if (m && req.dir == IOREQ_WRITE && !req.data_is_ptr && m->ops->posted &&
+	    m->ops->posted(req.addr - m->base)) {
 		/* Pairs with Xen's read barrier after it sees STATE_IORESP_READY. */
 		__atomic_thread_fence(__ATOMIC_RELEASE);
 		slot->state = STATE_IORESP_READY;
 		xenevtchn_notify(g->xce, port);
-		guest_handle_mmio(g, &req);
+		if (!guest_handle_mmio(g, vcpu, m, &req)) {
+			/* Answered already: nothing to wait for after all. */
+			g->waiting[vcpu] = NULL;
+			m->waiting--;
+		}
 		return;
 	}
 
 	switch (req.type) {
 	case IOREQ_TYPE_COPY:
-		guest_handle_mmio(g, &req);
+		if (!guest_handle_mmio(g, vcpu, m, &req))
+			return;	/* answered by guest_mmio_resume() */
 		break;
 	case IOREQ_TYPE_INVALIDATE:
 		/* The guest's memory map changed (e.g. ballooning): drop idle mappings. */
@@ -280,7 +306,8 @@ static int guest_bind_vcpus(struct guest *g)
 	unsigned int i;
 
 	g->local_ports = calloc(g->nr_vcpus, sizeof(*g->local_ports));
-	if (!g->local_ports)
+	g->waiting = calloc(g->nr_vcpus, sizeof(*g->waiting));
+	if (!g->local_ports || !g->waiting)
 		return -ENOMEM;
 	for (i = 0; i < g->nr_vcpus; i++) {
 		xenevtchn_port_or_error_t lp;
@@ -430,6 +457,7 @@ void guest_free(struct guest *g, bool dead)
 		log_warn("dom %u: cannot destroy IOREQ server %u: %m", g->domid, g->id);
 	gmem_free(g->gmem);
 	free(g->vcpu_of_port);
+	free(g->waiting);
 	free(g->local_ports);
 	free(g);
 }
@@ -481,12 +509,36 @@ int guest_mmio_enable(struct guest_mmio *m)
 	return 0;
 }
 
+void guest_mmio_resume(struct guest_mmio *m)
+{
+	struct guest *g = m->guest;
+	unsigned int i;
+
+	for (i = 0; m->waiting && i < g->nr_vcpus; i++) {
+		volatile ioreq_t *slot;
+
+		if (g->waiting[i] != m)
+			continue;
+		g->waiting[i] = NULL;
+		m->waiting--;
+		if (g->dead)
+			continue;	/* nobody to answer, and its memory is not to be touched */
+		slot = &g->iopage->vcpu_ioreq[i];
+		/* A write: nothing to return.  Pairs with Xen's read barrier after the state. */
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		slot->state = STATE_IORESP_READY;
+		xenevtchn_notify(g->xce, g->local_ports[i]);
+	}
+}
+
 void guest_mmio_remove(struct guest_mmio *m)
 {
 	struct guest_mmio **pp;
 
 	if (!m)
 		return;
+	/* A window going away answers whoever still waits on it. */
+	guest_mmio_resume(m);
 	guest_unmap_range(m, m->guest->dead);
 	for (pp = &m->guest->mmios; *pp; pp = &(*pp)->next) {
 		if (*pp == m) {

@@ -543,6 +543,28 @@ static void test_request_larger_than_limits_refused(void **state)
 	vt_free(vt);
 }
 
+/* A reset with requests in the backend: the device says it is draining until they are done. */
+static void test_reset_drains_before_driver_reuses_buffers(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 512, 0), st;
+
+	memset(vt->be.data, 0xAA, 4096);
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, d, 512, &st);
+	vt_kick(vt, 0);
+	assert_false(vblk_draining(vt->dev));
+	vt_wr(vt, 0x070, 0);			/* reset with the read in flight */
+	assert_true(vblk_draining(vt->dev));	/* the transport holds the reset write */
+	ram_be_complete(&vt->be, true);		/* the read lands in its (old) buffer */
+	assert_false(vblk_draining(vt->dev));	/* now the driver may reuse it */
+	assert_int_equal(*(uint8_t *)ptr(vt, d), 0xAA);
+	/* Only QueueNotify is a write nobody waits on. */
+	assert_true(vmmio_write_posted(0x050));
+	assert_false(vmmio_write_posted(0x070));
+	assert_false(vmmio_write_posted(0x044));
+	vt_free(vt);
+}
+
 static void test_completions_in_any_order(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
@@ -1051,6 +1073,7 @@ int main(void)
 		cmocka_unit_test(test_backpressure_other_queue_resumes),
 		cmocka_unit_test(test_backpressure_orphans_resume_new_queue),
 		cmocka_unit_test(test_request_larger_than_limits_refused),
+		cmocka_unit_test(test_reset_drains_before_driver_reuses_buffers),
 		cmocka_unit_test(test_completions_in_any_order),
 		cmocka_unit_test(test_batch_publishes_once_with_one_interrupt),
 		cmocka_unit_test(test_no_interrupt_flag_suppresses_interrupt),
