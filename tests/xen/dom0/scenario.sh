@@ -6,7 +6,7 @@
 #    guest runs its own steps (probe, mkfs, files, checksums, fsck, ro data, refused write, odd offsets).
 # 3. `vblkd --status` lists the guest and its disks (once vblkd has --status).
 # 4. `xl destroy` is clean and vblkd released the guest (no dying domain, no foreign mappings left).
-# 5. domu2 afterwards (new domid), then domu3 and domu4 at once, each with its own disk.
+# 5. domu2 afterwards (new domid, 2 vCPUs: an IOREQ port per vCPU), then domu3 and domu4 at once, each with its own disk.
 # 6. Afterwards the read-write images check clean with e2fsck and hold the guests' raw writes.
 # In selftest mode ioreq-stub stands in for vblkd: the handshake, one IOREQ server per guest, empty
 # virtio-mmio slots (DeviceID 0); Dom0 then checks the guest's register reads reached it.
@@ -21,6 +21,7 @@ if [ "$MODE" = selftest ]; then GUEST_TIMEOUT=60; else GUEST_TIMEOUT=240; fi
 BE_PID=         # notify-run, standing in for systemd
 DAEMON_PID=     # vblkd (or ioreq-stub) itself
 CLEAN_GUESTS=
+FDS_IDLE=       # the backend's open fds with no guest, once the first guest is gone
 BE=/local/domain/0/backend/virtio_disk
 DEVID_RW=51712  # xvda
 DEVID_RO=51728  # xvdb
@@ -94,7 +95,7 @@ start_backend() {
 	STEP_NOTE="pid $DAEMON_PID, Type=$notify, ready after $((i * 100)) ms"
 }
 
-# mkcfg NAME RWIMAGE: the guest's xl config, with the documented virtio disk lines.
+# mkcfg NAME RWIMAGE [VCPUS]: the guest's xl config, with the documented virtio disk lines.
 mkcfg() {
 	cat > "/etc/xen/$1.cfg" <<EOC
 name = "$1"
@@ -103,7 +104,7 @@ kernel = "/boot/vmlinuz"
 ramdisk = "/boot/domu.cpio.gz"
 extra = "console=hvc0 rdinit=/init vblkd_test=$MODE vblkd_rw_sectors=$((RW_MIB * 2048)) vblkd_ro_sectors=$RO_SECTORS vblkd_ro_sha256=$RO_SHA256"
 memory = $GUEST_MEM
-vcpus = 1
+vcpus = ${3:-1}
 disk = [ 'format=raw, vdev=xvda, access=rw, backendtype=standalone, specification=virtio, target=$2',
          'format=raw, vdev=xvdb, access=ro, backendtype=standalone, specification=virtio, target=$STORE/ro.img' ]
 EOC
@@ -113,7 +114,7 @@ domid_of() { eval "echo \${DOMID_$1:-}"; }
 
 create_guest() {
 	local name=$1 log=/var/log/xen/xl-create-$1.log rc domid dev s
-	mkcfg "$name" "$2"
+	mkcfg "$name" "$2" "${3:-1}"
 	xl -vvv create "/etc/xen/$name.cfg" > "$log" 2>&1
 	rc=$?
 	grep -E 'Virtio|error|timed out|wanted state' "$log" | head -n 20
@@ -127,7 +128,7 @@ create_guest() {
 		echo "$BE/$domid/$dev: state $s, base $(xenstore-read "$BE/$domid/$dev/base"), irq $(xenstore-read "$BE/$domid/$dev/irq")"
 		[ "$s" = 2 ] || fail "backend state of $dev is '$s', want 2 (InitWait)" || return
 	done
-	STEP_NOTE="domid $domid"
+	STEP_NOTE="domid $domid, $(xl list "$name" | awk 'NR == 2 { print $4 }') vCPUs"
 }
 
 wait_guest() {
@@ -210,9 +211,10 @@ destroy_guest() {
 }
 
 # released NAME [last]: the domain is gone for good (a foreign mapping left in the backend keeps it
-# dying), its backend directory is gone, and with "last" the backend maps no guest memory at all.
+# dying), its backend directory is gone, and with "last" the backend maps no guest memory and holds no
+# more fds than the first time no guest was left.
 released() {
-	local name=$1 last=${2:-} domid i=0 why
+	local name=$1 last=${2:-} domid i=0 why fds=
 	domid=$(domid_of "$name")
 	while :; do
 		why=
@@ -232,11 +234,18 @@ released() {
 		i=$((i + 1))
 	done
 	kill -0 "$DAEMON_PID" 2>/dev/null || fail "the backend is gone" || return
+	# Every guest's handles (IOREQ server, event channels, images, mappings' fds) are closed again: with
+	# no guest left, the backend holds as many fds as after the first guest was gone.
+	if [ -n "$last" ]; then
+		fds=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
+		[ -n "$FDS_IDLE" ] || FDS_IDLE=$fds
+		[ "$fds" = "$FDS_IDLE" ] || { ls -l "/proc/$DAEMON_PID/fd"; fail "the backend holds $fds fds, $FDS_IDLE after the first guest"; return; }
+	fi
 	if has_status; then
 		/usr/sbin/vblkd --status | awk -v d="$domid" '$1 == d { found = 1 } END { exit found }' ||
 			fail "vblkd --status still lists dom $domid" || return
 	fi
-	STEP_NOTE="after $i polls"
+	STEP_NOTE="after $i polls${fds:+, $fds fds open}"
 }
 
 # Dom0 reads what the guests left: a clean file system and the raw writes beyond it (for each guest
@@ -280,7 +289,7 @@ stop_backend() {
 # within the host's time limit; the steps not run are simply absent from the report.
 one_guest() {
 	local name=$1 ok=0
-	step "dom0:create-$name" create_guest "$name" "$2" || return
+	step "dom0:create-$name" create_guest "$name" "$2" "${3:-1}" || return
 	step "dom0:run-$name" wait_guest "$name" || ok=1
 	relay_guest "$name"
 	[ "$MODE" = real ] || step "dom0:ioreq-$name" ioreq_seen "$name"
@@ -317,7 +326,7 @@ if step dom0:store setup_store; then
 	step dom0:arm64-libs arm64_libs
 	if step dom0:backend-start start_backend; then
 		one_guest domu1 "$STORE/rw1.img" &&
-			one_guest domu2 "$STORE/rw2.img" &&
+			one_guest domu2 "$STORE/rw2.img" 2 &&
 			two_guests
 		step dom0:images check_images
 		step dom0:backend-stop stop_backend
