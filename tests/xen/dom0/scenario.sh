@@ -4,9 +4,10 @@
 # 1. vblkd starts as its systemd unit starts it, before any `xl create`.
 # 2. domu1: `xl create` with two virtio disks (rw image, ro image of known data) succeeds at once; the
 #    guest runs its own steps (probe, mkfs, files, checksums, fsck, ro data, refused write, odd offsets).
-# 3. `vblkd --status` lists the guest and its disks (once vblkd has --status).
+# 3. `vblkd --status` lists the guest and both its disks (name, mode, image, IO done, no errors).
 # 4. `xl destroy` is clean and vblkd released the guest (no dying domain, no foreign mappings left).
-# 5. domu2 afterwards (new domid, 2 vCPUs: an IOREQ port per vCPU), then domu3 and domu4 at once, each with its own disk.
+# 5. domu2 afterwards (new domid, 2 vCPUs: an IOREQ port per vCPU), then domu3 and domu4 at once,
+#    each with its own disk.
 # 6. Afterwards the read-write images check clean with e2fsck and hold the guests' raw writes.
 # In selftest mode ioreq-stub stands in for vblkd: the handshake, one IOREQ server per guest, empty
 # virtio-mmio slots (DeviceID 0); Dom0 then checks the guest's register reads reached it.
@@ -175,24 +176,37 @@ ioreq_seen() {
 	STEP_NOTE="both slots read through the IOREQ server"
 }
 
-# HOOK(vblkd --status): vblkd has no --status yet.  Once `vblkd --help` mentions it, this step checks
-# that every running guest and both of its disks are listed; until then it is reported as SKIP.
-# The table's layout is main's src/core/status.c: one line per disk, "DOMID NAME DEVID VDEV MODE ..."
-# with the image's path last.
-has_status() { [ "$MODE" = real ] && /usr/sbin/vblkd --help 2>&1 | grep -q -- '--status'; }
-
+# vblkd --status (the control socket's table, src/core/status.c) lists each running guest with both of
+# its disks: one line per disk, "DOMID NAME DEVID VDEV MODE ENGINE QUEUES READS ... ERRORS INFLIGHT
+# UPTIME PATH", then an indented line with the device's state.  Each disk must be there with the
+# guest's name, its access mode and image, reads done, no failed request, and a running device.
 backend_status() {
-	local out name domid rc dev names="$*"
+	local out name domid rc dev mode img names="$*"
 	[ "$MODE" = real ] || skip "selftest: no vblkd" || return
-	has_status || skip "vblkd --status does not exist yet" || return
 	out=$(/usr/sbin/vblkd --status 2>&1) || { rc=$?; echo "$out"; fail "vblkd --status exited $rc"; return; }
 	echo "$out"
 	for name in "$@"; do
 		domid=$(domid_of "$name")
-		for dev in "$DEVID_RW xvda" "$DEVID_RO xvdb"; do
-			echo "$out" | awk -v d="$domid" -v dev="$dev" \
-				'$1 == d && $3 " " $4 == dev { found = 1 } END { exit !found }' ||
-				fail "dom $domid ($name) disk $dev not listed" || return
+		for dev in "$DEVID_RW xvda rw" "$DEVID_RO xvdb ro"; do
+			set -- $dev
+			mode=$3
+			if [ "$mode" = rw ]; then img=$(eval "echo \$RW_$name"); else img=$STORE/ro.img; fi
+			echo "$out" | awk -v d="$domid" -v n="$name" -v id="$1" -v v="$2" -v m="$mode" -v img="$img" '
+				found == 1 { state = $1; found = 2 }
+				$1 == d && $3 == id && $4 == v {
+					found = 1
+					if ($2 != n) why = why " name " $2
+					if ($5 != m) why = why " mode " $5
+					if ($NF != img) why = why " image " $NF
+					if ($8 + 0 == 0) why = why " no reads"
+					if ($(NF - 3) != "0") why = why " " $(NF - 3) " errors"
+				}
+				END {
+					if (!found) { print "not listed"; exit 1 }
+					if (state != "running;") why = why " state " state
+					if (why != "") { print substr(why, 2); exit 1 }
+				}' > /tmp/status.why ||
+				fail "dom $domid ($name) disk $1 $2: $(cat /tmp/status.why)" || return
 		done
 	done
 	STEP_NOTE="$names listed with both disks"
@@ -214,7 +228,7 @@ destroy_guest() {
 # dying), its backend directory is gone, and with "last" the backend maps no guest memory and holds no
 # more fds than the first time no guest was left.
 released() {
-	local name=$1 last=${2:-} domid i=0 why fds=
+	local name=$1 last=${2:-} domid i=0 why fds= out
 	domid=$(domid_of "$name")
 	while :; do
 		why=
@@ -241,9 +255,10 @@ released() {
 		[ -n "$FDS_IDLE" ] || FDS_IDLE=$fds
 		[ "$fds" = "$FDS_IDLE" ] || { ls -l "/proc/$DAEMON_PID/fd"; fail "the backend holds $fds fds, $FDS_IDLE after the first guest"; return; }
 	fi
-	if has_status; then
-		/usr/sbin/vblkd --status | awk -v d="$domid" '$1 == d { found = 1 } END { exit found }' ||
-			fail "vblkd --status still lists dom $domid" || return
+	if [ "$MODE" = real ]; then
+		out=$(/usr/sbin/vblkd --status 2>&1) || { echo "$out"; fail "vblkd --status failed"; return; }
+		echo "$out" | awk -v d="$domid" '$1 == d { found = 1 } END { exit found }' ||
+			{ echo "$out"; fail "vblkd --status still lists dom $domid"; return; }
 	fi
 	STEP_NOTE="after $i polls${fds:+, $fds fds open}"
 }
