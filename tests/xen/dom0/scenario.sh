@@ -142,6 +142,8 @@ wait_guest() {
 		fi
 		sleep 1
 		i=$((i + 1))
+		# A sign of life for the host, which takes a silent machine for a hung one.
+		[ $((i % 20)) != 0 ] || echo "VBLKD-XEN WAITING $name ${i}s" > /dev/console
 	done
 	STEP_NOTE=$(grep 'VBLKD-XEN DOMU-END' "$log" | tr -d '\r' | sed 's/.*DOMU-END //')
 	case $STEP_NOTE in
