@@ -7,7 +7,7 @@
 # 3. `vblkd --status` lists the guest and both its disks (name, mode, image, IO done, no errors).
 # 4. `xl destroy` is clean and vblkd released the guest (no dying domain, no foreign mappings left).
 # 5. domu2 afterwards (new domid, 2 vCPUs: an IOREQ port per vCPU), then domu3 and domu4 at once,
-#    each with its own disk.
+#    each with its own disk; domu3 is destroyed, domu4 powers itself off (xl shutdown).
 # 6. Afterwards the read-write images check clean with e2fsck and hold the guests' raw writes.
 # In selftest mode ioreq-stub stands in for vblkd: the handshake, one IOREQ server per guest, empty
 # virtio-mmio slots (DeviceID 0); Dom0 then checks the guest's register reads reached it.
@@ -226,6 +226,18 @@ destroy_guest() {
 	STEP_NOTE="domid $(domid_of "$name")"
 }
 
+# The guest powers itself off when asked (xl shutdown); xl's own process that watches the domain
+# (the one `xl create` left, logging to xl-NAME.log) then tears it down as xl destroy does.
+shutdown_guest() {
+	local name=$1 log=/var/log/xen/xl-shutdown-$1.log rc
+	xl -vvv shutdown -w "$name" > "$log" 2>&1
+	rc=$?
+	grep -E 'error|unable|timed out' "$log" | head -n 20
+	[ $rc = 0 ] || fail "xl shutdown -w exited $rc" || return
+	! grep 'libxl: error' "$log" || fail "libxl logged errors" || return
+	STEP_NOTE="domid $(domid_of "$name"), powered off by the guest"
+}
+
 # released NAME [last]: the domain is gone for good (a foreign mapping left in the backend keeps it
 # dying), its backend directory is gone, and with "last" the backend maps no guest memory and holds no
 # more fds than the first time no guest was left.
@@ -250,6 +262,9 @@ released() {
 		i=$((i + 1))
 	done
 	kill -0 "$DAEMON_PID" 2>/dev/null || fail "the backend is gone" || return
+	# xl's process watching the domain saw it die without errors (for a shutdown, it removed the devices).
+	! grep -E 'libxl: error|unable to remove device|devices_destroy failed' "/var/log/xen/xl-$name.log" ||
+		fail "xl's log of $name has errors" || return
 	# Every guest's handles (IOREQ server, event channels, images, mappings' fds) are closed again: with
 	# no guest left, the backend holds as many fds as after the first guest was gone.
 	if [ -n "$last" ]; then
@@ -334,7 +349,7 @@ two_guests() {
 	xl list
 	step dom0:destroy-domu3 destroy_guest domu3
 	step dom0:released-domu3 released domu3
-	step dom0:destroy-domu4 destroy_guest domu4
+	step dom0:shutdown-domu4 shutdown_guest domu4
 	step dom0:released-domu4 released domu4 last
 	return $ok
 }
