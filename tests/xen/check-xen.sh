@@ -18,6 +18,8 @@
 #   XEN_INTERACTIVE=1   QEMU on this terminal and a Dom0 shell after the scenario, for debugging
 #                       (Ctrl-a x quits QEMU; Xen's console switch is Ctrl-a a, three times)
 #   XEN_QEMU_CPU, XEN_QEMU_SMP, XEN_QEMU_MEM, XEN_DOM0_MEM   machine shape (cortex-a57, 2, 1536, 512)
+#   XEN_QEMU_ACCEL      QEMU's -accel (default tcg; tcg,thread=single for one host thread)
+#   XEN_ARGS            more hypervisor options (default sched=credit, see below; empty: credit2)
 set -euo pipefail
 H=$(cd "$(dirname "$0")" && pwd)
 . "$H/lib.sh"
@@ -80,13 +82,20 @@ host_step initramfs "$H/mkinitrd.sh" "$OUT" "$MODE" "${VBLKD:-}"
 
 KV=$(basename "$(ls -d "$SYSROOT"/lib/modules/*)")
 DOM0_MEM=${XEN_DOM0_MEM:-512}
+# Xen's default scheduler, credit2, lost wakeups under QEMU on a busy host: the machine froze with both
+# physical CPUs idle and Dom0's vCPU runnable in credit2's run queue (or woken, in none), nobody
+# tickled, the guests' vCPUs blocked on their IOREQs; Xen's debug keys (runner.py) showed it.  With
+# three machines at once on 2 cores, 6 of 9 runs froze so (2 of 3 also with single-threaded TCG);
+# with credit1 (sched=credit) none has, and runs were faster too.
+XEN_ARGS=${XEN_ARGS-sched=credit}
 DOM0_ARGS="console=hvc0 earlycon=xen rdinit=/init"
 [ "${XEN_INTERACTIVE:-0}" != 1 ] || DOM0_ARGS="$DOM0_ARGS vblkd_shell=1"
 QEMU=(qemu-system-aarch64 -machine virt,virtualization=on,gic-version=3
+	-accel "${XEN_QEMU_ACCEL:-tcg}"
 	-cpu "${XEN_QEMU_CPU:-cortex-a57}" -smp "${XEN_QEMU_SMP:-2}" -m "${XEN_QEMU_MEM:-1536}"
 	-nographic -no-reboot -nic none
 	-kernel "$XEN_IOREQ"
-	-append "console=dtuart dom0_mem=${DOM0_MEM}M,max:${DOM0_MEM}M dom0_max_vcpus=1 loglvl=all guest_loglvl=all"
+	-append "console=dtuart dom0_mem=${DOM0_MEM}M,max:${DOM0_MEM}M dom0_max_vcpus=1 loglvl=all guest_loglvl=all $XEN_ARGS"
 	-device "guest-loader,addr=0x42000000,kernel=$SYSROOT/boot/vmlinuz-$KV,bootargs=$DOM0_ARGS"
 	-device "guest-loader,addr=0x50000000,initrd=$OUT/dom0.cpio.gz")
 if [ "${XEN_INTERACTIVE:-0}" = 1 ]; then

@@ -12,6 +12,8 @@
 #     xen-4.17-ioreq  the hypervisor rebuilt with CONFIG_IOREQ_SERVER=y
 # Delete a stamp (*.ok) or the whole directory to fetch or build again.
 
+# (CI may run without HOME: the user's home directory from the password database then.)
+: "${HOME:=$(getent passwd "$(id -u)" | cut -d: -f6)}"
 : "${VBLKD_XEN_CACHE:=${XDG_CACHE_HOME:-$HOME/.cache}/vblkd-xen}"
 export VBLKD_XEN_CACHE
 XC=$VBLKD_XEN_CACHE

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 """Boot QEMU for `make check-xen`, keep a timestamped serial log, and judge the run from its step lines.
 
-usage: runner.py --out DIR [--timeout S] [--host-steps FILE] [--end-pattern RE --grace S]
+usage: runner.py --out DIR [--timeout S] [--stall S] [--host-steps FILE] [--end-pattern RE --grace S]
                  -- qemu-system-aarch64 ARGS...
 
 The domains print `VBLKD-XEN STEP <id> PASS|FAIL|SKIP <s>s <note>` (tests/xen/steps.sh); Dom0 prints the
@@ -28,15 +28,32 @@ LOG_END_RE = re.compile(r'^VBLKD-XEN LOG-END (\S+)(?: lines=(\d+))?$')
 DONE_RE = re.compile(r'^VBLKD-XEN DONE ')
 
 
-def run_qemu(cmd, out, timeout, done_re, grace):
-    """Run QEMU; return (lines, how it ended, wall seconds, peak RSS in MiB)."""
+# Sent when the machine hangs.  QEMU's -nographic console multiplexer takes CTRL-a as its escape:
+# CTRL-a CTRL-a passes one CTRL-a on, CTRL-a c toggles QEMU's monitor.  First Xen's debug keys: CTRL-a
+# three times switches the serial input from Dom0 to Xen, then q (domains and their vCPUs' state),
+# r (run queues), e (event channels), 0 (Dom0's vCPU registers), d (each physical CPU's registers and
+# stack); then QEMU's monitor for the CPUs' registers, whatever runs on them (Xen or a domain).
+XEN_DUMP_KEYS = [b'\x01\x01'] * 3 + [b'q', b'r', b'e', b'0', b'd', b'',
+                                     b'\x01c', b'info registers -a\n', b'\x01c']
+XEN_DUMP_SECONDS = 30
+
+
+def run_qemu(cmd, out, timeout, done_re, grace, stall):
+    """Run QEMU; return (lines, how it ended, wall seconds, peak RSS in MiB).
+
+    A machine that prints nothing for `stall` seconds, or is still running at `timeout`, gets
+    Xen's debug keys and XEN_DUMP_SECONDS to answer them before it is stopped."""
     start = time.monotonic()
     lines = []
     ended = 'timeout'
     done_at = None
+    last_out = 0.0
+    dump_at = None
+    keys = []
+    next_key_at = 0.0
     log = open(os.path.join(out, 'serial.log'), 'w', encoding='utf-8')
     try:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as e:
         log.close()
@@ -48,16 +65,35 @@ def run_qemu(cmd, out, timeout, done_re, grace):
     try:
         while True:
             now = time.monotonic() - start
-            if now > timeout:
-                break
+            if dump_at is None and done_at is None and (now > timeout or now - last_out > stall):
+                ended = 'timeout' if now > timeout else 'stall'
+                print('check-xen: %s after %.0f s: asking Xen for its state (debug keys)'
+                      % ('no output for %.0f s' % (now - last_out) if ended == 'stall'
+                         else 'time limit', now), flush=True)
+                log.write('[%7.1f] ===== check-xen: %s; Xen debug keys follow =====\n' % (now, ended))
+                dump_at = now
+                keys = list(XEN_DUMP_KEYS)
+            if dump_at is not None:
+                if now - dump_at >= XEN_DUMP_SECONDS:
+                    break
+                # One key at a time: the UART takes a few bytes only, and Xen answers each key at length.
+                if keys and now >= next_key_at:
+                    next_key_at = now + 1.5
+                    try:
+                        proc.stdin.write(keys.pop(0))
+                        proc.stdin.flush()
+                    except OSError:
+                        keys = []
             if done_at is not None and now - done_at >= grace:
                 ended = 'done'
                 break
             if not sel.select(timeout=1.0):
                 continue
             chunk = os.read(proc.stdout.fileno(), 65536)
+            last_out = time.monotonic() - start
             if not chunk:
-                ended = 'done' if done_at is not None else 'qemu-exit'
+                if dump_at is None:
+                    ended = 'done' if done_at is not None else 'qemu-exit'
                 break
             buf += chunk
             *complete, buf = buf.split(b'\n')
@@ -73,7 +109,7 @@ def run_qemu(cmd, out, timeout, done_re, grace):
                     in_log = False
                 elif not in_log and (STEP_RE.match(line) or done_re.match(line)):
                     print('  [%6.1fs] %s' % (t, line), flush=True)
-                if not in_log and done_re.match(line):
+                if not in_log and done_re.match(line) and dump_at is None:
                     done_at = t
                     if grace == 0:
                         ended = 'done'
@@ -154,6 +190,8 @@ def main():
                     help='the line that ends the run (default: Dom0 DONE)')
     ap.add_argument('--grace', type=float, default=20,
                     help='seconds QEMU gets to exit by itself after the end line (Dom0 powers off)')
+    ap.add_argument('--stall', type=float, default=120,
+                    help='seconds without serial output after which the machine counts as hung')
     ap.add_argument('qemu', nargs=argparse.REMAINDER)
     args = ap.parse_args()
     cmd = args.qemu[1:] if args.qemu[:1] == ['--'] else args.qemu
@@ -161,7 +199,7 @@ def main():
 
     print('check-xen: booting QEMU (serial log: %s/serial.log)' % args.out, flush=True)
     lines, ended, wall, rss = run_qemu(cmd, args.out, args.timeout, re.compile(args.end_pattern),
-                                       args.grace)
+                                       args.grace, args.stall)
     steps, logs = parse(lines)
     for name, body in logs.items():
         with open(os.path.join(args.out, 'logs', name + '.log'), 'w', encoding='utf-8') as f:
@@ -184,6 +222,8 @@ def main():
     problems = []
     if ended != 'done':
         problems.append({'timeout': 'the run did not finish within %.0f s' % args.timeout,
+                         'stall': 'the machine hung: no output for %.0f s (Xen\'s state is at the end'
+                                  ' of serial.log)' % args.stall,
                          'qemu-exit': 'QEMU exited before Dom0 finished the scenario'}[ended])
     if not steps:
         problems.append('no step reported from inside the machine')

@@ -4,9 +4,10 @@
 # 1. vblkd starts as its systemd unit starts it, before any `xl create`.
 # 2. domu1: `xl create` with two virtio disks (rw image, ro image of known data) succeeds at once; the
 #    guest runs its own steps (probe, mkfs, files, checksums, fsck, ro data, refused write, odd offsets).
-# 3. `vblkd --status` lists the guest and its disks (once vblkd has --status).
+# 3. `vblkd --status` lists the guest and both its disks (name, mode, image, IO done, no errors).
 # 4. `xl destroy` is clean and vblkd released the guest (no dying domain, no foreign mappings left).
-# 5. domu2 afterwards (new domid), then domu3 and domu4 at once, each with its own disk.
+# 5. domu2 afterwards (new domid, 2 vCPUs: an IOREQ port per vCPU), then domu3 and domu4 at once,
+#    each with its own disk; domu3 is destroyed, domu4 powers itself off (xl shutdown).
 # 6. Afterwards the read-write images check clean with e2fsck and hold the guests' raw writes.
 # In selftest mode ioreq-stub stands in for vblkd: the handshake, one IOREQ server per guest, empty
 # virtio-mmio slots (DeviceID 0); Dom0 then checks the guest's register reads reached it.
@@ -21,6 +22,10 @@ if [ "$MODE" = selftest ]; then GUEST_TIMEOUT=60; else GUEST_TIMEOUT=240; fi
 BE_PID=         # notify-run, standing in for systemd
 DAEMON_PID=     # vblkd (or ioreq-stub) itself
 CLEAN_GUESTS=
+FDS_IDLE=       # the backend's open fds with no guest, once the first guest is gone
+# domu2 has 2 vCPUs with vblkd.  ioreq-stub answered only vCPU 0 of such a guest (it logged 1 vCPU;
+# not yet understood), so the self-test keeps 1.
+if [ "$MODE" = selftest ]; then DOMU2_VCPUS=1; else DOMU2_VCPUS=2; fi
 BE=/local/domain/0/backend/virtio_disk
 DEVID_RW=51712  # xvda
 DEVID_RO=51728  # xvdb
@@ -94,7 +99,7 @@ start_backend() {
 	STEP_NOTE="pid $DAEMON_PID, Type=$notify, ready after $((i * 100)) ms"
 }
 
-# mkcfg NAME RWIMAGE: the guest's xl config, with the documented virtio disk lines.
+# mkcfg NAME RWIMAGE [VCPUS]: the guest's xl config, with the documented virtio disk lines.
 mkcfg() {
 	cat > "/etc/xen/$1.cfg" <<EOC
 name = "$1"
@@ -103,7 +108,7 @@ kernel = "/boot/vmlinuz"
 ramdisk = "/boot/domu.cpio.gz"
 extra = "console=hvc0 rdinit=/init vblkd_test=$MODE vblkd_rw_sectors=$((RW_MIB * 2048)) vblkd_ro_sectors=$RO_SECTORS vblkd_ro_sha256=$RO_SHA256"
 memory = $GUEST_MEM
-vcpus = 1
+vcpus = ${3:-1}
 disk = [ 'format=raw, vdev=xvda, access=rw, backendtype=standalone, specification=virtio, target=$2',
          'format=raw, vdev=xvdb, access=ro, backendtype=standalone, specification=virtio, target=$STORE/ro.img' ]
 EOC
@@ -113,7 +118,7 @@ domid_of() { eval "echo \${DOMID_$1:-}"; }
 
 create_guest() {
 	local name=$1 log=/var/log/xen/xl-create-$1.log rc domid dev s
-	mkcfg "$name" "$2"
+	mkcfg "$name" "$2" "${3:-1}"
 	xl -vvv create "/etc/xen/$name.cfg" > "$log" 2>&1
 	rc=$?
 	grep -E 'Virtio|error|timed out|wanted state' "$log" | head -n 20
@@ -127,7 +132,7 @@ create_guest() {
 		echo "$BE/$domid/$dev: state $s, base $(xenstore-read "$BE/$domid/$dev/base"), irq $(xenstore-read "$BE/$domid/$dev/irq")"
 		[ "$s" = 2 ] || fail "backend state of $dev is '$s', want 2 (InitWait)" || return
 	done
-	STEP_NOTE="domid $domid"
+	STEP_NOTE="domid $domid, $(xl list "$name" | awk 'NR == 2 { print $4 }') vCPUs"
 }
 
 wait_guest() {
@@ -140,6 +145,8 @@ wait_guest() {
 		fi
 		sleep 1
 		i=$((i + 1))
+		# A sign of life for the host, which takes a silent machine for a hung one.
+		[ $((i % 20)) != 0 ] || echo "VBLKD-XEN WAITING $name ${i}s" > /dev/console
 	done
 	STEP_NOTE=$(grep 'VBLKD-XEN DOMU-END' "$log" | tr -d '\r' | sed 's/.*DOMU-END //')
 	case $STEP_NOTE in
@@ -174,24 +181,37 @@ ioreq_seen() {
 	STEP_NOTE="both slots read through the IOREQ server"
 }
 
-# HOOK(vblkd --status): vblkd has no --status yet.  Once `vblkd --help` mentions it, this step checks
-# that every running guest and both of its disks are listed; until then it is reported as SKIP.
-# The table's layout is main's src/core/status.c: one line per disk, "DOMID NAME DEVID VDEV MODE ..."
-# with the image's path last.
-has_status() { [ "$MODE" = real ] && /usr/sbin/vblkd --help 2>&1 | grep -q -- '--status'; }
-
+# vblkd --status (the control socket's table, src/core/status.c) lists each running guest with both of
+# its disks: one line per disk, "DOMID NAME DEVID VDEV MODE ENGINE QUEUES READS ... ERRORS INFLIGHT
+# UPTIME PATH", then an indented line with the device's state.  Each disk must be there with the
+# guest's name, its access mode and image, reads done, no failed request, and a running device.
 backend_status() {
-	local out name domid rc dev names="$*"
+	local out name domid rc dev mode img names="$*"
 	[ "$MODE" = real ] || skip "selftest: no vblkd" || return
-	has_status || skip "vblkd --status does not exist yet" || return
 	out=$(/usr/sbin/vblkd --status 2>&1) || { rc=$?; echo "$out"; fail "vblkd --status exited $rc"; return; }
 	echo "$out"
 	for name in "$@"; do
 		domid=$(domid_of "$name")
-		for dev in "$DEVID_RW xvda" "$DEVID_RO xvdb"; do
-			echo "$out" | awk -v d="$domid" -v dev="$dev" \
-				'$1 == d && $3 " " $4 == dev { found = 1 } END { exit !found }' ||
-				fail "dom $domid ($name) disk $dev not listed" || return
+		for dev in "$DEVID_RW xvda rw" "$DEVID_RO xvdb ro"; do
+			set -- $dev
+			mode=$3
+			if [ "$mode" = rw ]; then img=$(eval "echo \$RW_$name"); else img=$STORE/ro.img; fi
+			echo "$out" | awk -v d="$domid" -v n="$name" -v id="$1" -v v="$2" -v m="$mode" -v img="$img" '
+				found == 1 { state = $1; found = 2 }
+				$1 == d && $3 == id && $4 == v {
+					found = 1
+					if ($2 != n) why = why " name " $2
+					if ($5 != m) why = why " mode " $5
+					if ($NF != img) why = why " image " $NF
+					if ($8 + 0 == 0) why = why " no reads"
+					if ($(NF - 3) != "0") why = why " " $(NF - 3) " errors"
+				}
+				END {
+					if (!found) { print "not listed"; exit 1 }
+					if (state != "running;") why = why " state " state
+					if (why != "") { print substr(why, 2); exit 1 }
+				}' > /tmp/status.why ||
+				fail "dom $domid ($name) disk $1 $2: $(cat /tmp/status.why)" || return
 		done
 	done
 	STEP_NOTE="$names listed with both disks"
@@ -209,10 +229,23 @@ destroy_guest() {
 	STEP_NOTE="domid $(domid_of "$name")"
 }
 
+# The guest powers itself off when asked (xl shutdown); xl's own process that watches the domain
+# (the one `xl create` left, logging to xl-NAME.log) then tears it down as xl destroy does.
+shutdown_guest() {
+	local name=$1 log=/var/log/xen/xl-shutdown-$1.log rc
+	xl -vvv shutdown -w "$name" > "$log" 2>&1
+	rc=$?
+	grep -E 'error|unable|timed out' "$log" | head -n 20
+	[ $rc = 0 ] || fail "xl shutdown -w exited $rc" || return
+	! grep 'libxl: error' "$log" || fail "libxl logged errors" || return
+	STEP_NOTE="domid $(domid_of "$name"), powered off by the guest"
+}
+
 # released NAME [last]: the domain is gone for good (a foreign mapping left in the backend keeps it
-# dying), its backend directory is gone, and with "last" the backend maps no guest memory at all.
+# dying), its backend directory is gone, and with "last" the backend maps no guest memory and holds no
+# more fds than the first time no guest was left.
 released() {
-	local name=$1 last=${2:-} domid i=0 why
+	local name=$1 last=${2:-} domid i=0 why fds= out
 	domid=$(domid_of "$name")
 	while :; do
 		why=
@@ -232,11 +265,22 @@ released() {
 		i=$((i + 1))
 	done
 	kill -0 "$DAEMON_PID" 2>/dev/null || fail "the backend is gone" || return
-	if has_status; then
-		/usr/sbin/vblkd --status | awk -v d="$domid" '$1 == d { found = 1 } END { exit found }' ||
-			fail "vblkd --status still lists dom $domid" || return
+	# xl's process watching the domain saw it die without errors (for a shutdown, it removed the devices).
+	! grep -E 'libxl: error|unable to remove device|devices_destroy failed' "/var/log/xen/xl-$name.log" ||
+		fail "xl's log of $name has errors" || return
+	# Every guest's handles (IOREQ server, event channels, images, mappings' fds) are closed again: with
+	# no guest left, the backend holds as many fds as after the first guest was gone.
+	if [ -n "$last" ]; then
+		fds=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
+		[ -n "$FDS_IDLE" ] || FDS_IDLE=$fds
+		[ "$fds" = "$FDS_IDLE" ] || { ls -l "/proc/$DAEMON_PID/fd"; fail "the backend holds $fds fds, $FDS_IDLE after the first guest"; return; }
 	fi
-	STEP_NOTE="after $i polls"
+	if [ "$MODE" = real ]; then
+		out=$(/usr/sbin/vblkd --status 2>&1) || { echo "$out"; fail "vblkd --status failed"; return; }
+		echo "$out" | awk -v d="$domid" '$1 == d { found = 1 } END { exit found }' ||
+			{ echo "$out"; fail "vblkd --status still lists dom $domid"; return; }
+	fi
+	STEP_NOTE="after $i polls${fds:+, $fds fds open}"
 }
 
 # Dom0 reads what the guests left: a clean file system and the raw writes beyond it (for each guest
@@ -280,7 +324,7 @@ stop_backend() {
 # within the host's time limit; the steps not run are simply absent from the report.
 one_guest() {
 	local name=$1 ok=0
-	step "dom0:create-$name" create_guest "$name" "$2" || return
+	step "dom0:create-$name" create_guest "$name" "$2" "${3:-1}" || return
 	step "dom0:run-$name" wait_guest "$name" || ok=1
 	relay_guest "$name"
 	[ "$MODE" = real ] || step "dom0:ioreq-$name" ioreq_seen "$name"
@@ -308,7 +352,7 @@ two_guests() {
 	xl list
 	step dom0:destroy-domu3 destroy_guest domu3
 	step dom0:released-domu3 released domu3
-	step dom0:destroy-domu4 destroy_guest domu4
+	step dom0:shutdown-domu4 shutdown_guest domu4
 	step dom0:released-domu4 released domu4 last
 	return $ok
 }
@@ -317,7 +361,7 @@ if step dom0:store setup_store; then
 	step dom0:arm64-libs arm64_libs
 	if step dom0:backend-start start_backend; then
 		one_guest domu1 "$STORE/rw1.img" &&
-			one_guest domu2 "$STORE/rw2.img" &&
+			one_guest domu2 "$STORE/rw2.img" "$DOMU2_VCPUS" &&
 			two_guests
 		step dom0:images check_images
 		step dom0:backend-stop stop_backend
