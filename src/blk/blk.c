@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "blk-internal.h"
+#include "iov.h"
 
 #define BLK_BOUNCE_MIN_ALIGN 64u
 
@@ -417,30 +418,6 @@ static bool blk_iov_direct_ok(const struct blk_dev *dev, const struct iovec *iov
 	return true;
 }
 
-static void blk_iov_copy_from(void *dst, const struct iovec *iov, unsigned int iovcnt)
-{
-	unsigned int i;
-	char *p = dst;
-
-	for (i = 0; i < iovcnt; i++) {
-		if (iov[i].iov_len)
-			memcpy(p, iov[i].iov_base, iov[i].iov_len);
-		p += iov[i].iov_len;
-	}
-}
-
-static void blk_iov_copy_to(const struct iovec *iov, unsigned int iovcnt, const void *src)
-{
-	unsigned int i;
-	const char *p = src;
-
-	for (i = 0; i < iovcnt; i++) {
-		if (iov[i].iov_len)
-			memcpy(iov[i].iov_base, p, iov[i].iov_len);
-		p += iov[i].iov_len;
-	}
-}
-
 static void blk_iov_zero(const struct iovec *iov, unsigned int iovcnt)
 {
 	unsigned int i;
@@ -531,7 +508,7 @@ int blk_submit(struct blk_dev *dev, struct blk_req *req)
 		io->bounce_len = len;
 		dev->bounce_bytes += len;
 		if (req->op == BLK_OP_WRITE)
-			blk_iov_copy_from(io->bounce, req->iov, req->iovcnt);
+			iov_to_buf(req->iov, req->iovcnt, 0, io->bounce, len);
 		io->bounce_iov.iov_base = io->bounce;
 		io->bounce_iov.iov_len = len;
 		io->iov_own = &io->bounce_iov;
@@ -702,7 +679,7 @@ static int blk_deliver(struct blk_dev *dev)
 		int res = io->res;
 
 		if (!res && io->bounce && io->op == BLK_OP_READ)
-			blk_iov_copy_to(req->iov, req->iovcnt, io->bounce);
+			iov_from_buf(req->iov, req->iovcnt, io->bounce, io->bounce_len);
 		/* Free the slot first, so that done() can submit again. */
 		blk_io_release(dev, io);
 		req->done(req, res);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "iov.h"
 #include "vblk.h"
 #include "vq.h"
 
@@ -102,42 +103,6 @@ static void put_le64(uint8_t *p, uint64_t v)
 {
 	v = htole64(v);
 	memcpy(p, &v, 8);
-}
-
-/* Copy @len bytes starting @skip bytes into the iovec into @buf; returns bytes copied. */
-static size_t iov_to_buf(const struct iovec *iov, unsigned int cnt, size_t skip, void *buf,
-			 size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < cnt && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len - done)
-			l = len - done;
-		memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + skip, l);
-		done += l;
-		skip = 0;
-	}
-	return done;
-}
-
-static size_t buf_to_iov(const struct iovec *iov, unsigned int cnt, const void *buf, size_t len)
-{
-	size_t done = 0;
-
-	for (unsigned int i = 0; i < cnt && done < len; i++) {
-		size_t l = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
-
-		memcpy(iov[i].iov_base, (const uint8_t *)buf + done, l);
-		done += l;
-	}
-	return done;
 }
 
 /* The sub-range [skip, skip + len) of @src as a new iovec in @dst; returns the entry count. */
@@ -540,7 +505,7 @@ static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8
 		size_t n = room < VIRTIO_BLK_ID_BYTES ? room : VIRTIO_BLK_ID_BYTES;
 
 		req->ndata = iov_slice(wiov, e->in_num, 0, n, req->data);
-		buf_to_iov(req->data, req->ndata, dev->serial, n);
+		iov_from_buf(req->data, req->ndata, dev->serial, n);
 		req->data_len = (uint32_t)n;
 		*ret_status = VIRTIO_BLK_S_OK;
 		return PARSE_DONE;
