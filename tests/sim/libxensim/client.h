@@ -20,6 +20,14 @@ int xsim_conn_open(enum xsim_conn_kind kind, uint64_t cookie, uint64_t *ret_cook
 void xsim_conn_close(struct xsim_conn *c);
 
 /*
+ * The dmod, fmem, gnttab and xc handles hold only their connection, as
+ * their first member: allocate one of @size bytes and connect it (NULL and
+ * errno on failure), and close and free one (NULL is fine).
+ */
+void *xsim_handle_open(size_t size);
+int xsim_handle_close(void *handle);
+
+/*
  * Send @m (op and arguments) with @tail, wait for the reply and return its
  * ret (0 or -errno; -ENOTCONN when the simulator is gone).  The reply header
  * replaces *m; *ret_tail (if not NULL) gets the reply tail (free() it) and

@@ -114,3 +114,30 @@ int xsim_call(struct xsim_conn *c, struct xsim_msg *m, const void *tail, size_t 
 		free(rt);
 	return m->ret;
 }
+
+void *xsim_handle_open(size_t size)
+{
+	struct xsim_conn **h = calloc(1, size);
+	int r;
+
+	if (!h) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	r = xsim_conn_open(XSIM_CONN_GENERIC, 0, NULL, h);
+	if (r < 0) {
+		free(h);
+		errno = -r;
+		return NULL;
+	}
+	return h;
+}
+
+int xsim_handle_close(void *handle)
+{
+	if (handle) {
+		xsim_conn_close(*(struct xsim_conn **)handle);
+		free(handle);
+	}
+	return 0;
+}

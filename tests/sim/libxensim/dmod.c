@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* libxendevicemodel on the simulator: IOREQ servers, MMIO ranges and Arm SPI injection. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <xendevicemodel.h>
 
@@ -9,33 +10,17 @@
 struct xendevicemodel_handle {
 	struct xsim_conn *conn;
 };
+_Static_assert(offsetof(struct xendevicemodel_handle, conn) == 0, "xsim_handle_open() layout");
 
 xendevicemodel_handle *xendevicemodel_open(struct xentoollog_logger *logger,
 					   unsigned int open_flags)
 {
-	xendevicemodel_handle *h = calloc(1, sizeof(*h));
-	int r;
-
-	if (!h) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	r = xsim_conn_open(XSIM_CONN_GENERIC, 0, NULL, &h->conn);
-	if (r < 0) {
-		free(h);
-		errno = -r;
-		return NULL;
-	}
-	return h;
+	return xsim_handle_open(sizeof(xendevicemodel_handle));
 }
 
 int xendevicemodel_close(xendevicemodel_handle *dmod)
 {
-	if (!dmod)
-		return 0;
-	xsim_conn_close(dmod->conn);
-	free(dmod);
-	return 0;
+	return xsim_handle_close(dmod);
 }
 
 static int dm_call(xendevicemodel_handle *dmod, struct xsim_msg *m)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* libxenforeignmemory on the simulator: guest frames are mmaps of the guest's RAM memfd. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 struct xenforeignmemory_handle {
 	struct xsim_conn *conn;
 };
+_Static_assert(offsetof(struct xenforeignmemory_handle, conn) == 0, "xsim_handle_open() layout");
 
 struct xenforeignmemory_resource_handle {
 	void *addr;
@@ -23,29 +25,12 @@ struct xenforeignmemory_resource_handle {
 xenforeignmemory_handle *xenforeignmemory_open(struct xentoollog_logger *logger,
 					       unsigned int open_flags)
 {
-	xenforeignmemory_handle *h = calloc(1, sizeof(*h));
-	int r;
-
-	if (!h) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	r = xsim_conn_open(XSIM_CONN_GENERIC, 0, NULL, &h->conn);
-	if (r < 0) {
-		free(h);
-		errno = -r;
-		return NULL;
-	}
-	return h;
+	return xsim_handle_open(sizeof(xenforeignmemory_handle));
 }
 
 int xenforeignmemory_close(xenforeignmemory_handle *fmem)
 {
-	if (!fmem)
-		return 0;
-	xsim_conn_close(fmem->conn);
-	free(fmem);
-	return 0;
+	return xsim_handle_close(fmem);
 }
 
 int xsim_map_frames(uint8_t *base, int prot, int fd, uint64_t ram_base_gfn, const uint64_t *gfns,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* libxengnttab on the simulator: the hypervisor checks each grant and names its RAM frame. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,32 +15,16 @@
 struct xengntdev_handle {
 	struct xsim_conn *conn;
 };
+_Static_assert(offsetof(struct xengntdev_handle, conn) == 0, "xsim_handle_open() layout");
 
 xengnttab_handle *xengnttab_open(struct xentoollog_logger *logger, unsigned int open_flags)
 {
-	xengnttab_handle *h = calloc(1, sizeof(*h));
-	int r;
-
-	if (!h) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	r = xsim_conn_open(XSIM_CONN_GENERIC, 0, NULL, &h->conn);
-	if (r < 0) {
-		free(h);
-		errno = -r;
-		return NULL;
-	}
-	return h;
+	return xsim_handle_open(sizeof(xengnttab_handle));
 }
 
 int xengnttab_close(xengnttab_handle *xgt)
 {
-	if (!xgt)
-		return 0;
-	xsim_conn_close(xgt->conn);
-	free(xgt);
-	return 0;
+	return xsim_handle_close(xgt);
 }
 
 int xengnttab_fd(xengnttab_handle *xgt)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* libxenctrl on the simulator: open an interface and list domains (to notice dead ones). */
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xenctrl.h>
@@ -10,33 +11,17 @@
 struct xc_interface_core {
 	struct xsim_conn *conn;
 };
+_Static_assert(offsetof(struct xc_interface_core, conn) == 0, "xsim_handle_open() layout");
 
 xc_interface *xc_interface_open(xentoollog_logger *logger, xentoollog_logger *dombuild_logger,
 				unsigned int open_flags)
 {
-	xc_interface *h = calloc(1, sizeof(*h));
-	int r;
-
-	if (!h) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	r = xsim_conn_open(XSIM_CONN_GENERIC, 0, NULL, &h->conn);
-	if (r < 0) {
-		free(h);
-		errno = -r;
-		return NULL;
-	}
-	return h;
+	return xsim_handle_open(sizeof(xc_interface));
 }
 
 int xc_interface_close(xc_interface *xch)
 {
-	if (!xch)
-		return 0;
-	xsim_conn_close(xch->conn);
-	free(xch);
-	return 0;
+	return xsim_handle_close(xch);
 }
 
 static int xc_list(xc_interface *xch, uint32_t first, unsigned int max,
