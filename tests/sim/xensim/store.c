@@ -373,6 +373,25 @@ static int tx_record(struct stx *t, enum schange_op op, const char *path, const 
 	return 0;
 }
 
+/*
+ * What every operation on a node starts with: the canonical path in @buf
+ * (absolute when @absolute), the tree it works on (a transaction's copy or
+ * the live one), and the transaction's record that it looked at the path.
+ */
+static int store_begin(uint32_t tx, void *owner, const char *path, bool absolute, char *buf,
+		       size_t len, struct snode **ret_root, struct stx **ret_tx)
+{
+	int r = path_canon(path, buf, len);
+
+	if (r == 0 && absolute && buf[0] != '/')
+		r = -EINVAL;
+	if (r == 0)
+		r = tree_for(tx, owner, ret_root, ret_tx);
+	if (r == 0)
+		r = tx_access(*ret_tx, buf);
+	return r;
+}
+
 int store_read(uint32_t tx, void *owner, const char *path, char **ret_val, uint32_t *ret_len)
 {
 	char buf[STORE_PATH_MAX + 32];
@@ -381,11 +400,7 @@ int store_read(uint32_t tx, void *owner, const char *path, char **ret_val, uint3
 	char *v;
 	int r;
 
-	r = path_canon(path, buf, sizeof(buf));
-	if (r == 0)
-		r = tree_for(tx, owner, &root, &t);
-	if (r == 0)
-		r = tx_access(t, buf);
+	r = store_begin(tx, owner, path, false, buf, sizeof(buf), &root, &t);
 	if (r < 0)
 		return r;
 	n = node_lookup(root, buf, false, NULL);
@@ -410,13 +425,7 @@ int store_write(uint32_t tx, void *owner, const char *path, const void *val, uin
 
 	if (len > STORE_VALUE_MAX)
 		return -E2BIG;
-	r = path_canon(path, buf, sizeof(buf));
-	if (r == 0 && buf[0] != '/')
-		r = -EINVAL;
-	if (r == 0)
-		r = tree_for(tx, owner, &root, &t);
-	if (r == 0)
-		r = tx_access(t, buf);
+	r = store_begin(tx, owner, path, true, buf, sizeof(buf), &root, &t);
 	if (r == 0)
 		r = tx_record(t, SCHANGE_WRITE, buf, val, len, NULL, 0);
 	if (r < 0)
@@ -471,13 +480,7 @@ int store_mkdir(uint32_t tx, void *owner, const char *path)
 	struct stx *t = NULL;
 	int r;
 
-	r = path_canon(path, buf, sizeof(buf));
-	if (r == 0 && buf[0] != '/')
-		r = -EINVAL;
-	if (r == 0)
-		r = tree_for(tx, owner, &root, &t);
-	if (r == 0)
-		r = tx_access(t, buf);
+	r = store_begin(tx, owner, path, true, buf, sizeof(buf), &root, &t);
 	if (r < 0)
 		return r;
 	if (node_lookup(root, buf, false, NULL))
@@ -499,11 +502,7 @@ int store_rm(uint32_t tx, void *owner, const char *path)
 	struct stx *t = NULL;
 	int r;
 
-	r = path_canon(path, buf, sizeof(buf));
-	if (r == 0)
-		r = tree_for(tx, owner, &root, &t);
-	if (r == 0)
-		r = tx_access(t, buf);
+	r = store_begin(tx, owner, path, false, buf, sizeof(buf), &root, &t);
 	if (r < 0)
 		return r;
 	if (!strcmp(buf, "/"))
@@ -544,11 +543,7 @@ int store_dir(uint32_t tx, void *owner, const char *path, char **ret_names, uint
 	char *names, *p;
 	int r;
 
-	r = path_canon(path, buf, sizeof(buf));
-	if (r == 0)
-		r = tree_for(tx, owner, &root, &t);
-	if (r == 0)
-		r = tx_access(t, buf);
+	r = store_begin(tx, owner, path, false, buf, sizeof(buf), &root, &t);
 	if (r < 0)
 		return r;
 	n = node_lookup(root, buf, false, NULL);
@@ -585,11 +580,7 @@ int store_get_perms(uint32_t tx, void *owner, const char *path, struct xsim_perm
 	struct stx *t = NULL;
 	int r;
 
-	r = path_canon(path, buf, sizeof(buf));
-	if (r == 0)
-		r = tree_for(tx, owner, &root, &t);
-	if (r == 0)
-		r = tx_access(t, buf);
+	r = store_begin(tx, owner, path, false, buf, sizeof(buf), &root, &t);
 	if (r < 0)
 		return r;
 	n = node_lookup(root, buf, false, NULL);
@@ -615,11 +606,7 @@ int store_set_perms(uint32_t tx, void *owner, const char *path, const struct xsi
 
 	if (!nperms || nperms > 64)
 		return -EINVAL;
-	r = path_canon(path, buf, sizeof(buf));
-	if (r == 0)
-		r = tree_for(tx, owner, &root, &t);
-	if (r == 0)
-		r = tx_access(t, buf);
+	r = store_begin(tx, owner, path, false, buf, sizeof(buf), &root, &t);
 	if (r < 0)
 		return r;
 	n = node_lookup(root, buf, false, NULL);
