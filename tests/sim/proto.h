@@ -3,7 +3,11 @@
 #ifndef XENSIM_PROTO_H
 #define XENSIM_PROTO_H
 
+#include <linux/futex.h>
 #include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
 
 /*
  * Transport: one AF_UNIX SOCK_SEQPACKET connection per library handle (an
@@ -79,8 +83,50 @@ enum xsim_op {
 	XSIM_OP_CTL_WORKLOAD,	/* domid, tail = workload spec -> tail = report text */
 	XSIM_OP_CTL_GRANT,	/* domid, a = gfn, b = readonly -> id = ref */
 	XSIM_OP_CTL_IOREQ,	/* domid, a = vcpu, tail = struct xsim_ioreq -> d = data */
+	XSIM_OP_IRQ_PAGE,	/* domid -> fd 0: the domain's struct xsim_irq_page */
 	XSIM_OP_MAX,
 };
+
+/*
+ * A domain's interrupt lines, in memory shared with the backends that inject
+ * them: like Xen's, xendevicemodel_set_irq_level() then runs on the caller's
+ * CPU (a hypercall), with no round trip through the simulator's threads.
+ * The guest's vCPUs sleep on seq, a futex.
+ */
+struct xsim_irq_page {
+	uint32_t seq;			/* bumped after every raise, and once when dying is set */
+	uint32_t dying;			/* the domain is being destroyed: injection fails (ESRCH) */
+	uint64_t raised[XSIM_IRQ_MAX + 1];	/* level-1 calls per line: one interrupt each */
+	uint32_t level[XSIM_IRQ_MAX + 1];
+};
+#define XSIM_IRQ_PAGE_BYTES 4096u
+_Static_assert(sizeof(struct xsim_irq_page) <= XSIM_IRQ_PAGE_BYTES, "irq page");
+
+/* Process-shared futex on a word of a MAP_SHARED mapping. */
+static inline void xsim_futex_wake(uint32_t *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, INT32_MAX, NULL, NULL, 0);
+}
+
+/* One set_irq_level call on a line in range; level 1 is one interrupt (Arm's vGIC). */
+static inline void xsim_irq_set(struct xsim_irq_page *p, unsigned int irq, unsigned int level)
+{
+	__atomic_store_n(&p->level[irq], level, __ATOMIC_SEQ_CST);
+	if (!level)
+		return;
+	__atomic_fetch_add(&p->raised[irq], 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&p->seq, 1, __ATOMIC_SEQ_CST);
+	xsim_futex_wake(&p->seq);
+}
+
+/* Sleep while *word == @val, at most @timeout_us. */
+static inline void xsim_futex_wait(uint32_t *word, uint32_t val, uint64_t timeout_us)
+{
+	struct timespec ts = { .tv_sec = (time_t)(timeout_us / 1000000),
+			       .tv_nsec = (long)(timeout_us % 1000000) * 1000 };
+
+	syscall(SYS_futex, word, FUTEX_WAIT, val, &ts, NULL, 0);
+}
 
 enum xsim_conn_kind {
 	XSIM_CONN_GENERIC = 0,	/* evtchn, fmem, dmod, gnttab, xc, ctl */

@@ -1,25 +1,55 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* libxendevicemodel on the simulator: IOREQ servers, MMIO ranges and Arm SPI injection. */
 #include <errno.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <xendevicemodel.h>
 
 #include "client.h"
 
+/* Interrupt pages of the domains this handle injected into (see struct xsim_irq_page). */
+#define DM_IRQ_CACHE 16
+
+struct dm_irq_map {
+	domid_t domid;
+	struct xsim_irq_page *page;	/* NULL: slot free */
+};
+
 struct xendevicemodel_handle {
 	struct xsim_conn *conn;
+	pthread_mutex_t lock;
+	struct dm_irq_map irqs[DM_IRQ_CACHE];
+	unsigned int next_victim;
 };
 _Static_assert(offsetof(struct xendevicemodel_handle, conn) == 0, "xsim_handle_open() layout");
 
 xendevicemodel_handle *xendevicemodel_open(struct xentoollog_logger *logger,
 					   unsigned int open_flags)
 {
-	return xsim_handle_open(sizeof(xendevicemodel_handle));
+	xendevicemodel_handle *dmod = xsim_handle_open(sizeof(xendevicemodel_handle));
+
+	if (dmod)
+		pthread_mutex_init(&dmod->lock, NULL);
+	return dmod;
+}
+
+static void dm_irq_unmap(struct dm_irq_map *e)
+{
+	if (e->page)
+		munmap(e->page, XSIM_IRQ_PAGE_BYTES);
+	e->page = NULL;
 }
 
 int xendevicemodel_close(xendevicemodel_handle *dmod)
 {
+	if (!dmod)
+		return 0;
+	for (unsigned int i = 0; i < DM_IRQ_CACHE; i++)
+		dm_irq_unmap(&dmod->irqs[i]);
+	pthread_mutex_destroy(&dmod->lock);
 	return xsim_handle_close(dmod);
 }
 
@@ -117,6 +147,15 @@ int xendevicemodel_destroy_ioreq_server(xendevicemodel_handle *dmod, domid_t dom
 {
 	struct xsim_msg m = { .op = XSIM_OP_IOREQ_DESTROY, .domid = domid, .id = id };
 
+	/*
+	 * A backend done with a domain leaves nothing of it mapped here (tests
+	 * count the daemon's mappings): its interrupt page goes too.
+	 */
+	pthread_mutex_lock(&dmod->lock);
+	for (unsigned int i = 0; i < DM_IRQ_CACHE; i++)
+		if (dmod->irqs[i].page && dmod->irqs[i].domid == domid)
+			dm_irq_unmap(&dmod->irqs[i]);
+	pthread_mutex_unlock(&dmod->lock);
 	return dm_call(dmod, &m);
 }
 
@@ -129,12 +168,60 @@ int xendevicemodel_set_ioreq_server_state(xendevicemodel_handle *dmod, domid_t d
 	return dm_call(dmod, &m);
 }
 
+/* The domain's interrupt page (lock held): cached, else asked for once. */
+static int dm_irq_page(xendevicemodel_handle *dmod, domid_t domid, struct dm_irq_map **ret)
+{
+	struct xsim_msg m = { .op = XSIM_OP_IRQ_PAGE, .domid = domid };
+	struct dm_irq_map *e;
+	void *p;
+	int fd = -1, r;
+
+	for (unsigned int i = 0; i < DM_IRQ_CACHE; i++)
+		if (dmod->irqs[i].page && dmod->irqs[i].domid == domid) {
+			*ret = &dmod->irqs[i];
+			return 0;
+		}
+	r = xsim_call(dmod->conn, &m, NULL, 0, NULL, &fd, 1);
+	if (r < 0)
+		return r;
+	if (fd < 0)
+		return -EPROTO;
+	p = mmap(NULL, XSIM_IRQ_PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	r = -errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return r;
+	e = &dmod->irqs[dmod->next_victim++ % DM_IRQ_CACHE];
+	dm_irq_unmap(e);
+	*e = (struct dm_irq_map){ .domid = domid, .page = p };
+	*ret = e;
+	return 0;
+}
+
+/*
+ * A hypercall on Xen, done here on the caller's CPU: the line's state is in
+ * memory shared with the simulated vGIC, which wakes the guest's vCPUs.
+ */
 int xendevicemodel_set_irq_level(xendevicemodel_handle *dmod, domid_t domid, unsigned int irq,
 				 unsigned int level)
 {
-	struct xsim_msg m = { .op = XSIM_OP_IRQ, .domid = domid, .a = irq, .b = level };
+	struct dm_irq_map *e = NULL;
+	int r;
 
-	return dm_call(dmod, &m);
+	/* Xen on Arm: SPIs only (no SGIs/PPIs), within the vGIC's lines. */
+	if (irq < XSIM_IRQ_MIN || irq > XSIM_IRQ_MAX)
+		return xsim_fail(-EINVAL);
+	pthread_mutex_lock(&dmod->lock);
+	r = dm_irq_page(dmod, domid, &e);
+	if (r == 0 && __atomic_load_n(&e->page->dying, __ATOMIC_SEQ_CST)) {
+		/* Gone: forget it, so that a new domain with this id is looked up afresh. */
+		dm_irq_unmap(e);
+		r = -ESRCH;
+	}
+	if (r == 0)
+		xsim_irq_set(e->page, irq, level);
+	pthread_mutex_unlock(&dmod->lock);
+	return r < 0 ? xsim_fail(r) : 0;
 }
 
 /* x86-only interrupt paths: Arm's Xen rejects them. */

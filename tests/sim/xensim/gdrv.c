@@ -821,12 +821,7 @@ static int vq_arm(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 
 static uint64_t irq_count(struct gdrv_dev *d)
 {
-	uint64_t c;
-
-	pthread_mutex_lock(&sim_lock);
-	c = d->g->dom->irq_raised[d->irq];
-	pthread_mutex_unlock(&sim_lock);
-	return c;
+	return __atomic_load_n(&d->g->dom->irqs->raised[d->irq], __ATOMIC_SEQ_CST);
 }
 
 /* The interrupt handler: whoever sees a new edge first reads and acknowledges InterruptStatus. */
@@ -868,44 +863,68 @@ static int handle_irq(struct gdrv_vcpu *v, struct gdrv_dev *d, uint64_t count)
 /* Wait for an interrupt after @seen: 0, -ETIMEDOUT or -ESRCH. */
 static int wait_irq(struct gdrv_dev *d, uint64_t seen, uint64_t deadline)
 {
-	struct sim_domain *dom = d->g->dom;
-	int r = 0;
+	struct xsim_irq_page *ip = d->g->dom->irqs;
 
-	pthread_mutex_lock(&sim_lock);
-	while (dom->irq_raised[d->irq] == seen && !dom->dying) {
-		if (sim_now_us() >= deadline) {
-			r = -ETIMEDOUT;
-			break;
-		}
-		sim_cond_wait_until(deadline);
+	for (;;) {
+		/* seq first: a raise after these loads bumps it, and the futex wait returns. */
+		uint32_t seq = __atomic_load_n(&ip->seq, __ATOMIC_SEQ_CST);
+		uint64_t now;
+
+		if (__atomic_load_n(&ip->dying, __ATOMIC_SEQ_CST))
+			return -ESRCH;
+		if (__atomic_load_n(&ip->raised[d->irq], __ATOMIC_SEQ_CST) != seen)
+			return 0;
+		now = sim_now_us();
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		xsim_futex_wait(&ip->seq, seq, deadline - now);
 	}
-	if (dom->dying)
-		r = -ESRCH;
-	pthread_mutex_unlock(&sim_lock);
-	return r;
 }
 
-static int wait_done(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q, struct req *rq,
-		     unsigned int timeout_ms)
+/* A finished request among the vCPU's: slot @want, or any busy one when @want < 0; -1 if none. */
+static int done_slot(struct gdrv_vcpu *v, struct gdrv_dev *d, int want)
+{
+	const struct req *reqs = v->reqs[d->index];
+	unsigned int i;
+
+	if (want >= 0)
+		return __atomic_load_n(&reqs[want].done, __ATOMIC_ACQUIRE) ? want : -1;
+	for (i = 0; i < GUEST_MAX_QD; i++)
+		if (reqs[i].busy && __atomic_load_n(&reqs[i].done, __ATOMIC_ACQUIRE))
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Wait until slot @want (or, with @want < 0, any of the vCPU's requests on
+ * @d: what fio's io_getevents(min_nr = 1) waits for) is done; its slot in
+ * *ret_slot.
+ */
+static int wait_done(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q, int want,
+		     unsigned int timeout_ms, unsigned int *ret_slot)
 {
 	uint64_t deadline = sim_now_us() + (uint64_t)timeout_ms * 1000;
 
 	for (;;) {
 		uint64_t seen = irq_count(d);
-		int r;
+		int r, slot;
 
 		pthread_mutex_lock(&q->lock);
 		r = vq_reap(v, d, q);
 		pthread_mutex_unlock(&q->lock);
 		if (r < 0)
 			return r;
-		if (__atomic_load_n(&rq->done, __ATOMIC_ACQUIRE))
+		slot = done_slot(v, d, want);
+		if (slot < 0) {
+			if (vq_arm(v, d, q) < 0)
+				return -EIO;
+			slot = done_slot(v, d, want);
+		}
+		if (slot >= 0) {
+			*ret_slot = (unsigned int)slot;
 			/* Take the interrupt that came with it, as a real guest would (ISR read + ACK). */
 			return handle_irq(v, d, irq_count(d));
-		if (vq_arm(v, d, q) < 0)
-			return -EIO;
-		if (__atomic_load_n(&rq->done, __ATOMIC_ACQUIRE))
-			return handle_irq(v, d, irq_count(d));
+		}
 		r = wait_irq(d, seen, deadline);
 		if (r == -ETIMEDOUT) {
 			uint32_t st = 0;
@@ -913,7 +932,7 @@ static int wait_done(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q,
 			pthread_mutex_lock(&q->lock);
 			vq_reap(v, d, q);
 			pthread_mutex_unlock(&q->lock);
-			if (__atomic_load_n(&rq->done, __ATOMIC_ACQUIRE))
+			if (done_slot(v, d, want) >= 0)
 				return gdrv_vcpu_fail(v, "%s: queue %u: request completed without an interrupt",
 						 d->cfg->vdev, q->index);
 			rd(v, d, VM_STATUS, 4, &st);
@@ -1163,14 +1182,9 @@ int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint
 	return 0;
 }
 
-int gdrv_wait(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint8_t *ret_status)
+/* The end of a request: its status byte and used length checked. */
+static int finish(struct gdrv_vcpu *v, struct gdrv_dev *d, struct req *rq, uint8_t *ret_status)
 {
-	struct req *rq;
-
-	if (slot >= GUEST_MAX_QD || !v->reqs[d->index][slot].busy)
-		return -EINVAL;
-	rq = &v->reqs[d->index][slot];
-	TRY(wait_done(v, d, vq_of(v, d), rq, sim_timeout_ms));
 	rq->busy = false;
 	*ret_status = *gpa_host(d->g, rq->status_gpa);
 	if (*ret_status == BLK_S_NONE)
@@ -1181,6 +1195,29 @@ int gdrv_wait(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint8_
 		return gdrv_vcpu_fail(v, "%s: read of %u bytes: used len %u, want %u", d->cfg->vdev,
 				 rq->len, rq->used_len, rq->expect_len);
 	return 0;
+}
+
+int gdrv_wait(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint8_t *ret_status)
+{
+	unsigned int done;
+
+	if (slot >= GUEST_MAX_QD || !v->reqs[d->index][slot].busy)
+		return -EINVAL;
+	TRY(wait_done(v, d, vq_of(v, d), (int)slot, sim_timeout_ms, &done));
+	return finish(v, d, &v->reqs[d->index][slot], ret_status);
+}
+
+int gdrv_wait_any(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int *ret_slot,
+		  uint8_t *ret_status)
+{
+	unsigned int i;
+
+	for (i = 0; i < GUEST_MAX_QD && !v->reqs[d->index][i].busy; i++)
+		;
+	if (i == GUEST_MAX_QD)
+		return -EINVAL;
+	TRY(wait_done(v, d, vq_of(v, d), -1, sim_timeout_ms, ret_slot));
+	return finish(v, d, &v->reqs[d->index][*ret_slot], ret_status);
 }
 
 uint64_t gdrv_slot_latency_ns(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot)

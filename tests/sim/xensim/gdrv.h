@@ -143,6 +143,9 @@ uint8_t *gdrv_buffer(struct gdrv_vcpu *v, struct gdrv_dev *d);
 int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint32_t type,
 		uint64_t sector, uint32_t len, const struct req_layout *lay);
 int gdrv_wait(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint8_t *ret_status);
+/* Wait for whichever of the vCPU's requests on @d finishes first (-EINVAL: none in flight). */
+int gdrv_wait_any(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int *ret_slot,
+		  uint8_t *ret_status);
 uint8_t *gdrv_slot_buffer(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot);
 /*
  * Nanoseconds from the slot's last gdrv_submit() until the guest first saw

@@ -128,10 +128,24 @@ int hv_domain_create(const struct guest_config *cfg, struct sim_domain **ret_dom
 		r = -errno;
 		goto err_free;
 	}
+	d->irq_fd = memfd_create("xensim-irqs", MFD_CLOEXEC);
+	if (d->irq_fd < 0) {
+		r = -errno;
+		goto err_kill;
+	}
+	if (ftruncate(d->irq_fd, XSIM_IRQ_PAGE_BYTES) < 0) {
+		r = -errno;
+		goto err_irq;
+	}
+	d->irqs = mmap(NULL, XSIM_IRQ_PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, d->irq_fd, 0);
+	if (d->irqs == MAP_FAILED) {
+		r = -errno;
+		goto err_irq;
+	}
 	d->ram_fd = memfd_create("xensim-guest-ram", MFD_CLOEXEC);
 	if (d->ram_fd < 0) {
 		r = -errno;
-		goto err_kill;
+		goto err_irqmap;
 	}
 	if (ftruncate(d->ram_fd, (off_t)d->ram_bytes) < 0) {
 		r = -errno;
@@ -159,6 +173,10 @@ err_map:
 	munmap(d->ram, d->ram_bytes);
 err_ram:
 	close(d->ram_fd);
+err_irqmap:
+	munmap(d->irqs, XSIM_IRQ_PAGE_BYTES);
+err_irq:
+	close(d->irq_fd);
 err_kill:
 	close(d->kill_fd);
 err_free:
@@ -211,6 +229,10 @@ void hv_domain_kill(struct sim_domain *dom)
 	dom->dying = true;
 	if (write(dom->kill_fd, &one, sizeof(one)) < 0)
 		log_warn("domain wake-up: %m");
+	/* vCPUs asleep in wait for an interrupt wake up and see the end. */
+	__atomic_store_n(&dom->irqs->dying, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&dom->irqs->seq, 1, __ATOMIC_SEQ_CST);
+	xsim_futex_wake(&dom->irqs->seq);
 	for (i = 0; i < XSIM_MAX_IOREQ_SERVERS; i++)
 		if (dom->servers[i])
 			ioserv_kill(dom, dom->servers[i]);
@@ -239,6 +261,8 @@ static void domain_release(struct sim_domain *d)
 	free(d->vcpu_locks);
 	munmap(d->ram, d->ram_bytes);
 	close(d->ram_fd);
+	munmap(d->irqs, XSIM_IRQ_PAGE_BYTES);
+	close(d->irq_fd);
 	close(d->kill_fd);
 	free(d);
 }
@@ -680,16 +704,16 @@ int hv_handle(void *owner, struct xsim_msg *m, const char *tail, char **ret_tail
 		/* Xen on Arm: SPIs only (no SGIs/PPIs), within the vGIC's lines. */
 		if (m->a < XSIM_IRQ_MIN || m->a > XSIM_IRQ_MAX)
 			return -EINVAL;
-		dom->irq_level[m->a] = (unsigned int)m->b;
-		if (m->b) {
-			dom->irq_raised[m->a]++;
-			pthread_cond_broadcast(&sim_cond);
-		}
+		xsim_irq_set(dom->irqs, (unsigned int)m->a, (unsigned int)m->b);
+		return 0;
+	case XSIM_OP_IRQ_PAGE:
+		ret_fds[0] = dom->irq_fd;
+		*ret_nfds = 1;
 		return 0;
 	case XSIM_OP_CTL_IRQS:
 		if (m->a > XSIM_IRQ_MAX)
 			return -EINVAL;
-		m->a = dom->irq_raised[m->a];
+		m->a = __atomic_load_n(&dom->irqs->raised[m->a], __ATOMIC_SEQ_CST);
 		return 0;
 	case XSIM_OP_CTL_GRANT:
 		r = hv_grant(dom, m->a, m->b != 0, &id);

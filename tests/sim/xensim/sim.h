@@ -128,8 +128,8 @@ struct sim_domain {
 	struct sim_ioserv *servers[XSIM_MAX_IOREQ_SERVERS];
 	struct sim_port *ports[SIM_MAX_PORTS];
 	struct sim_grant grants[XSIM_GRANT_ENTRIES];
-	uint64_t irq_raised[XSIM_IRQ_MAX + 1];
-	unsigned int irq_level[XSIM_IRQ_MAX + 1];
+	int irq_fd;		/* memfd of *irqs, handed to injecting backends */
+	struct xsim_irq_page *irqs;
 	pthread_mutex_t *vcpu_locks;
 	struct sim_domain *next;
 };

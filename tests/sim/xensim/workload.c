@@ -1109,24 +1109,27 @@ static uint32_t bench_gen(const struct bench_pass *p, uint64_t rel_sector)
 	return p->written && p->written[rel_sector / p->run_bsect] ? p->gen_run : p->gen_fill;
 }
 
+/*
+ * Keep qd requests in flight; like fio (io_getevents with min_nr = 1), the
+ * slot of whichever request finishes first is refilled at once.
+ */
 static int bench_pass(struct wl_ctx *c, struct gdrv_dev *d, const struct region *rg,
 		      struct bench_pass *p, unsigned int qd, uint64_t *rng, const char *what)
 {
 	uint64_t blk[GUEST_MAX_QD], next = 0;
-	bool busy[GUEST_MAX_QD] = { false };
-	unsigned int k = 0, left = 0, slot;
+	unsigned int left = 0, slot = 0;
 	uint8_t status;
 
 	for (;;) {
 		uint64_t sector;
 		uint32_t n;
 
-		slot = k++ % qd;
-		if (busy[slot]) {
+		if (left == qd || (left && (p->deadline_us ? sim_now_us() >= p->deadline_us :
+							     next >= p->nblk))) {
+			TRY_WL(gdrv_wait_any(c->v, d, &slot, &status));
 			sector = rg->start + blk[slot] * p->bsect;
 			n = p->bsect < rg->nsect - blk[slot] * p->bsect ?
 				    p->bsect : (uint32_t)(rg->nsect - blk[slot] * p->bsect);
-			TRY_WL(gdrv_wait(c->v, d, slot, &status));
 			TRY_WL(check_status(c, d, p->type, sector, 512 * n, status, BLK_S_OK));
 			if (p->type == BLK_T_IN && p->check)
 				TRY_WL(bench_check(c->v, what, gdrv_slot_buffer(c->v, d, slot), sector, n,
@@ -1134,8 +1137,9 @@ static int bench_pass(struct wl_ctx *c, struct gdrv_dev *d, const struct region 
 			if (p->lat)
 				p->lat[lat_bucket(gdrv_slot_latency_ns(c->v, d, slot))]++;
 			p->ops++;
-			busy[slot] = false;
 			left--;
+		} else {
+			slot = left;	/* still filling: slots 0..left-1 are busy */
 		}
 		if (p->deadline_us ? sim_now_us() >= p->deadline_us : next >= p->nblk) {
 			if (!left)
@@ -1156,7 +1160,6 @@ static int bench_pass(struct wl_ctx *c, struct gdrv_dev *d, const struct region 
 			bench_stamp(buf, sector, n, p->written ? p->gen_run : p->gen_fill);
 		}
 		TRY_WL(gdrv_submit(c->v, d, slot, p->type, sector, 512 * n, NULL));
-		busy[slot] = true;
 		left++;
 	}
 }
