@@ -86,6 +86,8 @@ struct vblk_dev;
 struct vblk_backend_ops {
 	int (*submit)(void *be, struct blk_req *req);
 	void (*unplug)(void *be);
+	/* Optional: a queue stopped asking for notifications; call vblk_poll() until it returns false. */
+	void (*quiet)(void *be);
 };
 
 struct vblk_config {
@@ -142,9 +144,21 @@ struct vmmio_dev *vblk_vmmio(struct vblk_dev *dev);
  * since the last call, one used-index update per queue, and raise at most
  * one interrupt (honouring EVENT_IDX / NO_INTERRUPT).  Call it after the
  * backend has delivered a batch of done() callbacks (e.g. at the end of the
- * aio eventfd handler).  QueueNotify processing flushes by itself.
+ * aio eventfd handler).  QueueNotify processing flushes by itself.  Then
+ * takes the buffers the driver added without notifying (see vblk_poll()).
  */
 void vblk_flush(struct vblk_dev *dev);
+
+/*
+ * While a queue has requests in the backend the driver is told not to
+ * notify (vq_notify_off()): the next completion batch (vblk_flush()) looks
+ * at the ring instead, and the backend's quiet() hook is called when a queue
+ * starts doing so.  If every request in flight is slow, buffers added
+ * meanwhile wait; the owner bounds that by calling vblk_poll() periodically
+ * from quiet() on, which takes them.  Returns whether a queue is still quiet
+ * (false: the owner can stop calling it until the next quiet()).
+ */
+bool vblk_poll(struct vblk_dev *dev);
 
 /*
  * Requests from before a reset (or QueueReady = 0) are still in the backend

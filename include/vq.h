@@ -86,6 +86,19 @@ void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t written);
  */
 bool vq_flush(struct vq *vq);
 
+/*
+ * Notification suppression, for a device that will look at the ring again by
+ * itself (requests of its own in flight): vq_notify_off() tells the driver it
+ * need not notify for new buffers (§2.7.7 VIRTQ_USED_F_NO_NOTIFY, §2.7.10
+ * avail_event, §2.8.10 device event suppression); vq_pop() then no longer
+ * asks for a notification when it finds the ring empty.  vq_notify_on()
+ * asks again and returns true if buffers arrived meanwhile, which the caller
+ * must then take (the driver may have skipped its notification for them).
+ * Queues start with notifications on.
+ */
+void vq_notify_off(struct vq *vq);
+bool vq_notify_on(struct vq *vq);
+
 uint16_t vq_num(const struct vq *vq);
 
 #endif

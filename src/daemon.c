@@ -28,6 +28,8 @@ struct ddisk {
 	char *path;
 	struct blk_dev *blk;
 	struct loop_source *blk_src;
+	struct loop_source *poll_timer;	/* vblk_poll() while a queue is not notified */
+	bool polling;
 	struct vblk_dev *vblk;		/* NULL once closing */
 	struct guest_mmio *mmio;
 	struct virtio_transport transport;
@@ -108,17 +110,54 @@ static const struct guest_mmio_ops daemon_mmio_ops = {
 
 static int daemon_be_submit(void *be, struct blk_req *req)
 {
-	return blk_submit(be, req);
+	struct ddisk *k = be;
+
+	return blk_submit(k->blk, req);
 }
 
 static void daemon_be_unplug(void *be)
 {
-	blk_unplug(be);
+	struct ddisk *k = be;
+
+	blk_unplug(k->blk);
+}
+
+/*
+ * How long a buffer the driver added without notifying (the device asked it
+ * not to while it had requests in flight) can wait when none of them
+ * completes meanwhile: a slow flush, say.
+ */
+#define DAEMON_POLL_US 500
+
+static void daemon_be_quiet(void *be)
+{
+	struct ddisk *k = be;
+
+	if (k->polling)
+		return;
+	if (loop_timer_set(k->poll_timer, DAEMON_POLL_US, DAEMON_POLL_US) < 0) {
+		/* Without the bound, waiting for the next completion is still correct. */
+		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %m",
+				k->name);
+		return;
+	}
+	k->polling = true;
+}
+
+static void daemon_poll_timer(struct loop_source *src, uint64_t expirations, void *data)
+{
+	struct ddisk *k = data;
+
+	if (k->vblk && vblk_poll(k->vblk))
+		return;
+	loop_timer_set(src, LOOP_TIMER_DISARM, 0);
+	k->polling = false;
 }
 
 static const struct vblk_backend_ops daemon_backend_ops = {
 	.submit = daemon_be_submit,
 	.unplug = daemon_be_unplug,
+	.quiet = daemon_be_quiet,
 };
 
 static struct dguest *daemon_find_guest(struct daemon *d, unsigned int domid)
@@ -182,6 +221,7 @@ static void daemon_disk_release(struct ddisk *k)
 	unsigned int domid = g->domid, devid = k->devid;
 
 	loop_remove(k->blk_src);
+	loop_remove(k->poll_timer);
 	blk_close(k->blk);	/* nothing in flight: does not block */
 	guest_mmio_remove(k->mmio);
 	for (pp = &g->disks; *pp; pp = &(*pp)->next) {
@@ -358,11 +398,17 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	vc.info = info;
 	vc.num_queues = d->opts.queues;
 	vc.serial = cfg->vdev;
-	r = vblk_create(&vc, &k->transport, &daemon_backend_ops, k->blk, &k->vblk);
+	r = loop_add_timer(d->loop, LOOP_TIMER_DISARM, 0, daemon_poll_timer, k, &k->poll_timer);
+	if (r < 0) {
+		log_err("%s: cannot create a timer: %s", k->name, strerror(-r));
+		*ret_why = "cannot create a timer";
+		goto err_mmio;
+	}
+	r = vblk_create(&vc, &k->transport, &daemon_backend_ops, k, &k->vblk);
 	if (r < 0) {
 		log_err("%s: cannot create the virtio-blk device: %s", k->name, strerror(-r));
 		*ret_why = "cannot create the virtio device";
-		goto err_mmio;
+		goto err_timer;
 	}
 	r = loop_add_fd(d->loop, blk_get_fd(k->blk), EPOLLIN, daemon_blk_ready, k, &k->blk_src);
 	if (r < 0)
@@ -389,6 +435,8 @@ err_src:
 	loop_remove(k->blk_src);
 err_vblk:
 	vblk_destroy(k->vblk);
+err_timer:
+	loop_remove(k->poll_timer);
 err_mmio:
 	guest_mmio_remove(k->mmio);
 err_blk:

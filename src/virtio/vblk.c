@@ -64,6 +64,7 @@ struct vblk_queue {
 	struct vblk_req *stalled;	/* popped, backend said -EAGAIN: submitted first next time */
 	bool dirty;			/* pushed to the used ring since the last flush */
 	bool processing;
+	bool quiet;			/* driver notifications off: requests of ours in flight */
 };
 
 struct vblk_dev {
@@ -257,6 +258,7 @@ static void complete_status(struct vblk_queue *q, struct vblk_req *req, uint8_t 
 }
 
 static void process_queue(struct vblk_queue *q);
+static void vblk_publish(struct vblk_dev *dev);
 
 /*
  * The backend has room again: every queue that -EAGAIN stopped takes up its
@@ -571,6 +573,7 @@ static void process_queue(struct vblk_queue *q)
 	if (q->processing)
 		return;
 	q->processing = true;
+again:
 	while (q->vq && vmmio_running(dev->vmmio)) {
 		struct vblk_req *req = q->stalled;
 		uint8_t status = VIRTIO_BLK_S_IOERR;
@@ -616,7 +619,48 @@ static void process_queue(struct vblk_queue *q)
 out:
 	if (submitted && dev->bops->unplug)
 		dev->bops->unplug(dev->be);
+	submitted = false;
+	if (q->vq && vmmio_running(dev->vmmio)) {
+		/*
+		 * While requests of this queue are in the backend, their
+		 * completions bring us back here (vblk_flush()), so the driver
+		 * need not notify: on Xen every notification is a trap and a round
+		 * trip through this daemon while the vCPU waits.  The owner's
+		 * vblk_poll() bounds how long a buffer can wait if they are slow.
+		 */
+		if (q->pool->outstanding || q->stalled) {
+			if (!q->quiet) {
+				q->quiet = true;
+				vq_notify_off(q->vq);
+				if (dev->bops->quiet)
+					dev->bops->quiet(dev->be);
+			}
+		} else if (q->quiet) {
+			q->quiet = false;
+			if (vq_notify_on(q->vq)) {
+				budget = vq_num(q->vq);
+				goto again;
+			}
+		}
+	}
 	q->processing = false;
+}
+
+bool vblk_poll(struct vblk_dev *dev)
+{
+	bool quiet = false;
+
+	if (!dev)
+		return false;
+	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
+		struct vblk_queue *q = &dev->queues[i];
+
+		if (q->quiet)
+			process_queue(q);
+		quiet |= q->quiet;
+	}
+	vblk_publish(dev);
+	return quiet;
 }
 
 bool vblk_draining(const struct vblk_dev *dev)
@@ -624,12 +668,11 @@ bool vblk_draining(const struct vblk_dev *dev)
 	return dev->orphans != NULL;
 }
 
-void vblk_flush(struct vblk_dev *dev)
+/* Publish every queue's used entries, with at most one interrupt. */
+static void vblk_publish(struct vblk_dev *dev)
 {
 	bool irq = false;
 
-	if (!dev)
-		return;
 	for (unsigned int i = 0; i < dev->cfg.num_queues; i++)
 		irq |= queue_flush(&dev->queues[i]);
 	/* §2.7.7 / §2.7.10: one interrupt per batch, and only if the driver asked for it. */
@@ -637,6 +680,19 @@ void vblk_flush(struct vblk_dev *dev)
 		dev->stats.interrupts++;
 		vmmio_raise(dev->vmmio, VIRTIO_MMIO_INT_VRING);
 	}
+}
+
+void vblk_flush(struct vblk_dev *dev)
+{
+	if (!dev)
+		return;
+	/* The driver hears of these completions first ... */
+	vblk_publish(dev);
+	/*
+	 * ... then the queues that are not being notified take what the driver
+	 * added meanwhile (publishing what that answers without the backend).
+	 */
+	vblk_poll(dev);
 }
 
 /* ---- vmmio device ops --------------------------------------------------------------------- */
@@ -711,6 +767,7 @@ static int blk_queue_start(void *opaque, unsigned int idx, struct vq *vq)
 		return -ENOMEM;
 	q->vq = vq;
 	q->dirty = false;
+	q->quiet = false;
 	return 0;
 }
 
@@ -742,6 +799,7 @@ static void blk_queue_stop(void *opaque, unsigned int idx)
 	q->pool = NULL;
 	q->vq = NULL;
 	q->dirty = false;
+	q->quiet = false;
 }
 
 static void blk_queue_notify(void *opaque, unsigned int idx)
@@ -751,7 +809,7 @@ static void blk_queue_notify(void *opaque, unsigned int idx)
 
 	process_queue(q);
 	/* A notify is a batch of its own: requests answered without the backend are published now. */
-	vblk_flush(dev);
+	vblk_publish(dev);
 }
 
 static void blk_reset(void *opaque)

@@ -27,6 +27,7 @@ struct vq_layout_ops {
 	int (*pop)(struct vq *vq, struct vq_elem *elem);
 	void (*push)(struct vq *vq, const struct vq_elem *elem, uint32_t written);
 	bool (*flush)(struct vq *vq);
+	bool (*set_notify)(struct vq *vq, bool on);
 };
 
 struct vq_map {
@@ -45,6 +46,7 @@ struct vq {
 	struct virtio_transport t;
 	struct vq_config cfg;
 	bool broken;
+	bool notify_off;			/* vq_notify_off(): the driver need not notify */
 	unsigned int inflight;
 	uint64_t *inflight_map;			/* one bit per head / buffer id */
 	struct vq_map maps[3];			/* ring mappings, unmapped by vq_destroy() */

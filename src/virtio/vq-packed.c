@@ -232,9 +232,26 @@ static bool packed_flush(struct vq *vq)
 	return vq_need_event((uint16_t)off, (uint16_t)new_i, (uint16_t)old_i);
 }
 
+static bool packed_set_notify(struct vq *vq, bool on)
+{
+	/* §2.8.10: the device event suppression structure; DESC mode is not used. */
+	vq_store(&vq->device_event[EVENT_FLAGS],
+		 htole16(on ? VIRTQ_EVENT_F_ENABLE : VIRTQ_EVENT_F_DISABLE));
+	if (!on)
+		return false;
+	/*
+	 * Flags before the next descriptor: pairs with the driver's mb between
+	 * making a descriptor available and reading these flags
+	 * (virtqueue_kick_prepare_packed).
+	 */
+	vq_mb();
+	return desc_is_avail(le16toh(vq_load(&vq->pdesc[vq->next_avail].flags)), vq->avail_wrap);
+}
+
 const struct vq_layout_ops vq_packed_ops = {
 	.init = packed_init,
 	.pop = packed_pop,
 	.push = packed_push,
 	.flush = packed_flush,
+	.set_notify = packed_set_notify,
 };

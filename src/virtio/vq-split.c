@@ -21,6 +21,11 @@ static uint64_t used_size(uint16_t num)
 	return 2 * 3 + 8ull * num; /* flags, idx, ring[num], avail_event */
 }
 
+static uint16_t *used_flags_ptr(struct vq *vq)
+{
+	return (uint16_t *)vq->used;
+}
+
 static uint16_t *used_idx_ptr(struct vq *vq)
 {
 	return (uint16_t *)(vq->used + 2);
@@ -162,7 +167,8 @@ static int split_pop(struct vq *vq, struct vq_elem *elem)
 
 	avail_idx = le16toh(vq_load(&vq->avail[AVAIL_IDX]));
 	if (avail_idx == vq->last_avail) {
-		if (!vq->cfg.event_idx)
+		/* Notifications off: the caller looks again without being asked. */
+		if (!vq->cfg.event_idx || vq->notify_off)
 			return 0;
 		/*
 		 * §2.7.10: ask for a notification when the driver adds the next
@@ -245,9 +251,37 @@ static bool split_flush(struct vq *vq)
 	return !(le16toh(vq_load(&vq->avail[AVAIL_FLAGS])) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }
 
+static bool split_set_notify(struct vq *vq, bool on)
+{
+	uint16_t avail_idx;
+
+	if (!on) {
+		/*
+		 * §2.7.10: with EVENT_IDX, an avail_event behind every entry the
+		 * driver can still add asks for nothing (its vring_need_event() is
+		 * false until the index wraps); split_pop() then leaves it there.
+		 * §2.7.7: without it, VIRTQ_USED_F_NO_NOTIFY (advice only).
+		 */
+		if (vq->cfg.event_idx)
+			vq_store(avail_event_ptr(vq), htole16((uint16_t)(vq->last_avail - 1)));
+		else
+			vq_store(used_flags_ptr(vq), htole16(VIRTQ_USED_F_NO_NOTIFY));
+		return false;
+	}
+	if (vq->cfg.event_idx)
+		vq_store(avail_event_ptr(vq), htole16(vq->last_avail));
+	else
+		vq_store(used_flags_ptr(vq), 0);
+	/* As in split_pop(): our store before the idx re-read, against the driver's kick check. */
+	vq_mb();
+	avail_idx = le16toh(vq_load(&vq->avail[AVAIL_IDX]));
+	return avail_idx != vq->last_avail;
+}
+
 const struct vq_layout_ops vq_split_ops = {
 	.init = split_init,
 	.pop = split_pop,
 	.push = split_push,
 	.flush = split_flush,
+	.set_notify = split_set_notify,
 };

@@ -225,6 +225,22 @@ bool vq_flush(struct vq *vq)
 	return vq->ops->flush(vq);
 }
 
+void vq_notify_off(struct vq *vq)
+{
+	if (vq->notify_off || vq->broken)
+		return;
+	vq->notify_off = true;
+	vq->ops->set_notify(vq, false);
+}
+
+bool vq_notify_on(struct vq *vq)
+{
+	if (vq->broken)
+		return false;
+	vq->notify_off = false;
+	return vq->ops->set_notify(vq, true);
+}
+
 uint16_t vq_num(const struct vq *vq)
 {
 	return vq->cfg.num;

@@ -107,9 +107,17 @@ static void rb_unplug(void *opaque)
 	be->unplugs++;
 }
 
+static void rb_quiet(void *opaque)
+{
+	struct ram_be *be = opaque;
+
+	be->quiets++;
+}
+
 const struct vblk_backend_ops ram_be_ops = {
 	.submit = rb_submit,
 	.unplug = rb_unplug,
+	.quiet = rb_quiet,
 };
 
 void ram_be_init(struct ram_be *be, uint64_t size)
@@ -556,8 +564,11 @@ int vt_blk(struct vt *vt, unsigned int qi, uint32_t type, uint64_t sector, uint6
 
 void vt_complete(struct vt *vt)
 {
-	ram_be_complete(&vt->be, true);
-	vblk_flush(vt->dev);
+	/* A flush may take more requests (added without a kick while the device was busy). */
+	do {
+		ram_be_complete(&vt->be, true);
+		vblk_flush(vt->dev);
+	} while (vt->be.npending > 0);
 }
 
 uint8_t vt_blk_sync(struct vt *vt, unsigned int qi, uint32_t type, uint64_t sector,

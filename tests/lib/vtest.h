@@ -37,6 +37,7 @@ struct ram_be {
 	struct blk_req *pending[1024];
 	unsigned int npending;
 	unsigned int submits, unplugs;
+	unsigned int quiets;		/* quiet() calls: a queue stopped asking for notifications */
 	int fail_submit;		/* next submit returns this (then reset to 0) */
 	int fail_complete;		/* completions report this res */
 	bool reverse;			/* complete newest first */
@@ -126,7 +127,7 @@ int vt_blk(struct vt *vt, unsigned int qi, uint32_t type, uint64_t sector, uint6
 /* Submit, kick, complete everything, flush; returns the status byte (0xff if unanswered). */
 uint8_t vt_blk_sync(struct vt *vt, unsigned int qi, uint32_t type, uint64_t sector,
 		    uint64_t data_gpa, uint32_t data_len);
-/* Backend completes everything, then vblk_flush(). */
+/* Backend completes everything, then vblk_flush(), until nothing is left in flight. */
 void vt_complete(struct vt *vt);
 
 #endif

@@ -656,6 +656,111 @@ static void test_event_idx_device_publishes_avail_event(void **state)
 	vt_free(vt);
 }
 
+/* §2.7.10: what Linux's virtqueue_kick_prepare_split decides after moving avail->idx old -> new. */
+static bool split_driver_kicks(struct vt *vt, unsigned int qi, uint16_t old, uint16_t new_idx)
+{
+	uint16_t *avail_event = (uint16_t *)((uint8_t *)ptr(vt, vt->q[qi].device) + 4 + 8 * NUM);
+	uint16_t event = le16toh(*avail_event);
+
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+/*
+ * While the device has requests in the backend it asks for no kicks (on Xen
+ * each is a trap and a round trip through the daemon): a request added
+ * meanwhile is taken at the next completion; once nothing is in flight, the
+ * driver is asked to kick again.
+ */
+static void test_event_idx_no_kicks_while_requests_in_flight(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st[3];
+	uint32_t id, len;
+
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, buf(vt, 512, 0xa1), 512, &st[0]);
+	assert_true(split_driver_kicks(vt, 0, 0, 1));
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.npending, 1);
+	assert_int_equal(vt->be.quiets, 1);
+	/* The driver adds two more and, following avail_event, does not kick. */
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 1, buf(vt, 512, 0xa2), 512, &st[1]);
+	assert_false(split_driver_kicks(vt, 0, 1, 2));
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 2, buf(vt, 512, 0xa3), 512, &st[2]);
+	assert_false(split_driver_kicks(vt, 0, 2, 3));
+	assert_int_equal(vt->be.npending, 1);
+	/* The first completion batch takes them. */
+	ram_be_complete(&vt->be, false);
+	vblk_flush(vt->dev);
+	assert_int_equal(vt->be.npending, 2);
+	assert_true(vt_used(vt, 0, &id, &len));
+	assert_false(split_driver_kicks(vt, 0, 3, 4));
+	/* Nothing in flight any more: the next request is kicked for. */
+	vt_complete(vt);
+	assert_int_equal(vt->be.npending, 0);
+	assert_true(split_driver_kicks(vt, 0, 3, 4));
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
+		assert_int_equal(vt->be.data[i * 512], 0xa1 + i);
+	}
+	vt_free(vt);
+}
+
+/* A request added while the only one in flight is slow is taken by vblk_poll(), not left waiting. */
+static void test_poll_takes_requests_while_in_flight_is_slow(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st[2];
+
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[0]);
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.npending, 1);
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, buf(vt, 512, 0), 512, &st[1]);
+	assert_true(vblk_poll(vt->dev));	/* still quiet: requests in flight */
+	assert_int_equal(vt->be.npending, 2);
+	vt_complete(vt);
+	assert_false(vblk_poll(vt->dev));	/* nothing in flight: the owner may stop polling */
+	assert_int_equal(*(uint8_t *)ptr(vt, st[0]), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)ptr(vt, st[1]), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+/* §2.7.7: without EVENT_IDX the device sets VIRTQ_USED_F_NO_NOTIFY while it is busy. */
+static void test_no_notify_flag_while_requests_in_flight(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT & ~VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
+	uint16_t *used_flags = ptr(vt, vt->q[0].device);
+	uint64_t st[2];
+
+	assert_int_equal(le16toh(*used_flags) & VIRTQ_USED_F_NO_NOTIFY, 0);
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[0]);
+	vt_kick(vt, 0);
+	assert_int_equal(le16toh(*used_flags) & VIRTQ_USED_F_NO_NOTIFY, VIRTQ_USED_F_NO_NOTIFY);
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[1]);
+	vt_complete(vt);	/* takes the second on the first's completion, and completes it */
+	assert_int_equal(*(uint8_t *)ptr(vt, st[1]), VIRTIO_BLK_S_OK);
+	assert_int_equal(le16toh(*used_flags) & VIRTQ_USED_F_NO_NOTIFY, 0);
+	vt_free(vt);
+}
+
+/* §2.8.10: the packed ring's device event suppression says DISABLE while the device is busy. */
+static void test_packed_events_disabled_while_requests_in_flight(void **state)
+{
+	struct vt *vt = started(NULL, VT_ALL);
+	uint16_t *dev_event = ptr(vt, vt->q[0].device);
+	uint64_t st[2];
+
+	assert_true(vt->q[0].packed);
+	assert_int_equal(le16toh(dev_event[1]), VIRTQ_EVENT_F_ENABLE);
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[0]);
+	vt_kick(vt, 0);
+	assert_int_equal(le16toh(dev_event[1]), VIRTQ_EVENT_F_DISABLE);
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[1]);
+	vt_complete(vt);
+	assert_int_equal(*(uint8_t *)ptr(vt, st[1]), VIRTIO_BLK_S_OK);
+	assert_int_equal(le16toh(dev_event[1]), VIRTQ_EVENT_F_ENABLE);
+	vt_free(vt);
+}
+
 /* §2.4: reset with requests in flight; they finish later without touching the new rings. */
 static void test_reset_with_requests_in_flight(void **state)
 {
@@ -1079,6 +1184,10 @@ int main(void)
 		cmocka_unit_test(test_no_interrupt_flag_suppresses_interrupt),
 		cmocka_unit_test(test_event_idx_used_event_controls_interrupt),
 		cmocka_unit_test(test_event_idx_device_publishes_avail_event),
+		cmocka_unit_test(test_event_idx_no_kicks_while_requests_in_flight),
+		cmocka_unit_test(test_poll_takes_requests_while_in_flight_is_slow),
+		cmocka_unit_test(test_no_notify_flag_while_requests_in_flight),
+		cmocka_unit_test(test_packed_events_disabled_while_requests_in_flight),
 		cmocka_unit_test(test_reset_with_requests_in_flight),
 		cmocka_unit_test(test_queue_ready_zero_with_requests_in_flight),
 		cmocka_unit_test(test_destroy_with_requests_in_flight),
