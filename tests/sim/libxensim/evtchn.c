@@ -16,6 +16,8 @@ struct xsim_port {
 	evtchn_port_t port;
 	int in_fd;	/* the guest signals dom0 on it */
 	int out_fd;	/* dom0 signals the guest on it */
+	bool masked;	/* returned by xenevtchn_pending(), not unmasked yet */
+	bool pending;	/* fired while masked: delivered again at unmask */
 	struct xsim_port *next;
 };
 
@@ -180,54 +182,66 @@ int xenevtchn_unbind(xenevtchn_handle *xce, evtchn_port_t port)
 
 /*
  * Like /dev/xen/evtchn: returns one pending port and leaves it masked until
- * xenevtchn_unmask() (events meanwhile are kept).  With none pending it
- * blocks, or fails with EAGAIN once the caller made xenevtchn_fd()
- * non-blocking (as a read() of the device would).
+ * xenevtchn_unmask() (an event meanwhile stays pending and is delivered at
+ * unmask).  With none pending it blocks, or fails with EAGAIN once the
+ * caller made xenevtchn_fd() non-blocking (as a read() of the device would).
+ * Masking is a flag here, as it is a bit in shared memory on Xen: a pending()
+ * and unmask() pair costs one epoll_wait() and one read().
  */
 xenevtchn_port_or_error_t xenevtchn_pending(xenevtchn_handle *xce)
 {
-	int fl = fcntl(xce->epfd, F_GETFL);
-	bool nonblock = fl >= 0 && (fl & O_NONBLOCK);
 	struct epoll_event ev;
 	struct xsim_port *p;
+	bool nonblock = false, asked = false;
 	uint64_t cnt;
 	int n;
 
 	for (;;) {
-		n = epoll_wait(xce->epfd, &ev, 1, nonblock ? 0 : -1);
+		n = epoll_wait(xce->epfd, &ev, 1, asked && !nonblock ? -1 : 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return -1;
 		if (n == 0) {
-			if (nonblock) {
-				errno = EAGAIN;
-				return -1;
+			if (!asked) {
+				/* Nothing pending: only now does the fd's mode matter. */
+				int fl = fcntl(xce->epfd, F_GETFL);
+
+				nonblock = fl >= 0 && (fl & O_NONBLOCK);
+				asked = true;
+				continue;
 			}
-			continue;
+			errno = EAGAIN;
+			return -1;
 		}
 		p = port_find(xce, ev.data.u32, NULL);
 		if (!p)
 			continue;
 		if (read(p->in_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 			return -1;
-		ev.events = 0;
-		ev.data.u32 = p->port;
-		epoll_ctl(xce->epfd, EPOLL_CTL_MOD, p->in_fd, &ev);
+		if (p->masked) {
+			p->pending = true;
+			continue;
+		}
+		p->masked = true;
 		return (xenevtchn_port_or_error_t)p->port;
 	}
 }
 
 int xenevtchn_unmask(xenevtchn_handle *xce, evtchn_port_t port)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
 	struct xsim_port *p = port_find(xce, port, NULL);
+	uint64_t one = 1;
 
 	if (!p)
 		return xsim_fail(-EINVAL);
-	ev.data.u32 = port;
-	if (epoll_ctl(xce->epfd, EPOLL_CTL_MOD, p->in_fd, &ev) < 0)
-		return -1;
+	p->masked = false;
+	if (p->pending) {
+		p->pending = false;
+		/* Raise it again for the next xenevtchn_pending(). */
+		if (write(p->in_fd, &one, sizeof(one)) != sizeof(one))
+			return -1;
+	}
 	return 0;
 }
 
