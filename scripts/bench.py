@@ -42,6 +42,25 @@ def machine():
     return os.cpu_count(), model
 
 
+def hold_pm_qos():
+    """Keep idle CPUs out of deep idle states for the whole run, fio and vblkd alike.
+
+    Writing 0 to /dev/cpu_dma_latency and keeping it open (the PM QoS interface that tuned's
+    latency-performance profile uses) makes an idle CPU poll instead of halting.  In a virtual
+    machine a halted vCPU takes tens of microseconds to wake, and the simulated Xen path wakes
+    threads on the other CPU several times per request where fio wakes one: without this the
+    figures measure the hypervisor's halt exits more than either program.  Returns the open fd,
+    or None (not root, or no such device) with the reason logged.
+    """
+    try:
+        fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+        os.write(fd, (0).to_bytes(4, sys.byteorder))
+        return fd
+    except OSError as e:
+        log(f"bench: cannot hold /dev/cpu_dma_latency at 0 ({e.strerror}): idle CPUs may halt")
+        return None
+
+
 def make_file(path, size):
     with open(path, "wb") as f:
         os.posix_fallocate(f.fileno(), 0, size)
@@ -188,6 +207,13 @@ def instructions_per_request(tmp, disk, qd, t_short, t_long):
             "vblkd": ((ir2 - sim2) - (ir1 - sim1)) / (n2 - n1)}
 
 
+def median_by_iops(runs, key):
+    """The run with the median IOPS (the lower middle one for an even count), or None."""
+    if not runs:
+        return None
+    return sorted(runs, key=key)[(len(runs) - 1) // 2]
+
+
 def fmt(x, nd=0):
     if x is None:
         return "-"
@@ -196,8 +222,8 @@ def fmt(x, nd=0):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--time", type=float, default=float(os.environ.get("BENCH_TIME", 5)),
-                    help="seconds per measured point (default 5, $BENCH_TIME)")
+    ap.add_argument("--time", type=float, default=float(os.environ.get("BENCH_TIME", 4)),
+                    help="seconds per measured run (default 4, $BENCH_TIME)")
     ap.add_argument("--dir", default=os.environ.get("BENCH_DIR"),
                     help="where the backing files go (default: a temporary directory in /var/tmp)")
     ap.add_argument("--span", default="256M", help="size of the single-disk file in MiB, e.g. 256M (default)")
@@ -206,6 +232,11 @@ def main():
     ap.add_argument("--vblkd-only", action="store_true",
                     help="no fio, no null engine (to compare two builds: BUILD=...)")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", 3)),
+                    help="vblkd and fio runs per point, alternating; the table shows the medians "
+                         "and the range of the pairwise ratios (default 3, $BENCH_REPEAT)")
+    ap.add_argument("--no-pm-qos", action="store_true",
+                    help="let idle CPUs halt (do not hold /dev/cpu_dma_latency at 0)")
     a = ap.parse_args()
 
     for tool in ("fio",) + (() if a.no_callgrind else ("valgrind",)):
@@ -214,6 +245,7 @@ def main():
             return 1
     t_ms = int(a.time * 1000)
     span = int(a.span.rstrip("Mm")) << 20
+    qos = None if a.no_pm_qos else hold_pm_qos()
     tmp = tempfile.mkdtemp(prefix="vblkd-bench.", dir=a.dir or "/var/tmp")
     try:
         disk = os.path.join(tmp, "disk0.img")
@@ -246,16 +278,31 @@ def main():
         for name, rw, bs, qd, guests, files, size in points:
             log(f"bench: {name}")
             wl = f"bench,rw={rw},bs={bs},qd={qd},time={t_ms},span={size}"
-            v = run_vblkd(tmp, "aio", guests, wl, tag=name)
-            n = f = None
+            # Alternate vblkd and fio so that both see the same stretch of a noisy machine.
+            vs, fs = [], []
+            for _ in range(max(a.repeat, 1)):
+                v = run_vblkd(tmp, "aio", guests, wl, tag=name)
+                if v["rows"]:
+                    v["agg"] = aggregate(v["rows"])
+                    v["cpu_per_mreq"] = v["cpu"] / v["reqs"] * 1e6 if v["reqs"] else None
+                    vs.append(v)
+                if not a.vblkd_only:
+                    f = run_fio(tmp, rw, bs, qd, files, size, a.time)
+                    if f:
+                        fs.append(f)
+            n = None
             if not a.vblkd_only:
                 n = run_vblkd(tmp, "null", guests, wl + ",check=0", tag=name)
-                f = run_fio(tmp, rw, bs, qd, files, size, a.time)
-            results.append({"name": name, "qd": qd, "vblkd": aggregate(v["rows"]),
+            v = median_by_iops(vs, lambda x: x["agg"]["iops"])
+            f = median_by_iops(fs, lambda x: x["iops"])
+            pair = [x["agg"]["iops"] / y["iops"] for x, y in zip(vs, fs) if y["iops"]]
+            results.append({"name": name, "qd": qd, "vblkd": v and v["agg"],
                             "null": n and aggregate(n["rows"]),
-                            "fio": f, "cpu_per_mreq": v["cpu"] / v["reqs"] * 1e6 if v["reqs"] else None,
+                            "fio": f, "cpu_per_mreq": v and v["cpu_per_mreq"],
                             "null_cpu_per_mreq": n["cpu"] / n["reqs"] * 1e6 if n and n["reqs"] else None,
-                            "rss_mib": v["rss_kib"] / 1024})
+                            "rss_mib": max(x["rss_kib"] for x in vs) / 1024 if vs else None,
+                            "ratio_range": (min(pair), max(pair)) if pair else None,
+                            "runs": len(vs)})
         ipr = {}
         if not a.no_callgrind:
             for qd in (1, 32):
@@ -263,21 +310,27 @@ def main():
                 ipr[qd] = instructions_per_request(tmp, disk, qd, 1000, 3000)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if qos is not None:
+            os.close(qos)
 
     nproc, model = machine()
-    print(f"vblkd bench: {a.time:g} s per point; nproc {nproc}; CPU {model}; "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+    print(f"vblkd bench: {a.time:g} s per run, {a.repeat} runs of vblkd and fio per point "
+          f"(medians; ratio range over the pairs); nproc {nproc}; CPU {model}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; idle CPUs "
+          f"{'poll (/dev/cpu_dma_latency held at 0)' if qos is not None else 'may halt'}")
     print()
-    print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | vblkd MB/s | fio MB/s | MB/s ratio "
-          "| vblkd p50 / p99 us | fio p50 / p99 us | null-engine p50 us | added p50 us "
+    print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | ratio range | vblkd MB/s | fio MB/s "
+          "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | null-engine p50 us | added p50 us "
           "| CPU s / M req (aio, null, fio) | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         v, f, n = r["vblkd"], r["fio"], r["null"]
         ratio = lambda k: (v[k] / f[k]) if v and f and f[k] else None
         # Latencies add up only one request at a time.
         added = (v["lat_p50_us"] - f["lat_p50_us"] - n["lat_p50_us"]) if v and f and n and r["qd"] == 1 else None
+        rr = r["ratio_range"]
         print(f"| {r['name']} | {fmt(v and v['iops'])} | {fmt(f and f['iops'])} | {fmt(ratio('iops'), 2)} "
+              f"| {fmt(rr and rr[0], 2)}..{fmt(rr and rr[1], 2)} "
               f"| {fmt(v and v['mbps'], 1)} | {fmt(f and f['mbps'], 1)} | {fmt(ratio('mbps'), 2)} "
               f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
               f"| {fmt(f and f['lat_p50_us'], 1)} / {fmt(f and f['lat_p99_us'], 1)} "
