@@ -98,6 +98,7 @@ struct xsim_irq_page {
 	uint32_t dying;			/* the domain is being destroyed: injection fails (ESRCH) */
 	uint64_t raised[XSIM_IRQ_MAX + 1];	/* level-1 calls per line: one interrupt each */
 	uint32_t level[XSIM_IRQ_MAX + 1];
+	uint64_t raised_ns[XSIM_IRQ_MAX + 1];	/* CLOCK_MONOTONIC of the latest raise (figures) */
 };
 #define XSIM_IRQ_PAGE_BYTES 4096u
 _Static_assert(sizeof(struct xsim_irq_page) <= XSIM_IRQ_PAGE_BYTES, "irq page");
@@ -114,6 +115,14 @@ static inline void xsim_irq_set(struct xsim_irq_page *p, unsigned int irq, unsig
 	__atomic_store_n(&p->level[irq], level, __ATOMIC_SEQ_CST);
 	if (!level)
 		return;
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		__atomic_store_n(&p->raised_ns[irq],
+				 (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
+				 __ATOMIC_SEQ_CST);
+	}
 	__atomic_fetch_add(&p->raised[irq], 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_add(&p->seq, 1, __ATOMIC_SEQ_CST);
 	xsim_futex_wake(&p->seq);

@@ -162,6 +162,30 @@ static void test_bench_randwrite_reports_and_stamps_the_file(void **state)
 	assert_int_equal(xensim_domain_destroy(sim, domid, true, NULL), 0);
 }
 
+/*
+ * At QD1 the guest sleeps for (nearly) every completion: the report gives the
+ * interrupt path (vblkd's set_irq_level to the guest seeing the request done),
+ * which make bench subtracts as the simulator's share of the latency.
+ */
+static void test_bench_qd1_reports_interrupt_path(void **state)
+{
+	uint32_t domid = create_guest(1, 1);
+	char *rep = NULL;
+	double share, irq;
+
+	assert_int_equal(xensim_workload(sim, domid, "bench,rw=randread,bs=4096,qd=1,time=300,span=1M",
+					 &rep), 0);
+	assert_non_null(rep);
+	share = bench_value(rep, "xvda", "irq_share");
+	irq = bench_value(rep, "xvda", "irq_p50_us");
+	assert_true(share > 0 && share <= 1);
+	assert_true(irq > 0);
+	/* Part of each such request's latency, never more than all of it. */
+	assert_true(irq <= bench_value(rep, "xvda", "lat_p99_us"));
+	free(rep);
+	assert_int_equal(xensim_domain_destroy(sim, domid, true, NULL), 0);
+}
+
 static void test_bench_large_requests_beyond_guest_max_io(void **state)
 {
 	uint32_t domid = create_guest(1, 1);
@@ -234,6 +258,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_bench_randwrite_reports_and_stamps_the_file,
 						setup_aio, teardown),
+		cmocka_unit_test_setup_teardown(test_bench_qd1_reports_interrupt_path, setup_aio,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_bench_large_requests_beyond_guest_max_io,
 						setup_aio, teardown),
 		cmocka_unit_test_setup_teardown(test_bench_one_vcpu_per_disk, setup_aio, teardown),

@@ -152,6 +152,12 @@ uint8_t *gdrv_slot_buffer(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int 
  * its used entry (when any vCPU reaped the queue): the request's latency.
  */
 uint64_t gdrv_slot_latency_ns(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot);
+/*
+ * For a request whose completion the vCPU slept for: nanoseconds from the
+ * interrupt's raise (the backend's set_irq_level) until the vCPU saw the
+ * request done, the ISR read and ACK in between; 0 if it did not sleep.
+ */
+uint64_t gdrv_slot_irq_ns(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot);
 unsigned int gdrv_dev_index(const struct gdrv_dev *d);
 /* The address the device sees for guest physical @gpa (a grant address with ACCESS_PLATFORM). */
 uint64_t gdrv_dev_dma(struct gdrv_dev *d, uint64_t gpa);

@@ -63,6 +63,7 @@ struct wl_ctx {
 	struct wl_stats st[SIM_MAX_DISKS];
 	/* bench: the timed phase of this vCPU's disk */
 	uint64_t *lat;		/* LAT_BUCKETS counts */
+	uint64_t *irq_lat;	/* the same for the interrupt path (gdrv_slot_irq_ns()) */
 	uint64_t bench_ops, bench_us;
 	int bench_disk;		/* -1: none */
 	int ret;
@@ -1100,6 +1101,7 @@ struct bench_pass {
 	uint8_t *written;	/* blocks (of the timed phase's size) written with gen_run */
 	uint32_t run_bsect;
 	uint64_t *lat;		/* NULL: no latency figures */
+	uint64_t *irq_lat;
 	bool check;		/* compare what is read with the stamps */
 	uint64_t ops;
 };
@@ -1136,6 +1138,8 @@ static int bench_pass(struct wl_ctx *c, struct gdrv_dev *d, const struct region 
 						   bench_gen(p, blk[slot] * p->bsect)));
 			if (p->lat)
 				p->lat[lat_bucket(gdrv_slot_latency_ns(c->v, d, slot))]++;
+			if (p->irq_lat && gdrv_slot_irq_ns(c->v, d, slot))
+				p->irq_lat[lat_bucket(gdrv_slot_irq_ns(c->v, d, slot))]++;
 			p->ops++;
 			left--;
 		} else {
@@ -1226,6 +1230,7 @@ static int wl_bench(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info
 		.gen_fill = 2 + (uint32_t)(sp->seed % 0x3fffffff) * 2,
 		.run_bsect = bsect,
 		.lat = c->lat,
+		.irq_lat = c->irq_lat,
 		.check = !sp->nocheck,
 	};
 	run.gen_run = run.gen_fill + 1;
@@ -1239,6 +1244,7 @@ static int wl_bench(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info
 	fill.random = false;
 	fill.written = NULL;
 	fill.lat = NULL;
+	fill.irq_lat = NULL;
 	r = bench_pass(c, d, &(struct region){ .start = rg->start, .nsect = run.nblk * bsect,
 					       .align = rg->align }, &fill, qd, &rng, in->cfg->vdev);
 	if (r < 0)
@@ -1317,16 +1323,16 @@ static void *wl_thread(void *arg)
 static void bench_report(const struct sim_domain *dom, const struct wl_spec *spec,
 			 const struct wl_ctx *ctx, unsigned int nv, unsigned int nd, struct sbuf *rep)
 {
-	uint64_t *h = calloc(LAT_BUCKETS, sizeof(*h));
+	uint64_t *h = calloc(2 * LAT_BUCKETS, sizeof(*h)), *hi = h + LAT_BUCKETS;
 	unsigned int i, j, k, nvd;
 
 	if (!h)
 		return;
 	for (i = 0; i < nd; i++) {
-		uint64_t ops = 0, us = 0;
+		uint64_t ops = 0, us = 0, slept = 0;
 		double sum_ns = 0;
 
-		memset(h, 0, LAT_BUCKETS * sizeof(*h));
+		memset(h, 0, 2 * LAT_BUCKETS * sizeof(*h));
 		for (j = 0, nvd = 0; j < nv; j++) {
 			if (ctx[j].bench_disk != (int)i)
 				continue;
@@ -1337,18 +1343,21 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 			for (k = 0; k < LAT_BUCKETS; k++) {
 				h[k] += ctx[j].lat[k];
 				sum_ns += (double)ctx[j].lat[k] * (double)lat_value(k);
+				hi[k] += ctx[j].irq_lat[k];
+				slept += ctx[j].irq_lat[k];
 			}
 		}
 		if (!nvd || !ops || !us)
 			continue;
 		sbuf_printf(rep,
-			    "bench dom=%u disk=%s rw=%s bs=%u qd=%u vcpus=%u ops=%llu seconds=%.3f iops=%.0f mbps=%.1f lat_p50_us=%.2f lat_p99_us=%.2f lat_mean_us=%.2f\n",
+			    "bench dom=%u disk=%s rw=%s bs=%u qd=%u vcpus=%u ops=%llu seconds=%.3f iops=%.0f mbps=%.1f lat_p50_us=%.2f lat_p99_us=%.2f lat_mean_us=%.2f irq_share=%.3f irq_p50_us=%.2f\n",
 			    dom->domid, dom->cfg.disks[i].vdev, bench_rw_names[spec->rw],
 			    spec->bs ? spec->bs : 4096, spec->qd ? spec->qd : 1, nvd,
 			    (unsigned long long)ops, us / 1e6, ops / (us / 1e6),
 			    ops * (double)(spec->bs ? spec->bs : 4096) / us,
 			    lat_percentile(h, ops, 50) / 1e3, lat_percentile(h, ops, 99) / 1e3,
-			    sum_ns / (double)ops / 1e3);
+			    sum_ns / (double)ops / 1e3, (double)slept / (double)ops,
+			    slept ? lat_percentile(hi, slept, 50) / 1e3 : 0.0);
 	}
 	free(h);
 }
@@ -1405,7 +1414,8 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 					  .bench_disk = -1 };
 		if (spec.kind == WL_BENCH) {
 			ctx[i].lat = calloc(LAT_BUCKETS, sizeof(*ctx[i].lat));
-			if (!ctx[i].lat) {
+			ctx[i].irq_lat = calloc(LAT_BUCKETS, sizeof(*ctx[i].irq_lat));
+			if (!ctx[i].lat || !ctx[i].irq_lat) {
 				ret = -ENOMEM;
 				goto out;
 			}
@@ -1490,8 +1500,10 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 			ret = -ESRCH;
 	}
 out:
-	for (i = 0; ctx && i < nv; i++)
+	for (i = 0; ctx && i < nv; i++) {
 		free(ctx[i].lat);
+		free(ctx[i].irq_lat);
+	}
 	free(notes.s);
 	free(runs);
 	free(ctx);
