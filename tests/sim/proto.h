@@ -91,10 +91,11 @@ enum xsim_op {
  * A domain's interrupt lines, in memory shared with the backends that inject
  * them: like Xen's, xendevicemodel_set_irq_level() then runs on the caller's
  * CPU (a hypercall), with no round trip through the simulator's threads.
- * The guest's vCPUs sleep on seq, a futex.
+ * A vCPU waiting for a line sleeps on its seq, a futex: a raise wakes only
+ * the vCPUs waiting for that line, as the vGIC interrupts only its target.
  */
 struct xsim_irq_page {
-	uint32_t seq;			/* bumped after every raise, and once when dying is set */
+	uint32_t seq[XSIM_IRQ_MAX + 1];	/* bumped after every raise, and when dying is set */
 	uint32_t dying;			/* the domain is being destroyed: injection fails (ESRCH) */
 	uint64_t raised[XSIM_IRQ_MAX + 1];	/* level-1 calls per line: one interrupt each */
 	uint32_t level[XSIM_IRQ_MAX + 1];
@@ -124,8 +125,8 @@ static inline void xsim_irq_set(struct xsim_irq_page *p, unsigned int irq, unsig
 				 __ATOMIC_SEQ_CST);
 	}
 	__atomic_fetch_add(&p->raised[irq], 1, __ATOMIC_SEQ_CST);
-	__atomic_fetch_add(&p->seq, 1, __ATOMIC_SEQ_CST);
-	xsim_futex_wake(&p->seq);
+	__atomic_fetch_add(&p->seq[irq], 1, __ATOMIC_SEQ_CST);
+	xsim_futex_wake(&p->seq[irq]);
 }
 
 /* Sleep while *word == @val, at most @timeout_us. */

@@ -868,7 +868,7 @@ static int wait_irq(struct gdrv_dev *d, uint64_t seen, uint64_t deadline)
 
 	for (;;) {
 		/* seq first: a raise after these loads bumps it, and the futex wait returns. */
-		uint32_t seq = __atomic_load_n(&ip->seq, __ATOMIC_SEQ_CST);
+		uint32_t seq = __atomic_load_n(&ip->seq[d->irq], __ATOMIC_SEQ_CST);
 		uint64_t now;
 
 		if (__atomic_load_n(&ip->dying, __ATOMIC_SEQ_CST))
@@ -878,7 +878,7 @@ static int wait_irq(struct gdrv_dev *d, uint64_t seen, uint64_t deadline)
 		now = sim_now_us();
 		if (now >= deadline)
 			return -ETIMEDOUT;
-		xsim_futex_wait(&ip->seq, seq, deadline - now);
+		xsim_futex_wait(&ip->seq[d->irq], seq, deadline - now);
 	}
 }
 

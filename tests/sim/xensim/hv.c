@@ -231,8 +231,10 @@ void hv_domain_kill(struct sim_domain *dom)
 		log_warn("domain wake-up: %m");
 	/* vCPUs asleep in wait for an interrupt wake up and see the end. */
 	__atomic_store_n(&dom->irqs->dying, 1, __ATOMIC_SEQ_CST);
-	__atomic_fetch_add(&dom->irqs->seq, 1, __ATOMIC_SEQ_CST);
-	xsim_futex_wake(&dom->irqs->seq);
+	for (i = XSIM_IRQ_MIN; i <= XSIM_IRQ_MAX; i++) {
+		__atomic_fetch_add(&dom->irqs->seq[i], 1, __ATOMIC_SEQ_CST);
+		xsim_futex_wake(&dom->irqs->seq[i]);
+	}
 	for (i = 0; i < XSIM_MAX_IOREQ_SERVERS; i++)
 		if (dom->servers[i])
 			ioserv_kill(dom, dom->servers[i]);
