@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <json.h>
@@ -35,6 +36,8 @@ struct ddisk {
 	struct virtio_transport transport;
 	char *vdev;			/* "dev" (xvda), may be NULL */
 	bool read_only;			/* "mode" r or a cdrom */
+	dev_t st_dev;			/* the backing file's identity (0, 0: unknown) */
+	ino_t st_ino;
 	bool discard;			/* "discard-enable" */
 	uint64_t started;		/* CLOCK_MONOTONIC seconds */
 	bool closing;			/* waiting for in-flight IO before release */
@@ -301,6 +304,14 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 		return r;
 	}
 	info = blk_get_info(k->blk);
+	{
+		struct stat st;
+
+		if (stat(cfg->path, &st) == 0) {
+			k->st_dev = st.st_dev;
+			k->st_ino = st.st_ino;
+		}
+	}
 	if (info->engine_fallback_err)
 		log_warn("%s: io_uring unavailable (%s): using libaio", k->name,
 			 strerror(-info->engine_fallback_err));
@@ -318,6 +329,35 @@ static struct blk_info daemon_disk_info(const struct ddisk *k)
 	info.read_only = info.read_only || k->read_only;
 	info.discard = info.discard && k->discard && !info.read_only;
 	return info;
+}
+
+/*
+ * One backing file under two disks, at least one of them writable: allowed
+ * (as xl's 'w!' allows it), but each guest caches the disk as its own, so
+ * their writes corrupt each other's file systems; and a file written both
+ * with and without O_DIRECT makes the kernel fail later flushes (EIO).
+ */
+static void daemon_warn_shared(struct daemon *d, const struct ddisk *k)
+{
+	const struct dguest *g;
+	const struct ddisk *o;
+
+	if (!k->st_dev && !k->st_ino)
+		return;
+	for (g = d->guests; g; g = g->next)
+		for (o = g->disks; o; o = o->next) {
+			if (o == k || o->closing || o->st_dev != k->st_dev || o->st_ino != k->st_ino)
+				continue;
+			if (daemon_disk_info(k).read_only && daemon_disk_info(o).read_only)
+				continue;
+			log_warn("%s: '%s' is also the backing file of %s, and one of them writes it: "
+				 "the guests can corrupt each other's data%s", k->name, k->path,
+				 o->name,
+				 blk_get_info(k->blk)->direct != blk_get_info(o->blk)->direct ?
+					 "; written with and without O_DIRECT, its flushes may also fail" :
+					 "");
+			return;
+		}
 }
 
 static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **ret_why)
@@ -421,6 +461,7 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 		*ret_why = "cannot map the MMIO range to the IOREQ server";
 		goto err_src;
 	}
+	daemon_warn_shared(d, k);
 	k->next = g->disks;
 	g->disks = k;
 	log_info("%s: serving '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,

@@ -273,6 +273,29 @@ static void resume_stalled(struct vblk_dev *dev)
 			process_queue(&dev->queues[i]);
 }
 
+/*
+ * The backing store failed a request: the guest gets IOERR, the operator the
+ * reason.  A FLUSH that fails with EIO on a file usually reports an earlier
+ * failed write-back (the kernel's errseq), e.g. the collision it logs when the
+ * same file is written with and without O_DIRECT.
+ */
+static void log_backend_error(struct vblk_dev *dev, const struct vblk_req *req, int res)
+{
+	const char *what = req->flushing ? "flush after a write-through write" :
+			   req->type == VIRTIO_BLK_T_IN ? "read" :
+			   req->type == VIRTIO_BLK_T_OUT ? "write" :
+			   req->type == VIRTIO_BLK_T_FLUSH ? "flush" :
+			   req->type == VIRTIO_BLK_T_DISCARD ? "discard" :
+			   req->type == VIRTIO_BLK_T_WRITE_ZEROES ? "write-zeroes" : "request";
+
+	if (req->type == VIRTIO_BLK_T_FLUSH || req->flushing)
+		vblk_warn(dev, "%s failed: %s (the guest gets IOERR)", what, strerror(-res));
+	else
+		vblk_warn(dev, "%s at sector %llu failed: %s (the guest gets IOERR)", what,
+			  (unsigned long long)(req->breq.offset / VIRTIO_BLK_SECTOR_SIZE),
+			  strerror(-res));
+}
+
 static void req_done(struct blk_req *breq, int res)
 {
 	struct vblk_req *req = container_of(breq, struct vblk_req, breq);
@@ -319,6 +342,8 @@ static void req_done(struct blk_req *breq, int res)
 		}
 		res = r;
 	}
+	if (res < 0)
+		log_backend_error(dev, req, res);
 	complete_status(q, req, res == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR);
 	resume_stalled(dev);
 }
@@ -553,6 +578,7 @@ static int submit(struct vblk_queue *q, struct vblk_req *req)
 	}
 	if (r == -EAGAIN)
 		return r;
+	log_backend_error(dev, req, r);
 	complete_status(q, req, VIRTIO_BLK_S_IOERR);
 	return r;
 }

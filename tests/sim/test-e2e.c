@@ -546,6 +546,34 @@ static void test_read_only_disk_refuses_writes(void **state)
 	assert_string_equal(before, after);
 }
 
+/*
+ * One image under two guests: read-only for both is fine; once one of them
+ * may write it, the operator is warned (naming both disks), and both are
+ * still served.
+ */
+static void test_shared_backing_file_warned(void **state)
+{
+	char img[128], s1[256], s2[256], s3[256];
+	uint32_t a, b, c;
+
+	make_image("shared.img", 8, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(s1, sizeof(s1), "name=a,vcpus=1,mem=32M,disk=%s:ro", img);
+	snprintf(s2, sizeof(s2), "name=b,vcpus=1,mem=32M,disk=%s:ro", img);
+	a = create(s1, NULL);
+	b = create(s2, NULL);
+	assert_false(log_contains("is also the backing file of"));
+	snprintf(s3, sizeof(s3), "name=c,vcpus=1,mem=32M,disk=%s:rw", img);
+	c = create(s3, NULL);
+	assert_true(log_contains("is also the backing file of"));
+	assert_true(log_contains("the guests can corrupt each other's data"));
+	workload_ok(a, "verify");
+	workload_ok(c, "trim");
+	destroy(c);
+	destroy(b);
+	destroy(a);
+}
+
 static void test_discard_write_zeroes_flush(void **state)
 {
 	char img[128], spec[256], *js;
@@ -921,6 +949,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_initwait_well_inside_libxl_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_closed_within_1s_of_closing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_one_disk, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_backing_file_warned, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_two_guests_two_disks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_only_disk_refuses_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_write_zeroes_flush, setup, teardown),

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -423,17 +424,53 @@ static void test_backend_submit_error_answers_ioerr(void **state)
 	vt_free(vt);
 }
 
+/* What the daemon logged while @fn ran (warnings and up). */
+static char *logged(void (*fn)(struct vt *vt), struct vt *vt)
+{
+	static char out[4096];
+	FILE *f = tmpfile();
+	size_t n;
+
+	assert_non_null(f);
+	log_set_level(LOG_LEVEL_WARNING);
+	log_set_fd(fileno(f));
+	fn(vt);
+	log_set_fd(-1);
+	log_set_level(LOG_LEVEL_ERR);
+	rewind(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	fclose(f);
+	return out;
+}
+
+static void write_sector_3(struct vt *vt)
+{
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 3, buf(vt, 512, 0), 512),
+			 VIRTIO_BLK_S_IOERR);
+}
+
+static void flush(struct vt *vt)
+{
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_IOERR);
+}
+
+/* The guest gets IOERR; the operator gets the operation, the sector and the reason. */
 static void test_backend_completion_error_answers_ioerr(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 512, 0);
 	struct vblk_stats s;
+	char *log;
 
 	vt->be.fail_complete = -ENOSPC;
-	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 512), VIRTIO_BLK_S_IOERR);
+	log = logged(write_sector_3, vt);
+	assert_non_null(strstr(log, "write at sector 3 failed: No space left on device"));
 	vblk_get_stats(vt->dev, &s);
 	assert_int_equal(s.io_errors, 1);
 	assert_int_equal(s.write_reqs, 0);
+	vt->be.fail_complete = -EIO;
+	log = logged(flush, vt);
+	assert_non_null(strstr(log, "flush failed: Input/output error"));
 	vt_free(vt);
 }
 
