@@ -155,10 +155,11 @@ void vblk_flush(struct vblk_dev *dev);
  * at the ring instead, and the backend's quiet() hook is called when a queue
  * starts doing so.  If every request in flight is slow, buffers added
  * meanwhile wait; the owner bounds that by calling vblk_poll() periodically
- * from quiet() on, which takes them.  Returns whether a queue is still quiet
- * (false: the owner can stop calling it until the next quiet()).
+ * from quiet() on, which takes them.  Returns how many buffers it took;
+ * *ret_quiet (may be NULL) says whether a queue is still quiet (false: the
+ * owner can stop calling it until the next quiet()).
  */
-bool vblk_poll(struct vblk_dev *dev);
+unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet);
 
 /*
  * Requests from before a reset (or QueueReady = 0) are still in the backend

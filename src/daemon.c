@@ -31,6 +31,7 @@ struct ddisk {
 	struct loop_source *blk_src;
 	struct loop_source *poll_timer;	/* vblk_poll() while a queue is not notified */
 	bool polling;
+	uint64_t poll_us;		/* the poll timer's current interval */
 	struct vblk_dev *vblk;		/* NULL once closing */
 	struct guest_mmio *mmio;
 	struct virtio_transport transport;
@@ -128,9 +129,26 @@ static void daemon_be_unplug(void *be)
 /*
  * How long a buffer the driver added without notifying (the device asked it
  * not to while it had requests in flight) can wait when none of them
- * completes meanwhile: a slow flush, say.
+ * completes meanwhile: a slow flush, say.  While polls find nothing the
+ * interval doubles, up to DAEMON_POLL_MAX_US, so that disks whose backing
+ * store hangs (a lost NFS server) do not each wake the daemon thousands of
+ * times a second; a poll that finds buffers, or a new quiet spell, starts
+ * again from DAEMON_POLL_US.
  */
 #define DAEMON_POLL_US 500
+#define DAEMON_POLL_MAX_US 64000
+
+static void daemon_poll_arm(struct ddisk *k)
+{
+	if (loop_timer_set(k->poll_timer, k->poll_us, 0) < 0) {
+		/* Without the bound, waiting for the next completion is still correct. */
+		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %m",
+				k->name);
+		k->polling = false;
+		return;
+	}
+	k->polling = true;
+}
 
 static void daemon_be_quiet(void *be)
 {
@@ -138,23 +156,22 @@ static void daemon_be_quiet(void *be)
 
 	if (k->polling)
 		return;
-	if (loop_timer_set(k->poll_timer, DAEMON_POLL_US, DAEMON_POLL_US) < 0) {
-		/* Without the bound, waiting for the next completion is still correct. */
-		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %m",
-				k->name);
-		return;
-	}
-	k->polling = true;
+	k->poll_us = DAEMON_POLL_US;
+	daemon_poll_arm(k);
 }
 
 static void daemon_poll_timer(struct loop_source *src, uint64_t expirations, void *data)
 {
 	struct ddisk *k = data;
+	bool quiet = false;
+	unsigned int taken = k->vblk ? vblk_poll(k->vblk, &quiet) : 0;
 
-	if (k->vblk && vblk_poll(k->vblk))
+	k->polling = false;	/* one-shot: expired */
+	if (!quiet)
 		return;
-	loop_timer_set(src, LOOP_TIMER_DISARM, 0);
-	k->polling = false;
+	k->poll_us = taken ? DAEMON_POLL_US :
+			     k->poll_us * 2 > DAEMON_POLL_MAX_US ? DAEMON_POLL_MAX_US : k->poll_us * 2;
+	daemon_poll_arm(k);
 }
 
 static const struct vblk_backend_ops daemon_backend_ops = {

@@ -257,7 +257,7 @@ static void complete_status(struct vblk_queue *q, struct vblk_req *req, uint8_t 
 	complete(q, req, status, written);
 }
 
-static void process_queue(struct vblk_queue *q);
+static unsigned int process_queue(struct vblk_queue *q);
 static void vblk_publish(struct vblk_dev *dev);
 
 /*
@@ -583,11 +583,15 @@ static int submit(struct vblk_queue *q, struct vblk_req *req)
 	return r;
 }
 
-/* Take requests from the ring until it is empty, the backend is full, or the driver misbehaves. */
-static void process_queue(struct vblk_queue *q)
+/*
+ * Take requests from the ring until it is empty, the backend is full, or the
+ * driver misbehaves.  Returns how many it took.
+ */
+static unsigned int process_queue(struct vblk_queue *q)
 {
 	struct vblk_dev *dev = q->dev;
 	bool submitted = false;
+	unsigned int taken = 0;
 	/*
 	 * A driver that follows the rules cannot offer more than num buffers
 	 * before it sees used ones, and nothing is published inside this loop;
@@ -597,7 +601,7 @@ static void process_queue(struct vblk_queue *q)
 	unsigned int budget = q->vq ? vq_num(q->vq) : 0;
 
 	if (q->processing)
-		return;
+		return 0;
 	q->processing = true;
 again:
 	while (q->vq && vmmio_running(dev->vmmio)) {
@@ -621,6 +625,7 @@ again:
 					ring_broken(dev, q->idx, r);
 				break;
 			}
+			taken++;
 			switch (parse(dev, req, &status)) {
 			case PARSE_SUBMIT:
 				break;
@@ -670,23 +675,27 @@ out:
 		}
 	}
 	q->processing = false;
+	return taken;
 }
 
-bool vblk_poll(struct vblk_dev *dev)
+unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet)
 {
+	unsigned int taken = 0;
 	bool quiet = false;
 
-	if (!dev)
-		return false;
-	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
-		struct vblk_queue *q = &dev->queues[i];
+	if (dev) {
+		for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
+			struct vblk_queue *q = &dev->queues[i];
 
-		if (q->quiet)
-			process_queue(q);
-		quiet |= q->quiet;
+			if (q->quiet)
+				taken += process_queue(q);
+			quiet |= q->quiet;
+		}
+		vblk_publish(dev);
 	}
-	vblk_publish(dev);
-	return quiet;
+	if (ret_quiet)
+		*ret_quiet = quiet;
+	return taken;
 }
 
 bool vblk_draining(const struct vblk_dev *dev)
@@ -718,7 +727,7 @@ void vblk_flush(struct vblk_dev *dev)
 	 * ... then the queues that are not being notified take what the driver
 	 * added meanwhile (publishing what that answers without the backend).
 	 */
-	vblk_poll(dev);
+	vblk_poll(dev, NULL);
 }
 
 /* ---- vmmio device ops --------------------------------------------------------------------- */
