@@ -325,8 +325,14 @@ static uint32_t gmem_lookup_run(struct gmem *g, uint64_t chunk, uint32_t k)
 	for (s = g->hash[gmem_hash(g, chunk)]; s != GMEM_NONE; s = g->slots[s].hnext) {
 		if (g->slots[s].chunk != chunk || k > g->nslots - s)
 			continue;
+		/*
+		 * Only the first slot is found through the hash; the others must
+		 * be checked for staleness here (an invalidated slot stays mapped
+		 * for its users, but must not get new ones).
+		 */
 		for (i = 1; i < k; i++)
-			if (!g->slots[s + i].mapped || g->slots[s + i].chunk != chunk + i)
+			if (!g->slots[s + i].mapped || g->slots[s + i].stale ||
+			    g->slots[s + i].chunk != chunk + i)
 				break;
 		if (i == k)
 			return s;

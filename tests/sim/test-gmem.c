@@ -327,6 +327,31 @@ static void test_invalidate_with_chunk_in_use(void **state)
 	gmem_free(g);
 }
 
+/*
+ * A run whose second slot was invalidated while in use: a later run over the
+ * same chunks must not be served from that stale slot, even once its first
+ * slot caches the first chunk afresh.
+ */
+static void test_run_not_served_from_stale_slot(void **state)
+{
+	uint64_t gpa = RAM + 4 * CHUNK;
+	struct gmem *g = new_gmem(8);
+	uint8_t *run, *one, *first, *run2;
+
+	assert_int_equal(gmem_map(g, gpa + 100, CHUNK, false, (void **)&run), 0);
+	assert_int_equal(gmem_map(g, gpa + CHUNK, 16, false, (void **)&one), 0);
+	assert_ptr_equal(one, run + CHUNK - 100);	/* the run's second slot */
+	gmem_unmap(g, run, CHUNK);
+	gmem_invalidate(g);	/* the first slot goes; the second, held, turns stale */
+	assert_int_equal(gmem_map(g, gpa, 16, false, (void **)&first), 0);
+	assert_int_equal(gmem_map(g, gpa + 100, CHUNK, false, (void **)&run2), 0);
+	assert_ptr_not_equal(run2 + CHUNK - 100, one);
+	gmem_unmap(g, run2, CHUNK);
+	gmem_unmap(g, first, 16);
+	gmem_unmap(g, one, 16);
+	gmem_free(g);
+}
+
 static void test_free_leaves_no_mapping(void **state)
 {
 	unsigned int before = ram_maps();
@@ -351,6 +376,7 @@ int main(void)
 		cmocka_unit_test(test_outside_ram_refused),
 		cmocka_unit_test(test_eviction_spares_chunks_in_use),
 		cmocka_unit_test(test_invalidate_with_chunk_in_use),
+		cmocka_unit_test(test_run_not_served_from_stale_slot),
 		cmocka_unit_test(test_free_leaves_no_mapping),
 		cmocka_unit_test(test_range_across_chunks_is_cached),
 		cmocka_unit_test(test_chunk_alone_and_inside_a_run),
