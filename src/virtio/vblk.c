@@ -596,9 +596,11 @@ static unsigned int process_queue(struct vblk_queue *q)
 	 * A driver that follows the rules cannot offer more than num buffers
 	 * before it sees used ones, and nothing is published inside this loop;
 	 * the budget only stops a guest that keeps re-offering heads from another
-	 * vCPU from holding the daemon here.
+	 * vCPU from holding the daemon here.  One pop more than the ring holds:
+	 * the pop that finds it empty is the one that asks for the next
+	 * notification (EVENT_IDX), even after a full ring answered inline.
 	 */
-	unsigned int budget = q->vq ? vq_num(q->vq) : 0;
+	unsigned int budget = q->vq ? vq_num(q->vq) + 1u : 0;
 
 	if (q->processing)
 		return 0;
@@ -669,7 +671,7 @@ out:
 		} else if (q->quiet) {
 			q->quiet = false;
 			if (vq_notify_on(q->vq)) {
-				budget = vq_num(q->vq);
+				budget = vq_num(q->vq) + 1u;
 				goto again;
 			}
 		}

@@ -742,6 +742,33 @@ static void test_event_idx_no_kicks_while_requests_in_flight(void **state)
 	vt_free(vt);
 }
 
+/*
+ * A full ring of requests the device answers by itself (here UNSUPP types, in
+ * indirect tables: one descriptor each): the device must still ask for the
+ * driver's next kick, or the queue stops for good.
+ */
+static void test_full_ring_answered_inline_still_asks_for_kicks(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint32_t id, len;
+	unsigned int n = 0;
+
+	for (int i = 0; i < NUM; i++) {
+		uint64_t hdr = fake_mem_alloc(&vt->mem, 16, 8), st = fake_mem_alloc(&vt->mem, 1, 1);
+		struct vt_buf bufs[2] = { { hdr, 16, false }, { st, 1, true } };
+		uint32_t t = htole32(0x7f);
+
+		memcpy(ptr(vt, hdr), &t, 4);
+		assert_true(vt_add(vt, 0, bufs, 2, true) >= 0);
+	}
+	vt_kick(vt, 0);
+	while (vt_used(vt, 0, &id, &len))
+		n++;
+	assert_int_equal(n, NUM);
+	assert_true(split_driver_kicks(vt, 0, NUM, NUM + 1));
+	vt_free(vt);
+}
+
 /* A request added while the only one in flight is slow is taken by vblk_poll(), not left waiting. */
 static void test_poll_takes_requests_while_in_flight_is_slow(void **state)
 {
@@ -1227,6 +1254,7 @@ int main(void)
 		cmocka_unit_test(test_event_idx_used_event_controls_interrupt),
 		cmocka_unit_test(test_event_idx_device_publishes_avail_event),
 		cmocka_unit_test(test_event_idx_no_kicks_while_requests_in_flight),
+		cmocka_unit_test(test_full_ring_answered_inline_still_asks_for_kicks),
 		cmocka_unit_test(test_poll_takes_requests_while_in_flight_is_slow),
 		cmocka_unit_test(test_no_notify_flag_while_requests_in_flight),
 		cmocka_unit_test(test_packed_events_disabled_while_requests_in_flight),
