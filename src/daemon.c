@@ -154,7 +154,8 @@ static void daemon_be_quiet(void *be)
 {
 	struct ddisk *k = be;
 
-	if (k->polling)
+	/* A new quiet spell starts from the short interval, even if the timer backed off. */
+	if (k->polling && k->poll_us == DAEMON_POLL_US)
 		return;
 	k->poll_us = DAEMON_POLL_US;
 	daemon_poll_arm(k);
