@@ -145,7 +145,9 @@ struct vmmio_dev *vblk_vmmio(struct vblk_dev *dev);
  * one interrupt (honouring EVENT_IDX / NO_INTERRUPT).  Call it after the
  * backend has delivered a batch of done() callbacks (e.g. at the end of the
  * aio eventfd handler).  QueueNotify processing flushes by itself.  Then
- * takes the buffers the driver added without notifying (see vblk_poll()).
+ * takes the buffers the driver added without notifying (see vblk_poll()):
+ * what it answers at once (errors, UNSUPP) is published with a second
+ * interrupt if the driver asks for one.
  */
 void vblk_flush(struct vblk_dev *dev);
 

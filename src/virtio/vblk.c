@@ -675,6 +675,9 @@ out:
 				goto again;
 			}
 		}
+	} else {
+		/* Needs a reset (or has no rings): nothing to take until the driver resets it. */
+		q->quiet = false;
 	}
 	q->processing = false;
 	return taken;

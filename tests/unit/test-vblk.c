@@ -793,6 +793,24 @@ static void test_poll_takes_requests_while_in_flight_is_slow(void **state)
 	vt_free(vt);
 }
 
+/* A device that needs a reset takes nothing more: its owner can stop polling. */
+static void test_poll_stops_when_device_needs_reset(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st;
+	bool quiet = false;
+
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st);
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.npending, 1);
+	vt_avail_push(vt, 0, NUM + 5);	/* a head out of range: a ring violation */
+	vblk_poll(vt->dev, &quiet);
+	assert_true(needs_reset(vt));
+	assert_false(quiet);
+	vt_complete(vt);
+	vt_free(vt);
+}
+
 /* §2.7.7: without EVENT_IDX the device sets VIRTQ_USED_F_NO_NOTIFY while it is busy. */
 static void test_no_notify_flag_while_requests_in_flight(void **state)
 {
@@ -1256,6 +1274,7 @@ int main(void)
 		cmocka_unit_test(test_event_idx_no_kicks_while_requests_in_flight),
 		cmocka_unit_test(test_full_ring_answered_inline_still_asks_for_kicks),
 		cmocka_unit_test(test_poll_takes_requests_while_in_flight_is_slow),
+		cmocka_unit_test(test_poll_stops_when_device_needs_reset),
 		cmocka_unit_test(test_no_notify_flag_while_requests_in_flight),
 		cmocka_unit_test(test_packed_events_disabled_while_requests_in_flight),
 		cmocka_unit_test(test_reset_with_requests_in_flight),
