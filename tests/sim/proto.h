@@ -55,7 +55,6 @@ enum xsim_op {
 	XSIM_OP_EVT_BIND,	/* domid, a = remote port -> id = local port,
 				   fds: 0 = to dom0, 1 = to guest */
 	XSIM_OP_EVT_UNBIND,	/* id = local port */
-	XSIM_OP_IRQ,		/* domid, a = irq, b = level */
 	XSIM_OP_XS_READ,	/* id = tx, tail = path -> tail = value */
 	XSIM_OP_XS_WRITE,	/* id = tx, a = path length, tail = path NUL value */
 	XSIM_OP_XS_MKDIR,	/* id = tx, tail = path */
@@ -98,7 +97,6 @@ struct xsim_irq_page {
 	uint32_t seq[XSIM_IRQ_MAX + 1];	/* bumped after every raise, and when dying is set */
 	uint32_t dying;			/* the domain is being destroyed: injection fails (ESRCH) */
 	uint64_t raised[XSIM_IRQ_MAX + 1];	/* level-1 calls per line: one interrupt each */
-	uint32_t level[XSIM_IRQ_MAX + 1];
 	uint64_t raised_ns[XSIM_IRQ_MAX + 1];	/* CLOCK_MONOTONIC of the latest raise (figures) */
 };
 #define XSIM_IRQ_PAGE_BYTES 4096u
@@ -113,7 +111,6 @@ static inline void xsim_futex_wake(uint32_t *word)
 /* One set_irq_level call on a line in range; level 1 is one interrupt (Arm's vGIC). */
 static inline void xsim_irq_set(struct xsim_irq_page *p, unsigned int irq, unsigned int level)
 {
-	__atomic_store_n(&p->level[irq], level, __ATOMIC_SEQ_CST);
 	if (!level)
 		return;
 	{

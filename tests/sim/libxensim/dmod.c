@@ -187,11 +187,17 @@ static int dm_irq_page(xendevicemodel_handle *dmod, domid_t domid, struct dm_irq
 	if (fd < 0)
 		return -EPROTO;
 	p = mmap(NULL, XSIM_IRQ_PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	r = -errno;
-	close(fd);
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
+		r = -errno;
+		close(fd);
 		return r;
-	e = &dmod->irqs[dmod->next_victim++ % DM_IRQ_CACHE];
+	}
+	close(fd);
+	/* A free entry if there is one, else the oldest. */
+	for (e = dmod->irqs; e < dmod->irqs + DM_IRQ_CACHE && e->page; e++)
+		;
+	if (e == dmod->irqs + DM_IRQ_CACHE)
+		e = &dmod->irqs[dmod->next_victim++ % DM_IRQ_CACHE];
 	dm_irq_unmap(e);
 	*e = (struct dm_irq_map){ .domid = domid, .page = p };
 	*ret = e;

@@ -1021,7 +1021,6 @@ static int vq_add(struct gdrv_dev *d, struct gdrv_vq *q, const struct seg *s, un
 	}
 	{
 		uint16_t id, first = q->next_avail, first_flags = 0;
-		bool wrap_first = q->avail_wrap;
 
 		if (q->nfree < ndesc || !q->nfree_ids)
 			return -EAGAIN;
@@ -1061,7 +1060,6 @@ static int vq_add(struct gdrv_dev *d, struct gdrv_vq *q, const struct seg *s, un
 				q->avail_wrap = !q->avail_wrap;
 			}
 		}
-		(void)wrap_first;
 		q->nfree = (uint16_t)(q->nfree - ndesc);
 		q->reqs[id] = rq;
 		q->chain_len[id] = (uint16_t)ndesc;

@@ -231,7 +231,7 @@ void hv_domain_kill(struct sim_domain *dom)
 		log_warn("domain wake-up: %m");
 	/* vCPUs asleep in wait for an interrupt wake up and see the end. */
 	__atomic_store_n(&dom->irqs->dying, 1, __ATOMIC_SEQ_CST);
-	for (i = XSIM_IRQ_MIN; i <= XSIM_IRQ_MAX; i++) {
+	for (i = 0; i <= XSIM_IRQ_MAX; i++) {
 		__atomic_fetch_add(&dom->irqs->seq[i], 1, __ATOMIC_SEQ_CST);
 		xsim_futex_wake(&dom->irqs->seq[i]);
 	}
@@ -510,7 +510,6 @@ static int hv_bind(void *owner, struct sim_domain *dom, uint32_t remote, uint32_
 	b->next = hv_bindings;
 	hv_bindings = b;
 	p->local_port = b->local_port;
-	p->owner = owner;
 	fds[0] = p->to_dom0;
 	fds[1] = p->to_guest;
 	*ret_local = b->local_port;
@@ -548,8 +547,6 @@ static int hv_list(uint32_t first, uint64_t max, char **ret_tail, uint32_t *ret_
 		return -ENOMEM;
 	/* In domid order, dom0 (the simulator's dom0 is always there) first. */
 	for (id = first; n < max && n < cap; id++) {
-		bool found = false;
-
 		if (id == 0) {
 			l[n++] = (struct xsim_dominfo){ .domid = 0, .vcpus = 1 };
 			continue;
@@ -563,10 +560,8 @@ static int hv_list(uint32_t first, uint64_t max, char **ret_tail, uint32_t *ret_
 					.flags = (d->dying ? XSIM_DOMF_DYING : 0) |
 						 (d->paused ? XSIM_DOMF_PAUSED : 0),
 					.ram_pages = d->ram_bytes / XSIM_PAGE_SIZE };
-				found = true;
 				break;
 			}
-		(void)found;
 	}
 	*ret_tail = (char *)l;
 	*ret_n = n * (uint32_t)sizeof(*l);
@@ -673,6 +668,9 @@ int hv_handle(void *owner, struct xsim_msg *m, const char *tail, char **ret_tail
 
 		if (!n || m->n % sizeof(uint32_t))
 			return -EINVAL;
+		/* The reply (a u64 per ref) must fit a message too. */
+		if (n > XSIM_TAIL_MAX / sizeof(*gfns))
+			return -E2BIG;
 		gfns = calloc(n, sizeof(*gfns));
 		if (!gfns)
 			return -ENOMEM;
@@ -702,12 +700,6 @@ int hv_handle(void *owner, struct xsim_msg *m, const char *tail, char **ret_tail
 			*ret_nfds = 2;
 		}
 		return r;
-	case XSIM_OP_IRQ:
-		/* Xen on Arm: SPIs only (no SGIs/PPIs), within the vGIC's lines. */
-		if (m->a < XSIM_IRQ_MIN || m->a > XSIM_IRQ_MAX)
-			return -EINVAL;
-		xsim_irq_set(dom->irqs, (unsigned int)m->a, (unsigned int)m->b);
-		return 0;
 	case XSIM_OP_IRQ_PAGE:
 		ret_fds[0] = dom->irq_fd;
 		*ret_nfds = 1;
@@ -916,20 +908,6 @@ int hv_mmio(struct sim_domain *dom, unsigned int vcpu, uint64_t addr, unsigned i
 	r = hv_ioreq(dom, vcpu, &in, &v);
 	if (r == 0 && !is_write)
 		*data = size == 8 ? v : v & ((1ull << (size * 8)) - 1);
-	return r;
-}
-
-int hv_guest_notify(struct sim_domain *dom, uint32_t port)
-{
-	uint64_t one = 1;
-	int r = 0;
-
-	pthread_mutex_lock(&sim_lock);
-	if (port == 0 || port >= SIM_MAX_PORTS || !dom->ports[port])
-		r = -EINVAL;
-	else if (write(dom->ports[port]->to_dom0, &one, sizeof(one)) < 0)
-		r = -errno;
-	pthread_mutex_unlock(&sim_lock);
 	return r;
 }
 

@@ -15,8 +15,9 @@
 
 /*
  * One big lock protects the hypervisor and xenstore state; sim_cond is
- * broadcast on every xenstore change and every interrupt, so the toolstack
- * and guests wait for events instead of polling.
+ * broadcast on every xenstore change, domain death and unpause, so the
+ * toolstack and paused vCPUs wait for events instead of polling (interrupts
+ * wake vCPUs through the futexes of struct xsim_irq_page).
  */
 extern pthread_mutex_t sim_lock;
 extern pthread_cond_t sim_cond;
@@ -80,7 +81,6 @@ struct sim_port {
 	int to_dom0;		/* eventfd: the guest signals, dom0 polls */
 	int to_guest;		/* eventfd: dom0 signals, the guest polls */
 	uint32_t local_port;	/* dom0's port while bound, else 0 */
-	void *owner;		/* binding connection */
 };
 
 struct sim_range {
@@ -164,7 +164,6 @@ int hv_mmio(struct sim_domain *dom, unsigned int vcpu, uint64_t addr, unsigned i
 int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq *in,
 	     uint64_t *ret_data);
 /* Guest-side event channel operations (control API). */
-int hv_guest_notify(struct sim_domain *dom, uint32_t port);
 int hv_guest_wait(struct sim_domain *dom, uint32_t port, unsigned int timeout_ms);
 /* Under sim_lock: grant dom0 access to @gfn. */
 int hv_grant(struct sim_domain *dom, uint64_t gfn, bool readonly, uint32_t *ret_ref);
