@@ -315,7 +315,8 @@ int main(int argc, char **argv)
 	r = ctl_listen(loop, o.control, on_control, d, &ctl);
 	if (r < 0) {
 		log_err("control socket %s: %s%s", o.control, strerror(-r),
-			r == -EADDRINUSE ? ": another vblkd is running" : "");
+			r == -EADDRINUSE ? ": another vblkd is running" :
+			r == -EEXIST ? " (something other than a socket is there; not removed)" : "");
 		goto out;
 	}
 	wd = notify_watchdog_usec();

@@ -172,11 +172,21 @@ static int ctl_sockaddr(const char *path, struct sockaddr_un *sa)
 	return 0;
 }
 
-/* A socket file nobody listens on is left from a daemon that died: it may go. */
+/*
+ * A socket file nobody listens on is left from a daemon that died: it may
+ * go.  Anything else at the path (a file named by mistake: connect() says
+ * ECONNREFUSED for those too) is not ours to remove.
+ */
 static int ctl_check_stale(const struct sockaddr_un *sa)
 {
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), r = 0;
+	struct stat st;
+	int fd, r = 0;
 
+	if (lstat(sa->sun_path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)

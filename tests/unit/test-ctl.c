@@ -266,6 +266,24 @@ static void test_stale_socket_replaced(void **state)
 	assert_int_equal(access(path, F_OK), -1);
 }
 
+/* A file that is not a socket, named by mistake, is left alone. */
+static void test_path_of_a_file_not_removed(void **state)
+{
+	struct fixture *f = *state;
+	char path[160];
+	struct ctl *ctl;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/precious", f->dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "data", 4), 4);
+	close(fd);
+	assert_int_equal(ctl_listen(f->loop, path, handler, f, &ctl), -EEXIST);
+	assert_int_equal(access(path, F_OK), 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -278,6 +296,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_root_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_second_daemon_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_path_of_a_file_not_removed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ctl", tests, NULL, NULL);
