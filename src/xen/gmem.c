@@ -522,12 +522,19 @@ int gmem_map(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret
 			return gmem_map_uncached(g, addr, len, write, ret_ptr);
 		s = gmem_lookup_run(g, first / GMEM_CHUNK_PAGES, (uint32_t)k);
 		if (s != GMEM_NONE) {
-			g->stats.hits++;
-		} else {
-			s = gmem_fill_run(g, first / GMEM_CHUNK_PAGES, (uint32_t)k);
-			if (s == GMEM_NONE)
+			/*
+			 * A page that was not guest memory when the run was mapped
+			 * may be now (memory populated again): as for one chunk
+			 * below, map this range on its own rather than fail.
+			 */
+			if (gmem_take_run(g, s, first, last, addr, ret_ptr) < 0)
 				return gmem_map_uncached(g, addr, len, write, ret_ptr);
+			g->stats.hits++;
+			return 0;
 		}
+		s = gmem_fill_run(g, first / GMEM_CHUNK_PAGES, (uint32_t)k);
+		if (s == GMEM_NONE)
+			return gmem_map_uncached(g, addr, len, write, ret_ptr);
 		return gmem_take_run(g, s, first, last, addr, ret_ptr);
 	}
 
