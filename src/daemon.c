@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include <json.h>
@@ -37,8 +36,6 @@ struct ddisk {
 	struct virtio_transport transport;
 	char *vdev;			/* "dev" (xvda), may be NULL */
 	bool read_only;			/* "mode" r or a cdrom */
-	dev_t st_dev;			/* the backing file's identity (0, 0: unknown) */
-	ino_t st_ino;
 	bool discard;			/* "discard-enable" */
 	uint64_t started;		/* CLOCK_MONOTONIC seconds */
 	bool closing;			/* waiting for in-flight IO before release */
@@ -322,14 +319,6 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 		return r;
 	}
 	info = blk_get_info(k->blk);
-	{
-		struct stat st;
-
-		if (stat(cfg->path, &st) == 0) {
-			k->st_dev = st.st_dev;
-			k->st_ino = st.st_ino;
-		}
-	}
 	if (info->engine_fallback_err)
 		log_warn("%s: io_uring unavailable (%s): using libaio", k->name,
 			 strerror(-info->engine_fallback_err));
@@ -357,21 +346,22 @@ static struct blk_info daemon_disk_info(const struct ddisk *k)
  */
 static void daemon_warn_shared(struct daemon *d, const struct ddisk *k)
 {
+	const struct blk_info *ki = blk_get_info(k->blk);
+	bool k_ro = daemon_disk_info(k).read_only;
 	const struct dguest *g;
 	const struct ddisk *o;
 
-	if (!k->st_dev && !k->st_ino)
-		return;
 	for (g = d->guests; g; g = g->next)
 		for (o = g->disks; o; o = o->next) {
-			if (o == k || o->closing || o->st_dev != k->st_dev || o->st_ino != k->st_ino)
+			const struct blk_info *oi = blk_get_info(o->blk);
+
+			if (o == k || o->closing || oi->st_dev != ki->st_dev || oi->st_ino != ki->st_ino)
 				continue;
-			if (daemon_disk_info(k).read_only && daemon_disk_info(o).read_only)
+			if (k_ro && daemon_disk_info(o).read_only)
 				continue;
 			log_warn("%s: '%s' is also the backing file of %s, and one of them writes it: "
 				 "the guests can corrupt each other's data%s", k->name, k->path,
-				 o->name,
-				 blk_get_info(k->blk)->direct != blk_get_info(o->blk)->direct ?
+				 o->name, ki->direct != oi->direct ?
 					 "; written with and without O_DIRECT, its flushes may also fail" :
 					 "");
 			return;

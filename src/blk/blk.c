@@ -269,6 +269,8 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	r = blk_fill_info(dev, &st, opts->read_only, direct);
 	if (r < 0)
 		goto err_close_fd;
+	dev->info.st_dev = st.st_dev;
+	dev->info.st_ino = st.st_ino;
 
 	dev->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (dev->efd < 0) {
