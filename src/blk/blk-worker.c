@@ -105,6 +105,7 @@ static void *blk_worker_main(void *arg)
 	struct blk_worker *w = &dev->worker;
 	void *zeroes = NULL;
 	struct blk_io *io;
+	bool first;
 
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
@@ -120,9 +121,18 @@ static void *blk_worker_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		io->res = (int)blk_worker_exec(dev, io, &zeroes);
 		pthread_mutex_lock(&w->lock);
+		first = blk_list_empty(&w->done);
 		blk_list_push(&w->done, io);
-		/* The main loop learns of it through the same eventfd as the kernel's completions. */
-		blk_kick(dev);
+		if (first) {
+			/*
+			 * The main loop learns of it through the same eventfd as the
+			 * kernel's completions; once per batch is enough, since
+			 * blk_process() drains the eventfd before it takes the list.
+			 */
+			pthread_mutex_unlock(&w->lock);
+			blk_kick(dev);
+			pthread_mutex_lock(&w->lock);
+		}
 	}
 	pthread_mutex_unlock(&w->lock);
 	free(zeroes);
