@@ -341,7 +341,7 @@ int main(int argc, char **argv)
 		ready_fd = -1;
 	}
 	r = loop_run(loop);
-	if (r != 0 && r > 0)
+	if (r > 0)
 		log_err("stopping after a fatal error");
 	else if (r < 0)
 		log_err("event loop failed: %s", strerror(-r));

@@ -175,7 +175,6 @@ static int blk_aio_reap(struct blk_dev *dev)
 }
 
 const struct blk_engine_ops blk_aio_ops = {
-	.engine = BLK_ENGINE_AIO,
 	.init = blk_aio_init,
 	.fini = blk_aio_fini,
 	.wants = blk_aio_wants,

@@ -88,7 +88,6 @@ static inline struct blk_io *blk_list_pop(struct blk_list *l)
 
 /* An engine: how READ/WRITE (and whatever else it can) reach the kernel. */
 struct blk_engine_ops {
-	enum blk_engine engine;
 	/* Set up dev->engine_priv; -errno if the engine cannot run here. */
 	int (*init)(struct blk_dev *dev);
 	/* Tear down; nothing is in flight any more. */

@@ -189,7 +189,6 @@ static int blk_uring_reap(struct blk_dev *dev)
 }
 
 const struct blk_engine_ops blk_uring_ops = {
-	.engine = BLK_ENGINE_URING,
 	.init = blk_uring_init,
 	.fini = blk_uring_fini,
 	.wants = blk_uring_wants,

@@ -47,7 +47,6 @@ struct vq {
 	struct vq_config cfg;
 	bool broken;
 	bool notify_off;			/* vq_notify_off(): the driver need not notify */
-	unsigned int inflight;
 	uint64_t *inflight_map;			/* one bit per head / buffer id */
 	struct vq_map maps[3];			/* ring mappings, unmapped by vq_destroy() */
 

@@ -115,7 +115,6 @@ int vq_take_id(struct vq *vq, uint16_t id)
 	if (vq->inflight_map[id / 64] & bit)
 		return -EPROTO;
 	vq->inflight_map[id / 64] |= bit;
-	vq->inflight++;
 	return 0;
 }
 
@@ -129,7 +128,6 @@ bool vq_release_id(struct vq *vq, uint16_t id)
 	if (!(vq->inflight_map[id / 64] & bit))
 		return false;
 	vq->inflight_map[id / 64] &= ~bit;
-	vq->inflight--;
 	return true;
 }
 

@@ -52,7 +52,6 @@ struct guest_mmio {
 
 struct guest {
 	struct guest_sys *sys;
-	struct loop *loop;
 	unsigned int domid;
 	ioservid_t id;
 	bool server_created;
@@ -343,7 +342,6 @@ int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
 	if (!g)
 		return -ENOMEM;
 	g->sys = sys;
-	g->loop = loop;
 	g->domid = domid;
 	g->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
 
