@@ -22,6 +22,18 @@
 #define DEFAULT_MAX_DISCARD_SECTORS (1u << 22)
 #define BLK_HDR_SIZE 16 /* struct virtio_blk_req header: le32 type, le32 reserved, le64 sector */
 #define BLK_SEG_SIZE 16 /* struct virtio_blk_discard_write_zeroes */
+/*
+ * Requests handed to the backend per unplug (one io_submit/io_uring_enter).
+ * Linux plugs a submission of more than two requests (fs/aio.c
+ * AIO_PLUG_THRESHOLD, io_uring's need_plug): none of them reaches the disk
+ * before the last is prepared, a few microseconds each, so the first of a
+ * ring of 32 waits for the other 31 while the disk idles, and the ring's
+ * requests move in lock-step.  Two at a time is the largest unplugged batch.
+ * make bench, 4k QD32 on one disk: 64-65k -> 76-80k IOPS reading, 81-83k ->
+ * 114-134k writing (libaio; io_uring alike); 4 per call gave less for
+ * writes, 1 the same for more CPU.
+ */
+#define SUBMIT_BATCH 2u
 
 struct vblk_queue;
 struct vblk_pool;
@@ -590,7 +602,7 @@ static int submit(struct vblk_queue *q, struct vblk_req *req)
 static unsigned int process_queue(struct vblk_queue *q)
 {
 	struct vblk_dev *dev = q->dev;
-	bool submitted = false;
+	unsigned int plugged = 0;	/* submitted since the last unplug */
 	unsigned int taken = 0;
 	/*
 	 * A driver that follows the rules cannot offer more than num buffers
@@ -643,16 +655,19 @@ again:
 		}
 		r = submit(q, req);
 		if (r == 0) {
-			submitted = true;
+			if (++plugged == SUBMIT_BATCH && dev->bops->unplug) {
+				dev->bops->unplug(dev->be);
+				plugged = 0;
+			}
 		} else if (r == -EAGAIN) {
 			q->stalled = req;
 			break;
 		}
 	}
 out:
-	if (submitted && dev->bops->unplug)
+	if (plugged && dev->bops->unplug)
 		dev->bops->unplug(dev->be);
-	submitted = false;
+	plugged = 0;
 	if (q->vq && vmmio_running(dev->vmmio)) {
 		/*
 		 * While requests of this queue are in the backend, their
