@@ -18,6 +18,8 @@ struct daemon_opts {
 	enum blk_engine engine;
 	unsigned int queues;		/* virtqueues per disk (virtio-blk MQ), >= 1 */
 	unsigned int queue_depth;	/* block engine requests in flight per disk (0: default) */
+	/* Serve one backing file under several disks even if one of them writes it (else refused). */
+	bool allow_shared;
 	/* Called after a disk was added or released (may be NULL): e.g. for a STATUS= line. */
 	void (*changed)(struct daemon *d, void *data);
 	void *changed_data;

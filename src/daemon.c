@@ -65,6 +65,7 @@ struct daemon {
 	bool shutting_down;
 	int exit_code;
 	uint64_t started;
+	char why[128];			/* a disk_add() reason that names things */
 };
 
 static uint64_t daemon_now(void)
@@ -339,12 +340,15 @@ static struct blk_info daemon_disk_info(const struct ddisk *k)
 }
 
 /*
- * One backing file under two disks, at least one of them writable: allowed
- * (as xl's 'w!' allows it), but each guest caches the disk as its own, so
- * their writes corrupt each other's file systems; and a file written both
- * with and without O_DIRECT makes the kernel fail later flushes (EIO).
+ * One backing file under two disks, at least one of them writable: each guest
+ * caches the disk as its own, so their writes corrupt each other's file
+ * systems (and a file written both with and without O_DIRECT makes the kernel
+ * fail later flushes with EIO).  Refused, as Xen's block hotplug script
+ * refuses a device another domain uses, unless --allow-shared (cluster file
+ * systems): then only warned about.  Disks being closed do not count: a
+ * rebooting guest's new disk may come before its old one is gone.
  */
-static void daemon_warn_shared(struct daemon *d, const struct ddisk *k)
+static int daemon_check_shared(struct daemon *d, const struct ddisk *k, const char **ret_why)
 {
 	const struct blk_info *ki = blk_get_info(k->blk);
 	bool k_ro = daemon_disk_info(k).read_only;
@@ -354,18 +358,28 @@ static void daemon_warn_shared(struct daemon *d, const struct ddisk *k)
 	for (g = d->guests; g; g = g->next)
 		for (o = g->disks; o; o = o->next) {
 			const struct blk_info *oi = blk_get_info(o->blk);
+			const char *dio = ki->direct != oi->direct ?
+				"; written with and without O_DIRECT, its flushes may also fail" : "";
 
 			if (o == k || o->closing || oi->st_dev != ki->st_dev || oi->st_ino != ki->st_ino)
 				continue;
 			if (k_ro && daemon_disk_info(o).read_only)
 				continue;
-			log_warn("%s: '%s' is also the backing file of %s, and one of them writes it: "
-				 "the guests can corrupt each other's data%s", k->name, k->path,
-				 o->name, ki->direct != oi->direct ?
-					 "; written with and without O_DIRECT, its flushes may also fail" :
-					 "");
-			return;
+			if (d->opts.allow_shared) {
+				log_warn("%s: '%s' is also the backing file of %s, and one of them "
+					 "writes it: the guests can corrupt each other's data%s",
+					 k->name, k->path, o->name, dio);
+				return 0;
+			}
+			log_err("%s: '%s' is already the backing file of %s, and one of them would "
+				"write it: not served, the guests would corrupt each other's data "
+				"(--allow-shared serves it, for cluster file systems)", k->name,
+				k->path, o->name);
+			snprintf(d->why, sizeof(d->why), "backing file in use by %s", o->name);
+			*ret_why = d->why;
+			return -EBUSY;
 		}
+	return 0;
 }
 
 static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **ret_why)
@@ -425,6 +439,9 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	r = daemon_open_backing(d, cfg, k, ret_why);
 	if (r < 0)
 		goto err_disk;
+	r = daemon_check_shared(d, k, ret_why);
+	if (r < 0)
+		goto err_blk;
 
 	r = guest_mmio_add(g->guest, cfg->base, DISK_CFG_MMIO_SIZE, cfg->irq, cfg->grant_usage,
 			   &daemon_mmio_ops, k, &k->mmio);
@@ -469,7 +486,6 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 		*ret_why = "cannot map the MMIO range to the IOREQ server";
 		goto err_src;
 	}
-	daemon_warn_shared(d, k);
 	k->next = g->disks;
 	g->disks = k;
 	log_info("%s: serving '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,

@@ -51,6 +51,8 @@ static void usage(FILE *f)
 		"  -e, --engine=ENGINE       aio (default), uring, or null (no IO: benchmarks only)\n"
 		"  -q, --queues=N            virtqueues per disk, 1..%u (default 1)\n"
 		"      --queue-depth=N       requests in flight per disk, 1..%u (default %u)\n"
+		"      --allow-shared        serve an image to several disks even if one of them\n"
+		"                            writes it (cluster file systems; default: refuse)\n"
 		"      --control-socket=PATH control socket (default " CTL_DEFAULT_PATH ")\n"
 		"  -s, --status              show the running daemon's guests and disks, and exit\n"
 		"      --json                with --status: print the status as JSON\n"
@@ -78,7 +80,7 @@ static int parse_uint(const char *opt, const char *s, uint64_t min, uint64_t max
 /* Returns 0 to run, 1 to exit 0 (help, version), -1 on a usage error (already reported). */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_BACKEND_DOMID = 256, OPT_QUEUE_DEPTH, OPT_CONTROL, OPT_JSON };
+	enum { OPT_BACKEND_DOMID = 256, OPT_QUEUE_DEPTH, OPT_ALLOW_SHARED, OPT_CONTROL, OPT_JSON };
 	static const struct option longopts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'l' },
@@ -86,6 +88,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "engine", required_argument, NULL, 'e' },
 		{ "queues", required_argument, NULL, 'q' },
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
+		{ "allow-shared", no_argument, NULL, OPT_ALLOW_SHARED },
 		{ "control-socket", required_argument, NULL, OPT_CONTROL },
 		{ "status", no_argument, NULL, 's' },
 		{ "json", no_argument, NULL, OPT_JSON },
@@ -131,6 +134,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			if (parse_uint("--queue-depth", optarg, 1, BLK_QUEUE_DEPTH_MAX, &v) < 0)
 				return -1;
 			o->daemon.queue_depth = (unsigned int)v;
+			break;
+		case OPT_ALLOW_SHARED:
+			o->daemon.allow_shared = true;
 			break;
 		case OPT_CONTROL:
 			if (optarg[0] != '/') {

@@ -546,14 +546,28 @@ static void test_read_only_disk_refuses_writes(void **state)
 	assert_string_equal(before, after);
 }
 
-/*
- * One image under two guests: read-only for both is fine; once one of them
- * may write it, the operator is warned (naming both disks), and both are
- * still served.
- */
-static void test_shared_backing_file_warned(void **state)
+/* The backend's error node of a disk (xl shows the failed device), or NULL. */
+static char *disk_error(uint32_t domid, unsigned int devid)
 {
-	char img[128], s1[256], s2[256], s3[256];
+	struct xs_handle *xs = xs_open(0);
+	char path[128], *v;
+	unsigned int len;
+
+	assert_non_null(xs);
+	snprintf(path, sizeof(path), "/local/domain/0/backend/virtio_disk/%u/%u/error", domid, devid);
+	v = xs_read(xs, XBT_NULL, path, &len);
+	xs_close(xs);
+	return v;
+}
+
+/*
+ * One image under two guests: read-only for both is fine; a disk that would
+ * make one of them writable is refused (Closed, with the reason naming the
+ * disk that holds the image), and the others are served on.
+ */
+static void test_shared_backing_file_refused(void **state)
+{
+	char img[128], s1[256], s2[256], s3[256], line[320], *err;
 	uint32_t a, b, c;
 
 	make_image("shared.img", 8, img, sizeof(img));
@@ -562,7 +576,40 @@ static void test_shared_backing_file_warned(void **state)
 	snprintf(s2, sizeof(s2), "name=b,vcpus=1,mem=32M,disk=%s:ro", img);
 	a = create(s1, NULL);
 	b = create(s2, NULL);
-	assert_false(log_contains("is also the backing file of"));
+	assert_false(log_contains("backing file of"));
+	snprintf(s3, sizeof(s3), "name=c,vcpus=1,mem=32M,disk=%s:rw", img);
+	assert_int_equal(xensim_domain_create(E.x, s3, XSIM_CREATE_NO_WAIT, &c, NULL), 0);
+	assert_true(disk_state_becomes(c, 51712, 6));
+	err = disk_error(c, 51712);
+	assert_non_null(err);
+	assert_non_null(strstr(err, "backing file in use by dom"));
+	free(err);
+	snprintf(line, sizeof(line), "dom %u disk 51712: '%s' is already the backing file of dom", c,
+		 img);
+	if (!log_contains(line))
+		fail_msg("no log line '%s'", line);
+	assert_int_equal(xensim_domain_destroy(E.x, c, true, NULL), 0);
+	workload_ok(a, "verify");
+	workload_ok(b, "verify");
+	destroy(b);
+	destroy(a);
+	/* Once the image is free, a writable disk on it is served. */
+	c = create(s3, NULL);
+	workload_ok(c, "trim");
+	destroy(c);
+}
+
+/* --allow-shared (cluster file systems): served, and the operator warned naming both disks. */
+static void test_shared_backing_file_allowed_and_warned(void **state)
+{
+	static const char *const extra[] = { "--allow-shared", NULL };
+	char img[128], s1[256], s3[256];
+	uint32_t a, c;
+
+	make_image("shared.img", 8, img, sizeof(img));
+	start_vblkd(extra);
+	snprintf(s1, sizeof(s1), "name=a,vcpus=1,mem=32M,disk=%s:ro", img);
+	a = create(s1, NULL);
 	snprintf(s3, sizeof(s3), "name=c,vcpus=1,mem=32M,disk=%s:rw", img);
 	c = create(s3, NULL);
 	assert_true(log_contains("is also the backing file of"));
@@ -570,7 +617,6 @@ static void test_shared_backing_file_warned(void **state)
 	workload_ok(a, "verify");
 	workload_ok(c, "trim");
 	destroy(c);
-	destroy(b);
 	destroy(a);
 }
 
@@ -711,7 +757,7 @@ static void test_bad_xenstore_values(void **state)
 		{ ":irq=99", "disk 51712: irq '99': outside the virtio SPI range 33..43" },
 		{ ":params=/nonexistent/disk.img", "params '/nonexistent/disk.img': No such file or directory" },
 	};
-	char good[128], bad[128], spec[384], line[160];
+	char good[128], bad[128], other[128], spec[384], line[160];
 	uint32_t g, domid;
 	size_t i;
 
@@ -737,7 +783,8 @@ static void test_bad_xenstore_values(void **state)
 	}
 
 	/* Two disks of one guest on the same register window: the second is refused. */
-	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw,disk=%s:rw:base=33554432", bad, good);
+	make_image("other.img", 4, other, sizeof(other));
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw,disk=%s:rw:base=33554432", bad, other);
 	assert_int_equal(xensim_domain_create(E.x, spec, XSIM_CREATE_NO_WAIT, &domid, NULL), 0);
 	assert_true(disk_state_becomes(domid, 51728, 6));
 	assert_true(disk_state_becomes(domid, 51712, 2));
@@ -949,7 +996,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_initwait_well_inside_libxl_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_closed_within_1s_of_closing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_one_disk, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_shared_backing_file_warned, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_backing_file_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_backing_file_allowed_and_warned, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_two_guests_two_disks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_only_disk_refuses_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_discard_write_zeroes_flush, setup, teardown),
