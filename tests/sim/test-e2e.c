@@ -44,6 +44,7 @@ struct env {
 	unsigned int base_fds;
 	unsigned int base_maps;
 	char base_list[4096];	/* the fd table at the baseline, shown on a mismatch */
+	char loopdev[64];	/* a loop device a test set up: detached at teardown */
 };
 
 static struct env E;
@@ -255,6 +256,12 @@ static int teardown(void **state)
 	/* The daemon must leave as it should: exit 0 on SIGTERM (no sanitizer report either). */
 	st = stop_vblkd();
 	xensim_disconnect(E.x);
+	if (E.loopdev[0]) {
+		snprintf(cmd, sizeof(cmd), "losetup -d '%s'", E.loopdev);
+		if (system(cmd) != 0)
+			fprintf(stderr, "# cannot detach %s\n", E.loopdev);
+		E.loopdev[0] = '\0';
+	}
 	if (xensim_reap(&E.sim) != 0 || st != 0) {
 		fprintf(stderr, "# vblkd exit %d; its log:\n", st);
 		snprintf(cmd, sizeof(cmd), "sed 's/^/#   /' %s >&2", E.log);
@@ -597,6 +604,47 @@ static void test_shared_backing_file_refused(void **state)
 	c = create(s3, NULL);
 	workload_ok(c, "trim");
 	destroy(c);
+}
+
+/*
+ * A block device serves one disk only, even read-only and through another
+ * device node (one made in another directory, as a chroot or container has):
+ * vblkd opens block devices with O_EXCL, which the kernel holds per device.
+ * Needs root and a free loop device, else skipped.
+ */
+static void test_block_device_serves_one_disk_only(void **state)
+{
+	char img[128], alias[160], cmd[256], s1[256], s2[256], *err, *loopdev = E.loopdev;
+	struct stat st;
+	uint32_t a, b;
+	FILE *f;
+
+	make_image("blockdev.img", 8, img, sizeof(img));
+	snprintf(cmd, sizeof(cmd), "losetup --find --show '%s' 2>/dev/null", img);
+	f = geteuid() == 0 ? popen(cmd, "r") : NULL;
+	if (f) {
+		if (!fgets(loopdev, sizeof(E.loopdev), f))
+			loopdev[0] = '\0';
+		pclose(f);
+	}
+	loopdev[strcspn(loopdev, "\n")] = '\0';
+	if (!loopdev[0] || stat(loopdev, &st) < 0 || !S_ISBLK(st.st_mode))
+		skip();
+	snprintf(alias, sizeof(alias), "%s/alias-of-loop", E.dir);
+	assert_int_equal(mknod(alias, S_IFBLK | 0600, st.st_rdev), 0);
+	start_vblkd(NULL);
+	snprintf(s1, sizeof(s1), "name=a,vcpus=1,mem=32M,disk=%s:rw", loopdev);
+	snprintf(s2, sizeof(s2), "name=b,vcpus=1,mem=32M,disk=%s:ro", alias);
+	a = create(s1, NULL);
+	assert_int_equal(xensim_domain_create(E.x, s2, XSIM_CREATE_NO_WAIT, &b, NULL), 0);
+	assert_true(disk_state_becomes(b, 51712, 6));
+	err = disk_error(b, 51712);
+	assert_non_null(err);
+	assert_string_equal(err, "vblkd: backing device in use elsewhere");
+	free(err);
+	assert_int_equal(xensim_domain_destroy(E.x, b, true, NULL), 0);
+	workload_ok(a, "trim");
+	destroy(a);
 }
 
 /* --allow-shared (cluster file systems): served, and the operator warned naming both disks. */
@@ -997,6 +1045,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_closed_within_1s_of_closing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_verify_one_disk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_shared_backing_file_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_block_device_serves_one_disk_only, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_shared_backing_file_allowed_and_warned, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_two_guests_two_disks, setup, teardown),
