@@ -358,17 +358,18 @@ static int daemon_check_shared(struct daemon *d, const struct ddisk *k, const ch
 	for (g = d->guests; g; g = g->next)
 		for (o = g->disks; o; o = o->next) {
 			const struct blk_info *oi = blk_get_info(o->blk);
-			const char *dio = ki->direct != oi->direct ?
-				"; written with and without O_DIRECT, its flushes may also fail" : "";
 
-			if (o == k || o->closing || oi->st_dev != ki->st_dev || oi->st_ino != ki->st_ino)
+			/* @k is not on a guest's list yet. */
+			if (o->closing || oi->st_dev != ki->st_dev || oi->st_ino != ki->st_ino)
 				continue;
 			if (k_ro && daemon_disk_info(o).read_only)
 				continue;
 			if (d->opts.allow_shared) {
 				log_warn("%s: '%s' is also the backing file of %s, and one of them "
 					 "writes it: the guests can corrupt each other's data%s",
-					 k->name, k->path, o->name, dio);
+					 k->name, k->path, o->name, ki->direct != oi->direct ?
+					 "; written with and without O_DIRECT, its flushes may also fail" :
+					 "");
 				return 0;
 			}
 			log_err("%s: '%s' is already the backing file of %s, and one of them would "
