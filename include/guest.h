@@ -25,11 +25,6 @@ struct guest_mmio_ops {
 	bool (*write)(void *dev, uint64_t offset, unsigned int size, uint64_t value);
 	/* Optional: writes at @offset need no waiting: answer the vCPU before acting on them. */
 	bool (*posted)(uint64_t offset);
-	/*
-	 * Optional: the access at @offset is safe at any moment, even in the
-	 * middle of the device's own work (guest_mmio_answer_immediate()).
-	 */
-	bool (*immediate)(uint64_t offset, bool write);
 };
 
 /* Daemon-wide Xen handles (device model, foreign memory, grant tables). */
@@ -63,14 +58,6 @@ int guest_mmio_add(struct guest *guest, uint64_t base, uint64_t size, unsigned i
 int guest_mmio_enable(struct guest_mmio *mmio);
 /* Answer the vCPUs whose writes to this window write() left waiting. */
 void guest_mmio_resume(struct guest_mmio *mmio);
-/*
- * Answer now the vCPUs of @mmio's guest that wait in an access their device
- * calls immediate(), without going through the main loop.  For callers in the
- * middle of slow work (handing IO to the kernel): a guest taking an interrupt
- * reads InterruptStatus and writes InterruptACK, and its vCPU stands still
- * until they are answered.  Cheap when nobody waits (a load per vCPU).
- */
-void guest_mmio_answer_immediate(struct guest_mmio *mmio);
 /* Unmap the range from the server (if enabled) and forget the window. */
 void guest_mmio_remove(struct guest_mmio *mmio);
 

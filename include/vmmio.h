@@ -71,12 +71,6 @@ uint64_t vmmio_read(struct vmmio_dev *vdev, uint64_t offset, unsigned int size);
  * a transport may let the vCPU run on before the write is acted upon.
  */
 bool vmmio_write_posted(uint64_t offset);
-/*
- * True for accesses that touch only the interrupt status (InterruptStatus
- * reads, InterruptACK writes): a transport may perform them at any moment,
- * even while the device is in the middle of processing a queue.
- */
-bool vmmio_access_immediate(uint64_t offset, bool write);
 void vmmio_write(struct vmmio_dev *vdev, uint64_t offset, unsigned int size, uint64_t value);
 
 /* For the device type. */

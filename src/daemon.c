@@ -108,7 +108,6 @@ static const struct guest_mmio_ops daemon_mmio_ops = {
 	.read = daemon_mmio_read,
 	.write = daemon_mmio_write,
 	.posted = vmmio_write_posted,
-	.immediate = vmmio_access_immediate,
 };
 
 static int daemon_be_submit(void *be, struct blk_req *req)
@@ -123,13 +122,6 @@ static void daemon_be_unplug(void *be)
 	struct ddisk *k = be;
 
 	blk_unplug(k->blk);
-	/*
-	 * Handing IO to the kernel takes a while, and the ring is processed in
-	 * pairs of requests (vblk.c): a guest that took the interrupt for the
-	 * last batch waits in its InterruptStatus read meanwhile.  Answer it
-	 * between pairs rather than after the whole ring.
-	 */
-	guest_mmio_answer_immediate(k->mmio);
 }
 
 /*

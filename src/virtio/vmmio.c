@@ -545,12 +545,6 @@ bool vmmio_write_posted(uint64_t offset)
 	return offset == REG_QUEUE_NOTIFY;
 }
 
-bool vmmio_access_immediate(uint64_t offset, bool write)
-{
-	/* §4.2.2: both only read or clear int_status; no queue or device state is involved. */
-	return write ? offset == REG_INTERRUPT_ACK : offset == REG_INTERRUPT_STATUS;
-}
-
 void vmmio_write(struct vmmio_dev *vdev, uint64_t offset, unsigned int size, uint64_t value)
 {
 	if (offset >= VMMIO_CONFIG_OFFSET && offset < VMMIO_WINDOW_SIZE) {

@@ -217,18 +217,6 @@ static bool guest_handle_mmio(struct guest *g, unsigned int vcpu, struct guest_m
 	return true;
 }
 
-/* Hand @vcpu its answer (@data, for a read) and wake it. */
-static void guest_answer(struct guest *g, unsigned int vcpu, uint64_t data)
-{
-	volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[vcpu];
-
-	slot->data = data;
-	/* The answer must be visible before the state says so: Xen reads data after state. */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	slot->state = STATE_IORESP_READY;
-	xenevtchn_notify(g->xce, g->local_ports[vcpu]);
-}
-
 static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, evtchn_port_t port)
 {
 	volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[vcpu];
@@ -285,7 +273,12 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, evtchn_port_t 
 			req.data = UINT64_MAX;
 		break;
 	}
-	guest_answer(g, vcpu, req.data);
+
+	slot->data = req.data;
+	/* The answer must be visible before the state says so: Xen reads data after state. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	slot->state = STATE_IORESP_READY;
+	xenevtchn_notify(g->xce, port);
 }
 
 static void guest_evtchn_ready(struct loop_source *src, int fd, uint32_t events, void *data)
@@ -533,41 +526,6 @@ void guest_mmio_resume(struct guest_mmio *m)
 		__atomic_thread_fence(__ATOMIC_RELEASE);
 		slot->state = STATE_IORESP_READY;
 		xenevtchn_notify(g->xce, g->local_ports[i]);
-	}
-}
-
-void guest_mmio_answer_immediate(struct guest_mmio *m)
-{
-	struct guest *g = m->guest;
-	unsigned int i;
-
-	if (g->dead)
-		return;
-	for (i = 0; i < g->nr_vcpus; i++) {
-		volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[i];
-		struct guest_mmio *t;
-		ioreq_t req;
-
-		if (slot->state != STATE_IOREQ_READY)
-			continue;
-		/* As in guest_handle_vcpu(): the state first, then the ioreq it covers. */
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		memcpy(&req, (const void *)slot, sizeof(req));
-		/* Only the hot path's shape: one access, value in the ioreq. */
-		if (req.type != IOREQ_TYPE_COPY || req.count > 1 || req.data_is_ptr)
-			continue;
-		t = guest_find_mmio(g, req.addr);
-		if (!t || !t->enabled || !t->ops->immediate ||
-		    !t->ops->immediate(req.addr - t->base, req.dir == IOREQ_WRITE))
-			continue;
-		slot->state = STATE_IOREQ_INPROCESS;
-		/*
-		 * The vCPU's event stays pending: the main loop then finds the
-		 * slot answered (or holding the vCPU's next access) and acts on
-		 * what is there, as for any spurious event.
-		 */
-		if (guest_handle_mmio(g, i, t, &req))
-			guest_answer(g, i, req.data);
 	}
 }
 

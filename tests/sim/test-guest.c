@@ -9,7 +9,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -46,16 +45,7 @@ static bool fake_write(void *dev, uint64_t offset, unsigned int size, uint64_t v
 	return value != 0xdead;
 }
 
-/* As virtio-mmio's: reads at 0x60 and writes at 0x64 may be answered at any moment. */
-static bool fake_immediate(uint64_t offset, bool write)
-{
-	return write ? offset == 0x64 : offset == 0x60;
-}
-
 static const struct guest_mmio_ops fake_ops = { .read = fake_read, .write = fake_write };
-static const struct guest_mmio_ops fake_immediate_ops = {
-	.read = fake_read, .write = fake_write, .immediate = fake_immediate,
-};
 
 static int group_setup(void **state)
 {
@@ -178,103 +168,11 @@ static void test_removed_window_answers_waiters(void **state)
 	guest_free(g, false);
 }
 
-/*
- * Call guest_mmio_answer_immediate() (never the main loop) until @a is
- * answered (true) or about @ms milliseconds went by (false).
- */
-static bool answer_immediate_until(struct guest_mmio *m, struct access *a, int ms)
-{
-	for (int i = 0; !a->done && i < ms * 10; i++) {
-		guest_mmio_answer_immediate(m);
-		usleep(100);
-	}
-	return a->done;
-}
-
-static void test_immediate_access_answered_without_the_loop(void **state)
-{
-	struct fake_dev dev = { .regs = { 0 } };
-	struct guest_mmio *m;
-	struct guest *g;
-	struct access a, b;
-
-	assert_int_equal(guest_new(sys, loop, domid, &g), 0);
-	assert_int_equal(guest_mmio_add(g, BASE, 0x200, 33, false, &fake_immediate_ops, &dev, &m),
-			 0);
-	assert_int_equal(guest_mmio_enable(m), 0);
-	dev.regs[0x60 / 8] = 0x3;
-
-	/* A vCPU reading the interrupt status is answered in the middle of other work... */
-	access_start(&a, 0, BASE + 0x60, false, 0);
-	assert_true(answer_immediate_until(m, &a, 5000));
-	pthread_join(a.t, NULL);
-	assert_int_equal(a.ret, 0);
-	assert_int_equal(a.data, 0x3);
-	/* ...and so is its acknowledgement, which reaches the device. */
-	access_start(&a, 0, BASE + 0x64, true, 0x1);
-	assert_true(answer_immediate_until(m, &a, 5000));
-	pthread_join(a.t, NULL);
-	assert_int_equal(a.ret, 0);
-	assert_int_equal(dev.regs[0x64 / 8], 0x1);
-	assert_int_equal(dev.writes, 1);
-
-	/* Any other access waits for the main loop: reads elsewhere, a write at 0x60. */
-	access_start(&a, 1, BASE + 0x10, false, 0);
-	assert_false(answer_immediate_until(m, &a, 200));
-	access_start(&b, 0, BASE + 0x60, true, 0x7);
-	assert_false(answer_immediate_until(m, &b, 200));
-	assert_int_equal(dev.writes, 1);
-	assert_true(serve_until(&a, 100));
-	assert_true(serve_until(&b, 100));
-	pthread_join(a.t, NULL);
-	pthread_join(b.t, NULL);
-	assert_int_equal(a.ret, 0);
-	assert_int_equal(b.ret, 0);
-	assert_int_equal(dev.writes, 2);
-
-	/*
-	 * The events of the vCPUs answered early are still pending: the loop
-	 * finds nothing to answer for them, and the next accesses go as usual.
-	 */
-	access_start(&a, 0, BASE + 0x60, false, 0);
-	assert_true(serve_until(&a, 100));
-	pthread_join(a.t, NULL);
-	assert_int_equal(a.ret, 0);
-	assert_int_equal(a.data, 0x7);
-	access_start(&a, 0, BASE + 0x10, true, 0x5);
-	assert_true(serve_until(&a, 100));
-	pthread_join(a.t, NULL);
-	assert_int_equal(a.ret, 0);
-	assert_int_equal(dev.regs[0x10 / 8], 0x5);
-	guest_free(g, false);
-}
-
-/* Without an immediate() op nothing is answered outside the loop. */
-static void test_no_immediate_op_nothing_answered_early(void **state)
-{
-	struct fake_dev dev = { .regs = { 0 } };
-	struct guest_mmio *m;
-	struct guest *g;
-	struct access a;
-
-	assert_int_equal(guest_new(sys, loop, domid, &g), 0);
-	assert_int_equal(guest_mmio_add(g, BASE, 0x200, 33, false, &fake_ops, &dev, &m), 0);
-	assert_int_equal(guest_mmio_enable(m), 0);
-	access_start(&a, 0, BASE + 0x60, false, 0);
-	assert_false(answer_immediate_until(m, &a, 200));
-	assert_true(serve_until(&a, 100));
-	pthread_join(a.t, NULL);
-	assert_int_equal(a.ret, 0);
-	guest_free(g, false);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_write_waits_until_resumed),
 		cmocka_unit_test(test_removed_window_answers_waiters),
-		cmocka_unit_test(test_immediate_access_answered_without_the_loop),
-		cmocka_unit_test(test_no_immediate_op_nothing_answered_early),
 	};
 
 	return cmocka_run_group_tests_name("guest", tests, group_setup, group_teardown);
