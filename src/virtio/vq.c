@@ -243,4 +243,3 @@ uint16_t vq_num(const struct vq *vq)
 {
 	return vq->cfg.num;
 }
-

@@ -217,7 +217,21 @@ static bool guest_handle_mmio(struct guest *g, unsigned int vcpu, struct guest_m
 	return true;
 }
 
-static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, evtchn_port_t port)
+/*
+ * Hand @vcpu its answer (whatever is in slot->data) and wake it.  The answer
+ * must be visible before the state says so: pairs with Xen's read barrier
+ * after it sees STATE_IORESP_READY.
+ */
+static void guest_respond(struct guest *g, unsigned int vcpu)
+{
+	volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[vcpu];
+
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	slot->state = STATE_IORESP_READY;
+	xenevtchn_notify(g->xce, g->local_ports[vcpu]);
+}
+
+static void guest_handle_vcpu(struct guest *g, unsigned int vcpu)
 {
 	volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[vcpu];
 	struct guest_mmio *m = NULL;
@@ -242,10 +256,7 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, evtchn_port_t 
 	 */
 	if (m && req.dir == IOREQ_WRITE && !req.data_is_ptr && m->ops->posted &&
 	    m->ops->posted(req.addr - m->base)) {
-		/* Pairs with Xen's read barrier after it sees STATE_IORESP_READY. */
-		__atomic_thread_fence(__ATOMIC_RELEASE);
-		slot->state = STATE_IORESP_READY;
-		xenevtchn_notify(g->xce, port);
+		guest_respond(g, vcpu);
 		if (!guest_handle_mmio(g, vcpu, m, &req)) {
 			/* Answered already: nothing to wait for after all. */
 			g->waiting[vcpu] = NULL;
@@ -275,10 +286,7 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, evtchn_port_t 
 	}
 
 	slot->data = req.data;
-	/* The answer must be visible before the state says so: Xen reads data after state. */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	slot->state = STATE_IORESP_READY;
-	xenevtchn_notify(g->xce, port);
+	guest_respond(g, vcpu);
 }
 
 static void guest_evtchn_ready(struct loop_source *src, int fd, uint32_t events, void *data)
@@ -297,7 +305,7 @@ static void guest_evtchn_ready(struct loop_source *src, int fd, uint32_t events,
 		return;
 	xenevtchn_unmask(g->xce, (evtchn_port_t)port);
 	if ((evtchn_port_t)port <= g->max_port && g->vcpu_of_port[port])
-		guest_handle_vcpu(g, g->vcpu_of_port[port] - 1, (evtchn_port_t)port);
+		guest_handle_vcpu(g, g->vcpu_of_port[port] - 1);
 }
 
 static int guest_bind_vcpus(struct guest *g)
@@ -513,19 +521,13 @@ void guest_mmio_resume(struct guest_mmio *m)
 	unsigned int i;
 
 	for (i = 0; m->waiting && i < g->nr_vcpus; i++) {
-		volatile ioreq_t *slot;
-
 		if (g->waiting[i] != m)
 			continue;
 		g->waiting[i] = NULL;
 		m->waiting--;
-		if (g->dead)
-			continue;	/* nobody to answer, and its memory is not to be touched */
-		slot = &g->iopage->vcpu_ioreq[i];
-		/* A write: nothing to return.  Pairs with Xen's read barrier after the state. */
-		__atomic_thread_fence(__ATOMIC_RELEASE);
-		slot->state = STATE_IORESP_READY;
-		xenevtchn_notify(g->xce, g->local_ports[i]);
+		/* A write: nothing to return.  A dead guest's memory is not to be touched. */
+		if (!g->dead)
+			guest_respond(g, i);
 	}
 }
 
