@@ -150,6 +150,13 @@ def aggregate(rows):
     slept = sum(float(r.get("irq_share", 0)) * int(r["ops"]) for r in rows)
     agg["irq_p50_us"] = (sum(float(r.get("irq_p50_us", 0)) * float(r.get("irq_share", 0)) * int(r["ops"])
                              for r in rows) / slept) if slept else None
+    # The guest's MMIO traps: per request, mean wait, and the share of its vCPUs' time spent waiting.
+    traps = sum(float(r.get("traps_per_op", 0)) * int(r["ops"]) for r in rows)
+    agg["traps_per_op"] = traps / max(ops, 1)
+    agg["trap_mean_us"] = (sum(float(r.get("trap_mean_us", 0)) * float(r.get("traps_per_op", 0)) * int(r["ops"])
+                               for r in rows) / traps) if traps else None
+    vcpus = sum(int(r.get("vcpus", 1)) for r in rows)
+    agg["trap_share"] = sum(float(r.get("trap_share", 0)) * int(r.get("vcpus", 1)) for r in rows) / max(vcpus, 1)
     return agg
 
 
@@ -325,9 +332,9 @@ def main():
     print()
     print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | ratio range | vblkd MB/s | fio MB/s "
           "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | null-engine p50 us "
-          "| interrupt path p50 us | added p50 us "
+          "| interrupt path p50 us | added p50 us | guest traps / req, mean us, vCPU share "
           "| CPU s / M req (aio, null, fio) | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         v, f, n = r["vblkd"], r["fio"], r["null"]
         ratio = lambda k: (v[k] / f[k]) if v and f and f[k] else None
@@ -341,6 +348,8 @@ def main():
               f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
               f"| {fmt(f and f['lat_p50_us'], 1)} / {fmt(f and f['lat_p99_us'], 1)} "
               f"| {fmt(n and n['lat_p50_us'], 1)} | {fmt(v and v['irq_p50_us'], 1)} | {fmt(added, 1)} "
+              f"| {fmt(v and v['traps_per_op'], 2)}, {fmt(v and v['trap_mean_us'], 1)}, "
+              f"{fmt(v and 100 * v['trap_share'])}% "
               f"| {fmt(r['cpu_per_mreq'], 1)}, {fmt(r['null_cpu_per_mreq'], 1)}, "
               f"{fmt(f and f['cpu_per_mreq'], 1)} | {fmt(r['rss_mib'], 1)} |")
     print()
@@ -355,6 +364,9 @@ def main():
           "before the guest would sleep); the interrupt path is the completion side the null engine misses, "
           "measured in the aio run by the guest: from vblkd's set_irq_level to the guest seeing the request "
           "done (wake-up, ISR read, ACK), over the requests that waited for an interrupt.")
+    print("guest traps: the simulated guest's MMIO accesses per request (QueueNotify, InterruptStatus, "
+          "InterruptACK: each a round trip through vblkd while the vCPU waits), their mean wait, and the "
+          "share of the guest's vCPU time spent in that wait.")
     print("CPU s / M req: daemon user+system time over its whole run (wait4 rusage, as in /proc/<pid>/stat) "
           "per million guest requests (the untimed stamping pass included); fio: its usr+sys CPU.")
     if a.json:

@@ -95,6 +95,7 @@ struct gdrv_vcpu {
 	int failed;
 	struct vbuf *bufs;	/* per device and slot: bufs[dev * GUEST_MAX_QD + slot] */
 	struct req reqs[SIM_MAX_DISKS][GUEST_MAX_QD];
+	uint64_t traps, trap_ns;	/* MMIO accesses to devices, and the time waited for them */
 };
 
 struct gdrv_guest {
@@ -379,8 +380,20 @@ int gdrv_dev_mmio(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int off, uns
 		  bool write,
 	      uint64_t *val)
 {
+	uint64_t t0 = now_ns();
+	int r;
+
 	__atomic_fetch_add(&d->mmio, 1, __ATOMIC_RELAXED);
-	return hv_mmio(v->g->dom, v->id, d->base + off, size, write, val);
+	r = hv_mmio(v->g->dom, v->id, d->base + off, size, write, val);
+	v->traps++;
+	v->trap_ns += now_ns() - t0;
+	return r;
+}
+
+void gdrv_vcpu_traps(const struct gdrv_vcpu *v, uint64_t *ret_traps, uint64_t *ret_ns)
+{
+	*ret_traps = v->traps;
+	*ret_ns = v->trap_ns;
 }
 
 static int rd(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int off, unsigned int size,

@@ -173,6 +173,11 @@ int gdrv_vcpu_ioreq(struct gdrv_vcpu *v, const struct xsim_ioreq *in, uint64_t *
 int gdrv_vcpu_fail(struct gdrv_vcpu *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 const char *gdrv_vcpu_error(const struct gdrv_vcpu *v);
 unsigned int gdrv_vcpu_id(const struct gdrv_vcpu *v);
+/*
+ * The vCPU's MMIO accesses to its devices so far (each a trap to the IOREQ
+ * server) and the nanoseconds it spent waiting for their answers.
+ */
+void gdrv_vcpu_traps(const struct gdrv_vcpu *v, uint64_t *ret_traps, uint64_t *ret_ns);
 
 /* For hostile scripts: the split ring of the vCPU's queue, and its notify. */
 struct gdrv_raw {

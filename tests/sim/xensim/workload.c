@@ -65,6 +65,7 @@ struct wl_ctx {
 	uint64_t *lat;		/* LAT_BUCKETS counts */
 	uint64_t *irq_lat;	/* the same for the interrupt path (gdrv_slot_irq_ns()) */
 	uint64_t bench_ops, bench_us;
+	uint64_t bench_traps, bench_trap_ns;	/* the vCPU's MMIO traps in the timed phase */
 	int bench_disk;		/* -1: none */
 	int ret;
 	pthread_t thread;
@@ -1213,6 +1214,7 @@ static int wl_bench(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info
 	unsigned int qd = sp->qd ? sp->qd : 1;
 	bool write = sp->rw == BENCH_RANDWRITE || sp->rw == BENCH_WRITE;
 	uint64_t rng = sp->seed * 0x9e3779b97f4a7c15ull + gdrv_vcpu_id(c->v) * 104729 + 1, t0;
+	uint64_t traps0, trap_ns0;
 	struct bench_pass fill, run;
 	int r;
 
@@ -1249,11 +1251,15 @@ static int wl_bench(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info
 					       .align = rg->align }, &fill, qd, &rng, in->cfg->vdev);
 	if (r < 0)
 		goto out;
+	gdrv_vcpu_traps(c->v, &traps0, &trap_ns0);
 	t0 = sim_now_us();
 	run.deadline_us = t0 + (uint64_t)sp->time_ms * 1000;
 	r = bench_pass(c, d, rg, &run, qd, &rng, in->cfg->vdev);
 	c->bench_us = sim_now_us() - t0;
 	c->bench_ops = run.ops;
+	gdrv_vcpu_traps(c->v, &c->bench_traps, &c->bench_trap_ns);
+	c->bench_traps -= traps0;
+	c->bench_trap_ns -= trap_ns0;
 	if (r == 0 && write && (in->features & (1ull << F_BLK_FLUSH)))
 		r = do_req(c, d, BLK_T_FLUSH, 0, 0, NULL, BLK_S_OK);
 	if (r == 0 && run.check)
@@ -1329,7 +1335,7 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 	if (!h)
 		return;
 	for (i = 0; i < nd; i++) {
-		uint64_t ops = 0, us = 0, slept = 0;
+		uint64_t ops = 0, us = 0, slept = 0, traps = 0, trap_ns = 0, vcpu_us = 0;
 		double sum_ns = 0;
 
 		memset(h, 0, 2 * LAT_BUCKETS * sizeof(*h));
@@ -1338,6 +1344,9 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 				continue;
 			nvd++;
 			ops += ctx[j].bench_ops;
+			traps += ctx[j].bench_traps;
+			trap_ns += ctx[j].bench_trap_ns;
+			vcpu_us += ctx[j].bench_us;
 			if (ctx[j].bench_us > us)
 				us = ctx[j].bench_us;
 			for (k = 0; k < LAT_BUCKETS; k++) {
@@ -1350,14 +1359,16 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 		if (!nvd || !ops || !us)
 			continue;
 		sbuf_printf(rep,
-			    "bench dom=%u disk=%s rw=%s bs=%u qd=%u vcpus=%u ops=%llu seconds=%.3f iops=%.0f mbps=%.1f lat_p50_us=%.2f lat_p99_us=%.2f lat_mean_us=%.2f irq_share=%.3f irq_p50_us=%.2f\n",
+			    "bench dom=%u disk=%s rw=%s bs=%u qd=%u vcpus=%u ops=%llu seconds=%.3f iops=%.0f mbps=%.1f lat_p50_us=%.2f lat_p99_us=%.2f lat_mean_us=%.2f irq_share=%.3f irq_p50_us=%.2f traps_per_op=%.2f trap_mean_us=%.2f trap_share=%.3f\n",
 			    dom->domid, dom->cfg.disks[i].vdev, bench_rw_names[spec->rw],
 			    spec->bs ? spec->bs : 4096, spec->qd ? spec->qd : 1, nvd,
 			    (unsigned long long)ops, us / 1e6, ops / (us / 1e6),
 			    ops * (double)(spec->bs ? spec->bs : 4096) / us,
 			    lat_percentile(h, ops, 50) / 1e3, lat_percentile(h, ops, 99) / 1e3,
 			    sum_ns / (double)ops / 1e3, (double)slept / (double)ops,
-			    slept ? lat_percentile(hi, slept, 50) / 1e3 : 0.0);
+			    slept ? lat_percentile(hi, slept, 50) / 1e3 : 0.0,
+			    (double)traps / (double)ops, traps ? trap_ns / 1e3 / (double)traps : 0.0,
+			    vcpu_us ? trap_ns / 1e3 / (double)vcpu_us : 0.0);
 	}
 	free(h);
 }
