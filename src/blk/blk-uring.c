@@ -12,6 +12,12 @@
 struct blk_uring {
 	struct io_uring ring;
 	bool has_fallocate;		/* IORING_OP_FALLOCATE (Linux 5.6) */
+	/*
+	 * The file system refused the fallocate mode of a WRITE_ZEROES once
+	 * ([0]: zero range, [1]: punch hole, for BLK_REQ_MAY_UNMAP): those go
+	 * straight to the worker, which writes zeroes if it must.
+	 */
+	bool zeroes_refused[2];
 	unsigned int in_kernel;		/* submitted, completion not reaped yet */
 };
 
@@ -85,8 +91,10 @@ static bool blk_uring_wants(struct blk_dev *dev, const struct blk_io *io)
 	case BLK_OP_FLUSH:
 		return true;
 	case BLK_OP_DISCARD:
-	case BLK_OP_WRITE_ZEROES:
 		return u->has_fallocate && !dev->info.block_device;
+	case BLK_OP_WRITE_ZEROES:
+		return u->has_fallocate && !dev->info.block_device &&
+		       !u->zeroes_refused[!!(io->flags & BLK_REQ_MAY_UNMAP)];
 	}
 	return false;
 }
@@ -150,9 +158,12 @@ static void blk_uring_flush(struct blk_dev *dev)
 
 static void blk_uring_result(struct blk_dev *dev, struct blk_io *io, long res)
 {
+	struct blk_uring *u = dev->engine_priv;
+
 	/* A file system without that fallocate mode: the worker has fallbacks. */
 	if (io->op == BLK_OP_WRITE_ZEROES && (res == -EOPNOTSUPP || res == -EINVAL) &&
 	    !io->to_worker) {
+		u->zeroes_refused[!!(io->flags & BLK_REQ_MAY_UNMAP)] = true;
 		io->to_worker = true;
 		blk_worker_queue(dev, io);
 		return;

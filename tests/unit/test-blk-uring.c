@@ -18,6 +18,9 @@ unsigned __wrap_io_uring_peek_batch_cqe(struct io_uring *ring, struct io_uring_c
 int __real_io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags);
 int __wrap_io_uring_queue_init(unsigned entries, struct io_uring *ring, unsigned flags);
 
+/* IORING_OP_FALLOCATE entries handed to the kernel so far. */
+static unsigned int fallocates_submitted;
+
 int __wrap_io_uring_submit(struct io_uring *ring)
 {
 	static struct iovec shortened[16];
@@ -31,6 +34,9 @@ int __wrap_io_uring_submit(struct io_uring *ring)
 		return err;
 	}
 	/* The entries not yet handed to the kernel sit between sqe_head and sqe_tail. */
+	for (i = ring->sq.sqe_head; i != ring->sq.sqe_tail; i++)
+		fallocates_submitted += ring->sq.sqes[i & ring->sq.ring_mask].opcode ==
+					IORING_OP_FALLOCATE;
 	for (i = ring->sq.sqe_head; blk_inject.short_next && i != ring->sq.sqe_tail; i++) {
 		struct io_uring_sqe *sqe = &ring->sq.sqes[i & ring->sq.ring_mask];
 		unsigned int n;
@@ -131,12 +137,57 @@ static void uring_submit_eagain(void **state)
 	free(buf);
 }
 
+/* Bytes [off, off + len) of the file are all zero. */
+static void assert_file_zero(const char *path, off_t off, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	assert_non_null(buf);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, buf, len, off), (ssize_t)len);
+	close(fd);
+	for (size_t i = 0; i < len; i++)
+		assert_int_equal(buf[i], 0);
+	free(buf);
+}
+
+/*
+ * A file system without FALLOC_FL_ZERO_RANGE: the worker zeroes the range,
+ * and later WRITE_ZEROES go to it directly instead of failing in the ring
+ * first each time; with MAY_UNMAP (punch hole) the ring is still tried.
+ */
+static void uring_write_zeroes_refused_remembered(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct blk_dev *dev;
+
+	blk_suite_make_file(ctx, 256 * 1024, 33);
+	dev = blk_suite_open(ctx, false, 4);
+	assert_true(blk_get_info(dev)->write_zeroes);
+	fallocates_submitted = 0;
+	blk_inject.complete_err = -EOPNOTSUPP;
+	assert_int_equal(blk_suite_io(dev, BLK_OP_WRITE_ZEROES, 4096, NULL, 8192), 0);
+	assert_int_equal(blk_inject.complete_err, 0);
+	assert_int_equal(fallocates_submitted, 1);
+	assert_int_equal(blk_suite_io(dev, BLK_OP_WRITE_ZEROES, 65536, NULL, 4096), 0);
+	assert_int_equal(fallocates_submitted, 1);
+	/* Discards are another fallocate mode: still through the ring. */
+	assert_int_equal(blk_suite_io(dev, BLK_OP_DISCARD, 131072, NULL, 4096), 0);
+	assert_int_equal(fallocates_submitted, 2);
+	blk_close(dev);
+	assert_file_zero(ctx->path, 4096, 8192);
+	assert_file_zero(ctx->path, 65536, 4096);
+}
+
 int main(void)
 {
 	static enum blk_engine engine = BLK_ENGINE_URING;
 	const struct CMUnitTest extra[] = {
 		cmocka_unit_test_prestate_setup_teardown(uring_fallback, blk_suite_setup,
 							 blk_suite_teardown, &engine),
+		cmocka_unit_test_prestate_setup_teardown(uring_write_zeroes_refused_remembered,
+							 blk_suite_setup, blk_suite_teardown, &engine),
 		cmocka_unit_test_prestate_setup_teardown(uring_submit_eagain, blk_suite_setup,
 							 blk_suite_teardown, &engine),
 	};
