@@ -107,6 +107,28 @@ static void port_free(struct sim_domain *dom, struct sim_port *p)
 	free(p);
 }
 
+/*
+ * @len bytes of memory shared with the backend process: a memfd (*ret_fd),
+ * mapped here too.  NULL with errno set if it cannot be had.
+ */
+static void *shared_mem(const char *name, size_t len, int *ret_fd)
+{
+	int fd = memfd_create(name, MFD_CLOEXEC), err;
+	void *p;
+
+	if (fd < 0)
+		return NULL;
+	if (ftruncate(fd, (off_t)len) < 0 ||
+	    (p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)) == MAP_FAILED) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return NULL;
+	}
+	*ret_fd = fd;
+	return p;
+}
+
 int hv_domain_create(const struct guest_config *cfg, struct sim_domain **ret_dom)
 {
 	struct sim_domain *d;
@@ -128,33 +150,15 @@ int hv_domain_create(const struct guest_config *cfg, struct sim_domain **ret_dom
 		r = -errno;
 		goto err_free;
 	}
-	d->irq_fd = memfd_create("xensim-irqs", MFD_CLOEXEC);
-	if (d->irq_fd < 0) {
+	d->irqs = shared_mem("xensim-irqs", XSIM_IRQ_PAGE_BYTES, &d->irq_fd);
+	if (!d->irqs) {
 		r = -errno;
 		goto err_kill;
 	}
-	if (ftruncate(d->irq_fd, XSIM_IRQ_PAGE_BYTES) < 0) {
+	d->ram = shared_mem("xensim-guest-ram", d->ram_bytes, &d->ram_fd);
+	if (!d->ram) {
 		r = -errno;
 		goto err_irq;
-	}
-	d->irqs = mmap(NULL, XSIM_IRQ_PAGE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, d->irq_fd, 0);
-	if (d->irqs == MAP_FAILED) {
-		r = -errno;
-		goto err_irq;
-	}
-	d->ram_fd = memfd_create("xensim-guest-ram", MFD_CLOEXEC);
-	if (d->ram_fd < 0) {
-		r = -errno;
-		goto err_irqmap;
-	}
-	if (ftruncate(d->ram_fd, (off_t)d->ram_bytes) < 0) {
-		r = -errno;
-		goto err_ram;
-	}
-	d->ram = mmap(NULL, d->ram_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, d->ram_fd, 0);
-	if (d->ram == MAP_FAILED) {
-		r = -errno;
-		goto err_ram;
 	}
 	d->vcpu_locks = calloc(d->vcpus, sizeof(*d->vcpu_locks));
 	if (!d->vcpu_locks) {
@@ -171,11 +175,9 @@ int hv_domain_create(const struct guest_config *cfg, struct sim_domain **ret_dom
 
 err_map:
 	munmap(d->ram, d->ram_bytes);
-err_ram:
 	close(d->ram_fd);
-err_irqmap:
-	munmap(d->irqs, XSIM_IRQ_PAGE_BYTES);
 err_irq:
+	munmap(d->irqs, XSIM_IRQ_PAGE_BYTES);
 	close(d->irq_fd);
 err_kill:
 	close(d->kill_fd);
@@ -349,20 +351,15 @@ static int ioserv_create(struct sim_domain *dom, uint64_t bufioreq, uint32_t *re
 		return -ENOMEM;
 	s->id = (uint16_t)id;
 	s->refs = 1;
+	s->page_fd = -1;
 	s->dead_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	s->page_fd = memfd_create("xensim-ioreq-page", MFD_CLOEXEC);
 	s->ports = calloc(dom->vcpus, sizeof(*s->ports));
-	if (s->dead_fd < 0 || s->page_fd < 0 || !s->ports) {
+	if (s->dead_fd < 0 || !s->ports) {
 		r = -ENOMEM;
 		goto err;
 	}
-	if (ftruncate(s->page_fd, XSIM_PAGE_SIZE) < 0) {
-		r = -errno;
-		goto err;
-	}
-	s->page = mmap(NULL, XSIM_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, s->page_fd, 0);
-	if (s->page == MAP_FAILED) {
-		s->page = NULL;
+	s->page = shared_mem("xensim-ioreq-page", XSIM_PAGE_SIZE, &s->page_fd);
+	if (!s->page) {
 		r = -errno;
 		goto err;
 	}
