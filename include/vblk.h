@@ -88,6 +88,13 @@ struct vblk_backend_ops {
 	void (*unplug)(void *be);
 	/* Optional: a queue stopped asking for notifications; call vblk_poll() until it returns false. */
 	void (*quiet)(void *be);
+	/*
+	 * Optional: a pass over a queue stopped on its budget of mapped memory
+	 * with buffers left in the ring: call vblk_poll() soon, once the loop
+	 * has served what else is ready (without it the quiet() polls take
+	 * them, later).
+	 */
+	void (*resume)(void *be);
 };
 
 struct vblk_config {
@@ -110,6 +117,7 @@ struct vblk_stats {
 	uint64_t io_errors;		/* requests answered VIRTIO_BLK_S_IOERR */
 	uint64_t unsupported;		/* requests answered VIRTIO_BLK_S_UNSUPP */
 	uint64_t ring_errors;		/* driver protocol violations (device needed reset) */
+	uint64_t map_waits;		/* a request waited: the guest's mapping budget was used up */
 	uint64_t interrupts;		/* used-buffer interrupts raised */
 	unsigned int in_flight;		/* in the backend, orphans of a reset included */
 };

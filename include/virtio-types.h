@@ -73,8 +73,11 @@ struct virtio_transport_ops {
 	 * Make the guest range [gpa, gpa + len) accessible: on success store a host
 	 * pointer to a CONTIGUOUS mapping of the whole range in *ret_ptr and
 	 * return 0; otherwise return -errno (-EFAULT: not guest memory) and leave
-	 * *ret_ptr alone.  @write says the device will write to it.  len >= 1 and
-	 * gpa + len does not wrap (the caller checks both).
+	 * *ret_ptr alone.  @write says the device will write to it.  len >= 1,
+	 * len <= max_map (when set) and gpa + len does not wrap (the caller checks
+	 * all three).  -ENOBUFS: the guest's budget of mapped memory is used up
+	 * for now; the device waits for its own requests to finish (or for
+	 * room(), see the owner's wiring) and tries again.
 	 */
 	int (*map)(void *opaque, uint64_t gpa, uint64_t len, bool write, void **ret_ptr);
 	/* Release a mapping returned by map() (same pointer and length). */
@@ -92,6 +95,11 @@ struct virtio_transport {
 	void *opaque;
 	/* Guest addresses are grant references, not physical: offer VIRTIO_F_ACCESS_PLATFORM. */
 	bool grant_addresses;
+	/*
+	 * Largest range map() takes in one call, a power of two (0: any): the
+	 * device cuts longer buffers into pieces at multiples of it.
+	 */
+	uint64_t max_map;
 };
 
 #endif

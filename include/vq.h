@@ -24,18 +24,28 @@ struct vq_config {
 	bool packed;			/* VIRTIO_F_RING_PACKED negotiated */
 	bool event_idx;			/* VIRTIO_F_EVENT_IDX negotiated */
 	bool indirect;			/* VIRTIO_F_INDIRECT_DESC negotiated */
-	unsigned int max_segs;		/* most buffers (iovec entries) per chain, >= 1 */
+	unsigned int max_segs;		/* most buffers per chain (room in vq_elem.bufs), >= 1 */
 	uint32_t max_seg_len;		/* longest single buffer accepted; 0 = no limit */
 	/* Legacy split layout (virtio-mmio Version 1, §4.2.4): rings follow the table in one area. */
 	bool legacy;
 	uint32_t legacy_align;		/* QueueAlign, power of two */
 };
 
+/* One guest buffer of a chain as the driver described it; checked, but not mapped. */
+struct vq_buf {
+	uint64_t addr;			/* guest (or grant) address */
+	uint32_t len;			/* >= 1 */
+	bool write;			/* device-writable */
+};
+
 /*
- * One buffer chain taken from the ring.  The caller supplies iov with room for
- * max_segs entries; vq_pop() fills the device-readable buffers first (out_num),
- * then the device-writable ones (in_num).  Each iov entry is a transport
- * mapping that stays valid until vq_elem_unmap().
+ * One buffer chain taken from the ring.  vq_pop() fills @bufs (room for
+ * max_segs entries, from the caller): the device-readable buffers first
+ * (out_num), then the device-writable ones (in_num), with their total
+ * lengths, and maps nothing: the device checks a request's shape and length
+ * first, then maps only the byte ranges it uses with vq_elem_map(), whose
+ * mappings land in @iov (room for iov_cap entries, from the caller) and stay
+ * valid until vq_elem_unmap().
  */
 struct vq_elem {
 	uint16_t id;			/* head index (split) / buffer id (packed), < num */
@@ -44,8 +54,10 @@ struct vq_elem {
 	unsigned int in_num;
 	uint64_t out_len;		/* bytes in the readable buffers */
 	uint64_t in_len;		/* bytes in the writable buffers */
+	struct vq_buf *bufs;
 	struct iovec *iov;
 	unsigned int iov_cap;
+	unsigned int iov_num;		/* mappings made by vq_elem_map() */
 };
 
 /*
@@ -65,11 +77,30 @@ void vq_destroy(struct vq *vq);
  * put the device into DEVICE_NEEDS_RESET (§2.1.2).  Every guest value is
  * checked: head/id < num, at most num new entries (§2.7.6), chain length,
  * loops, indirect tables (§2.7.5.3), readable before writable (§2.7.4.2),
- * buffers mapped and lengths overflow-safe, head not already in flight.
+ * no zero-length buffer, no range that wraps, lengths overflow-safe, head
+ * not already in flight.  Buffers are not mapped (vq_elem_map()).  The
+ * transport's -ENOBUFS or -ENOMEM when mapping an indirect table is returned
+ * as is, with nothing taken and the queue intact: try again later.
  */
 int vq_pop(struct vq *vq, struct vq_elem *elem);
 
-/* Release an element's buffer mappings (needs only the transport: works after vq_destroy). */
+/*
+ * Map bytes [off, off + len) of the element's readable (@write false) or
+ * writable part, appending them to elem->iov in pieces that never cross a
+ * multiple of the transport's max_map.  Returns the number of entries added
+ * (the first is at the old iov_num), or -errno with nothing new mapped:
+ * -EINVAL the range is outside that part, -E2BIG no room in iov, or what the
+ * transport's map() said (-EFAULT not guest memory, -ENOBUFS the guest's
+ * mapping budget is used up for now, -ENOMEM).
+ */
+int vq_elem_map(const struct virtio_transport *t, struct vq_elem *elem, bool write, uint64_t off,
+		uint64_t len);
+
+/* Copy bytes [off, off + len) of the readable part into @buf; nothing stays mapped.  As vq_elem_map(). */
+int vq_elem_read(const struct virtio_transport *t, const struct vq_elem *elem, uint64_t off,
+		 void *buf, uint64_t len);
+
+/* Release the element's mappings (needs only the transport: works after vq_destroy()). */
 void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem);
 
 /*

@@ -34,6 +34,14 @@
  * writes, 1 the same for more CPU.
  */
 #define SUBMIT_BATCH 2u
+/*
+ * What one pass over a queue may map before it yields to the rest of the
+ * loop (other guests' traps among it): each mapped page can be hypercall
+ * work on Xen.  A single request may go past it (it is never cut), so the
+ * longest pass is bounded by these plus one request of seg_max x size_max.
+ */
+#define VBLK_PASS_BYTES (32u << 20)
+#define VBLK_PASS_MAPS 1024u
 
 struct vblk_queue;
 struct vblk_pool;
@@ -42,11 +50,12 @@ struct vblk_req {
 	struct blk_req breq;		/* handed to the backend; container_of() in done() */
 	struct vblk_pool *pool;
 	struct vq_elem elem;
-	struct iovec *data;		/* data part of elem.iov (header and status cut off) */
+	struct iovec *data;		/* the data's mappings, inside elem.iov */
 	unsigned int ndata;
 	uint8_t *status;		/* last byte of the last writable buffer (§5.2.6) */
 	uint32_t type;
 	uint32_t data_len;
+	bool parsed;			/* stalled after parsing (backend full), not before (no room to map) */
 	bool flush_after;		/* write-through cache mode: FLUSH before completing a write */
 	bool flushing;
 };
@@ -62,6 +71,7 @@ struct vblk_pool {
 	unsigned int nreq;
 	unsigned int outstanding;	/* in the backend */
 	struct vblk_req *reqs;
+	struct vq_buf *bufs;
 	struct iovec *iovs;
 	unsigned int *free;
 	unsigned int nfree;
@@ -73,10 +83,17 @@ struct vblk_queue {
 	unsigned int idx;
 	struct vq *vq;
 	struct vblk_pool *pool;
-	struct vblk_req *stalled;	/* popped, backend said -EAGAIN: submitted first next time */
+	/*
+	 * Popped and not yet in the backend: it said -EAGAIN (parsed), or the
+	 * transport had no room to map the request now (not parsed).  Taken up
+	 * first next time.
+	 */
+	struct vblk_req *stalled;
 	bool dirty;			/* pushed to the used ring since the last flush */
 	bool processing;
 	bool quiet;			/* driver notifications off: requests of ours in flight */
+	bool backlog;			/* a pass ended on its budget with buffers left in the ring */
+	bool map_wait;			/* an indirect table could not be mapped now */
 };
 
 struct vblk_dev {
@@ -118,31 +135,6 @@ static void put_le64(uint8_t *p, uint64_t v)
 	memcpy(p, &v, 8);
 }
 
-/* The sub-range [skip, skip + len) of @src as a new iovec in @dst; returns the entry count. */
-static unsigned int iov_slice(const struct iovec *src, unsigned int cnt, size_t skip, size_t len,
-			      struct iovec *dst)
-{
-	unsigned int n = 0;
-
-	for (unsigned int i = 0; i < cnt && len > 0; i++) {
-		size_t l = src[i].iov_len;
-
-		if (skip >= l) {
-			skip -= l;
-			continue;
-		}
-		l -= skip;
-		if (l > len)
-			l = len;
-		dst[n].iov_base = (uint8_t *)src[i].iov_base + skip;
-		dst[n].iov_len = l;
-		n++;
-		len -= l;
-		skip = 0;
-	}
-	return n;
-}
-
 static bool has(const struct vblk_dev *dev, unsigned int bit)
 {
 	return vmmio_has_feature(dev->vmmio, bit);
@@ -155,14 +147,30 @@ static void pool_free(struct vblk_pool *pool)
 	if (!pool)
 		return;
 	free(pool->reqs);
+	free(pool->bufs);
 	free(pool->iovs);
 	free(pool->free);
 	free(pool);
 }
 
+/*
+ * Mappings one request may need: its status byte, and its data cut into
+ * pieces by the buffers that carry it and by the transport's max_map (at
+ * most seg_max x size_max bytes of data, see parse_rw()).
+ */
+static unsigned int req_iov_cap(const struct vblk_dev *dev, unsigned int max_segs)
+{
+	uint64_t pieces = max_segs + 2;
+
+	if (dev->t.max_map)
+		pieces += (uint64_t)dev->cfg.seg_max * dev->cfg.size_max / dev->t.max_map + 1;
+	return (unsigned int)pieces;
+}
+
 static struct vblk_pool *pool_new(struct vblk_queue *q, unsigned int nreq, unsigned int max_segs)
 {
 	struct vblk_pool *pool = calloc(1, sizeof(*pool));
+	unsigned int iov_cap = req_iov_cap(q->dev, max_segs);
 
 	if (!pool)
 		return NULL;
@@ -171,9 +179,10 @@ static struct vblk_pool *pool_new(struct vblk_queue *q, unsigned int nreq, unsig
 	pool->t = q->dev->t;
 	pool->nreq = nreq;
 	pool->reqs = calloc(nreq, sizeof(*pool->reqs));
-	pool->iovs = calloc((size_t)nreq * 2 * max_segs, sizeof(*pool->iovs));
+	pool->bufs = calloc((size_t)nreq * max_segs, sizeof(*pool->bufs));
+	pool->iovs = calloc((size_t)nreq * iov_cap, sizeof(*pool->iovs));
 	pool->free = calloc(nreq, sizeof(*pool->free));
-	if (!pool->reqs || !pool->iovs || !pool->free) {
+	if (!pool->reqs || !pool->bufs || !pool->iovs || !pool->free) {
 		pool_free(pool);
 		return NULL;
 	}
@@ -181,9 +190,9 @@ static struct vblk_pool *pool_new(struct vblk_queue *q, unsigned int nreq, unsig
 		struct vblk_req *req = &pool->reqs[i];
 
 		req->pool = pool;
-		req->elem.iov = &pool->iovs[(size_t)i * 2 * max_segs];
-		req->elem.iov_cap = max_segs;
-		req->data = req->elem.iov + max_segs;
+		req->elem.bufs = &pool->bufs[(size_t)i * max_segs];
+		req->elem.iov = &pool->iovs[(size_t)i * iov_cap];
+		req->elem.iov_cap = iov_cap;
 		pool->free[pool->nfree++] = nreq - 1 - i;
 	}
 	return pool;
@@ -366,6 +375,7 @@ enum parse_result {
 	PARSE_SUBMIT,		/* req->breq is ready for the backend */
 	PARSE_DONE,		/* completed with a status */
 	PARSE_BROKEN,		/* the driver broke the protocol: device needs reset */
+	PARSE_WAIT,		/* the transport cannot map it now: nothing kept mapped, try later */
 };
 
 static bool range_ok(const struct vblk_dev *dev, uint64_t sector, uint64_t nsec)
@@ -392,12 +402,50 @@ static bool writethrough(const struct vblk_dev *dev)
 	return has(dev, VIRTIO_BLK_F_CONFIG_WCE) && dev->writeback == 0;
 }
 
+/*
+ * A mapping of the request failed: an address that is not the guest's
+ * memory breaks the ring (as a bad descriptor always did); a transport out
+ * of room or memory is nobody's fault here and the request waits; anything
+ * else fails the request if it can be answered.
+ */
+static enum parse_result map_failed(const struct vblk_req *req, int r, uint8_t *ret_status)
+{
+	if (r == -ENOBUFS || r == -ENOMEM)
+		return PARSE_WAIT;
+	if (r == -EFAULT || !req->status)
+		return PARSE_BROKEN;
+	*ret_status = VIRTIO_BLK_S_IOERR;
+	return PARSE_DONE;
+}
+
+/* Map @len bytes of data at @off of the readable or writable part: req->data. */
+static enum parse_result map_data(struct vblk_dev *dev, struct vblk_req *req, bool write,
+				  uint64_t off, uint64_t len, uint8_t *ret_status)
+{
+	struct vq_elem *e = &req->elem;
+	unsigned int first = e->iov_num;
+	int r = vq_elem_map(&dev->t, e, write, off, len);
+
+	if (r < 0)
+		return map_failed(req, r, ret_status);
+	req->data = &e->iov[first];
+	req->ndata = (unsigned int)r;
+	return PARSE_SUBMIT;
+}
+
 static enum parse_result parse_rw(struct vblk_dev *dev, struct vblk_req *req, uint64_t sector,
 				  uint8_t *ret_status)
 {
 	struct vq_elem *e = &req->elem;
 	bool in = req->type == VIRTIO_BLK_T_IN;
+	/*
+	 * IN: the writable buffers before the status byte; the readable ones
+	 * after the header are none of the device's business and stay unmapped.
+	 * OUT: the readable buffers after the header; writable ones before the
+	 * status byte likewise.
+	 */
 	uint64_t len = in ? e->in_len - 1 : e->out_len - BLK_HDR_SIZE;
+	enum parse_result pr;
 
 	/* §5.2.6.1: IN/OUT data is a multiple of 512 bytes. */
 	if (len % VIRTIO_BLK_SECTOR_SIZE != 0) {
@@ -416,7 +464,8 @@ static enum parse_result parse_rw(struct vblk_dev *dev, struct vblk_req *req, ui
 	/*
 	 * At most seg_max x size_max bytes (§5.2.4), what the device offers,
 	 * whether or not the driver negotiated those limits: a request's size
-	 * decides how much Dom0 memory it may need.
+	 * decides how much Dom0 memory it may need.  Checked before anything
+	 * of the data is mapped.
 	 */
 	if (len > (uint64_t)dev->cfg.seg_max * dev->cfg.size_max) {
 		vblk_warn(dev, "request of %llu bytes is larger than seg_max x size_max: refused",
@@ -429,10 +478,9 @@ static enum parse_result parse_rw(struct vblk_dev *dev, struct vblk_req *req, ui
 		*ret_status = VIRTIO_BLK_S_OK;
 		return PARSE_DONE;
 	}
-	if (in)
-		req->ndata = iov_slice(e->iov + e->out_num, e->in_num, 0, len, req->data);
-	else
-		req->ndata = iov_slice(e->iov, e->out_num, BLK_HDR_SIZE, len, req->data);
+	pr = map_data(dev, req, in, in ? 0 : BLK_HDR_SIZE, len, ret_status);
+	if (pr != PARSE_SUBMIT)
+		return pr;
 	req->breq.op = in ? BLK_OP_READ : BLK_OP_WRITE;
 	req->breq.offset = sector * VIRTIO_BLK_SECTOR_SIZE;
 	req->breq.iov = req->data;
@@ -449,6 +497,7 @@ static enum parse_result parse_dz(struct vblk_dev *dev, struct vblk_req *req, ui
 	uint8_t seg[BLK_SEG_SIZE];
 	uint64_t sector;
 	uint32_t nsec, flags;
+	int r;
 
 	if (!has(dev, discard ? VIRTIO_BLK_F_DISCARD : VIRTIO_BLK_F_WRITE_ZEROES)) {
 		*ret_status = VIRTIO_BLK_S_UNSUPP;
@@ -464,7 +513,9 @@ static enum parse_result parse_dz(struct vblk_dev *dev, struct vblk_req *req, ui
 		*ret_status = VIRTIO_BLK_S_UNSUPP;
 		return PARSE_DONE;
 	}
-	iov_to_buf(e->iov, e->out_num, BLK_HDR_SIZE, seg, sizeof(seg));
+	r = vq_elem_read(&dev->t, e, BLK_HDR_SIZE, seg, sizeof(seg));
+	if (r < 0)
+		return map_failed(req, r, ret_status);
 	memcpy(&sector, seg, 8);
 	memcpy(&nsec, seg + 8, 4);
 	memcpy(&flags, seg + 12, 4);
@@ -499,14 +550,29 @@ static enum parse_result parse_dz(struct vblk_dev *dev, struct vblk_req *req, ui
 	return PARSE_SUBMIT;
 }
 
+/*
+ * Check a popped chain's shape, then map only what its type uses: the status
+ * byte, the header (copied), and the data of IN/OUT/GET_ID.  A FLUSH's or
+ * GET_ID's extra buffers, an IN's readable ones past the header and an OUT's
+ * writable ones before the status are never mapped.
+ */
 static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8_t *ret_status)
 {
 	struct vq_elem *e = &req->elem;
 	uint8_t hdr[BLK_HDR_SIZE];
-	struct iovec *last;
 	uint32_t type;
 	uint64_t sector;
+	int r;
 
+	req->status = NULL;
+	req->data = NULL;
+	req->type = 0;
+	req->data_len = 0;
+	req->ndata = 0;
+	req->flush_after = false;
+	req->flushing = false;
+	memset(&req->breq, 0, sizeof(req->breq));
+	req->breq.done = req_done;
 	/*
 	 * §5.2.6: a request is a 16-byte device-readable header, data, and a
 	 * device-writable status byte at the very end.  Without the header or the
@@ -515,20 +581,18 @@ static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8
 	 */
 	if (e->out_len < BLK_HDR_SIZE || e->in_len < 1)
 		return PARSE_BROKEN;
-	iov_to_buf(e->iov, e->out_num, 0, hdr, sizeof(hdr));
+	r = vq_elem_map(&dev->t, e, true, e->in_len - 1, 1);
+	if (r < 0)
+		return map_failed(req, r, ret_status);
+	req->status = e->iov[e->iov_num - 1].iov_base;
+	r = vq_elem_read(&dev->t, e, 0, hdr, sizeof(hdr));
+	if (r < 0)
+		return map_failed(req, r, ret_status);
 	memcpy(&type, hdr, 4);
 	memcpy(&sector, hdr + 8, 8);
 	type = le32toh(type);
 	sector = le64toh(sector);
-	last = &e->iov[e->out_num + e->in_num - 1];
-	req->status = (uint8_t *)last->iov_base + last->iov_len - 1;
 	req->type = type;
-	req->data_len = 0;
-	req->ndata = 0;
-	req->flush_after = false;
-	req->flushing = false;
-	memset(&req->breq, 0, sizeof(req->breq));
-	req->breq.done = req_done;
 
 	switch (type) {
 	case VIRTIO_BLK_T_IN:
@@ -539,14 +603,18 @@ static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8
 		return PARSE_SUBMIT;
 	case VIRTIO_BLK_T_GET_ID: {
 		/* §5.2.6: up to 20 bytes of serial, not NUL-terminated when all 20 are used. */
-		struct iovec *wiov = e->iov + e->out_num;
-		size_t room = e->in_len - 1;
-		size_t n = room < VIRTIO_BLK_ID_BYTES ? room : VIRTIO_BLK_ID_BYTES;
+		uint64_t room = e->in_len - 1;
+		size_t n = room < VIRTIO_BLK_ID_BYTES ? (size_t)room : VIRTIO_BLK_ID_BYTES;
+		enum parse_result pr;
 
-		req->ndata = iov_slice(wiov, e->in_num, 0, n, req->data);
+		*ret_status = VIRTIO_BLK_S_OK;
+		if (n == 0)
+			return PARSE_DONE;
+		pr = map_data(dev, req, true, 0, n, ret_status);
+		if (pr != PARSE_SUBMIT)
+			return pr;
 		iov_from_buf(req->data, req->ndata, dev->serial, n);
 		req->data_len = (uint32_t)n;
-		*ret_status = VIRTIO_BLK_S_OK;
 		return PARSE_DONE;
 	}
 	case VIRTIO_BLK_T_DISCARD:
@@ -595,9 +663,19 @@ static int submit(struct vblk_queue *q, struct vblk_req *req)
 	return r;
 }
 
+/* Mapped bytes and mappings a request cost (its header read counted as one more). */
+static void pass_charge(const struct vblk_req *req, uint64_t *bytes, unsigned int *maps)
+{
+	const struct vq_elem *e = &req->elem;
+
+	for (unsigned int i = 0; i < e->iov_num; i++)
+		*bytes += e->iov[i].iov_len;
+	*maps += e->iov_num + 1;
+}
+
 /*
- * Take requests from the ring until it is empty, the backend is full, or the
- * driver misbehaves.  Returns how many it took.
+ * Take requests from the ring until it is empty, the backend is full, the
+ * pass's budget is spent, or the driver misbehaves.  Returns how many it took.
  */
 static unsigned int process_queue(struct vblk_queue *q)
 {
@@ -613,10 +691,20 @@ static unsigned int process_queue(struct vblk_queue *q)
 	 * notification (EVENT_IDX), even after a full ring answered inline.
 	 */
 	unsigned int budget = q->vq ? vq_num(q->vq) + 1u : 0;
+	/*
+	 * What one pass may map: on Xen each page is hypercall work, and the
+	 * thread that does it serves every other guest too.  A pass that spends
+	 * it leaves the rest of the ring for a pass of its own after the loop
+	 * has dispatched everything else that is ready (backend resume()).
+	 */
+	uint64_t pass_bytes = 0;
+	unsigned int pass_maps = 0;
 
 	if (q->processing)
 		return 0;
 	q->processing = true;
+	q->backlog = false;
+	q->map_wait = false;
 again:
 	while (q->vq && vmmio_running(dev->vmmio)) {
 		struct vblk_req *req = q->stalled;
@@ -628,11 +716,22 @@ again:
 		} else {
 			if (budget == 0)
 				break;
+			if (pass_bytes >= VBLK_PASS_BYTES || pass_maps >= VBLK_PASS_MAPS) {
+				q->backlog = true;
+				break;
+			}
 			budget--;
 			req = pool_get(q->pool);
 			if (!req)
 				break; /* every id is in flight: the ring cannot hold more */
 			r = vq_pop(q->vq, &req->elem);
+			if (r == -ENOBUFS || r == -ENOMEM) {
+				/* An indirect table the transport cannot map now: the ring waits. */
+				pool_put(q->pool, req);
+				dev->stats.map_waits++;
+				q->map_wait = true;
+				break;
+			}
 			if (r <= 0) {
 				pool_put(q->pool, req);
 				if (r < 0)
@@ -640,12 +739,29 @@ again:
 				break;
 			}
 			taken++;
-			switch (parse(dev, req, &status)) {
+			req->parsed = false;
+		}
+		if (!req->parsed) {
+			enum parse_result pr = parse(dev, req, &status);
+
+			pass_charge(req, &pass_bytes, &pass_maps);
+			switch (pr) {
 			case PARSE_SUBMIT:
+				req->parsed = true;
 				break;
 			case PARSE_DONE:
 				complete_status(q, req, status);
 				continue;
+			case PARSE_WAIT:
+				/*
+				 * No room to map it now: like a full backend, the
+				 * queue waits with this request first in line; the
+				 * completions that release mappings bring us back.
+				 */
+				vq_elem_unmap(&q->pool->t, &req->elem);
+				dev->stats.map_waits++;
+				q->stalled = req;
+				goto out;
 			case PARSE_BROKEN:
 				vq_elem_unmap(&q->pool->t, &req->elem);
 				pool_put(q->pool, req);
@@ -674,15 +790,18 @@ out:
 		 * completions bring us back here (vblk_flush()), so the driver
 		 * need not notify: on Xen every notification is a trap and a round
 		 * trip through this daemon while the vCPU waits.  The owner's
-		 * vblk_poll() bounds how long a buffer can wait if they are slow.
+		 * vblk_poll() bounds how long a buffer can wait if they are slow,
+		 * and comes back at once for a backlog.
 		 */
-		if (q->pool->outstanding || q->stalled) {
+		if (q->pool->outstanding || q->stalled || q->backlog || q->map_wait) {
 			if (!q->quiet) {
 				q->quiet = true;
 				vq_notify_off(q->vq);
 				if (dev->bops->quiet)
 					dev->bops->quiet(dev->be);
 			}
+			if (q->backlog && dev->bops->resume)
+				dev->bops->resume(dev->be);
 		} else if (q->quiet) {
 			q->quiet = false;
 			if (vq_notify_on(q->vq)) {
@@ -693,6 +812,8 @@ out:
 	} else {
 		/* Needs a reset (or has no rings): nothing to take until the driver resets it. */
 		q->quiet = false;
+		q->backlog = false;
+		q->map_wait = false;
 	}
 	q->processing = false;
 	return taken;

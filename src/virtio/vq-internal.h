@@ -77,15 +77,19 @@ extern const struct vq_layout_ops vq_packed_ops;
 /* Map [gpa, gpa + len) for the rings, remembered in vq->maps[slot]. */
 int vq_map_ring(struct vq *vq, unsigned int slot, uint64_t gpa, uint64_t len, bool write,
 		void **ret_ptr);
-/* Add one guest buffer to @elem: checks length, order, segment count, overflow; maps it. */
+/* Add one guest buffer to @elem: checks length, order, segment count, overflow (maps nothing). */
 int vq_add_buf(struct vq *vq, struct vq_elem *elem, uint64_t addr, uint32_t len, bool write);
 /* Map an indirect table given by a descriptor (§2.7.5.3 / §2.8.7 rules on its length). */
 int vq_map_indirect(struct vq *vq, uint64_t addr, uint32_t len, void **ret_ptr);
 /* Head/id bookkeeping: -EPROTO if @id is out of range or already in flight. */
 int vq_take_id(struct vq *vq, uint16_t id);
 bool vq_release_id(struct vq *vq, uint16_t id);
-/* A ring rule was broken: mark the queue, release what the element holds, return @err. */
-int vq_fail(struct vq *vq, struct vq_elem *elem, int err);
+/*
+ * A pop failed with @err: a broken ring rule marks the queue broken; the
+ * transport's -ENOBUFS / -ENOMEM (an indirect table it could not map now) do
+ * not.  Returns @err.
+ */
+int vq_fail(struct vq *vq, int err);
 
 /* §2.7.7 (used_event) / §2.7.10: has the index moved past @event in the step old -> new_idx? */
 static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old)

@@ -138,7 +138,7 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 	return 1;
 
 err:
-	return vq_fail(vq, elem, r);
+	return vq_fail(vq, r);
 }
 
 static bool packed_flush(struct vq *vq);

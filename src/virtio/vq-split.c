@@ -157,7 +157,7 @@ static int split_walk(struct vq *vq, struct vq_elem *elem, uint16_t head)
 err:
 	if (ind)
 		vq->t.ops->unmap(vq->t.opaque, ind, ind_len);
-	return vq_fail(vq, elem, r);
+	return vq_fail(vq, r);
 }
 
 static int split_pop(struct vq *vq, struct vq_elem *elem)
@@ -186,7 +186,7 @@ static int split_pop(struct vq *vq, struct vq_elem *elem)
 	}
 	/* §2.7.6: the driver can have made at most num entries available beyond ours. */
 	if ((uint16_t)(avail_idx - vq->last_avail) > num)
-		return vq_fail(vq, NULL, -EPROTO);
+		return vq_fail(vq, -EPROTO);
 	/*
 	 * Read the ring entry only after seeing idx: pairs with the driver's
 	 * write barrier between filling ring[] and updating idx (§2.7.13.3).
@@ -195,10 +195,10 @@ static int split_pop(struct vq *vq, struct vq_elem *elem)
 	head = le16toh(vq_load(&vq->avail[AVAIL_RING + vq->last_avail % num]));
 	/* §2.7.6: ring entries are heads of descriptor chains, < queue size. */
 	if (head >= num)
-		return vq_fail(vq, NULL, -EPROTO);
+		return vq_fail(vq, -EPROTO);
 	r = vq_take_id(vq, head);
 	if (r < 0)
-		return vq_fail(vq, NULL, r);
+		return vq_fail(vq, r);
 	r = split_walk(vq, elem, head);
 	if (r < 0) {
 		vq_release_id(vq, head);

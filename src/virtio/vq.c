@@ -61,9 +61,7 @@ int vq_map_indirect(struct vq *vq, uint64_t addr, uint32_t len, void **ret_ptr)
 
 int vq_add_buf(struct vq *vq, struct vq_elem *elem, uint64_t addr, uint32_t len, bool write)
 {
-	void *p = NULL;
 	unsigned int n = elem->out_num + elem->in_num;
-	int r;
 
 	/*
 	 * A zero-length buffer carries nothing and a length-0 mapping is
@@ -74,23 +72,18 @@ int vq_add_buf(struct vq *vq, struct vq_elem *elem, uint64_t addr, uint32_t len,
 	/* §2.7.4.2 / §2.8.4.1: device-writable buffers come after all device-readable ones. */
 	if (!write && elem->in_num > 0)
 		return -EPROTO;
-	/* Bounded iovec count: the device advertised its limit (e.g. virtio-blk seg_max). */
-	if (n >= vq->cfg.max_segs || n >= elem->iov_cap)
+	/* Bounded buffer count: the device advertised its limit (e.g. virtio-blk seg_max). */
+	if (n >= vq->cfg.max_segs)
 		return -E2BIG;
 	if (vq->cfg.max_seg_len && len > vq->cfg.max_seg_len)
 		return -EMSGSIZE;
 	/* §2.7.5 / §2.8.4: a chain is at most 2^32 bytes in total. */
 	if (elem->out_len + elem->in_len + len > UINT32_MAX)
 		return -EMSGSIZE;
+	/* Checked here, where the driver's value is first seen: nothing later wraps. */
 	if (!range_ok(addr, len))
 		return -EFAULT;
-	r = vq->t.ops->map(vq->t.opaque, addr, len, write, &p);
-	if (r < 0)
-		return r;
-	if (!p)
-		return -EFAULT;
-	elem->iov[n].iov_base = p;
-	elem->iov[n].iov_len = len;
+	elem->bufs[n] = (struct vq_buf){ .addr = addr, .len = len, .write = write };
 	if (write) {
 		elem->in_num++;
 		elem->in_len += len;
@@ -131,24 +124,127 @@ bool vq_release_id(struct vq *vq, uint16_t id)
 	return true;
 }
 
-int vq_fail(struct vq *vq, struct vq_elem *elem, int err)
+int vq_fail(struct vq *vq, int err)
 {
+	/* The transport ran out of room or memory: not the driver's fault, try again later. */
+	if (err == -ENOBUFS || err == -ENOMEM)
+		return err;
 	vq->broken = true;
-	if (elem)
-		vq_elem_unmap(&vq->t, elem);
 	return err;
+}
+
+/* Call @fn on each piece of [off, off + len) of the readable or writable part; stops at an error. */
+static int elem_pieces(const struct virtio_transport *t, const struct vq_elem *elem, bool write,
+		       uint64_t off, uint64_t len,
+		       int (*fn)(const struct virtio_transport *t, uint64_t gpa, uint64_t len,
+				 void *ctx),
+		       void *ctx)
+{
+	unsigned int first = write ? elem->out_num : 0, n = write ? elem->in_num : elem->out_num;
+	uint64_t total = write ? elem->in_len : elem->out_len;
+
+	if (len == 0 || off > total || len > total - off)
+		return -EINVAL;
+	for (unsigned int i = first; i < first + n && len > 0; i++) {
+		const struct vq_buf *b = &elem->bufs[i];
+
+		if (off >= b->len) {
+			off -= b->len;
+			continue;
+		}
+		for (uint64_t pos = off; pos < b->len && len > 0;) {
+			uint64_t gpa = b->addr + pos, l = b->len - pos;
+			int r;
+
+			/* Cut at the next multiple of max_map: what the transport maps in one piece. */
+			if (t->max_map && l > t->max_map - (gpa & (t->max_map - 1)))
+				l = t->max_map - (gpa & (t->max_map - 1));
+			if (l > len)
+				l = len;
+			r = fn(t, gpa, l, ctx);
+			if (r < 0)
+				return r;
+			pos += l;
+			len -= l;
+		}
+		off = 0;
+	}
+	return 0;
+}
+
+struct map_ctx {
+	struct vq_elem *elem;
+	bool write;
+};
+
+static int map_piece(const struct virtio_transport *t, uint64_t gpa, uint64_t len, void *ctx)
+{
+	struct map_ctx *m = ctx;
+	struct vq_elem *elem = m->elem;
+	void *p = NULL;
+	int r;
+
+	if (elem->iov_num >= elem->iov_cap)
+		return -E2BIG;
+	r = t->ops->map(t->opaque, gpa, len, m->write, &p);
+	if (r < 0)
+		return r;
+	if (!p)
+		return -EFAULT;
+	elem->iov[elem->iov_num].iov_base = p;
+	elem->iov[elem->iov_num].iov_len = len;
+	elem->iov_num++;
+	return 0;
+}
+
+int vq_elem_map(const struct virtio_transport *t, struct vq_elem *elem, bool write, uint64_t off,
+		uint64_t len)
+{
+	struct map_ctx m = { .elem = elem, .write = write };
+	unsigned int before = elem->iov_num;
+	int r = elem_pieces(t, elem, write, off, len, map_piece, &m);
+
+	if (r < 0) {
+		/* Nothing new stays mapped. */
+		while (elem->iov_num > before) {
+			elem->iov_num--;
+			t->ops->unmap(t->opaque, elem->iov[elem->iov_num].iov_base,
+				      elem->iov[elem->iov_num].iov_len);
+		}
+		return r;
+	}
+	return (int)(elem->iov_num - before);
+}
+
+static int read_piece(const struct virtio_transport *t, uint64_t gpa, uint64_t len, void *ctx)
+{
+	uint8_t **dst = ctx;
+	void *p = NULL;
+	int r = t->ops->map(t->opaque, gpa, len, false, &p);
+
+	if (r < 0)
+		return r;
+	if (!p)
+		return -EFAULT;
+	memcpy(*dst, p, len);
+	t->ops->unmap(t->opaque, p, len);
+	*dst += len;
+	return 0;
+}
+
+int vq_elem_read(const struct virtio_transport *t, const struct vq_elem *elem, uint64_t off,
+		 void *buf, uint64_t len)
+{
+	uint8_t *dst = buf;
+
+	return elem_pieces(t, elem, false, off, len, read_piece, &dst);
 }
 
 void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem)
 {
-	unsigned int i, n = elem->out_num + elem->in_num;
-
-	for (i = 0; i < n; i++)
+	for (unsigned int i = 0; i < elem->iov_num; i++)
 		t->ops->unmap(t->opaque, elem->iov[i].iov_base, elem->iov[i].iov_len);
-	elem->out_num = 0;
-	elem->in_num = 0;
-	elem->out_len = 0;
-	elem->in_len = 0;
+	elem->iov_num = 0;
 }
 
 int vq_create(const struct virtio_transport *t, const struct vq_config *cfg, struct vq **ret_vq)
@@ -205,6 +301,7 @@ int vq_pop(struct vq *vq, struct vq_elem *elem)
 	elem->out_num = elem->in_num = 0;
 	elem->out_len = elem->in_len = 0;
 	elem->ndesc = 0;
+	elem->iov_num = 0;
 	return vq->ops->pop(vq, elem);
 }
 

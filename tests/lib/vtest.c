@@ -15,11 +15,17 @@ static int fm_map(void *opaque, uint64_t gpa, uint64_t len, bool write, void **r
 	struct fake_mem *m = opaque;
 
 	assert(len > 0 && gpa + len - 1 >= gpa); /* the device checks this before calling */
+	/* ... and cuts its buffers into pieces the transport takes */
+	assert(!m->t.max_map || len <= m->t.max_map);
 	if (gpa >= m->size || len > m->size - gpa)
 		return -EFAULT;
 	if (m->fail_len && gpa < m->fail_gpa + m->fail_len && m->fail_gpa < gpa + len)
-		return -EFAULT;
+		return m->fail_err ? m->fail_err : -EFAULT;
+	if (m->maps_limit && m->maps_live >= m->maps_limit)
+		return -ENOBUFS;
 	m->maps_live++;
+	if (m->maps_live > m->maps_peak)
+		m->maps_peak = m->maps_live;
 	m->maps_total++;
 	*ret_ptr = m->ram + gpa;
 	return 0;
@@ -114,10 +120,18 @@ static void rb_quiet(void *opaque)
 	be->quiets++;
 }
 
+static void rb_resume(void *opaque)
+{
+	struct ram_be *be = opaque;
+
+	be->resumes++;
+}
+
 const struct vblk_backend_ops ram_be_ops = {
 	.submit = rb_submit,
 	.unplug = rb_unplug,
 	.quiet = rb_quiet,
+	.resume = rb_resume,
 };
 
 void ram_be_init(struct ram_be *be, uint64_t size)
@@ -208,7 +222,7 @@ struct blk_info vt_default_info(void)
 	return info;
 }
 
-struct vt *vt_new_grants(const struct vblk_config *cfg, bool grants)
+static struct vt *vt_create(const struct vblk_config *cfg, bool grants, uint64_t max_map)
 {
 	struct vt *vt = calloc(1, sizeof(*vt));
 	struct vblk_config c = { 0 };
@@ -216,6 +230,7 @@ struct vt *vt_new_grants(const struct vblk_config *cfg, bool grants)
 
 	assert(vt);
 	fake_mem_init(&vt->mem, VT_RAM, grants);
+	vt->mem.t.max_map = max_map;
 	if (cfg) {
 		c = *cfg;
 	} else {
@@ -231,6 +246,16 @@ struct vt *vt_new_grants(const struct vblk_config *cfg, bool grants)
 	assert(r == 0);
 	vt->mmio = vblk_vmmio(vt->dev);
 	return vt;
+}
+
+struct vt *vt_new_grants(const struct vblk_config *cfg, bool grants)
+{
+	return vt_create(cfg, grants, 0);
+}
+
+struct vt *vt_new_max_map(const struct vblk_config *cfg, uint64_t max_map)
+{
+	return vt_create(cfg, false, max_map);
 }
 
 struct vt *vt_new(const struct vblk_config *cfg)

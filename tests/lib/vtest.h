@@ -19,7 +19,10 @@ struct fake_mem {
 	long maps_live;			/* map() minus unmap() calls */
 	unsigned long maps_total;
 	unsigned int notifies;		/* notify() calls: interrupts raised */
-	uint64_t fail_gpa, fail_len;	/* map() of anything touching this range fails (-EFAULT) */
+	uint64_t fail_gpa, fail_len;	/* map() of anything touching this range fails ... */
+	int fail_err;			/* ... with this (0: -EFAULT) */
+	long maps_limit;		/* map() fails with -ENOBUFS at this many live (0: no limit) */
+	long maps_peak;
 	struct virtio_transport t;
 };
 
@@ -38,6 +41,7 @@ struct ram_be {
 	unsigned int npending;
 	unsigned int submits, unplugs;
 	unsigned int quiets;		/* quiet() calls: a queue stopped asking for notifications */
+	unsigned int resumes;		/* resume() calls: a pass stopped on its budget */
 	int fail_submit;		/* next submit returns this (then reset to 0) */
 	int fail_complete;		/* completions report this res */
 	bool reverse;			/* complete newest first */
@@ -87,6 +91,8 @@ struct vt_buf {
 /* cfg may be NULL: 1 MiB disk, 512-byte blocks, write cache, discard, write zeroes. */
 struct vt *vt_new(const struct vblk_config *cfg);
 struct vt *vt_new_grants(const struct vblk_config *cfg, bool grants);
+/* The transport maps at most @max_map bytes at once (a power of two). */
+struct vt *vt_new_max_map(const struct vblk_config *cfg, uint64_t max_map);
 void vt_free(struct vt *vt);
 struct blk_info vt_default_info(void);
 

@@ -1261,6 +1261,277 @@ static void test_read_only_flag_tightens_on_set_info(void **state)
 	vt_free(vt);
 }
 
+/* ---- hostile shapes: only what a request type uses is mapped, within budgets ---------------- */
+
+/* A 16-byte request header in guest memory. */
+static uint64_t hdr(struct vt *vt, uint32_t type, uint64_t sector)
+{
+	uint64_t g = fake_mem_alloc(&vt->mem, 16, 16);
+	uint32_t t = htole32(type);
+	uint64_t s = htole64(sector);
+
+	memcpy(ptr(vt, g), &t, 4);
+	memcpy((uint8_t *)ptr(vt, g) + 8, &s, 8);
+	return g;
+}
+
+/* A status byte, preset to 0xff (unanswered). */
+static uint64_t status_byte(struct vt *vt)
+{
+	uint64_t g = fake_mem_alloc(&vt->mem, 1, 1);
+
+	*(uint8_t *)ptr(vt, g) = 0xff;
+	return g;
+}
+
+/* Add @n buffers as one chain on queue 0 and kick. */
+static void add_kick(struct vt *vt, const struct vt_buf *b, unsigned int n, bool indirect)
+{
+	assert_true(vt_add(vt, 0, b, n, indirect) >= 0);
+	vt_kick(vt, 0);
+}
+
+/*
+ * Junk buffers the request type does not use lie in memory the transport
+ * refuses to map: a device that maps them breaks the ring (-EFAULT); one that
+ * leaves them alone answers OK.
+ */
+static uint64_t junk(struct vt *vt, uint32_t len)
+{
+	uint64_t g = fake_mem_alloc(&vt->mem, len, 4096);
+
+	vt->mem.fail_gpa = g;
+	vt->mem.fail_len = len;
+	return g;
+}
+
+static void test_in_readable_junk_never_mapped(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = hdr(vt, VIRTIO_BLK_T_IN, 2), d = buf(vt, 4096, 0), st = status_byte(vt);
+	uint64_t j = junk(vt, 8192);
+
+	memset(vt->be.data + 1024, 0x3c, 4096);
+	add_kick(vt, (struct vt_buf[]){ { h, 16, false }, { j, 4096, false }, { j + 4096, 4096, false },
+					{ d, 4096, true }, { st, 1, true } }, 5, true);
+	vt_complete(vt);
+	assert_false(needs_reset(vt));
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(ptr(vt, d), vt->be.data + 1024, 4096);
+	assert_int_equal(vt->mem.maps_live, 3);
+	vt_free(vt);
+}
+
+static void test_out_writable_junk_never_mapped(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = hdr(vt, VIRTIO_BLK_T_OUT, 4), d = buf(vt, 1024, 0x77), st = status_byte(vt);
+	uint64_t j = junk(vt, 4096);
+
+	add_kick(vt, (struct vt_buf[]){ { h, 16, false }, { d, 1024, false }, { j, 4096, true },
+					{ st, 1, true } }, 4, false);
+	vt_complete(vt);
+	assert_false(needs_reset(vt));
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data + 4 * 512, ptr(vt, d), 1024);
+	vt_free(vt);
+}
+
+static void test_flush_extra_buffers_never_mapped(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = hdr(vt, VIRTIO_BLK_T_FLUSH, 0), st = status_byte(vt), j = junk(vt, 65536);
+
+	add_kick(vt, (struct vt_buf[]){ { h, 16, false }, { j, 32768, false }, { j + 32768, 32768, true },
+					{ st, 1, true } }, 4, true);
+	/* In flight: the FLUSH holds its status byte, nothing of the junk. */
+	assert_int_equal(vt->be.npending, 1);
+	assert_int_equal(vt->mem.maps_live, 3 + 1);
+	vt_complete(vt);
+	assert_false(needs_reset(vt));
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->mem.maps_live, 3);
+	vt_free(vt);
+}
+
+static void test_get_id_extra_buffers_never_mapped(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = hdr(vt, VIRTIO_BLK_T_GET_ID, 0), id = buf(vt, 20, 0), st = status_byte(vt);
+	uint64_t j = junk(vt, 4096);
+
+	add_kick(vt, (struct vt_buf[]){ { h, 16, false }, { j, 512, false }, { id, 20, true },
+					{ j + 512, 512, true }, { st, 1, true } }, 5, false);
+	vt_complete(vt);
+	assert_false(needs_reset(vt));
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(ptr(vt, id), "vblkd-test-serial", 17);
+	vt_free(vt);
+}
+
+/*
+ * Without SIZE_MAX a segment may be as long as the driver likes (within
+ * seg_max x size_max for the request): it is served in pieces the transport
+ * can map, cut at multiples of max_map, never refused, never a broken ring.
+ */
+static void test_segment_longer_than_transport_map_served_in_pieces(void **state)
+{
+	struct vt *vt = vt_new_max_map(NULL, 4096);
+	uint64_t h, d, st;
+
+	assert_true(vt_start(vt, SPLIT & ~VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX), 1, NUM));
+	h = hdr(vt, VIRTIO_BLK_T_IN, 0);
+	d = fake_mem_alloc(&vt->mem, 65536 + 4096, 4096) + 512;	/* odd offset: 17 pieces */
+	st = status_byte(vt);
+	for (unsigned int i = 0; i < 65536; i++)
+		vt->be.data[i] = (uint8_t)(i * 7 + (i >> 9));
+	add_kick(vt, (struct vt_buf[]){ { h, 16, false }, { d, 65536, true }, { st, 1, true } }, 3,
+		 false);
+	assert_int_equal(vt->mem.maps_live, 3 + 1 + 17);
+	vt_complete(vt);
+	assert_false(needs_reset(vt));
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(ptr(vt, d), vt->be.data, 65536);
+	/* and a write of the same shape */
+	memset(ptr(vt, d), 0xe1, 65536);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 65536), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data, ptr(vt, d), 65536);
+	vt_free(vt);
+}
+
+/*
+ * One notify does a bounded amount of mapping: a ring full of requests that
+ * each need many mappings is taken over several passes, the device asking
+ * its owner (resume()) to come back once the loop has served others.
+ */
+static void test_pass_budget_leaves_rest_for_next_pass(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .queue_num_max = 256 };
+	struct vt *vt = vt_new_max_map(&cfg, 4096);
+	unsigned int n = 200, first, passes = 1;
+	uint64_t d, st[200];
+
+	assert_true(vt_start(vt, SPLIT, 1, 256));
+	d = buf(vt, 65536, 0x11);	/* 16 pieces of 4 KiB, 18 mappings with header and status */
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t h = hdr(vt, VIRTIO_BLK_T_OUT, (uint64_t)(i % 16) * 128);
+
+		st[i] = status_byte(vt);
+		assert_true(vt_add(vt, 0, (struct vt_buf[]){ { h, 16, false }, { d, 65536, false },
+							     { st[i], 1, true } }, 3, true) >= 0);
+	}
+	vt_kick(vt, 0);
+	first = vt->be.submits;
+	assert_true(first > 0 && first < n);
+	assert_int_equal(vt->be.resumes, 1);
+	while (vt->be.submits < n && passes < 10) {
+		bool quiet;
+
+		vblk_poll(vt->dev, &quiet);
+		passes++;
+	}
+	assert_int_equal(vt->be.submits, n);
+	assert_true(passes >= 2);
+	vt_complete(vt);
+	for (unsigned int i = 0; i < n; i++)
+		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
+	assert_false(needs_reset(vt));
+	vt_free(vt);
+}
+
+/*
+ * The guest's mapping budget is used up (-ENOBUFS): requests wait as at a
+ * full queue, and go on when completions release mappings; no IOERR, no reset.
+ */
+static void test_mapping_budget_waits_for_completions(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d1 = buf(vt, 4096, 1), d2 = buf(vt, 4096, 2), s1, s2;
+	struct vblk_stats s;
+
+	vt->mem.maps_limit = 3 + 2;	/* the rings and one request (status + data) */
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, d1, 4096, &s1);
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 8, d2, 4096, &s2);
+	*(uint8_t *)ptr(vt, s2) = 0xff;
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.submits, 1);
+	assert_int_equal(*(uint8_t *)ptr(vt, s2), 0xff);
+	vblk_get_stats(vt->dev, &s);
+	assert_true(s.map_waits >= 1);
+	vt_complete(vt);	/* the first completes; its mappings let the second through */
+	assert_int_equal(vt->be.submits, 2);
+	assert_int_equal(*(uint8_t *)ptr(vt, s1), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)ptr(vt, s2), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data + 8 * 512, ptr(vt, d2), 4096);
+	assert_int_equal(s.io_errors, 0);
+	assert_false(needs_reset(vt));
+	assert_true(vt->mem.maps_peak <= 5);
+	vt_free(vt);
+}
+
+/* With nothing of its own in flight the queue waits quietly; the owner's poll takes it up later. */
+static void test_mapping_budget_waits_with_nothing_in_flight(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 4096, 3), st;
+	unsigned int quiets = vt->be.quiets;
+	bool quiet = false;
+
+	vt->mem.maps_limit = 3;	/* another disk of the guest holds the rest */
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 4096, &st);
+	*(uint8_t *)ptr(vt, st) = 0xff;
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.submits, 0);
+	assert_int_equal(vt->be.quiets, quiets + 1);	/* the owner is asked to poll */
+	assert_int_equal(vblk_poll(vt->dev, &quiet), 0);
+	assert_true(quiet);
+	vt->mem.maps_limit = 0;	/* room again */
+	vblk_poll(vt->dev, &quiet);
+	vt_complete(vt);
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_false(needs_reset(vt));
+	vt_free(vt);
+}
+
+/* A host out of memory while mapping is not the driver's fault: no NEEDS_RESET, the request waits. */
+static void test_host_enomem_when_mapping_is_not_a_ring_error(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t d = buf(vt, 4096, 4), st;
+	struct vblk_stats s;
+	bool quiet;
+
+	vt->mem.fail_gpa = d;
+	vt->mem.fail_len = 4096;
+	vt->mem.fail_err = -ENOMEM;
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 4096, &st);
+	*(uint8_t *)ptr(vt, st) = 0xff;
+	vt_kick(vt, 0);
+	assert_false(needs_reset(vt));
+	vblk_get_stats(vt->dev, &s);
+	assert_int_equal(s.ring_errors, 0);
+	assert_int_equal(*(uint8_t *)ptr(vt, st), 0xff);
+	vt->mem.fail_len = 0;
+	vblk_poll(vt->dev, &quiet);
+	vt_complete(vt);
+	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+/* A data buffer outside guest memory still breaks the ring, as it did when it was mapped at pop. */
+static void test_data_outside_guest_memory_needs_reset(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t h = hdr(vt, VIRTIO_BLK_T_IN, 0), st = status_byte(vt), j = junk(vt, 4096);
+
+	add_kick(vt, (struct vt_buf[]){ { h, 16, false }, { j, 4096, true }, { st, 1, true } }, 3,
+		 false);
+	assert_true(needs_reset(vt));
+	assert_int_equal(vt->be.submits, 0);
+	assert_int_equal(vt->mem.maps_live, 3);
+	vt_free(vt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1331,6 +1602,16 @@ int main(void)
 		cmocka_unit_test(test_config_reports_block_topology),
 		cmocka_unit_test(test_full_ring_of_immediate_answers_in_one_kick),
 		cmocka_unit_test(test_read_only_flag_tightens_on_set_info),
+		cmocka_unit_test(test_in_readable_junk_never_mapped),
+		cmocka_unit_test(test_out_writable_junk_never_mapped),
+		cmocka_unit_test(test_flush_extra_buffers_never_mapped),
+		cmocka_unit_test(test_get_id_extra_buffers_never_mapped),
+		cmocka_unit_test(test_segment_longer_than_transport_map_served_in_pieces),
+		cmocka_unit_test(test_pass_budget_leaves_rest_for_next_pass),
+		cmocka_unit_test(test_mapping_budget_waits_for_completions),
+		cmocka_unit_test(test_mapping_budget_waits_with_nothing_in_flight),
+		cmocka_unit_test(test_host_enomem_when_mapping_is_not_a_ring_error),
+		cmocka_unit_test(test_data_outside_guest_memory_needs_reset),
 	};
 
 	log_set_level(LOG_LEVEL_ERR);
