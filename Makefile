@@ -340,6 +340,8 @@ endif
 LDFLAGS_test-loop := -Wl,--wrap=epoll_wait
 # Block layer: failures and short transfers injected around libaio and liburing.
 LDFLAGS_test-blk-aio := -Wl,--wrap=io_submit -Wl,--wrap=io_getevents
+# test-gmem: a PROT_NONE reservation that cannot be put back.
+LDFLAGS_test-gmem := -Wl,--wrap=mmap
 LDFLAGS_test-blk-uring := -Wl,--wrap=io_uring_submit -Wl,--wrap=io_uring_peek_batch_cqe \
 	-Wl,--wrap=io_uring_queue_init
 

@@ -14,30 +14,68 @@
 
 struct gmem;
 
+/*
+ * What the guests' mappings may take of this process, shared by every gmem
+ * (all fields set by the owner; @maps and @waiting kept by gmem).  Every
+ * page mapped counts against its guest's @guest_pages, a cached chunk as a
+ * whole; every mapping (cached chunk or not) against @guest_maps and, with
+ * the gap it may cut into its reservation, against @max_maps for all guests
+ * together: what the kernel's vm.max_map_count leaves after the daemon's own
+ * mappings.  Beyond a limit, cached chunks nobody uses are dropped first;
+ * if that is not enough gmem_map() fails with -ENOBUFS and, once something
+ * is released, @room is called (from inside gmem_unmap(): it must not map).
+ */
+struct gmem_budget {
+	uint64_t guest_pages;		/* per guest: pages mapped at once */
+	unsigned int guest_maps;	/* per guest: mappings at once */
+	uint64_t max_maps;		/* all guests: mappings, counting reservation gaps */
+	uint64_t maps;			/* all guests, now */
+	bool waiting;			/* a gmem_map() failed for room since the last @room */
+	void (*room)(void *data);
+	void *data;
+};
+
+/*
+ * Defaults (vblkd(8), "GUEST MEMORY"): 256 MiB and 2048 mappings per guest,
+ * half of them for its cache of chunks (guest.c), so at most about 3,000 of
+ * the process's memory areas.
+ */
+#define GMEM_GUEST_PAGES_DEFAULT 65536u
+#define GMEM_GUEST_MAPS_DEFAULT 2048u
+
 struct gmem_stats {
 	uint64_t hits;		/* map() served from a cached chunk */
 	uint64_t misses;	/* chunks mapped */
 	uint64_t evictions;	/* cached chunks unmapped to make room */
 	uint64_t uncached;	/* mappings made outside the cache (chunk-crossing ranges, grants) */
+	uint64_t budget_waits;	/* map() refused for the budget (-ENOBUFS) */
 	unsigned int cached_chunks;
 	unsigned int live;	/* mappings handed out and not yet released */
+	uint64_t pages;		/* pages mapped now (cached chunks whole) */
+	unsigned int maps;	/* mappings now (cached chunks and others) */
+	uint64_t peak_pages;
+	unsigned int peak_maps;
 };
 
 /*
  * @chunks bounds the cache: at most @chunks chunks of GMEM_CHUNK_PAGES pages
- * each stay mapped.  The handles are shared and outlive the gmem.
+ * each stay mapped.  The handles and @budget (NULL: no limits) are shared
+ * and outlive the gmem.
  */
 #define GMEM_CHUNK_PAGES 64u
 int gmem_new(xenforeignmemory_handle *fmem, xengnttab_handle *xgt, unsigned int domid,
-	     unsigned int chunks, struct gmem **ret_gmem);
+	     unsigned int chunks, struct gmem_budget *budget, struct gmem **ret_gmem);
 /* Unmaps everything; mappings still handed out become invalid (the caller drained IO first). */
 void gmem_free(struct gmem *gmem);
 
 /*
  * Map [addr, addr + len) of guest memory contiguously.  @addr is a guest
  * physical address, or a grant address (GMEM_GRANT_BIT set, references
- * consecutive per page).  -EFAULT when any page is not the guest's memory.
+ * consecutive per page).  -EFAULT when any page is not the guest's memory,
+ * -E2BIG for a range over GMEM_MAX_MAP bytes, -ENOBUFS when the budget has
+ * no room for it now.
  */
+#define GMEM_MAX_MAP (4ull << 20)
 int gmem_map(struct gmem *gmem, uint64_t addr, uint64_t len, bool write, void **ret_ptr);
 /* Release what gmem_map() returned (the same pointer and length). */
 void gmem_unmap(struct gmem *gmem, void *ptr, uint64_t len);

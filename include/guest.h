@@ -30,6 +30,12 @@ struct guest_mmio_ops {
 /* Daemon-wide Xen handles (device model, foreign memory, grant tables). */
 int guest_sys_open(struct guest_sys **ret_sys);
 void guest_sys_close(struct guest_sys *sys);
+/*
+ * @room is called when a guest's mapping was refused for the budget and
+ * something has been released since: devices waiting for room may try
+ * again.  Called from inside an unmap: it must not map.
+ */
+void guest_sys_set_room(struct guest_sys *sys, void (*room)(void *data), void *data);
 
 /*
  * Create the guest's one IOREQ server (for all its disks), map its ioreq
@@ -60,6 +66,9 @@ int guest_mmio_enable(struct guest_mmio *mmio);
 void guest_mmio_resume(struct guest_mmio *mmio);
 /* Unmap the range from the server (if enabled) and forget the window. */
 void guest_mmio_remove(struct guest_mmio *mmio);
+
+/* Largest range guest_mmio_map() takes at once: the transport's max_map. */
+#define GUEST_MAX_MAP GMEM_MAX_MAP
 
 /*
  * The transport functions of a window, to put into the device's virtio

@@ -159,14 +159,37 @@ static void daemon_be_quiet(void *be)
 	daemon_poll_arm(k);
 }
 
+/*
+ * The device left buffers in a ring for a pass of their own (its per-pass
+ * mapping budget), or may map again (room in the guests' budget): poll as
+ * soon as the loop has dispatched what else is ready.
+ */
+static void daemon_poll_soon(struct ddisk *k)
+{
+	k->poll_us = DAEMON_POLL_US;
+	if (loop_timer_set(k->poll_timer, 0, 0) < 0) {
+		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %m",
+				k->name);
+		return;
+	}
+	k->polling = true;
+}
+
+static void daemon_be_resume(void *be)
+{
+	daemon_poll_soon(be);
+}
+
 static void daemon_poll_timer(struct loop_source *src, uint64_t expirations, void *data)
 {
 	struct ddisk *k = data;
 	bool quiet = false;
-	unsigned int taken = k->vblk ? vblk_poll(k->vblk, &quiet) : 0;
+	unsigned int taken;
 
 	k->polling = false;	/* one-shot: expired */
-	if (!quiet)
+	taken = k->vblk ? vblk_poll(k->vblk, &quiet) : 0;
+	/* Done, or armed again from inside (resume()). */
+	if (!quiet || k->polling)
 		return;
 	k->poll_us = taken ? DAEMON_POLL_US :
 			     k->poll_us * 2 > DAEMON_POLL_MAX_US ? DAEMON_POLL_MAX_US : k->poll_us * 2;
@@ -177,6 +200,7 @@ static const struct vblk_backend_ops daemon_backend_ops = {
 	.submit = daemon_be_submit,
 	.unplug = daemon_be_unplug,
 	.quiet = daemon_be_quiet,
+	.resume = daemon_be_resume,
 };
 
 static struct dguest *daemon_find_guest(struct daemon *d, unsigned int domid)
@@ -458,6 +482,7 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	k->transport.ops = &daemon_transport_ops;
 	k->transport.opaque = k->mmio;
 	k->transport.grant_addresses = cfg->grant_usage;
+	k->transport.max_map = GUEST_MAX_MAP;
 
 	info = daemon_disk_info(k);
 	vc.name = k->name;
@@ -576,6 +601,21 @@ static int daemon_read_domid(struct daemon *d, unsigned int *ret_domid)
 	return 0;
 }
 
+/*
+ * A guest's mapping was refused for the guests' budget and something was
+ * released since: every disk's queues that wait may map again.  The budget is
+ * shared by all guests, so the room may be another guest's.
+ */
+static void daemon_room(void *data)
+{
+	struct daemon *d = data;
+
+	for (struct dguest *g = d->guests; g; g = g->next)
+		for (struct ddisk *k = g->disks; k; k = k->next)
+			if (k->vblk)
+				daemon_poll_soon(k);
+}
+
 int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon **ret_daemon)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
@@ -601,6 +641,7 @@ int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon 
 	r = guest_sys_open(&d->sys);
 	if (r < 0)
 		goto err_xsw;
+	guest_sys_set_room(d->sys, daemon_room, d);
 	r = disc_new(d->xsw, d->backend_domid, &daemon_disc_ops, d, &d->disc);
 	if (r < 0) {
 		log_err("cannot watch /local/domain/%u/backend/virtio_disk: %s", d->backend_domid,
@@ -817,6 +858,11 @@ char *daemon_status_json(const struct daemon *d)
 			daemon_add_u64(mc, "uncached", gs.mem.uncached);
 			daemon_add_u64(mc, "cached_chunks", gs.mem.cached_chunks);
 			daemon_add_u64(mc, "in_use", gs.mem.live);
+			daemon_add_u64(mc, "mapped_pages", gs.mem.pages);
+			daemon_add_u64(mc, "mappings", gs.mem.maps);
+			daemon_add_u64(mc, "peak_mapped_pages", gs.mem.peak_pages);
+			daemon_add_u64(mc, "peak_mappings", gs.mem.peak_maps);
+			daemon_add_u64(mc, "budget_waits", gs.mem.budget_waits);
 			json_object_object_add(jg, "memory_cache", mc);
 		}
 		for (k = g->disks; k; k = k->next)

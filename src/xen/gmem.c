@@ -14,8 +14,8 @@
 #define GMEM_CHUNK_SHIFT (GMEM_PAGE_SHIFT + 6)
 #define GMEM_CHUNK_BYTES (1ull << GMEM_CHUNK_SHIFT)
 #define GMEM_NONE UINT32_MAX
-/* Largest uncached mapping: bounds the gfn array a guest length can make us allocate. */
-#define GMEM_MAX_PAGES 4096u
+/* Largest uncached mapping (GMEM_MAX_MAP at any offset): bounds the gfn array we allocate. */
+#define GMEM_MAX_PAGES ((uint32_t)(GMEM_MAX_MAP / GMEM_PAGE_SIZE) + 1)
 /*
  * A range across chunks is served from the cache as a run of consecutive
  * slots (one contiguous VA range, each chunk its own mapping) up to this many
@@ -35,6 +35,7 @@ struct gmem_slot {
 	uint32_t lru_next;
 	bool mapped;
 	bool stale;		/* invalidated while in use: released by its last unmap */
+	bool lost;		/* its reservation could not be put back: never used again */
 };
 
 /* A mapping made outside the cache, found again by its address at unmap time. */
@@ -59,6 +60,7 @@ struct gmem {
 	uint32_t lru_tail;
 	uint32_t run_cursor;	/* where the search for free consecutive slots goes on */
 	struct gmem_uncached *uncached[GMEM_UNCACHED_BUCKETS];
+	struct gmem_budget *budget;	/* NULL: no limits */
 	struct gmem_stats stats;
 };
 
@@ -77,12 +79,83 @@ static void *gmem_slot_va(const struct gmem *g, uint32_t s)
 	return g->region + (size_t)s * GMEM_CHUNK_BYTES;
 }
 
-/* Put the PROT_NONE reservation back over a slot whose mapping went away. */
-static void gmem_reserve(struct gmem *g, uint32_t s)
+/*
+ * Put the PROT_NONE reservation back over a slot whose mapping went away.
+ * If that fails the slot's addresses are a hole that the kernel may give to
+ * any later mmap(): the slot is never mapped over again (MAP_FIXED would
+ * clobber whatever got there) nor unmapped at the end.  False then.
+ */
+static bool gmem_reserve(struct gmem *g, uint32_t s)
 {
 	if (mmap(gmem_slot_va(g, s), GMEM_CHUNK_BYTES, PROT_NONE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) == MAP_FAILED)
-		log_err("dom %u: cannot re-reserve guest mapping slot: %m", g->domid);
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != MAP_FAILED)
+		return true;
+	log_err("dom %u: cannot reserve guest mapping slot %u again: %m; it stays unused",
+		g->domid, s);
+	g->slots[s].lost = true;
+	return false;
+}
+
+/* ---- the budget (struct gmem_budget) ---- */
+
+static void gmem_charge(struct gmem *g, uint64_t pages, unsigned int maps, unsigned int gaps)
+{
+	g->stats.pages += pages;
+	g->stats.maps += maps;
+	if (g->stats.pages > g->stats.peak_pages)
+		g->stats.peak_pages = g->stats.pages;
+	if (g->stats.maps > g->stats.peak_maps)
+		g->stats.peak_maps = g->stats.maps;
+	if (g->budget)
+		g->budget->maps += maps + gaps;
+}
+
+/* Something was released or became evictable: tell the owner once, if a map waits for room. */
+static void gmem_room(struct gmem *g)
+{
+	if (g->budget && g->budget->waiting && g->budget->room) {
+		g->budget->waiting = false;
+		g->budget->room(g->budget->data);
+	}
+}
+
+static void gmem_uncharge(struct gmem *g, uint64_t pages, unsigned int maps, unsigned int gaps)
+{
+	g->stats.pages -= pages;
+	g->stats.maps -= maps;
+	if (!g->budget)
+		return;
+	g->budget->maps -= maps + gaps;
+	gmem_room(g);
+}
+
+static bool gmem_fits(const struct gmem *g, uint64_t pages, unsigned int maps, unsigned int gaps)
+{
+	const struct gmem_budget *b = g->budget;
+
+	return !b || (g->stats.pages + pages <= b->guest_pages &&
+		      g->stats.maps + maps <= b->guest_maps && b->maps + maps + gaps <= b->max_maps);
+}
+
+static void gmem_slot_release(struct gmem *g, uint32_t s);
+
+/*
+ * Make room for @pages more pages in @maps more mappings (and @gaps more
+ * gaps in the reservation), dropping cached chunks nobody uses, least
+ * recently used first.  -ENOBUFS if that is not enough.
+ */
+static int gmem_make_room(struct gmem *g, uint64_t pages, unsigned int maps, unsigned int gaps)
+{
+	while (!gmem_fits(g, pages, maps, gaps)) {
+		if (g->lru_head == GMEM_NONE) {
+			g->stats.budget_waits++;
+			g->budget->waiting = true;
+			return -ENOBUFS;
+		}
+		gmem_slot_release(g, g->lru_head);
+		g->stats.evictions++;
+	}
+	return 0;
 }
 
 static void gmem_lru_remove(struct gmem *g, uint32_t s)
@@ -138,16 +211,18 @@ static void gmem_slot_release(struct gmem *g, uint32_t s)
 	}
 	sl->stale = false;
 	xenforeignmemory_unmap(g->fmem, gmem_slot_va(g, s), GMEM_CHUNK_PAGES);
-	gmem_reserve(g, s);
 	sl->mapped = false;
 	sl->valid = 0;
-	sl->hnext = g->free_head;
-	g->free_head = s;
 	g->stats.cached_chunks--;
+	if (gmem_reserve(g, s)) {
+		sl->hnext = g->free_head;
+		g->free_head = s;
+	}
+	gmem_uncharge(g, GMEM_CHUNK_PAGES, 1, 1);
 }
 
 int gmem_new(xenforeignmemory_handle *fmem, xengnttab_handle *xgt, unsigned int domid,
-	     unsigned int chunks, struct gmem **ret_gmem)
+	     unsigned int chunks, struct gmem_budget *budget, struct gmem **ret_gmem)
 {
 	struct gmem *g;
 	uint32_t i, hsize = 1;
@@ -161,6 +236,7 @@ int gmem_new(xenforeignmemory_handle *fmem, xengnttab_handle *xgt, unsigned int 
 	g->fmem = fmem;
 	g->xgt = xgt;
 	g->domid = domid;
+	g->budget = budget;
 	g->nslots = chunks;
 	while (hsize < chunks * 2)
 		hsize <<= 1;
@@ -221,7 +297,19 @@ void gmem_free(struct gmem *g)
 			free(u);
 		}
 	}
-	munmap(g->region, (size_t)g->nslots * GMEM_CHUNK_BYTES);
+	/* The reservation, but not the holes of lost slots: someone else may live there now. */
+	for (s = 0; s < g->nslots;) {
+		uint32_t e = s;
+
+		while (e < g->nslots && !g->slots[e].lost)
+			e++;
+		if (e > s)
+			munmap(gmem_slot_va(g, s), (size_t)(e - s) * GMEM_CHUNK_BYTES);
+		s = e + 1;
+	}
+	/* What this guest held is the others' again (its users are gone: no room() call). */
+	if (g->budget)
+		g->budget->maps -= g->stats.maps + g->stats.cached_chunks;
 	free(g->hash);
 	free(g->slots);
 	free(g);
@@ -251,9 +339,19 @@ static void gmem_free_take(struct gmem *g, uint32_t s)
 	}
 }
 
+/* Give slot @s back to the free list, unless it was lost. */
+static void gmem_free_push(struct gmem *g, uint32_t s)
+{
+	if (g->slots[s].lost)
+		return;
+	g->slots[s].hnext = g->free_head;
+	g->free_head = s;
+}
+
 /*
- * Map a whole chunk into slot @s, already taken off the free list; false
- * (the slot reserved again) when nothing of it is guest memory.
+ * Map a whole chunk into slot @s, already taken off the free list (room in
+ * the budget made by the caller); false (the slot reserved again, or lost)
+ * when nothing of it is guest memory.
  */
 static bool gmem_fill_slot(struct gmem *g, uint32_t s, uint64_t chunk)
 {
@@ -270,6 +368,7 @@ static bool gmem_fill_slot(struct gmem *g, uint32_t s, uint64_t chunk)
 	p = xenforeignmemory_map2(g->fmem, g->domid, gmem_slot_va(g, s), PROT_READ | PROT_WRITE,
 				  MAP_FIXED, GMEM_CHUNK_PAGES, gfns, errs);
 	if (!p) {
+		/* A failed MAP_FIXED may have taken the reservation with it. */
 		gmem_reserve(g, s);
 		return false;
 	}
@@ -292,25 +391,32 @@ static bool gmem_fill_slot(struct gmem *g, uint32_t s, uint64_t chunk)
 	gmem_lru_append(g, s);
 	g->stats.cached_chunks++;
 	g->stats.misses++;
+	gmem_charge(g, GMEM_CHUNK_PAGES, 1, 1);
 	return true;
 }
 
-/* Map a whole chunk into a slot; GMEM_NONE when no slot is free or nothing of it is guest memory. */
+/*
+ * Map a whole chunk into a slot; GMEM_NONE when no slot is free, the budget
+ * has no room for a chunk, or nothing of it is guest memory.
+ */
 static uint32_t gmem_fill(struct gmem *g, uint64_t chunk)
 {
 	uint32_t s;
 
+	if (gmem_make_room(g, GMEM_CHUNK_PAGES, 1, 1) < 0)
+		return GMEM_NONE;
 	if (g->free_head == GMEM_NONE) {
 		if (g->lru_head == GMEM_NONE)
 			return GMEM_NONE;	/* every chunk in use: the caller maps uncached */
 		gmem_slot_release(g, g->lru_head);
 		g->stats.evictions++;
 	}
+	if (g->free_head == GMEM_NONE)
+		return GMEM_NONE;		/* that slot was lost */
 	s = g->free_head;
 	g->free_head = g->slots[s].hnext;
 	if (!gmem_fill_slot(g, s, chunk)) {
-		g->slots[s].hnext = g->free_head;
-		g->free_head = s;
+		gmem_free_push(g, s);
 		return GMEM_NONE;
 	}
 	return s;
@@ -351,13 +457,15 @@ static uint32_t gmem_fill_run(struct gmem *g, uint64_t chunk, uint32_t k)
 {
 	uint32_t tries, s = GMEM_NONE, i;
 
+	if (gmem_make_room(g, (uint64_t)k * GMEM_CHUNK_PAGES, k, k) < 0)
+		return GMEM_NONE;
 	for (tries = 0; tries < g->nslots; tries++) {
 		uint32_t at = (g->run_cursor + tries) % g->nslots;
 
 		if (k > g->nslots - at)
 			continue;
 		for (i = 0; i < k; i++)
-			if (g->slots[at + i].mapped && g->slots[at + i].refs)
+			if ((g->slots[at + i].mapped && g->slots[at + i].refs) || g->slots[at + i].lost)
 				break;
 		if (i == k) {
 			s = at;
@@ -371,15 +479,19 @@ static uint32_t gmem_fill_run(struct gmem *g, uint64_t chunk, uint32_t k)
 			gmem_slot_release(g, s + i);
 			g->stats.evictions++;
 		}
+		if (g->slots[s + i].lost) {
+			/* Its reservation went with the eviction: no run here. */
+			for (uint32_t j = 0; j < i; j++)
+				gmem_free_push(g, s + j);
+			return GMEM_NONE;
+		}
 		gmem_free_take(g, s + i);
 	}
 	for (i = 0; i < k; i++) {
 		if (!gmem_fill_slot(g, s + i, chunk + i)) {
 			/* Undo: what was mapped goes to the LRU, the rest back to the free list. */
-			for (; i < k; i++) {
-				g->slots[s + i].hnext = g->free_head;
-				g->free_head = s + i;
-			}
+			for (; i < k; i++)
+				gmem_free_push(g, s + i);
 			return GMEM_NONE;
 		}
 	}
@@ -441,6 +553,9 @@ static int gmem_map_uncached(struct gmem *g, uint64_t addr, uint64_t len, bool w
 	pages = ((a + len - 1) >> GMEM_PAGE_SHIFT) - first + 1;
 	if (pages > GMEM_MAX_PAGES)
 		return -E2BIG;
+	r = gmem_make_room(g, pages, 1, 0);
+	if (r < 0)
+		return r;
 
 	if (grant) {
 		/* A grant address is (ref << 12) + offset; the buffer's refs are consecutive. */
@@ -493,6 +608,7 @@ static int gmem_map_uncached(struct gmem *g, uint64_t addr, uint64_t len, bool w
 	}
 	g->stats.uncached++;
 	g->stats.live++;
+	gmem_charge(g, pages, 1, 0);
 	*ret_ptr = (uint8_t *)base + (a & (GMEM_PAGE_SIZE - 1));
 	return 0;
 }
@@ -504,6 +620,8 @@ int gmem_map(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret
 
 	if (len == 0)
 		return -EINVAL;
+	if (len > GMEM_MAX_MAP)
+		return -E2BIG;
 	if (addr & GMEM_GRANT_BIT)
 		return gmem_map_uncached(g, addr, len, write, ret_ptr);
 	if (addr + len < addr)
@@ -590,10 +708,12 @@ void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
 			if (--g->slots[i].refs)
 				continue;
 			/* The last user of an invalidated chunk: it goes, it is not cached again. */
-			if (g->slots[i].stale)
+			if (g->slots[i].stale) {
 				gmem_slot_release(g, i);
-			else
+			} else {
 				gmem_lru_append(g, i);
+				gmem_room(g);	/* evictable now */
+			}
 		}
 		return;
 	}
@@ -606,8 +726,9 @@ void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
 			xengnttab_unmap(g->xgt, u->base, u->pages);
 		else
 			xenforeignmemory_unmap(g->fmem, u->base, u->pages);
-		free(u);
 		g->stats.live--;
+		gmem_uncharge(g, u->pages, 1, 0);
+		free(u);
 		return;
 	}
 }

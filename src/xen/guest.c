@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -28,13 +29,16 @@
 #define GUEST_IOREQ_MAX_VCPUS (GUEST_PAGE_SIZE / sizeof(ioreq_t))
 /* Longest "rep" access honoured; Xen never asks for more than fits a page. */
 #define GUEST_MAX_REPS 4096u
-/* Chunks of the guest-memory cache: 2048 x 256 KiB = 512 MiB of address space per guest. */
-#define GUEST_GMEM_CHUNKS 2048u
+/* Chunks of the guest-memory cache: 1024 x 256 KiB = 256 MiB of address space per guest. */
+#define GUEST_GMEM_CHUNKS 1024u
+/* Memory areas the daemon keeps for itself out of vm.max_map_count (libraries, heap, rings). */
+#define GUEST_OWN_MAPS 8192u
 
 struct guest_sys {
 	xendevicemodel_handle *dmod;
 	xenforeignmemory_handle *fmem;
 	xengnttab_handle *xgt;	/* NULL when grant mapping is unavailable */
+	struct gmem_budget budget;	/* shared by every guest's mappings */
 };
 
 struct guest_mmio {
@@ -72,6 +76,34 @@ struct guest {
 	bool dead;
 };
 
+/*
+ * The guests' share of the process's memory areas: vm.max_map_count less
+ * what the daemon needs itself, so that no guest can make the daemon's own
+ * mmap() (malloc, io_uring rings, libraries) fail.
+ */
+static void guest_budget_init(struct gmem_budget *b)
+{
+	unsigned long long max_map_count = 65530;	/* the kernel's default (DEFAULT_MAX_MAP_COUNT) */
+	FILE *f = fopen("/proc/sys/vm/max_map_count", "re");
+	uint64_t per_guest;
+
+	if (f) {
+		if (fscanf(f, "%llu", &max_map_count) != 1)
+			max_map_count = 65530;
+		fclose(f);
+	}
+	b->guest_pages = GMEM_GUEST_PAGES_DEFAULT;
+	b->guest_maps = GMEM_GUEST_MAPS_DEFAULT;
+	b->max_maps = max_map_count > 2ull * GUEST_OWN_MAPS ? max_map_count - GUEST_OWN_MAPS :
+							     max_map_count / 2;
+	/* A guest at its limits: its mappings and the gaps its cached chunks cut. */
+	per_guest = (uint64_t)b->guest_maps + GUEST_GMEM_CHUNKS;
+	log_info("guest memory: at most %llu MiB in %u mappings per guest; vm.max_map_count %llu "
+		 "holds %llu guests at those limits",
+		 (unsigned long long)(b->guest_pages * GUEST_PAGE_SIZE >> 20), b->guest_maps,
+		 max_map_count, (unsigned long long)(b->max_maps / per_guest));
+}
+
 int guest_sys_open(struct guest_sys **ret_sys)
 {
 	struct guest_sys *sys = calloc(1, sizeof(*sys));
@@ -96,6 +128,7 @@ int guest_sys_open(struct guest_sys **ret_sys)
 	sys->xgt = xengnttab_open(NULL, 0);
 	if (!sys->xgt)
 		log_info("grant mapping unavailable (%m): disks with grant_usage=1 cannot be served");
+	guest_budget_init(&sys->budget);
 	*ret_sys = sys;
 	return 0;
 
@@ -104,6 +137,12 @@ err_dmod:
 err_free:
 	free(sys);
 	return r;
+}
+
+void guest_sys_set_room(struct guest_sys *sys, void (*room)(void *data), void *data)
+{
+	sys->budget.room = room;
+	sys->budget.data = data;
 }
 
 void guest_sys_close(struct guest_sys *sys)
@@ -408,7 +447,7 @@ int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
 	r = guest_bind_vcpus(g);
 	if (r < 0)
 		goto err;
-	r = gmem_new(sys->fmem, sys->xgt, domid, GUEST_GMEM_CHUNKS, &g->gmem);
+	r = gmem_new(sys->fmem, sys->xgt, domid, GUEST_GMEM_CHUNKS, &sys->budget, &g->gmem);
 	if (r < 0)
 		goto err;
 	r = loop_add_fd(loop, fd, EPOLLIN, guest_evtchn_ready, g, &g->xce_src);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include <cmocka.h>
 
@@ -100,7 +101,7 @@ static void test_range_across_chunks_is_cached(void **state)
 	struct gmem *g;
 	void *p, *q;
 
-	assert_int_equal(gmem_new(fmem, NULL, domid, 64, &g), 0);
+	assert_int_equal(gmem_new(fmem, NULL, domid, 64, NULL, &g), 0);
 	assert_int_equal(gmem_map(g, gpa, MIB, true, &p), 0);
 	assert_memory_equal(p, want, MIB);
 	assert_int_equal(stats(g).uncached, 0);
@@ -128,7 +129,7 @@ static void test_chunk_alone_and_inside_a_run(void **state)
 	struct gmem *g;
 	uint8_t *one, *run;
 
-	assert_int_equal(gmem_new(fmem, NULL, domid, 8, &g), 0);
+	assert_int_equal(gmem_new(fmem, NULL, domid, 8, NULL, &g), 0);
 	/* The second chunk mapped alone, then as part of a two-chunk run: two slots, one memory. */
 	assert_int_equal(gmem_map(g, gpa + CHUNK, 4096, true, (void **)&one), 0);
 	assert_int_equal(gmem_map(g, gpa + 100, CHUNK, true, (void **)&run), 0);
@@ -151,7 +152,7 @@ static void test_run_without_free_slots_maps_uncached(void **state)
 	void *pa, *pb, *pb2;
 
 	/* Four slots: a three-chunk run in use leaves no room for another. */
-	assert_int_equal(gmem_new(fmem, NULL, domid, 4, &g), 0);
+	assert_int_equal(gmem_new(fmem, NULL, domid, 4, NULL, &g), 0);
 	assert_int_equal(gmem_map(g, a, 3 * CHUNK, true, &pa), 0);
 	assert_int_equal(gmem_map(g, b, 3 * CHUNK, true, &pb), 0);
 	assert_int_equal(stats(g).uncached, 1);
@@ -178,7 +179,7 @@ static void test_run_past_the_end_of_ram_fails(void **state)
 	void *p;
 
 	/* The last 8 KiB of RAM and 8 KiB beyond: a run across the end. */
-	assert_int_equal(gmem_new(fmem, NULL, domid, 16, &g), 0);
+	assert_int_equal(gmem_new(fmem, NULL, domid, 16, NULL, &g), 0);
 	assert_int_equal(gmem_map(g, RAM + RAM_SIZE - 8192, 16384, false, &p), -EFAULT);
 	assert_int_equal(stats(g).live, 0);
 	/* The part inside RAM still maps. */
@@ -193,7 +194,7 @@ static void test_many_runs_reuse_slots(void **state)
 	unsigned int i;
 
 	/* Runs all over RAM through a small cache: slots are reused, nothing leaks. */
-	assert_int_equal(gmem_new(fmem, NULL, domid, 6, &g), 0);
+	assert_int_equal(gmem_new(fmem, NULL, domid, 6, NULL, &g), 0);
 	for (i = 0; i < 200; i++) {
 		uint64_t gpa = RAM + (uint64_t)(i * 7 % 13) * CHUNK + (i % 5) * 4096;
 		void *p;
@@ -211,7 +212,7 @@ static struct gmem *new_gmem(unsigned int chunks)
 {
 	struct gmem *g = NULL;
 
-	assert_int_equal(gmem_new(fmem, NULL, domid, chunks, &g), 0);
+	assert_int_equal(gmem_new(fmem, NULL, domid, chunks, NULL, &g), 0);
 	return g;
 }
 
@@ -368,6 +369,166 @@ static void test_free_leaves_no_mapping(void **state)
 	assert_int_equal(ram_maps(), before);
 }
 
+/* ---- the mapping budget (struct gmem_budget) ---- */
+
+static unsigned int rooms;
+
+static void on_room(void *data)
+{
+	rooms++;
+}
+
+static struct gmem_budget budget(uint64_t pages, unsigned int maps, uint64_t max_maps)
+{
+	return (struct gmem_budget){ .guest_pages = pages, .guest_maps = maps, .max_maps = max_maps,
+				     .room = on_room };
+}
+
+/*
+ * Beyond its pages a guest waits (-ENOBUFS) while everything it has mapped is
+ * in use; a release says so once (room), and then the map goes through.
+ */
+static void test_budget_pages_refused_while_all_in_use(void **state)
+{
+	struct gmem_budget b = budget(4 * 64, 100, 1000);
+	struct gmem *g;
+	void *p[5];
+
+	rooms = 0;
+	assert_int_equal(gmem_new(fmem, NULL, domid, 16, &b, &g), 0);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(gmem_map(g, RAM + (uint64_t)i * CHUNK, 4096, true, &p[i]), 0);
+	assert_int_equal(gmem_map(g, RAM + 4 * CHUNK, 4096, true, &p[4]), -ENOBUFS);
+	assert_true(b.waiting);
+	assert_int_equal(stats(g).budget_waits >= 1, 1);
+	assert_true(stats(g).pages <= 4 * 64);
+	gmem_unmap(g, p[0], 4096);
+	assert_int_equal(rooms, 1);
+	/* The released chunk is cached but unused: it makes way for the new one. */
+	assert_int_equal(gmem_map(g, RAM + 4 * CHUNK, 4096, true, &p[4]), 0);
+	assert_int_equal(stats(g).pages, 4 * 64);
+	assert_int_equal(stats(g).peak_pages, 4 * 64);
+	for (int i = 1; i < 5; i++)
+		gmem_unmap(g, p[i], 4096);
+	gmem_free(g);
+	assert_int_equal(b.maps, 0);
+}
+
+/* Mappings count too: beyond them a map waits while all are in use, and evicts unused chunks otherwise. */
+static void test_budget_maps_make_way_by_evicting_unused(void **state)
+{
+	struct gmem_budget b = budget(1024, 3, 1000);
+	struct gmem *g;
+	void *a, *c, *d;
+
+	assert_int_equal(gmem_new(fmem, NULL, domid, 4, &b, &g), 0);
+	assert_int_equal(gmem_map(g, RAM + 8 * CHUNK, 3 * CHUNK, true, &a), 0);	/* a run: 3 maps */
+	assert_int_equal(stats(g).maps, 3);
+	assert_int_equal(gmem_map(g, RAM + 12 * CHUNK, 4096, true, &c), -ENOBUFS);
+	gmem_unmap(g, a, 3 * CHUNK);
+	assert_int_equal(gmem_map(g, RAM + 12 * CHUNK, 2 * CHUNK, true, &c), 0);
+	assert_int_equal(gmem_map(g, RAM + 20 * CHUNK, 4096, true, &d), 0);
+	assert_true(stats(g).maps <= 3);
+	assert_true(stats(g).peak_maps <= 3);
+	gmem_unmap(g, c, 2 * CHUNK);
+	gmem_unmap(g, d, 4096);
+	gmem_free(g);
+	assert_int_equal(b.maps, 0);
+}
+
+/* All guests share max_maps (the process's memory areas): one guest's chunks and gaps count for all. */
+static void test_budget_max_maps_shared_by_guests(void **state)
+{
+	struct gmem_budget b = budget(1024, 100, 4);	/* two cached chunks, each with its gap */
+	struct gmem *g1, *g2;
+	void *p1, *p2, *p3;
+
+	assert_int_equal(gmem_new(fmem, NULL, domid, 8, &b, &g1), 0);
+	assert_int_equal(gmem_new(fmem, NULL, domid, 8, &b, &g2), 0);
+	assert_int_equal(gmem_map(g1, RAM, 4096, true, &p1), 0);
+	assert_int_equal(gmem_map(g2, RAM + CHUNK, 4096, true, &p2), 0);
+	assert_int_equal(b.maps, 4);
+	assert_int_equal(gmem_map(g1, RAM + 2 * CHUNK, 4096, true, &p3), -ENOBUFS);
+	gmem_unmap(g2, p2, 4096);
+	gmem_free(g2);	/* what it held is released for the others */
+	assert_int_equal(b.maps, 2);
+	assert_int_equal(gmem_map(g1, RAM + 2 * CHUNK, 4096, true, &p3), 0);
+	gmem_unmap(g1, p1, 4096);
+	gmem_unmap(g1, p3, 4096);
+	gmem_free(g1);
+	assert_int_equal(b.maps, 0);
+}
+
+static void test_range_over_max_map_refused(void **state)
+{
+	struct gmem *g = new_gmem(32);
+	void *p;
+
+	assert_int_equal(gmem_map(g, RAM, GMEM_MAX_MAP + 4096, false, &p), -E2BIG);
+	assert_int_equal(gmem_map(g, RAM + GMEM_MAX_MAP, GMEM_MAX_MAP, false, &p), 0);
+	gmem_unmap(g, p, GMEM_MAX_MAP);
+	gmem_free(g);
+}
+
+/* ---- a reservation that cannot be put back (mmap failure injected) ---- */
+
+void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+static bool fail_reserve;
+
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	/* gmem's PROT_NONE reservation put back over a released slot */
+	if (fail_reserve && prot == PROT_NONE && (flags & MAP_FIXED) && (flags & MAP_ANONYMOUS)) {
+		fail_reserve = false;
+		errno = ENOMEM;
+		return MAP_FAILED;
+	}
+	return __real_mmap(addr, len, prot, flags, fd, off);
+}
+
+static bool mapped(void *p)
+{
+	return msync(p, 4096, MS_ASYNC) == 0;
+}
+
+/*
+ * The slot whose reservation could not be restored is a hole someone else
+ * may get; gmem must never map over it again, nor unmap it at the end.
+ */
+static void test_lost_reservation_never_mapped_over(void **state)
+{
+	struct gmem *g = new_gmem(2);
+	uint8_t *p, *hole, *other;
+	void *q;
+
+	assert_int_equal(gmem_map(g, RAM, 4096, true, (void **)&p), 0);
+	hole = p;
+	gmem_unmap(g, p, 4096);
+	/* Release its slot with the reservation failing. */
+	fail_reserve = true;
+	gmem_invalidate(g);
+	assert_false(fail_reserve);
+	/* Someone else gets the hole. */
+	other = mmap(hole, CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+		     -1, 0);
+	assert_ptr_equal(other, hole);
+	memset(other, 0x6b, CHUNK);
+	/* Chunks keep coming and going through the one slot left: never through the hole. */
+	for (int i = 3; i < 12; i++) {
+		assert_int_equal(gmem_map(g, RAM + (uint64_t)i * CHUNK, 4096, true, &q), 0);
+		assert_true((uint8_t *)q < hole || (uint8_t *)q >= hole + CHUNK);
+		gmem_unmap(g, q, 4096);
+	}
+	assert_int_equal(other[0], 0x6b);
+	assert_int_equal(other[CHUNK - 1], 0x6b);
+	gmem_free(g);
+	/* gmem_free() left the other mapping alone. */
+	assert_true(mapped(other));
+	assert_int_equal(other[100], 0x6b);
+	munmap(other, CHUNK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -383,6 +544,11 @@ int main(void)
 		cmocka_unit_test(test_run_without_free_slots_maps_uncached),
 		cmocka_unit_test(test_run_past_the_end_of_ram_fails),
 		cmocka_unit_test(test_many_runs_reuse_slots),
+		cmocka_unit_test(test_budget_pages_refused_while_all_in_use),
+		cmocka_unit_test(test_budget_maps_make_way_by_evicting_unused),
+		cmocka_unit_test(test_budget_max_maps_shared_by_guests),
+		cmocka_unit_test(test_range_over_max_map_refused),
+		cmocka_unit_test(test_lost_reservation_never_mapped_over),
 	};
 
 	return cmocka_run_group_tests_name("gmem", tests, group_setup, group_teardown);
