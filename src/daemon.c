@@ -309,7 +309,7 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 	const struct blk_info *info;
 	int r;
 
-	r = blk_open(cfg->path, &bo, &k->blk);
+	r = blk_open(cfg->path, &bo, &k->blk, NULL);
 	if (r < 0) {
 		log_err("%s: params '%s': %s%s", k->name, cfg->path, strerror(-r),
 			r == -EBUSY ? " (the block device is mounted or in use elsewhere)" : "");
