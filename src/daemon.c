@@ -65,7 +65,7 @@ struct daemon {
 	bool shutting_down;
 	int exit_code;
 	uint64_t started;
-	char why[128];			/* a disk_add() reason that names things */
+	char why[192];			/* a disk_add() reason that names things (fits disc's) */
 };
 
 static uint64_t daemon_now(void)
@@ -297,6 +297,20 @@ static int daemon_disk_stop(struct ddisk *k)
 	return 0;
 }
 
+/*
+ * "'@path' @what" as the reason for xenstore, a long path cut at its start
+ * so that @what (a short phrase) is never cut off.
+ */
+static void daemon_why_path(struct daemon *d, const char *path, const char *what)
+{
+	size_t len = strlen(path), keep = sizeof(d->why) / 2;
+
+	if (len > keep)
+		snprintf(d->why, sizeof(d->why), "'...%s' %s", path + len - keep, what);
+	else
+		snprintf(d->why, sizeof(d->why), "'%s' %s", path, what);
+}
+
 static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, struct ddisk *k,
 			       const char **ret_why)
 {
@@ -307,12 +321,20 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 		.queue_depth = d->opts.queue_depth,
 	};
 	const struct blk_info *info;
+	const char *why = NULL;
 	int r;
 
-	r = blk_open(cfg->path, &bo, &k->blk, NULL);
+	r = blk_open(cfg->path, &bo, &k->blk, &why);
+	if (r < 0 && why) {
+		log_err("%s: params '%s' %s; not served", k->name, cfg->path, why);
+		daemon_why_path(d, cfg->path, why);
+		*ret_why = d->why;
+		return r;
+	}
 	if (r < 0) {
 		log_err("%s: params '%s': %s%s", k->name, cfg->path, strerror(-r),
-			r == -EBUSY ? " (the block device is mounted or in use elsewhere)" : "");
+			r == -EBUSY ? " (the block device is mounted or in use elsewhere)" :
+			r == -ESTALE ? " (it was replaced while being opened)" : "");
 		*ret_why = r == -ENOENT ? "backing file not found" :
 			   r == -EBUSY	? "backing device in use elsewhere" :
 			   r == -EACCES || r == -EPERM ? "backing file not accessible" :

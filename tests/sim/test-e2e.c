@@ -567,6 +567,24 @@ static char *disk_error(uint32_t domid, unsigned int devid)
 	return v;
 }
 
+/* The path of a sysfs attribute that stats as a regular file, or NULL. */
+static const char *sysfs_attribute(void)
+{
+	static const char *const candidates[] = {
+		"/sys/kernel/mm/transparent_hugepage/enabled",
+		"/sys/kernel/uevent_seqnum",
+		"/sys/power/state",
+		"/sys/kernel/profiling",
+	};
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++)
+		if (stat(candidates[i], &st) == 0 && S_ISREG(st.st_mode))
+			return candidates[i];
+	return NULL;
+}
+
 /*
  * One image under two guests: read-only for both is fine; a disk that would
  * make one of them writable is refused (Closed, with the reason naming the
@@ -789,6 +807,90 @@ static void test_50_create_destroy_cycles(void **state)
 		assert_int_equal(st.ioreq_servers, 0);
 		assert_int_equal(st.bound_ports, 0);
 	}
+}
+
+/*
+ * mode=r on a FIFO: opening it read-only would wait for a writer, and the
+ * whole daemon with it (and again after each restart).  The disk is answered
+ * Closed at once, saying what the file is; the control socket still answers
+ * and the next guest is served.
+ */
+static void test_fifo_backing_refused(void **state)
+{
+	char fifo[128], img[128], spec[256], want[320], cmd[384], out[4096], *err;
+	uint32_t bad, good;
+	size_t n;
+	FILE *p;
+
+	snprintf(fifo, sizeof(fifo), "%s/disk.fifo", E.dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	make_image("good.img", 8, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "name=fifo,vcpus=1,mem=32M,disk=%s:ro", fifo);
+	assert_int_equal(xensim_domain_create(E.x, spec, XSIM_CREATE_NO_WAIT, &bad, NULL), 0);
+	/* Well inside libxl's 10 s wait for the backend. */
+	assert_true(disk_state_becomes(bad, 51712, 6));
+	err = disk_error(bad, 51712);
+	assert_non_null(err);
+	snprintf(want, sizeof(want), "vblkd: '%s' is a FIFO, not a regular file or block device",
+		 fifo);
+	assert_string_equal(err, want);
+	free(err);
+	snprintf(want, sizeof(want),
+		 "dom %u disk 51712: params '%s' is a FIFO, not a regular file or block device; "
+		 "not served", bad, fifo);
+	if (!log_contains(want))
+		fail_msg("no log line '%s'", want);
+
+	/* The operator's view: the daemon answers, and serves nothing half-added. */
+	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	assert_int_equal(pclose(p), 0);
+	assert_non_null(strstr(out, "0 guests, 0 disks"));
+
+	snprintf(spec, sizeof(spec), "name=good,vcpus=1,mem=32M,disk=%s:rw", img);
+	good = create(spec, NULL);
+	workload_ok(good, "verify");
+	assert_int_equal(xensim_domain_destroy(E.x, bad, true, NULL), 0);
+	destroy(good);
+}
+
+/*
+ * A sysfs attribute stats as a 4 KiB regular file: it was served as an
+ * 8-sector disk (writable with mode=w).  Refused, naming /sys.
+ */
+static void test_sysfs_backing_refused(void **state)
+{
+	const char *attr = sysfs_attribute();
+	char img[128], spec[256], want[320], *err;
+	uint32_t bad, good;
+
+	if (!attr) {
+		print_message("no sysfs attribute found to try; /sys not mounted?\n");
+		skip();
+	}
+	make_image("good.img", 8, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "name=good,vcpus=1,mem=32M,disk=%s:rw", img);
+	good = create(spec, NULL);
+	snprintf(spec, sizeof(spec), "name=sysfs,vcpus=1,mem=32M,disk=%s:ro", attr);
+	assert_int_equal(xensim_domain_create(E.x, spec, XSIM_CREATE_NO_WAIT, &bad, NULL), 0);
+	assert_true(disk_state_becomes(bad, 51712, 6));
+	err = disk_error(bad, 51712);
+	assert_non_null(err);
+	snprintf(want, sizeof(want),
+		 "vblkd: '%s' is on /sys (sysfs), a kernel interface, not a disk image", attr);
+	assert_string_equal(err, want);
+	free(err);
+	snprintf(want, sizeof(want), "dom %u disk 51712: params '%s' is on /sys (sysfs)", bad, attr);
+	if (!log_contains(want))
+		fail_msg("no log line '%s'", want);
+	assert_int_equal(xensim_domain_destroy(E.x, bad, true, NULL), 0);
+	workload_ok(good, "verify");
+	destroy(good);
 }
 
 struct bad_case {
@@ -1057,6 +1159,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reboot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_50_create_destroy_cycles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_xenstore_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_backing_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sysfs_backing_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_with_io_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_two_guests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_systemd_notifications, setup, teardown),
