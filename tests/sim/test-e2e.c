@@ -567,6 +567,43 @@ static char *disk_error(uint32_t domid, unsigned int devid)
 	return v;
 }
 
+/*
+ * A disk of @domid written into xenstore by hand, as an operator might: the
+ * keys libxl writes, with @base and @irq as given.  The guest's device tree
+ * does not list it, so the guest's driver never probes it.
+ */
+static void write_disk_by_hand(uint32_t domid, unsigned int devid, const char *params,
+			       uint64_t base, unsigned int irq)
+{
+	struct xs_handle *xs = xs_open(0);
+	char fe[96], fid[16], b[24], i[16], dir[96], path[160];
+	const char *const kv[][2] = {
+		{ "frontend", fe }, { "frontend-id", fid }, { "params", params },
+		{ "online", "1" }, { "dev", "xvdz" }, { "type", "standalone" },
+		{ "mode", "w" }, { "device-type", "disk" }, { "specification", "virtio" },
+		{ "transport", "mmio" }, { "base", b }, { "irq", i },
+		{ "state", "1" },	/* last: the daemon reads the directory once it is 1 */
+	};
+	xs_transaction_t t;
+	size_t n;
+
+	assert_non_null(xs);
+	snprintf(fe, sizeof(fe), "/local/domain/%u/device/virtio_disk/%u", domid, devid);
+	snprintf(fid, sizeof(fid), "%u", domid);
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)base);
+	snprintf(i, sizeof(i), "%u", irq);
+	snprintf(dir, sizeof(dir), "/local/domain/0/backend/virtio_disk/%u/%u", domid, devid);
+	do {
+		t = xs_transaction_start(xs);
+		assert_true(t != XBT_NULL);
+		for (n = 0; n < sizeof(kv) / sizeof(kv[0]); n++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, kv[n][0]);
+			assert_true(xs_write(xs, t, path, kv[n][1], (unsigned int)strlen(kv[n][1])));
+		}
+	} while (!xs_transaction_end(xs, t, false) && errno == EAGAIN);
+	xs_close(xs);
+}
+
 /* The path of a sysfs attribute that stats as a regular file, or NULL. */
 static const char *sysfs_attribute(void)
 {
@@ -893,6 +930,63 @@ static void test_sysfs_backing_refused(void **state)
 	destroy(good);
 }
 
+/*
+ * A second disk written by hand on the first one's SPI: refused, naming the
+ * disk that has it, and the first disk is served on.
+ */
+static void test_second_disk_same_irq_refused(void **state)
+{
+	char a[128], b[128], spec[256], line[160], *err;
+	uint32_t domid;
+
+	make_image("a.img", 8, a, sizeof(a));
+	make_image("b.img", 8, b, sizeof(b));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw", a);
+	domid = create(spec, NULL);
+	/* Its own window (0x2000200), but irq 33 is disk 51712's. */
+	write_disk_by_hand(domid, 51728, b, 0x2000200, 33);
+	assert_true(disk_state_becomes(domid, 51728, 6));
+	err = disk_error(domid, 51728);
+	assert_non_null(err);
+	assert_string_equal(err, "vblkd: irq 33 is already used by disk 51712");
+	free(err);
+	snprintf(line, sizeof(line),
+		 "dom %u disk 51728: irq 33 is already used by disk 51712; not served", domid);
+	if (!log_contains(line))
+		fail_msg("no log line '%s'", line);
+	assert_int_equal(disk_state(domid, 51712), 2);
+	workload_ok(domid, "verify");
+	destroy(domid);
+}
+
+/* The same for a second disk whose register window overlaps the first one's. */
+static void test_second_disk_overlapping_window_refused(void **state)
+{
+	char a[128], b[128], spec[256], line[160], *err;
+	uint32_t domid;
+
+	make_image("a.img", 8, a, sizeof(a));
+	make_image("b.img", 8, b, sizeof(b));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw", a);
+	domid = create(spec, NULL);
+	write_disk_by_hand(domid, 51728, b, 0x2000000, 34);
+	assert_true(disk_state_becomes(domid, 51728, 6));
+	err = disk_error(domid, 51728);
+	assert_non_null(err);
+	assert_string_equal(err, "vblkd: MMIO window 0x2000000-0x20001ff overlaps disk 51712");
+	free(err);
+	snprintf(line, sizeof(line),
+		 "dom %u disk 51728: MMIO window 0x2000000-0x20001ff overlaps disk 51712; not served",
+		 domid);
+	if (!log_contains(line))
+		fail_msg("no log line '%s'", line);
+	assert_int_equal(disk_state(domid, 51712), 2);
+	workload_ok(domid, "verify");
+	destroy(domid);
+}
+
 struct bad_case {
 	const char *disk_opts;	/* appended to the disk spec */
 	const char *log;	/* the line the daemon must write */
@@ -938,7 +1032,8 @@ static void test_bad_xenstore_values(void **state)
 	assert_int_equal(xensim_domain_create(E.x, spec, XSIM_CREATE_NO_WAIT, &domid, NULL), 0);
 	assert_true(disk_state_becomes(domid, 51728, 6));
 	assert_true(disk_state_becomes(domid, 51712, 2));
-	snprintf(line, sizeof(line), "dom %u disk 51728: base 0x2000000 irq 34: register window overlaps", domid);
+	snprintf(line, sizeof(line), "dom %u disk 51728: MMIO window 0x2000000-0x20001ff overlaps disk 51712",
+		 domid);
 	if (!log_contains(line))
 		fail_msg("no log line '%s'", line);
 	assert_int_equal(xensim_domain_destroy(E.x, domid, true, NULL), 0);
@@ -1161,6 +1256,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_xenstore_values, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fifo_backing_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sysfs_backing_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_disk_same_irq_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_disk_overlapping_window_refused, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_with_io_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_two_guests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_systemd_notifications, setup, teardown),
