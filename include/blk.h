@@ -107,12 +107,19 @@ struct blk_open_opts {
 struct blk_dev;
 
 /*
- * Open a regular file or block device.  A block device is opened with
- * O_EXCL: one mounted or held exclusively elsewhere gives -EBUSY.  Other file
- * types give -EINVAL.  Errors are -errno; the caller logs them naming @path.
+ * Open a regular file or block device; never waits (a FIFO is not opened).
+ * A block device is opened with O_EXCL: one mounted or held exclusively
+ * elsewhere gives -EBUSY.  Errors are -errno; the caller logs them naming
+ * @path.  A file refused for what it is also gets a phrase saying so in
+ * @ret_why (if not NULL; a static string, to follow the path, e.g. "is a
+ * FIFO, not a regular file or block device"):
+ *   -EISDIR       a directory
+ *   -ENOTBLK      a FIFO, character device or socket
+ *   -EMEDIUMTYPE  a file of /proc, /sys or another pseudo file system
  * @opts may be NULL (aio, read-write, no O_DIRECT, default depth).
  */
-int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev);
+int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev,
+	     const char **ret_why);
 
 /*
  * Complete every accepted request, then free the device.  Requests accepted

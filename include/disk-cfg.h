@@ -54,6 +54,13 @@ int disk_cfg_parse(unsigned int domid, unsigned int devid, disk_cfg_get_fn get, 
 void disk_cfg_clear(struct disk_cfg *cfg);
 
 /*
+ * Whether two disks of one guest can be served side by side: 0, or
+ * -EADDRINUSE when their register windows ([base, base + DISK_CFG_MMIO_SIZE))
+ * overlap, else -EBUSY when they have the same SPI.  Symmetric.
+ */
+int disk_cfg_clash(uint64_t base, unsigned int irq, uint64_t other_base, unsigned int other_irq);
+
+/*
  * Parse an unsigned number the way xenstore values come: decimal (libxl's
  * virtio_disk keys) or 0x-prefixed hexadecimal (Xen 4.18's generic virtio
  * keys).  No sign, no spaces, no trailing characters, no overflow.

@@ -33,6 +33,8 @@ struct ddisk {
 	uint64_t poll_us;		/* the poll timer's current interval */
 	struct vblk_dev *vblk;		/* NULL once closing */
 	struct guest_mmio *mmio;
+	uint64_t base;			/* the register window's guest physical address */
+	unsigned int irq;		/* its SPI */
 	struct virtio_transport transport;
 	char *vdev;			/* "dev" (xvda), may be NULL */
 	bool read_only;			/* "mode" r or a cdrom */
@@ -65,7 +67,7 @@ struct daemon {
 	bool shutting_down;
 	int exit_code;
 	uint64_t started;
-	char why[128];			/* a disk_add() reason that names things */
+	char why[192];			/* a disk_add() reason that names things (fits disc's) */
 };
 
 static uint64_t daemon_now(void)
@@ -321,6 +323,20 @@ static int daemon_disk_stop(struct ddisk *k)
 	return 0;
 }
 
+/*
+ * "'@path' @what" as the reason for xenstore, a long path cut at its start
+ * so that @what (a short phrase) is never cut off.
+ */
+static void daemon_why_path(struct daemon *d, const char *path, const char *what)
+{
+	size_t len = strlen(path), keep = sizeof(d->why) / 2;
+
+	if (len > keep)
+		snprintf(d->why, sizeof(d->why), "'...%s' %s", path + len - keep, what);
+	else
+		snprintf(d->why, sizeof(d->why), "'%s' %s", path, what);
+}
+
 static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, struct ddisk *k,
 			       const char **ret_why)
 {
@@ -331,12 +347,20 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 		.queue_depth = d->opts.queue_depth,
 	};
 	const struct blk_info *info;
+	const char *why = NULL;
 	int r;
 
-	r = blk_open(cfg->path, &bo, &k->blk);
+	r = blk_open(cfg->path, &bo, &k->blk, &why);
+	if (r < 0 && why) {
+		log_err("%s: params '%s' %s; not served", k->name, cfg->path, why);
+		daemon_why_path(d, cfg->path, why);
+		*ret_why = d->why;
+		return r;
+	}
 	if (r < 0) {
 		log_err("%s: params '%s': %s%s", k->name, cfg->path, strerror(-r),
-			r == -EBUSY ? " (the block device is mounted or in use elsewhere)" : "");
+			r == -EBUSY ? " (the block device is mounted or in use elsewhere)" :
+			r == -ESTALE ? " (it was replaced while being opened)" : "");
 		*ret_why = r == -ENOENT ? "backing file not found" :
 			   r == -EBUSY	? "backing device in use elsewhere" :
 			   r == -EACCES || r == -EPERM ? "backing file not accessible" :
@@ -407,6 +431,35 @@ static int daemon_check_shared(struct daemon *d, const struct ddisk *k, const ch
 	return 0;
 }
 
+/*
+ * A disk whose register window or SPI is another disk's of the same guest
+ * (disk_cfg_clash()) is refused, naming that disk; the other one is served on.
+ * Disks being closed count: their windows are still claimed.
+ */
+static int daemon_check_clash(struct daemon *d, const struct dguest *g, const struct ddisk *k,
+			      const char **ret_why)
+{
+	const struct ddisk *o;
+	int r;
+
+	for (o = g->disks; o; o = o->next) {
+		r = disk_cfg_clash(k->base, k->irq, o->base, o->irq);
+		if (!r)
+			continue;
+		if (r == -EADDRINUSE)
+			snprintf(d->why, sizeof(d->why), "MMIO window 0x%llx-0x%llx overlaps disk %u",
+				 (unsigned long long)k->base,
+				 (unsigned long long)(k->base + DISK_CFG_MMIO_SIZE - 1), o->devid);
+		else
+			snprintf(d->why, sizeof(d->why), "irq %u is already used by disk %u", k->irq,
+				 o->devid);
+		log_err("%s: %s%s; not served", k->name, d->why, o->closing ? " (being closed)" : "");
+		*ret_why = d->why;
+		return r;
+	}
+	return 0;
+}
+
 static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **ret_why)
 {
 	struct daemon *d = data;
@@ -457,10 +510,16 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	k->read_only = cfg->read_only;
 	k->discard = cfg->discard;
 	k->started = daemon_now();
+	k->base = cfg->base;
+	k->irq = cfg->irq;
 	if (!k->path || (cfg->vdev && !k->vdev)) {
 		r = -ENOMEM;
 		goto err_disk;
 	}
+	/* Checked before the backing file is opened: the keys alone decide it. */
+	r = daemon_check_clash(d, g, k, ret_why);
+	if (r < 0)
+		goto err_disk;
 	r = daemon_open_backing(d, cfg, k, ret_why);
 	if (r < 0)
 		goto err_disk;

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -109,46 +111,140 @@ static int blk_read_capacity(const struct blk_dev *dev, uint64_t *ret_capacity)
 	return 0;
 }
 
+/* Not in <linux/magic.h>: private to Linux's fs/configfs/mount.c. */
+#ifndef CONFIGFS_MAGIC
+#define CONFIGFS_MAGIC 0x62656570
+#endif
+
+#define BLK_NOT_A_DISK ", not a regular file or block device"
+#define BLK_PSEUDO_FS(magic, name) { magic, "is on " name ", a kernel interface, not a disk image" }
+
 /*
- * Open @path; a block device again with O_EXCL, so that one mounted or
- * claimed elsewhere is refused with EBUSY (open(2), "O_EXCL ... block device").
+ * File systems whose files are kernel interfaces: a sysfs attribute looks
+ * like a 4 KiB regular file, and a guest writing to one would be writing
+ * kernel settings.  statfs(2) f_type values.
+ */
+static const struct {
+	uint32_t magic;
+	const char *why;
+} blk_pseudo_fs[] = {
+	BLK_PSEUDO_FS(PROC_SUPER_MAGIC, "/proc (procfs)"),
+	BLK_PSEUDO_FS(SYSFS_MAGIC, "/sys (sysfs)"),
+	BLK_PSEUDO_FS(DEBUGFS_MAGIC, "debugfs"),
+	BLK_PSEUDO_FS(TRACEFS_MAGIC, "tracefs"),
+	BLK_PSEUDO_FS(SECURITYFS_MAGIC, "securityfs"),
+	BLK_PSEUDO_FS(SELINUX_MAGIC, "selinuxfs"),
+	BLK_PSEUDO_FS(SMACK_MAGIC, "smackfs"),
+	BLK_PSEUDO_FS(CGROUP_SUPER_MAGIC, "a cgroup file system"),
+	BLK_PSEUDO_FS(CGROUP2_SUPER_MAGIC, "a cgroup2 file system"),
+	BLK_PSEUDO_FS(DEVPTS_SUPER_MAGIC, "devpts"),
+	BLK_PSEUDO_FS(CONFIGFS_MAGIC, "configfs"),
+	BLK_PSEUDO_FS(BPF_FS_MAGIC, "a bpf file system"),
+	BLK_PSEUDO_FS(PSTOREFS_MAGIC, "pstore"),
+	BLK_PSEUDO_FS(EFIVARFS_MAGIC, "efivarfs"),
+	BLK_PSEUDO_FS(BINFMTFS_MAGIC, "binfmt_misc"),
+	BLK_PSEUDO_FS(NSFS_MAGIC, "nsfs"),
+};
+
+/*
+ * Whether the file behind @fd (an O_PATH descriptor; @st its stat) may be a
+ * backing store: 0, or -EISDIR / -ENOTBLK (not a regular file or block
+ * device) / -EMEDIUMTYPE (on a pseudo file system) with a phrase in @ret_why.
+ */
+static int blk_check_file(int fd, const struct stat *st, const char **ret_why)
+{
+	struct statfs sfs;
+	size_t i;
+
+	switch (st->st_mode & S_IFMT) {
+	case S_IFREG:
+	case S_IFBLK:
+		break;
+	case S_IFDIR:
+		*ret_why = "is a directory" BLK_NOT_A_DISK;
+		return -EISDIR;
+	case S_IFIFO:
+		*ret_why = "is a FIFO" BLK_NOT_A_DISK;
+		return -ENOTBLK;
+	case S_IFCHR:
+		*ret_why = "is a character device" BLK_NOT_A_DISK;
+		return -ENOTBLK;
+	case S_IFSOCK:
+		*ret_why = "is a socket" BLK_NOT_A_DISK;
+		return -ENOTBLK;
+	default:
+		*ret_why = "is not a regular file or block device";
+		return -ENOTBLK;
+	}
+	if (fstatfs(fd, &sfs) < 0)
+		return -errno;
+	for (i = 0; i < sizeof(blk_pseudo_fs) / sizeof(blk_pseudo_fs[0]); i++) {
+		/* f_type is a signed word: 32-bit magics compare as 32 bits. */
+		if ((uint32_t)sfs.f_type == blk_pseudo_fs[i].magic) {
+			*ret_why = blk_pseudo_fs[i].why;
+			return -EMEDIUMTYPE;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Open @path as a backing store without ever waiting: a FIFO opened
+ * read-only blocks until a writer comes (fifo(7)), which would stop the
+ * whole daemon, and again at each restart.  The file is looked at first
+ * through an O_PATH descriptor, which opens nothing: a FIFO is not waited
+ * on, and a device (a watchdog, a tape) is not touched.  A block device is
+ * opened with O_EXCL, so that one mounted or claimed elsewhere is refused with
+ * EBUSY (open(2), "O_EXCL ... block device").
  */
 static int blk_open_fd(const char *path, bool read_only, bool direct, int *ret_fd,
-		       struct stat *ret_st)
+		       struct stat *ret_st, const char **ret_why)
 {
-	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0);
+	/*
+	 * O_NONBLOCK and O_NOCTTY: should @path be replaced by a FIFO or a
+	 * terminal between the look and the open, the open still returns (and
+	 * the check below refuses it).
+	 */
+	int flags = (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY |
+		    (direct ? O_DIRECT : 0);
 	struct stat st, st2;
-	int fd;
+	int fd, fl, r;
 
-	fd = open(path, flags);
+	fd = open(path, O_PATH | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st) < 0)
+	r = fstat(fd, &st) < 0 ? -errno : blk_check_file(fd, &st, ret_why);
+	close(fd);
+	if (r < 0)
+		return r;
+
+	fd = open(path, flags | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st2) < 0)
 		goto err_errno;
-	if (S_ISBLK(st.st_mode)) {
+	if (st2.st_dev != st.st_dev || st2.st_ino != st.st_ino ||
+	    (st2.st_mode & S_IFMT) != (st.st_mode & S_IFMT) || st2.st_rdev != st.st_rdev) {
+		/* @path was replaced between the look and the open. */
 		close(fd);
-		fd = open(path, flags | O_EXCL);
-		if (fd < 0)
-			return -errno;
-		if (fstat(fd, &st2) < 0)
-			goto err_errno;
-		if (!S_ISBLK(st2.st_mode) || st2.st_rdev != st.st_rdev) {
-			/* @path was replaced between the two opens. */
-			close(fd);
-			return -ESTALE;
-		}
-	} else if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EINVAL;
+		return -ESTALE;
 	}
+	/*
+	 * Back to waiting IO: the engines must not see EAGAIN, which io_uring
+	 * hands back for an O_NONBLOCK file rather than waiting (early Linux 5.x
+	 * io_prep_rw(): "don't allow async punt for O_NONBLOCK").
+	 */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		goto err_errno;
 	*ret_fd = fd;
-	*ret_st = st;
+	*ret_st = st2;
 	return 0;
 
 err_errno:
-	flags = -errno;
+	r = -errno;
 	close(fd);
-	return flags;
+	return r;
 }
 
 /* Ask the file system for its O_DIRECT alignment (statx STATX_DIOALIGN, Linux 6.1). */
@@ -232,9 +328,11 @@ static int blk_fill_info(struct blk_dev *dev, const struct stat *st, bool read_o
 	return 0;
 }
 
-int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev)
+int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev,
+	     const char **ret_why)
 {
 	static const struct blk_open_opts default_opts = { .engine = BLK_ENGINE_AIO };
+	const char *why = NULL;
 	struct blk_dev *dev;
 	struct stat st;
 	bool direct;
@@ -257,12 +355,14 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	dev->bounce_budget = opts->bounce_budget ? opts->bounce_budget : BLK_BOUNCE_BUDGET_DEFAULT;
 
 	direct = opts->direct_io_safe && opts->engine != BLK_ENGINE_NULL;
-	r = blk_open_fd(path, opts->read_only, direct, &dev->fd, &st);
+	r = blk_open_fd(path, opts->read_only, direct, &dev->fd, &st, &why);
 	if (r == -EINVAL && direct) {
 		/* The file system refuses O_DIRECT at open: go through the page cache. */
 		direct = false;
-		r = blk_open_fd(path, opts->read_only, false, &dev->fd, &st);
+		r = blk_open_fd(path, opts->read_only, false, &dev->fd, &st, &why);
 	}
+	if (r < 0 && why && ret_why)
+		*ret_why = why;
 	if (r < 0)
 		goto err_free;
 

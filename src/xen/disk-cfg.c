@@ -222,3 +222,23 @@ void disk_cfg_clear(struct disk_cfg *cfg)
 	cfg->vdev = NULL;
 }
 
+
+int disk_cfg_clash(uint64_t base, unsigned int irq, uint64_t other_base, unsigned int other_irq)
+{
+	/* The distance between the bases, so that no end address can overflow. */
+	uint64_t gap = base >= other_base ? base - other_base : other_base - base;
+
+	/*
+	 * libxl gives each device its own window and SPI (from 33 upwards), so
+	 * either clash is a mistake in hand-written keys, most likely a copied
+	 * directory.  It is refused here, naming the disk it clashes with,
+	 * rather than found out by the guest: an overlapping window hides one
+	 * device's registers behind the other's, and a shared SPI works only with
+	 * drivers that all ask for a shared interrupt.
+	 */
+	if (gap < DISK_CFG_MMIO_SIZE)
+		return -EADDRINUSE;
+	if (irq == other_irq)
+		return -EBUSY;
+	return 0;
+}

@@ -261,7 +261,7 @@ static struct blk_dev *open_dev(const char *path, enum blk_engine engine, bool r
 	};
 	struct blk_dev *dev = NULL;
 
-	assert_int_equal(blk_open(path, &opts, &dev), 0);
+	assert_int_equal(blk_open(path, &opts, &dev, NULL), 0);
 	assert_non_null(dev);
 	assert_int_equal(blk_get_info(dev)->engine, engine);
 	assert_int_equal(blk_get_info(dev)->read_only, read_only);
@@ -302,7 +302,7 @@ static void rw_random(struct blk_suite_ctx *ctx, bool direct)
 	} else {
 		struct blk_open_opts opts = { .engine = ctx->engine, .queue_depth = 16 };
 
-		assert_int_equal(blk_open(ctx->path, &opts, &dev), 0);
+		assert_int_equal(blk_open(ctx->path, &opts, &dev, NULL), 0);
 		assert_false(blk_get_info(dev)->direct);
 	}
 	rng = 42;
@@ -453,7 +453,7 @@ static void t_bounce_budget(void **state)
 	int i;
 
 	blk_suite_make_file(ctx, 64 * KIB, 5);
-	assert_int_equal(blk_open(ctx->path, &opts, &dev), 0);
+	assert_int_equal(blk_open(ctx->path, &opts, &dev, NULL), 0);
 	if (!blk_get_info(dev)->direct) {
 		blk_close(dev);
 		free(mem);
@@ -1123,7 +1123,7 @@ static void t_loop_device(void **state)
 	assert_true(info->logical_block_size >= 512);
 
 	/* O_EXCL: a second opener is refused. */
-	assert_int_equal(blk_open(loopdev, &opts, &dev2), -EBUSY);
+	assert_int_equal(blk_open(loopdev, &opts, &dev2, NULL), -EBUSY);
 	assert_null(dev2);
 
 	buf = xalloc(256 * KIB);
@@ -1152,7 +1152,7 @@ static void t_loop_device(void **state)
 	blk_close(dev);
 
 	/* Closed: the exclusive claim is gone. */
-	assert_int_equal(blk_open(loopdev, &opts, &dev2), 0);
+	assert_int_equal(blk_open(loopdev, &opts, &dev2, NULL), 0);
 	blk_close(dev2);
 
 	snprintf(cmd, sizeof(cmd), "losetup -d '%s' 2>/dev/null", loopdev);

@@ -568,6 +568,61 @@ static char *disk_error(uint32_t domid, unsigned int devid)
 }
 
 /*
+ * A disk of @domid written into xenstore by hand, as an operator might: the
+ * keys libxl writes, with @base and @irq as given.  The guest's device tree
+ * does not list it, so the guest's driver never probes it.
+ */
+static void write_disk_by_hand(uint32_t domid, unsigned int devid, const char *params,
+			       uint64_t base, unsigned int irq)
+{
+	struct xs_handle *xs = xs_open(0);
+	char fe[96], fid[16], b[24], i[16], dir[96], path[160];
+	const char *const kv[][2] = {
+		{ "frontend", fe }, { "frontend-id", fid }, { "params", params },
+		{ "online", "1" }, { "dev", "xvdz" }, { "type", "standalone" },
+		{ "mode", "w" }, { "device-type", "disk" }, { "specification", "virtio" },
+		{ "transport", "mmio" }, { "base", b }, { "irq", i },
+		{ "state", "1" },	/* last: the daemon reads the directory once it is 1 */
+	};
+	xs_transaction_t t;
+	size_t n;
+
+	assert_non_null(xs);
+	snprintf(fe, sizeof(fe), "/local/domain/%u/device/virtio_disk/%u", domid, devid);
+	snprintf(fid, sizeof(fid), "%u", domid);
+	snprintf(b, sizeof(b), "%llu", (unsigned long long)base);
+	snprintf(i, sizeof(i), "%u", irq);
+	snprintf(dir, sizeof(dir), "/local/domain/0/backend/virtio_disk/%u/%u", domid, devid);
+	do {
+		t = xs_transaction_start(xs);
+		assert_true(t != XBT_NULL);
+		for (n = 0; n < sizeof(kv) / sizeof(kv[0]); n++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, kv[n][0]);
+			assert_true(xs_write(xs, t, path, kv[n][1], (unsigned int)strlen(kv[n][1])));
+		}
+	} while (!xs_transaction_end(xs, t, false) && errno == EAGAIN);
+	xs_close(xs);
+}
+
+/* The path of a sysfs attribute that stats as a regular file, or NULL. */
+static const char *sysfs_attribute(void)
+{
+	static const char *const candidates[] = {
+		"/sys/kernel/mm/transparent_hugepage/enabled",
+		"/sys/kernel/uevent_seqnum",
+		"/sys/power/state",
+		"/sys/kernel/profiling",
+	};
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++)
+		if (stat(candidates[i], &st) == 0 && S_ISREG(st.st_mode))
+			return candidates[i];
+	return NULL;
+}
+
+/*
  * One image under two guests: read-only for both is fine; a disk that would
  * make one of them writable is refused (Closed, with the reason naming the
  * disk that holds the image), and the others are served on.
@@ -791,6 +846,147 @@ static void test_50_create_destroy_cycles(void **state)
 	}
 }
 
+/*
+ * mode=r on a FIFO: opening it read-only would wait for a writer, and the
+ * whole daemon with it (and again after each restart).  The disk is answered
+ * Closed at once, saying what the file is; the control socket still answers
+ * and the next guest is served.
+ */
+static void test_fifo_backing_refused(void **state)
+{
+	char fifo[128], img[128], spec[256], want[320], cmd[384], out[4096], *err;
+	uint32_t bad, good;
+	size_t n;
+	FILE *p;
+
+	snprintf(fifo, sizeof(fifo), "%s/disk.fifo", E.dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	make_image("good.img", 8, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "name=fifo,vcpus=1,mem=32M,disk=%s:ro", fifo);
+	assert_int_equal(xensim_domain_create(E.x, spec, XSIM_CREATE_NO_WAIT, &bad, NULL), 0);
+	/* Well inside libxl's 10 s wait for the backend. */
+	assert_true(disk_state_becomes(bad, 51712, 6));
+	err = disk_error(bad, 51712);
+	assert_non_null(err);
+	snprintf(want, sizeof(want), "vblkd: '%s' is a FIFO, not a regular file or block device",
+		 fifo);
+	assert_string_equal(err, want);
+	free(err);
+	snprintf(want, sizeof(want),
+		 "dom %u disk 51712: params '%s' is a FIFO, not a regular file or block device; "
+		 "not served", bad, fifo);
+	if (!log_contains(want))
+		fail_msg("no log line '%s'", want);
+
+	/* The operator's view: the daemon answers, and serves nothing half-added. */
+	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	assert_int_equal(pclose(p), 0);
+	assert_non_null(strstr(out, "0 guests, 0 disks"));
+
+	snprintf(spec, sizeof(spec), "name=good,vcpus=1,mem=32M,disk=%s:rw", img);
+	good = create(spec, NULL);
+	workload_ok(good, "verify");
+	assert_int_equal(xensim_domain_destroy(E.x, bad, true, NULL), 0);
+	destroy(good);
+}
+
+/*
+ * A sysfs attribute stats as a 4 KiB regular file: it was served as an
+ * 8-sector disk (writable with mode=w).  Refused, naming /sys.
+ */
+static void test_sysfs_backing_refused(void **state)
+{
+	const char *attr = sysfs_attribute();
+	char img[128], spec[256], want[320], *err;
+	uint32_t bad, good;
+
+	if (!attr) {
+		print_message("no sysfs attribute found to try; /sys not mounted?\n");
+		skip();
+	}
+	make_image("good.img", 8, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "name=good,vcpus=1,mem=32M,disk=%s:rw", img);
+	good = create(spec, NULL);
+	snprintf(spec, sizeof(spec), "name=sysfs,vcpus=1,mem=32M,disk=%s:ro", attr);
+	assert_int_equal(xensim_domain_create(E.x, spec, XSIM_CREATE_NO_WAIT, &bad, NULL), 0);
+	assert_true(disk_state_becomes(bad, 51712, 6));
+	err = disk_error(bad, 51712);
+	assert_non_null(err);
+	snprintf(want, sizeof(want),
+		 "vblkd: '%s' is on /sys (sysfs), a kernel interface, not a disk image", attr);
+	assert_string_equal(err, want);
+	free(err);
+	snprintf(want, sizeof(want), "dom %u disk 51712: params '%s' is on /sys (sysfs)", bad, attr);
+	if (!log_contains(want))
+		fail_msg("no log line '%s'", want);
+	assert_int_equal(xensim_domain_destroy(E.x, bad, true, NULL), 0);
+	workload_ok(good, "verify");
+	destroy(good);
+}
+
+/*
+ * A second disk written by hand on the first one's SPI: refused, naming the
+ * disk that has it, and the first disk is served on.
+ */
+static void test_second_disk_same_irq_refused(void **state)
+{
+	char a[128], b[128], spec[256], line[160], *err;
+	uint32_t domid;
+
+	make_image("a.img", 8, a, sizeof(a));
+	make_image("b.img", 8, b, sizeof(b));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw", a);
+	domid = create(spec, NULL);
+	/* Its own window (0x2000200), but irq 33 is disk 51712's. */
+	write_disk_by_hand(domid, 51728, b, 0x2000200, 33);
+	assert_true(disk_state_becomes(domid, 51728, 6));
+	err = disk_error(domid, 51728);
+	assert_non_null(err);
+	assert_string_equal(err, "vblkd: irq 33 is already used by disk 51712");
+	free(err);
+	snprintf(line, sizeof(line),
+		 "dom %u disk 51728: irq 33 is already used by disk 51712; not served", domid);
+	if (!log_contains(line))
+		fail_msg("no log line '%s'", line);
+	assert_int_equal(disk_state(domid, 51712), 2);
+	workload_ok(domid, "verify");
+	destroy(domid);
+}
+
+/* The same for a second disk whose register window overlaps the first one's. */
+static void test_second_disk_overlapping_window_refused(void **state)
+{
+	char a[128], b[128], spec[256], line[160], *err;
+	uint32_t domid;
+
+	make_image("a.img", 8, a, sizeof(a));
+	make_image("b.img", 8, b, sizeof(b));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw", a);
+	domid = create(spec, NULL);
+	write_disk_by_hand(domid, 51728, b, 0x2000000, 34);
+	assert_true(disk_state_becomes(domid, 51728, 6));
+	err = disk_error(domid, 51728);
+	assert_non_null(err);
+	assert_string_equal(err, "vblkd: MMIO window 0x2000000-0x20001ff overlaps disk 51712");
+	free(err);
+	snprintf(line, sizeof(line),
+		 "dom %u disk 51728: MMIO window 0x2000000-0x20001ff overlaps disk 51712; not served",
+		 domid);
+	if (!log_contains(line))
+		fail_msg("no log line '%s'", line);
+	assert_int_equal(disk_state(domid, 51712), 2);
+	workload_ok(domid, "verify");
+	destroy(domid);
+}
+
 struct bad_case {
 	const char *disk_opts;	/* appended to the disk spec */
 	const char *log;	/* the line the daemon must write */
@@ -836,7 +1032,8 @@ static void test_bad_xenstore_values(void **state)
 	assert_int_equal(xensim_domain_create(E.x, spec, XSIM_CREATE_NO_WAIT, &domid, NULL), 0);
 	assert_true(disk_state_becomes(domid, 51728, 6));
 	assert_true(disk_state_becomes(domid, 51712, 2));
-	snprintf(line, sizeof(line), "dom %u disk 51728: base 0x2000000 irq 34: register window overlaps", domid);
+	snprintf(line, sizeof(line), "dom %u disk 51728: MMIO window 0x2000000-0x20001ff overlaps disk 51712",
+		 domid);
 	if (!log_contains(line))
 		fail_msg("no log line '%s'", line);
 	assert_int_equal(xensim_domain_destroy(E.x, domid, true, NULL), 0);
@@ -1057,6 +1254,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reboot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_50_create_destroy_cycles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_xenstore_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_backing_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sysfs_backing_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_disk_same_irq_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_second_disk_overlapping_window_refused, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_with_io_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_two_guests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_systemd_notifications, setup, teardown),

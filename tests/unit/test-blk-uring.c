@@ -87,7 +87,7 @@ static void uring_fallback(void **state)
 
 	blk_suite_make_file(ctx, 64 * 1024, 31);
 	blk_inject.uring_init_err = -ENOSYS;
-	assert_int_equal(blk_open(ctx->path, &opts, &dev), 0);
+	assert_int_equal(blk_open(ctx->path, &opts, &dev, NULL), 0);
 	info = blk_get_info(dev);
 	assert_int_equal(info->engine, BLK_ENGINE_AIO);
 	assert_int_equal(info->engine_fallback_err, -ENOSYS);
@@ -105,7 +105,7 @@ static void uring_fallback(void **state)
 
 	/* Without the injection, the same request gets io_uring. */
 	blk_inject.uring_init_err = 0;
-	assert_int_equal(blk_open(ctx->path, &opts, &dev), 0);
+	assert_int_equal(blk_open(ctx->path, &opts, &dev, NULL), 0);
 	assert_int_equal(blk_get_info(dev)->engine, BLK_ENGINE_URING);
 	assert_int_equal(blk_get_info(dev)->engine_fallback_err, 0);
 	blk_close(dev);

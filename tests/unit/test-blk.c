@@ -3,8 +3,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "../lib/blk-suite.h"
@@ -73,21 +78,174 @@ static void t_open_missing(void **state)
 {
 	struct blk_suite_ctx *ctx = *state;
 	struct blk_dev *dev = (struct blk_dev *)&dev;
+	const char *why = NULL;
 
-	assert_int_equal(blk_open(ctx->path, NULL, &dev), -ENOENT);
+	assert_int_equal(blk_open(ctx->path, NULL, &dev, &why), -ENOENT);
 	assert_ptr_equal(dev, (struct blk_dev *)&dev);
+	/* Nothing to say beyond the errno: the file is not there. */
+	assert_null(why);
 }
 
-static void t_open_not_a_disk(void **state)
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/*
+ * Open @path as blk_open() would for a disk, with an alarm: an open that
+ * waits (a regression) fails with -EINTR after a few seconds instead of
+ * hanging the suite.  Returns blk_open()'s result; @ret_why gets its reason.
+ */
+static int open_guarded(const char *path, bool read_only, const char **ret_why)
+{
+	/* No SA_RESTART: the alarm interrupts a waiting open() with EINTR. */
+	struct sigaction sa = { .sa_handler = on_alarm }, old;
+	struct blk_open_opts opts = { .read_only = read_only };
+	struct blk_dev *dev = NULL;
+	int r;
+
+	*ret_why = NULL;
+	assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+	alarm(5);
+	r = blk_open(path, &opts, &dev, ret_why);
+	alarm(0);
+	sigaction(SIGALRM, &old, NULL);
+	if (r == 0)
+		blk_close(dev);
+	else
+		assert_null(dev);
+	return r;
+}
+
+/* A refusal's reason, checked without crashing when it is missing. */
+static void assert_why(const char *why, const char *want)
+{
+	if (!why)
+		fail_msg("no reason given; expected '%s'", want);
+	assert_string_equal(why, want);
+}
+
+static void t_open_directory(void **state)
 {
 	struct blk_suite_ctx *ctx = *state;
-	struct blk_open_opts ro = { .read_only = true };
-	struct blk_dev *dev = NULL;
+	const char *why;
 
-	assert_int_equal(blk_open(ctx->dir, NULL, &dev), -EISDIR);
-	assert_int_equal(blk_open(ctx->dir, &ro, &dev), -EINVAL);
-	assert_int_equal(blk_open("/dev/null", NULL, &dev), -EINVAL);
-	assert_null(dev);
+	assert_int_equal(open_guarded(ctx->dir, false, &why), -EISDIR);
+	assert_why(why, "is a directory, not a regular file or block device");
+	assert_int_equal(open_guarded(ctx->dir, true, &why), -EISDIR);
+	assert_why(why, "is a directory, not a regular file or block device");
+}
+
+static void t_open_char_device(void **state)
+{
+	const char *why;
+
+	assert_int_equal(open_guarded("/dev/null", false, &why), -ENOTBLK);
+	assert_why(why, "is a character device, not a regular file or block device");
+	assert_int_equal(open_guarded("/dev/null", true, &why), -ENOTBLK);
+	assert_why(why, "is a character device, not a regular file or block device");
+}
+
+/* mode=r on a FIFO: open(O_RDONLY) would wait for a writer, stopping the daemon. */
+static void t_open_fifo_read_only(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	const char *why;
+
+	assert_int_equal(mkfifo(ctx->path, 0600), 0);
+	assert_int_equal(open_guarded(ctx->path, true, &why), -ENOTBLK);
+	assert_why(why, "is a FIFO, not a regular file or block device");
+}
+
+static void t_open_fifo_read_write(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	const char *why;
+
+	assert_int_equal(mkfifo(ctx->path, 0600), 0);
+	assert_int_equal(open_guarded(ctx->path, false, &why), -ENOTBLK);
+	assert_why(why, "is a FIFO, not a regular file or block device");
+}
+
+static void t_open_socket(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *why;
+	int fd;
+
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_true(strlen(ctx->path) < sizeof(sa.sun_path));
+	strcpy(sa.sun_path, ctx->path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(open_guarded(ctx->path, true, &why), -ENOTBLK);
+	assert_why(why, "is a socket, not a regular file or block device");
+	close(fd);
+}
+
+/* /proc/version is a regular file to stat(2), but a kernel interface. */
+static void t_open_proc_file(void **state)
+{
+	const char *why;
+
+	assert_int_equal(open_guarded("/proc/version", true, &why), -EMEDIUMTYPE);
+	assert_why(why, "is on /proc (procfs), a kernel interface, not a disk image");
+	assert_int_equal(open_guarded("/proc/self/status", false, &why), -EMEDIUMTYPE);
+	assert_why(why, "is on /proc (procfs), a kernel interface, not a disk image");
+}
+
+/* A sysfs attribute stats as a 4 KiB regular file: it was served as an 8-sector disk. */
+static void t_open_sysfs_attribute(void **state)
+{
+	static const char *const candidates[] = {
+		"/sys/kernel/mm/transparent_hugepage/enabled",
+		"/sys/kernel/uevent_seqnum",
+		"/sys/power/state",
+		"/sys/kernel/profiling",
+	};
+	const char *path = NULL, *why;
+	struct stat st;
+	size_t i;
+
+	for (i = 0; i < sizeof(candidates) / sizeof(candidates[0]) && !path; i++)
+		if (stat(candidates[i], &st) == 0 && S_ISREG(st.st_mode))
+			path = candidates[i];
+	if (!path) {
+		print_message("no sysfs attribute found to try; /sys not mounted?\n");
+		skip();
+	}
+	assert_int_equal(open_guarded(path, true, &why), -EMEDIUMTYPE);
+	assert_why(why, "is on /sys (sysfs), a kernel interface, not a disk image");
+	/* mode=w would have let the guest write kernel settings. */
+	assert_int_equal(open_guarded(path, false, &why), -EMEDIUMTYPE);
+	assert_why(why, "is on /sys (sysfs), a kernel interface, not a disk image");
+}
+
+/* The checks look at what a symbolic link points to: a link to an image is served. */
+static void t_open_symlink_to_file(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	uint8_t want[512], got[512];
+	struct blk_dev *dev = NULL;
+	const char *why = NULL;
+	char link[320];
+	int fd, r;
+
+	blk_suite_make_file(ctx, 65536, 8);
+	fd = open(ctx->path, O_RDONLY | O_CLOEXEC);
+	assert_int_equal(pread(fd, want, sizeof(want), 4096), sizeof(want));
+	close(fd);
+	snprintf(link, sizeof(link), "%s/link.img", ctx->dir);
+	assert_int_equal(symlink(ctx->path, link), 0);
+	r = blk_open(link, NULL, &dev, &why);
+	unlink(link);
+	assert_int_equal(r, 0);
+	assert_null(why);
+	assert_int_equal(blk_get_info(dev)->capacity, 65536);
+	assert_int_equal(blk_suite_io(dev, BLK_OP_READ, 4096, got, sizeof(got)), 0);
+	assert_memory_equal(got, want, sizeof(want));
+	blk_close(dev);
 }
 
 static void t_open_bad_opts(void **state)
@@ -97,10 +255,10 @@ static void t_open_bad_opts(void **state)
 	struct blk_dev *dev = NULL;
 
 	blk_suite_make_file(ctx, 4096, 1);
-	assert_int_equal(blk_open(ctx->path, &opts, &dev), -EINVAL);
+	assert_int_equal(blk_open(ctx->path, &opts, &dev, NULL), -EINVAL);
 	opts.queue_depth = 0;
 	opts.engine = (enum blk_engine)42;
-	assert_int_equal(blk_open(ctx->path, &opts, &dev), -EINVAL);
+	assert_int_equal(blk_open(ctx->path, &opts, &dev, NULL), -EINVAL);
 	assert_null(dev);
 	blk_close(NULL);
 }
@@ -125,7 +283,7 @@ static void t_open_defaults(void **state)
 	assert_int_equal(pread(fd, orig, BLK_QUEUE_DEPTH_DEFAULT * 512, 0),
 			 BLK_QUEUE_DEPTH_DEFAULT * 512);
 	close(fd);
-	assert_int_equal(blk_open(ctx->path, NULL, &dev), 0);
+	assert_int_equal(blk_open(ctx->path, NULL, &dev, NULL), 0);
 	info = blk_get_info(dev);
 	assert_int_equal(info->engine, BLK_ENGINE_AIO);
 	assert_int_equal(info->engine_fallback_err, 0);
@@ -169,7 +327,7 @@ static void t_zero_length(void **state)
 	struct blk_dev *dev = NULL;
 
 	blk_suite_make_file(ctx, 4096, 3);
-	assert_int_equal(blk_open(ctx->path, NULL, &dev), 0);
+	assert_int_equal(blk_open(ctx->path, NULL, &dev, NULL), 0);
 	nreq_init(&r, BLK_OP_READ, 0, NULL, 0);
 	r.req.iovcnt = 0;
 	nreq_init(&d, BLK_OP_DISCARD, 0, NULL, 0);
@@ -195,7 +353,7 @@ static struct blk_dev *open_null(struct blk_suite_ctx *ctx, bool read_only, unsi
 	};
 	struct blk_dev *dev = NULL;
 
-	assert_int_equal(blk_open(ctx->path, &opts, &dev), 0);
+	assert_int_equal(blk_open(ctx->path, &opts, &dev, NULL), 0);
 	assert_int_equal(blk_get_info(dev)->engine, BLK_ENGINE_NULL);
 	return dev;
 }
@@ -317,7 +475,14 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		T(t_engine_names),
 		T(t_open_missing),
-		T(t_open_not_a_disk),
+		T(t_open_directory),
+		T(t_open_char_device),
+		T(t_open_fifo_read_only),
+		T(t_open_fifo_read_write),
+		T(t_open_socket),
+		T(t_open_proc_file),
+		T(t_open_sysfs_attribute),
+		T(t_open_symlink_to_file),
 		T(t_open_bad_opts),
 		T(t_open_defaults),
 		T(t_zero_length),

@@ -325,6 +325,46 @@ static void test_parse_u64(void **state)
 	assert_int_equal(v, UINT64_MAX);	/* untouched on failure */
 }
 
+/* Two disks of one guest: libxl's first two (0x2000000 irq 33, 0x2000200 irq 34) fit side by side. */
+static void test_clash_libxl_neighbours(void **state)
+{
+	assert_int_equal(disk_cfg_clash(0x2000000, 33, 0x2000200, 34), 0);
+	assert_int_equal(disk_cfg_clash(0x2000200, 34, 0x2000000, 33), 0);
+}
+
+static void test_clash_same_window(void **state)
+{
+	assert_int_equal(disk_cfg_clash(0x2000000, 33, 0x2000000, 34), -EADDRINUSE);
+}
+
+/* Not 0x200-aligned (the parser refuses that), but the check does not rely on it. */
+static void test_clash_partly_overlapping_window(void **state)
+{
+	assert_int_equal(disk_cfg_clash(0x2000000, 33, 0x20001ff, 34), -EADDRINUSE);
+	assert_int_equal(disk_cfg_clash(0x20001ff, 34, 0x2000000, 33), -EADDRINUSE);
+}
+
+static void test_clash_same_irq(void **state)
+{
+	assert_int_equal(disk_cfg_clash(0x2000000, 33, 0x2000200, 33), -EBUSY);
+	assert_int_equal(disk_cfg_clash(0x2000200, 33, 0x2000000, 33), -EBUSY);
+}
+
+/* Both at once: the window is named first. */
+static void test_clash_window_and_irq(void **state)
+{
+	assert_int_equal(disk_cfg_clash(0x2000000, 33, 0x2000000, 33), -EADDRINUSE);
+}
+
+/* Windows at the ends of the address space: no end address wraps around into a false overlap. */
+static void test_clash_no_overflow(void **state)
+{
+	assert_int_equal(disk_cfg_clash(0, 33, UINT64_MAX - 0x100, 34), 0);
+	assert_int_equal(disk_cfg_clash(UINT64_MAX - 0x100, 34, 0, 33), 0);
+	assert_int_equal(disk_cfg_clash(UINT64_MAX - 0x100, 34, UINT64_MAX - 0x300, 33), 0);
+	assert_int_equal(disk_cfg_clash(UINT64_MAX - 0x100, 34, UINT64_MAX - 0x200, 33), -EADDRINUSE);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -355,6 +395,12 @@ int main(void)
 		cmocka_unit_test(test_irq_not_a_number),
 		cmocka_unit_test(test_long_value_truncated),
 		cmocka_unit_test(test_parse_u64),
+		cmocka_unit_test(test_clash_libxl_neighbours),
+		cmocka_unit_test(test_clash_same_window),
+		cmocka_unit_test(test_clash_partly_overlapping_window),
+		cmocka_unit_test(test_clash_same_irq),
+		cmocka_unit_test(test_clash_window_and_irq),
+		cmocka_unit_test(test_clash_no_overflow),
 	};
 
 	return cmocka_run_group_tests_name("disk-cfg", tests, NULL, NULL);
