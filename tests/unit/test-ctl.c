@@ -2,6 +2,7 @@
 /* Tests of the control socket: what a client gets back, refusals, stale sockets, permissions. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,15 +11,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ctl.h"
+#include "log.h"
 #include "loop.h"
 
 struct fixture {
@@ -284,6 +289,77 @@ static void test_path_of_a_file_not_removed(void **state)
 	unlink(path);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Out of fds, accept() fails and the client stays queued: the listener must
+ * pause instead of firing again at once (100% CPU), and serve the client once
+ * fds are back.
+ */
+static void test_fd_limit_reached_no_busy_loop(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, low;
+	char logbuf[1024], out[128];
+	int fd, logfd, lowest, batches = 0, served = 0;
+	int64_t end;
+	ssize_t n, len = 0;
+
+	fd = raw_client(f, "status\n", 7);
+	logfd = memfd_create("ctl-log", MFD_CLOEXEC);
+	assert_true(logfd >= 0);
+	log_set_fd(logfd);
+	lowest = dup(0);
+	assert_true(lowest >= 0);
+	close(lowest);
+	/* No new fd fits under the limit: accept() fails with EMFILE. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+	end = now_ms() + 300;
+	while (now_ms() < end)
+		if (loop_iterate(f->loop, (int)(end - now_ms())) > 0)
+			batches++;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	log_set_fd(-1);
+
+	/* Failures at 0 and 100 ms, the timers between them: nothing like a spinning loop. */
+	assert_in_range(batches, 1, 5);
+	assert_int_equal(f->requests, 0);
+	n = pread(logfd, logbuf, sizeof(logbuf) - 1, 0);
+	assert_true(n > 0);
+	logbuf[n] = '\0';
+	close(logfd);
+	snprintf(out, sizeof(out), "Too many open files (RLIMIT_NOFILE %d)", lowest);
+	assert_non_null(strstr(logbuf, out));
+	/* Rate-limited: one line for the whole episode. */
+	assert_null(strstr(strstr(logbuf, out) + 1, out));
+
+	/* With fds back, the waiting client is answered within the longest back-off (1 s). */
+	end = now_ms() + 1500;
+	while (!served && now_ms() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		loop_iterate(f->loop, 50);
+		served = poll(&p, 1, 0) == 1;
+	}
+	assert_true(served);
+	while ((n = read(fd, out + len, sizeof(out) - 1 - (size_t)len)) > 0)
+		len += n;
+	out[len] = '\0';
+	assert_string_equal(out, "{\"guests\":[]}\n");
+	assert_int_equal(f->requests, 1);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +373,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_second_daemon_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_path_of_a_file_not_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_limit_reached_no_busy_loop, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ctl", tests, NULL, NULL);
