@@ -95,12 +95,22 @@ static void child_done(struct loop_source *src, int fd, uint32_t events, void *d
 	loop_remove(src);
 }
 
+/* Read @fd to its end into @out, a string. */
+static void read_all(int fd, char *out, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while ((n = read(fd, out + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+}
+
 /* Run ctl_request() in a child while the parent serves from its loop. */
 static int request(struct fixture *f, const char *req, char *reply, size_t cap)
 {
 	struct child c = { 0 };
 	int p[2], status;
-	ssize_t n, len = 0;
 
 	assert_int_equal(pipe(p), 0);
 	c.pid = fork();
@@ -119,9 +129,7 @@ static int request(struct fixture *f, const char *req, char *reply, size_t cap)
 	assert_int_equal(loop_add_fd(f->loop, p[0], EPOLLIN | EPOLLHUP, child_done, &c, NULL), 0);
 	while (!c.done)
 		assert_true(loop_iterate(f->loop, 10000) > 0);
-	while ((n = read(p[0], reply + len, cap - 1 - (size_t)len)) > 0)
-		len += n;
-	reply[len] = '\0';
+	read_all(p[0], reply, cap);
 	close(p[0]);
 	assert_int_equal(waitpid(c.pid, &status, 0), c.pid);
 	return atoi(reply);
@@ -174,16 +182,13 @@ static void test_request_too_long(void **state)
 	struct fixture *f = *state;
 	char big[CTL_MAX_REQUEST + 40], out[128];
 	int fd, i;
-	ssize_t n, len = 0;
 
 	memset(big, 'a', sizeof(big));
 	fd = raw_client(f, big, sizeof(big));
 	/* Serve until the daemon has answered and closed. */
 	for (i = 0; i < 10; i++)
 		loop_iterate(f->loop, 100);
-	while ((n = read(fd, out + len, sizeof(out) - 1 - (size_t)len)) > 0)
-		len += n;
-	out[len] = '\0';
+	read_all(fd, out, sizeof(out));
 	assert_string_equal(out, "error: request too long\n");
 	assert_int_equal(f->requests, 0);
 	close(fd);
@@ -309,7 +314,7 @@ static void test_fd_limit_reached_no_busy_loop(void **state)
 	char logbuf[1024], out[128];
 	int fd, logfd, lowest, batches = 0, served = 0;
 	int64_t end;
-	ssize_t n, len = 0;
+	ssize_t n;
 
 	fd = raw_client(f, "status\n", 7);
 	logfd = memfd_create("ctl-log", MFD_CLOEXEC);
@@ -352,9 +357,7 @@ static void test_fd_limit_reached_no_busy_loop(void **state)
 		served = poll(&p, 1, 0) == 1;
 	}
 	assert_true(served);
-	while ((n = read(fd, out + len, sizeof(out) - 1 - (size_t)len)) > 0)
-		len += n;
-	out[len] = '\0';
+	read_all(fd, out, sizeof(out));
 	assert_string_equal(out, "{\"guests\":[]}\n");
 	assert_int_equal(f->requests, 1);
 	close(fd);
