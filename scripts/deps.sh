@@ -27,7 +27,10 @@ want=""
 for arg in "$@"; do
 	case $arg in
 	--print) print=1 ;;
-	build|demo) want="$want $pkgs_build" ;;
+	build) want="$want $pkgs_build" ;;
+	# xensim and vblkd-sim need the build's compiler and libraries, no test library
+	# (tests/shell/test-demo-build.sh checks what the demo's objects include and link).
+	demo) want="$want $pkgs_build" ;;
 	check) want="$want $pkgs_build $pkgs_test" ;;
 	fuzz) want="$want $pkgs_build clang libclang-rt-14-dev" ;;
 	bench) want="$want $pkgs_build $pkgs_bench" ;;

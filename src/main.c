@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -239,6 +240,38 @@ static void on_hup(struct loop_source *src, const struct signalfd_siginfo *si, v
 }
 
 /*
+ * Each disk holds about 3 fds (backing file, completion eventfd, timerfd;
+ * io_uring adds its ring) and each guest its event channel handle: the usual
+ * soft limit of 1024 is reached at about 330 disks.  The hard limit is what
+ * the administrator (or the unit's LimitNOFILE=) allows us; nothing here uses
+ * select(), so a high soft limit costs nothing.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	rlim_t old;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("cannot read the open file limit: %m");
+		return;
+	}
+	old = rl.rlim_cur;
+	if (old >= rl.rlim_max) {
+		log_debug("open file limit: %llu", (unsigned long long)old);
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_warn("cannot raise the open file limit from %llu to %llu: %m; "
+			 "about %llu disks can be served", (unsigned long long)old,
+			 (unsigned long long)rl.rlim_max, (unsigned long long)old / 3);
+		return;
+	}
+	log_info("open file limit raised from %llu to %llu", (unsigned long long)old,
+		 (unsigned long long)rl.rlim_cur);
+}
+
+/*
  * Go to the background; the parent exits once the child reports through
  * @ready_fd (written by the child after start-up), so `vblkd && xl create`
  * works.  Returns in the child only.
@@ -301,6 +334,7 @@ int main(int argc, char **argv)
 		return show_status(&o);
 
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	if (!o.foreground) {
 		r = daemonize(&ready_fd);
 		if (r < 0) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -20,6 +21,12 @@
 /* At most this many clients at once; a client that says nothing is dropped after the timeout. */
 #define CTL_MAX_CONNS 16u
 #define CTL_IDLE_US 5000000u
+/*
+ * accept() out of fds or memory leaves the connection queued, so the level-triggered listener
+ * would fire again at once: it is left unwatched for this long, doubling up to the maximum.
+ */
+#define CTL_BACKOFF_MIN_US 100000u
+#define CTL_BACKOFF_MAX_US 1000000u
 
 struct ctl_conn {
 	struct ctl *ctl;
@@ -43,6 +50,10 @@ struct ctl {
 	void *data;
 	struct ctl_conn *conns;
 	unsigned int nconns;
+	/* Created with the listener: when accept() is short of fds, a timerfd could not be had. */
+	struct loop_source *backoff;
+	uint64_t backoff_us;	/* 0: accepting normally */
+	struct log_ratelimit backoff_rl;
 };
 
 static void ctl_conn_close(struct ctl_conn *c)
@@ -130,6 +141,40 @@ static void ctl_conn_ready(struct loop_source *src, int fd, uint32_t events, voi
 	}
 }
 
+/* The back-off is over: watch the listener again; a failing accept() starts the next one. */
+static void ctl_backoff_done(struct loop_source *src, uint64_t expirations, void *data)
+{
+	struct ctl *ctl = data;
+	int r = loop_modify_fd(ctl->src, EPOLLIN);
+
+	if (r < 0)
+		log_err("control socket %s: cannot watch it again: %s", ctl->path, strerror(-r));
+}
+
+static void ctl_backoff(struct ctl *ctl, int err)
+{
+	struct rlimit rl = { 0 };
+	char limit[64] = "";
+	int r;
+
+	ctl->backoff_us = ctl->backoff_us ? ctl->backoff_us * 2 : CTL_BACKOFF_MIN_US;
+	if (ctl->backoff_us > CTL_BACKOFF_MAX_US)
+		ctl->backoff_us = CTL_BACKOFF_MAX_US;
+	if (err == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0)
+		snprintf(limit, sizeof(limit), " (RLIMIT_NOFILE %llu)", (unsigned long long)rl.rlim_cur);
+	else if (err == ENFILE)
+		snprintf(limit, sizeof(limit), " (the system's limit, fs.file-max)");
+	log_ratelimited(&ctl->backoff_rl, LOG_LEVEL_WARNING,
+			"control socket %s: cannot accept a connection: %s%s; retrying in %llu ms",
+			ctl->path, strerror(err), limit, (unsigned long long)ctl->backoff_us / 1000);
+	/* Both calls only change what is armed: they need no new fd or memory. */
+	r = loop_timer_set(ctl->backoff, ctl->backoff_us, 0);
+	if (r == 0)
+		r = loop_modify_fd(ctl->src, 0);
+	if (r < 0)
+		log_err("control socket %s: cannot pause accepting: %s", ctl->path, strerror(-r));
+}
+
 static void ctl_accept(struct loop_source *src, int fd, uint32_t events, void *data)
 {
 	struct ctl *ctl = data;
@@ -137,8 +182,13 @@ static void ctl_accept(struct loop_source *src, int fd, uint32_t events, void *d
 	int cfd;
 
 	cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (cfd < 0)
+	if (cfd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			ctl_backoff(ctl, errno);
+		/* Anything else (ECONNABORTED, EAGAIN, EINTR, EPROTO) concerns one client only. */
 		return;
+	}
+	ctl->backoff_us = 0;
 	if (ctl->nconns >= CTL_MAX_CONNS) {
 		close(cfd);
 		return;
@@ -238,6 +288,7 @@ int ctl_listen(struct loop *loop, const char *path, ctl_handler_fn fn, void *dat
 	ctl->loop = loop;
 	ctl->fn = fn;
 	ctl->data = data;
+	ctl->backoff_rl = (struct log_ratelimit)LOG_RATELIMIT_INIT(10000, 1);
 	ctl->path = strdup(path);
 	ctl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (!ctl->path || ctl->fd < 0) {
@@ -256,12 +307,17 @@ int ctl_listen(struct loop *loop, const char *path, ctl_handler_fn fn, void *dat
 		r = -errno;
 		goto err_unlink;
 	}
-	r = loop_add_fd(loop, ctl->fd, EPOLLIN, ctl_accept, ctl, &ctl->src);
+	r = loop_add_timer(loop, LOOP_TIMER_DISARM, 0, ctl_backoff_done, ctl, &ctl->backoff);
 	if (r < 0)
 		goto err_unlink;
+	r = loop_add_fd(loop, ctl->fd, EPOLLIN, ctl_accept, ctl, &ctl->src);
+	if (r < 0)
+		goto err_timer;
 	*ret_ctl = ctl;
 	return 0;
 
+err_timer:
+	loop_remove(ctl->backoff);
 err_unlink:
 	unlink(path);
 err_close:
@@ -279,6 +335,7 @@ void ctl_close(struct ctl *ctl)
 	while (ctl->conns)
 		ctl_conn_close(ctl->conns);
 	loop_remove(ctl->src);
+	loop_remove(ctl->backoff);
 	close(ctl->fd);
 	unlink(ctl->path);
 	free(ctl->path);

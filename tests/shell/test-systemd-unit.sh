@@ -27,4 +27,7 @@ out=$(systemd-analyze verify --man=no "$dir/vblkd.service" 2>&1) || {
 }
 [ -z "$out" ] || { echo "systemd-analyze verify complained:"; echo "$out"; exit 1; }
 grep -qx 'Type=notify' "$dir/vblkd.service"
+# Hundreds of disks need more fds than the default 1024 (issue 16).
+nofile=$(sed -n 's/^LimitNOFILE=//p' "$dir/vblkd.service")
+[ "${nofile:-0}" -ge 16384 ] || { echo "LimitNOFILE='$nofile': too few fds for hundreds of disks"; exit 1; }
 echo "systemd-analyze verify: clean"

@@ -2,6 +2,7 @@
 /* Tests of the control socket: what a client gets back, refusals, stale sockets, permissions. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,15 +11,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ctl.h"
+#include "log.h"
 #include "loop.h"
 
 struct fixture {
@@ -90,12 +95,22 @@ static void child_done(struct loop_source *src, int fd, uint32_t events, void *d
 	loop_remove(src);
 }
 
+/* Read @fd to its end into @out, a string. */
+static void read_all(int fd, char *out, size_t cap)
+{
+	size_t len = 0;
+	ssize_t n;
+
+	while ((n = read(fd, out + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+}
+
 /* Run ctl_request() in a child while the parent serves from its loop. */
 static int request(struct fixture *f, const char *req, char *reply, size_t cap)
 {
 	struct child c = { 0 };
 	int p[2], status;
-	ssize_t n, len = 0;
 
 	assert_int_equal(pipe(p), 0);
 	c.pid = fork();
@@ -114,9 +129,7 @@ static int request(struct fixture *f, const char *req, char *reply, size_t cap)
 	assert_int_equal(loop_add_fd(f->loop, p[0], EPOLLIN | EPOLLHUP, child_done, &c, NULL), 0);
 	while (!c.done)
 		assert_true(loop_iterate(f->loop, 10000) > 0);
-	while ((n = read(p[0], reply + len, cap - 1 - (size_t)len)) > 0)
-		len += n;
-	reply[len] = '\0';
+	read_all(p[0], reply, cap);
 	close(p[0]);
 	assert_int_equal(waitpid(c.pid, &status, 0), c.pid);
 	return atoi(reply);
@@ -169,16 +182,13 @@ static void test_request_too_long(void **state)
 	struct fixture *f = *state;
 	char big[CTL_MAX_REQUEST + 40], out[128];
 	int fd, i;
-	ssize_t n, len = 0;
 
 	memset(big, 'a', sizeof(big));
 	fd = raw_client(f, big, sizeof(big));
 	/* Serve until the daemon has answered and closed. */
 	for (i = 0; i < 10; i++)
 		loop_iterate(f->loop, 100);
-	while ((n = read(fd, out + len, sizeof(out) - 1 - (size_t)len)) > 0)
-		len += n;
-	out[len] = '\0';
+	read_all(fd, out, sizeof(out));
 	assert_string_equal(out, "error: request too long\n");
 	assert_int_equal(f->requests, 0);
 	close(fd);
@@ -284,6 +294,75 @@ static void test_path_of_a_file_not_removed(void **state)
 	unlink(path);
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Out of fds, accept() fails and the client stays queued: the listener must
+ * pause instead of firing again at once (100% CPU), and serve the client once
+ * fds are back.
+ */
+static void test_fd_limit_reached_no_busy_loop(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, low;
+	char logbuf[1024], out[128];
+	int fd, logfd, lowest, batches = 0, served = 0;
+	int64_t end;
+	ssize_t n;
+
+	fd = raw_client(f, "status\n", 7);
+	logfd = memfd_create("ctl-log", MFD_CLOEXEC);
+	assert_true(logfd >= 0);
+	log_set_fd(logfd);
+	lowest = dup(0);
+	assert_true(lowest >= 0);
+	close(lowest);
+	/* No new fd fits under the limit: accept() fails with EMFILE. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = (rlim_t)lowest;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+	end = now_ms() + 300;
+	while (now_ms() < end)
+		if (loop_iterate(f->loop, (int)(end - now_ms())) > 0)
+			batches++;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	log_set_fd(-1);
+
+	/* Failures at 0 and 100 ms, the timers between them: nothing like a spinning loop. */
+	assert_in_range(batches, 1, 5);
+	assert_int_equal(f->requests, 0);
+	n = pread(logfd, logbuf, sizeof(logbuf) - 1, 0);
+	assert_true(n > 0);
+	logbuf[n] = '\0';
+	close(logfd);
+	snprintf(out, sizeof(out), "Too many open files (RLIMIT_NOFILE %d)", lowest);
+	assert_non_null(strstr(logbuf, out));
+	/* Rate-limited: one line for the whole episode. */
+	assert_null(strstr(strstr(logbuf, out) + 1, out));
+
+	/* With fds back, the waiting client is answered within the longest back-off (1 s). */
+	end = now_ms() + 1500;
+	while (!served && now_ms() < end) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		loop_iterate(f->loop, 50);
+		served = poll(&p, 1, 0) == 1;
+	}
+	assert_true(served);
+	read_all(fd, out, sizeof(out));
+	assert_string_equal(out, "{\"guests\":[]}\n");
+	assert_int_equal(f->requests, 1);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -297,6 +376,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_second_daemon_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_path_of_a_file_not_removed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fd_limit_reached_no_busy_loop, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("ctl", tests, NULL, NULL);
