@@ -13,7 +13,7 @@ set -eu
 
 pkgs_build="gcc make pkgconf libc6-dev libxen-dev libaio-dev liburing-dev libjson-c-dev"
 pkgs_test="libcmocka-dev clang libclang-rt-14-dev util-linux coreutils"
-pkgs_bench="fio valgrind"
+pkgs_bench="fio valgrind python3"
 # make check-xen: cross compiler and arm64 libc headers (libc6-dev-arm64-cross is only a
 # Recommends of gcc-aarch64-linux-gnu), apt-get download/dpkg-deb/dpkg-source (dpkg-dev, apt),
 # the hypervisor build (bison, flex, python3, bc), the initramfs (cpio, python3), QEMU, file (checks
