@@ -84,6 +84,22 @@ static void status_print_disk(FILE *out, unsigned long long domid, const char *g
 	fputc('\n', out);
 }
 
+/* The guest's mapped memory against its budget (vblkd(8), "GUEST MEMORY"). */
+static void status_print_memory(FILE *out, struct json_object *g)
+{
+	struct json_object *mc;
+	char now[24], peak[24];
+
+	if (!json_object_object_get_ex(g, "memory_cache", &mc))
+		return;
+	status_format_bytes(status_u64(mc, "mapped_pages") * 4096, now, sizeof(now));
+	status_format_bytes(status_u64(mc, "peak_mapped_pages") * 4096, peak, sizeof(peak));
+	fprintf(out, "      dom %llu guest memory: %s in %llu mappings (peak %s in %llu); "
+		"%llu waits for the mapping budget\n",
+		status_u64(g, "domid"), now, status_u64(mc, "mappings"), peak,
+		status_u64(mc, "peak_mappings"), status_u64(mc, "budget_waits"));
+}
+
 int status_print_table(FILE *out, const char *json)
 {
 	struct json_object *root = json_tokener_parse(json), *guests;
@@ -124,6 +140,7 @@ int status_print_table(FILE *out, const char *json)
 		for (j = 0; j < json_object_array_length(disks); j++)
 			status_print_disk(out, status_u64(g, "domid"), status_str(g, "name", "-"),
 					  json_object_array_get_idx(disks, j));
+		status_print_memory(out, g);
 	}
 	json_object_put(root);
 	return 0;

@@ -25,7 +25,9 @@ static const char two_guests[] =
 	"     { \"devid\": 51728, \"vdev\": null, \"path\": \"/srv/ro.img\", \"mode\": \"ro\","
 	"       \"engine\": \"aio\", \"state\": \"waiting for driver\", \"features\": [],"
 	"       \"queues\": 1, \"uptime_seconds\": 90000 } ] },"
-	"   { \"domid\": 4, \"name\": null, \"disks\": ["
+	"   { \"domid\": 4, \"name\": null, \"memory_cache\": { \"mapped_pages\": 3072,"
+	"       \"mappings\": 40, \"peak_mapped_pages\": 65536, \"peak_mappings\": 2048,"
+	"       \"budget_waits\": 7 }, \"disks\": ["
 	"     { \"devid\": 51712, \"vdev\": \"xvda\", \"path\": \"/dev/vg/db\", \"mode\": \"rw\","
 	"       \"engine\": \"uring\", \"state\": \"running\", \"features\": [\"VERSION_1\"],"
 	"       \"queues\": 1 } ] } ] }";
@@ -59,6 +61,9 @@ static void test_table_two_guests(void **state)
 	assert_non_null(strstr(out, "1d01h  /srv/ro.img\n      waiting for driver; features: "
 				    "(none negotiated yet)\n"));
 	assert_non_null(strstr(out, "    4 -            51712 xvda   rw   uring"));
+	assert_non_null(strstr(out, "\n      dom 4 guest memory: 12.0 MiB in 40 mappings (peak 256.0 MiB in "
+				    "2048); 7 waits for the mapping budget\n"));
+	assert_null(strstr(out, "dom 3 guest memory"));
 	free(out);
 }
 
