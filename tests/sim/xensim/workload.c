@@ -65,6 +65,7 @@ struct wl_ctx {
 	uint64_t *lat;		/* LAT_BUCKETS counts */
 	uint64_t *irq_lat;	/* the same for the interrupt path (gdrv_slot_irq_ns()) */
 	uint64_t bench_ops, bench_us;
+	uint64_t bench_lat_max_ns;	/* the slowest request of the timed phase, exact */
 	uint64_t bench_traps, bench_trap_ns;	/* the vCPU's MMIO traps in the timed phase */
 	int bench_disk;		/* -1: none */
 	int ret;
@@ -1105,6 +1106,7 @@ struct bench_pass {
 	uint64_t *irq_lat;
 	bool check;		/* compare what is read with the stamps */
 	uint64_t ops;
+	uint64_t lat_max_ns;	/* with lat: the slowest request, exact (the histogram rounds) */
 };
 
 static uint32_t bench_gen(const struct bench_pass *p, uint64_t rel_sector)
@@ -1137,8 +1139,13 @@ static int bench_pass(struct wl_ctx *c, struct gdrv_dev *d, const struct region 
 			if (p->type == BLK_T_IN && p->check)
 				TRY_WL(bench_check(c->v, what, gdrv_slot_buffer(c->v, d, slot), sector, n,
 						   bench_gen(p, blk[slot] * p->bsect)));
-			if (p->lat)
-				p->lat[lat_bucket(gdrv_slot_latency_ns(c->v, d, slot))]++;
+			if (p->lat) {
+				uint64_t ns = gdrv_slot_latency_ns(c->v, d, slot);
+
+				p->lat[lat_bucket(ns)]++;
+				if (ns > p->lat_max_ns)
+					p->lat_max_ns = ns;
+			}
 			if (p->irq_lat && gdrv_slot_irq_ns(c->v, d, slot))
 				p->irq_lat[lat_bucket(gdrv_slot_irq_ns(c->v, d, slot))]++;
 			p->ops++;
@@ -1257,6 +1264,7 @@ static int wl_bench(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info
 	r = bench_pass(c, d, rg, &run, qd, &rng, in->cfg->vdev);
 	c->bench_us = sim_now_us() - t0;
 	c->bench_ops = run.ops;
+	c->bench_lat_max_ns = run.lat_max_ns;
 	gdrv_vcpu_traps(c->v, &c->bench_traps, &c->bench_trap_ns);
 	c->bench_traps -= traps0;
 	c->bench_trap_ns -= trap_ns0;
@@ -1335,7 +1343,7 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 	if (!h)
 		return;
 	for (i = 0; i < nd; i++) {
-		uint64_t ops = 0, us = 0, slept = 0, traps = 0, trap_ns = 0, vcpu_us = 0;
+		uint64_t ops = 0, us = 0, slept = 0, traps = 0, trap_ns = 0, vcpu_us = 0, max_ns = 0;
 		double sum_ns = 0;
 
 		memset(h, 0, 2 * LAT_BUCKETS * sizeof(*h));
@@ -1349,6 +1357,8 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 			vcpu_us += ctx[j].bench_us;
 			if (ctx[j].bench_us > us)
 				us = ctx[j].bench_us;
+			if (ctx[j].bench_lat_max_ns > max_ns)
+				max_ns = ctx[j].bench_lat_max_ns;
 			for (k = 0; k < LAT_BUCKETS; k++) {
 				h[k] += ctx[j].lat[k];
 				sum_ns += (double)ctx[j].lat[k] * (double)lat_value(k);
@@ -1359,13 +1369,13 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 		if (!nvd || !ops || !us)
 			continue;
 		sbuf_printf(rep,
-			    "bench dom=%u disk=%s rw=%s bs=%u qd=%u vcpus=%u ops=%llu seconds=%.3f iops=%.0f mbps=%.1f lat_p50_us=%.2f lat_p99_us=%.2f lat_mean_us=%.2f irq_share=%.3f irq_p50_us=%.2f traps_per_op=%.2f trap_mean_us=%.2f trap_share=%.3f\n",
+			    "bench dom=%u disk=%s rw=%s bs=%u qd=%u vcpus=%u ops=%llu seconds=%.3f iops=%.0f mbps=%.1f lat_p50_us=%.2f lat_p99_us=%.2f lat_max_us=%.2f lat_mean_us=%.2f irq_share=%.3f irq_p50_us=%.2f traps_per_op=%.2f trap_mean_us=%.2f trap_share=%.3f\n",
 			    dom->domid, dom->cfg.disks[i].vdev, bench_rw_names[spec->rw],
 			    spec->bs ? spec->bs : 4096, spec->qd ? spec->qd : 1, nvd,
 			    (unsigned long long)ops, us / 1e6, ops / (us / 1e6),
 			    ops * (double)(spec->bs ? spec->bs : 4096) / us,
 			    lat_percentile(h, ops, 50) / 1e3, lat_percentile(h, ops, 99) / 1e3,
-			    sum_ns / (double)ops / 1e3, (double)slept / (double)ops,
+			    max_ns / 1e3, sum_ns / (double)ops / 1e3, (double)slept / (double)ops,
 			    slept ? lat_percentile(hi, slept, 50) / 1e3 : 0.0,
 			    (double)traps / (double)ops, traps ? trap_ns / 1e3 / (double)traps : 0.0,
 			    vcpu_us ? trap_ns / 1e3 / (double)vcpu_us : 0.0);
