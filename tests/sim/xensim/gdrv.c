@@ -356,6 +356,11 @@ unsigned int gdrv_guest_ndevs(const struct gdrv_guest *g)
 	return g->ndevs;
 }
 
+uint32_t gdrv_guest_domid(const struct gdrv_guest *g)
+{
+	return g->dom->domid;
+}
+
 unsigned int gdrv_guest_nvcpus(const struct gdrv_guest *g)
 {
 	return g->dom->vcpus;

@@ -93,6 +93,7 @@ void gdrv_guest_free(struct gdrv_guest *g);
 int gdrv_guest_set_max_io(struct gdrv_guest *g, uint32_t bytes);
 unsigned int gdrv_guest_ndevs(const struct gdrv_guest *g);
 unsigned int gdrv_guest_nvcpus(const struct gdrv_guest *g);
+uint32_t gdrv_guest_domid(const struct gdrv_guest *g);
 struct gdrv_dev *gdrv_guest_dev(struct gdrv_guest *g, unsigned int i);
 struct gdrv_vcpu *gdrv_guest_vcpu(struct gdrv_guest *g, unsigned int i);
 /*

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Guest workloads: verify, random (seeded, shadow-checked), sequential, trim, hostile, bench. */
+/* Guest workloads: verify, random (seeded, shadow-checked), sequential, trim, hostile, bench, flood. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "flood.h"
 #include "gdrv.h"
 #include "log.h"
 
@@ -25,6 +26,7 @@ enum wl_kind {
 	WL_TRIM,
 	WL_HOSTILE,
 	WL_BENCH,
+	WL_FLOOD,
 };
 
 /* What a bench workload does in its timed phase (fio's rw= names). */
@@ -49,6 +51,7 @@ struct wl_spec {
 	enum bench_rw rw;	/* bench */
 	unsigned int time_ms;	/* bench: length of the timed phase */
 	bool nocheck;		/* bench: no data checks (a backend that does no IO) */
+	struct flood_spec flood;
 };
 
 struct wl_stats {
@@ -81,6 +84,7 @@ static const char *kind_name(enum wl_kind k)
 	case WL_TRIM: return "trim";
 	case WL_HOSTILE: return "hostile";
 	case WL_BENCH: return "bench";
+	case WL_FLOOD: return "flood";
 	}
 	return "?";
 }
@@ -100,7 +104,8 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 	if (!copy)
 		return -ENOMEM;
 	*w = (struct wl_spec){ .kind = WL_VERIFY, .seed = 1, .ops = 0, .bs = 0,
-			       .span = 4u << 20, .rw = BENCH_RANDREAD, .time_ms = 1000 };
+			       .span = 4u << 20, .rw = BENCH_RANDREAD, .time_ms = 1000,
+			       .flood = { .attack = FLOOD_ALL } };
 	tok = strtok_r(copy, ", \t\n", &save);
 	if (!tok || !strcmp(tok, "verify"))
 		w->kind = WL_VERIFY;
@@ -114,6 +119,8 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 		w->kind = WL_HOSTILE;
 	else if (!strcmp(tok, "bench"))
 		w->kind = WL_BENCH;
+	else if (!strcmp(tok, "flood"))
+		w->kind = WL_FLOOD;
 	else
 		goto bad;
 	while ((tok = strtok_r(NULL, ", \t\n", &save))) {
@@ -133,6 +140,11 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 			if (i == sizeof(bench_rw_names) / sizeof(bench_rw_names[0]))
 				goto bad;
 			w->rw = (enum bench_rw)i;
+			continue;
+		}
+		if (!strcmp(tok, "attack")) {
+			if (w->kind != WL_FLOOD || flood_attack_parse(eq + 1, &w->flood.attack) < 0)
+				goto bad;
 			continue;
 		}
 		v = strtoull(eq + 1, &end, 0);
@@ -157,13 +169,18 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 			w->span = v;
 		else if (!strcmp(tok, "qd") && v >= 1 && v <= GUEST_MAX_QD)
 			w->qd = (unsigned int)v;
+		else if (!strcmp(tok, "heads") && w->kind == WL_FLOOD && v >= 1 &&
+			 v <= GUEST_MAX_QUEUE_SIZE)
+			w->flood.heads = (unsigned int)v;
+		else if (!strcmp(tok, "seconds") && w->kind == WL_FLOOD && v <= 3600)
+			w->flood.seconds = (unsigned int)v;
 		else
 			goto bad;
 	}
 	free(copy);
 	return 0;
 bad:
-	sbuf_printf(rep, "bad workload '%s' (verify|random|sequential|trim|hostile|bench[,seed=N][,ops=N][,bs=N][,span=N][,qd=N][,rw=randread|randwrite|read|write][,time=MS][,check=0|1])\n",
+	sbuf_printf(rep, "bad workload '%s' (verify|random|sequential|trim|hostile|bench[,seed=N][,ops=N][,bs=N][,span=N][,qd=N][,rw=randread|randwrite|read|write][,time=MS][,check=0|1] or flood[,attack=in-junk|flush-junk|spread|bigseg|all][,heads=N][,seconds=S])\n",
 		    s);
 	r = -EINVAL;
 	free(copy);
@@ -1291,7 +1308,7 @@ static void *wl_thread(void *arg)
 	unsigned int i;
 
 	/* Hostile scripts run on vCPU 0 alone: it resets and sets up devices under the others' feet. */
-	if (c->spec->kind == WL_HOSTILE && gdrv_vcpu_id(c->v) != 0)
+	if ((c->spec->kind == WL_HOSTILE || c->spec->kind == WL_FLOOD) && gdrv_vcpu_id(c->v) != 0)
 		return NULL;
 	for (i = 0; i < gdrv_guest_ndevs(g) && c->ret == 0; i++) {
 		unsigned int vcpu = gdrv_vcpu_id(c->v), nv = gdrv_guest_nvcpus(g);
@@ -1303,6 +1320,9 @@ static void *wl_thread(void *arg)
 
 		if (!gdrv_dev_ready(d))
 			continue;
+		/* The flood attacks the guest's first disk. */
+		if (c->spec->kind == WL_FLOOD && i != 0)
+			break;
 		gdrv_dev_get_info(d, &in);
 		if (c->spec->kind == WL_BENCH) {
 			/* vCPU v drives disk v % ndisks alone (with the other vCPUs of that disk). */
@@ -1313,7 +1333,8 @@ static void *wl_thread(void *arg)
 		} else {
 			rg = vcpu_region(&in, vcpu, nv, c->spec->span);
 		}
-		if (rg.nsect < rg.align * 8 && c->spec->kind != WL_HOSTILE)
+		if (rg.nsect < rg.align * 8 && c->spec->kind != WL_HOSTILE &&
+		    c->spec->kind != WL_FLOOD)
 			continue;
 		switch (c->spec->kind) {
 		case WL_VERIFY: c->ret = wl_verify(c, d, &in, &rg, false); break;
@@ -1322,6 +1343,7 @@ static void *wl_thread(void *arg)
 		case WL_TRIM: c->ret = wl_trim(c, d, &in, &rg); break;
 		case WL_HOSTILE: c->ret = wl_hostile(c, d, &in, &rg, &notes); break;
 		case WL_BENCH: c->ret = wl_bench(c, d, &in, &rg); break;
+		case WL_FLOOD: c->ret = flood_run(g, c->v, d, &c->spec->flood, &notes); break;
 		}
 		if (notes.s) {
 			pthread_mutex_lock(run->notes_lock);
