@@ -77,6 +77,7 @@ struct flood {
 	struct tblock spread[GUEST_MAX_QUEUE_SIZE];
 	struct tblock big;		/* [one page][BIGSEG_BYTES of data]: data at an odd page */
 	struct tblock big_hs;		/* its header and status */
+	bool pattern_on_disk;		/* the bigseg stamps are on disk (spread writes over them) */
 	struct flood_result res[FLOOD_ALL];
 };
 
@@ -362,6 +363,7 @@ static int round_spread(struct flood *f)
 	uint16_t used0 = 0;
 	int r;
 
+	f->pattern_on_disk = false;	/* its writes start at sector 0 */
 	TRY_FL(setup(f, what, mask, GUEST_MAX_QUEUE_SIZE, FEAT(F_INDIRECT_DESC), &in));
 	seg = in.size_max ? in.size_max & ~511u : SPREAD_SEG;
 	if (!seg || seg > f->ram_bytes)
@@ -507,9 +509,15 @@ static int round_bigseg(struct flood *f)
 	if (in.capacity < BIGSEG_BYTES / 512)
 		return gdrv_vcpu_fail(f->v, "%s: flood '%s' needs a disk of at least %u MiB",
 				      f->vdev, what, BIGSEG_BYTES >> 20);
-	/* Known data first (the device is set up as usual here); a read-only disk has its own. */
-	if (!(in.features & FEAT(F_BLK_RO)))
+	/*
+	 * Known data first (the device is set up as usual here), once: later
+	 * rounds read it again (recover() writes the same stamps).  A read-only
+	 * disk has its own.
+	 */
+	if (!(in.features & FEAT(F_BLK_RO)) && !f->pattern_on_disk) {
 		TRY_FL(write_pattern(f));
+		f->pattern_on_disk = true;
+	}
 	TRY_FL(setup(f, what, mask, 0, 0, &in));
 	/* Chunk-aligned, so the data starts at page 1 of a chunk and ends inside another. */
 	r = tblock_get(f, &f->big, XSIM_PAGE_SIZE + BIGSEG_BYTES, SPREAD_CHUNK);
