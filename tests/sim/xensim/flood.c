@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* The flood workload: legal requests that cost a guest a few pages and its backend much more (issue 16). */
+/* The flood workload: legal requests cheap for a guest and dear for its backend (issue 16). */
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
