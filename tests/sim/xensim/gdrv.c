@@ -81,6 +81,8 @@ struct gdrv_dev {
 	uint64_t notifies, interrupts, mmio;	/* counters for the report (atomic) */
 	uint64_t config_changes;		/* under lock, with capacity */
 	uint64_t ring_mem[64];	/* guest memory of each queue's rings, allocated once */
+	uint64_t feature_mask;	/* of the features the driver would take: those it asks for */
+	uint16_t queue_size;	/* the largest it asks for (a power of two) */
 };
 
 struct vbuf {
@@ -144,24 +146,57 @@ static uint8_t *gpa_host(struct gdrv_guest *g, uint64_t gpa)
 	return g->dom->ram + (gpa - XSIM_GUEST_RAM_BASE);
 }
 
-static int galloc(struct gdrv_guest *g, uint64_t size, uint64_t *ret_gpa)
+/* Bump allocation of zeroed guest RAM, page-aligned or on @align (a power of two) if larger. */
+static int galloc_aligned(struct gdrv_guest *g, uint64_t size, uint64_t align, uint64_t *ret_gpa)
 {
 	uint64_t off;
 	int r = 0;
 
+	if (align < XSIM_PAGE_SIZE)
+		align = XSIM_PAGE_SIZE;
+	if (align & (align - 1) || !size)
+		return -EINVAL;
+	if (size > g->dom->ram_bytes)
+		return -ENOMEM;
 	size = (size + XSIM_PAGE_SIZE - 1) & ~(XSIM_PAGE_SIZE - 1);
 	pthread_mutex_lock(&g->alloc_lock);
-	off = g->next;
-	if (off + size > g->dom->ram_bytes)
+	/* RAM starts at XSIM_GUEST_RAM_BASE, itself aligned far beyond any sane @align. */
+	off = (g->next + align - 1) & ~(align - 1);
+	if (off < g->next || off > g->dom->ram_bytes || size > g->dom->ram_bytes - off)
 		r = -ENOMEM;
 	else
-		g->next += size;
+		g->next = off + size;
 	pthread_mutex_unlock(&g->alloc_lock);
 	if (r < 0)
 		return r;
 	memset(g->dom->ram + off, 0, size);
 	*ret_gpa = XSIM_GUEST_RAM_BASE + off;
 	return 0;
+}
+
+static int galloc(struct gdrv_guest *g, uint64_t size, uint64_t *ret_gpa)
+{
+	return galloc_aligned(g, size, XSIM_PAGE_SIZE, ret_gpa);
+}
+
+int gdrv_guest_alloc(struct gdrv_guest *g, uint64_t size, uint64_t align, uint64_t *ret_gpa,
+		     uint8_t **ret_host)
+{
+	uint64_t gpa;
+	int r = galloc_aligned(g, size, align, &gpa);
+
+	if (r < 0)
+		return r;
+	*ret_gpa = gpa;
+	if (ret_host)
+		*ret_host = gpa_host(g, gpa);
+	return 0;
+}
+
+void gdrv_guest_ram(const struct gdrv_guest *g, uint64_t *ret_base, uint64_t *ret_bytes)
+{
+	*ret_base = XSIM_GUEST_RAM_BASE;
+	*ret_bytes = g->dom->ram_bytes;
 }
 
 /* Grant dom0 every page of [gpa, gpa+size), in reverse so one buffer's refs are not consecutive. */
@@ -321,6 +356,11 @@ unsigned int gdrv_guest_ndevs(const struct gdrv_guest *g)
 	return g->ndevs;
 }
 
+uint32_t gdrv_guest_domid(const struct gdrv_guest *g)
+{
+	return g->dom->domid;
+}
+
 unsigned int gdrv_guest_nvcpus(const struct gdrv_guest *g)
 {
 	return g->dom->vcpus;
@@ -350,6 +390,7 @@ void gdrv_dev_get_info(struct gdrv_dev *d, struct gdrv_info *ret)
 		.max_discard_sectors = d->max_discard_sectors,
 		.max_write_zeroes_sectors = d->max_write_zeroes_sectors,
 		.seg_max = d->seg_max,
+		.size_max = d->size_max,
 		.notifies = __atomic_load_n(&d->notifies, __ATOMIC_RELAXED),
 		.interrupts = __atomic_load_n(&d->interrupts, __ATOMIC_RELAXED),
 		.mmio = __atomic_load_n(&d->mmio, __ATOMIC_RELAXED),
@@ -483,10 +524,21 @@ static int read_config(struct gdrv_vcpu *v, struct gdrv_dev *d)
 	return gdrv_vcpu_fail(v, "%s: config generation never settles", d->cfg->vdev);
 }
 
-/* Rings of one queue at GUEST_QUEUE_SIZE, each part page-aligned, plus the vCPUs' indirect tables. */
+static uint64_t page_up(uint64_t n)
+{
+	return (n + XSIM_PAGE_SIZE - 1) & ~(XSIM_PAGE_SIZE - 1);
+}
+
+/*
+ * Rings of one queue of up to GUEST_MAX_QUEUE_SIZE entries, each part
+ * page-aligned (the split ring's three, §2.7, take the most), plus the
+ * vCPUs' indirect tables.
+ */
 static uint64_t ring_area_size(struct gdrv_dev *d)
 {
-	return 4 * XSIM_PAGE_SIZE + (uint64_t)d->g->dom->vcpus * GUEST_MAX_QD * MAX_SEGS * 16;
+	return page_up(16ull * GUEST_MAX_QUEUE_SIZE) + page_up(6 + 2ull * GUEST_MAX_QUEUE_SIZE) +
+	       page_up(6 + 8ull * GUEST_MAX_QUEUE_SIZE) +
+	       (uint64_t)d->g->dom->vcpus * GUEST_MAX_QD * MAX_SEGS * 16;
 }
 
 /* A slot's buffer: [page ending with the header][max_io data][status page], made on first use. */
@@ -528,7 +580,7 @@ static int vq_setup(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q, 
 		return gdrv_vcpu_fail(v, "%s: queue %u not available (QueueNumMax 0)", d->cfg->vdev,
 				 index);
 	/* Split rings need a power of two (§2.7); use it for both. */
-	for (num = GUEST_QUEUE_SIZE; num > max; num /= 2)
+	for (num = d->queue_size; num > max; num /= 2)
 		;
 	if (!num)
 		return gdrv_vcpu_fail(v, "%s: queue %u: QueueNumMax %u too small", d->cfg->vdev, index,
@@ -547,9 +599,9 @@ static int vq_setup(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q, 
 		TRY(dalloc(d, ring_area_size(d), &d->ring_mem[index]));
 	memset(gpa_host(d->g, d->ring_mem[index]), 0, ring_area_size(d));
 	q->desc_gpa = d->ring_mem[index];
-	q->drv_gpa = q->desc_gpa + ((dsz + XSIM_PAGE_SIZE - 1) & ~(XSIM_PAGE_SIZE - 1));
-	q->dev_gpa = q->drv_gpa + ((drsz + XSIM_PAGE_SIZE - 1) & ~(XSIM_PAGE_SIZE - 1));
-	q->ind_gpa = q->dev_gpa + ((dvsz + XSIM_PAGE_SIZE - 1) & ~(XSIM_PAGE_SIZE - 1));
+	q->drv_gpa = q->desc_gpa + page_up(dsz);
+	q->dev_gpa = q->drv_gpa + page_up(drsz);
+	q->ind_gpa = q->dev_gpa + page_up(dvsz);
 	q->desc = gpa_host(d->g, q->desc_gpa);
 	q->drv = gpa_host(d->g, q->drv_gpa);
 	q->dev = gpa_host(d->g, q->dev_gpa);
@@ -586,9 +638,25 @@ static int vq_setup(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q, 
 
 int gdrv_dev_init(struct gdrv_vcpu *v, struct gdrv_dev *d)
 {
+	return gdrv_dev_init_features(v, d, ~0ull, 0);
+}
+
+int gdrv_dev_init_features(struct gdrv_vcpu *v, struct gdrv_dev *d, uint64_t mask,
+			   unsigned int queue_size)
+{
 	uint32_t x, lo, hi, st;
 	uint64_t offered, want;
 	unsigned int i;
+
+	if (!queue_size)
+		queue_size = GUEST_QUEUE_SIZE;
+	if (queue_size > GUEST_MAX_QUEUE_SIZE || queue_size & (queue_size - 1))
+		return -EINVAL;
+	/* §6.1: a driver that takes VERSION_1 away is a legacy one, which this one is not. */
+	if (!(mask & (1ull << F_VERSION_1)))
+		return -EINVAL;
+	d->feature_mask = mask;
+	d->queue_size = (uint16_t)queue_size;
 
 	TRY(rd(v, d, VM_MAGIC, 4, &x));
 	if (x != VM_MAGIC_VALUE)
@@ -624,7 +692,7 @@ int gdrv_dev_init(struct gdrv_vcpu *v, struct gdrv_dev *d)
 	else if (offered & (1ull << F_ACCESS_PLATFORM))
 		/* §6.1: a driver may refuse ACCESS_PLATFORM; the device then may fail FEATURES_OK. */
 		want &= ~(1ull << F_ACCESS_PLATFORM);
-	d->features = offered & want;
+	d->features = offered & want & mask;
 	TRY(wr(v, d, VM_DRIVER_FEATURES_SEL, 0));
 	TRY(wr(v, d, VM_DRIVER_FEATURES, (uint32_t)d->features));
 	TRY(wr(v, d, VM_DRIVER_FEATURES_SEL, 1));

@@ -79,6 +79,7 @@ enum vm_reg {
 #define GUEST_MAX_IO (64u * 1024)
 #define GUEST_BENCH_MAX_IO (1024u * 1024)	/* gdrv_guest_set_max_io() limit (bench workload) */
 #define GUEST_QUEUE_SIZE 128u
+#define GUEST_MAX_QUEUE_SIZE 256u	/* gdrv_dev_init_features() limit */
 #define GUEST_MAX_QD 32u	/* requests in flight per vCPU and disk */
 
 struct gdrv_guest;
@@ -92,11 +93,30 @@ void gdrv_guest_free(struct gdrv_guest *g);
 int gdrv_guest_set_max_io(struct gdrv_guest *g, uint32_t bytes);
 unsigned int gdrv_guest_ndevs(const struct gdrv_guest *g);
 unsigned int gdrv_guest_nvcpus(const struct gdrv_guest *g);
+uint32_t gdrv_guest_domid(const struct gdrv_guest *g);
 struct gdrv_dev *gdrv_guest_dev(struct gdrv_guest *g, unsigned int i);
 struct gdrv_vcpu *gdrv_guest_vcpu(struct gdrv_guest *g, unsigned int i);
+/*
+ * Zeroed guest RAM for a workload's own buffers, from the allocator the
+ * driver uses (never freed; not granted, so not for disks with :grants):
+ * @size bytes at a multiple of @align (a power of two; at least a page).
+ * -ENOMEM when the guest's RAM is used up.
+ */
+int gdrv_guest_alloc(struct gdrv_guest *g, uint64_t size, uint64_t align, uint64_t *ret_gpa,
+		     uint8_t **ret_host);
+/* Where the guest's RAM is (XSIM_GUEST_RAM_BASE) and how large (its mem=). */
+void gdrv_guest_ram(const struct gdrv_guest *g, uint64_t *ret_base, uint64_t *ret_bytes);
 
 /* Probe, negotiate, set up queues, DRIVER_OK (§3.1.1); a failure is explained in the vCPU's error. */
 int gdrv_dev_init(struct gdrv_vcpu *v, struct gdrv_dev *d);
+/*
+ * The same negotiating only those of the features it would take that are in
+ * @mask (which must keep VIRTIO_F_VERSION_1), with queues of @queue_size
+ * entries (a power of two up to GUEST_MAX_QUEUE_SIZE, halved down to
+ * QueueNumMax; 0: GUEST_QUEUE_SIZE).  gdrv_dev_init() is (~0, 0).
+ */
+int gdrv_dev_init_features(struct gdrv_vcpu *v, struct gdrv_dev *d, uint64_t mask,
+			   unsigned int queue_size);
 /* Write 0 to Status and wait for the reset to complete (§4.2.3.1 / §2.4). */
 int gdrv_dev_reset(struct gdrv_vcpu *v, struct gdrv_dev *d);
 
@@ -111,6 +131,7 @@ struct gdrv_info {
 	uint32_t max_discard_sectors;
 	uint32_t max_write_zeroes_sectors;
 	uint32_t seg_max;
+	uint32_t size_max;	/* 0: SIZE_MAX not negotiated */
 	uint64_t notifies;	/* QueueNotify writes */
 	uint64_t interrupts;	/* interrupts handled (InterruptStatus read) */
 	uint64_t mmio;		/* MMIO accesses, each one ioreq */

@@ -69,9 +69,11 @@ static void usage(FILE *f)
 		"                       disk options: ro|rw, discard, grants; guest options: name=, backend=, packed, noevent\n"
 		"                       toolstack variations: base=N, irq=N, devid=N, hexbase, dio, params=V, omit=KEY\n"
 		"  --config FILE        lines 'guest SPEC' and 'workload SPEC' ('#' comments)\n"
-		"  --workload SPEC      run on every guest, in order: verify|random|sequential|trim|hostile|bench\n"
+		"  --workload SPEC[:NAME]  run on every guest (or guest NAME), in order:\n"
+		"                       verify|random|sequential|trim|hostile|bench|flood\n"
 		"                       [,seed=N][,ops=N][,bs=N][,span=BYTES][,qd=N]\n"
 		"                       bench: [,rw=randread|randwrite|read|write][,time=MS][,check=0]\n"
+		"                       flood: [,attack=in-junk|flush-junk|spread|bigseg|all][,heads=N][,seconds=S]\n"
 		"  --destroy-after MS[:NAME]  xl destroy every guest (or guest NAME) MS ms after the\n"
 		"                       workloads start\n"
 		"  --crash-after MS[:NAME]    the guest(s) die suddenly (no Closing handshake)\n"
@@ -151,9 +153,18 @@ static void *guest_thread(void *arg)
 
 again:
 	for (i = 0; i < nworkloads && !signalled(); i++) {
+		const char *spec = workloads[i], *only = strchr(spec, ':');
 		struct sim_domain *d;
 		struct sbuf rep = { 0 };
+		char own[512];
 
+		/* SPEC:NAME runs on guest NAME alone. */
+		if (only) {
+			if (strcmp(only + 1, gr->cfg.name))
+				continue;
+			snprintf(own, sizeof(own), "%.*s", (int)(only - spec), spec);
+			spec = own;
+		}
 		pthread_mutex_lock(&sim_lock);
 		d = hv_domain_find(gr->domid);
 		if (d)
@@ -161,7 +172,7 @@ again:
 		pthread_mutex_unlock(&sim_lock);
 		if (!d)
 			break;
-		r = workload_run(d, workloads[i], &rep);
+		r = workload_run(d, spec, &rep);
 		hv_domain_put(d);
 		pthread_mutex_lock(&sim_lock);
 		sbuf_printf(&gr->out, "%s", rep.s ? rep.s : "");

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Guest workloads: verify, random (seeded, shadow-checked), sequential, trim, hostile, bench. */
+/* Guest workloads: verify, random (seeded, shadow-checked), sequential, trim, hostile, bench, flood. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "flood.h"
 #include "gdrv.h"
 #include "log.h"
 
@@ -25,6 +26,7 @@ enum wl_kind {
 	WL_TRIM,
 	WL_HOSTILE,
 	WL_BENCH,
+	WL_FLOOD,
 };
 
 /* What a bench workload does in its timed phase (fio's rw= names). */
@@ -49,6 +51,7 @@ struct wl_spec {
 	enum bench_rw rw;	/* bench */
 	unsigned int time_ms;	/* bench: length of the timed phase */
 	bool nocheck;		/* bench: no data checks (a backend that does no IO) */
+	struct flood_spec flood;
 };
 
 struct wl_stats {
@@ -65,6 +68,7 @@ struct wl_ctx {
 	uint64_t *lat;		/* LAT_BUCKETS counts */
 	uint64_t *irq_lat;	/* the same for the interrupt path (gdrv_slot_irq_ns()) */
 	uint64_t bench_ops, bench_us;
+	uint64_t bench_lat_max_ns;	/* the slowest request of the timed phase, exact */
 	uint64_t bench_traps, bench_trap_ns;	/* the vCPU's MMIO traps in the timed phase */
 	int bench_disk;		/* -1: none */
 	int ret;
@@ -80,6 +84,7 @@ static const char *kind_name(enum wl_kind k)
 	case WL_TRIM: return "trim";
 	case WL_HOSTILE: return "hostile";
 	case WL_BENCH: return "bench";
+	case WL_FLOOD: return "flood";
 	}
 	return "?";
 }
@@ -99,7 +104,8 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 	if (!copy)
 		return -ENOMEM;
 	*w = (struct wl_spec){ .kind = WL_VERIFY, .seed = 1, .ops = 0, .bs = 0,
-			       .span = 4u << 20, .rw = BENCH_RANDREAD, .time_ms = 1000 };
+			       .span = 4u << 20, .rw = BENCH_RANDREAD, .time_ms = 1000,
+			       .flood = { .attack = FLOOD_ALL } };
 	tok = strtok_r(copy, ", \t\n", &save);
 	if (!tok || !strcmp(tok, "verify"))
 		w->kind = WL_VERIFY;
@@ -113,6 +119,8 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 		w->kind = WL_HOSTILE;
 	else if (!strcmp(tok, "bench"))
 		w->kind = WL_BENCH;
+	else if (!strcmp(tok, "flood"))
+		w->kind = WL_FLOOD;
 	else
 		goto bad;
 	while ((tok = strtok_r(NULL, ", \t\n", &save))) {
@@ -132,6 +140,11 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 			if (i == sizeof(bench_rw_names) / sizeof(bench_rw_names[0]))
 				goto bad;
 			w->rw = (enum bench_rw)i;
+			continue;
+		}
+		if (!strcmp(tok, "attack")) {
+			if (w->kind != WL_FLOOD || flood_attack_parse(eq + 1, &w->flood.attack) < 0)
+				goto bad;
 			continue;
 		}
 		v = strtoull(eq + 1, &end, 0);
@@ -156,13 +169,18 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 			w->span = v;
 		else if (!strcmp(tok, "qd") && v >= 1 && v <= GUEST_MAX_QD)
 			w->qd = (unsigned int)v;
+		else if (!strcmp(tok, "heads") && w->kind == WL_FLOOD && v >= 1 &&
+			 v <= GUEST_MAX_QUEUE_SIZE)
+			w->flood.heads = (unsigned int)v;
+		else if (!strcmp(tok, "seconds") && w->kind == WL_FLOOD && v <= 3600)
+			w->flood.seconds = (unsigned int)v;
 		else
 			goto bad;
 	}
 	free(copy);
 	return 0;
 bad:
-	sbuf_printf(rep, "bad workload '%s' (verify|random|sequential|trim|hostile|bench[,seed=N][,ops=N][,bs=N][,span=N][,qd=N][,rw=randread|randwrite|read|write][,time=MS][,check=0|1])\n",
+	sbuf_printf(rep, "bad workload '%s' (verify|random|sequential|trim|hostile|bench[,seed=N][,ops=N][,bs=N][,span=N][,qd=N][,rw=randread|randwrite|read|write][,time=MS][,check=0|1] or flood[,attack=in-junk|flush-junk|spread|bigseg|all][,heads=N][,seconds=S])\n",
 		    s);
 	r = -EINVAL;
 	free(copy);
@@ -1105,6 +1123,7 @@ struct bench_pass {
 	uint64_t *irq_lat;
 	bool check;		/* compare what is read with the stamps */
 	uint64_t ops;
+	uint64_t lat_max_ns;	/* with lat: the slowest request, exact (the histogram rounds) */
 };
 
 static uint32_t bench_gen(const struct bench_pass *p, uint64_t rel_sector)
@@ -1137,8 +1156,13 @@ static int bench_pass(struct wl_ctx *c, struct gdrv_dev *d, const struct region 
 			if (p->type == BLK_T_IN && p->check)
 				TRY_WL(bench_check(c->v, what, gdrv_slot_buffer(c->v, d, slot), sector, n,
 						   bench_gen(p, blk[slot] * p->bsect)));
-			if (p->lat)
-				p->lat[lat_bucket(gdrv_slot_latency_ns(c->v, d, slot))]++;
+			if (p->lat) {
+				uint64_t ns = gdrv_slot_latency_ns(c->v, d, slot);
+
+				p->lat[lat_bucket(ns)]++;
+				if (ns > p->lat_max_ns)
+					p->lat_max_ns = ns;
+			}
 			if (p->irq_lat && gdrv_slot_irq_ns(c->v, d, slot))
 				p->irq_lat[lat_bucket(gdrv_slot_irq_ns(c->v, d, slot))]++;
 			p->ops++;
@@ -1257,6 +1281,7 @@ static int wl_bench(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info
 	r = bench_pass(c, d, rg, &run, qd, &rng, in->cfg->vdev);
 	c->bench_us = sim_now_us() - t0;
 	c->bench_ops = run.ops;
+	c->bench_lat_max_ns = run.lat_max_ns;
 	gdrv_vcpu_traps(c->v, &c->bench_traps, &c->bench_trap_ns);
 	c->bench_traps -= traps0;
 	c->bench_trap_ns -= trap_ns0;
@@ -1283,7 +1308,7 @@ static void *wl_thread(void *arg)
 	unsigned int i;
 
 	/* Hostile scripts run on vCPU 0 alone: it resets and sets up devices under the others' feet. */
-	if (c->spec->kind == WL_HOSTILE && gdrv_vcpu_id(c->v) != 0)
+	if ((c->spec->kind == WL_HOSTILE || c->spec->kind == WL_FLOOD) && gdrv_vcpu_id(c->v) != 0)
 		return NULL;
 	for (i = 0; i < gdrv_guest_ndevs(g) && c->ret == 0; i++) {
 		unsigned int vcpu = gdrv_vcpu_id(c->v), nv = gdrv_guest_nvcpus(g);
@@ -1295,6 +1320,9 @@ static void *wl_thread(void *arg)
 
 		if (!gdrv_dev_ready(d))
 			continue;
+		/* The flood attacks the guest's first disk. */
+		if (c->spec->kind == WL_FLOOD && i != 0)
+			break;
 		gdrv_dev_get_info(d, &in);
 		if (c->spec->kind == WL_BENCH) {
 			/* vCPU v drives disk v % ndisks alone (with the other vCPUs of that disk). */
@@ -1305,7 +1333,8 @@ static void *wl_thread(void *arg)
 		} else {
 			rg = vcpu_region(&in, vcpu, nv, c->spec->span);
 		}
-		if (rg.nsect < rg.align * 8 && c->spec->kind != WL_HOSTILE)
+		if (rg.nsect < rg.align * 8 && c->spec->kind != WL_HOSTILE &&
+		    c->spec->kind != WL_FLOOD)
 			continue;
 		switch (c->spec->kind) {
 		case WL_VERIFY: c->ret = wl_verify(c, d, &in, &rg, false); break;
@@ -1314,6 +1343,7 @@ static void *wl_thread(void *arg)
 		case WL_TRIM: c->ret = wl_trim(c, d, &in, &rg); break;
 		case WL_HOSTILE: c->ret = wl_hostile(c, d, &in, &rg, &notes); break;
 		case WL_BENCH: c->ret = wl_bench(c, d, &in, &rg); break;
+		case WL_FLOOD: c->ret = flood_run(g, c->v, d, &c->spec->flood, &notes); break;
 		}
 		if (notes.s) {
 			pthread_mutex_lock(run->notes_lock);
@@ -1335,7 +1365,7 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 	if (!h)
 		return;
 	for (i = 0; i < nd; i++) {
-		uint64_t ops = 0, us = 0, slept = 0, traps = 0, trap_ns = 0, vcpu_us = 0;
+		uint64_t ops = 0, us = 0, slept = 0, traps = 0, trap_ns = 0, vcpu_us = 0, max_ns = 0;
 		double sum_ns = 0;
 
 		memset(h, 0, 2 * LAT_BUCKETS * sizeof(*h));
@@ -1349,6 +1379,8 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 			vcpu_us += ctx[j].bench_us;
 			if (ctx[j].bench_us > us)
 				us = ctx[j].bench_us;
+			if (ctx[j].bench_lat_max_ns > max_ns)
+				max_ns = ctx[j].bench_lat_max_ns;
 			for (k = 0; k < LAT_BUCKETS; k++) {
 				h[k] += ctx[j].lat[k];
 				sum_ns += (double)ctx[j].lat[k] * (double)lat_value(k);
@@ -1359,13 +1391,13 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 		if (!nvd || !ops || !us)
 			continue;
 		sbuf_printf(rep,
-			    "bench dom=%u disk=%s rw=%s bs=%u qd=%u vcpus=%u ops=%llu seconds=%.3f iops=%.0f mbps=%.1f lat_p50_us=%.2f lat_p99_us=%.2f lat_mean_us=%.2f irq_share=%.3f irq_p50_us=%.2f traps_per_op=%.2f trap_mean_us=%.2f trap_share=%.3f\n",
+			    "bench dom=%u disk=%s rw=%s bs=%u qd=%u vcpus=%u ops=%llu seconds=%.3f iops=%.0f mbps=%.1f lat_p50_us=%.2f lat_p99_us=%.2f lat_max_us=%.2f lat_mean_us=%.2f irq_share=%.3f irq_p50_us=%.2f traps_per_op=%.2f trap_mean_us=%.2f trap_share=%.3f\n",
 			    dom->domid, dom->cfg.disks[i].vdev, bench_rw_names[spec->rw],
 			    spec->bs ? spec->bs : 4096, spec->qd ? spec->qd : 1, nvd,
 			    (unsigned long long)ops, us / 1e6, ops / (us / 1e6),
 			    ops * (double)(spec->bs ? spec->bs : 4096) / us,
 			    lat_percentile(h, ops, 50) / 1e3, lat_percentile(h, ops, 99) / 1e3,
-			    sum_ns / (double)ops / 1e3, (double)slept / (double)ops,
+			    max_ns / 1e3, sum_ns / (double)ops / 1e3, (double)slept / (double)ops,
 			    slept ? lat_percentile(hi, slept, 50) / 1e3 : 0.0,
 			    (double)traps / (double)ops, traps ? trap_ns / 1e3 / (double)traps : 0.0,
 			    vcpu_us ? trap_ns / 1e3 / (double)vcpu_us : 0.0);
