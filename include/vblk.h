@@ -104,7 +104,7 @@ struct vblk_config {
 	unsigned int num_queues;	/* 1..VBLK_MAX_QUEUES (0 = 1); offered with VIRTIO_BLK_F_MQ */
 	uint16_t queue_num_max;		/* QueueNumMax (0 = 256) */
 	uint32_t seg_max;		/* data segments per request (0 = 126) */
-	uint32_t size_max;		/* bytes per segment (0 = 1 MiB) */
+	uint32_t size_max;		/* bytes per segment (0 = 256 KiB) */
 	uint32_t max_discard_sectors;	/* per DISCARD / WRITE_ZEROES segment (0 = 2 GiB worth) */
 	const char *serial;		/* GET_ID answer, at most 20 bytes used (NULL = "") */
 	uint64_t disable_features;	/* feature bits never offered (tests, compatibility knobs) */

@@ -1168,6 +1168,9 @@ static unsigned int add_data(struct gdrv_dev *d, struct seg *s, unsigned int n, 
 
 		if (n == MAX_SEGS - 2)
 			l = len;	/* the last piece takes the rest */
+		/* §5.2.4: with SIZE_MAX negotiated no segment is longer than size_max (as Linux). */
+		if (d->size_max && l > d->size_max)
+			l = d->size_max;
 		/* With grants, a descriptor may only cross into a page whose ref follows on. */
 		for (at = (gpa & ~(XSIM_PAGE_SIZE - 1)) + XSIM_PAGE_SIZE; at < gpa + l;
 		     at += XSIM_PAGE_SIZE)
