@@ -23,15 +23,17 @@ struct gmem;
  * together: what the kernel's vm.max_map_count leaves after the daemon's own
  * mappings.  Beyond a limit, cached chunks nobody uses are dropped first;
  * if that is not enough gmem_map() fails with -ENOBUFS and, once something
- * is released, @room is called (from inside gmem_unmap(): it must not map).
+ * is released, @room is called for the guest that waits (or for all of them,
+ * after a wait on @max_maps), from inside gmem_unmap(): it must not map.
  */
 struct gmem_budget {
 	uint64_t guest_pages;		/* per guest: pages mapped at once */
 	unsigned int guest_maps;	/* per guest: mappings at once */
 	uint64_t max_maps;		/* all guests: mappings, counting reservation gaps */
 	uint64_t maps;			/* all guests, now */
-	bool waiting;			/* a gmem_map() failed for room since the last @room */
-	void (*room)(void *data);
+	bool waiting;			/* a gmem_map() failed on @max_maps since the last @room */
+	/* @owner: the gmem's owner (gmem_set_owner()) whose limits were in the way, or NULL for all. */
+	void (*room)(void *data, void *owner);
 	void *data;
 };
 
@@ -65,6 +67,8 @@ struct gmem_stats {
 #define GMEM_CHUNK_PAGES 64u
 int gmem_new(xenforeignmemory_handle *fmem, xengnttab_handle *xgt, unsigned int domid,
 	     unsigned int chunks, struct gmem_budget *budget, struct gmem **ret_gmem);
+/* What the budget's room() callback is told when this guest may map again. */
+void gmem_set_owner(struct gmem *gmem, void *owner);
 /* Unmaps everything; mappings still handed out become invalid (the caller drained IO first). */
 void gmem_free(struct gmem *gmem);
 
@@ -79,6 +83,11 @@ void gmem_free(struct gmem *gmem);
 int gmem_map(struct gmem *gmem, uint64_t addr, uint64_t len, bool write, void **ret_ptr);
 /* Release what gmem_map() returned (the same pointer and length). */
 void gmem_unmap(struct gmem *gmem, void *ptr, uint64_t len);
+/*
+ * After gmem_map() said -ENOBUFS and the caller released what it held for
+ * that attempt: call the budget's room() at the next release by anyone else.
+ */
+void gmem_wait_room(struct gmem *gmem);
 
 /* Drop every cached chunk nobody uses (the guest changed its memory map: IOREQ_TYPE_INVALIDATE). */
 void gmem_invalidate(struct gmem *gmem);

@@ -31,11 +31,13 @@ struct guest_mmio_ops {
 int guest_sys_open(struct guest_sys **ret_sys);
 void guest_sys_close(struct guest_sys *sys);
 /*
- * @room is called when a guest's mapping was refused for the budget and
- * something has been released since: devices waiting for room may try
+ * @room is called when a mapping of @guest was refused for the budget and
+ * something has been released since (@guest NULL: a wait on the limit of all
+ * guests, any guest may try again): its devices waiting for room may try
  * again.  Called from inside an unmap: it must not map.
  */
-void guest_sys_set_room(struct guest_sys *sys, void (*room)(void *data), void *data);
+void guest_sys_set_room(struct guest_sys *sys, void (*room)(void *data, struct guest *guest),
+			void *data);
 
 /*
  * Create the guest's one IOREQ server (for all its disks), map its ioreq
@@ -78,6 +80,7 @@ void guest_mmio_remove(struct guest_mmio *mmio);
  */
 int guest_mmio_map(void *mmio, uint64_t gpa, uint64_t len, bool write, void **ret_ptr);
 void guest_mmio_unmap(void *mmio, void *ptr, uint64_t len);
+void guest_mmio_wait_room(void *mmio);
 void guest_mmio_notify(void *mmio);
 
 struct guest_stats {

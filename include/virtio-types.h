@@ -83,6 +83,13 @@ struct virtio_transport_ops {
 	/* Release a mapping returned by map() (same pointer and length). */
 	void (*unmap)(void *opaque, void *ptr, uint64_t len);
 	/*
+	 * Optional: map() said -ENOBUFS and the device has let go of what the
+	 * request held: from now on, releases by others are worth a retry (the
+	 * owner's wiring calls the device back).  Releases before this call, the
+	 * device's own, are not: they would only make it try again in vain.
+	 */
+	void (*wait_room)(void *opaque);
+	/*
 	 * InterruptStatus gained a bit: raise the device's interrupt (on Arm an
 	 * edge: the transport pulses the line).  Called synchronously from inside
 	 * vmmio_write() or vblk_flush(); it must not call back into the device.

@@ -81,6 +81,7 @@ static uint64_t daemon_now(void)
 static const struct virtio_transport_ops daemon_transport_ops = {
 	.map = guest_mmio_map,
 	.unmap = guest_mmio_unmap,
+	.wait_room = guest_mmio_wait_room,
 	.notify = guest_mmio_notify,
 };
 
@@ -661,18 +662,21 @@ static int daemon_read_domid(struct daemon *d, unsigned int *ret_domid)
 }
 
 /*
- * A guest's mapping was refused for the guests' budget and something was
- * released since: every disk's queues that wait may map again.  The budget is
- * shared by all guests, so the room may be another guest's.
+ * A mapping of @guest was refused for its budget and something was released
+ * since: its disks' queues that wait may map again.  @guest NULL: the limit
+ * of all guests was in the way, and room may have come from any of them.
  */
-static void daemon_room(void *data)
+static void daemon_room(void *data, struct guest *guest)
 {
 	struct daemon *d = data;
 
-	for (struct dguest *g = d->guests; g; g = g->next)
+	for (struct dguest *g = d->guests; g; g = g->next) {
+		if (guest && g->guest != guest)
+			continue;
 		for (struct ddisk *k = g->disks; k; k = k->next)
 			if (k->vblk)
 				daemon_poll_soon(k);
+	}
 }
 
 int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon **ret_daemon)
@@ -880,6 +884,7 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	daemon_add_u64(o, "flush_requests", st.flush_reqs);
 	daemon_add_u64(o, "discard_requests", st.discard_reqs + st.write_zeroes_reqs);
 	daemon_add_u64(o, "errors", st.io_errors + st.unsupported + st.ring_errors);
+	daemon_add_u64(o, "map_waits", st.map_waits);
 	daemon_add_u64(o, "in_flight", blk_inflight(k->blk));
 	daemon_add_u64(o, "uptime_seconds", now - k->started);
 	return o;

@@ -736,6 +736,8 @@ again:
 				pool_put(q->pool, req);
 				dev->stats.map_waits++;
 				q->map_wait = true;
+				if (dev->t.ops->wait_room)
+					dev->t.ops->wait_room(dev->t.opaque);
 				break;
 			}
 			if (r <= 0) {
@@ -767,6 +769,8 @@ again:
 				vq_elem_unmap(&q->pool->t, &req->elem);
 				dev->stats.map_waits++;
 				q->stalled = req;
+				if (dev->t.ops->wait_room)
+					dev->t.ops->wait_room(dev->t.opaque);
 				goto out;
 			case PARSE_BROKEN:
 				vq_elem_unmap(&q->pool->t, &req->elem);

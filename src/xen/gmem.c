@@ -61,6 +61,9 @@ struct gmem {
 	uint32_t run_cursor;	/* where the search for free consecutive slots goes on */
 	struct gmem_uncached *uncached[GMEM_UNCACHED_BUCKETS];
 	struct gmem_budget *budget;	/* NULL: no limits */
+	void *owner;			/* for budget->room() */
+	bool failed_all;		/* the last -ENOBUFS was the limit of all guests */
+	bool waiting;			/* waits on this guest's own limits (gmem_wait_room()) */
 	struct gmem_stats stats;
 };
 
@@ -110,12 +113,25 @@ static void gmem_charge(struct gmem *g, uint64_t pages, unsigned int maps, unsig
 		g->budget->maps += maps + gaps;
 }
 
-/* Something was released or became evictable: tell the owner once, if a map waits for room. */
+/*
+ * Something was released or became evictable: if a map of this guest waited
+ * on its own limits, its owner may try again; if one waited on the limit of
+ * all guests, everyone may.  Once per wait, so that a busy honest guest's
+ * completions do not keep waking a guest that waits for its own.
+ */
 static void gmem_room(struct gmem *g)
 {
-	if (g->budget && g->budget->waiting && g->budget->room) {
-		g->budget->waiting = false;
-		g->budget->room(g->budget->data);
+	struct gmem_budget *b = g->budget;
+
+	if (!b || !b->room)
+		return;
+	if (b->waiting) {
+		b->waiting = false;
+		g->waiting = false;
+		b->room(b->data, NULL);
+	} else if (g->waiting) {
+		g->waiting = false;
+		b->room(b->data, g->owner);
 	}
 }
 
@@ -148,8 +164,19 @@ static int gmem_make_room(struct gmem *g, uint64_t pages, unsigned int maps, uns
 {
 	while (!gmem_fits(g, pages, maps, gaps)) {
 		if (g->lru_head == GMEM_NONE) {
-			g->stats.budget_waits++;
-			g->budget->waiting = true;
+			const struct gmem_budget *b = g->budget;
+
+			/* Only the limit of all guests was in the way? (gmem_wait_room()) */
+			g->failed_all = g->stats.pages + pages <= b->guest_pages &&
+					g->stats.maps + maps <= b->guest_maps;
+			/*
+			 * The waiter tried again and is still short: what it lets
+			 * go of now must not wake it (it would try again at once,
+			 * for ever); its gmem_wait_room() arms the wake-up again.
+			 */
+			g->waiting = false;
+			if (g->failed_all)
+				g->budget->waiting = false;
 			return -ENOBUFS;
 		}
 		gmem_slot_release(g, g->lru_head);
@@ -313,6 +340,21 @@ void gmem_free(struct gmem *g)
 	free(g->hash);
 	free(g->slots);
 	free(g);
+}
+
+void gmem_wait_room(struct gmem *g)
+{
+	if (!g->budget)
+		return;
+	if (g->failed_all)
+		g->budget->waiting = true;
+	else
+		g->waiting = true;
+}
+
+void gmem_set_owner(struct gmem *g, void *owner)
+{
+	g->owner = owner;
 }
 
 static uint32_t gmem_lookup(struct gmem *g, uint64_t chunk)
@@ -613,7 +655,20 @@ static int gmem_map_uncached(struct gmem *g, uint64_t addr, uint64_t len, bool w
 	return 0;
 }
 
+static int gmem_map_any(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret_ptr);
+
 int gmem_map(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret_ptr)
+{
+	int r = gmem_map_any(g, addr, len, write, ret_ptr);
+
+	/* Counted here: a cached chunk refused for room may still be mapped on its own. */
+	if (r == -ENOBUFS)
+		g->stats.budget_waits++;
+	return r;
+}
+
+/* gmem_map(): from the cache (a chunk, or a run of them) or, failing that, on its own. */
+static int gmem_map_any(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret_ptr)
 {
 	uint64_t first, last, mask;
 	uint32_t s;

@@ -39,6 +39,8 @@ struct guest_sys {
 	xenforeignmemory_handle *fmem;
 	xengnttab_handle *xgt;	/* NULL when grant mapping is unavailable */
 	struct gmem_budget budget;	/* shared by every guest's mappings */
+	void (*room)(void *data, struct guest *guest);
+	void *room_data;
 };
 
 struct guest_mmio {
@@ -139,10 +141,21 @@ err_free:
 	return r;
 }
 
-void guest_sys_set_room(struct guest_sys *sys, void (*room)(void *data), void *data)
+/* gmem's owner is its struct guest (guest_new()). */
+static void guest_room(void *data, void *owner)
 {
-	sys->budget.room = room;
-	sys->budget.data = data;
+	struct guest_sys *sys = data;
+
+	sys->room(sys->room_data, owner);
+}
+
+void guest_sys_set_room(struct guest_sys *sys, void (*room)(void *data, struct guest *guest),
+			void *data)
+{
+	sys->room = room;
+	sys->room_data = data;
+	sys->budget.room = guest_room;
+	sys->budget.data = sys;
 }
 
 void guest_sys_close(struct guest_sys *sys)
@@ -450,6 +463,7 @@ int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
 	r = gmem_new(sys->fmem, sys->xgt, domid, GUEST_GMEM_CHUNKS, &sys->budget, &g->gmem);
 	if (r < 0)
 		goto err;
+	gmem_set_owner(g->gmem, g);
 	r = loop_add_fd(loop, fd, EPOLLIN, guest_evtchn_ready, g, &g->xce_src);
 	if (r < 0)
 		goto err;
@@ -603,6 +617,13 @@ void guest_mmio_unmap(void *opaque, void *ptr, uint64_t len)
 	struct guest_mmio *m = opaque;
 
 	gmem_unmap(m->guest->gmem, ptr, len);
+}
+
+void guest_mmio_wait_room(void *opaque)
+{
+	struct guest_mmio *m = opaque;
+
+	gmem_wait_room(m->guest->gmem);
 }
 
 void guest_mmio_notify(void *opaque)

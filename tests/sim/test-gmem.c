@@ -373,9 +373,12 @@ static void test_free_leaves_no_mapping(void **state)
 
 static unsigned int rooms;
 
-static void on_room(void *data)
+static void *room_owner;
+
+static void on_room(void *data, void *owner)
 {
 	rooms++;
+	room_owner = owner;
 }
 
 static struct gmem_budget budget(uint64_t pages, unsigned int maps, uint64_t max_maps)
@@ -398,12 +401,18 @@ static void test_budget_pages_refused_while_all_in_use(void **state)
 	assert_int_equal(gmem_new(fmem, NULL, domid, 16, &b, &g), 0);
 	for (int i = 0; i < 4; i++)
 		assert_int_equal(gmem_map(g, RAM + (uint64_t)i * CHUNK, 4096, true, &p[i]), 0);
+	gmem_set_owner(g, &b);
 	assert_int_equal(gmem_map(g, RAM + 4 * CHUNK, 4096, true, &p[4]), -ENOBUFS);
-	assert_true(b.waiting);
+	gmem_wait_room(g);
+	assert_false(b.waiting);	/* its own limit, not the one of all guests */
 	assert_int_equal(stats(g).budget_waits >= 1, 1);
 	assert_true(stats(g).pages <= 4 * 64);
 	gmem_unmap(g, p[0], 4096);
 	assert_int_equal(rooms, 1);
+	assert_ptr_equal(room_owner, &b);	/* this guest may go on */
+	gmem_unmap(g, p[1], 4096);
+	assert_int_equal(rooms, 1);		/* once per wait */
+	assert_int_equal(gmem_map(g, RAM + 1 * CHUNK, 4096, true, &p[1]), 0);
 	/* The released chunk is cached but unused: it makes way for the new one. */
 	assert_int_equal(gmem_map(g, RAM + 4 * CHUNK, 4096, true, &p[4]), 0);
 	assert_int_equal(stats(g).pages, 4 * 64);
@@ -449,7 +458,13 @@ static void test_budget_max_maps_shared_by_guests(void **state)
 	assert_int_equal(gmem_map(g2, RAM + CHUNK, 4096, true, &p2), 0);
 	assert_int_equal(b.maps, 4);
 	assert_int_equal(gmem_map(g1, RAM + 2 * CHUNK, 4096, true, &p3), -ENOBUFS);
+	gmem_wait_room(g1);
+	assert_true(b.waiting);	/* the limit of all guests */
+	rooms = 0;
+	room_owner = &b;
 	gmem_unmap(g2, p2, 4096);
+	assert_int_equal(rooms, 1);
+	assert_null(room_owner);	/* any guest may try again */
 	gmem_free(g2);	/* what it held is released for the others */
 	assert_int_equal(b.maps, 2);
 	assert_int_equal(gmem_map(g1, RAM + 2 * CHUNK, 4096, true, &p3), 0);
@@ -467,6 +482,43 @@ static void test_range_over_max_map_refused(void **state)
 	assert_int_equal(gmem_map(g, RAM, GMEM_MAX_MAP + 4096, false, &p), -E2BIG);
 	assert_int_equal(gmem_map(g, RAM + GMEM_MAX_MAP, GMEM_MAX_MAP, false, &p), 0);
 	gmem_unmap(g, p, GMEM_MAX_MAP);
+	gmem_free(g);
+}
+
+/*
+ * A waiter that tries again (its poll timer) and is still short lets go of
+ * what that attempt mapped: that must not wake it again at once, or it
+ * would retry in a loop; the next release by someone else does.
+ */
+static void test_budget_retry_own_releases_do_not_wake(void **state)
+{
+	struct gmem_budget b = budget(4 * 64, 100, 1000);
+	struct gmem *g;
+	void *p[2], *a, *c, *d;
+
+	rooms = 0;
+	assert_int_equal(gmem_new(fmem, NULL, domid, 16, &b, &g), 0);
+	for (int i = 0; i < 2; i++)	/* two chunks in flight elsewhere */
+		assert_int_equal(gmem_map(g, RAM + (uint64_t)i * CHUNK, 4096, true, &p[i]), 0);
+	/* A request needs three chunks: the third fails; it lets go and waits. */
+	assert_int_equal(gmem_map(g, RAM + 10 * CHUNK, 4096, true, &a), 0);
+	assert_int_equal(gmem_map(g, RAM + 11 * CHUNK, 4096, true, &c), 0);
+	assert_int_equal(gmem_map(g, RAM + 12 * CHUNK, 4096, true, &d), -ENOBUFS);
+	gmem_unmap(g, a, 4096);
+	gmem_unmap(g, c, 4096);
+	gmem_wait_room(g);
+	assert_int_equal(rooms, 0);
+	/* It tries again before anyone released anything, and fails the same way. */
+	assert_int_equal(gmem_map(g, RAM + 10 * CHUNK, 4096, true, &a), 0);
+	assert_int_equal(gmem_map(g, RAM + 11 * CHUNK, 4096, true, &c), 0);
+	assert_int_equal(gmem_map(g, RAM + 12 * CHUNK, 4096, true, &d), -ENOBUFS);
+	gmem_unmap(g, a, 4096);
+	gmem_unmap(g, c, 4096);
+	assert_int_equal(rooms, 0);	/* its own releases */
+	gmem_wait_room(g);
+	gmem_unmap(g, p[0], 4096);	/* someone else's */
+	assert_int_equal(rooms, 1);
+	gmem_unmap(g, p[1], 4096);
 	gmem_free(g);
 }
 
@@ -547,6 +599,7 @@ int main(void)
 		cmocka_unit_test(test_budget_pages_refused_while_all_in_use),
 		cmocka_unit_test(test_budget_maps_make_way_by_evicting_unused),
 		cmocka_unit_test(test_budget_max_maps_shared_by_guests),
+		cmocka_unit_test(test_budget_retry_own_releases_do_not_wake),
 		cmocka_unit_test(test_range_over_max_map_refused),
 		cmocka_unit_test(test_lost_reservation_never_mapped_over),
 	};
