@@ -82,6 +82,30 @@ static void *gmem_slot_va(const struct gmem *g, uint32_t s)
 	return g->region + (size_t)s * GMEM_CHUNK_BYTES;
 }
 
+/* Bits @lo..@hi (page numbers inside a chunk, lo <= hi < 64): the pages a range covers. */
+static uint64_t gmem_page_mask(uint64_t lo, uint64_t hi)
+{
+	return (hi - lo == 63 ? UINT64_MAX : (1ull << (hi - lo + 1)) - 1) << lo;
+}
+
+/* Release a mapping made outside the cache. */
+static void gmem_unmap_pages(struct gmem *g, void *base, size_t pages, bool grant)
+{
+	if (grant)
+		xengnttab_unmap(g->xgt, base, pages);
+	else
+		xenforeignmemory_unmap(g->fmem, base, pages);
+}
+
+/* Give slot @s back to the free list, unless it was lost. */
+static void gmem_free_push(struct gmem *g, uint32_t s)
+{
+	if (g->slots[s].lost)
+		return;
+	g->slots[s].hnext = g->free_head;
+	g->free_head = s;
+}
+
 /*
  * Put the PROT_NONE reservation back over a slot whose mapping went away.
  * If that fails the slot's addresses are a hole that the kernel may give to
@@ -241,10 +265,8 @@ static void gmem_slot_release(struct gmem *g, uint32_t s)
 	sl->mapped = false;
 	sl->valid = 0;
 	g->stats.cached_chunks--;
-	if (gmem_reserve(g, s)) {
-		sl->hnext = g->free_head;
-		g->free_head = s;
-	}
+	gmem_reserve(g, s);	/* a slot it fails for is lost: gmem_free_push() skips it */
+	gmem_free_push(g, s);
 	gmem_uncharge(g, GMEM_CHUNK_PAGES, 1, 1);
 }
 
@@ -317,10 +339,7 @@ void gmem_free(struct gmem *g)
 
 		for (u = g->uncached[b]; u; u = next) {
 			next = u->next;
-			if (u->grant)
-				xengnttab_unmap(g->xgt, u->base, u->pages);
-			else
-				xenforeignmemory_unmap(g->fmem, u->base, u->pages);
+			gmem_unmap_pages(g, u->base, u->pages, u->grant);
 			free(u);
 		}
 	}
@@ -379,15 +398,6 @@ static void gmem_free_take(struct gmem *g, uint32_t s)
 		}
 		pp = &g->slots[*pp].hnext;
 	}
-}
-
-/* Give slot @s back to the free list, unless it was lost. */
-static void gmem_free_push(struct gmem *g, uint32_t s)
-{
-	if (g->slots[s].lost)
-		return;
-	g->slots[s].hnext = g->free_head;
-	g->free_head = s;
 }
 
 /*
@@ -551,7 +561,7 @@ static int gmem_take_run(struct gmem *g, uint32_t s, uint64_t first, uint64_t la
 	for (i = 0; i < k; i++) {
 		uint64_t lo = i ? 0 : first % GMEM_CHUNK_PAGES;
 		uint64_t hi = i + 1 < k ? GMEM_CHUNK_PAGES - 1 : last % GMEM_CHUNK_PAGES;
-		uint64_t mask = (hi - lo == 63) ? UINT64_MAX : ((1ull << (hi - lo + 1)) - 1) << lo;
+		uint64_t mask = gmem_page_mask(lo, hi);
 
 		if ((g->slots[s + i].valid & mask) != mask)
 			return -EFAULT;
@@ -636,16 +646,13 @@ static int gmem_map_uncached(struct gmem *g, uint64_t addr, uint64_t len, bool w
 		if (!base)
 			return -EFAULT;
 		if (r < 0) {
-			xenforeignmemory_unmap(g->fmem, base, pages);
+			gmem_unmap_pages(g, base, pages, false);
 			return r;
 		}
 	}
 	r = gmem_track(g, base, pages, grant);
 	if (r < 0) {
-		if (grant)
-			xengnttab_unmap(g->xgt, base, pages);
-		else
-			xenforeignmemory_unmap(g->fmem, base, pages);
+		gmem_unmap_pages(g, base, pages, grant);
 		return r;
 	}
 	g->stats.uncached++;
@@ -712,8 +719,7 @@ static int gmem_map_any(struct gmem *g, uint64_t addr, uint64_t len, bool write,
 	}
 
 	/* Every page of the range must be guest memory. */
-	mask = (last - first == 63) ? UINT64_MAX : ((1ull << (last - first + 1)) - 1);
-	mask <<= first % GMEM_CHUNK_PAGES;
+	mask = gmem_page_mask(first % GMEM_CHUNK_PAGES, last % GMEM_CHUNK_PAGES);
 	s = gmem_lookup(g, first / GMEM_CHUNK_PAGES);
 	if (s != GMEM_NONE && (g->slots[s].valid & mask) != mask) {
 		/*
@@ -777,10 +783,7 @@ void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
 		if (u->base != base)
 			continue;
 		*pp = u->next;
-		if (u->grant)
-			xengnttab_unmap(g->xgt, u->base, u->pages);
-		else
-			xenforeignmemory_unmap(g->fmem, u->base, u->pages);
+		gmem_unmap_pages(g, u->base, u->pages, u->grant);
 		g->stats.live--;
 		gmem_uncharge(g, u->pages, 1, 0);
 		free(u);
