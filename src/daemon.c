@@ -15,6 +15,7 @@
 #include "guest.h"
 #include "log.h"
 #include "loop.h"
+#include "util.h"
 #include "vblk.h"
 #include "vmmio.h"
 #include "xsw.h"
@@ -242,14 +243,8 @@ static void daemon_maybe_stop(struct daemon *d)
 static void daemon_guest_release(struct dguest *g)
 {
 	struct daemon *d = g->d;
-	struct dguest **pp;
 
-	for (pp = &d->guests; *pp; pp = &(*pp)->next) {
-		if (*pp == g) {
-			*pp = g->next;
-			break;
-		}
-	}
+	slist_remove(&d->guests, g, next);
 	guest_free(g->guest, g->dead);
 	log_info("dom %u: released%s", g->domid, g->dead ? " (guest gone)" : "");
 	free(g->name);
@@ -262,7 +257,6 @@ static void daemon_disk_release(struct ddisk *k)
 {
 	struct dguest *g = k->dg;
 	struct daemon *d = g->d;
-	struct ddisk **pp;
 	bool answer = k->closing && !k->dead && !d->shutting_down;
 	unsigned int domid = g->domid, devid = k->devid;
 
@@ -270,12 +264,7 @@ static void daemon_disk_release(struct ddisk *k)
 	loop_remove(k->poll_timer);
 	blk_close(k->blk);	/* nothing in flight: does not block */
 	guest_mmio_remove(k->mmio);
-	for (pp = &g->disks; *pp; pp = &(*pp)->next) {
-		if (*pp == k) {
-			*pp = k->next;
-			break;
-		}
-	}
+	slist_remove(&g->disks, k, next);
 	log_info("%s: closed", k->name);
 	free(k->path);
 	free(k->vdev);
@@ -863,7 +852,7 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 
 	if (k->vblk)
 		vblk_get_stats(k->vblk, &st);
-	for (i = 0; i < sizeof(daemon_feature_names) / sizeof(daemon_feature_names[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(daemon_feature_names); i++)
 		if (f & (1ull << daemon_feature_names[i].bit))
 			json_object_array_add(feats, json_object_new_string(daemon_feature_names[i].name));
 	daemon_add_u64(o, "devid", k->devid);

@@ -19,6 +19,7 @@
 
 #include "blk-internal.h"
 #include "iov.h"
+#include "util.h"
 
 #define BLK_BOUNCE_MIN_ALIGN 64u
 
@@ -68,7 +69,7 @@ static int blk_sysfs_read(dev_t rdev, const char *attr, char *buf, size_t size)
 	char path[128];
 	size_t i;
 
-	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(subdirs); i++) {
 		FILE *f;
 		bool ok;
 
@@ -178,7 +179,7 @@ static int blk_check_file(int fd, const struct stat *st, const char **ret_why)
 	}
 	if (fstatfs(fd, &sfs) < 0)
 		return -errno;
-	for (i = 0; i < sizeof(blk_pseudo_fs) / sizeof(blk_pseudo_fs[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(blk_pseudo_fs); i++) {
 		/* f_type is a signed word: 32-bit magics compare as 32 bits. */
 		if ((uint32_t)sfs.f_type == blk_pseudo_fs[i].magic) {
 			*ret_why = blk_pseudo_fs[i].why;

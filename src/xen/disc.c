@@ -11,6 +11,7 @@
 #include "disc.h"
 #include "disk-cfg.h"
 #include "log.h"
+#include "util.h"
 #include "xsw.h"
 
 /* Domain ids at or above DOMID_FIRST_RESERVED (xen/xen.h) are never guests. */
@@ -52,15 +53,8 @@ static struct disc_dev *disc_find(struct disc *disc, unsigned int domid, unsigne
 
 static void disc_forget(struct disc *disc, struct disc_dev *dev)
 {
-	struct disc_dev **pp;
-
-	for (pp = &disc->devs; *pp; pp = &(*pp)->next) {
-		if (*pp == dev) {
-			*pp = dev->next;
-			free(dev);
-			return;
-		}
-	}
+	slist_remove(&disc->devs, dev, next);
+	free(dev);
 }
 
 /* Parse a path component: decimal, no sign, below @limit; advances *@p past it. */
@@ -139,7 +133,7 @@ static const char *disc_snapshot_get(void *ctx, const char *key)
 	unsigned int len;
 	char *v;
 
-	if (s->n == sizeof(s->vals) / sizeof(s->vals[0]))
+	if (s->n == ARRAY_SIZE(s->vals))
 		return NULL;
 	snprintf(path, sizeof(path), "%s/%s", s->dir, key);
 	v = xs_read(s->xsh, s->t, path, &len);
@@ -215,8 +209,7 @@ static void disc_try_add(struct disc *disc, unsigned int domid, unsigned int dev
 	dev->domid = domid;
 	dev->devid = devid;
 	dev->phase = DISC_PHASE_DONE;
-	dev->next = disc->devs;
-	disc->devs = dev;
+	slist_push(&disc->devs, dev, next);
 
 	if (r == -ENOMEM) {
 		log_err("dom %u disk %u: out of memory reading its configuration", domid, devid);

@@ -23,6 +23,7 @@
 #include "guest.h"
 #include "log.h"
 #include "loop.h"
+#include "util.h"
 
 #define GUEST_PAGE_SIZE 4096u
 /* One ioreq page holds this many vCPUs' slots. */
@@ -548,8 +549,7 @@ int guest_mmio_add(struct guest *g, uint64_t base, uint64_t size, unsigned int i
 	m->grants = grants;
 	m->ops = ops;
 	m->dev = dev;
-	m->next = g->mmios;
-	g->mmios = m;
+	slist_push(&g->mmios, m, next);
 	*ret_mmio = m;
 	return 0;
 }
@@ -586,19 +586,12 @@ void guest_mmio_resume(struct guest_mmio *m)
 
 void guest_mmio_remove(struct guest_mmio *m)
 {
-	struct guest_mmio **pp;
-
 	if (!m)
 		return;
 	/* A window going away answers whoever still waits on it. */
 	guest_mmio_resume(m);
 	guest_unmap_range(m, m->guest->dead);
-	for (pp = &m->guest->mmios; *pp; pp = &(*pp)->next) {
-		if (*pp == m) {
-			*pp = m->next;
-			break;
-		}
-	}
+	slist_remove(&m->guest->mmios, m, next);
 	free(m);
 }
 
