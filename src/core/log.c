@@ -64,11 +64,6 @@ void log_set_level(enum log_level level)
 	log_max_level = level;
 }
 
-enum log_level log_get_level(void)
-{
-	return log_max_level;
-}
-
 bool log_enabled(enum log_level level)
 {
 	return level <= log_max_level;
