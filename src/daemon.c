@@ -517,7 +517,7 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	if (r < 0)
 		goto err_blk;
 
-	r = guest_mmio_add(g->guest, cfg->base, DISK_CFG_MMIO_SIZE, cfg->irq, cfg->grant_usage,
+	r = guest_mmio_add(g->guest, cfg->base, DISK_CFG_MMIO_SIZE, cfg->irq, cfg->grants,
 			   &daemon_mmio_ops, k, &k->mmio);
 	if (r < 0) {
 		log_err("%s: base 0x%llx irq %u: %s", k->name, (unsigned long long)cfg->base,
@@ -530,7 +530,7 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	}
 	k->transport.ops = &daemon_transport_ops;
 	k->transport.opaque = k->mmio;
-	k->transport.grant_addresses = cfg->grant_usage;
+	k->transport.grant_addresses = cfg->grants;
 	k->transport.max_map = GUEST_MAX_MAP;
 
 	info = daemon_disk_info(k);
