@@ -419,7 +419,10 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 			goto err_cond;
 		break;
 	case BLK_ENGINE_NULL:
-		dev->ops = NULL;
+		dev->ops = &blk_null_ops;
+		r = dev->ops->init(dev);
+		if (r < 0)
+			goto err_cond;
 		break;
 	}
 
@@ -521,7 +524,7 @@ static bool blk_iov_direct_ok(const struct blk_dev *dev, const struct iovec *iov
 	return true;
 }
 
-static void blk_iov_zero(const struct iovec *iov, unsigned int iovcnt)
+void blk_iov_zero(const struct iovec *iov, unsigned int iovcnt)
 {
 	unsigned int i;
 
@@ -595,7 +598,7 @@ int blk_submit(struct blk_dev *dev, struct blk_req *req)
 	io->len = len;
 	io->req = req;
 
-	if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) && len && dev->ops &&
+	if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) && len && !dev->ops->no_kernel_io &&
 	    !blk_iov_direct_ok(dev, req->iov, req->iovcnt)) {
 		size_t align = dev->mem_align > BLK_BOUNCE_MIN_ALIGN ? dev->mem_align
 								     : BLK_BOUNCE_MIN_ALIGN;
@@ -635,14 +638,6 @@ int blk_submit(struct blk_dev *dev, struct blk_req *req)
 	return 0;
 }
 
-/* BLK_ENGINE_NULL: succeed without IO; reads see zeroes. */
-static void blk_null_complete(struct blk_dev *dev, struct blk_io *io)
-{
-	if (io->op == BLK_OP_READ)
-		blk_iov_zero(io->iov, io->iovcnt);
-	blk_io_finish(dev, io, 0);
-}
-
 static void blk_dispatch(struct blk_dev *dev)
 {
 	struct blk_io *io;
@@ -650,12 +645,6 @@ static void blk_dispatch(struct blk_dev *dev)
 	int r;
 
 	while ((io = blk_list_pop(&dev->pending))) {
-		if (!dev->ops) {
-			io->submitted = true;
-			blk_null_complete(dev, io);
-			finished = true;
-			continue;
-		}
 		if (io->to_worker || !dev->ops->wants(dev, io)) {
 			io->submitted = true;
 			blk_worker_queue(dev, io);
@@ -671,8 +660,7 @@ static void blk_dispatch(struct blk_dev *dev)
 		if (r < 0)
 			blk_io_finish(dev, io, r);
 	}
-	if (dev->ops)
-		dev->ops->flush(dev);
+	dev->ops->flush(dev);
 	/* Submission failures land on the completed list: make blk_process() run. */
 	if (finished || !blk_list_empty(&dev->completed))
 		blk_kick(dev);
@@ -814,8 +802,7 @@ int blk_process(struct blk_dev *dev)
 	assert(!dev->processing);
 	dev->processing = true;
 	blk_drain_eventfd(dev);
-	if (dev->ops)
-		r = dev->ops->reap(dev);
+	r = dev->ops->reap(dev);
 	blk_worker_reap(dev);
 	n = blk_deliver(dev);
 	/* Remainders of short transfers, and whatever done() queued without unplugging. */
@@ -859,8 +846,7 @@ void blk_close(struct blk_dev *dev)
 	}
 
 	blk_worker_stop(dev);
-	if (dev->ops)
-		dev->ops->fini(dev);
+	dev->ops->fini(dev);
 	pthread_cond_destroy(&dev->worker.cond);
 	pthread_mutex_destroy(&dev->worker.lock);
 	free(dev->ios);
