@@ -341,6 +341,9 @@ LDFLAGS_test-gmem := -Wl,--wrap=mmap
 LDFLAGS_test-blk-uring := -Wl,--wrap=io_uring_submit -Wl,--wrap=io_uring_peek_batch_cqe \
 	-Wl,--wrap=io_uring_queue_init
 
+# test-disc: a refused xenstore write while a disk's state is answered.
+LDFLAGS_test-disc := -Wl,--wrap=xs_write
+
 # Simulator tests spawn the simulator process: they need it built and its path.
 $(call obj,$(SIMTEST_SRCS)): CPPFLAGS += -DXENSIM_BIN='"$(abspath $(BUILD))/xensim"' \
 	-DVBLKD_SIM_BIN='"$(abspath $(BUILD))/vblkd-sim"' $(JSONC_CFLAGS)
