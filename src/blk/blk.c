@@ -329,6 +329,64 @@ static int blk_fill_info(struct blk_dev *dev, const struct stat *st, bool read_o
 	return 0;
 }
 
+/* The worker threads' lock and condition. */
+static int blk_worker_sync_init(struct blk_dev *dev)
+{
+	int r = pthread_mutex_init(&dev->worker.lock, NULL);
+
+	if (r)
+		return -r;
+	r = pthread_cond_init(&dev->worker.cond, NULL);
+	if (r) {
+		pthread_mutex_destroy(&dev->worker.lock);
+		return -r;
+	}
+	return 0;
+}
+
+/* The request slots, all on the free list. */
+static int blk_alloc_ios(struct blk_dev *dev)
+{
+	unsigned int i;
+
+	dev->ios = calloc(dev->queue_depth, sizeof(*dev->ios));
+	if (!dev->ios)
+		return -ENOMEM;
+	for (i = dev->queue_depth; i-- > 0;) {
+		dev->ios[i].index = i;
+		dev->ios[i].next = dev->free_list;
+		dev->free_list = &dev->ios[i];
+	}
+	return 0;
+}
+
+/* The engine's ops, set up; io_uring falls back to libaio (the reason in info.engine_fallback_err). */
+static int blk_engine_start(struct blk_dev *dev, enum blk_engine engine)
+{
+	int r;
+
+	dev->info.engine = engine;
+	switch (engine) {
+	case BLK_ENGINE_URING:
+		dev->ops = &blk_uring_ops;
+		r = dev->ops->init(dev);
+		if (r >= 0)
+			return r;
+		/* io_uring refused (old kernel, seccomp, io_uring_disabled): the caller logs this. */
+		dev->info.engine_fallback_err = r;
+		dev->info.engine = BLK_ENGINE_AIO;
+		dev->ops = &blk_aio_ops;
+		break;
+	case BLK_ENGINE_AIO:
+		dev->ops = &blk_aio_ops;
+		break;
+	case BLK_ENGINE_NULL:
+		dev->ops = &blk_null_ops;
+		break;
+	}
+	return dev->ops->init(dev);
+}
+
 int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev,
 	     const char **ret_why)
 {
@@ -337,7 +395,6 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	struct blk_dev *dev;
 	struct stat st;
 	bool direct;
-	unsigned int i;
 	int r;
 
 	if (!opts)
@@ -379,59 +436,23 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 		goto err_close_fd;
 	}
 
-	dev->ios = calloc(dev->queue_depth, sizeof(*dev->ios));
-	if (!dev->ios) {
-		r = -ENOMEM;
+	r = blk_alloc_ios(dev);
+	if (r < 0)
 		goto err_close_efd;
-	}
-	for (i = dev->queue_depth; i-- > 0;) {
-		dev->ios[i].index = i;
-		dev->ios[i].next = dev->free_list;
-		dev->free_list = &dev->ios[i];
-	}
 
-	r = pthread_mutex_init(&dev->worker.lock, NULL);
-	if (r) {
-		r = -r;
+	r = blk_worker_sync_init(dev);
+	if (r < 0)
 		goto err_free_ios;
-	}
-	r = pthread_cond_init(&dev->worker.cond, NULL);
-	if (r) {
-		r = -r;
-		goto err_mutex;
-	}
 
-	dev->info.engine = opts->engine;
-	switch (opts->engine) {
-	case BLK_ENGINE_URING:
-		dev->ops = &blk_uring_ops;
-		r = dev->ops->init(dev);
-		if (r >= 0)
-			break;
-		/* io_uring refused (old kernel, seccomp, io_uring_disabled): the caller logs this. */
-		dev->info.engine_fallback_err = r;
-		dev->info.engine = BLK_ENGINE_AIO;
-		/* fall through */
-	case BLK_ENGINE_AIO:
-		dev->ops = &blk_aio_ops;
-		r = dev->ops->init(dev);
-		if (r < 0)
-			goto err_cond;
-		break;
-	case BLK_ENGINE_NULL:
-		dev->ops = &blk_null_ops;
-		r = dev->ops->init(dev);
-		if (r < 0)
-			goto err_cond;
-		break;
-	}
+	r = blk_engine_start(dev, opts->engine);
+	if (r < 0)
+		goto err_cond;
 
 	*ret_dev = dev;
 	return 0;
 
 err_cond:
 	pthread_cond_destroy(&dev->worker.cond);
-err_mutex:
 	pthread_mutex_destroy(&dev->worker.lock);
 err_free_ios:
 	free(dev->ios);
