@@ -15,6 +15,7 @@
 #include "blk.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "daemon-status.h"
 #include "disk-cfg.h"
 #include "log.h"
 #include "loop.h"
