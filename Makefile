@@ -98,6 +98,10 @@ MAIN_SRC := src/main.c
 SIMLIB_SRCS := $(sort $(wildcard tests/sim/libxensim/*.c))
 SIMTOOL_SRCS := $(sort $(wildcard tests/sim/xensim/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
+# Unit tests of src/xen modules (test-<module> for src/xen/<module>.c) need the Xen headers and
+# libraries; those of src/core, src/virtio and src/blk must build without them.
+XEN_UNIT_SRCS := $(filter $(patsubst src/xen/%.c,tests/unit/test-%.c,$(wildcard src/xen/*.c)),$(UNIT_SRCS))
+CORE_UNIT_SRCS := $(filter-out $(XEN_UNIT_SRCS),$(UNIT_SRCS))
 SIMTEST_SRCS := $(sort $(wildcard tests/sim/test-*.c))
 TESTLIB_SRCS := $(sort $(wildcard tests/lib/*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
@@ -121,6 +125,8 @@ VBLKD := $(BUILD)/vblkd
 VBLKD_SIM := $(BUILD)/vblkd-sim
 XENSIM := $(BUILD)/xensim
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+XEN_UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(XEN_UNIT_SRCS))
+CORE_UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(CORE_UNIT_SRCS))
 SIMTEST_BINS := $(patsubst tests/sim/%.c,$(BUILD)/tests/%,$(SIMTEST_SRCS))
 TEST_BINS := $(UNIT_BINS) $(SIMTEST_BINS)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
@@ -129,7 +135,8 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 #   LDFLAGS_test-blk-aio := -Wl,--wrap=io_submit
 # (add such lines in the section "Per-module additions" below).
 
-.PHONY: all check check-unit check-fuzz demo bench fuzz install uninstall clean deps help pkgcheck
+.PHONY: all check check-unit check-fuzz demo bench fuzz install uninstall clean deps help pkgcheck \
+	pkgcheck-core unit-core
 .DEFAULT_GOAL := all
 
 all: $(CORE_LIB) $(XEN_LIB) $(VBLKD) $(VBLKD_SIM) $(XENSIM) $(TEST_BINS)
@@ -146,8 +153,16 @@ help:
 	@echo 'Options: V=1 (verbose) WERROR=0 SANITIZE=1 CROSS_COMPILE=aarch64-linux-gnu- CC= PKG_CONFIG='
 
 # Fail early, naming the missing library, instead of with a linker error.
-pkgcheck:
-	@for p in $(XEN_PKGS) liburing json-c; do \
+pkgcheck: pkgcheck-core
+	@for p in $(XEN_PKGS); do \
+		$(PKG_CONFIG) --exists $$p || { \
+			echo "error: pkg-config cannot find '$$p'; run scripts/deps.sh build (as root) or set PKG_CONFIG_PATH" >&2; \
+			exit 1; }; \
+	done
+
+# What the Xen-independent core (and its unit tests) needs.
+pkgcheck-core:
+	@for p in liburing json-c; do \
 		$(PKG_CONFIG) --exists $$p || { \
 			echo "error: pkg-config cannot find '$$p'; run scripts/deps.sh build (as root) or set PKG_CONFIG_PATH" >&2; \
 			exit 1; }; \
@@ -164,7 +179,8 @@ $(BUILD)/obj/%.o: %.c
 # Modules that include Xen or liburing headers get their cflags.
 $(XEN_OBJS) $(MAIN_OBJ) $(SIMLIB_OBJS) $(SIMTOOL_OBJS): CPPFLAGS += $(XEN_CFLAGS)
 $(CORE_OBJS) $(XEN_OBJS) $(MAIN_OBJ): CPPFLAGS += $(URING_CFLAGS) $(JSONC_CFLAGS)
-$(call obj,$(UNIT_SRCS) $(SIMTEST_SRCS) $(TESTLIB_SRCS)): CPPFLAGS += $(CMOCKA_CFLAGS) $(XEN_CFLAGS)
+$(call obj,$(UNIT_SRCS) $(SIMTEST_SRCS) $(TESTLIB_SRCS)): CPPFLAGS += $(CMOCKA_CFLAGS) $(JSONC_CFLAGS)
+$(call obj,$(XEN_UNIT_SRCS) $(SIMTEST_SRCS)): CPPFLAGS += $(XEN_CFLAGS)
 
 %.a:
 	@mkdir -p $(dir $@)
@@ -189,11 +205,19 @@ $(BUILD)/xensim: $(SIMTOOL_OBJS) $(SIM_LIB) $(CORE_LIB) | pkgcheck
 	$(quiet) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
-# Unit tests may test src/xen modules that do not need a hypervisor (parsers, caches).
-$(BUILD)/tests/test-%: $(BUILD)/obj/tests/unit/test-%.o $(TESTLIB) $(XEN_LIB) $(CORE_LIB) | pkgcheck
+# Unit tests of src/core, src/virtio and src/blk: the core alone, no Xen (tests/shell/test-core-without-xen.sh).
+$(CORE_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB) $(CORE_LIB) | pkgcheck-core
 	@mkdir -p $(dir $@)
 	$(quiet) LINK $@
-	$(Q)$(CC) $(ALL_LDFLAGS) $(LDFLAGS_test-$*) -o $@ $^ $(CMOCKA_LIBS) $(XEN_LIBS) $(CORE_LIBS)
+	$(Q)$(CC) $(ALL_LDFLAGS) $(LDFLAGS_$*) -o $@ $^ $(CMOCKA_LIBS) $(CORE_LIBS)
+
+# Unit tests of src/xen modules that do not need a hypervisor (parsers, caches).
+$(XEN_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB) $(XEN_LIB) $(CORE_LIB) | pkgcheck
+	@mkdir -p $(dir $@)
+	$(quiet) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) $(LDFLAGS_$*) -o $@ $^ $(CMOCKA_LIBS) $(XEN_LIBS) $(CORE_LIBS)
+
+unit-core: $(CORE_UNIT_BINS)
 
 # Simulator tests link the simulated libxen* (and may use the daemon's Xen code).
 $(SIMTEST_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/sim/%.o $(TESTLIB) $(XEN_LIB) $(SIM_LIB) $(CORE_LIB) | pkgcheck
