@@ -45,7 +45,4 @@ void daemon_refresh(struct daemon *d);
 unsigned int daemon_guest_count(const struct daemon *d);
 unsigned int daemon_disk_count(const struct daemon *d);
 
-/* Every guest and disk with its counters, as a JSON document (malloc'ed), for `vblkd --status`. */
-char *daemon_status_json(const struct daemon *d);
-
 #endif

@@ -24,7 +24,7 @@ struct disk_cfg {
 	bool cdrom;		/* "device-type" = cdrom */
 	bool discard;		/* "discard-enable" (default on, as Xen's blkback) */
 	bool direct_io_safe;	/* "direct-io-safe" */
-	bool grant_usage;	/* "grant_usage": guest addresses are grant references */
+	bool grants;		/* "grant_usage": guest addresses are grant references */
 	uint64_t base;		/* "base": guest physical address of the register window */
 	unsigned int irq;	/* "irq": the SPI raised for this device */
 };

@@ -24,7 +24,6 @@ void log_init(const char *ident);
 
 /* Messages above @level are dropped.  Default: LOG_LEVEL_INFO. */
 void log_set_level(enum log_level level);
-enum log_level log_get_level(void);
 bool log_enabled(enum log_level level);
 
 /* Parse "err", "warning", "notice", "info", "debug" (or 3..7). */

@@ -6,71 +6,19 @@
 #include <string.h>
 #include <time.h>
 
-#include <json.h>
-
 #include "blk.h"
-#include "daemon.h"
+#include "daemon-internal.h"
 #include "disc.h"
 #include "disk-cfg.h"
 #include "guest.h"
 #include "log.h"
 #include "loop.h"
+#include "util.h"
 #include "vblk.h"
 #include "vmmio.h"
 #include "xsw.h"
 
-struct dguest;
-
-struct ddisk {
-	struct dguest *dg;
-	unsigned int devid;
-	char name[48];			/* "dom 3 disk 51712" */
-	char *path;
-	struct blk_dev *blk;
-	struct loop_source *blk_src;
-	struct loop_source *poll_timer;	/* vblk_poll() while a queue is not notified */
-	bool polling;
-	uint64_t poll_us;		/* the poll timer's current interval */
-	struct vblk_dev *vblk;		/* NULL once closing */
-	struct guest_mmio *mmio;
-	uint64_t base;			/* the register window's guest physical address */
-	unsigned int irq;		/* its SPI */
-	struct virtio_transport transport;
-	char *vdev;			/* "dev" (xvda), may be NULL */
-	bool read_only;			/* "mode" r or a cdrom */
-	bool discard;			/* "discard-enable" */
-	uint64_t started;		/* CLOCK_MONOTONIC seconds */
-	bool closing;			/* waiting for in-flight IO before release */
-	bool dead;			/* the guest is gone: do not answer in xenstore */
-	struct log_ratelimit rl;
-	struct ddisk *next;
-};
-
-struct dguest {
-	struct daemon *d;
-	unsigned int domid;
-	char *name;			/* /local/domain/<domid>/name, may be NULL */
-	struct guest *guest;
-	struct ddisk *disks;
-	bool dead;
-	struct dguest *next;
-};
-
-struct daemon {
-	struct loop *loop;
-	struct daemon_opts opts;
-	unsigned int backend_domid;
-	struct xsw *xsw;
-	struct guest_sys *sys;
-	struct disc *disc;
-	struct dguest *guests;
-	bool shutting_down;
-	int exit_code;
-	uint64_t started;
-	char why[192];			/* a disk_add() reason that names things (fits disc's) */
-};
-
-static uint64_t daemon_now(void)
+uint64_t daemon_now(void)
 {
 	struct timespec ts;
 
@@ -239,17 +187,26 @@ static void daemon_maybe_stop(struct daemon *d)
 		loop_stop(d->loop, d->exit_code);
 }
 
+/* Release what @k holds, however far it was set up (NULL too); nothing may be in flight. */
+static void daemon_disk_free(struct ddisk *k)
+{
+	if (!k)
+		return;
+	loop_remove(k->blk_src);
+	vblk_destroy(k->vblk);
+	loop_remove(k->poll_timer);
+	blk_close(k->blk);
+	guest_mmio_remove(k->mmio);
+	free(k->path);
+	free(k->vdev);
+	free(k);
+}
+
 static void daemon_guest_release(struct dguest *g)
 {
 	struct daemon *d = g->d;
-	struct dguest **pp;
 
-	for (pp = &d->guests; *pp; pp = &(*pp)->next) {
-		if (*pp == g) {
-			*pp = g->next;
-			break;
-		}
-	}
+	slist_remove(&d->guests, g, next);
 	guest_free(g->guest, g->dead);
 	log_info("dom %u: released%s", g->domid, g->dead ? " (guest gone)" : "");
 	free(g->name);
@@ -262,24 +219,12 @@ static void daemon_disk_release(struct ddisk *k)
 {
 	struct dguest *g = k->dg;
 	struct daemon *d = g->d;
-	struct ddisk **pp;
-	bool answer = k->closing && !k->dead && !d->shutting_down;
+	bool answer = k->state == DDISK_CLOSING && !d->shutting_down;
 	unsigned int domid = g->domid, devid = k->devid;
 
-	loop_remove(k->blk_src);
-	loop_remove(k->poll_timer);
-	blk_close(k->blk);	/* nothing in flight: does not block */
-	guest_mmio_remove(k->mmio);
-	for (pp = &g->disks; *pp; pp = &(*pp)->next) {
-		if (*pp == k) {
-			*pp = k->next;
-			break;
-		}
-	}
+	slist_remove(&g->disks, k, next);
 	log_info("%s: closed", k->name);
-	free(k->path);
-	free(k->vdev);
-	free(k);
+	daemon_disk_free(k);	/* nothing in flight: blk_close() does not block */
 	/* Everything is released before Closed is written: the toolstack may destroy the domain then. */
 	if (!g->disks)
 		daemon_guest_release(g);
@@ -307,15 +252,16 @@ static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, v
 }
 
 /*
- * Stop serving @k: the device goes away at once (requests still in the
- * engine are orphaned and only unmap their buffers when they finish); the
- * rest is released when the engine is idle.  Returns 1 if that is later.
+ * Stop serving @k, which goes to @state: the device goes away at once
+ * (requests still in the engine are orphaned and only unmap their buffers
+ * when they finish); the rest is released when the engine is idle.  Returns
+ * 1 if that is later.
  */
-static int daemon_disk_stop(struct ddisk *k)
+static int daemon_disk_stop(struct ddisk *k, enum ddisk_state state)
 {
 	vblk_destroy(k->vblk);
 	k->vblk = NULL;
-	k->closing = true;
+	k->state = state;
 	if (blk_inflight(k->blk)) {
 		log_info("%s: closing after %u requests in flight", k->name, blk_inflight(k->blk));
 		return 1;
@@ -378,58 +324,13 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 	return 0;
 }
 
-/* What the guest is told about the backing store: the disk's configuration may only restrict it. */
-static struct blk_info daemon_disk_info(const struct ddisk *k)
+struct blk_info daemon_disk_info(const struct ddisk *k)
 {
 	struct blk_info info = *blk_get_info(k->blk);
 
 	info.read_only = info.read_only || k->read_only;
 	info.discard = info.discard && k->discard && !info.read_only;
 	return info;
-}
-
-/*
- * One backing file under two disks, at least one of them writable: each guest
- * caches the disk as its own, so their writes corrupt each other's file
- * systems (and a file written both with and without O_DIRECT makes the kernel
- * fail later flushes with EIO).  Refused, as Xen's block hotplug script
- * refuses a device another domain uses, unless --allow-shared (cluster file
- * systems): then only warned about.  Disks being closed do not count: a
- * rebooting guest's new disk may come before its old one is gone.
- */
-static int daemon_check_shared(struct daemon *d, const struct ddisk *k, const char **ret_why)
-{
-	const struct blk_info *ki = blk_get_info(k->blk);
-	bool k_ro = daemon_disk_info(k).read_only;
-	const struct dguest *g;
-	const struct ddisk *o;
-
-	for (g = d->guests; g; g = g->next)
-		for (o = g->disks; o; o = o->next) {
-			const struct blk_info *oi = blk_get_info(o->blk);
-
-			/* @k is not on a guest's list yet. */
-			if (o->closing || oi->st_dev != ki->st_dev || oi->st_ino != ki->st_ino)
-				continue;
-			if (k_ro && daemon_disk_info(o).read_only)
-				continue;
-			if (d->opts.allow_shared) {
-				log_warn("%s: '%s' is also the backing file of %s, and one of them "
-					 "writes it: the guests can corrupt each other's data%s",
-					 k->name, k->path, o->name, ki->direct != oi->direct ?
-					 "; written with and without O_DIRECT, its flushes may also fail" :
-					 "");
-				return 0;
-			}
-			log_err("%s: '%s' is already the backing file of %s, and one of them would "
-				"write it: not served, the guests would corrupt each other's data "
-				"(--allow-shared serves it, for cluster file systems)", k->name,
-				k->path, o->name);
-			snprintf(d->why, sizeof(d->why), "backing file in use by %s", o->name);
-			*ret_why = d->why;
-			return -EBUSY;
-		}
-	return 0;
 }
 
 /*
@@ -454,56 +355,69 @@ static int daemon_check_clash(struct daemon *d, const struct dguest *g, const st
 		else
 			snprintf(d->why, sizeof(d->why), "irq %u is already used by disk %u", k->irq,
 				 o->devid);
-		log_err("%s: %s%s; not served", k->name, d->why, o->closing ? " (being closed)" : "");
+		log_err("%s: %s%s; not served", k->name, d->why,
+			o->state != DDISK_SERVING ? " (being closed)" : "");
 		*ret_why = d->why;
 		return r;
 	}
 	return 0;
 }
 
-static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **ret_why)
+/* The guest of @domid, with its IOREQ server set up if it is new (then *@ret_new).  Logged. */
+static int daemon_guest_get(struct daemon *d, unsigned int domid, struct dguest **ret_guest,
+			    bool *ret_new, const char **ret_why)
 {
-	struct daemon *d = data;
-	struct dguest *g = daemon_find_guest(d, cfg->domid);
-	bool new_guest = !g;
-	struct vblk_config vc = { 0 };
-	struct blk_info info;
-	struct ddisk *k;
+	struct dguest *g = daemon_find_guest(d, domid);
+	char path[64];
 	int r;
 
-	if (d->shutting_down) {
-		*ret_why = "vblkd is shutting down";
-		return -ESHUTDOWN;
+	if (g) {
+		*ret_guest = g;
+		*ret_new = false;
+		return 0;
 	}
+	g = calloc(1, sizeof(*g));
 	if (!g) {
-		g = calloc(1, sizeof(*g));
-		if (!g)
-			return -ENOMEM;
-		g->d = d;
-		g->domid = cfg->domid;
-		r = guest_new(d->sys, d->loop, cfg->domid, &g->guest);
-		if (r < 0) {
-			free(g);
-			*ret_why = "cannot set up an IOREQ server for the guest (see the vblkd log)";
-			return r;
-		}
-		g->next = d->guests;
-		d->guests = g;
-		{
-			char path[64];
-
-			snprintf(path, sizeof(path), "/local/domain/%u/name", cfg->domid);
-			g->name = xsw_read(d->xsw, path);	/* for operators only: may be absent */
-		}
+		log_err("dom %u: cannot set up the guest: %s", domid, strerror(ENOMEM));
+		return -ENOMEM;
 	}
-
-	k = calloc(1, sizeof(*k));
-	if (!k) {
-		r = -ENOMEM;
-		goto err_guest;
+	g->d = d;
+	g->domid = domid;
+	r = guest_new(d->sys, d->loop, domid, &g->guest);
+	if (r < 0) {
+		free(g);
+		*ret_why = "cannot set up an IOREQ server for the guest (see the vblkd log)";
+		return r;
 	}
+	slist_push(&d->guests, g, next);
+	snprintf(path, sizeof(path), "/local/domain/%u/name", domid);
+	g->name = xsw_read(d->xsw, path);	/* for operators only: may be absent */
+	*ret_guest = g;
+	*ret_new = true;
+	return 0;
+}
+
+/* A guest set up for a disk that was then refused goes again (quietly: it served nothing). */
+static void daemon_guest_drop_unused(struct dguest *g)
+{
+	if (g->disks)
+		return;
+	slist_remove(&g->d->guests, g, next);
+	guest_free(g->guest, false);
+	free(g->name);
+	free(g);
+}
+
+/* A disk of @g as @cfg describes it, on no list and serving nothing yet; NULL if out of memory. */
+static struct ddisk *daemon_disk_new(struct dguest *g, const struct disk_cfg *cfg)
+{
+	struct ddisk *k = calloc(1, sizeof(*k));
+
+	if (!k)
+		return NULL;
 	k->dg = g;
 	k->devid = cfg->devid;
+	k->state = DDISK_SERVING;
 	k->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
 	snprintf(k->name, sizeof(k->name), "dom %u disk %u", cfg->domid, cfg->devid);
 	k->path = strdup(cfg->path);
@@ -514,21 +428,25 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	k->base = cfg->base;
 	k->irq = cfg->irq;
 	if (!k->path || (cfg->vdev && !k->vdev)) {
-		r = -ENOMEM;
-		goto err_disk;
+		daemon_disk_free(k);
+		return NULL;
 	}
-	/* Checked before the backing file is opened: the keys alone decide it. */
-	r = daemon_check_clash(d, g, k, ret_why);
-	if (r < 0)
-		goto err_disk;
-	r = daemon_open_backing(d, cfg, k, ret_why);
-	if (r < 0)
-		goto err_disk;
-	r = daemon_check_shared(d, k, ret_why);
-	if (r < 0)
-		goto err_blk;
+	return k;
+}
 
-	r = guest_mmio_add(g->guest, cfg->base, DISK_CFG_MMIO_SIZE, cfg->irq, cfg->grant_usage,
+/*
+ * Claim @k's register window, create the device behind it and watch the
+ * engine; the guest's accesses reach the device once the window is enabled,
+ * last.  Logged; what daemon_disk_free() releases is left to the caller.
+ */
+static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct disk_cfg *cfg,
+			     const char **ret_why)
+{
+	struct vblk_config vc = { 0 };
+	struct blk_info info;
+	int r;
+
+	r = guest_mmio_add(k->dg->guest, cfg->base, DISK_CFG_MMIO_SIZE, cfg->irq, cfg->grants,
 			   &daemon_mmio_ops, k, &k->mmio);
 	if (r < 0) {
 		log_err("%s: base 0x%llx irq %u: %s", k->name, (unsigned long long)cfg->base,
@@ -537,11 +455,11 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 			r == -EOPNOTSUPP ? "grant mapping is unavailable in this domain" :
 					   strerror(-r));
 		*ret_why = r == -EADDRINUSE ? "base overlaps another disk" : "cannot claim the MMIO window";
-		goto err_blk;
+		return r;
 	}
 	k->transport.ops = &daemon_transport_ops;
 	k->transport.opaque = k->mmio;
-	k->transport.grant_addresses = cfg->grant_usage;
+	k->transport.grant_addresses = cfg->grants;
 	k->transport.max_map = GUEST_MAX_MAP;
 
 	info = daemon_disk_info(k);
@@ -553,27 +471,63 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	if (r < 0) {
 		log_err("%s: cannot create a timer: %s", k->name, strerror(-r));
 		*ret_why = "cannot create a timer";
-		goto err_mmio;
+		return r;
 	}
 	r = vblk_create(&vc, &k->transport, &daemon_backend_ops, k, &k->vblk);
 	if (r < 0) {
 		log_err("%s: cannot create the virtio-blk device: %s", k->name, strerror(-r));
 		*ret_why = "cannot create the virtio device";
-		goto err_timer;
+		return r;
 	}
 	r = loop_add_fd(d->loop, blk_get_fd(k->blk), EPOLLIN, daemon_blk_ready, k, &k->blk_src);
-	if (r < 0)
-		goto err_vblk;
-	/* Last: from here the guest's accesses reach the device. */
+	if (r < 0) {
+		log_err("%s: cannot watch the block engine: %s", k->name, strerror(-r));
+		return r;
+	}
 	r = guest_mmio_enable(k->mmio);
 	if (r < 0) {
 		log_err("%s: cannot route MMIO 0x%llx to the IOREQ server: %s", k->name,
 			(unsigned long long)cfg->base, strerror(-r));
 		*ret_why = "cannot map the MMIO range to the IOREQ server";
-		goto err_src;
+		return r;
 	}
-	k->next = g->disks;
-	g->disks = k;
+	return 0;
+}
+
+static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **ret_why)
+{
+	struct daemon *d = data;
+	struct ddisk *k = NULL;
+	struct dguest *g;
+	struct blk_info info;
+	bool new_guest;
+	int r;
+
+	if (d->shutting_down) {
+		*ret_why = "vblkd is shutting down";
+		return -ESHUTDOWN;
+	}
+	r = daemon_guest_get(d, cfg->domid, &g, &new_guest, ret_why);
+	if (r < 0)
+		return r;
+	k = daemon_disk_new(g, cfg);
+	r = k ? 0 : -ENOMEM;
+	if (r < 0)
+		log_err("dom %u disk %u: cannot set up the disk: %s", cfg->domid, cfg->devid,
+			strerror(-r));
+	/* The clash is checked before the backing file is opened: the keys alone decide it. */
+	if (r >= 0)
+		r = daemon_check_clash(d, g, k, ret_why);
+	if (r >= 0)
+		r = daemon_open_backing(d, cfg, k, ret_why);
+	if (r >= 0)
+		r = daemon_shared_check(d, k, ret_why);
+	if (r >= 0)
+		r = daemon_disk_start(d, k, cfg, ret_why);
+	if (r < 0)
+		goto err;
+	slist_push(&g->disks, k, next);
+	info = daemon_disk_info(k);
 	log_info("%s: serving '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
 		 cfg->path, info.read_only ? "read-only" : "read-write",
 		 blk_get_info(k->blk)->direct ? ", O_DIRECT" : "",
@@ -582,27 +536,10 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	daemon_changed(d);
 	return 0;
 
-err_src:
-	loop_remove(k->blk_src);
-err_vblk:
-	vblk_destroy(k->vblk);
-err_timer:
-	loop_remove(k->poll_timer);
-err_mmio:
-	guest_mmio_remove(k->mmio);
-err_blk:
-	blk_close(k->blk);
-err_disk:
-	free(k->path);
-	free(k->vdev);
-	free(k);
-err_guest:
-	if (new_guest && !g->disks) {
-		d->guests = g->next;
-		guest_free(g->guest, false);
-		free(g->name);
-		free(g);
-	}
+err:
+	daemon_disk_free(k);
+	if (new_guest)
+		daemon_guest_drop_unused(g);
 	if (!*ret_why)
 		*ret_why = strerror(-r);
 	return r;
@@ -613,10 +550,10 @@ static int daemon_disk_close(void *data, unsigned int domid, unsigned int devid)
 	struct daemon *d = data;
 	struct ddisk *k = daemon_find_disk(d, domid, devid);
 
-	if (!k || k->closing)
+	if (!k || k->state != DDISK_SERVING)
 		return k ? 1 : 0;
 	log_info("%s: the toolstack closes it", k->name);
-	return daemon_disk_stop(k);
+	return daemon_disk_stop(k, DDISK_CLOSING);
 }
 
 static void daemon_disk_gone(void *data, unsigned int domid, unsigned int devid)
@@ -627,10 +564,11 @@ static void daemon_disk_gone(void *data, unsigned int domid, unsigned int devid)
 	if (!k)
 		return;
 	log_info("%s: removed from xenstore without a close: the guest is gone", k->name);
-	k->dead = true;
 	k->dg->dead = true;
-	if (!k->closing)
-		daemon_disk_stop(k);
+	if (k->state == DDISK_SERVING)
+		daemon_disk_stop(k, DDISK_GONE);
+	else
+		k->state = DDISK_GONE;	/* closing already: Closed is no longer written */
 }
 
 static const struct disc_ops daemon_disc_ops = {
@@ -736,7 +674,7 @@ void daemon_refresh(struct daemon *d)
 			struct blk_info info;
 			int r;
 
-			if (!k->vblk)
+			if (k->state != DDISK_SERVING)
 				continue;
 			r = blk_refresh_info(k->blk);
 			if (r < 0) {
@@ -772,8 +710,8 @@ void daemon_shutdown(struct daemon *d, int code)
 		for (k = g->disks; k; k = knext) {
 			knext = k->next;
 			/* The last disk's release may free g; gnext was taken before. */
-			if (!k->closing)
-				daemon_disk_stop(k);
+			if (k->state == DDISK_SERVING)
+				daemon_disk_stop(k, DDISK_CLOSING);
 		}
 	}
 	daemon_maybe_stop(d);
@@ -795,7 +733,7 @@ void daemon_free(struct daemon *d)
 		vblk_destroy(k->vblk);
 		k->vblk = NULL;
 		/* blk_close() waits for what is in flight; the orphans unmap through the guest. */
-		k->closing = false;
+		k->state = DDISK_GONE;	/* nothing is answered in xenstore */
 		daemon_disk_release(k);	/* frees g with its last disk */
 	}
 	disc_free(d->disc);
@@ -824,119 +762,4 @@ unsigned int daemon_disk_count(const struct daemon *d)
 		for (k = g->disks; k; k = k->next)
 			n++;
 	return n;
-}
-
-static const struct {
-	unsigned int bit;
-	const char *name;
-} daemon_feature_names[] = {
-	{ VIRTIO_BLK_F_SIZE_MAX, "SIZE_MAX" },
-	{ VIRTIO_BLK_F_SEG_MAX, "SEG_MAX" },
-	{ VIRTIO_BLK_F_GEOMETRY, "GEOMETRY" },
-	{ VIRTIO_BLK_F_RO, "RO" },
-	{ VIRTIO_BLK_F_BLK_SIZE, "BLK_SIZE" },
-	{ VIRTIO_BLK_F_FLUSH, "FLUSH" },
-	{ VIRTIO_BLK_F_TOPOLOGY, "TOPOLOGY" },
-	{ VIRTIO_BLK_F_CONFIG_WCE, "CONFIG_WCE" },
-	{ VIRTIO_BLK_F_MQ, "MQ" },
-	{ VIRTIO_BLK_F_DISCARD, "DISCARD" },
-	{ VIRTIO_BLK_F_WRITE_ZEROES, "WRITE_ZEROES" },
-	{ VIRTIO_F_INDIRECT_DESC, "INDIRECT_DESC" },
-	{ VIRTIO_F_EVENT_IDX, "EVENT_IDX" },
-	{ VIRTIO_F_VERSION_1, "VERSION_1" },
-	{ VIRTIO_F_ACCESS_PLATFORM, "ACCESS_PLATFORM" },
-	{ VIRTIO_F_RING_PACKED, "RING_PACKED" },
-};
-
-static void daemon_add_u64(struct json_object *o, const char *key, uint64_t v)
-{
-	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
-}
-
-static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
-{
-	struct json_object *o = json_object_new_object(), *feats = json_object_new_array();
-	struct vblk_stats st = { 0 };
-	struct vmmio_dev *v = k->vblk ? vblk_vmmio(k->vblk) : NULL;
-	uint64_t f = v ? vmmio_features(v) : 0;
-	size_t i;
-
-	if (k->vblk)
-		vblk_get_stats(k->vblk, &st);
-	for (i = 0; i < sizeof(daemon_feature_names) / sizeof(daemon_feature_names[0]); i++)
-		if (f & (1ull << daemon_feature_names[i].bit))
-			json_object_array_add(feats, json_object_new_string(daemon_feature_names[i].name));
-	daemon_add_u64(o, "devid", k->devid);
-	json_object_object_add(o, "vdev", k->vdev ? json_object_new_string(k->vdev) : NULL);
-	json_object_object_add(o, "path", json_object_new_string(k->path));
-	json_object_object_add(o, "mode", json_object_new_string(k->read_only ? "ro" : "rw"));
-	json_object_object_add(o, "engine",
-			       json_object_new_string(blk_engine_name(blk_get_info(k->blk)->engine)));
-	json_object_object_add(o, "state", json_object_new_string(
-		k->closing ? "closing" : v && vmmio_running(v) ? "running" : "waiting for driver"));
-	json_object_object_add(o, "features", feats);
-	daemon_add_u64(o, "queues", v ? vmmio_num_queues(v) : 0);
-	daemon_add_u64(o, "capacity_bytes", blk_get_info(k->blk)->capacity);
-	daemon_add_u64(o, "read_requests", st.read_reqs);
-	daemon_add_u64(o, "read_bytes", st.read_bytes);
-	daemon_add_u64(o, "write_requests", st.write_reqs);
-	daemon_add_u64(o, "write_bytes", st.write_bytes);
-	daemon_add_u64(o, "flush_requests", st.flush_reqs);
-	daemon_add_u64(o, "discard_requests", st.discard_reqs + st.write_zeroes_reqs);
-	daemon_add_u64(o, "errors", st.io_errors + st.unsupported + st.ring_errors);
-	daemon_add_u64(o, "map_waits", st.map_waits);
-	daemon_add_u64(o, "in_flight", blk_inflight(k->blk));
-	daemon_add_u64(o, "uptime_seconds", now - k->started);
-	return o;
-}
-
-char *daemon_status_json(const struct daemon *d)
-{
-	struct json_object *root = json_object_new_object(), *guests = json_object_new_array();
-	const struct dguest *g;
-	const struct ddisk *k;
-	uint64_t now = daemon_now();
-	char *out;
-
-	json_object_object_add(root, "version", json_object_new_string(VBLKD_VERSION));
-	daemon_add_u64(root, "backend_domid", d->backend_domid);
-	daemon_add_u64(root, "uptime_seconds", now - d->started);
-	json_object_object_add(root, "engine", json_object_new_string(blk_engine_name(d->opts.engine)));
-	for (g = d->guests; g; g = g->next) {
-		struct json_object *jg = json_object_new_object(), *disks = json_object_new_array();
-		struct guest_stats gs;
-
-		guest_get_stats(g->guest, &gs);
-		daemon_add_u64(jg, "domid", g->domid);
-		json_object_object_add(jg, "name", g->name ? json_object_new_string(g->name) : NULL);
-		daemon_add_u64(jg, "vcpus", guest_nr_vcpus(g->guest));
-		daemon_add_u64(jg, "mmio_accesses", gs.ioreqs);
-		daemon_add_u64(jg, "bad_accesses", gs.bad_ioreqs);
-		daemon_add_u64(jg, "interrupts", gs.irqs);
-		{
-			struct json_object *mc = json_object_new_object();
-
-			daemon_add_u64(mc, "hits", gs.mem.hits);
-			daemon_add_u64(mc, "misses", gs.mem.misses);
-			daemon_add_u64(mc, "evictions", gs.mem.evictions);
-			daemon_add_u64(mc, "uncached", gs.mem.uncached);
-			daemon_add_u64(mc, "cached_chunks", gs.mem.cached_chunks);
-			daemon_add_u64(mc, "in_use", gs.mem.live);
-			daemon_add_u64(mc, "mapped_pages", gs.mem.pages);
-			daemon_add_u64(mc, "mappings", gs.mem.maps);
-			daemon_add_u64(mc, "peak_mapped_pages", gs.mem.peak_pages);
-			daemon_add_u64(mc, "peak_mappings", gs.mem.peak_maps);
-			daemon_add_u64(mc, "budget_waits", gs.mem.budget_waits);
-			json_object_object_add(jg, "memory_cache", mc);
-		}
-		for (k = g->disks; k; k = k->next)
-			json_object_array_add(disks, daemon_disk_json(k, now));
-		json_object_object_add(jg, "disks", disks);
-		json_object_array_add(guests, jg);
-	}
-	json_object_object_add(root, "guests", guests);
-	out = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-								  JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(root);
-	return out;
 }

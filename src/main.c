@@ -15,6 +15,7 @@
 #include "blk.h"
 #include "ctl.h"
 #include "daemon.h"
+#include "daemon-status.h"
 #include "disk-cfg.h"
 #include "log.h"
 #include "loop.h"
@@ -310,6 +311,27 @@ static int daemonize(int *ret_ready_fd)
 	return 0;
 }
 
+/* The systemd watchdog (if asked for) and the signals that stop or refresh @d.  Errors are logged. */
+static int add_timers_and_signals(struct loop *loop, struct daemon *d)
+{
+	uint64_t wd = notify_watchdog_usec();
+	int r;
+
+	r = wd ? loop_add_timer(loop, wd / 2, wd / 2, on_watchdog, NULL, NULL) : 0;
+	if (r < 0) {
+		log_err("cannot set up the systemd watchdog timer: %s", strerror(-r));
+		return r;
+	}
+	r = loop_add_signal(loop, SIGTERM, on_stop_signal, d, NULL);
+	if (r >= 0)
+		r = loop_add_signal(loop, SIGINT, on_stop_signal, d, NULL);
+	if (r >= 0)
+		r = loop_add_signal(loop, SIGHUP, on_hup, d, NULL);
+	if (r < 0)
+		log_err("cannot set up signal handling: %s", strerror(-r));
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o = {
@@ -322,7 +344,6 @@ int main(int argc, char **argv)
 	struct daemon *d = NULL;
 	struct ctl *ctl = NULL;
 	struct loop *loop;
-	uint64_t wd;
 	int r, ready_fd = -1;
 
 	log_init("vblkd");
@@ -359,19 +380,9 @@ int main(int argc, char **argv)
 			r == -EEXIST ? " (something other than a socket is there; not removed)" : "");
 		goto out;
 	}
-	wd = notify_watchdog_usec();
-	if (wd && loop_add_timer(loop, wd / 2, wd / 2, on_watchdog, NULL, NULL) < 0) {
-		log_err("cannot set up the systemd watchdog timer: %m");
-		r = -EIO;
+	r = add_timers_and_signals(loop, d);
+	if (r < 0)
 		goto out;
-	}
-	if (loop_add_signal(loop, SIGTERM, on_stop_signal, d, NULL) < 0 ||
-	    loop_add_signal(loop, SIGINT, on_stop_signal, d, NULL) < 0 ||
-	    loop_add_signal(loop, SIGHUP, on_hup, d, NULL) < 0) {
-		log_err("cannot set up signal handling: %m");
-		r = -EIO;
-		goto out;
-	}
 	log_notice("vblkd %s started", VBLKD_VERSION);
 	notify_send("READY=1\nSTATUS=watching xenstore for virtio disks");
 	if (ready_fd >= 0) {

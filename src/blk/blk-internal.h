@@ -100,10 +100,13 @@ struct blk_engine_ops {
 	void (*flush)(struct blk_dev *dev);
 	/* Collect kernel completions, calling blk_io_kernel_done() for each; -errno on failure. */
 	int (*reap)(struct blk_dev *dev);
+	/* Buffers never reach the kernel: no bounce for O_DIRECT alignment or IOV_MAX. */
+	bool no_kernel_io;
 };
 
 extern const struct blk_engine_ops blk_aio_ops;
 extern const struct blk_engine_ops blk_uring_ops;
+extern const struct blk_engine_ops blk_null_ops;
 
 #define BLK_WORKER_THREADS 4u
 
@@ -136,7 +139,7 @@ struct blk_dev {
 	bool closing;			/* blk_close() running */
 	bool processing;		/* blk_process() running */
 
-	const struct blk_engine_ops *ops;	/* NULL for BLK_ENGINE_NULL */
+	const struct blk_engine_ops *ops;
 	void *engine_priv;
 
 	struct blk_io *ios;		/* [queue_depth] */
@@ -149,6 +152,9 @@ struct blk_dev {
 
 /* Complete @io with @res: done() is called from the next blk_process(). */
 void blk_io_finish(struct blk_dev *dev, struct blk_io *io, int res);
+
+/* Fill the buffers with zeroes: what a read sees past the end of a file, or from the null engine. */
+void blk_iov_zero(const struct iovec *iov, unsigned int iovcnt);
 
 /*
  * The kernel finished (part of) @io with @res (bytes or -errno): completes it,

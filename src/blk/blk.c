@@ -19,6 +19,7 @@
 
 #include "blk-internal.h"
 #include "iov.h"
+#include "util.h"
 
 #define BLK_BOUNCE_MIN_ALIGN 64u
 
@@ -68,7 +69,7 @@ static int blk_sysfs_read(dev_t rdev, const char *attr, char *buf, size_t size)
 	char path[128];
 	size_t i;
 
-	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(subdirs); i++) {
 		FILE *f;
 		bool ok;
 
@@ -178,7 +179,7 @@ static int blk_check_file(int fd, const struct stat *st, const char **ret_why)
 	}
 	if (fstatfs(fd, &sfs) < 0)
 		return -errno;
-	for (i = 0; i < sizeof(blk_pseudo_fs) / sizeof(blk_pseudo_fs[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(blk_pseudo_fs); i++) {
 		/* f_type is a signed word: 32-bit magics compare as 32 bits. */
 		if ((uint32_t)sfs.f_type == blk_pseudo_fs[i].magic) {
 			*ret_why = blk_pseudo_fs[i].why;
@@ -328,6 +329,64 @@ static int blk_fill_info(struct blk_dev *dev, const struct stat *st, bool read_o
 	return 0;
 }
 
+/* The worker threads' lock and condition. */
+static int blk_worker_sync_init(struct blk_dev *dev)
+{
+	int r = pthread_mutex_init(&dev->worker.lock, NULL);
+
+	if (r)
+		return -r;
+	r = pthread_cond_init(&dev->worker.cond, NULL);
+	if (r) {
+		pthread_mutex_destroy(&dev->worker.lock);
+		return -r;
+	}
+	return 0;
+}
+
+/* The request slots, all on the free list. */
+static int blk_alloc_ios(struct blk_dev *dev)
+{
+	unsigned int i;
+
+	dev->ios = calloc(dev->queue_depth, sizeof(*dev->ios));
+	if (!dev->ios)
+		return -ENOMEM;
+	for (i = dev->queue_depth; i-- > 0;) {
+		dev->ios[i].index = i;
+		dev->ios[i].next = dev->free_list;
+		dev->free_list = &dev->ios[i];
+	}
+	return 0;
+}
+
+/* The engine's ops, set up; io_uring falls back to libaio (the reason in info.engine_fallback_err). */
+static int blk_engine_start(struct blk_dev *dev, enum blk_engine engine)
+{
+	int r;
+
+	dev->info.engine = engine;
+	switch (engine) {
+	case BLK_ENGINE_URING:
+		dev->ops = &blk_uring_ops;
+		r = dev->ops->init(dev);
+		if (r >= 0)
+			return r;
+		/* io_uring refused (old kernel, seccomp, io_uring_disabled): the caller logs this. */
+		dev->info.engine_fallback_err = r;
+		dev->info.engine = BLK_ENGINE_AIO;
+		dev->ops = &blk_aio_ops;
+		break;
+	case BLK_ENGINE_AIO:
+		dev->ops = &blk_aio_ops;
+		break;
+	case BLK_ENGINE_NULL:
+		dev->ops = &blk_null_ops;
+		break;
+	}
+	return dev->ops->init(dev);
+}
+
 int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev,
 	     const char **ret_why)
 {
@@ -336,7 +395,6 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	struct blk_dev *dev;
 	struct stat st;
 	bool direct;
-	unsigned int i;
 	int r;
 
 	if (!opts)
@@ -378,56 +436,23 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 		goto err_close_fd;
 	}
 
-	dev->ios = calloc(dev->queue_depth, sizeof(*dev->ios));
-	if (!dev->ios) {
-		r = -ENOMEM;
+	r = blk_alloc_ios(dev);
+	if (r < 0)
 		goto err_close_efd;
-	}
-	for (i = dev->queue_depth; i-- > 0;) {
-		dev->ios[i].index = i;
-		dev->ios[i].next = dev->free_list;
-		dev->free_list = &dev->ios[i];
-	}
 
-	r = pthread_mutex_init(&dev->worker.lock, NULL);
-	if (r) {
-		r = -r;
+	r = blk_worker_sync_init(dev);
+	if (r < 0)
 		goto err_free_ios;
-	}
-	r = pthread_cond_init(&dev->worker.cond, NULL);
-	if (r) {
-		r = -r;
-		goto err_mutex;
-	}
 
-	dev->info.engine = opts->engine;
-	switch (opts->engine) {
-	case BLK_ENGINE_URING:
-		dev->ops = &blk_uring_ops;
-		r = dev->ops->init(dev);
-		if (r >= 0)
-			break;
-		/* io_uring refused (old kernel, seccomp, io_uring_disabled): the caller logs this. */
-		dev->info.engine_fallback_err = r;
-		dev->info.engine = BLK_ENGINE_AIO;
-		/* fall through */
-	case BLK_ENGINE_AIO:
-		dev->ops = &blk_aio_ops;
-		r = dev->ops->init(dev);
-		if (r < 0)
-			goto err_cond;
-		break;
-	case BLK_ENGINE_NULL:
-		dev->ops = NULL;
-		break;
-	}
+	r = blk_engine_start(dev, opts->engine);
+	if (r < 0)
+		goto err_cond;
 
 	*ret_dev = dev;
 	return 0;
 
 err_cond:
 	pthread_cond_destroy(&dev->worker.cond);
-err_mutex:
 	pthread_mutex_destroy(&dev->worker.lock);
 err_free_ios:
 	free(dev->ios);
@@ -520,7 +545,7 @@ static bool blk_iov_direct_ok(const struct blk_dev *dev, const struct iovec *iov
 	return true;
 }
 
-static void blk_iov_zero(const struct iovec *iov, unsigned int iovcnt)
+void blk_iov_zero(const struct iovec *iov, unsigned int iovcnt)
 {
 	unsigned int i;
 
@@ -594,7 +619,7 @@ int blk_submit(struct blk_dev *dev, struct blk_req *req)
 	io->len = len;
 	io->req = req;
 
-	if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) && len && dev->ops &&
+	if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) && len && !dev->ops->no_kernel_io &&
 	    !blk_iov_direct_ok(dev, req->iov, req->iovcnt)) {
 		size_t align = dev->mem_align > BLK_BOUNCE_MIN_ALIGN ? dev->mem_align
 								     : BLK_BOUNCE_MIN_ALIGN;
@@ -634,14 +659,6 @@ int blk_submit(struct blk_dev *dev, struct blk_req *req)
 	return 0;
 }
 
-/* BLK_ENGINE_NULL: succeed without IO; reads see zeroes. */
-static void blk_null_complete(struct blk_dev *dev, struct blk_io *io)
-{
-	if (io->op == BLK_OP_READ)
-		blk_iov_zero(io->iov, io->iovcnt);
-	blk_io_finish(dev, io, 0);
-}
-
 static void blk_dispatch(struct blk_dev *dev)
 {
 	struct blk_io *io;
@@ -649,12 +666,6 @@ static void blk_dispatch(struct blk_dev *dev)
 	int r;
 
 	while ((io = blk_list_pop(&dev->pending))) {
-		if (!dev->ops) {
-			io->submitted = true;
-			blk_null_complete(dev, io);
-			finished = true;
-			continue;
-		}
 		if (io->to_worker || !dev->ops->wants(dev, io)) {
 			io->submitted = true;
 			blk_worker_queue(dev, io);
@@ -670,8 +681,7 @@ static void blk_dispatch(struct blk_dev *dev)
 		if (r < 0)
 			blk_io_finish(dev, io, r);
 	}
-	if (dev->ops)
-		dev->ops->flush(dev);
+	dev->ops->flush(dev);
 	/* Submission failures land on the completed list: make blk_process() run. */
 	if (finished || !blk_list_empty(&dev->completed))
 		blk_kick(dev);
@@ -813,8 +823,7 @@ int blk_process(struct blk_dev *dev)
 	assert(!dev->processing);
 	dev->processing = true;
 	blk_drain_eventfd(dev);
-	if (dev->ops)
-		r = dev->ops->reap(dev);
+	r = dev->ops->reap(dev);
 	blk_worker_reap(dev);
 	n = blk_deliver(dev);
 	/* Remainders of short transfers, and whatever done() queued without unplugging. */
@@ -858,8 +867,7 @@ void blk_close(struct blk_dev *dev)
 	}
 
 	blk_worker_stop(dev);
-	if (dev->ops)
-		dev->ops->fini(dev);
+	dev->ops->fini(dev);
 	pthread_cond_destroy(&dev->worker.cond);
 	pthread_mutex_destroy(&dev->worker.lock);
 	free(dev->ios);

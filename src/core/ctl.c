@@ -17,6 +17,7 @@
 #include "ctl.h"
 #include "log.h"
 #include "loop.h"
+#include "util.h"
 
 /* At most this many clients at once; a client that says nothing is dropped after the timeout. */
 #define CTL_MAX_CONNS 16u
@@ -58,14 +59,7 @@ struct ctl {
 
 static void ctl_conn_close(struct ctl_conn *c)
 {
-	struct ctl_conn **pp;
-
-	for (pp = &c->ctl->conns; *pp; pp = &(*pp)->next) {
-		if (*pp == c) {
-			*pp = c->next;
-			break;
-		}
-	}
+	slist_remove(&c->ctl->conns, c, next);
 	c->ctl->nconns--;
 	loop_remove(c->src);
 	loop_remove(c->timer);
@@ -207,8 +201,7 @@ static void ctl_accept(struct loop_source *src, int fd, uint32_t events, void *d
 		free(c);
 		return;
 	}
-	c->next = ctl->conns;
-	ctl->conns = c;
+	slist_push(&ctl->conns, c, next);
 	ctl->nconns++;
 }
 

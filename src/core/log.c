@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "util.h"
 
 static const char *log_ident = "vblkd";
 static enum log_level log_max_level = LOG_LEVEL_INFO;
@@ -63,11 +64,6 @@ void log_set_level(enum log_level level)
 	log_max_level = level;
 }
 
-enum log_level log_get_level(void)
-{
-	return log_max_level;
-}
-
 bool log_enabled(enum log_level level)
 {
 	return level <= log_max_level;
@@ -88,7 +84,7 @@ int log_parse_level(const char *s, enum log_level *ret_level)
 
 	if (!s)
 		return -EINVAL;
-	for (i = 0; i < sizeof(log_level_names) / sizeof(log_level_names[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(log_level_names); i++) {
 		if (!strcasecmp(s, log_level_names[i].name)) {
 			*ret_level = log_level_names[i].level;
 			return 0;

@@ -8,6 +8,7 @@
 #include <json.h>
 
 #include "status.h"
+#include "util.h"
 
 void status_format_duration(unsigned long long s, char *buf, size_t len)
 {
@@ -27,7 +28,7 @@ void status_format_bytes(unsigned long long b, char *buf, size_t len)
 	double v = (double)b;
 	unsigned int u = 0;
 
-	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+	while (v >= 1024 && u + 1 < ARRAY_SIZE(units)) {
 		v /= 1024;
 		u++;
 	}

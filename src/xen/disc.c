@@ -11,6 +11,7 @@
 #include "disc.h"
 #include "disk-cfg.h"
 #include "log.h"
+#include "util.h"
 #include "xsw.h"
 
 /* Domain ids at or above DOMID_FIRST_RESERVED (xen/xen.h) are never guests. */
@@ -52,15 +53,8 @@ static struct disc_dev *disc_find(struct disc *disc, unsigned int domid, unsigne
 
 static void disc_forget(struct disc *disc, struct disc_dev *dev)
 {
-	struct disc_dev **pp;
-
-	for (pp = &disc->devs; *pp; pp = &(*pp)->next) {
-		if (*pp == dev) {
-			*pp = dev->next;
-			free(dev);
-			return;
-		}
-	}
+	slist_remove(&disc->devs, dev, next);
+	free(dev);
 }
 
 /* Parse a path component: decimal, no sign, below @limit; advances *@p past it. */
@@ -84,44 +78,72 @@ static int disc_parse_id(const char **p, unsigned int limit, unsigned int *ret)
 }
 
 /*
- * Write @state into the device directory only while the directory exists:
- * xs_write() would otherwise re-create a directory libxl has just removed.
+ * One attempt in transaction @t: 1 if the directory is gone (nothing to
+ * answer), else 0 or -errno naming the key that failed in @ret_key.  The
+ * caller ends @t: a failed write must not be committed without the state.
+ */
+static int disc_tx_write_state(struct xs_handle *xsh, xs_transaction_t t, const char *dir,
+			       const char *val, const char *error, const char **ret_key)
+{
+	char path[160];
+	unsigned int len;
+	char *cur;
+
+	snprintf(path, sizeof(path), "%s/state", dir);
+	cur = xs_read(xsh, t, path, &len);
+	if (!cur)
+		return 1;
+	free(cur);
+	if (error) {
+		snprintf(path, sizeof(path), "%s/error", dir);
+		*ret_key = "error";
+		if (!xs_write(xsh, t, path, error, (unsigned int)strlen(error)))
+			return -errno;
+	}
+	snprintf(path, sizeof(path), "%s/state", dir);
+	*ret_key = "state";
+	if (!xs_write(xsh, t, path, val, (unsigned int)strlen(val)))
+		return -errno;
+	return 0;
+}
+
+/*
+ * Write @state (and @error, if any) into the device directory, in one
+ * transaction and only while the directory exists: xs_write() would otherwise
+ * re-create a directory libxl has just removed.  A failure is logged.
  */
 static void disc_write_state(struct disc *disc, unsigned int domid, unsigned int devid,
 			     enum disc_state state, const char *error)
 {
 	struct xs_handle *xsh = xsw_handle(disc->xsw);
-	char dir[128], path[160], val[4];
-	int i;
+	const char *key = "transaction";
+	char dir[128], val[4];
+	int i, r = -EAGAIN;
 
 	snprintf(dir, sizeof(dir), "%s/%u/%u", disc->base, domid, devid);
 	snprintf(val, sizeof(val), "%d", (int)state);
-	for (i = 0; i < DISC_TXN_RETRIES; i++) {
+	for (i = 0; i < DISC_TXN_RETRIES && r == -EAGAIN; i++) {
 		xs_transaction_t t = xs_transaction_start(xsh);
-		unsigned int len;
-		char *cur;
 
-		if (t == XBT_NULL)
+		if (t == XBT_NULL) {
+			r = -errno;
+			key = "transaction";
 			break;
-		snprintf(path, sizeof(path), "%s/state", dir);
-		cur = xs_read(xsh, t, path, &len);
-		if (!cur) {
+		}
+		r = disc_tx_write_state(xsh, t, dir, val, error, &key);
+		if (r != 0) {
 			xs_transaction_end(xsh, t, true);
-			return;	/* gone: nothing to answer */
+			if (r > 0)
+				return;	/* gone: nothing to answer */
+			break;
 		}
-		free(cur);
-		if (error) {
-			snprintf(path, sizeof(path), "%s/error", dir);
-			xs_write(xsh, t, path, error, (unsigned int)strlen(error));
-		}
-		snprintf(path, sizeof(path), "%s/state", dir);
-		xs_write(xsh, t, path, val, (unsigned int)strlen(val));
+		key = "transaction";
 		if (xs_transaction_end(xsh, t, false))
 			return;
-		if (errno != EAGAIN)
-			break;
+		r = -errno;
 	}
-	log_err("dom %u disk %u: cannot write state %d to xenstore: %m", domid, devid, (int)state);
+	log_err("dom %u disk %u: cannot write state %d to xenstore (%s): %s", domid, devid,
+		(int)state, key, strerror(-r));
 }
 
 struct disc_snapshot {
@@ -139,7 +161,7 @@ static const char *disc_snapshot_get(void *ctx, const char *key)
 	unsigned int len;
 	char *v;
 
-	if (s->n == sizeof(s->vals) / sizeof(s->vals[0]))
+	if (s->n == ARRAY_SIZE(s->vals))
 		return NULL;
 	snprintf(path, sizeof(path), "%s/%s", s->dir, key);
 	v = xs_read(s->xsh, s->t, path, &len);
@@ -215,8 +237,7 @@ static void disc_try_add(struct disc *disc, unsigned int domid, unsigned int dev
 	dev->domid = domid;
 	dev->devid = devid;
 	dev->phase = DISC_PHASE_DONE;
-	dev->next = disc->devs;
-	disc->devs = dev;
+	slist_push(&disc->devs, dev, next);
 
 	if (r == -ENOMEM) {
 		log_err("dom %u disk %u: out of memory reading its configuration", domid, devid);

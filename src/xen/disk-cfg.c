@@ -186,7 +186,7 @@ int disk_cfg_parse(unsigned int domid, unsigned int devid, disk_cfg_get_fn get, 
 	r = disk_cfg_bool(get, ctx, "direct-io-safe", false, &cfg.direct_io_safe, ret_err);
 	if (r < 0)
 		goto err;
-	r = disk_cfg_bool(get, ctx, "grant_usage", false, &cfg.grant_usage, ret_err);
+	r = disk_cfg_bool(get, ctx, "grant_usage", false, &cfg.grants, ret_err);
 	if (r < 0)
 		goto err;
 	r = disk_cfg_base(get(ctx, "base"), &cfg.base, ret_err);

@@ -23,6 +23,7 @@
 #include "guest.h"
 #include "log.h"
 #include "loop.h"
+#include "util.h"
 
 #define GUEST_PAGE_SIZE 4096u
 /* One ioreq page holds this many vCPUs' slots. */
@@ -367,7 +368,7 @@ static int guest_bind_vcpus(struct guest *g)
 	g->local_ports = calloc(g->nr_vcpus, sizeof(*g->local_ports));
 	g->waiting = calloc(g->nr_vcpus, sizeof(*g->waiting));
 	if (!g->local_ports || !g->waiting)
-		return -ENOMEM;
+		goto err_nomem;
 	for (i = 0; i < g->nr_vcpus; i++) {
 		xenevtchn_port_or_error_t lp;
 
@@ -375,8 +376,8 @@ static int guest_bind_vcpus(struct guest *g)
 		if (lp < 0) {
 			int r = -errno;
 
-			log_err("dom %u: cannot bind the event channel of vCPU %u (remote port %u): %m",
-				g->domid, i, g->iopage->vcpu_ioreq[i].vp_eport);
+			log_err("dom %u: cannot bind the event channel of vCPU %u (remote port %u): %s",
+				g->domid, i, g->iopage->vcpu_ioreq[i].vp_eport, strerror(-r));
 			return r;
 		}
 		g->local_ports[i] = (evtchn_port_t)lp;
@@ -385,47 +386,44 @@ static int guest_bind_vcpus(struct guest *g)
 	}
 	g->vcpu_of_port = calloc((size_t)g->max_port + 1, sizeof(*g->vcpu_of_port));
 	if (!g->vcpu_of_port)
-		return -ENOMEM;
+		goto err_nomem;
 	for (i = 0; i < g->nr_vcpus; i++)
 		g->vcpu_of_port[g->local_ports[i]] = i + 1;
 	return 0;
+
+err_nomem:
+	log_err("dom %u: cannot bind the event channels of %u vCPUs: %s", g->domid, g->nr_vcpus,
+		strerror(ENOMEM));
+	return -ENOMEM;
 }
 
-int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
-	      struct guest **ret_guest)
+/* The sequence of ../shared/xen-notes.md: vCPUs, server, ioreq page, enable.  Errors are logged. */
+static int guest_start_server(struct guest *g)
 {
-	struct guest *g;
+	struct guest_sys *sys = g->sys;
+	unsigned int domid = g->domid;
 	void *addr = NULL;
-	int r, fd, fl;
+	int r;
 
-	g = calloc(1, sizeof(*g));
-	if (!g)
-		return -ENOMEM;
-	g->sys = sys;
-	g->domid = domid;
-	g->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
-
-	/* The sequence of ../shared/xen-notes.md: vCPUs, server, ioreq page, enable, ports. */
 	if (xendevicemodel_nr_vcpus(sys->dmod, (domid_t)domid, &g->nr_vcpus) < 0) {
 		r = -errno;
-		log_err("dom %u: cannot get the number of vCPUs: %m", domid);
-		goto err;
+		log_err("dom %u: cannot get the number of vCPUs: %s", domid, strerror(-r));
+		return r;
 	}
 	if (g->nr_vcpus == 0 || g->nr_vcpus > GUEST_IOREQ_MAX_VCPUS) {
-		r = -ERANGE;
 		log_err("dom %u: %u vCPUs: vblkd serves guests with 1 to %zu vCPUs", domid,
 			g->nr_vcpus, (size_t)GUEST_IOREQ_MAX_VCPUS);
-		goto err;
+		return -ERANGE;
 	}
 	/* Arm has no buffered ioreqs (xen-notes.md): synchronous ones only. */
 	if (xendevicemodel_create_ioreq_server(sys->dmod, (domid_t)domid, HVM_IOREQSRV_BUFIOREQ_OFF,
 					       &g->id) < 0) {
 		r = -errno;
-		log_err("dom %u: cannot create an IOREQ server: %m%s", domid,
+		log_err("dom %u: cannot create an IOREQ server: %s%s", domid, strerror(-r),
 			r == -EOPNOTSUPP || r == -ENOSYS ?
 				"; the hypervisor needs CONFIG_IOREQ_SERVER=y" :
 				"");
-		goto err;
+		return r;
 	}
 	g->server_created = true;
 	g->iopage_res = xenforeignmemory_map_resource(sys->fmem, (domid_t)domid,
@@ -434,39 +432,74 @@ int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
 						      &addr, PROT_READ | PROT_WRITE, 0);
 	if (!g->iopage_res) {
 		r = -errno;
-		log_err("dom %u: cannot map the ioreq page of IOREQ server %u: %m", domid, g->id);
-		goto err;
+		log_err("dom %u: cannot map the ioreq page of IOREQ server %u: %s", domid, g->id,
+			strerror(-r));
+		return r;
 	}
 	g->iopage = addr;
 	if (xendevicemodel_set_ioreq_server_state(sys->dmod, (domid_t)domid, g->id, 1) < 0) {
 		r = -errno;
-		log_err("dom %u: cannot enable IOREQ server %u: %m", domid, g->id);
-		goto err;
+		log_err("dom %u: cannot enable IOREQ server %u: %s", domid, g->id, strerror(-r));
+		return r;
 	}
 	g->server_enabled = true;
+	return 0;
+}
+
+/* The event channel device, non-blocking, and one port per vCPU.  Errors are logged. */
+static int guest_open_evtchn(struct guest *g)
+{
+	int r, fd, fl;
 
 	g->xce = xenevtchn_open(NULL, 0);
 	if (!g->xce) {
 		r = -errno;
-		log_err("dom %u: cannot open the event channel device: %m", domid);
-		goto err;
+		log_err("dom %u: cannot open the event channel device: %s", g->domid, strerror(-r));
+		return r;
 	}
 	fd = xenevtchn_fd(g->xce);
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
 		r = -errno;
-		goto err;
+		log_err("dom %u: cannot make the event channel device non-blocking: %s", g->domid,
+			strerror(-r));
+		return r;
 	}
-	r = guest_bind_vcpus(g);
+	return guest_bind_vcpus(g);
+}
+
+int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
+	      struct guest **ret_guest)
+{
+	struct guest *g;
+	int r;
+
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		log_err("dom %u: cannot set up the guest: %s", domid, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	g->sys = sys;
+	g->domid = domid;
+	g->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
+
+	r = guest_start_server(g);
+	if (r < 0)
+		goto err;
+	r = guest_open_evtchn(g);
 	if (r < 0)
 		goto err;
 	r = gmem_new(sys->fmem, sys->xgt, domid, GUEST_GMEM_CHUNKS, &sys->budget, &g->gmem);
-	if (r < 0)
+	if (r < 0) {
+		log_err("dom %u: cannot set up the guest memory cache: %s", domid, strerror(-r));
 		goto err;
+	}
 	gmem_set_owner(g->gmem, g);
-	r = loop_add_fd(loop, fd, EPOLLIN, guest_evtchn_ready, g, &g->xce_src);
-	if (r < 0)
+	r = loop_add_fd(loop, xenevtchn_fd(g->xce), EPOLLIN, guest_evtchn_ready, g, &g->xce_src);
+	if (r < 0) {
+		log_err("dom %u: cannot watch the event channel device: %s", domid, strerror(-r));
 		goto err;
+	}
 	log_info("dom %u: IOREQ server %u ready, %u vCPUs", domid, g->id, g->nr_vcpus);
 	*ret_guest = g;
 	return 0;
@@ -548,8 +581,7 @@ int guest_mmio_add(struct guest *g, uint64_t base, uint64_t size, unsigned int i
 	m->grants = grants;
 	m->ops = ops;
 	m->dev = dev;
-	m->next = g->mmios;
-	g->mmios = m;
+	slist_push(&g->mmios, m, next);
 	*ret_mmio = m;
 	return 0;
 }
@@ -586,19 +618,12 @@ void guest_mmio_resume(struct guest_mmio *m)
 
 void guest_mmio_remove(struct guest_mmio *m)
 {
-	struct guest_mmio **pp;
-
 	if (!m)
 		return;
 	/* A window going away answers whoever still waits on it. */
 	guest_mmio_resume(m);
 	guest_unmap_range(m, m->guest->dead);
-	for (pp = &m->guest->mmios; *pp; pp = &(*pp)->next) {
-		if (*pp == m) {
-			*pp = m->next;
-			break;
-		}
-	}
+	slist_remove(&m->guest->mmios, m, next);
 	free(m);
 }
 

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "util.h"
 #include "xsw.h"
 
 struct xsw_watch {
@@ -139,8 +140,7 @@ int xsw_watch(struct xsw *xsw, const char *path, xsw_fn fn, void *data,
 		free(w);
 		return r;
 	}
-	w->next = xsw->watches;
-	xsw->watches = w;
+	slist_push(&xsw->watches, w, next);
 	if (ret_watch)
 		*ret_watch = w;
 	return 0;
@@ -148,16 +148,9 @@ int xsw_watch(struct xsw *xsw, const char *path, xsw_fn fn, void *data,
 
 void xsw_unwatch(struct xsw_watch *watch)
 {
-	struct xsw_watch **pp;
-
 	if (!watch)
 		return;
-	for (pp = &watch->xsw->watches; *pp; pp = &(*pp)->next) {
-		if (*pp == watch) {
-			*pp = watch->next;
-			break;
-		}
-	}
+	slist_remove(&watch->xsw->watches, watch, next);
 	xs_unwatch(watch->xsw->xsh, watch->path, watch->token);
 	free(watch->path);
 	free(watch);

@@ -11,10 +11,10 @@
 #include <unistd.h>
 
 #include "blk-suite.h"
+#include "util.h"
 
 struct blk_inject blk_inject;
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)
@@ -1202,7 +1202,7 @@ int blk_suite_run(const char *prefix, enum blk_engine engine, unsigned int optio
 {
 	static enum blk_engine engines[8];
 	static unsigned int n_engines;
-	size_t ncases = sizeof(blk_cases) / sizeof(blk_cases[0]);
+	size_t ncases = ARRAY_SIZE(blk_cases);
 	struct CMUnitTest *tests;
 	char **names;
 	size_t i, n = 0;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "util.h"
 #include "xensim.h"
 
 #define DISK_BYTES (2u << 20)
@@ -254,7 +255,7 @@ static void test_bench_bad_specs(void **state)
 	static const char *const bad[] = { "bench,rw=sideways", "bench,bs=2M", "bench,qd=33",
 					   "bench,time=0", "bench,check=2", "sequential,bs=1M" };
 
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		assert_int_equal(xensim_workload(sim, domid, bad[i], &rep), -EINVAL);
 		assert_non_null(strstr(rep, "bad workload"));
 		free(rep);

@@ -24,6 +24,7 @@
 #include <xenstore.h>
 
 #include "ctl.h"
+#include "util.h"
 #include "xensim.h"
 
 #ifndef VBLKD_SIM_BIN
@@ -596,7 +597,7 @@ static void write_disk_by_hand(uint32_t domid, unsigned int devid, const char *p
 	do {
 		t = xs_transaction_start(xs);
 		assert_true(t != XBT_NULL);
-		for (n = 0; n < sizeof(kv) / sizeof(kv[0]); n++) {
+		for (n = 0; n < ARRAY_SIZE(kv); n++) {
 			snprintf(path, sizeof(path), "%s/%s", dir, kv[n][0]);
 			assert_true(xs_write(xs, t, path, kv[n][1], (unsigned int)strlen(kv[n][1])));
 		}
@@ -616,7 +617,7 @@ static const char *sysfs_attribute(void)
 	struct stat st;
 	size_t i;
 
-	for (i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(candidates); i++)
 		if (stat(candidates[i], &st) == 0 && S_ISREG(st.st_mode))
 			return candidates[i];
 	return NULL;
@@ -1010,7 +1011,7 @@ static void test_bad_xenstore_values(void **state)
 	start_vblkd(NULL);
 	snprintf(spec, sizeof(spec), "name=good,vcpus=1,mem=32M,disk=%s:rw", good);
 	g = create(spec, NULL);
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw%s", bad, cases[i].disk_opts);
 		assert_int_equal(xensim_domain_create(E.x, spec, XSIM_CREATE_NO_WAIT, &domid, NULL), 0);
 		/* The disk is answered Closed with a reason, never left for libxl to time out on. */

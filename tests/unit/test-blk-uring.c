@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../lib/blk-suite.h"
+#include "util.h"
 
 int __real_io_uring_submit(struct io_uring *ring);
 int __wrap_io_uring_submit(struct io_uring *ring);
@@ -192,5 +193,5 @@ int main(void)
 							 blk_suite_teardown, &engine),
 	};
 
-	return blk_suite_run("uring", BLK_ENGINE_URING, 0, extra, sizeof(extra) / sizeof(extra[0]));
+	return blk_suite_run("uring", BLK_ENGINE_URING, 0, extra, ARRAY_SIZE(extra));
 }

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "../lib/blk-suite.h"
+#include "util.h"
 
-#define container_of(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
 
 struct nreq {
 	struct blk_req req;
@@ -61,7 +61,7 @@ static void t_engine_names(void **state)
 	enum blk_engine e = BLK_ENGINE_NULL;
 	size_t i;
 
-	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(all); i++) {
 		assert_int_equal(blk_engine_parse(blk_engine_name(all[i]), &e), 0);
 		assert_int_equal(e, all[i]);
 	}
@@ -208,7 +208,7 @@ static void t_open_sysfs_attribute(void **state)
 	struct stat st;
 	size_t i;
 
-	for (i = 0; i < sizeof(candidates) / sizeof(candidates[0]) && !path; i++)
+	for (i = 0; i < ARRAY_SIZE(candidates) && !path; i++)
 		if (stat(candidates[i], &st) == 0 && S_ISREG(st.st_mode))
 			path = candidates[i];
 	if (!path) {

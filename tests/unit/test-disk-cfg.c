@@ -112,7 +112,7 @@ static void test_libxl_layout(void **state)
 	assert_false(cfg.cdrom);
 	assert_true(cfg.discard);
 	assert_false(cfg.direct_io_safe);
-	assert_false(cfg.grant_usage);
+	assert_false(cfg.grants);
 	assert_int_equal(cfg.base, 0x2000000);
 	assert_int_equal(cfg.irq, 33);
 	disk_cfg_clear(&cfg);
@@ -151,7 +151,7 @@ static void test_hex_base_and_options(void **state)
 	assert_true(cfg.read_only);	/* a cdrom is never written */
 	assert_false(cfg.discard);
 	assert_true(cfg.direct_io_safe);
-	assert_true(cfg.grant_usage);
+	assert_true(cfg.grants);
 	disk_cfg_clear(&cfg);
 }
 

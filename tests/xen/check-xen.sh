@@ -48,8 +48,8 @@ host_step() {
 
 check_vblkd() {
 	if [ -z "${VBLKD:-}" ] || [ ! -x "$VBLKD" ]; then
-		xlog "vblkd is not built for arm64 (${VBLKD:-no VBLKD given}): src/main.c is not in this tree yet,"
-		xlog "or run 'make cross' first.  'make check-xen XEN_SELFTEST=1' tests the harness without it."
+		xlog "vblkd is not built for arm64 (${VBLKD:-no VBLKD given}): run 'make cross' first."
+		xlog "'make check-xen XEN_SELFTEST=1' tests the harness without it."
 		return 1
 	fi
 	file -b "$VBLKD" | grep -q aarch64 || { xlog "$VBLKD is not an aarch64 binary: $(file -b "$VBLKD")"; return 1; }

@@ -11,6 +11,7 @@
 #include "flood.h"
 #include "gdrv.h"
 #include "log.h"
+#include "util.h"
 
 #define TRY_WL(expr)                  \
 	do {                          \
@@ -134,10 +135,10 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 		if (!strcmp(tok, "rw")) {
 			unsigned int i;
 
-			for (i = 0; i < sizeof(bench_rw_names) / sizeof(bench_rw_names[0]); i++)
+			for (i = 0; i < ARRAY_SIZE(bench_rw_names); i++)
 				if (!strcmp(eq + 1, bench_rw_names[i]))
 					break;
-			if (i == sizeof(bench_rw_names) / sizeof(bench_rw_names[0]))
+			if (i == ARRAY_SIZE(bench_rw_names))
 				goto bad;
 			w->rw = (enum bench_rw)i;
 			continue;
@@ -841,7 +842,7 @@ static int raw_ioreqs(struct wl_ctx *c, struct gdrv_dev *d, uint64_t base)
 #undef RQ
 	unsigned int i;
 
-	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
 		uint64_t data;
 		int r = gdrv_vcpu_ioreq(c->v, &cases[i].rq, &data);
 
@@ -969,7 +970,7 @@ static int wl_hostile(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_in
 	/* 1. Every register, reserved ones included, is answered. */
 	for (off = 0; off < XSIM_VIRTIO_MMIO_DEV_SIZE; off += 4)
 		TRY_WL(poke(c, d, off, 4, false, 0, "register sweep"));
-	for (i = 0; i < sizeof(ro_regs) / sizeof(ro_regs[0]); i++)
+	for (i = 0; i < ARRAY_SIZE(ro_regs); i++)
 		TRY_WL(poke(c, d, ro_regs[i], 4, true, 0xffffffffu, "write to read-only register"));
 	for (off = VM_CONFIG; off < VM_CONFIG + 64; off += 4)
 		TRY_WL(poke(c, d, off, 4, true, 0xdeadbeefu, "write to config space"));

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The daemon's guests and disks, shared by its files (daemon.c, daemon-shared.c, daemon-status.c). */
+#ifndef VBLKD_DAEMON_INTERNAL_H
+#define VBLKD_DAEMON_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blk.h"
+#include "daemon.h"
+#include "log.h"
+#include "vblk.h"
+
+struct dguest;
+
+/* Where a disk is in its life; every state but SERVING waits for in-flight IO, then is freed. */
+enum ddisk_state {
+	DDISK_SERVING,		/* the device answers the guest */
+	DDISK_CLOSING,		/* device gone; Closed is written to xenstore once released */
+	DDISK_GONE,		/* device gone with its guest (or the daemon): nothing is answered */
+};
+
+struct ddisk {
+	struct dguest *dg;
+	unsigned int devid;
+	char name[48];			/* "dom 3 disk 51712" */
+	char *path;
+	struct blk_dev *blk;
+	struct loop_source *blk_src;
+	struct loop_source *poll_timer;	/* vblk_poll() while a queue is not notified */
+	bool polling;
+	uint64_t poll_us;		/* the poll timer's current interval */
+	struct vblk_dev *vblk;		/* NULL unless DDISK_SERVING */
+	struct guest_mmio *mmio;
+	uint64_t base;			/* the register window's guest physical address */
+	unsigned int irq;		/* its SPI */
+	struct virtio_transport transport;
+	char *vdev;			/* "dev" (xvda), may be NULL */
+	bool read_only;			/* "mode" r or a cdrom */
+	bool discard;			/* "discard-enable" */
+	uint64_t started;		/* CLOCK_MONOTONIC seconds */
+	enum ddisk_state state;
+	struct log_ratelimit rl;
+	struct ddisk *next;
+};
+
+struct dguest {
+	struct daemon *d;
+	unsigned int domid;
+	char *name;			/* /local/domain/<domid>/name, may be NULL */
+	struct guest *guest;
+	struct ddisk *disks;
+	bool dead;
+	struct dguest *next;
+};
+
+struct daemon {
+	struct loop *loop;
+	struct daemon_opts opts;
+	unsigned int backend_domid;
+	struct xsw *xsw;
+	struct guest_sys *sys;
+	struct disc *disc;
+	struct dguest *guests;
+	bool shutting_down;
+	int exit_code;
+	uint64_t started;
+	char why[192];			/* a disk_add() reason that names things (fits disc's) */
+};
+
+/* CLOCK_MONOTONIC in seconds. */
+uint64_t daemon_now(void);
+
+/* What the guest is told about the backing store: the disk's configuration may only restrict it. */
+struct blk_info daemon_disk_info(const struct ddisk *k);
+
+/*
+ * Whether @k (not on its guest's list yet) may be served beside the other
+ * disks that have its backing file: 0, or -EBUSY (logged, with a reason for
+ * xenstore in *@ret_why).  See daemon-shared.c.
+ */
+int daemon_shared_check(struct daemon *d, const struct ddisk *k, const char **ret_why);
+
+#endif

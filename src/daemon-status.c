@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The daemon's status document for `vblkd --status`: every guest and disk with its counters, as JSON. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <json.h>
+
+#include "blk.h"
+#include "daemon-internal.h"
+#include "daemon-status.h"
+#include "guest.h"
+#include "util.h"
+#include "vblk.h"
+#include "vmmio.h"
+
+static const struct {
+	unsigned int bit;
+	const char *name;
+} daemon_feature_names[] = {
+	{ VIRTIO_BLK_F_SIZE_MAX, "SIZE_MAX" },
+	{ VIRTIO_BLK_F_SEG_MAX, "SEG_MAX" },
+	{ VIRTIO_BLK_F_GEOMETRY, "GEOMETRY" },
+	{ VIRTIO_BLK_F_RO, "RO" },
+	{ VIRTIO_BLK_F_BLK_SIZE, "BLK_SIZE" },
+	{ VIRTIO_BLK_F_FLUSH, "FLUSH" },
+	{ VIRTIO_BLK_F_TOPOLOGY, "TOPOLOGY" },
+	{ VIRTIO_BLK_F_CONFIG_WCE, "CONFIG_WCE" },
+	{ VIRTIO_BLK_F_MQ, "MQ" },
+	{ VIRTIO_BLK_F_DISCARD, "DISCARD" },
+	{ VIRTIO_BLK_F_WRITE_ZEROES, "WRITE_ZEROES" },
+	{ VIRTIO_F_INDIRECT_DESC, "INDIRECT_DESC" },
+	{ VIRTIO_F_EVENT_IDX, "EVENT_IDX" },
+	{ VIRTIO_F_VERSION_1, "VERSION_1" },
+	{ VIRTIO_F_ACCESS_PLATFORM, "ACCESS_PLATFORM" },
+	{ VIRTIO_F_RING_PACKED, "RING_PACKED" },
+};
+
+static void daemon_add_u64(struct json_object *o, const char *key, uint64_t v)
+{
+	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
+}
+
+static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
+{
+	struct json_object *o = json_object_new_object(), *feats = json_object_new_array();
+	struct vblk_stats st = { 0 };
+	struct vmmio_dev *v = k->vblk ? vblk_vmmio(k->vblk) : NULL;
+	uint64_t f = v ? vmmio_features(v) : 0;
+	size_t i;
+
+	if (k->vblk)
+		vblk_get_stats(k->vblk, &st);
+	for (i = 0; i < ARRAY_SIZE(daemon_feature_names); i++)
+		if (f & (1ull << daemon_feature_names[i].bit))
+			json_object_array_add(feats, json_object_new_string(daemon_feature_names[i].name));
+	daemon_add_u64(o, "devid", k->devid);
+	json_object_object_add(o, "vdev", k->vdev ? json_object_new_string(k->vdev) : NULL);
+	json_object_object_add(o, "path", json_object_new_string(k->path));
+	json_object_object_add(o, "mode", json_object_new_string(k->read_only ? "ro" : "rw"));
+	json_object_object_add(o, "engine",
+			       json_object_new_string(blk_engine_name(blk_get_info(k->blk)->engine)));
+	json_object_object_add(o, "state", json_object_new_string(
+		k->state != DDISK_SERVING ? "closing" :
+		v && vmmio_running(v) ? "running" : "waiting for driver"));
+	json_object_object_add(o, "features", feats);
+	daemon_add_u64(o, "queues", v ? vmmio_num_queues(v) : 0);
+	daemon_add_u64(o, "capacity_bytes", blk_get_info(k->blk)->capacity);
+	daemon_add_u64(o, "read_requests", st.read_reqs);
+	daemon_add_u64(o, "read_bytes", st.read_bytes);
+	daemon_add_u64(o, "write_requests", st.write_reqs);
+	daemon_add_u64(o, "write_bytes", st.write_bytes);
+	daemon_add_u64(o, "flush_requests", st.flush_reqs);
+	daemon_add_u64(o, "discard_requests", st.discard_reqs + st.write_zeroes_reqs);
+	daemon_add_u64(o, "errors", st.io_errors + st.unsupported + st.ring_errors);
+	daemon_add_u64(o, "map_waits", st.map_waits);
+	daemon_add_u64(o, "in_flight", blk_inflight(k->blk));
+	daemon_add_u64(o, "uptime_seconds", now - k->started);
+	return o;
+}
+
+static struct json_object *daemon_memory_json(const struct gmem_stats *m)
+{
+	struct json_object *mc = json_object_new_object();
+
+	daemon_add_u64(mc, "hits", m->hits);
+	daemon_add_u64(mc, "misses", m->misses);
+	daemon_add_u64(mc, "evictions", m->evictions);
+	daemon_add_u64(mc, "uncached", m->uncached);
+	daemon_add_u64(mc, "cached_chunks", m->cached_chunks);
+	daemon_add_u64(mc, "in_use", m->live);
+	daemon_add_u64(mc, "mapped_pages", m->pages);
+	daemon_add_u64(mc, "mappings", m->maps);
+	daemon_add_u64(mc, "peak_mapped_pages", m->peak_pages);
+	daemon_add_u64(mc, "peak_mappings", m->peak_maps);
+	daemon_add_u64(mc, "budget_waits", m->budget_waits);
+	return mc;
+}
+
+static struct json_object *daemon_guest_json(const struct dguest *g, uint64_t now)
+{
+	struct json_object *jg = json_object_new_object(), *disks = json_object_new_array();
+	const struct ddisk *k;
+	struct guest_stats gs;
+
+	guest_get_stats(g->guest, &gs);
+	daemon_add_u64(jg, "domid", g->domid);
+	json_object_object_add(jg, "name", g->name ? json_object_new_string(g->name) : NULL);
+	daemon_add_u64(jg, "vcpus", guest_nr_vcpus(g->guest));
+	daemon_add_u64(jg, "mmio_accesses", gs.ioreqs);
+	daemon_add_u64(jg, "bad_accesses", gs.bad_ioreqs);
+	daemon_add_u64(jg, "interrupts", gs.irqs);
+	json_object_object_add(jg, "memory_cache", daemon_memory_json(&gs.mem));
+	for (k = g->disks; k; k = k->next)
+		json_object_array_add(disks, daemon_disk_json(k, now));
+	json_object_object_add(jg, "disks", disks);
+	return jg;
+}
+
+char *daemon_status_json(const struct daemon *d)
+{
+	struct json_object *root = json_object_new_object(), *guests = json_object_new_array();
+	const struct dguest *g;
+	uint64_t now = daemon_now();
+	char *out;
+
+	json_object_object_add(root, "version", json_object_new_string(VBLKD_VERSION));
+	daemon_add_u64(root, "backend_domid", d->backend_domid);
+	daemon_add_u64(root, "uptime_seconds", now - d->started);
+	json_object_object_add(root, "engine", json_object_new_string(blk_engine_name(d->opts.engine)));
+	for (g = d->guests; g; g = g->next)
+		json_object_array_add(guests, daemon_guest_json(g, now));
+	json_object_object_add(root, "guests", guests);
+	out = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
+								  JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(root);
+	return out;
+}
