@@ -67,7 +67,7 @@
  *   guest MMIO read/write of the 0x200 window -> vmmio_read/vmmio_write(vblk_vmmio(dev), ...)
  *       (a QueueNotify write submits to the backend before it returns)
  *   backend completion batch (e.g. aio eventfd readable): the engine calls
- *       req->done() for each request, then the owner calls vblk_flush(dev) once
+ *       req->done() for each request, then the owner calls vblk_complete_batch(dev) once
  *   backing file grew: vblk_set_info(dev, &new_info)
  *   teardown: vblk_destroy(dev), then close the backend (which completes or
  *       cancels what is left), then drop the transport
@@ -128,7 +128,7 @@ struct vblk_stats {
  * completed (see vblk_destroy()).  Features offered: VERSION_1, SIZE_MAX,
  * SEG_MAX, BLK_SIZE, TOPOLOGY, FLUSH, CONFIG_WCE, MQ, INDIRECT_DESC,
  * EVENT_IDX, RING_PACKED, RO (read_only), DISCARD (info.discard),
- * WRITE_ZEROES (info.write_zeroes), ACCESS_PLATFORM (t->grant_addresses),
+ * WRITE_ZEROES (info.write_zeroes), ACCESS_PLATFORM (t->grants),
  * minus cfg->disable_features.
  */
 int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
@@ -152,16 +152,16 @@ struct vmmio_dev *vblk_vmmio(struct vblk_dev *dev);
  * since the last call, one used-index update per queue, and raise at most
  * one interrupt (honouring EVENT_IDX / NO_INTERRUPT).  Call it after the
  * backend has delivered a batch of done() callbacks (e.g. at the end of the
- * aio eventfd handler).  QueueNotify processing flushes by itself.  Then
+ * aio eventfd handler).  QueueNotify processing publishes by itself.  Then
  * takes the buffers the driver added without notifying (see vblk_poll()):
  * what it answers at once (errors, UNSUPP) is published with a second
  * interrupt if the driver asks for one.
  */
-void vblk_flush(struct vblk_dev *dev);
+void vblk_complete_batch(struct vblk_dev *dev);
 
 /*
  * While a queue has requests in the backend the driver is told not to
- * notify (vq_notify_off()): the next completion batch (vblk_flush()) looks
+ * notify (vq_notify_off()): the next completion batch (vblk_complete_batch()) looks
  * at the ring instead, and the backend's quiet() hook is called when a queue
  * starts doing so.  If every request in flight is slow, buffers added
  * meanwhile wait; the owner bounds that by calling vblk_poll() periodically

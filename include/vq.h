@@ -105,17 +105,17 @@ void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem);
 
 /*
  * Return an element to the driver with @written bytes written into its
- * writable buffers.  Not visible to the driver until vq_flush().
+ * writable buffers.  Not visible to the driver until vq_publish().
  */
 void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t written);
 
 /*
- * Publish everything pushed since the last flush (one used index update,
+ * Publish everything pushed since the last publish (one used index update,
  * §2.7.8 / §2.8.6) and say whether the driver wants an interrupt for it:
  * VIRTQ_AVAIL_F_NO_INTERRUPT or used_event (§2.7.7, §2.7.10), or the packed
  * driver event suppression structure (§2.8.10).
  */
-bool vq_flush(struct vq *vq);
+bool vq_publish(struct vq *vq);
 
 /*
  * Notification suppression, for a device that will look at the ring again by

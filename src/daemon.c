@@ -298,7 +298,7 @@ static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, v
 				"%s: reaping IO completions failed: %s", k->name, strerror(-r));
 	if (k->vblk) {
 		/* One used-index update and at most one interrupt for the whole batch. */
-		vblk_flush(k->vblk);
+		vblk_complete_batch(k->vblk);
 		if (!vblk_draining(k->vblk))
 			guest_mmio_resume(k->mmio);
 	} else if (blk_inflight(k->blk) == 0) {
@@ -541,7 +541,7 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	}
 	k->transport.ops = &daemon_transport_ops;
 	k->transport.opaque = k->mmio;
-	k->transport.grant_addresses = cfg->grant_usage;
+	k->transport.grants = cfg->grant_usage;
 	k->transport.max_map = GUEST_MAX_MAP;
 
 	info = daemon_disk_info(k);

@@ -95,7 +95,7 @@ struct vblk_queue {
 	 * first next time.
 	 */
 	struct vblk_req *stalled;
-	bool dirty;			/* pushed to the used ring since the last flush */
+	bool dirty;			/* pushed to the used ring since the last publish */
 	bool processing;
 	bool quiet;			/* driver notifications off: requests of ours in flight */
 	bool backlog;			/* a pass ended on its budget with buffers left in the ring */
@@ -636,12 +636,12 @@ static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8
 /* ---- queue processing --------------------------------------------------------------------- */
 
 /* Publish a queue's used entries; returns whether the driver wants an interrupt. */
-static bool queue_flush(struct vblk_queue *q)
+static bool queue_publish(struct vblk_queue *q)
 {
 	if (!q->dirty || !q->vq)
 		return false;
 	q->dirty = false;
-	return vq_flush(q->vq);
+	return vq_publish(q->vq);
 }
 
 static void ring_broken(struct vblk_dev *dev, unsigned int idx, int err)
@@ -797,7 +797,7 @@ out:
 	if (q->vq && vmmio_running(dev->vmmio)) {
 		/*
 		 * While requests of this queue are in the backend, their
-		 * completions bring us back here (vblk_flush()), so the driver
+		 * completions bring us back here (vblk_complete_batch()), so the driver
 		 * need not notify: on Xen every notification is a trap and a round
 		 * trip through this daemon while the vCPU waits.  The owner's
 		 * vblk_poll() bounds how long a buffer can wait if they are slow,
@@ -860,7 +860,7 @@ static void vblk_publish(struct vblk_dev *dev)
 	bool irq = false;
 
 	for (unsigned int i = 0; i < dev->cfg.num_queues; i++)
-		irq |= queue_flush(&dev->queues[i]);
+		irq |= queue_publish(&dev->queues[i]);
 	/* §2.7.7 / §2.7.10: one interrupt per batch, and only if the driver asked for it. */
 	if (irq) {
 		dev->stats.interrupts++;
@@ -868,7 +868,7 @@ static void vblk_publish(struct vblk_dev *dev)
 	}
 }
 
-void vblk_flush(struct vblk_dev *dev)
+void vblk_complete_batch(struct vblk_dev *dev)
 {
 	if (!dev)
 		return;

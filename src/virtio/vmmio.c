@@ -107,7 +107,7 @@ int vmmio_create(const struct vmmio_params *p, const struct virtio_transport *t,
 				      VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM));
 	else
 		vdev->p.features |= VIRTIO_BIT(VIRTIO_F_VERSION_1);
-	if (t->grant_addresses && !legacy(vdev))
+	if (t->grants && !legacy(vdev))
 		vdev->p.features |= VIRTIO_BIT(VIRTIO_F_ACCESS_PLATFORM);
 	vdev->t = *t;
 	vdev->ops = ops;

@@ -26,7 +26,7 @@ struct vq_layout_ops {
 	int (*init)(struct vq *vq);
 	int (*pop)(struct vq *vq, struct vq_elem *elem);
 	void (*push)(struct vq *vq, const struct vq_elem *elem, uint32_t written);
-	bool (*flush)(struct vq *vq);
+	bool (*publish)(struct vq *vq);
 	bool (*set_notify)(struct vq *vq, bool on);
 };
 
@@ -68,7 +68,7 @@ struct vq {
 	bool used_wrap;
 	struct vq_used_pending *pending;
 	unsigned int npending;
-	bool notify_pending;			/* an early flush wanted an interrupt */
+	bool notify_pending;			/* an early publish wanted an interrupt */
 };
 
 extern const struct vq_layout_ops vq_split_ops;

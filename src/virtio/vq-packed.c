@@ -141,7 +141,7 @@ err:
 	return vq_fail(vq, r);
 }
 
-static bool packed_flush(struct vq *vq);
+static bool packed_publish(struct vq *vq);
 
 static void packed_push(struct vq *vq, const struct vq_elem *elem, uint32_t written)
 {
@@ -149,18 +149,18 @@ static void packed_push(struct vq *vq, const struct vq_elem *elem, uint32_t writ
 
 	/*
 	 * A driver that plays by the rules never has more than num buffers
-	 * between two flushes (it cannot reuse an id before seeing it used).  A
+	 * between two publishes (it cannot reuse an id before seeing it used).  A
 	 * hostile one that re-offers ids can: publish early rather than drop.
 	 */
 	if (vq->npending >= vq->cfg.num)
-		vq->notify_pending |= packed_flush(vq);
+		vq->notify_pending |= packed_publish(vq);
 	p = &vq->pending[vq->npending++];
 	p->id = elem->id;
 	p->ndesc = elem->ndesc;
 	p->len = written;
 }
 
-static bool packed_flush(struct vq *vq)
+static bool packed_publish(struct vq *vq)
 {
 	uint16_t num = vq->cfg.num, old = vq->next_used, first_slot = vq->next_used;
 	uint16_t first_flags = 0, off_wrap, dflags;
@@ -209,7 +209,7 @@ static bool packed_flush(struct vq *vq)
 	vq_mb();
 	dflags = le16toh(vq_load(&vq->driver_event[EVENT_FLAGS]));
 	if (vq->notify_pending) {
-		/* an early flush (see packed_push) already decided to interrupt */
+		/* an early publish (see packed_push) already decided to interrupt */
 		vq->notify_pending = false;
 		return dflags != VIRTQ_EVENT_F_DISABLE;
 	}
@@ -252,6 +252,6 @@ const struct vq_layout_ops vq_packed_ops = {
 	.init = packed_init,
 	.pop = packed_pop,
 	.push = packed_push,
-	.flush = packed_flush,
+	.publish = packed_publish,
 	.set_notify = packed_set_notify,
 };

@@ -215,13 +215,13 @@ static void split_push(struct vq *vq, const struct vq_elem *elem, uint32_t writt
 	struct virtq_used_elem *ring = (struct virtq_used_elem *)(vq->used + USED_HDR);
 	struct virtq_used_elem *u = &ring[vq->used_idx % vq->cfg.num];
 
-	/* Invisible to the driver until used->idx moves in split_flush(). */
+	/* Invisible to the driver until used->idx moves in split_publish(). */
 	vq_store(&u->id, htole32(elem->id));
 	vq_store(&u->len, htole32(written));
 	vq->used_idx++;
 }
 
-static bool split_flush(struct vq *vq)
+static bool split_publish(struct vq *vq)
 {
 	uint16_t old = vq->used_published, new_idx = vq->used_idx;
 
@@ -282,6 +282,6 @@ const struct vq_layout_ops vq_split_ops = {
 	.init = split_init,
 	.pop = split_pop,
 	.push = split_push,
-	.flush = split_flush,
+	.publish = split_publish,
 	.set_notify = split_set_notify,
 };

@@ -315,9 +315,9 @@ void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t written)
 	vq->ops->push(vq, elem, written);
 }
 
-bool vq_flush(struct vq *vq)
+bool vq_publish(struct vq *vq)
 {
-	return vq->ops->flush(vq);
+	return vq->ops->publish(vq);
 }
 
 void vq_notify_off(struct vq *vq)

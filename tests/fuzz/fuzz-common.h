@@ -132,7 +132,7 @@ static void fz_complete(struct fz *f, bool reverse, int res)
 			r->done(r, res ? res : e);
 		}
 	}
-	vblk_flush(f->dev);
+	vblk_complete_batch(f->dev);
 }
 
 /* One bench reused by every run: a fresh 300 KiB heap block per run made ASan the bottleneck. */
@@ -146,7 +146,7 @@ static struct fz *fz_new(unsigned int version, unsigned int nq, bool grants)
 	memset(f, 0, sizeof(*f));
 	f->t.ops = &fz_tops;
 	f->t.opaque = f;
-	f->t.grant_addresses = grants;
+	f->t.grants = grants;
 	cfg.name = "fuzz";
 	cfg.info.capacity = FZ_DISK;
 	cfg.info.logical_block_size = 512;

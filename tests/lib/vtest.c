@@ -62,7 +62,7 @@ void fake_mem_init(struct fake_mem *m, uint64_t size, bool grants)
 	m->alloc_next = 4096; /* keep gpa 0 unused */
 	m->t.ops = &fake_mem_ops;
 	m->t.opaque = m;
-	m->t.grant_addresses = grants;
+	m->t.grants = grants;
 }
 
 void fake_mem_fini(struct fake_mem *m)
@@ -592,7 +592,7 @@ void vt_complete(struct vt *vt)
 	/* A flush may take more requests (added without a kick while the device was busy). */
 	do {
 		ram_be_complete(&vt->be, true);
-		vblk_flush(vt->dev);
+		vblk_complete_batch(vt->dev);
 	} while (vt->be.npending > 0);
 }
 

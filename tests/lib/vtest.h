@@ -133,7 +133,7 @@ int vt_blk(struct vt *vt, unsigned int qi, uint32_t type, uint64_t sector, uint6
 /* Submit, kick, complete everything, flush; returns the status byte (0xff if unanswered). */
 uint8_t vt_blk_sync(struct vt *vt, unsigned int qi, uint32_t type, uint64_t sector,
 		    uint64_t data_gpa, uint32_t data_len);
-/* Backend completes everything, then vblk_flush(), until nothing is left in flight. */
+/* Backend completes everything, then vblk_complete_batch(), until nothing is left in flight. */
 void vt_complete(struct vt *vt);
 
 #endif

@@ -494,7 +494,7 @@ static void test_burst_handed_to_backend_two_at_a_time(void **state)
 	assert_int_equal(vt->be.submits, 5);
 	assert_int_equal(vt->be.unplugs, 3);	/* 2 + 2 + 1 */
 	ram_be_complete(&vt->be, true);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	while (vt_used(vt, 0, &id, &len))
 		n++;
 	assert_int_equal(n, 5);
@@ -526,7 +526,7 @@ static void test_backpressure_eagain_resumes_on_completion(void **state)
 	ram_be_complete(&vt->be, false);
 	assert_int_equal(vt->be.npending, 2);
 	ram_be_complete(&vt->be, true);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	while (vt_used(vt, 0, &id, &len))
 		n++;
 	assert_int_equal(n, 6);
@@ -559,7 +559,7 @@ static void test_backpressure_other_queue_resumes(void **state)
 	vt_kick(vt, 1);			/* the backend is full: queue 1 stops */
 	assert_int_equal(vt->be.npending, 2);
 	ram_be_complete(&vt->be, true);	/* queue 0's completions, then queue 1's request */
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	while (vt_used(vt, 0, &id, &len))
 		;
 	assert_true(vt_used(vt, 1, &id, &len));
@@ -584,7 +584,7 @@ static void test_backpressure_orphans_resume_new_queue(void **state)
 	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 3, buf(vt, 512, 3), 512, &st);
 	vt_kick(vt, 0);			/* -EAGAIN: the orphans hold the backend */
 	ram_be_complete(&vt->be, true);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	assert_true(vt_used(vt, 0, &id, &len));
 	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt->be.data[3 * 512], 3);
@@ -670,11 +670,11 @@ static void test_batch_publishes_once_with_one_interrupt(void **state)
 	/* completed but not published until the owner ends the batch */
 	assert_int_equal(vt_used_idx(vt, 0), 0);
 	assert_int_equal(vt->mem.notifies, before);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	assert_int_equal(vt_used_idx(vt, 0), 5);
 	assert_int_equal(vt->mem.notifies, before + 1);
 	assert_true(vt_rd(vt, 0x060) & VIRTIO_MMIO_INT_VRING);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	assert_int_equal(vt->mem.notifies, before + 1);
 	vt_free(vt);
 }
@@ -758,7 +758,7 @@ static void test_event_idx_no_kicks_while_requests_in_flight(void **state)
 	assert_int_equal(vt->be.npending, 1);
 	/* The first completion batch takes them. */
 	ram_be_complete(&vt->be, false);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	assert_int_equal(vt->be.npending, 2);
 	assert_true(vt_used(vt, 0, &id, &len));
 	assert_false(split_driver_kicks(vt, 0, 3, 4));
@@ -895,7 +895,7 @@ static void test_reset_with_requests_in_flight(void **state)
 	/* new driver instance, new rings */
 	assert_true(vt_start(vt, SPLIT, 1, NUM));
 	ram_be_complete(&vt->be, true);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	assert_int_equal(vt_used_idx(vt, 0), 0);
 	assert_int_equal(*(uint8_t *)ptr(vt, st), 0xff); /* orphan status not written */
 	vblk_get_stats(vt->dev, &s);
