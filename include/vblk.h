@@ -81,7 +81,8 @@ struct vblk_dev;
  * requests from its rings and resumes when one of its completions arrives
  * (it may call submit() again from inside done()); any other -errno = not
  * accepted, the guest gets VIRTIO_BLK_S_IOERR.  unplug() ends each burst of
- * submits (may be NULL).
+ * submits (may be NULL); how many requests reach the kernel per system call
+ * within a burst is the backend's choice (blk: BLK_SUBMIT_BATCH).
  */
 struct vblk_backend_ops {
 	int (*submit)(void *be, struct blk_req *req);

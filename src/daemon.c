@@ -346,6 +346,7 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 		.read_only = cfg->read_only,
 		.direct_io_safe = cfg->direct_io_safe,
 		.queue_depth = d->opts.queue_depth,
+		.submit_batch = BLK_SUBMIT_BATCH,
 	};
 	const struct blk_info *info;
 	const char *why = NULL;

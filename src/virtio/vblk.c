@@ -29,18 +29,6 @@
 #define BLK_HDR_SIZE 16 /* struct virtio_blk_req header: le32 type, le32 reserved, le64 sector */
 #define BLK_SEG_SIZE 16 /* struct virtio_blk_discard_write_zeroes */
 /*
- * Requests handed to the backend per unplug (one io_submit/io_uring_enter).
- * Linux plugs a submission of more than two requests (fs/aio.c
- * AIO_PLUG_THRESHOLD, io_uring's need_plug): none of them reaches the disk
- * before the last is prepared, a few microseconds each, so the first of a
- * ring of 32 waits for the other 31 while the disk idles, and the ring's
- * requests move in lock-step.  Two at a time is the largest unplugged batch.
- * make bench, 4k QD32 on one disk: 64-65k -> 76-80k IOPS reading, 81-83k ->
- * 114-134k writing (libaio; io_uring alike); 4 per call gave less for
- * writes, 1 the same for more CPU.
- */
-#define SUBMIT_BATCH 2u
-/*
  * What one pass over a queue may map before it yields to the rest of the
  * loop (other guests' traps among it): each mapped page can be hypercall
  * work on Xen.  A single request may go past it (it is never cut), so the
@@ -686,7 +674,7 @@ static void pass_charge(const struct vblk_req *req, uint64_t *bytes, unsigned in
 static unsigned int process_queue(struct vblk_queue *q)
 {
 	struct vblk_dev *dev = q->dev;
-	unsigned int plugged = 0;	/* submitted since the last unplug */
+	bool plugged = false;		/* submitted since the last unplug */
 	unsigned int taken = 0;
 	/*
 	 * A driver that follows the rules cannot offer more than num buffers
@@ -781,19 +769,17 @@ again:
 		}
 		r = submit(q, req);
 		if (r == 0) {
-			if (++plugged == SUBMIT_BATCH && dev->bops->unplug) {
-				dev->bops->unplug(dev->be);
-				plugged = 0;
-			}
+			plugged = true;
 		} else if (r == -EAGAIN) {
 			q->stalled = req;
 			break;
 		}
 	}
 out:
+	/* The end of a burst; the block layer hands small batches over by itself (BLK_SUBMIT_BATCH). */
 	if (plugged && dev->bops->unplug)
 		dev->bops->unplug(dev->be);
-	plugged = 0;
+	plugged = false;
 	if (q->vq && vmmio_running(dev->vmmio)) {
 		/*
 		 * While requests of this queue are in the backend, their

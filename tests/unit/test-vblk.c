@@ -474,37 +474,6 @@ static void test_backend_completion_error_answers_ioerr(void **state)
 	vt_free(vt);
 }
 
-/*
- * A ring full of requests reaches the backend two at a time: the kernel holds
- * back every request of a larger io_submit until the last is prepared.
- */
-static void test_burst_handed_to_backend_two_at_a_time(void **state)
-{
-	struct vt *vt = started(NULL, SPLIT);
-	uint64_t st[5];
-	uint32_t id, len;
-	unsigned int n = 0;
-
-	for (int i = 0; i < 5; i++) {
-		uint64_t d = buf(vt, 512, (uint8_t)i);
-
-		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, d, 512, &st[i]);
-	}
-	vt_kick(vt, 0);
-	assert_int_equal(vt->be.submits, 5);
-	assert_int_equal(vt->be.unplugs, 3);	/* 2 + 2 + 1 */
-	ram_be_complete(&vt->be, true);
-	vblk_complete_batch(vt->dev);
-	while (vt_used(vt, 0, &id, &len))
-		n++;
-	assert_int_equal(n, 5);
-	for (int i = 0; i < 5; i++) {
-		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
-		assert_int_equal(vt->be.data[i * 512], i);
-	}
-	vt_free(vt);
-}
-
 /* Backpressure: -EAGAIN stops taking from the ring; completions resume it; nothing is lost. */
 static void test_backpressure_eagain_resumes_on_completion(void **state)
 {
@@ -1563,7 +1532,6 @@ int main(void)
 		cmocka_unit_test(test_header_in_writable_descriptor_needs_reset),
 		cmocka_unit_test(test_backend_submit_error_answers_ioerr),
 		cmocka_unit_test(test_backend_completion_error_answers_ioerr),
-		cmocka_unit_test(test_burst_handed_to_backend_two_at_a_time),
 		cmocka_unit_test(test_backpressure_eagain_resumes_on_completion),
 		cmocka_unit_test(test_backpressure_other_queue_resumes),
 		cmocka_unit_test(test_backpressure_orphans_resume_new_queue),
