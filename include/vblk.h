@@ -87,15 +87,14 @@ struct vblk_dev;
 struct vblk_backend_ops {
 	int (*submit)(void *be, struct blk_req *req);
 	void (*unplug)(void *be);
-	/* Optional: a queue stopped asking for notifications; call vblk_poll() until it returns false. */
-	void (*quiet)(void *be);
 	/*
-	 * Optional: a pass over a queue stopped on its budget of mapped memory
-	 * with buffers left in the ring: call vblk_poll() soon, once the loop
-	 * has served what else is ready (without it the quiet() polls take
-	 * them, later).
+	 * The owner's one-shot timer for this device: call vblk_timer_expired()
+	 * in @us microseconds (0: as soon as the loop has served what else is
+	 * ready), replacing any earlier setting.  The device decides when it
+	 * polls its rings and how it backs off.  0 or -errno (the owner logs
+	 * it; the device then waits for its completions instead).  May be NULL.
 	 */
-	void (*resume)(void *be);
+	int (*set_timer)(void *be, uint64_t us);
 };
 
 struct vblk_config {
@@ -162,15 +161,21 @@ void vblk_complete_batch(struct vblk_dev *dev);
 
 /*
  * While a queue has requests in the backend the driver is told not to
- * notify (vq_notify_off()): the next completion batch (vblk_complete_batch()) looks
- * at the ring instead, and the backend's quiet() hook is called when a queue
- * starts doing so.  If every request in flight is slow, buffers added
- * meanwhile wait; the owner bounds that by calling vblk_poll() periodically
- * from quiet() on, which takes them.  Returns how many buffers it took;
- * *ret_quiet (may be NULL) says whether a queue is still quiet (false: the
- * owner can stop calling it until the next quiet()).
+ * notify (vq_notify_off()): the next completion batch
+ * (vblk_complete_batch()) looks at the ring instead.  If every request in
+ * flight is slow, buffers added meanwhile wait; the device bounds that with
+ * the owner's timer (set_timer()): 500 us after a queue goes quiet, doubling
+ * to 64 ms while polls find nothing, at once after a pass that stopped on
+ * its mapping budget.  vblk_poll() takes them now: returns how many buffers
+ * it took; *ret_quiet (may be NULL) says whether a queue is still quiet.
  */
 unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet);
+
+/* The owner's timer fired: poll, and set the timer again (backing off) while a queue is quiet. */
+void vblk_timer_expired(struct vblk_dev *dev);
+
+/* Poll as soon as the loop has served what else is ready (e.g. the guest's mapping budget has room). */
+void vblk_poll_soon(struct vblk_dev *dev);
 
 /*
  * Requests from before a reset (or QueueReady = 0) are still in the backend

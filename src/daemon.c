@@ -28,9 +28,7 @@ struct ddisk {
 	char *path;
 	struct blk_dev *blk;
 	struct loop_source *blk_src;
-	struct loop_source *poll_timer;	/* vblk_poll() while a queue is not notified */
-	bool polling;
-	uint64_t poll_us;		/* the poll timer's current interval */
+	struct loop_source *poll_timer;	/* the device's ring poll timer (set_timer()) */
 	struct vblk_dev *vblk;		/* NULL once closing */
 	struct guest_mmio *mmio;
 	uint64_t base;			/* the register window's guest physical address */
@@ -127,83 +125,30 @@ static void daemon_be_unplug(void *be)
 	blk_unplug(k->blk);
 }
 
-/*
- * How long a buffer the driver added without notifying (the device asked it
- * not to while it had requests in flight) can wait when none of them
- * completes meanwhile: a slow flush, say.  While polls find nothing the
- * interval doubles, up to DAEMON_POLL_MAX_US, so that disks whose backing
- * store hangs (a lost NFS server) do not each wake the daemon thousands of
- * times a second; a poll that finds buffers, or a new quiet spell, starts
- * again from DAEMON_POLL_US.
- */
-#define DAEMON_POLL_US 500
-#define DAEMON_POLL_MAX_US 64000
-
-static void daemon_poll_arm(struct ddisk *k)
-{
-	if (loop_timer_set(k->poll_timer, k->poll_us, 0) < 0) {
-		/* Without the bound, waiting for the next completion is still correct. */
-		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %m",
-				k->name);
-		k->polling = false;
-		return;
-	}
-	k->polling = true;
-}
-
-static void daemon_be_quiet(void *be)
+/* The device's ring poll timer (vblk decides when and how it backs off). */
+static int daemon_be_set_timer(void *be, uint64_t us)
 {
 	struct ddisk *k = be;
+	int r = loop_timer_set(k->poll_timer, us, 0);
 
-	/* A new quiet spell starts from the short interval, even if the timer backed off. */
-	if (k->polling && k->poll_us == DAEMON_POLL_US)
-		return;
-	k->poll_us = DAEMON_POLL_US;
-	daemon_poll_arm(k);
-}
-
-/*
- * The device left buffers in a ring for a pass of their own (its per-pass
- * mapping budget), or may map again (room in the guests' budget): poll as
- * soon as the loop has dispatched what else is ready.
- */
-static void daemon_poll_soon(struct ddisk *k)
-{
-	k->poll_us = DAEMON_POLL_US;
-	if (loop_timer_set(k->poll_timer, 0, 0) < 0) {
-		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %m",
-				k->name);
-		return;
-	}
-	k->polling = true;
-}
-
-static void daemon_be_resume(void *be)
-{
-	daemon_poll_soon(be);
+	if (r < 0)
+		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %s",
+				k->name, strerror(-r));
+	return r;
 }
 
 static void daemon_poll_timer(struct loop_source *src, uint64_t expirations, void *data)
 {
 	struct ddisk *k = data;
-	bool quiet = false;
-	unsigned int taken;
 
-	k->polling = false;	/* one-shot: expired */
-	taken = k->vblk ? vblk_poll(k->vblk, &quiet) : 0;
-	/* Done, or armed again from inside (resume()). */
-	if (!quiet || k->polling)
-		return;
-	k->poll_us = taken ? DAEMON_POLL_US :
-			     k->poll_us * 2 > DAEMON_POLL_MAX_US ? DAEMON_POLL_MAX_US : k->poll_us * 2;
-	daemon_poll_arm(k);
+	if (k->vblk)
+		vblk_timer_expired(k->vblk);
 }
 
 static const struct vblk_backend_ops daemon_backend_ops = {
 	.submit = daemon_be_submit,
 	.unplug = daemon_be_unplug,
-	.quiet = daemon_be_quiet,
-	.resume = daemon_be_resume,
+	.set_timer = daemon_be_set_timer,
 };
 
 static struct dguest *daemon_find_guest(struct daemon *d, unsigned int domid)
@@ -676,7 +621,7 @@ static void daemon_room(void *data, struct guest *guest)
 			continue;
 		for (struct ddisk *k = g->disks; k; k = k->next)
 			if (k->vblk)
-				daemon_poll_soon(k);
+				vblk_poll_soon(k->vblk);
 	}
 }
 

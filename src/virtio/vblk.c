@@ -36,6 +36,17 @@
  */
 #define VBLK_PASS_BYTES (16u << 20)
 #define VBLK_PASS_MAPS 1024u
+/*
+ * How long a buffer the driver added without notifying (the device asked it
+ * not to while it had requests in flight) can wait when none of them
+ * completes meanwhile: a slow flush, say.  While polls find nothing the
+ * interval doubles, up to VBLK_POLL_MAX_US, so that disks whose backing
+ * store hangs (a lost NFS server) do not each wake the daemon thousands of
+ * times a second; a poll that finds buffers, or a new quiet spell, starts
+ * again from VBLK_POLL_US.
+ */
+#define VBLK_POLL_US 500u
+#define VBLK_POLL_MAX_US 64000u
 
 struct vblk_queue;
 struct vblk_pool;
@@ -104,6 +115,8 @@ struct vblk_dev {
 	struct vblk_stats stats;
 	struct log_ratelimit rl;
 	struct vblk_pool *orphans;	/* detached pools with requests in the backend */
+	bool polling;			/* the owner's timer is armed */
+	uint64_t poll_us;		/* its current interval */
 };
 
 #define vblk_warn(dev, fmt, ...)                                                                 \
@@ -657,6 +670,48 @@ static int submit(struct vblk_queue *q, struct vblk_req *req)
 	return r;
 }
 
+/* ---- ring poll policy (the owner provides the timer) ------------------------------------ */
+
+static void poll_arm(struct vblk_dev *dev, uint64_t us)
+{
+	/* Without the timer, waiting for the next completion is still correct (the owner logs why). */
+	dev->polling = dev->bops->set_timer && dev->bops->set_timer(dev->be, us) == 0;
+}
+
+/* A queue stopped asking for notifications: a new quiet spell starts from the short interval. */
+static void poll_quiet(struct vblk_dev *dev)
+{
+	if (dev->polling && dev->poll_us == VBLK_POLL_US)
+		return;
+	dev->poll_us = VBLK_POLL_US;
+	poll_arm(dev, dev->poll_us);
+}
+
+void vblk_poll_soon(struct vblk_dev *dev)
+{
+	dev->poll_us = VBLK_POLL_US;
+	poll_arm(dev, 0);
+}
+
+void vblk_timer_expired(struct vblk_dev *dev)
+{
+	bool quiet = false;
+	unsigned int taken;
+
+	dev->polling = false;	/* one-shot: expired */
+	taken = vblk_poll(dev, &quiet);
+	/* Done, or armed again from inside (a pass that ended on its budget). */
+	if (!quiet || dev->polling)
+		return;
+	if (taken)
+		dev->poll_us = VBLK_POLL_US;
+	else if (dev->poll_us * 2 > VBLK_POLL_MAX_US)
+		dev->poll_us = VBLK_POLL_MAX_US;
+	else
+		dev->poll_us *= 2;
+	poll_arm(dev, dev->poll_us);
+}
+
 /* Mapped bytes and mappings a request cost (its header read counted as one more). */
 static void pass_charge(const struct vblk_req *req, uint64_t *bytes, unsigned int *maps)
 {
@@ -785,19 +840,18 @@ out:
 		 * While requests of this queue are in the backend, their
 		 * completions bring us back here (vblk_complete_batch()), so the driver
 		 * need not notify: on Xen every notification is a trap and a round
-		 * trip through this daemon while the vCPU waits.  The owner's
-		 * vblk_poll() bounds how long a buffer can wait if they are slow,
-		 * and comes back at once for a backlog.
+		 * trip through this daemon while the vCPU waits.  The poll timer
+		 * bounds how long a buffer can wait if they are slow, and comes
+		 * back at once for a backlog.
 		 */
 		if (q->pool->outstanding || q->stalled || q->backlog || q->map_wait) {
 			if (!q->quiet) {
 				q->quiet = true;
 				vq_notify_off(q->vq);
-				if (dev->bops->quiet)
-					dev->bops->quiet(dev->be);
+				poll_quiet(dev);
 			}
-			if (q->backlog && dev->bops->resume)
-				dev->bops->resume(dev->be);
+			if (q->backlog)
+				vblk_poll_soon(dev);
 		} else if (q->quiet) {
 			q->quiet = false;
 			if (vq_notify_on(q->vq)) {
@@ -1046,6 +1100,7 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 	dev->be = be;
 	dev->writeback = dev->info.write_cache ? 1 : 0;
 	dev->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
+	dev->poll_us = VBLK_POLL_US;
 	dev->queues = calloc(dev->cfg.num_queues, sizeof(*dev->queues));
 	if (!dev->queues) {
 		r = -ENOMEM;

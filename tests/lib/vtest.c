@@ -113,25 +113,23 @@ static void rb_unplug(void *opaque)
 	be->unplugs++;
 }
 
-static void rb_quiet(void *opaque)
+/* The device's poll timer: a new quiet spell arms it with an interval, a pass on its budget with 0. */
+static int rb_set_timer(void *opaque, uint64_t us)
 {
 	struct ram_be *be = opaque;
 
-	be->quiets++;
-}
-
-static void rb_resume(void *opaque)
-{
-	struct ram_be *be = opaque;
-
-	be->resumes++;
+	be->timer_us = us;
+	if (us)
+		be->quiets++;
+	else
+		be->resumes++;
+	return 0;
 }
 
 const struct vblk_backend_ops ram_be_ops = {
 	.submit = rb_submit,
 	.unplug = rb_unplug,
-	.quiet = rb_quiet,
-	.resume = rb_resume,
+	.set_timer = rb_set_timer,
 };
 
 void ram_be_init(struct ram_be *be, uint64_t size)

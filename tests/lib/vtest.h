@@ -40,8 +40,9 @@ struct ram_be {
 	struct blk_req *pending[1024];
 	unsigned int npending;
 	unsigned int submits, unplugs;
-	unsigned int quiets;		/* quiet() calls: a queue stopped asking for notifications */
-	unsigned int resumes;		/* resume() calls: a pass stopped on its budget */
+	unsigned int quiets;		/* set_timer(us > 0): a queue stopped asking for notifications */
+	unsigned int resumes;		/* set_timer(0): a pass stopped on its budget */
+	uint64_t timer_us;		/* the last set_timer() interval */
 	int fail_submit;		/* next submit returns this (then reset to 0) */
 	int fail_complete;		/* completions report this res */
 	bool reverse;			/* complete newest first */

@@ -793,6 +793,34 @@ static void test_poll_takes_requests_while_in_flight_is_slow(void **state)
 	vt_free(vt);
 }
 
+/*
+ * The device's own poll policy: 500 us after a queue goes quiet, doubling to
+ * 64 ms while polls find nothing, back to 500 us when one finds a buffer.
+ */
+static void test_poll_timer_backs_off_and_restarts(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st[2], expect = 500;
+
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[0]);
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.timer_us, 500);
+	for (int i = 0; i < 10; i++) {
+		vblk_timer_expired(vt->dev);
+		expect = expect * 2 > 64000 ? 64000 : expect * 2;
+		assert_int_equal(vt->be.timer_us, expect);
+	}
+	assert_int_equal(vt->be.timer_us, 64000);
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, buf(vt, 512, 0), 512, &st[1]);
+	vblk_timer_expired(vt->dev);		/* takes the read: short interval again */
+	assert_int_equal(vt->be.npending, 2);
+	assert_int_equal(vt->be.timer_us, 500);
+	vt_complete(vt);
+	assert_int_equal(*(uint8_t *)ptr(vt, st[0]), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)ptr(vt, st[1]), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
 /* A device that needs a reset takes nothing more: its owner can stop polling. */
 static void test_poll_stops_when_device_needs_reset(void **state)
 {
@@ -1545,6 +1573,7 @@ int main(void)
 		cmocka_unit_test(test_event_idx_no_kicks_while_requests_in_flight),
 		cmocka_unit_test(test_full_ring_answered_inline_still_asks_for_kicks),
 		cmocka_unit_test(test_poll_takes_requests_while_in_flight_is_slow),
+		cmocka_unit_test(test_poll_timer_backs_off_and_restarts),
 		cmocka_unit_test(test_poll_stops_when_device_needs_reset),
 		cmocka_unit_test(test_no_notify_flag_while_requests_in_flight),
 		cmocka_unit_test(test_packed_events_disabled_while_requests_in_flight),
