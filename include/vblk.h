@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* virtio-blk device (virtio 1.2 §5.2) on the virtio-mmio register file, over a block backend. */
+/* virtio-blk device (virtio 1.2 §5.2): a device type on a virtio device (virtio-dev.h), over a block backend. */
 #ifndef VBLKD_VBLK_H
 #define VBLKD_VBLK_H
 
@@ -8,7 +8,7 @@
 
 #include "blk.h"
 #include "virtio-types.h"
-#include "vmmio.h"
+#include "virtio-dev.h"
 
 /* Feature bits, §5.2.3. */
 #define VIRTIO_BLK_F_SIZE_MAX		1
@@ -64,8 +64,8 @@
  * Wiring (single-threaded, all calls from the one event loop):
  *
  *   vblk_create(&cfg, &transport, &backend_ops, backend, &dev);
- *   guest MMIO read/write of the 0x200 window -> vmmio_read/vmmio_write(vblk_vmmio(dev), ...)
- *       (a QueueNotify write submits to the backend before it returns)
+ *   a transport over vblk_virtio_dev(dev), e.g. vmmio_create(vblk_virtio_dev(dev), &m)
+ *       (a queue notification submits to the backend before it returns)
  *   backend completion batch (e.g. aio eventfd readable): the engine calls
  *       req->done() for each request, then the owner calls vblk_complete_batch(dev) once
  *   backing file grew: vblk_set_info(dev, &new_info)
@@ -100,7 +100,7 @@ struct vblk_backend_ops {
 struct vblk_config {
 	const char *name;		/* log prefix, e.g. "dom 3 disk 51712" (copied) */
 	struct blk_info info;		/* capacity, block sizes, read_only, discard, ... */
-	unsigned int version;		/* virtio-mmio Version: 2 (modern, 0 = 2) or 1 (legacy) */
+	unsigned int version;		/* 2 (modern, 0 = 2) or 1 (legacy interface, virtio-mmio Version 1) */
 	unsigned int num_queues;	/* 1..VBLK_MAX_QUEUES (0 = 1); offered with VIRTIO_BLK_F_MQ */
 	uint16_t queue_num_max;		/* QueueNumMax (0 = 256) */
 	uint32_t seg_max;		/* data segments per request (0 = 126) */
@@ -144,8 +144,8 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
  */
 void vblk_destroy(struct vblk_dev *dev);
 
-/* The register file: the transport sends guest MMIO accesses to vmmio_read()/vmmio_write() on this. */
-struct vmmio_dev *vblk_vmmio(struct vblk_dev *dev);
+/* The virtio device a transport decodes its guest's accesses into (owned by @dev). */
+struct virtio_dev *vblk_virtio_dev(struct vblk_dev *dev);
 
 /*
  * End of a batch of backend completions: publish the used entries collected

@@ -30,6 +30,7 @@ struct ddisk {
 	struct loop_source *blk_src;
 	struct loop_source *poll_timer;	/* the device's ring poll timer (set_timer()) */
 	struct vblk_dev *vblk;		/* NULL once closing */
+	struct vmmio_dev *regs;		/* its virtio-mmio register decoder (with vblk) */
 	struct guest_mmio *mmio;
 	uint64_t base;			/* the register window's guest physical address */
 	unsigned int irq;		/* its SPI */
@@ -88,7 +89,7 @@ static uint64_t daemon_mmio_read(void *dev, uint64_t offset, unsigned int size)
 	struct ddisk *k = dev;
 
 	/* A closing disk's window reads as nothing until it is unmapped. */
-	return k->vblk ? vmmio_read(vblk_vmmio(k->vblk), offset, size) : 0;
+	return k->vblk ? vmmio_read(k->regs, offset, size) : 0;
 }
 
 static bool daemon_mmio_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
@@ -97,7 +98,7 @@ static bool daemon_mmio_write(void *dev, uint64_t offset, unsigned int size, uin
 
 	if (!k->vblk)
 		return true;
-	vmmio_write(vblk_vmmio(k->vblk), offset, size, value);
+	vmmio_write(k->regs, offset, size, value);
 	/*
 	 * A reset with requests still in the backend: the vCPU waits until they
 	 * are done, so the driver cannot reuse buffers they may still write.
@@ -258,6 +259,8 @@ static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, v
  */
 static int daemon_disk_stop(struct ddisk *k)
 {
+	vmmio_destroy(k->regs);
+	k->regs = NULL;
 	vblk_destroy(k->vblk);
 	k->vblk = NULL;
 	k->closing = true;
@@ -502,6 +505,11 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 		goto err_mmio;
 	}
 	r = vblk_create(&vc, &k->transport, &daemon_backend_ops, k, &k->vblk);
+	if (r == 0) {
+		r = vmmio_create(vblk_virtio_dev(k->vblk), &k->regs);
+		if (r < 0)
+			vblk_destroy(k->vblk);
+	}
 	if (r < 0) {
 		log_err("%s: cannot create the virtio-blk device: %s", k->name, strerror(-r));
 		*ret_why = "cannot create the virtio device";
@@ -531,6 +539,7 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 err_src:
 	loop_remove(k->blk_src);
 err_vblk:
+	vmmio_destroy(k->regs);
 	vblk_destroy(k->vblk);
 err_timer:
 	loop_remove(k->poll_timer);
@@ -738,6 +747,8 @@ void daemon_free(struct daemon *d)
 			daemon_guest_release(g);
 			continue;
 		}
+		vmmio_destroy(k->regs);
+		k->regs = NULL;
 		vblk_destroy(k->vblk);
 		k->vblk = NULL;
 		/* blk_close() waits for what is in flight; the orphans unmap through the guest. */
@@ -803,8 +814,8 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 {
 	struct json_object *o = json_object_new_object(), *feats = json_object_new_array();
 	struct vblk_stats st = { 0 };
-	struct vmmio_dev *v = k->vblk ? vblk_vmmio(k->vblk) : NULL;
-	uint64_t f = v ? vmmio_features(v) : 0;
+	struct virtio_dev *v = k->vblk ? vblk_virtio_dev(k->vblk) : NULL;
+	uint64_t f = v ? virtio_dev_features(v) : 0;
 	size_t i;
 
 	if (k->vblk)
@@ -819,9 +830,9 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	json_object_object_add(o, "engine",
 			       json_object_new_string(blk_engine_name(blk_get_info(k->blk)->engine)));
 	json_object_object_add(o, "state", json_object_new_string(
-		k->closing ? "closing" : v && vmmio_running(v) ? "running" : "waiting for driver"));
+		k->closing ? "closing" : v && virtio_dev_running(v) ? "running" : "waiting for driver"));
 	json_object_object_add(o, "features", feats);
-	daemon_add_u64(o, "queues", v ? vmmio_num_queues(v) : 0);
+	daemon_add_u64(o, "queues", v ? virtio_dev_num_queues(v) : 0);
 	daemon_add_u64(o, "capacity_bytes", blk_get_info(k->blk)->capacity);
 	daemon_add_u64(o, "read_requests", st.read_reqs);
 	daemon_add_u64(o, "read_bytes", st.read_bytes);

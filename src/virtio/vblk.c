@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* virtio-blk device (virtio 1.2 §5.2): checked request parsing, submission, batched completion. */
+/* virtio-blk device type (virtio 1.2 §5.2) on a virtio device: request parsing, submission, completion. */
 #include <assert.h>
 #include <endian.h>
 #include <errno.h>
@@ -109,7 +109,7 @@ struct vblk_dev {
 	struct virtio_transport t;
 	const struct vblk_backend_ops *bops;
 	void *be;
-	struct vmmio_dev *vmmio;
+	struct virtio_dev *vdev;
 	struct vblk_queue *queues;
 	uint8_t writeback;
 	struct vblk_stats stats;
@@ -144,7 +144,7 @@ static void put_le64(uint8_t *p, uint64_t v)
 
 static bool has(const struct vblk_dev *dev, unsigned int bit)
 {
-	return vmmio_has_feature(dev->vmmio, bit);
+	return virtio_dev_has_feature(dev->vdev, bit);
 }
 
 /* ---- request pool ------------------------------------------------------------------------- */
@@ -648,8 +648,9 @@ static bool queue_publish(struct vblk_queue *q)
 static void ring_broken(struct vblk_dev *dev, unsigned int idx, int err)
 {
 	dev->stats.ring_errors++;
-	vblk_warn(dev, "queue %u: ring violation: %s", idx, strerror(-err));
-	vmmio_set_needs_reset(dev->vmmio);
+	/* Logged here, once: the device core only sets the status bit. */
+	vblk_warn(dev, "queue %u: ring violation: %s; device needs reset", idx, strerror(-err));
+	virtio_dev_set_needs_reset(dev->vdev);
 }
 
 /* Returns 0 when accepted, -EAGAIN when the backend is full, else completed with IOERR. */
@@ -755,7 +756,7 @@ static unsigned int process_queue(struct vblk_queue *q)
 	q->backlog = false;
 	q->map_wait = false;
 again:
-	while (q->vq && vmmio_running(dev->vmmio)) {
+	while (q->vq && virtio_dev_running(dev->vdev)) {
 		struct vblk_req *req = q->stalled;
 		uint8_t status = VIRTIO_BLK_S_IOERR;
 		int r;
@@ -835,7 +836,7 @@ out:
 	if (plugged && dev->bops->unplug)
 		dev->bops->unplug(dev->be);
 	plugged = false;
-	if (q->vq && vmmio_running(dev->vmmio)) {
+	if (q->vq && virtio_dev_running(dev->vdev)) {
 		/*
 		 * While requests of this queue are in the backend, their
 		 * completions bring us back here (vblk_complete_batch()), so the driver
@@ -904,7 +905,7 @@ static void vblk_publish(struct vblk_dev *dev)
 	/* §2.7.7 / §2.7.10: one interrupt per batch, and only if the driver asked for it. */
 	if (irq) {
 		dev->stats.interrupts++;
-		vmmio_raise(dev->vmmio, VIRTIO_MMIO_INT_VRING);
+		virtio_dev_raise(dev->vdev, VIRTIO_MMIO_INT_VRING);
 	}
 }
 
@@ -921,7 +922,7 @@ void vblk_complete_batch(struct vblk_dev *dev)
 	vblk_poll(dev, NULL);
 }
 
-/* ---- vmmio device ops --------------------------------------------------------------------- */
+/* ---- device ops -------------------------------------------------------------------------- */
 
 static void blk_config_get(void *opaque, uint8_t *buf)
 {
@@ -1045,7 +1046,7 @@ static void blk_reset(void *opaque)
 	dev->writeback = dev->info.write_cache ? 1 : 0;
 }
 
-static const struct vmmio_device_ops vblk_vmmio_ops = {
+static const struct virtio_dev_ops vblk_dev_ops = {
 	.config_get = blk_config_get,
 	.config_write = blk_config_write,
 	.features_ok = blk_features_ok,
@@ -1061,7 +1062,7 @@ static const struct vmmio_device_ops vblk_vmmio_ops = {
 int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 		const struct vblk_backend_ops *ops, void *be, struct vblk_dev **ret_dev)
 {
-	struct vmmio_params p = { 0 };
+	struct virtio_dev_params p = { 0 };
 	struct vblk_dev *dev;
 	uint64_t f;
 	int r;
@@ -1126,14 +1127,14 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 	f &= ~cfg->disable_features;
 
 	p.name = dev->name;
-	p.version = dev->cfg.version;
+	p.legacy = dev->cfg.version == 1;
 	p.device_id = VIRTIO_ID_BLOCK;
 	p.vendor_id = 0x554d4551; /* "QEMU": what Linux and most guests expect of virtio-mmio */
 	p.features = f;
 	p.num_queues = dev->cfg.num_queues;
 	p.queue_num_max = dev->cfg.queue_num_max;
 	p.config_size = VBLK_CONFIG_SIZE;
-	r = vmmio_create(&p, t, &vblk_vmmio_ops, dev, &dev->vmmio);
+	r = virtio_dev_create(&p, t, &vblk_dev_ops, dev, &dev->vdev);
 	if (r < 0)
 		goto err_free;
 	*ret_dev = dev;
@@ -1150,17 +1151,17 @@ void vblk_destroy(struct vblk_dev *dev)
 	if (!dev)
 		return;
 	/* Stops every queue: in-flight requests become orphans that no longer know the device. */
-	vmmio_destroy(dev->vmmio);
-	dev->vmmio = NULL;
+	virtio_dev_destroy(dev->vdev);
+	dev->vdev = NULL;
 	for (struct vblk_pool *p = dev->orphans; p; p = p->orphan_next)
 		p->dev = NULL;
 	free(dev->queues);
 	free(dev);
 }
 
-struct vmmio_dev *vblk_vmmio(struct vblk_dev *dev)
+struct virtio_dev *vblk_virtio_dev(struct vblk_dev *dev)
 {
-	return dev->vmmio;
+	return dev->vdev;
 }
 
 void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info)
@@ -1175,7 +1176,7 @@ void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info)
 	dev->info.logical_block_size = lbs;
 	dev->info.physical_block_size = pbs;
 	if (changed)
-		vmmio_config_changed(dev->vmmio);
+		virtio_dev_config_changed(dev->vdev);
 }
 
 void vblk_get_stats(const struct vblk_dev *dev, struct vblk_stats *ret_stats)

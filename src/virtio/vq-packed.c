@@ -18,7 +18,8 @@ static int packed_init(struct vq *vq)
 	if (vq->cfg.desc_addr % 16 || vq->cfg.driver_addr % 4 || vq->cfg.device_addr % 4)
 		return -EINVAL;
 	vq->pending = calloc(num, sizeof(*vq->pending));
-	if (!vq->pending)
+	vq->start = calloc(num, sizeof(*vq->start));
+	if (!vq->pending || !vq->start)
 		return -ENOMEM;
 	r = vq_map_ring(vq, 0, vq->cfg.desc_addr, 16ull * num, true, &p);
 	if (r < 0)
@@ -76,16 +77,19 @@ static bool desc_is_avail(uint16_t flags, bool wrap)
 	return !!(flags & VIRTQ_DESC_F_AVAIL) == wrap && !!(flags & VIRTQ_DESC_F_USED) != wrap;
 }
 
-static int packed_pop(struct vq *vq, struct vq_elem *elem)
+/*
+ * Walk the list that starts at *@io_i (its head's @flags already read and
+ * found available): the buffers into @elem, *@io_i / *@io_wrap past it, its
+ * buffer id into *@ret_id.
+ */
+static int packed_walk(struct vq *vq, struct vq_elem *elem, uint16_t flags, uint16_t *io_i,
+		       bool *io_wrap, uint16_t *ret_id)
 {
-	uint16_t num = vq->cfg.num, i = vq->next_avail, id = 0, flags;
-	bool wrap = vq->avail_wrap;
+	uint16_t num = vq->cfg.num, i = *io_i, id = 0;
+	bool wrap = *io_wrap;
 	unsigned int count = 0;
 	int r;
 
-	flags = le16toh(vq_load(&vq->pdesc[i].flags));
-	if (!desc_is_avail(flags, wrap))
-		return 0;
 	/*
 	 * Read the rest of the chain only after its head's flags: pairs with the
 	 * driver's write barrier before it stores the head flags (§2.8.21.1.1).
@@ -96,10 +100,8 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 		uint32_t len;
 
 		/* §2.8.17: a list is never longer than the queue size (so no loops either). */
-		if (count++ >= num) {
-			r = -ELOOP;
-			goto err;
-		}
+		if (count++ >= num)
+			return -ELOOP;
 		addr = le64toh(vq_load(&vq->pdesc[i].addr));
 		len = le32toh(vq_load(&vq->pdesc[i].len));
 		id = le16toh(vq_load(&vq->pdesc[i].id));
@@ -110,16 +112,14 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 			 * §2.8.19: an indirect descriptor stands alone, never in a
 			 * list linked by NEXT (unlike the split ring, §2.7.5.3.2).
 			 */
-			if ((flags & VIRTQ_DESC_F_NEXT) || count > 1) {
-				r = -EPROTO;
-				goto err;
-			}
+			if ((flags & VIRTQ_DESC_F_NEXT) || count > 1)
+				return -EPROTO;
 			r = packed_walk_indirect(vq, elem, addr, len);
 		} else {
 			r = vq_add_buf(vq, elem, addr, len, flags & VIRTQ_DESC_F_WRITE);
 		}
 		if (r < 0)
-			goto err;
+			return r;
 		if (++i == num) {
 			i = 0;
 			wrap = !wrap;
@@ -127,18 +127,58 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 		if (!(flags & VIRTQ_DESC_F_NEXT))
 			break;
 	}
-	/* §2.8.6: the buffer id is in the list's last descriptor; ids are < num (as Linux uses them). */
-	r = vq_take_id(vq, id);
-	if (r < 0)
-		goto err;
-	elem->id = id;
 	elem->ndesc = (uint16_t)count;
+	*io_i = i;
+	*io_wrap = wrap;
+	*ret_id = id;
+	return 0;
+}
+
+static int packed_pop(struct vq *vq, struct vq_elem *elem)
+{
+	uint16_t i = vq->next_avail, id, flags;
+	bool wrap = vq->avail_wrap;
+	int r;
+
+	flags = le16toh(vq_load(&vq->pdesc[i].flags));
+	if (!desc_is_avail(flags, wrap))
+		return 0;
+	r = packed_walk(vq, elem, flags, &i, &wrap, &id);
+	/* §2.8.6: the buffer id is in the list's last descriptor; ids are < num (as Linux uses them). */
+	if (r == 0)
+		r = vq_take_id(vq, id);
+	if (r < 0)
+		return vq_fail(vq, r);
+	elem->id = id;
+	/* Where the chain began, for a saved state (one store per request). */
+	vq->start[id] = (struct vq_inflight){ .id = id, .pos = vq->next_avail,
+					      .wrap = vq->avail_wrap };
 	vq->next_avail = i;
 	vq->avail_wrap = wrap;
 	return 1;
+}
 
-err:
-	return vq_fail(vq, r);
+static int packed_repop(struct vq *vq, struct vq_elem *elem, const struct vq_inflight *h)
+{
+	uint16_t i = h->pos, id, flags;
+	bool wrap = h->wrap;
+	int r;
+
+	/*
+	 * Used entries are written in order of completion over the ring
+	 * (§2.8.5), so one may have covered the descriptors of a buffer still
+	 * in flight: then its chain is gone and cannot be taken again.
+	 */
+	flags = le16toh(vq_load(&vq->pdesc[i].flags));
+	if (!desc_is_avail(flags, wrap))
+		return -ESTALE;
+	r = packed_walk(vq, elem, flags, &i, &wrap, &id);
+	if (r < 0)
+		return r;
+	if (id != h->id)
+		return -ESTALE;
+	elem->id = id;
+	return 1;
 }
 
 static bool packed_publish(struct vq *vq);
@@ -254,4 +294,5 @@ const struct vq_layout_ops vq_packed_ops = {
 	.push = packed_push,
 	.publish = packed_publish,
 	.set_notify = packed_set_notify,
+	.repop = packed_repop,
 };

@@ -278,10 +278,23 @@ static bool split_set_notify(struct vq *vq, bool on)
 	return avail_idx != vq->last_avail;
 }
 
+static int split_repop(struct vq *vq, struct vq_elem *elem, const struct vq_inflight *h)
+{
+	/* §2.7.8: the chain of a head not yet used is still the device's to read. */
+	int r = split_walk(vq, elem, h->id);
+
+	if (r < 0)
+		return r;
+	elem->id = h->id;
+	elem->ndesc = 1;
+	return 1;
+}
+
 const struct vq_layout_ops vq_split_ops = {
 	.init = split_init,
 	.pop = split_pop,
 	.push = split_push,
 	.publish = split_publish,
 	.set_notify = split_set_notify,
+	.repop = split_repop,
 };

@@ -163,7 +163,8 @@ static struct fz *fz_new(unsigned int version, unsigned int nq, bool grants)
 	cfg.serial = "fuzz";
 	if (vblk_create(&cfg, &f->t, &fz_bops, f, &f->dev) < 0)
 		abort();
-	f->mmio = vblk_vmmio(f->dev);
+	if (vmmio_create(vblk_virtio_dev(f->dev), &f->mmio) < 0)
+		abort();
 	log_set_level(LOG_LEVEL_ERR);
 	return f;
 }
@@ -171,6 +172,7 @@ static struct fz *fz_new(unsigned int version, unsigned int nq, bool grants)
 /* Destroy with whatever is in flight, then let the backend finish: nothing may leak or crash. */
 static void fz_free(struct fz *f)
 {
+	vmmio_destroy(f->mmio);
 	vblk_destroy(f->dev);
 	while (f->npending) {
 		struct blk_req *r = f->pending[--f->npending];

@@ -242,7 +242,9 @@ static struct vt *vt_create(const struct vblk_config *cfg, bool grants, uint64_t
 	ram_be_init(&vt->be, c.info.capacity);
 	r = vblk_create(&c, &vt->mem.t, &ram_be_ops, &vt->be, &vt->dev);
 	assert(r == 0);
-	vt->mmio = vblk_vmmio(vt->dev);
+	vt->vdev = vblk_virtio_dev(vt->dev);
+	r = vmmio_create(vt->vdev, &vt->mmio);
+	assert(r == 0);
 	return vt;
 }
 
@@ -265,6 +267,7 @@ void vt_free(struct vt *vt)
 {
 	if (!vt)
 		return;
+	vmmio_destroy(vt->mmio);
 	vblk_destroy(vt->dev);
 	/* Orphans complete after the device is gone, as the real engine would on close. */
 	ram_be_complete(&vt->be, true);
@@ -338,7 +341,7 @@ static void vt_queue_init(struct vt *vt, unsigned int idx, uint16_t num, bool pa
 void vt_queue_setup(struct vt *vt, unsigned int idx, uint16_t num)
 {
 	struct vt_queue *q;
-	bool packed = vmmio_has_feature(vt->mmio, VIRTIO_F_RING_PACKED);
+	bool packed = virtio_dev_has_feature(vt->vdev, VIRTIO_F_RING_PACKED);
 
 	vt_queue_init(vt, idx, num, packed);
 	q = &vt->q[idx];

@@ -78,7 +78,8 @@ struct vt {
 	struct fake_mem mem;
 	struct ram_be be;
 	struct vblk_dev *dev;
-	struct vmmio_dev *mmio;
+	struct virtio_dev *vdev;		/* vblk_virtio_dev(dev) */
+	struct vmmio_dev *mmio;			/* its register decoder */
 	struct vt_queue q[8];
 	uint64_t offered;
 };

@@ -1049,7 +1049,7 @@ static void test_packed_ring_round_trips(void **state)
 	struct vt *vt = started(NULL, VT_ALL);
 	uint64_t w = buf(vt, 1024, 0x99), r = buf(vt, 1024, 0);
 
-	assert_true(vmmio_has_feature(vt->mmio, VIRTIO_F_RING_PACKED));
+	assert_true(virtio_dev_has_feature(vt->vdev, VIRTIO_F_RING_PACKED));
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 3, w, 1024), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 3, r, 1024), VIRTIO_BLK_S_OK);
 	assert_memory_equal(ptr(vt, r), ptr(vt, w), 1024);
