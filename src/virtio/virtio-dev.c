@@ -323,7 +323,7 @@ static struct vdev_queue *layout_queue(struct virtio_dev *vdev, unsigned int idx
 
 int virtio_dev_queue_set_num(struct virtio_dev *vdev, unsigned int idx, uint32_t num)
 {
-	int r;
+	int r = 0;
 	struct vdev_queue *q = layout_queue(vdev, idx, &r);
 
 	if (!q)
@@ -335,7 +335,7 @@ int virtio_dev_queue_set_num(struct virtio_dev *vdev, unsigned int idx, uint32_t
 int virtio_dev_queue_set_addr(struct virtio_dev *vdev, unsigned int idx,
 			      enum virtio_queue_area area, uint64_t addr)
 {
-	int r;
+	int r = 0;
 	struct vdev_queue *q = layout_queue(vdev, idx, &r);
 
 	if (!q)
@@ -356,7 +356,7 @@ int virtio_dev_queue_set_addr(struct virtio_dev *vdev, unsigned int idx,
 
 int virtio_dev_queue_set_align(struct virtio_dev *vdev, unsigned int idx, uint32_t align)
 {
-	int r;
+	int r = 0;
 	struct vdev_queue *q = layout_queue(vdev, idx, &r);
 
 	if (!q)
