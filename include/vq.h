@@ -5,8 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/uio.h>
-
+#include "virtio-platform.h"
 #include "virtio-types.h"
 
 /* Largest queue the device accepts (§2.6: split queue sizes are powers of two <= 32768). */

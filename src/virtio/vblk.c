@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* virtio-blk device type (virtio 1.2 §5.2) on a virtio device: request parsing, submission, completion. */
 #include <assert.h>
-#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
@@ -9,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "virtio-platform.h"
 #include "log.h"
 #include "iov.h"
 #include "vblk.h"
@@ -126,19 +126,19 @@ struct vblk_dev {
 
 static void put_le16(uint8_t *p, uint16_t v)
 {
-	v = htole16(v);
+	v = virtio_htole16(v);
 	memcpy(p, &v, 2);
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
-	v = htole32(v);
+	v = virtio_htole32(v);
 	memcpy(p, &v, 4);
 }
 
 static void put_le64(uint8_t *p, uint64_t v)
 {
-	v = htole64(v);
+	v = virtio_htole64(v);
 	memcpy(p, &v, 8);
 }
 
@@ -526,9 +526,9 @@ static enum parse_result parse_dz(struct vblk_dev *dev, struct vblk_req *req, ui
 	memcpy(&sector, seg, 8);
 	memcpy(&nsec, seg + 8, 4);
 	memcpy(&flags, seg + 12, 4);
-	sector = le64toh(sector);
-	nsec = le32toh(nsec);
-	flags = le32toh(flags);
+	sector = virtio_le64toh(sector);
+	nsec = virtio_le32toh(nsec);
+	flags = virtio_le32toh(flags);
 	/*
 	 * §5.2.6.2: unknown flags, and the unmap flag on DISCARD, are answered
 	 * UNSUPP.
@@ -597,8 +597,8 @@ static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8
 		return map_failed(req, r, ret_status);
 	memcpy(&type, hdr, 4);
 	memcpy(&sector, hdr + 8, 8);
-	type = le32toh(type);
-	sector = le64toh(sector);
+	type = virtio_le32toh(type);
+	sector = virtio_le64toh(sector);
 	req->type = type;
 
 	switch (type) {

@@ -3,11 +3,11 @@
 #ifndef VBLKD_VQ_INTERNAL_H
 #define VBLKD_VQ_INTERNAL_H
 
-#include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "virtio-platform.h"
 #include "vq.h"
 
 /*

@@ -37,7 +37,7 @@ static int packed_init(struct vq *vq)
 	vq->avail_wrap = true;
 	vq->used_wrap = true;
 	/* We never suppress driver notifications: QueueNotify is how work arrives (§2.8.10). */
-	vq_store(&vq->device_event[EVENT_FLAGS], htole16(VIRTQ_EVENT_F_ENABLE));
+	vq_store(&vq->device_event[EVENT_FLAGS], virtio_htole16(VIRTQ_EVENT_F_ENABLE));
 	return 0;
 }
 
@@ -54,9 +54,9 @@ static int packed_walk_indirect(struct vq *vq, struct vq_elem *elem, uint64_t ad
 		return r;
 	table = p;
 	for (i = 0; i < n; i++) {
-		uint64_t a = le64toh(vq_load(&table[i].addr));
-		uint32_t l = le32toh(vq_load(&table[i].len));
-		uint16_t f = le16toh(vq_load(&table[i].flags));
+		uint64_t a = virtio_le64toh(vq_load(&table[i].addr));
+		uint32_t l = virtio_le32toh(vq_load(&table[i].len));
+		uint16_t f = virtio_le16toh(vq_load(&table[i].flags));
 
 		/* §2.8.19: only WRITE may be set inside an indirect table; INDIRECT would nest. */
 		if (f & VIRTQ_DESC_F_INDIRECT) {
@@ -102,11 +102,11 @@ static int packed_walk(struct vq *vq, struct vq_elem *elem, uint16_t flags, uint
 		/* §2.8.17: a list is never longer than the queue size (so no loops either). */
 		if (count++ >= num)
 			return -ELOOP;
-		addr = le64toh(vq_load(&vq->pdesc[i].addr));
-		len = le32toh(vq_load(&vq->pdesc[i].len));
-		id = le16toh(vq_load(&vq->pdesc[i].id));
+		addr = virtio_le64toh(vq_load(&vq->pdesc[i].addr));
+		len = virtio_le32toh(vq_load(&vq->pdesc[i].len));
+		id = virtio_le16toh(vq_load(&vq->pdesc[i].id));
 		if (count > 1)
-			flags = le16toh(vq_load(&vq->pdesc[i].flags));
+			flags = virtio_le16toh(vq_load(&vq->pdesc[i].flags));
 		if (flags & VIRTQ_DESC_F_INDIRECT) {
 			/*
 			 * §2.8.19: an indirect descriptor stands alone, never in a
@@ -140,7 +140,7 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 	bool wrap = vq->avail_wrap;
 	int r;
 
-	flags = le16toh(vq_load(&vq->pdesc[i].flags));
+	flags = virtio_le16toh(vq_load(&vq->pdesc[i].flags));
 	if (!desc_is_avail(flags, wrap))
 		return 0;
 	r = packed_walk(vq, elem, flags, &i, &wrap, &id);
@@ -169,7 +169,7 @@ static int packed_repop(struct vq *vq, struct vq_elem *elem, const struct vq_inf
 	 * (§2.8.5), so one may have covered the descriptors of a buffer still
 	 * in flight: then its chain is gone and cannot be taken again.
 	 */
-	flags = le16toh(vq_load(&vq->pdesc[i].flags));
+	flags = virtio_le16toh(vq_load(&vq->pdesc[i].flags));
 	if (!desc_is_avail(flags, wrap))
 		return -ESTALE;
 	r = packed_walk(vq, elem, flags, &i, &wrap, &id);
@@ -223,14 +223,14 @@ static bool packed_publish(struct vq *vq)
 		if (p->len)
 			f |= VIRTQ_DESC_F_WRITE;
 
-		vq_store(&d->id, htole16(p->id));
-		vq_store(&d->len, htole32(p->len));
+		vq_store(&d->id, virtio_htole16(p->id));
+		vq_store(&d->len, virtio_htole32(p->len));
 		if (k == 0) {
 			first_flags = f;
 		} else {
 			/* id/len before flags: pairs with the driver's rmb after it reads flags. */
 			vq_wmb();
-			vq_store(&d->flags, htole16(f));
+			vq_store(&d->flags, virtio_htole16(f));
 		}
 		vq->next_used = (uint16_t)(vq->next_used + p->ndesc);
 		if (vq->next_used >= num) {
@@ -244,10 +244,10 @@ static bool packed_publish(struct vq *vq)
 	 * once (§2.8.9); pairs with the driver's rmb after reading the flags (§2.8.22).
 	 */
 	vq_wmb();
-	vq_store(&vq->pdesc[first_slot].flags, htole16(first_flags));
+	vq_store(&vq->pdesc[first_slot].flags, virtio_htole16(first_flags));
 	/* Publish before reading the driver's event suppression: pairs with its mb after writing it. */
 	vq_mb();
-	dflags = le16toh(vq_load(&vq->driver_event[EVENT_FLAGS]));
+	dflags = virtio_le16toh(vq_load(&vq->driver_event[EVENT_FLAGS]));
 	if (vq->notify_pending) {
 		/* an early publish (see packed_push) already decided to interrupt */
 		vq->notify_pending = false;
@@ -261,7 +261,7 @@ static bool packed_publish(struct vq *vq)
 	 * §2.8.10: notify when the used position passes the driver's off_wrap.
 	 * Indices are compared in one numbering that unrolls the ring wrap.
 	 */
-	off_wrap = le16toh(vq_load(&vq->driver_event[EVENT_OFF_WRAP]));
+	off_wrap = virtio_le16toh(vq_load(&vq->driver_event[EVENT_OFF_WRAP]));
 	off = off_wrap & 0x7fff;
 	new_i = vq->next_used;
 	old_i = old;
@@ -276,7 +276,7 @@ static bool packed_set_notify(struct vq *vq, bool on)
 {
 	/* §2.8.10: the device event suppression structure; DESC mode is not used. */
 	vq_store(&vq->device_event[EVENT_FLAGS],
-		 htole16(on ? VIRTQ_EVENT_F_ENABLE : VIRTQ_EVENT_F_DISABLE));
+		 virtio_htole16(on ? VIRTQ_EVENT_F_ENABLE : VIRTQ_EVENT_F_DISABLE));
 	if (!on)
 		return false;
 	/*
@@ -285,7 +285,7 @@ static bool packed_set_notify(struct vq *vq, bool on)
 	 * (virtqueue_kick_prepare_packed).
 	 */
 	vq_mb();
-	return desc_is_avail(le16toh(vq_load(&vq->pdesc[vq->next_avail].flags)), vq->avail_wrap);
+	return desc_is_avail(virtio_le16toh(vq_load(&vq->pdesc[vq->next_avail].flags)), vq->avail_wrap);
 }
 
 const struct vq_layout_ops vq_packed_ops = {
