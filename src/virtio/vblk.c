@@ -723,6 +723,154 @@ static void pass_charge(const struct vblk_req *req, uint64_t *bytes, unsigned in
 	*maps += e->iov_num + 1;
 }
 
+/* One pass over a queue: what it may still take and map, what it did. */
+struct vblk_pass {
+	/*
+	 * A driver that follows the rules cannot offer more than num buffers
+	 * before it sees used ones, and nothing is published inside a pass;
+	 * the budget only stops a guest that keeps re-offering heads from another
+	 * vCPU from holding the daemon here.  One pop more than the ring holds:
+	 * the pop that finds it empty is the one that asks for the next
+	 * notification (EVENT_IDX), even after a full ring answered inline.
+	 */
+	unsigned int budget;
+	/*
+	 * What one pass may map: on Xen each page is hypercall work, and the
+	 * thread that does it serves every other guest too.  A pass that spends
+	 * it leaves the rest of the ring for a pass of its own after the loop
+	 * has dispatched everything else that is ready (vblk_poll_soon()).
+	 */
+	uint64_t bytes;
+	unsigned int maps;
+	unsigned int taken;
+	bool plugged;			/* submitted since the last unplug */
+};
+
+/* The transport cannot map now: the queue waits for releases (its own completions, or room()). */
+static void wait_room(struct vblk_dev *dev)
+{
+	dev->stats.map_waits++;
+	if (dev->t.ops->wait_room)
+		dev->t.ops->wait_room(dev->t.opaque);
+}
+
+/* The request to work on next: the stalled one, or one taken from the ring; NULL ends the pass. */
+static struct vblk_req *next_request(struct vblk_queue *q, struct vblk_pass *p)
+{
+	struct vblk_req *req = q->stalled;
+	int r;
+
+	if (req) {
+		q->stalled = NULL;
+		return req;
+	}
+	if (p->budget == 0)
+		return NULL;
+	if (p->bytes >= VBLK_PASS_BYTES || p->maps >= VBLK_PASS_MAPS) {
+		q->backlog = true;
+		return NULL;
+	}
+	p->budget--;
+	req = pool_get(q->pool);
+	if (!req)
+		return NULL; /* every id is in flight: the ring cannot hold more */
+	r = vq_pop(q->vq, &req->elem);
+	if (r <= 0) {
+		pool_put(q->pool, req);
+		if (r == -ENOBUFS || r == -ENOMEM) {
+			/* An indirect table the transport cannot map now: the ring waits. */
+			q->map_wait = true;
+			wait_room(q->dev);
+		} else if (r < 0) {
+			ring_broken(q->dev, q->idx, r);
+		}
+		return NULL;
+	}
+	p->taken++;
+	req->parsed = false;
+	return req;
+}
+
+enum vblk_step {
+	STEP_SUBMIT,		/* hand it to the backend */
+	STEP_NEXT,		/* answered already: take the next one */
+	STEP_STOP,		/* the pass ends */
+};
+
+static enum vblk_step parse_request(struct vblk_queue *q, struct vblk_req *req,
+				    struct vblk_pass *p)
+{
+	uint8_t status = VIRTIO_BLK_S_IOERR;
+	enum parse_result pr;
+
+	if (req->parsed)
+		return STEP_SUBMIT;
+	pr = parse(q->dev, req, &status);
+	pass_charge(req, &p->bytes, &p->maps);
+	switch (pr) {
+	case PARSE_SUBMIT:
+		req->parsed = true;
+		return STEP_SUBMIT;
+	case PARSE_DONE:
+		complete_status(q, req, status);
+		return STEP_NEXT;
+	case PARSE_WAIT:
+		/*
+		 * No room to map it now: like a full backend, the queue waits
+		 * with this request first in line; the completions that release
+		 * mappings bring us back.
+		 */
+		vq_elem_unmap(&q->pool->t, &req->elem);
+		q->stalled = req;
+		wait_room(q->dev);
+		return STEP_STOP;
+	case PARSE_BROKEN:
+		vq_elem_unmap(&q->pool->t, &req->elem);
+		pool_put(q->pool, req);
+		ring_broken(q->dev, q->idx, -EPROTO);
+		return STEP_STOP;
+	}
+	return STEP_STOP;
+}
+
+/*
+ * After a pass: ask the driver for notifications, or not.  Returns true
+ * when buffers arrived while they were off: the caller must take them.
+ */
+static bool pass_end(struct vblk_queue *q)
+{
+	struct vblk_dev *dev = q->dev;
+
+	if (!q->vq || !virtio_dev_running(dev->vdev)) {
+		/* Needs a reset (or has no rings): nothing to take until the driver resets it. */
+		q->quiet = false;
+		q->backlog = false;
+		q->map_wait = false;
+		return false;
+	}
+	/*
+	 * While requests of this queue are in the backend, their completions
+	 * bring us back here (vblk_complete_batch()), so the driver need not
+	 * notify: on Xen every notification is a trap and a round trip through
+	 * this daemon while the vCPU waits.  The poll timer bounds how long a
+	 * buffer can wait if they are slow, and comes back at once for a backlog.
+	 */
+	if (q->pool->outstanding || q->stalled || q->backlog || q->map_wait) {
+		if (!q->quiet) {
+			q->quiet = true;
+			vq_notify_off(q->vq);
+			poll_quiet(dev);
+		}
+		if (q->backlog)
+			vblk_poll_soon(dev);
+		return false;
+	}
+	if (!q->quiet)
+		return false;
+	q->quiet = false;
+	return vq_notify_on(q->vq);
+}
+
 /*
  * Take requests from the ring until it is empty, the backend is full, the
  * pass's budget is spent, or the driver misbehaves.  Returns how many it took.
@@ -730,144 +878,39 @@ static void pass_charge(const struct vblk_req *req, uint64_t *bytes, unsigned in
 static unsigned int process_queue(struct vblk_queue *q)
 {
 	struct vblk_dev *dev = q->dev;
-	bool plugged = false;		/* submitted since the last unplug */
-	unsigned int taken = 0;
-	/*
-	 * A driver that follows the rules cannot offer more than num buffers
-	 * before it sees used ones, and nothing is published inside this loop;
-	 * the budget only stops a guest that keeps re-offering heads from another
-	 * vCPU from holding the daemon here.  One pop more than the ring holds:
-	 * the pop that finds it empty is the one that asks for the next
-	 * notification (EVENT_IDX), even after a full ring answered inline.
-	 */
-	unsigned int budget = q->vq ? vq_num(q->vq) + 1u : 0;
-	/*
-	 * What one pass may map: on Xen each page is hypercall work, and the
-	 * thread that does it serves every other guest too.  A pass that spends
-	 * it leaves the rest of the ring for a pass of its own after the loop
-	 * has dispatched everything else that is ready (backend resume()).
-	 */
-	uint64_t pass_bytes = 0;
-	unsigned int pass_maps = 0;
+	struct vblk_pass p = { .budget = q->vq ? vq_num(q->vq) + 1u : 0 };
+	struct vblk_req *req;
+	enum vblk_step step;
+	int r;
 
 	if (q->processing)
 		return 0;
 	q->processing = true;
 	q->backlog = false;
 	q->map_wait = false;
-again:
-	while (q->vq && virtio_dev_running(dev->vdev)) {
-		struct vblk_req *req = q->stalled;
-		uint8_t status = VIRTIO_BLK_S_IOERR;
-		int r;
-
-		if (req) {
-			q->stalled = NULL;
-		} else {
-			if (budget == 0)
-				break;
-			if (pass_bytes >= VBLK_PASS_BYTES || pass_maps >= VBLK_PASS_MAPS) {
-				q->backlog = true;
-				break;
-			}
-			budget--;
-			req = pool_get(q->pool);
-			if (!req)
-				break; /* every id is in flight: the ring cannot hold more */
-			r = vq_pop(q->vq, &req->elem);
-			if (r == -ENOBUFS || r == -ENOMEM) {
-				/* An indirect table the transport cannot map now: the ring waits. */
-				pool_put(q->pool, req);
-				dev->stats.map_waits++;
-				q->map_wait = true;
-				if (dev->t.ops->wait_room)
-					dev->t.ops->wait_room(dev->t.opaque);
-				break;
-			}
-			if (r <= 0) {
-				pool_put(q->pool, req);
-				if (r < 0)
-					ring_broken(dev, q->idx, r);
-				break;
-			}
-			taken++;
-			req->parsed = false;
-		}
-		if (!req->parsed) {
-			enum parse_result pr = parse(dev, req, &status);
-
-			pass_charge(req, &pass_bytes, &pass_maps);
-			switch (pr) {
-			case PARSE_SUBMIT:
-				req->parsed = true;
-				break;
-			case PARSE_DONE:
-				complete_status(q, req, status);
+	do {
+		while (q->vq && virtio_dev_running(dev->vdev) && (req = next_request(q, &p))) {
+			step = parse_request(q, req, &p);
+			if (step == STEP_NEXT)
 				continue;
-			case PARSE_WAIT:
-				/*
-				 * No room to map it now: like a full backend, the
-				 * queue waits with this request first in line; the
-				 * completions that release mappings bring us back.
-				 */
-				vq_elem_unmap(&q->pool->t, &req->elem);
-				dev->stats.map_waits++;
+			if (step == STEP_STOP)
+				break;
+			r = submit(q, req);
+			if (r == 0) {
+				p.plugged = true;
+			} else if (r == -EAGAIN) {
 				q->stalled = req;
-				if (dev->t.ops->wait_room)
-					dev->t.ops->wait_room(dev->t.opaque);
-				goto out;
-			case PARSE_BROKEN:
-				vq_elem_unmap(&q->pool->t, &req->elem);
-				pool_put(q->pool, req);
-				ring_broken(dev, q->idx, -EPROTO);
-				goto out;
+				break;
 			}
 		}
-		r = submit(q, req);
-		if (r == 0) {
-			plugged = true;
-		} else if (r == -EAGAIN) {
-			q->stalled = req;
-			break;
-		}
-	}
-out:
-	/* The end of a burst; the block layer hands small batches over by itself (BLK_SUBMIT_BATCH). */
-	if (plugged && dev->bops->unplug)
-		dev->bops->unplug(dev->be);
-	plugged = false;
-	if (q->vq && virtio_dev_running(dev->vdev)) {
-		/*
-		 * While requests of this queue are in the backend, their
-		 * completions bring us back here (vblk_complete_batch()), so the driver
-		 * need not notify: on Xen every notification is a trap and a round
-		 * trip through this daemon while the vCPU waits.  The poll timer
-		 * bounds how long a buffer can wait if they are slow, and comes
-		 * back at once for a backlog.
-		 */
-		if (q->pool->outstanding || q->stalled || q->backlog || q->map_wait) {
-			if (!q->quiet) {
-				q->quiet = true;
-				vq_notify_off(q->vq);
-				poll_quiet(dev);
-			}
-			if (q->backlog)
-				vblk_poll_soon(dev);
-		} else if (q->quiet) {
-			q->quiet = false;
-			if (vq_notify_on(q->vq)) {
-				budget = vq_num(q->vq) + 1u;
-				goto again;
-			}
-		}
-	} else {
-		/* Needs a reset (or has no rings): nothing to take until the driver resets it. */
-		q->quiet = false;
-		q->backlog = false;
-		q->map_wait = false;
-	}
+		/* The end of a burst; the block layer hands small batches over by itself (BLK_SUBMIT_BATCH). */
+		if (p.plugged && dev->bops->unplug)
+			dev->bops->unplug(dev->be);
+		p.plugged = false;
+		p.budget = q->vq ? vq_num(q->vq) + 1u : 0;
+	} while (pass_end(q));
 	q->processing = false;
-	return taken;
+	return p.taken;
 }
 
 unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet)
@@ -1059,6 +1102,26 @@ static const struct virtio_dev_ops vblk_dev_ops = {
 
 /* ---- public API --------------------------------------------------------------------------- */
 
+/* §5.2.3: what the device offers (the core adds VERSION_1 / ACCESS_PLATFORM as the transport needs). */
+static uint64_t offered_features(const struct vblk_dev *dev)
+{
+	uint64_t f;
+
+	f = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
+	    VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_RING_PACKED) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_BIT(VIRTIO_BLK_F_TOPOLOGY) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_MQ);
+	if (dev->info.read_only)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
+	if (dev->info.discard)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD);
+	if (dev->info.write_zeroes)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
+	return f;
+}
+
 int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 		const struct vblk_backend_ops *ops, void *be, struct vblk_dev **ret_dev)
 {
@@ -1112,19 +1175,7 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 		dev->queues[i].idx = i;
 	}
 
-	f = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
-	    VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_RING_PACKED) |
-	    VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) |
-	    VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_BIT(VIRTIO_BLK_F_TOPOLOGY) |
-	    VIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE) |
-	    VIRTIO_BIT(VIRTIO_BLK_F_MQ);
-	if (dev->info.read_only)
-		f |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
-	if (dev->info.discard)
-		f |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD);
-	if (dev->info.write_zeroes)
-		f |= VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
-	f &= ~cfg->disable_features;
+	f = offered_features(dev) & ~cfg->disable_features;
 
 	p.name = dev->name;
 	p.legacy = dev->cfg.version == 1;
