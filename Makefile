@@ -362,6 +362,8 @@ LDFLAGS_test-loop := -Wl,--wrap=epoll_wait
 LDFLAGS_test-blk-aio := -Wl,--wrap=io_submit -Wl,--wrap=io_getevents
 # test-gmem: a PROT_NONE reservation that cannot be put back.
 LDFLAGS_test-gmem := -Wl,--wrap=mmap
+# test-virtio-dev: a host out of memory when a queue starts.
+LDFLAGS_test-virtio-dev := -Wl,--wrap=calloc
 LDFLAGS_test-blk-uring := -Wl,--wrap=io_uring_submit -Wl,--wrap=io_uring_peek_batch_cqe \
 	-Wl,--wrap=io_uring_queue_init
 

@@ -77,6 +77,18 @@ struct blk_info {
 #define BLK_QUEUE_DEPTH_DEFAULT 128u
 #define BLK_BOUNCE_BUDGET_DEFAULT (64ull << 20)
 #define BLK_QUEUE_DEPTH_MAX 4096u
+/*
+ * Requests handed to the kernel per system call (io_submit/io_uring_enter)
+ * when blk_open_opts.submit_batch asks for it.  Linux plugs a submission of
+ * more than two requests (fs/aio.c AIO_PLUG_THRESHOLD, io_uring's
+ * need_plug): none of them reaches the disk before the last is prepared, a
+ * few microseconds each, so the first of a ring of 32 waits for the other 31
+ * while the disk idles, and the ring's requests move in lock-step.  Two at a
+ * time is the largest unplugged batch.  make bench, 4k QD32 on one disk:
+ * 64-65k -> 76-80k IOPS reading, 81-83k -> 114-134k writing (libaio;
+ * io_uring alike); 4 per call gave less for writes, 1 the same for more CPU.
+ */
+#define BLK_SUBMIT_BATCH 2u
 
 struct blk_open_opts {
 	enum blk_engine engine;
@@ -96,6 +108,11 @@ struct blk_open_opts {
 	 * taken when none is bounced.  0 = BLK_BOUNCE_BUDGET_DEFAULT.
 	 */
 	uint64_t bounce_budget;
+	/*
+	 * blk_submit() hands the queued requests to the kernel by itself each
+	 * time this many are waiting (BLK_SUBMIT_BATCH); 0 = only blk_unplug() does.
+	 */
+	unsigned int submit_batch;
 };
 
 /*

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* virtio-blk device (virtio 1.2 §5.2) on the virtio-mmio register file, over a block backend. */
+/* virtio-blk device (virtio 1.2 §5.2): a device type on a virtio device (virtio-dev.h), over a block backend. */
 #ifndef VBLKD_VBLK_H
 #define VBLKD_VBLK_H
 
@@ -8,7 +8,7 @@
 
 #include "blk.h"
 #include "virtio-types.h"
-#include "vmmio.h"
+#include "virtio-dev.h"
 
 /* Feature bits, §5.2.3. */
 #define VIRTIO_BLK_F_SIZE_MAX		1
@@ -64,10 +64,10 @@
  * Wiring (single-threaded, all calls from the one event loop):
  *
  *   vblk_create(&cfg, &transport, &backend_ops, backend, &dev);
- *   guest MMIO read/write of the 0x200 window -> vmmio_read/vmmio_write(vblk_vmmio(dev), ...)
- *       (a QueueNotify write submits to the backend before it returns)
+ *   a transport over vblk_virtio_dev(dev), e.g. vmmio_create(vblk_virtio_dev(dev), &m)
+ *       (a queue notification submits to the backend before it returns)
  *   backend completion batch (e.g. aio eventfd readable): the engine calls
- *       req->done() for each request, then the owner calls vblk_flush(dev) once
+ *       req->done() for each request, then the owner calls vblk_complete_batch(dev) once
  *   backing file grew: vblk_set_info(dev, &new_info)
  *   teardown: vblk_destroy(dev), then close the backend (which completes or
  *       cancels what is left), then drop the transport
@@ -81,26 +81,26 @@ struct vblk_dev;
  * requests from its rings and resumes when one of its completions arrives
  * (it may call submit() again from inside done()); any other -errno = not
  * accepted, the guest gets VIRTIO_BLK_S_IOERR.  unplug() ends each burst of
- * submits (may be NULL).
+ * submits (may be NULL); how many requests reach the kernel per system call
+ * within a burst is the backend's choice (blk: BLK_SUBMIT_BATCH).
  */
 struct vblk_backend_ops {
 	int (*submit)(void *be, struct blk_req *req);
 	void (*unplug)(void *be);
-	/* Optional: a queue stopped asking for notifications; call vblk_poll() until it returns false. */
-	void (*quiet)(void *be);
 	/*
-	 * Optional: a pass over a queue stopped on its budget of mapped memory
-	 * with buffers left in the ring: call vblk_poll() soon, once the loop
-	 * has served what else is ready (without it the quiet() polls take
-	 * them, later).
+	 * The owner's one-shot timer for this device: call vblk_timer_expired()
+	 * in @us microseconds (0: as soon as the loop has served what else is
+	 * ready), replacing any earlier setting.  The device decides when it
+	 * polls its rings and how it backs off.  0 or -errno (the owner logs
+	 * it; the device then waits for its completions instead).  May be NULL.
 	 */
-	void (*resume)(void *be);
+	int (*set_timer)(void *be, uint64_t us);
 };
 
 struct vblk_config {
 	const char *name;		/* log prefix, e.g. "dom 3 disk 51712" (copied) */
 	struct blk_info info;		/* capacity, block sizes, read_only, discard, ... */
-	unsigned int version;		/* virtio-mmio Version: 2 (modern, 0 = 2) or 1 (legacy) */
+	unsigned int version;		/* 2 (modern, 0 = 2) or 1 (legacy interface, virtio-mmio Version 1) */
 	unsigned int num_queues;	/* 1..VBLK_MAX_QUEUES (0 = 1); offered with VIRTIO_BLK_F_MQ */
 	uint16_t queue_num_max;		/* QueueNumMax (0 = 256) */
 	uint32_t seg_max;		/* data segments per request (0 = 126) */
@@ -128,7 +128,7 @@ struct vblk_stats {
  * completed (see vblk_destroy()).  Features offered: VERSION_1, SIZE_MAX,
  * SEG_MAX, BLK_SIZE, TOPOLOGY, FLUSH, CONFIG_WCE, MQ, INDIRECT_DESC,
  * EVENT_IDX, RING_PACKED, RO (read_only), DISCARD (info.discard),
- * WRITE_ZEROES (info.write_zeroes), ACCESS_PLATFORM (t->grant_addresses),
+ * WRITE_ZEROES (info.write_zeroes), ACCESS_PLATFORM (t->grants),
  * minus cfg->disable_features.
  */
 int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
@@ -144,32 +144,38 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
  */
 void vblk_destroy(struct vblk_dev *dev);
 
-/* The register file: the transport sends guest MMIO accesses to vmmio_read()/vmmio_write() on this. */
-struct vmmio_dev *vblk_vmmio(struct vblk_dev *dev);
+/* The virtio device a transport decodes its guest's accesses into (owned by @dev). */
+struct virtio_dev *vblk_virtio_dev(struct vblk_dev *dev);
 
 /*
  * End of a batch of backend completions: publish the used entries collected
  * since the last call, one used-index update per queue, and raise at most
  * one interrupt (honouring EVENT_IDX / NO_INTERRUPT).  Call it after the
  * backend has delivered a batch of done() callbacks (e.g. at the end of the
- * aio eventfd handler).  QueueNotify processing flushes by itself.  Then
+ * aio eventfd handler).  QueueNotify processing publishes by itself.  Then
  * takes the buffers the driver added without notifying (see vblk_poll()):
  * what it answers at once (errors, UNSUPP) is published with a second
  * interrupt if the driver asks for one.
  */
-void vblk_flush(struct vblk_dev *dev);
+void vblk_complete_batch(struct vblk_dev *dev);
 
 /*
  * While a queue has requests in the backend the driver is told not to
- * notify (vq_notify_off()): the next completion batch (vblk_flush()) looks
- * at the ring instead, and the backend's quiet() hook is called when a queue
- * starts doing so.  If every request in flight is slow, buffers added
- * meanwhile wait; the owner bounds that by calling vblk_poll() periodically
- * from quiet() on, which takes them.  Returns how many buffers it took;
- * *ret_quiet (may be NULL) says whether a queue is still quiet (false: the
- * owner can stop calling it until the next quiet()).
+ * notify (vq_notify_off()): the next completion batch
+ * (vblk_complete_batch()) looks at the ring instead.  If every request in
+ * flight is slow, buffers added meanwhile wait; the device bounds that with
+ * the owner's timer (set_timer()): 500 us after a queue goes quiet, doubling
+ * to 64 ms while polls find nothing, at once after a pass that stopped on
+ * its mapping budget.  vblk_poll() takes them now: returns how many buffers
+ * it took; *ret_quiet (may be NULL) says whether a queue is still quiet.
  */
 unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet);
+
+/* The owner's timer fired: poll, and set the timer again (backing off) while a queue is quiet. */
+void vblk_timer_expired(struct vblk_dev *dev);
+
+/* Poll as soon as the loop has served what else is ready (e.g. the guest's mapping budget has room). */
+void vblk_poll_soon(struct vblk_dev *dev);
 
 /*
  * Requests from before a reset (or QueueReady = 0) are still in the backend

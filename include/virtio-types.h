@@ -92,7 +92,7 @@ struct virtio_transport_ops {
 	/*
 	 * InterruptStatus gained a bit: raise the device's interrupt (on Arm an
 	 * edge: the transport pulses the line).  Called synchronously from inside
-	 * vmmio_write() or vblk_flush(); it must not call back into the device.
+	 * vmmio_write() or vblk_complete_batch(); it must not call back into the device.
 	 */
 	void (*notify)(void *opaque);
 };
@@ -101,7 +101,7 @@ struct virtio_transport {
 	const struct virtio_transport_ops *ops;
 	void *opaque;
 	/* Guest addresses are grant references, not physical: offer VIRTIO_F_ACCESS_PLATFORM. */
-	bool grant_addresses;
+	bool grants;
 	/*
 	 * Largest range map() takes in one call, a power of two (0: any): the
 	 * device cuts longer buffers into pieces at multiples of it.

@@ -5,8 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/uio.h>
-
+#include "virtio-platform.h"
 #include "virtio-types.h"
 
 /* Largest queue the device accepts (§2.6: split queue sizes are powers of two <= 32768). */
@@ -105,17 +104,17 @@ void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem);
 
 /*
  * Return an element to the driver with @written bytes written into its
- * writable buffers.  Not visible to the driver until vq_flush().
+ * writable buffers.  Not visible to the driver until vq_publish().
  */
 void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t written);
 
 /*
- * Publish everything pushed since the last flush (one used index update,
+ * Publish everything pushed since the last publish (one used index update,
  * §2.7.8 / §2.8.6) and say whether the driver wants an interrupt for it:
  * VIRTQ_AVAIL_F_NO_INTERRUPT or used_event (§2.7.7, §2.7.10), or the packed
  * driver event suppression structure (§2.8.10).
  */
-bool vq_flush(struct vq *vq);
+bool vq_publish(struct vq *vq);
 
 /*
  * Notification suppression, for a device that will look at the ring again by
@@ -131,5 +130,41 @@ void vq_notify_off(struct vq *vq);
 bool vq_notify_on(struct vq *vq);
 
 uint16_t vq_num(const struct vq *vq);
+
+/* ---- saved state (see virtio-dev.h) ---- */
+
+/* Ring positions and event suppression of a live queue. */
+struct vq_state {
+	uint16_t last_avail;		/* split: next available entry; packed: next descriptor */
+	uint16_t used_idx;		/* split: used index; packed: next used descriptor */
+	uint8_t avail_wrap;		/* packed wrap counters (§2.8.1) */
+	uint8_t used_wrap;
+	uint8_t notify_off;		/* vq_notify_off() in force */
+	uint8_t pad;
+};
+
+/* A buffer taken from the ring and not returned: its head (split) or id, and where it began (packed). */
+struct vq_inflight {
+	uint16_t queue;			/* for the device's list; vq ignores it */
+	uint16_t id;
+	uint16_t pos;			/* packed: its first descriptor; split: = id */
+	uint8_t wrap;			/* packed: the driver's wrap counter there */
+	uint8_t pad;
+};
+
+/* -EBUSY: entries pushed and not yet published. */
+int vq_save(const struct vq *vq, struct vq_state *st);
+/* Heads in flight, at most @max written to @out; returns how many there are. */
+unsigned int vq_inflight_list(const struct vq *vq, struct vq_inflight *out, unsigned int max);
+/*
+ * A queue just created (same config) takes up @st and @n heads in flight:
+ * vq_pop() returns those first, walking their chains again.  Every field is
+ * checked (-EINVAL: positions and ids < num, ids unique, split: exactly
+ * last_avail - used_idx heads).  Sets the driver-visible suppression state
+ * again (§2.7.7, §2.7.10, §2.8.10).
+ */
+int vq_restore(struct vq *vq, const struct vq_state *st, const struct vq_inflight *heads,
+	       unsigned int n);
+bool vq_notify_is_off(const struct vq *vq);
 
 #endif

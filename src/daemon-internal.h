@@ -27,9 +27,8 @@ struct ddisk {
 	char *path;
 	struct blk_dev *blk;
 	struct loop_source *blk_src;
-	struct loop_source *poll_timer;	/* vblk_poll() while a queue is not notified */
-	bool polling;
-	uint64_t poll_us;		/* the poll timer's current interval */
+	struct loop_source *poll_timer;	/* the device's ring poll timer (set_timer()) */
+	struct vmmio_dev *regs;		/* its virtio-mmio register decoder (with vblk) */
 	struct vblk_dev *vblk;		/* NULL unless DDISK_SERVING */
 	struct guest_mmio *mmio;
 	uint64_t base;			/* the register window's guest physical address */

@@ -11,7 +11,7 @@
 #include "guest.h"
 #include "util.h"
 #include "vblk.h"
-#include "vmmio.h"
+#include "virtio-dev.h"
 
 static const struct {
 	unsigned int bit;
@@ -44,8 +44,8 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 {
 	struct json_object *o = json_object_new_object(), *feats = json_object_new_array();
 	struct vblk_stats st = { 0 };
-	struct vmmio_dev *v = k->vblk ? vblk_vmmio(k->vblk) : NULL;
-	uint64_t f = v ? vmmio_features(v) : 0;
+	struct virtio_dev *v = k->vblk ? vblk_virtio_dev(k->vblk) : NULL;
+	uint64_t f = v ? virtio_dev_features(v) : 0;
 	size_t i;
 
 	if (k->vblk)
@@ -61,9 +61,9 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 			       json_object_new_string(blk_engine_name(blk_get_info(k->blk)->engine)));
 	json_object_object_add(o, "state", json_object_new_string(
 		k->state != DDISK_SERVING ? "closing" :
-		v && vmmio_running(v) ? "running" : "waiting for driver"));
+		v && virtio_dev_running(v) ? "running" : "waiting for driver"));
 	json_object_object_add(o, "features", feats);
-	daemon_add_u64(o, "queues", v ? vmmio_num_queues(v) : 0);
+	daemon_add_u64(o, "queues", v ? virtio_dev_num_queues(v) : 0);
 	daemon_add_u64(o, "capacity_bytes", blk_get_info(k->blk)->capacity);
 	daemon_add_u64(o, "read_requests", st.read_reqs);
 	daemon_add_u64(o, "read_bytes", st.read_bytes);

@@ -38,7 +38,7 @@ static uint64_t daemon_mmio_read(void *dev, uint64_t offset, unsigned int size)
 	struct ddisk *k = dev;
 
 	/* A closing disk's window reads as nothing until it is unmapped. */
-	return k->vblk ? vmmio_read(vblk_vmmio(k->vblk), offset, size) : 0;
+	return k->vblk ? vmmio_read(k->regs, offset, size) : 0;
 }
 
 static bool daemon_mmio_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
@@ -47,7 +47,7 @@ static bool daemon_mmio_write(void *dev, uint64_t offset, unsigned int size, uin
 
 	if (!k->vblk)
 		return true;
-	vmmio_write(vblk_vmmio(k->vblk), offset, size, value);
+	vmmio_write(k->regs, offset, size, value);
 	/*
 	 * A reset with requests still in the backend: the vCPU waits until they
 	 * are done, so the driver cannot reuse buffers they may still write.
@@ -75,83 +75,30 @@ static void daemon_be_unplug(void *be)
 	blk_unplug(k->blk);
 }
 
-/*
- * How long a buffer the driver added without notifying (the device asked it
- * not to while it had requests in flight) can wait when none of them
- * completes meanwhile: a slow flush, say.  While polls find nothing the
- * interval doubles, up to DAEMON_POLL_MAX_US, so that disks whose backing
- * store hangs (a lost NFS server) do not each wake the daemon thousands of
- * times a second; a poll that finds buffers, or a new quiet spell, starts
- * again from DAEMON_POLL_US.
- */
-#define DAEMON_POLL_US 500
-#define DAEMON_POLL_MAX_US 64000
-
-static void daemon_poll_arm(struct ddisk *k)
-{
-	if (loop_timer_set(k->poll_timer, k->poll_us, 0) < 0) {
-		/* Without the bound, waiting for the next completion is still correct. */
-		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %m",
-				k->name);
-		k->polling = false;
-		return;
-	}
-	k->polling = true;
-}
-
-static void daemon_be_quiet(void *be)
+/* The device's ring poll timer (vblk decides when and how it backs off). */
+static int daemon_be_set_timer(void *be, uint64_t us)
 {
 	struct ddisk *k = be;
+	int r = loop_timer_set(k->poll_timer, us, 0);
 
-	/* A new quiet spell starts from the short interval, even if the timer backed off. */
-	if (k->polling && k->poll_us == DAEMON_POLL_US)
-		return;
-	k->poll_us = DAEMON_POLL_US;
-	daemon_poll_arm(k);
-}
-
-/*
- * The device left buffers in a ring for a pass of their own (its per-pass
- * mapping budget), or may map again (room in the guests' budget): poll as
- * soon as the loop has dispatched what else is ready.
- */
-static void daemon_poll_soon(struct ddisk *k)
-{
-	k->poll_us = DAEMON_POLL_US;
-	if (loop_timer_set(k->poll_timer, 0, 0) < 0) {
-		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %m",
-				k->name);
-		return;
-	}
-	k->polling = true;
-}
-
-static void daemon_be_resume(void *be)
-{
-	daemon_poll_soon(be);
+	if (r < 0)
+		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %s",
+				k->name, strerror(-r));
+	return r;
 }
 
 static void daemon_poll_timer(struct loop_source *src, uint64_t expirations, void *data)
 {
 	struct ddisk *k = data;
-	bool quiet = false;
-	unsigned int taken;
 
-	k->polling = false;	/* one-shot: expired */
-	taken = k->vblk ? vblk_poll(k->vblk, &quiet) : 0;
-	/* Done, or armed again from inside (resume()). */
-	if (!quiet || k->polling)
-		return;
-	k->poll_us = taken ? DAEMON_POLL_US :
-			     k->poll_us * 2 > DAEMON_POLL_MAX_US ? DAEMON_POLL_MAX_US : k->poll_us * 2;
-	daemon_poll_arm(k);
+	if (k->vblk)
+		vblk_timer_expired(k->vblk);
 }
 
 static const struct vblk_backend_ops daemon_backend_ops = {
 	.submit = daemon_be_submit,
 	.unplug = daemon_be_unplug,
-	.quiet = daemon_be_quiet,
-	.resume = daemon_be_resume,
+	.set_timer = daemon_be_set_timer,
 };
 
 static struct dguest *daemon_find_guest(struct daemon *d, unsigned int domid)
@@ -193,6 +140,7 @@ static void daemon_disk_free(struct ddisk *k)
 	if (!k)
 		return;
 	loop_remove(k->blk_src);
+	vmmio_destroy(k->regs);
 	vblk_destroy(k->vblk);
 	loop_remove(k->poll_timer);
 	blk_close(k->blk);
@@ -243,7 +191,7 @@ static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, v
 				"%s: reaping IO completions failed: %s", k->name, strerror(-r));
 	if (k->vblk) {
 		/* One used-index update and at most one interrupt for the whole batch. */
-		vblk_flush(k->vblk);
+		vblk_complete_batch(k->vblk);
 		if (!vblk_draining(k->vblk))
 			guest_mmio_resume(k->mmio);
 	} else if (blk_inflight(k->blk) == 0) {
@@ -259,6 +207,8 @@ static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, v
  */
 static int daemon_disk_stop(struct ddisk *k, enum ddisk_state state)
 {
+	vmmio_destroy(k->regs);
+	k->regs = NULL;
 	vblk_destroy(k->vblk);
 	k->vblk = NULL;
 	k->state = state;
@@ -292,6 +242,7 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 		.read_only = cfg->read_only,
 		.direct_io_safe = cfg->direct_io_safe,
 		.queue_depth = d->opts.queue_depth,
+		.submit_batch = BLK_SUBMIT_BATCH,
 	};
 	const struct blk_info *info;
 	const char *why = NULL;
@@ -459,7 +410,7 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 	}
 	k->transport.ops = &daemon_transport_ops;
 	k->transport.opaque = k->mmio;
-	k->transport.grant_addresses = cfg->grants;
+	k->transport.grants = cfg->grants;
 	k->transport.max_map = GUEST_MAX_MAP;
 
 	info = daemon_disk_info(k);
@@ -474,6 +425,8 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		return r;
 	}
 	r = vblk_create(&vc, &k->transport, &daemon_backend_ops, k, &k->vblk);
+	if (r == 0)
+		r = vmmio_create(vblk_virtio_dev(k->vblk), &k->regs);
 	if (r < 0) {
 		log_err("%s: cannot create the virtio-blk device: %s", k->name, strerror(-r));
 		*ret_why = "cannot create the virtio device";
@@ -613,7 +566,7 @@ static void daemon_room(void *data, struct guest *guest)
 			continue;
 		for (struct ddisk *k = g->disks; k; k = k->next)
 			if (k->vblk)
-				daemon_poll_soon(k);
+				vblk_poll_soon(k->vblk);
 	}
 }
 
@@ -730,6 +683,8 @@ void daemon_free(struct daemon *d)
 			daemon_guest_release(g);
 			continue;
 		}
+		vmmio_destroy(k->regs);
+		k->regs = NULL;
 		vblk_destroy(k->vblk);
 		k->vblk = NULL;
 		/* blk_close() waits for what is in flight; the orphans unmap through the guest. */

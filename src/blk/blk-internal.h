@@ -134,6 +134,8 @@ struct blk_dev {
 	uint32_t dio_align;		/* O_DIRECT offset/length alignment */
 	unsigned int queue_depth;
 	unsigned int inflight;
+	unsigned int submit_batch;	/* blk_open_opts.submit_batch */
+	unsigned int plugged;		/* queued on pending since the last dispatch */
 	uint64_t bounce_budget;
 	uint64_t bounce_bytes;		/* outstanding in bounce buffers */
 	bool closing;			/* blk_close() running */

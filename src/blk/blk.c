@@ -411,6 +411,7 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	dev->efd = -1;
 	dev->queue_depth = opts->queue_depth ? opts->queue_depth : BLK_QUEUE_DEPTH_DEFAULT;
 	dev->bounce_budget = opts->bounce_budget ? opts->bounce_budget : BLK_BOUNCE_BUDGET_DEFAULT;
+	dev->submit_batch = opts->submit_batch;
 
 	direct = opts->direct_io_safe && opts->engine != BLK_ENGINE_NULL;
 	r = blk_open_fd(path, opts->read_only, direct, &dev->fd, &st, &why);
@@ -598,6 +599,8 @@ static int blk_req_check(const struct blk_dev *dev, const struct blk_req *req, u
 	return 0;
 }
 
+static void blk_dispatch(struct blk_dev *dev);
+
 int blk_submit(struct blk_dev *dev, struct blk_req *req)
 {
 	struct blk_io *io;
@@ -656,6 +659,9 @@ int blk_submit(struct blk_dev *dev, struct blk_req *req)
 		return 0;
 	}
 	blk_list_push(&dev->pending, io);
+	/* Small batches reach the kernel at once (BLK_SUBMIT_BATCH says why). */
+	if (dev->submit_batch && ++dev->plugged >= dev->submit_batch)
+		blk_dispatch(dev);
 	return 0;
 }
 
@@ -665,6 +671,7 @@ static void blk_dispatch(struct blk_dev *dev)
 	bool finished = !blk_list_empty(&dev->completed);
 	int r;
 
+	dev->plugged = 0;
 	while ((io = blk_list_pop(&dev->pending))) {
 		if (io->to_worker || !dev->ops->wants(dev, io)) {
 			io->submitted = true;

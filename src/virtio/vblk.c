@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* virtio-blk device (virtio 1.2 §5.2): checked request parsing, submission, batched completion. */
+/* virtio-blk device type (virtio 1.2 §5.2) on a virtio device: request parsing, submission, completion. */
 #include <assert.h>
-#include <endian.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
@@ -9,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "virtio-platform.h"
 #include "log.h"
 #include "iov.h"
 #include "vblk.h"
@@ -29,18 +29,6 @@
 #define BLK_HDR_SIZE 16 /* struct virtio_blk_req header: le32 type, le32 reserved, le64 sector */
 #define BLK_SEG_SIZE 16 /* struct virtio_blk_discard_write_zeroes */
 /*
- * Requests handed to the backend per unplug (one io_submit/io_uring_enter).
- * Linux plugs a submission of more than two requests (fs/aio.c
- * AIO_PLUG_THRESHOLD, io_uring's need_plug): none of them reaches the disk
- * before the last is prepared, a few microseconds each, so the first of a
- * ring of 32 waits for the other 31 while the disk idles, and the ring's
- * requests move in lock-step.  Two at a time is the largest unplugged batch.
- * make bench, 4k QD32 on one disk: 64-65k -> 76-80k IOPS reading, 81-83k ->
- * 114-134k writing (libaio; io_uring alike); 4 per call gave less for
- * writes, 1 the same for more CPU.
- */
-#define SUBMIT_BATCH 2u
-/*
  * What one pass over a queue may map before it yields to the rest of the
  * loop (other guests' traps among it): each mapped page can be hypercall
  * work on Xen.  A single request may go past it (it is never cut), so the
@@ -48,6 +36,17 @@
  */
 #define VBLK_PASS_BYTES (16u << 20)
 #define VBLK_PASS_MAPS 1024u
+/*
+ * How long a buffer the driver added without notifying (the device asked it
+ * not to while it had requests in flight) can wait when none of them
+ * completes meanwhile: a slow flush, say.  While polls find nothing the
+ * interval doubles, up to VBLK_POLL_MAX_US, so that disks whose backing
+ * store hangs (a lost NFS server) do not each wake the daemon thousands of
+ * times a second; a poll that finds buffers, or a new quiet spell, starts
+ * again from VBLK_POLL_US.
+ */
+#define VBLK_POLL_US 500u
+#define VBLK_POLL_MAX_US 64000u
 
 struct vblk_queue;
 struct vblk_pool;
@@ -95,7 +94,7 @@ struct vblk_queue {
 	 * first next time.
 	 */
 	struct vblk_req *stalled;
-	bool dirty;			/* pushed to the used ring since the last flush */
+	bool dirty;			/* pushed to the used ring since the last publish */
 	bool processing;
 	bool quiet;			/* driver notifications off: requests of ours in flight */
 	bool backlog;			/* a pass ended on its budget with buffers left in the ring */
@@ -110,12 +109,14 @@ struct vblk_dev {
 	struct virtio_transport t;
 	const struct vblk_backend_ops *bops;
 	void *be;
-	struct vmmio_dev *vmmio;
+	struct virtio_dev *vdev;
 	struct vblk_queue *queues;
 	uint8_t writeback;
 	struct vblk_stats stats;
 	struct log_ratelimit rl;
 	struct vblk_pool *orphans;	/* detached pools with requests in the backend */
+	bool polling;			/* the owner's timer is armed */
+	uint64_t poll_us;		/* its current interval */
 };
 
 #define vblk_warn(dev, fmt, ...)                                                                 \
@@ -125,25 +126,25 @@ struct vblk_dev {
 
 static void put_le16(uint8_t *p, uint16_t v)
 {
-	v = htole16(v);
+	v = virtio_htole16(v);
 	memcpy(p, &v, 2);
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
-	v = htole32(v);
+	v = virtio_htole32(v);
 	memcpy(p, &v, 4);
 }
 
 static void put_le64(uint8_t *p, uint64_t v)
 {
-	v = htole64(v);
+	v = virtio_htole64(v);
 	memcpy(p, &v, 8);
 }
 
 static bool has(const struct vblk_dev *dev, unsigned int bit)
 {
-	return vmmio_has_feature(dev->vmmio, bit);
+	return virtio_dev_has_feature(dev->vdev, bit);
 }
 
 /* ---- request pool ------------------------------------------------------------------------- */
@@ -525,9 +526,9 @@ static enum parse_result parse_dz(struct vblk_dev *dev, struct vblk_req *req, ui
 	memcpy(&sector, seg, 8);
 	memcpy(&nsec, seg + 8, 4);
 	memcpy(&flags, seg + 12, 4);
-	sector = le64toh(sector);
-	nsec = le32toh(nsec);
-	flags = le32toh(flags);
+	sector = virtio_le64toh(sector);
+	nsec = virtio_le32toh(nsec);
+	flags = virtio_le32toh(flags);
 	/*
 	 * §5.2.6.2: unknown flags, and the unmap flag on DISCARD, are answered
 	 * UNSUPP.
@@ -596,8 +597,8 @@ static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8
 		return map_failed(req, r, ret_status);
 	memcpy(&type, hdr, 4);
 	memcpy(&sector, hdr + 8, 8);
-	type = le32toh(type);
-	sector = le64toh(sector);
+	type = virtio_le32toh(type);
+	sector = virtio_le64toh(sector);
 	req->type = type;
 
 	switch (type) {
@@ -636,19 +637,20 @@ static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8
 /* ---- queue processing --------------------------------------------------------------------- */
 
 /* Publish a queue's used entries; returns whether the driver wants an interrupt. */
-static bool queue_flush(struct vblk_queue *q)
+static bool queue_publish(struct vblk_queue *q)
 {
 	if (!q->dirty || !q->vq)
 		return false;
 	q->dirty = false;
-	return vq_flush(q->vq);
+	return vq_publish(q->vq);
 }
 
 static void ring_broken(struct vblk_dev *dev, unsigned int idx, int err)
 {
 	dev->stats.ring_errors++;
-	vblk_warn(dev, "queue %u: ring violation: %s", idx, strerror(-err));
-	vmmio_set_needs_reset(dev->vmmio);
+	/* Logged here, once: the device core only sets the status bit. */
+	vblk_warn(dev, "queue %u: ring violation: %s; device needs reset", idx, strerror(-err));
+	virtio_dev_set_needs_reset(dev->vdev);
 }
 
 /* Returns 0 when accepted, -EAGAIN when the backend is full, else completed with IOERR. */
@@ -669,6 +671,48 @@ static int submit(struct vblk_queue *q, struct vblk_req *req)
 	return r;
 }
 
+/* ---- ring poll policy (the owner provides the timer) ------------------------------------ */
+
+static void poll_arm(struct vblk_dev *dev, uint64_t us)
+{
+	/* Without the timer, waiting for the next completion is still correct (the owner logs why). */
+	dev->polling = dev->bops->set_timer && dev->bops->set_timer(dev->be, us) == 0;
+}
+
+/* A queue stopped asking for notifications: a new quiet spell starts from the short interval. */
+static void poll_quiet(struct vblk_dev *dev)
+{
+	if (dev->polling && dev->poll_us == VBLK_POLL_US)
+		return;
+	dev->poll_us = VBLK_POLL_US;
+	poll_arm(dev, dev->poll_us);
+}
+
+void vblk_poll_soon(struct vblk_dev *dev)
+{
+	dev->poll_us = VBLK_POLL_US;
+	poll_arm(dev, 0);
+}
+
+void vblk_timer_expired(struct vblk_dev *dev)
+{
+	bool quiet = false;
+	unsigned int taken;
+
+	dev->polling = false;	/* one-shot: expired */
+	taken = vblk_poll(dev, &quiet);
+	/* Done, or armed again from inside (a pass that ended on its budget). */
+	if (!quiet || dev->polling)
+		return;
+	if (taken)
+		dev->poll_us = VBLK_POLL_US;
+	else if (dev->poll_us * 2 > VBLK_POLL_MAX_US)
+		dev->poll_us = VBLK_POLL_MAX_US;
+	else
+		dev->poll_us *= 2;
+	poll_arm(dev, dev->poll_us);
+}
+
 /* Mapped bytes and mappings a request cost (its header read counted as one more). */
 static void pass_charge(const struct vblk_req *req, uint64_t *bytes, unsigned int *maps)
 {
@@ -679,6 +723,154 @@ static void pass_charge(const struct vblk_req *req, uint64_t *bytes, unsigned in
 	*maps += e->iov_num + 1;
 }
 
+/* One pass over a queue: what it may still take and map, what it did. */
+struct vblk_pass {
+	/*
+	 * A driver that follows the rules cannot offer more than num buffers
+	 * before it sees used ones, and nothing is published inside a pass;
+	 * the budget only stops a guest that keeps re-offering heads from another
+	 * vCPU from holding the daemon here.  One pop more than the ring holds:
+	 * the pop that finds it empty is the one that asks for the next
+	 * notification (EVENT_IDX), even after a full ring answered inline.
+	 */
+	unsigned int budget;
+	/*
+	 * What one pass may map: on Xen each page is hypercall work, and the
+	 * thread that does it serves every other guest too.  A pass that spends
+	 * it leaves the rest of the ring for a pass of its own after the loop
+	 * has dispatched everything else that is ready (vblk_poll_soon()).
+	 */
+	uint64_t bytes;
+	unsigned int maps;
+	unsigned int taken;
+	bool plugged;			/* submitted since the last unplug */
+};
+
+/* The transport cannot map now: the queue waits for releases (its own completions, or room()). */
+static void wait_room(struct vblk_dev *dev)
+{
+	dev->stats.map_waits++;
+	if (dev->t.ops->wait_room)
+		dev->t.ops->wait_room(dev->t.opaque);
+}
+
+/* The request to work on next: the stalled one, or one taken from the ring; NULL ends the pass. */
+static struct vblk_req *next_request(struct vblk_queue *q, struct vblk_pass *p)
+{
+	struct vblk_req *req = q->stalled;
+	int r;
+
+	if (req) {
+		q->stalled = NULL;
+		return req;
+	}
+	if (p->budget == 0)
+		return NULL;
+	if (p->bytes >= VBLK_PASS_BYTES || p->maps >= VBLK_PASS_MAPS) {
+		q->backlog = true;
+		return NULL;
+	}
+	p->budget--;
+	req = pool_get(q->pool);
+	if (!req)
+		return NULL; /* every id is in flight: the ring cannot hold more */
+	r = vq_pop(q->vq, &req->elem);
+	if (r <= 0) {
+		pool_put(q->pool, req);
+		if (r == -ENOBUFS || r == -ENOMEM) {
+			/* An indirect table the transport cannot map now: the ring waits. */
+			q->map_wait = true;
+			wait_room(q->dev);
+		} else if (r < 0) {
+			ring_broken(q->dev, q->idx, r);
+		}
+		return NULL;
+	}
+	p->taken++;
+	req->parsed = false;
+	return req;
+}
+
+enum vblk_step {
+	STEP_SUBMIT,		/* hand it to the backend */
+	STEP_NEXT,		/* answered already: take the next one */
+	STEP_STOP,		/* the pass ends */
+};
+
+static enum vblk_step parse_request(struct vblk_queue *q, struct vblk_req *req,
+				    struct vblk_pass *p)
+{
+	uint8_t status = VIRTIO_BLK_S_IOERR;
+	enum parse_result pr;
+
+	if (req->parsed)
+		return STEP_SUBMIT;
+	pr = parse(q->dev, req, &status);
+	pass_charge(req, &p->bytes, &p->maps);
+	switch (pr) {
+	case PARSE_SUBMIT:
+		req->parsed = true;
+		return STEP_SUBMIT;
+	case PARSE_DONE:
+		complete_status(q, req, status);
+		return STEP_NEXT;
+	case PARSE_WAIT:
+		/*
+		 * No room to map it now: like a full backend, the queue waits
+		 * with this request first in line; the completions that release
+		 * mappings bring us back.
+		 */
+		vq_elem_unmap(&q->pool->t, &req->elem);
+		q->stalled = req;
+		wait_room(q->dev);
+		return STEP_STOP;
+	case PARSE_BROKEN:
+		vq_elem_unmap(&q->pool->t, &req->elem);
+		pool_put(q->pool, req);
+		ring_broken(q->dev, q->idx, -EPROTO);
+		return STEP_STOP;
+	}
+	return STEP_STOP;
+}
+
+/*
+ * After a pass: ask the driver for notifications, or not.  Returns true
+ * when buffers arrived while they were off: the caller must take them.
+ */
+static bool pass_end(struct vblk_queue *q)
+{
+	struct vblk_dev *dev = q->dev;
+
+	if (!q->vq || !virtio_dev_running(dev->vdev)) {
+		/* Needs a reset (or has no rings): nothing to take until the driver resets it. */
+		q->quiet = false;
+		q->backlog = false;
+		q->map_wait = false;
+		return false;
+	}
+	/*
+	 * While requests of this queue are in the backend, their completions
+	 * bring us back here (vblk_complete_batch()), so the driver need not
+	 * notify: on Xen every notification is a trap and a round trip through
+	 * this daemon while the vCPU waits.  The poll timer bounds how long a
+	 * buffer can wait if they are slow, and comes back at once for a backlog.
+	 */
+	if (q->pool->outstanding || q->stalled || q->backlog || q->map_wait) {
+		if (!q->quiet) {
+			q->quiet = true;
+			vq_notify_off(q->vq);
+			poll_quiet(dev);
+		}
+		if (q->backlog)
+			vblk_poll_soon(dev);
+		return false;
+	}
+	if (!q->quiet)
+		return false;
+	q->quiet = false;
+	return vq_notify_on(q->vq);
+}
+
 /*
  * Take requests from the ring until it is empty, the backend is full, the
  * pass's budget is spent, or the driver misbehaves.  Returns how many it took.
@@ -686,147 +878,39 @@ static void pass_charge(const struct vblk_req *req, uint64_t *bytes, unsigned in
 static unsigned int process_queue(struct vblk_queue *q)
 {
 	struct vblk_dev *dev = q->dev;
-	unsigned int plugged = 0;	/* submitted since the last unplug */
-	unsigned int taken = 0;
-	/*
-	 * A driver that follows the rules cannot offer more than num buffers
-	 * before it sees used ones, and nothing is published inside this loop;
-	 * the budget only stops a guest that keeps re-offering heads from another
-	 * vCPU from holding the daemon here.  One pop more than the ring holds:
-	 * the pop that finds it empty is the one that asks for the next
-	 * notification (EVENT_IDX), even after a full ring answered inline.
-	 */
-	unsigned int budget = q->vq ? vq_num(q->vq) + 1u : 0;
-	/*
-	 * What one pass may map: on Xen each page is hypercall work, and the
-	 * thread that does it serves every other guest too.  A pass that spends
-	 * it leaves the rest of the ring for a pass of its own after the loop
-	 * has dispatched everything else that is ready (backend resume()).
-	 */
-	uint64_t pass_bytes = 0;
-	unsigned int pass_maps = 0;
+	struct vblk_pass p = { .budget = q->vq ? vq_num(q->vq) + 1u : 0 };
+	struct vblk_req *req;
+	enum vblk_step step;
+	int r;
 
 	if (q->processing)
 		return 0;
 	q->processing = true;
 	q->backlog = false;
 	q->map_wait = false;
-again:
-	while (q->vq && vmmio_running(dev->vmmio)) {
-		struct vblk_req *req = q->stalled;
-		uint8_t status = VIRTIO_BLK_S_IOERR;
-		int r;
-
-		if (req) {
-			q->stalled = NULL;
-		} else {
-			if (budget == 0)
-				break;
-			if (pass_bytes >= VBLK_PASS_BYTES || pass_maps >= VBLK_PASS_MAPS) {
-				q->backlog = true;
-				break;
-			}
-			budget--;
-			req = pool_get(q->pool);
-			if (!req)
-				break; /* every id is in flight: the ring cannot hold more */
-			r = vq_pop(q->vq, &req->elem);
-			if (r == -ENOBUFS || r == -ENOMEM) {
-				/* An indirect table the transport cannot map now: the ring waits. */
-				pool_put(q->pool, req);
-				dev->stats.map_waits++;
-				q->map_wait = true;
-				if (dev->t.ops->wait_room)
-					dev->t.ops->wait_room(dev->t.opaque);
-				break;
-			}
-			if (r <= 0) {
-				pool_put(q->pool, req);
-				if (r < 0)
-					ring_broken(dev, q->idx, r);
-				break;
-			}
-			taken++;
-			req->parsed = false;
-		}
-		if (!req->parsed) {
-			enum parse_result pr = parse(dev, req, &status);
-
-			pass_charge(req, &pass_bytes, &pass_maps);
-			switch (pr) {
-			case PARSE_SUBMIT:
-				req->parsed = true;
-				break;
-			case PARSE_DONE:
-				complete_status(q, req, status);
+	do {
+		while (q->vq && virtio_dev_running(dev->vdev) && (req = next_request(q, &p))) {
+			step = parse_request(q, req, &p);
+			if (step == STEP_NEXT)
 				continue;
-			case PARSE_WAIT:
-				/*
-				 * No room to map it now: like a full backend, the
-				 * queue waits with this request first in line; the
-				 * completions that release mappings bring us back.
-				 */
-				vq_elem_unmap(&q->pool->t, &req->elem);
-				dev->stats.map_waits++;
+			if (step == STEP_STOP)
+				break;
+			r = submit(q, req);
+			if (r == 0) {
+				p.plugged = true;
+			} else if (r == -EAGAIN) {
 				q->stalled = req;
-				if (dev->t.ops->wait_room)
-					dev->t.ops->wait_room(dev->t.opaque);
-				goto out;
-			case PARSE_BROKEN:
-				vq_elem_unmap(&q->pool->t, &req->elem);
-				pool_put(q->pool, req);
-				ring_broken(dev, q->idx, -EPROTO);
-				goto out;
+				break;
 			}
 		}
-		r = submit(q, req);
-		if (r == 0) {
-			if (++plugged == SUBMIT_BATCH && dev->bops->unplug) {
-				dev->bops->unplug(dev->be);
-				plugged = 0;
-			}
-		} else if (r == -EAGAIN) {
-			q->stalled = req;
-			break;
-		}
-	}
-out:
-	if (plugged && dev->bops->unplug)
-		dev->bops->unplug(dev->be);
-	plugged = 0;
-	if (q->vq && vmmio_running(dev->vmmio)) {
-		/*
-		 * While requests of this queue are in the backend, their
-		 * completions bring us back here (vblk_flush()), so the driver
-		 * need not notify: on Xen every notification is a trap and a round
-		 * trip through this daemon while the vCPU waits.  The owner's
-		 * vblk_poll() bounds how long a buffer can wait if they are slow,
-		 * and comes back at once for a backlog.
-		 */
-		if (q->pool->outstanding || q->stalled || q->backlog || q->map_wait) {
-			if (!q->quiet) {
-				q->quiet = true;
-				vq_notify_off(q->vq);
-				if (dev->bops->quiet)
-					dev->bops->quiet(dev->be);
-			}
-			if (q->backlog && dev->bops->resume)
-				dev->bops->resume(dev->be);
-		} else if (q->quiet) {
-			q->quiet = false;
-			if (vq_notify_on(q->vq)) {
-				budget = vq_num(q->vq) + 1u;
-				goto again;
-			}
-		}
-	} else {
-		/* Needs a reset (or has no rings): nothing to take until the driver resets it. */
-		q->quiet = false;
-		q->backlog = false;
-		q->map_wait = false;
-	}
+		/* The end of a burst; the block layer hands small batches over by itself (BLK_SUBMIT_BATCH). */
+		if (p.plugged && dev->bops->unplug)
+			dev->bops->unplug(dev->be);
+		p.plugged = false;
+		p.budget = q->vq ? vq_num(q->vq) + 1u : 0;
+	} while (pass_end(q));
 	q->processing = false;
-	return taken;
+	return p.taken;
 }
 
 unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet)
@@ -860,15 +944,15 @@ static void vblk_publish(struct vblk_dev *dev)
 	bool irq = false;
 
 	for (unsigned int i = 0; i < dev->cfg.num_queues; i++)
-		irq |= queue_flush(&dev->queues[i]);
+		irq |= queue_publish(&dev->queues[i]);
 	/* §2.7.7 / §2.7.10: one interrupt per batch, and only if the driver asked for it. */
 	if (irq) {
 		dev->stats.interrupts++;
-		vmmio_raise(dev->vmmio, VIRTIO_MMIO_INT_VRING);
+		virtio_dev_raise(dev->vdev, VIRTIO_MMIO_INT_VRING);
 	}
 }
 
-void vblk_flush(struct vblk_dev *dev)
+void vblk_complete_batch(struct vblk_dev *dev)
 {
 	if (!dev)
 		return;
@@ -881,7 +965,7 @@ void vblk_flush(struct vblk_dev *dev)
 	vblk_poll(dev, NULL);
 }
 
-/* ---- vmmio device ops --------------------------------------------------------------------- */
+/* ---- device ops -------------------------------------------------------------------------- */
 
 static void blk_config_get(void *opaque, uint8_t *buf)
 {
@@ -1005,7 +1089,7 @@ static void blk_reset(void *opaque)
 	dev->writeback = dev->info.write_cache ? 1 : 0;
 }
 
-static const struct vmmio_device_ops vblk_vmmio_ops = {
+static const struct virtio_dev_ops vblk_dev_ops = {
 	.config_get = blk_config_get,
 	.config_write = blk_config_write,
 	.features_ok = blk_features_ok,
@@ -1018,10 +1102,30 @@ static const struct vmmio_device_ops vblk_vmmio_ops = {
 
 /* ---- public API --------------------------------------------------------------------------- */
 
+/* §5.2.3: what the device offers (the core adds VERSION_1 / ACCESS_PLATFORM as the transport needs). */
+static uint64_t offered_features(const struct vblk_dev *dev)
+{
+	uint64_t f;
+
+	f = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
+	    VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_RING_PACKED) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_BIT(VIRTIO_BLK_F_TOPOLOGY) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE) |
+	    VIRTIO_BIT(VIRTIO_BLK_F_MQ);
+	if (dev->info.read_only)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
+	if (dev->info.discard)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD);
+	if (dev->info.write_zeroes)
+		f |= VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
+	return f;
+}
+
 int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 		const struct vblk_backend_ops *ops, void *be, struct vblk_dev **ret_dev)
 {
-	struct vmmio_params p = { 0 };
+	struct virtio_dev_params p = { 0 };
 	struct vblk_dev *dev;
 	uint64_t f;
 	int r;
@@ -1060,6 +1164,7 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 	dev->be = be;
 	dev->writeback = dev->info.write_cache ? 1 : 0;
 	dev->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
+	dev->poll_us = VBLK_POLL_US;
 	dev->queues = calloc(dev->cfg.num_queues, sizeof(*dev->queues));
 	if (!dev->queues) {
 		r = -ENOMEM;
@@ -1070,29 +1175,17 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 		dev->queues[i].idx = i;
 	}
 
-	f = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
-	    VIRTIO_BIT(VIRTIO_F_EVENT_IDX) | VIRTIO_BIT(VIRTIO_F_RING_PACKED) |
-	    VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) |
-	    VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) | VIRTIO_BIT(VIRTIO_BLK_F_TOPOLOGY) |
-	    VIRTIO_BIT(VIRTIO_BLK_F_FLUSH) | VIRTIO_BIT(VIRTIO_BLK_F_CONFIG_WCE) |
-	    VIRTIO_BIT(VIRTIO_BLK_F_MQ);
-	if (dev->info.read_only)
-		f |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
-	if (dev->info.discard)
-		f |= VIRTIO_BIT(VIRTIO_BLK_F_DISCARD);
-	if (dev->info.write_zeroes)
-		f |= VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
-	f &= ~cfg->disable_features;
+	f = offered_features(dev) & ~cfg->disable_features;
 
 	p.name = dev->name;
-	p.version = dev->cfg.version;
+	p.legacy = dev->cfg.version == 1;
 	p.device_id = VIRTIO_ID_BLOCK;
 	p.vendor_id = 0x554d4551; /* "QEMU": what Linux and most guests expect of virtio-mmio */
 	p.features = f;
 	p.num_queues = dev->cfg.num_queues;
 	p.queue_num_max = dev->cfg.queue_num_max;
 	p.config_size = VBLK_CONFIG_SIZE;
-	r = vmmio_create(&p, t, &vblk_vmmio_ops, dev, &dev->vmmio);
+	r = virtio_dev_create(&p, t, &vblk_dev_ops, dev, &dev->vdev);
 	if (r < 0)
 		goto err_free;
 	*ret_dev = dev;
@@ -1109,17 +1202,17 @@ void vblk_destroy(struct vblk_dev *dev)
 	if (!dev)
 		return;
 	/* Stops every queue: in-flight requests become orphans that no longer know the device. */
-	vmmio_destroy(dev->vmmio);
-	dev->vmmio = NULL;
+	virtio_dev_destroy(dev->vdev);
+	dev->vdev = NULL;
 	for (struct vblk_pool *p = dev->orphans; p; p = p->orphan_next)
 		p->dev = NULL;
 	free(dev->queues);
 	free(dev);
 }
 
-struct vmmio_dev *vblk_vmmio(struct vblk_dev *dev)
+struct virtio_dev *vblk_virtio_dev(struct vblk_dev *dev)
 {
-	return dev->vmmio;
+	return dev->vdev;
 }
 
 void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info)
@@ -1134,7 +1227,7 @@ void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info)
 	dev->info.logical_block_size = lbs;
 	dev->info.physical_block_size = pbs;
 	if (changed)
-		vmmio_config_changed(dev->vmmio);
+		virtio_dev_config_changed(dev->vdev);
 }
 
 void vblk_get_stats(const struct vblk_dev *dev, struct vblk_stats *ret_stats)

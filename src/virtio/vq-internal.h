@@ -3,11 +3,11 @@
 #ifndef VBLKD_VQ_INTERNAL_H
 #define VBLKD_VQ_INTERNAL_H
 
-#include <endian.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "virtio-platform.h"
 #include "vq.h"
 
 /*
@@ -26,8 +26,10 @@ struct vq_layout_ops {
 	int (*init)(struct vq *vq);
 	int (*pop)(struct vq *vq, struct vq_elem *elem);
 	void (*push)(struct vq *vq, const struct vq_elem *elem, uint32_t written);
-	bool (*flush)(struct vq *vq);
+	bool (*publish)(struct vq *vq);
 	bool (*set_notify)(struct vq *vq, bool on);
+	/* Walk an in-flight chain again after a restore (vq_restore()). */
+	int (*repop)(struct vq *vq, struct vq_elem *elem, const struct vq_inflight *h);
 };
 
 struct vq_map {
@@ -49,6 +51,8 @@ struct vq {
 	bool notify_off;			/* vq_notify_off(): the driver need not notify */
 	uint64_t *inflight_map;			/* one bit per head / buffer id */
 	struct vq_map maps[3];			/* ring mappings, unmapped by vq_destroy() */
+	struct vq_inflight *redo;		/* restored heads vq_pop() returns first */
+	unsigned int nredo, redo_next;
 
 	/* split */
 	struct virtq_desc *desc;
@@ -68,7 +72,8 @@ struct vq {
 	bool used_wrap;
 	struct vq_used_pending *pending;
 	unsigned int npending;
-	bool notify_pending;			/* an early flush wanted an interrupt */
+	bool notify_pending;			/* an early publish wanted an interrupt */
+	struct vq_inflight *start;		/* per id: where its chain began (for a save) */
 };
 
 extern const struct vq_layout_ops vq_split_ops;

@@ -18,7 +18,8 @@ static int packed_init(struct vq *vq)
 	if (vq->cfg.desc_addr % 16 || vq->cfg.driver_addr % 4 || vq->cfg.device_addr % 4)
 		return -EINVAL;
 	vq->pending = calloc(num, sizeof(*vq->pending));
-	if (!vq->pending)
+	vq->start = calloc(num, sizeof(*vq->start));
+	if (!vq->pending || !vq->start)
 		return -ENOMEM;
 	r = vq_map_ring(vq, 0, vq->cfg.desc_addr, 16ull * num, true, &p);
 	if (r < 0)
@@ -36,7 +37,7 @@ static int packed_init(struct vq *vq)
 	vq->avail_wrap = true;
 	vq->used_wrap = true;
 	/* We never suppress driver notifications: QueueNotify is how work arrives (§2.8.10). */
-	vq_store(&vq->device_event[EVENT_FLAGS], htole16(VIRTQ_EVENT_F_ENABLE));
+	vq_store(&vq->device_event[EVENT_FLAGS], virtio_htole16(VIRTQ_EVENT_F_ENABLE));
 	return 0;
 }
 
@@ -53,9 +54,9 @@ static int packed_walk_indirect(struct vq *vq, struct vq_elem *elem, uint64_t ad
 		return r;
 	table = p;
 	for (i = 0; i < n; i++) {
-		uint64_t a = le64toh(vq_load(&table[i].addr));
-		uint32_t l = le32toh(vq_load(&table[i].len));
-		uint16_t f = le16toh(vq_load(&table[i].flags));
+		uint64_t a = virtio_le64toh(vq_load(&table[i].addr));
+		uint32_t l = virtio_le32toh(vq_load(&table[i].len));
+		uint16_t f = virtio_le16toh(vq_load(&table[i].flags));
 
 		/* §2.8.19: only WRITE may be set inside an indirect table; INDIRECT would nest. */
 		if (f & VIRTQ_DESC_F_INDIRECT) {
@@ -76,16 +77,19 @@ static bool desc_is_avail(uint16_t flags, bool wrap)
 	return !!(flags & VIRTQ_DESC_F_AVAIL) == wrap && !!(flags & VIRTQ_DESC_F_USED) != wrap;
 }
 
-static int packed_pop(struct vq *vq, struct vq_elem *elem)
+/*
+ * Walk the list that starts at *@io_i (its head's @flags already read and
+ * found available): the buffers into @elem, *@io_i / *@io_wrap past it, its
+ * buffer id into *@ret_id.
+ */
+static int packed_walk(struct vq *vq, struct vq_elem *elem, uint16_t flags, uint16_t *io_i,
+		       bool *io_wrap, uint16_t *ret_id)
 {
-	uint16_t num = vq->cfg.num, i = vq->next_avail, id = 0, flags;
-	bool wrap = vq->avail_wrap;
+	uint16_t num = vq->cfg.num, i = *io_i, id = 0;
+	bool wrap = *io_wrap;
 	unsigned int count = 0;
 	int r;
 
-	flags = le16toh(vq_load(&vq->pdesc[i].flags));
-	if (!desc_is_avail(flags, wrap))
-		return 0;
 	/*
 	 * Read the rest of the chain only after its head's flags: pairs with the
 	 * driver's write barrier before it stores the head flags (§2.8.21.1.1).
@@ -96,30 +100,26 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 		uint32_t len;
 
 		/* §2.8.17: a list is never longer than the queue size (so no loops either). */
-		if (count++ >= num) {
-			r = -ELOOP;
-			goto err;
-		}
-		addr = le64toh(vq_load(&vq->pdesc[i].addr));
-		len = le32toh(vq_load(&vq->pdesc[i].len));
-		id = le16toh(vq_load(&vq->pdesc[i].id));
+		if (count++ >= num)
+			return -ELOOP;
+		addr = virtio_le64toh(vq_load(&vq->pdesc[i].addr));
+		len = virtio_le32toh(vq_load(&vq->pdesc[i].len));
+		id = virtio_le16toh(vq_load(&vq->pdesc[i].id));
 		if (count > 1)
-			flags = le16toh(vq_load(&vq->pdesc[i].flags));
+			flags = virtio_le16toh(vq_load(&vq->pdesc[i].flags));
 		if (flags & VIRTQ_DESC_F_INDIRECT) {
 			/*
 			 * §2.8.19: an indirect descriptor stands alone, never in a
 			 * list linked by NEXT (unlike the split ring, §2.7.5.3.2).
 			 */
-			if ((flags & VIRTQ_DESC_F_NEXT) || count > 1) {
-				r = -EPROTO;
-				goto err;
-			}
+			if ((flags & VIRTQ_DESC_F_NEXT) || count > 1)
+				return -EPROTO;
 			r = packed_walk_indirect(vq, elem, addr, len);
 		} else {
 			r = vq_add_buf(vq, elem, addr, len, flags & VIRTQ_DESC_F_WRITE);
 		}
 		if (r < 0)
-			goto err;
+			return r;
 		if (++i == num) {
 			i = 0;
 			wrap = !wrap;
@@ -127,21 +127,61 @@ static int packed_pop(struct vq *vq, struct vq_elem *elem)
 		if (!(flags & VIRTQ_DESC_F_NEXT))
 			break;
 	}
-	/* §2.8.6: the buffer id is in the list's last descriptor; ids are < num (as Linux uses them). */
-	r = vq_take_id(vq, id);
-	if (r < 0)
-		goto err;
-	elem->id = id;
 	elem->ndesc = (uint16_t)count;
+	*io_i = i;
+	*io_wrap = wrap;
+	*ret_id = id;
+	return 0;
+}
+
+static int packed_pop(struct vq *vq, struct vq_elem *elem)
+{
+	uint16_t i = vq->next_avail, id, flags;
+	bool wrap = vq->avail_wrap;
+	int r;
+
+	flags = virtio_le16toh(vq_load(&vq->pdesc[i].flags));
+	if (!desc_is_avail(flags, wrap))
+		return 0;
+	r = packed_walk(vq, elem, flags, &i, &wrap, &id);
+	/* §2.8.6: the buffer id is in the list's last descriptor; ids are < num (as Linux uses them). */
+	if (r == 0)
+		r = vq_take_id(vq, id);
+	if (r < 0)
+		return vq_fail(vq, r);
+	elem->id = id;
+	/* Where the chain began, for a saved state (one store per request). */
+	vq->start[id] = (struct vq_inflight){ .id = id, .pos = vq->next_avail,
+					      .wrap = vq->avail_wrap };
 	vq->next_avail = i;
 	vq->avail_wrap = wrap;
 	return 1;
-
-err:
-	return vq_fail(vq, r);
 }
 
-static bool packed_flush(struct vq *vq);
+static int packed_repop(struct vq *vq, struct vq_elem *elem, const struct vq_inflight *h)
+{
+	uint16_t i = h->pos, id, flags;
+	bool wrap = h->wrap;
+	int r;
+
+	/*
+	 * Used entries are written in order of completion over the ring
+	 * (§2.8.5), so one may have covered the descriptors of a buffer still
+	 * in flight: then its chain is gone and cannot be taken again.
+	 */
+	flags = virtio_le16toh(vq_load(&vq->pdesc[i].flags));
+	if (!desc_is_avail(flags, wrap))
+		return -ESTALE;
+	r = packed_walk(vq, elem, flags, &i, &wrap, &id);
+	if (r < 0)
+		return r;
+	if (id != h->id)
+		return -ESTALE;
+	elem->id = id;
+	return 1;
+}
+
+static bool packed_publish(struct vq *vq);
 
 static void packed_push(struct vq *vq, const struct vq_elem *elem, uint32_t written)
 {
@@ -149,18 +189,18 @@ static void packed_push(struct vq *vq, const struct vq_elem *elem, uint32_t writ
 
 	/*
 	 * A driver that plays by the rules never has more than num buffers
-	 * between two flushes (it cannot reuse an id before seeing it used).  A
+	 * between two publishes (it cannot reuse an id before seeing it used).  A
 	 * hostile one that re-offers ids can: publish early rather than drop.
 	 */
 	if (vq->npending >= vq->cfg.num)
-		vq->notify_pending |= packed_flush(vq);
+		vq->notify_pending |= packed_publish(vq);
 	p = &vq->pending[vq->npending++];
 	p->id = elem->id;
 	p->ndesc = elem->ndesc;
 	p->len = written;
 }
 
-static bool packed_flush(struct vq *vq)
+static bool packed_publish(struct vq *vq)
 {
 	uint16_t num = vq->cfg.num, old = vq->next_used, first_slot = vq->next_used;
 	uint16_t first_flags = 0, off_wrap, dflags;
@@ -183,14 +223,14 @@ static bool packed_flush(struct vq *vq)
 		if (p->len)
 			f |= VIRTQ_DESC_F_WRITE;
 
-		vq_store(&d->id, htole16(p->id));
-		vq_store(&d->len, htole32(p->len));
+		vq_store(&d->id, virtio_htole16(p->id));
+		vq_store(&d->len, virtio_htole32(p->len));
 		if (k == 0) {
 			first_flags = f;
 		} else {
 			/* id/len before flags: pairs with the driver's rmb after it reads flags. */
 			vq_wmb();
-			vq_store(&d->flags, htole16(f));
+			vq_store(&d->flags, virtio_htole16(f));
 		}
 		vq->next_used = (uint16_t)(vq->next_used + p->ndesc);
 		if (vq->next_used >= num) {
@@ -204,12 +244,12 @@ static bool packed_flush(struct vq *vq)
 	 * once (§2.8.9); pairs with the driver's rmb after reading the flags (§2.8.22).
 	 */
 	vq_wmb();
-	vq_store(&vq->pdesc[first_slot].flags, htole16(first_flags));
+	vq_store(&vq->pdesc[first_slot].flags, virtio_htole16(first_flags));
 	/* Publish before reading the driver's event suppression: pairs with its mb after writing it. */
 	vq_mb();
-	dflags = le16toh(vq_load(&vq->driver_event[EVENT_FLAGS]));
+	dflags = virtio_le16toh(vq_load(&vq->driver_event[EVENT_FLAGS]));
 	if (vq->notify_pending) {
-		/* an early flush (see packed_push) already decided to interrupt */
+		/* an early publish (see packed_push) already decided to interrupt */
 		vq->notify_pending = false;
 		return dflags != VIRTQ_EVENT_F_DISABLE;
 	}
@@ -221,7 +261,7 @@ static bool packed_flush(struct vq *vq)
 	 * §2.8.10: notify when the used position passes the driver's off_wrap.
 	 * Indices are compared in one numbering that unrolls the ring wrap.
 	 */
-	off_wrap = le16toh(vq_load(&vq->driver_event[EVENT_OFF_WRAP]));
+	off_wrap = virtio_le16toh(vq_load(&vq->driver_event[EVENT_OFF_WRAP]));
 	off = off_wrap & 0x7fff;
 	new_i = vq->next_used;
 	old_i = old;
@@ -236,7 +276,7 @@ static bool packed_set_notify(struct vq *vq, bool on)
 {
 	/* §2.8.10: the device event suppression structure; DESC mode is not used. */
 	vq_store(&vq->device_event[EVENT_FLAGS],
-		 htole16(on ? VIRTQ_EVENT_F_ENABLE : VIRTQ_EVENT_F_DISABLE));
+		 virtio_htole16(on ? VIRTQ_EVENT_F_ENABLE : VIRTQ_EVENT_F_DISABLE));
 	if (!on)
 		return false;
 	/*
@@ -245,13 +285,14 @@ static bool packed_set_notify(struct vq *vq, bool on)
 	 * (virtqueue_kick_prepare_packed).
 	 */
 	vq_mb();
-	return desc_is_avail(le16toh(vq_load(&vq->pdesc[vq->next_avail].flags)), vq->avail_wrap);
+	return desc_is_avail(virtio_le16toh(vq_load(&vq->pdesc[vq->next_avail].flags)), vq->avail_wrap);
 }
 
 const struct vq_layout_ops vq_packed_ops = {
 	.init = packed_init,
 	.pop = packed_pop,
 	.push = packed_push,
-	.flush = packed_flush,
+	.publish = packed_publish,
 	.set_notify = packed_set_notify,
+	.repop = packed_repop,
 };

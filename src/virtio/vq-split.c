@@ -112,10 +112,10 @@ static int split_walk(struct vq *vq, struct vq_elem *elem, uint16_t head)
 			goto err;
 		}
 		/* Each field read once into a local: the guest may rewrite the table under us. */
-		addr = le64toh(vq_load(&table[i].addr));
-		len = le32toh(vq_load(&table[i].len));
-		flags = le16toh(vq_load(&table[i].flags));
-		next = le16toh(vq_load(&table[i].next));
+		addr = virtio_le64toh(vq_load(&table[i].addr));
+		len = virtio_le32toh(vq_load(&table[i].len));
+		flags = virtio_le16toh(vq_load(&table[i].flags));
+		next = virtio_le16toh(vq_load(&table[i].next));
 
 		if (flags & VIRTQ_DESC_F_INDIRECT) {
 			void *p;
@@ -165,7 +165,7 @@ static int split_pop(struct vq *vq, struct vq_elem *elem)
 	uint16_t num = vq->cfg.num, avail_idx, head;
 	int r;
 
-	avail_idx = le16toh(vq_load(&vq->avail[AVAIL_IDX]));
+	avail_idx = virtio_le16toh(vq_load(&vq->avail[AVAIL_IDX]));
 	if (avail_idx == vq->last_avail) {
 		/* Notifications off: the caller looks again without being asked. */
 		if (!vq->cfg.event_idx || vq->notify_off)
@@ -178,9 +178,9 @@ static int split_pop(struct vq *vq, struct vq_elem *elem)
 		 * between its avail->idx store and its avail_event load
 		 * (virtqueue_kick_prepare_split).
 		 */
-		vq_store(avail_event_ptr(vq), htole16(vq->last_avail));
+		vq_store(avail_event_ptr(vq), virtio_htole16(vq->last_avail));
 		vq_mb();
-		avail_idx = le16toh(vq_load(&vq->avail[AVAIL_IDX]));
+		avail_idx = virtio_le16toh(vq_load(&vq->avail[AVAIL_IDX]));
 		if (avail_idx == vq->last_avail)
 			return 0;
 	}
@@ -192,7 +192,7 @@ static int split_pop(struct vq *vq, struct vq_elem *elem)
 	 * write barrier between filling ring[] and updating idx (§2.7.13.3).
 	 */
 	vq_rmb();
-	head = le16toh(vq_load(&vq->avail[AVAIL_RING + vq->last_avail % num]));
+	head = virtio_le16toh(vq_load(&vq->avail[AVAIL_RING + vq->last_avail % num]));
 	/* §2.7.6: ring entries are heads of descriptor chains, < queue size. */
 	if (head >= num)
 		return vq_fail(vq, -EPROTO);
@@ -215,13 +215,13 @@ static void split_push(struct vq *vq, const struct vq_elem *elem, uint32_t writt
 	struct virtq_used_elem *ring = (struct virtq_used_elem *)(vq->used + USED_HDR);
 	struct virtq_used_elem *u = &ring[vq->used_idx % vq->cfg.num];
 
-	/* Invisible to the driver until used->idx moves in split_flush(). */
-	vq_store(&u->id, htole32(elem->id));
-	vq_store(&u->len, htole32(written));
+	/* Invisible to the driver until used->idx moves in split_publish(). */
+	vq_store(&u->id, virtio_htole32(elem->id));
+	vq_store(&u->len, virtio_htole32(written));
 	vq->used_idx++;
 }
 
-static bool split_flush(struct vq *vq)
+static bool split_publish(struct vq *vq)
 {
 	uint16_t old = vq->used_published, new_idx = vq->used_idx;
 
@@ -233,7 +233,7 @@ static bool split_flush(struct vq *vq)
 	 * virtqueue_get_buf_ctx_split's virtio_rmb).
 	 */
 	vq_wmb();
-	vq_store(used_idx_ptr(vq), htole16(new_idx));
+	vq_store(used_idx_ptr(vq), virtio_htole16(new_idx));
 	vq->used_published = new_idx;
 	/*
 	 * Publish the index before reading the driver's suppression state: pairs
@@ -243,12 +243,12 @@ static bool split_flush(struct vq *vq)
 	vq_mb();
 	if (vq->cfg.event_idx) {
 		/* §2.7.7: used_event sits after the available ring. */
-		uint16_t event = le16toh(vq_load(&vq->avail[AVAIL_RING + vq->cfg.num]));
+		uint16_t event = virtio_le16toh(vq_load(&vq->avail[AVAIL_RING + vq->cfg.num]));
 
 		return vq_need_event(event, new_idx, old);
 	}
 	/* §2.7.7.2: without EVENT_IDX, VIRTQ_AVAIL_F_NO_INTERRUPT asks us not to interrupt. */
-	return !(le16toh(vq_load(&vq->avail[AVAIL_FLAGS])) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	return !(virtio_le16toh(vq_load(&vq->avail[AVAIL_FLAGS])) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }
 
 static bool split_set_notify(struct vq *vq, bool on)
@@ -263,25 +263,38 @@ static bool split_set_notify(struct vq *vq, bool on)
 		 * §2.7.7: without it, VIRTQ_USED_F_NO_NOTIFY (advice only).
 		 */
 		if (vq->cfg.event_idx)
-			vq_store(avail_event_ptr(vq), htole16((uint16_t)(vq->last_avail - 1)));
+			vq_store(avail_event_ptr(vq), virtio_htole16((uint16_t)(vq->last_avail - 1)));
 		else
-			vq_store(used_flags_ptr(vq), htole16(VIRTQ_USED_F_NO_NOTIFY));
+			vq_store(used_flags_ptr(vq), virtio_htole16(VIRTQ_USED_F_NO_NOTIFY));
 		return false;
 	}
 	if (vq->cfg.event_idx)
-		vq_store(avail_event_ptr(vq), htole16(vq->last_avail));
+		vq_store(avail_event_ptr(vq), virtio_htole16(vq->last_avail));
 	else
 		vq_store(used_flags_ptr(vq), 0);
 	/* As in split_pop(): our store before the idx re-read, against the driver's kick check. */
 	vq_mb();
-	avail_idx = le16toh(vq_load(&vq->avail[AVAIL_IDX]));
+	avail_idx = virtio_le16toh(vq_load(&vq->avail[AVAIL_IDX]));
 	return avail_idx != vq->last_avail;
+}
+
+static int split_repop(struct vq *vq, struct vq_elem *elem, const struct vq_inflight *h)
+{
+	/* §2.7.8: the chain of a head not yet used is still the device's to read. */
+	int r = split_walk(vq, elem, h->id);
+
+	if (r < 0)
+		return r;
+	elem->id = h->id;
+	elem->ndesc = 1;
+	return 1;
 }
 
 const struct vq_layout_ops vq_split_ops = {
 	.init = split_init,
 	.pop = split_pop,
 	.push = split_push,
-	.flush = split_flush,
+	.publish = split_publish,
 	.set_notify = split_set_notify,
+	.repop = split_repop,
 };

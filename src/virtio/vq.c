@@ -290,6 +290,8 @@ void vq_destroy(struct vq *vq)
 		if (vq->maps[i].ptr)
 			vq->t.ops->unmap(vq->t.opaque, vq->maps[i].ptr, vq->maps[i].len);
 	free(vq->pending);
+	free(vq->start);
+	free(vq->redo);
 	free(vq->inflight_map);
 	free(vq);
 }
@@ -302,6 +304,12 @@ int vq_pop(struct vq *vq, struct vq_elem *elem)
 	elem->out_len = elem->in_len = 0;
 	elem->ndesc = 0;
 	elem->iov_num = 0;
+	if (vq->redo_next < vq->nredo) {
+		/* Restored heads first: they were taken from the ring before the save. */
+		int r = vq->ops->repop(vq, elem, &vq->redo[vq->redo_next++]);
+
+		return r < 0 ? vq_fail(vq, r) : r;
+	}
 	return vq->ops->pop(vq, elem);
 }
 
@@ -315,9 +323,9 @@ void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t written)
 	vq->ops->push(vq, elem, written);
 }
 
-bool vq_flush(struct vq *vq)
+bool vq_publish(struct vq *vq)
 {
-	return vq->ops->flush(vq);
+	return vq->ops->publish(vq);
 }
 
 void vq_notify_off(struct vq *vq)
@@ -339,4 +347,105 @@ bool vq_notify_on(struct vq *vq)
 uint16_t vq_num(const struct vq *vq)
 {
 	return vq->cfg.num;
+}
+
+bool vq_notify_is_off(const struct vq *vq)
+{
+	return vq->notify_off;
+}
+
+int vq_save(const struct vq *vq, struct vq_state *st)
+{
+	/* Pushed entries are only the device's until published: save between batches. */
+	if (vq->used_idx != vq->used_published || vq->npending || vq->notify_pending)
+		return -EBUSY;
+	*st = (struct vq_state){ 0 };
+	st->last_avail = vq->cfg.packed ? vq->next_avail : vq->last_avail;
+	st->used_idx = vq->cfg.packed ? vq->next_used : vq->used_idx;
+	st->avail_wrap = vq->avail_wrap;
+	st->used_wrap = vq->used_wrap;
+	st->notify_off = vq->notify_off;
+	return 0;
+}
+
+unsigned int vq_inflight_list(const struct vq *vq, struct vq_inflight *out, unsigned int max)
+{
+	unsigned int n = 0;
+
+	for (unsigned int id = 0; id < vq->cfg.num; id++) {
+		if (!(vq->inflight_map[id / 64] & (1ull << (id % 64))))
+			continue;
+		if (n < max) {
+			out[n] = (struct vq_inflight){ .id = (uint16_t)id, .pos = (uint16_t)id };
+			if (vq->start)
+				out[n] = vq->start[id];
+		}
+		n++;
+	}
+	return n;
+}
+
+static int restore_check(const struct vq *vq, const struct vq_state *st,
+			 const struct vq_inflight *heads, unsigned int n)
+{
+	uint16_t num = vq->cfg.num;
+
+	if (st->avail_wrap > 1 || st->used_wrap > 1 || st->notify_off > 1 || n > num)
+		return -EINVAL;
+	/* Split: every entry taken and not yet used is in flight, no more, no fewer (§2.7.6, §2.7.8). */
+	if (!vq->cfg.packed && (uint16_t)(st->last_avail - st->used_idx) != n)
+		return -EINVAL;
+	if (vq->cfg.packed && (st->last_avail >= num || st->used_idx >= num))
+		return -EINVAL;
+	for (unsigned int i = 0; i < n; i++) {
+		if (heads[i].id >= num || heads[i].pos >= num || heads[i].wrap > 1)
+			return -EINVAL;
+		if (!vq->cfg.packed && heads[i].pos != heads[i].id)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int vq_restore(struct vq *vq, const struct vq_state *st, const struct vq_inflight *heads,
+	       unsigned int n)
+{
+	unsigned int i;
+	int r = restore_check(vq, st, heads, n);
+
+	if (r < 0)
+		return r;
+	if (n) {
+		vq->redo = calloc(n, sizeof(*vq->redo));
+		if (!vq->redo)
+			return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		r = vq_take_id(vq, heads[i].id);
+		if (r < 0)
+			goto err;	/* the same id twice */
+		vq->redo[i] = heads[i];
+		if (vq->start)
+			vq->start[heads[i].id] = heads[i];
+	}
+	vq->nredo = n;
+	vq->redo_next = 0;
+	if (vq->cfg.packed) {
+		vq->next_avail = st->last_avail;
+		vq->next_used = st->used_idx;
+		vq->avail_wrap = st->avail_wrap;
+		vq->used_wrap = st->used_wrap;
+	} else {
+		vq->last_avail = st->last_avail;
+		vq->used_idx = vq->used_published = st->used_idx;
+	}
+	/* The driver-visible suppression fields are written again from the saved intent. */
+	vq->notify_off = st->notify_off;
+	vq->ops->set_notify(vq, !st->notify_off);
+	return 0;
+
+err:
+	memset(vq->inflight_map, 0, (vq->cfg.num + 63) / 64 * sizeof(uint64_t));
+	free(vq->redo);
+	vq->redo = NULL;
+	return -EINVAL;
 }

@@ -132,7 +132,7 @@ static void fz_complete(struct fz *f, bool reverse, int res)
 			r->done(r, res ? res : e);
 		}
 	}
-	vblk_flush(f->dev);
+	vblk_complete_batch(f->dev);
 }
 
 /* One bench reused by every run: a fresh 300 KiB heap block per run made ASan the bottleneck. */
@@ -146,7 +146,7 @@ static struct fz *fz_new(unsigned int version, unsigned int nq, bool grants)
 	memset(f, 0, sizeof(*f));
 	f->t.ops = &fz_tops;
 	f->t.opaque = f;
-	f->t.grant_addresses = grants;
+	f->t.grants = grants;
 	cfg.name = "fuzz";
 	cfg.info.capacity = FZ_DISK;
 	cfg.info.logical_block_size = 512;
@@ -163,7 +163,8 @@ static struct fz *fz_new(unsigned int version, unsigned int nq, bool grants)
 	cfg.serial = "fuzz";
 	if (vblk_create(&cfg, &f->t, &fz_bops, f, &f->dev) < 0)
 		abort();
-	f->mmio = vblk_vmmio(f->dev);
+	if (vmmio_create(vblk_virtio_dev(f->dev), &f->mmio) < 0)
+		abort();
 	log_set_level(LOG_LEVEL_ERR);
 	return f;
 }
@@ -171,6 +172,7 @@ static struct fz *fz_new(unsigned int version, unsigned int nq, bool grants)
 /* Destroy with whatever is in flight, then let the backend finish: nothing may leak or crash. */
 static void fz_free(struct fz *f)
 {
+	vmmio_destroy(f->mmio);
 	vblk_destroy(f->dev);
 	while (f->npending) {
 		struct blk_req *r = f->pending[--f->npending];

@@ -62,7 +62,7 @@ void fake_mem_init(struct fake_mem *m, uint64_t size, bool grants)
 	m->alloc_next = 4096; /* keep gpa 0 unused */
 	m->t.ops = &fake_mem_ops;
 	m->t.opaque = m;
-	m->t.grant_addresses = grants;
+	m->t.grants = grants;
 }
 
 void fake_mem_fini(struct fake_mem *m)
@@ -113,25 +113,23 @@ static void rb_unplug(void *opaque)
 	be->unplugs++;
 }
 
-static void rb_quiet(void *opaque)
+/* The device's poll timer: a new quiet spell arms it with an interval, a pass on its budget with 0. */
+static int rb_set_timer(void *opaque, uint64_t us)
 {
 	struct ram_be *be = opaque;
 
-	be->quiets++;
-}
-
-static void rb_resume(void *opaque)
-{
-	struct ram_be *be = opaque;
-
-	be->resumes++;
+	be->timer_us = us;
+	if (us)
+		be->quiets++;
+	else
+		be->resumes++;
+	return 0;
 }
 
 const struct vblk_backend_ops ram_be_ops = {
 	.submit = rb_submit,
 	.unplug = rb_unplug,
-	.quiet = rb_quiet,
-	.resume = rb_resume,
+	.set_timer = rb_set_timer,
 };
 
 void ram_be_init(struct ram_be *be, uint64_t size)
@@ -244,7 +242,9 @@ static struct vt *vt_create(const struct vblk_config *cfg, bool grants, uint64_t
 	ram_be_init(&vt->be, c.info.capacity);
 	r = vblk_create(&c, &vt->mem.t, &ram_be_ops, &vt->be, &vt->dev);
 	assert(r == 0);
-	vt->mmio = vblk_vmmio(vt->dev);
+	vt->vdev = vblk_virtio_dev(vt->dev);
+	r = vmmio_create(vt->vdev, &vt->mmio);
+	assert(r == 0);
 	return vt;
 }
 
@@ -267,6 +267,7 @@ void vt_free(struct vt *vt)
 {
 	if (!vt)
 		return;
+	vmmio_destroy(vt->mmio);
 	vblk_destroy(vt->dev);
 	/* Orphans complete after the device is gone, as the real engine would on close. */
 	ram_be_complete(&vt->be, true);
@@ -340,7 +341,7 @@ static void vt_queue_init(struct vt *vt, unsigned int idx, uint16_t num, bool pa
 void vt_queue_setup(struct vt *vt, unsigned int idx, uint16_t num)
 {
 	struct vt_queue *q;
-	bool packed = vmmio_has_feature(vt->mmio, VIRTIO_F_RING_PACKED);
+	bool packed = virtio_dev_has_feature(vt->vdev, VIRTIO_F_RING_PACKED);
 
 	vt_queue_init(vt, idx, num, packed);
 	q = &vt->q[idx];
@@ -592,7 +593,7 @@ void vt_complete(struct vt *vt)
 	/* A flush may take more requests (added without a kick while the device was busy). */
 	do {
 		ram_be_complete(&vt->be, true);
-		vblk_flush(vt->dev);
+		vblk_complete_batch(vt->dev);
 	} while (vt->be.npending > 0);
 }
 

@@ -40,8 +40,9 @@ struct ram_be {
 	struct blk_req *pending[1024];
 	unsigned int npending;
 	unsigned int submits, unplugs;
-	unsigned int quiets;		/* quiet() calls: a queue stopped asking for notifications */
-	unsigned int resumes;		/* resume() calls: a pass stopped on its budget */
+	unsigned int quiets;		/* set_timer(us > 0): a queue stopped asking for notifications */
+	unsigned int resumes;		/* set_timer(0): a pass stopped on its budget */
+	uint64_t timer_us;		/* the last set_timer() interval */
 	int fail_submit;		/* next submit returns this (then reset to 0) */
 	int fail_complete;		/* completions report this res */
 	bool reverse;			/* complete newest first */
@@ -77,7 +78,8 @@ struct vt {
 	struct fake_mem mem;
 	struct ram_be be;
 	struct vblk_dev *dev;
-	struct vmmio_dev *mmio;
+	struct virtio_dev *vdev;		/* vblk_virtio_dev(dev) */
+	struct vmmio_dev *mmio;			/* its register decoder */
 	struct vt_queue q[8];
 	uint64_t offered;
 };
@@ -133,7 +135,7 @@ int vt_blk(struct vt *vt, unsigned int qi, uint32_t type, uint64_t sector, uint6
 /* Submit, kick, complete everything, flush; returns the status byte (0xff if unanswered). */
 uint8_t vt_blk_sync(struct vt *vt, unsigned int qi, uint32_t type, uint64_t sector,
 		    uint64_t data_gpa, uint32_t data_len);
-/* Backend completes everything, then vblk_flush(), until nothing is left in flight. */
+/* Backend completes everything, then vblk_complete_batch(), until nothing is left in flight. */
 void vt_complete(struct vt *vt);
 
 #endif

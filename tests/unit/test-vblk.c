@@ -474,37 +474,6 @@ static void test_backend_completion_error_answers_ioerr(void **state)
 	vt_free(vt);
 }
 
-/*
- * A ring full of requests reaches the backend two at a time: the kernel holds
- * back every request of a larger io_submit until the last is prepared.
- */
-static void test_burst_handed_to_backend_two_at_a_time(void **state)
-{
-	struct vt *vt = started(NULL, SPLIT);
-	uint64_t st[5];
-	uint32_t id, len;
-	unsigned int n = 0;
-
-	for (int i = 0; i < 5; i++) {
-		uint64_t d = buf(vt, 512, (uint8_t)i);
-
-		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, d, 512, &st[i]);
-	}
-	vt_kick(vt, 0);
-	assert_int_equal(vt->be.submits, 5);
-	assert_int_equal(vt->be.unplugs, 3);	/* 2 + 2 + 1 */
-	ram_be_complete(&vt->be, true);
-	vblk_flush(vt->dev);
-	while (vt_used(vt, 0, &id, &len))
-		n++;
-	assert_int_equal(n, 5);
-	for (int i = 0; i < 5; i++) {
-		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
-		assert_int_equal(vt->be.data[i * 512], i);
-	}
-	vt_free(vt);
-}
-
 /* Backpressure: -EAGAIN stops taking from the ring; completions resume it; nothing is lost. */
 static void test_backpressure_eagain_resumes_on_completion(void **state)
 {
@@ -526,7 +495,7 @@ static void test_backpressure_eagain_resumes_on_completion(void **state)
 	ram_be_complete(&vt->be, false);
 	assert_int_equal(vt->be.npending, 2);
 	ram_be_complete(&vt->be, true);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	while (vt_used(vt, 0, &id, &len))
 		n++;
 	assert_int_equal(n, 6);
@@ -559,7 +528,7 @@ static void test_backpressure_other_queue_resumes(void **state)
 	vt_kick(vt, 1);			/* the backend is full: queue 1 stops */
 	assert_int_equal(vt->be.npending, 2);
 	ram_be_complete(&vt->be, true);	/* queue 0's completions, then queue 1's request */
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	while (vt_used(vt, 0, &id, &len))
 		;
 	assert_true(vt_used(vt, 1, &id, &len));
@@ -584,7 +553,7 @@ static void test_backpressure_orphans_resume_new_queue(void **state)
 	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 3, buf(vt, 512, 3), 512, &st);
 	vt_kick(vt, 0);			/* -EAGAIN: the orphans hold the backend */
 	ram_be_complete(&vt->be, true);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	assert_true(vt_used(vt, 0, &id, &len));
 	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt->be.data[3 * 512], 3);
@@ -670,11 +639,11 @@ static void test_batch_publishes_once_with_one_interrupt(void **state)
 	/* completed but not published until the owner ends the batch */
 	assert_int_equal(vt_used_idx(vt, 0), 0);
 	assert_int_equal(vt->mem.notifies, before);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	assert_int_equal(vt_used_idx(vt, 0), 5);
 	assert_int_equal(vt->mem.notifies, before + 1);
 	assert_true(vt_rd(vt, 0x060) & VIRTIO_MMIO_INT_VRING);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	assert_int_equal(vt->mem.notifies, before + 1);
 	vt_free(vt);
 }
@@ -758,7 +727,7 @@ static void test_event_idx_no_kicks_while_requests_in_flight(void **state)
 	assert_int_equal(vt->be.npending, 1);
 	/* The first completion batch takes them. */
 	ram_be_complete(&vt->be, false);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	assert_int_equal(vt->be.npending, 2);
 	assert_true(vt_used(vt, 0, &id, &len));
 	assert_false(split_driver_kicks(vt, 0, 3, 4));
@@ -819,6 +788,34 @@ static void test_poll_takes_requests_while_in_flight_is_slow(void **state)
 	vt_complete(vt);
 	assert_int_equal(vblk_poll(vt->dev, &quiet), 0);
 	assert_false(quiet);			/* nothing in flight: the owner may stop polling */
+	assert_int_equal(*(uint8_t *)ptr(vt, st[0]), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)ptr(vt, st[1]), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+/*
+ * The device's own poll policy: 500 us after a queue goes quiet, doubling to
+ * 64 ms while polls find nothing, back to 500 us when one finds a buffer.
+ */
+static void test_poll_timer_backs_off_and_restarts(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st[2], expect = 500;
+
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[0]);
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.timer_us, 500);
+	for (int i = 0; i < 10; i++) {
+		vblk_timer_expired(vt->dev);
+		expect = expect * 2 > 64000 ? 64000 : expect * 2;
+		assert_int_equal(vt->be.timer_us, expect);
+	}
+	assert_int_equal(vt->be.timer_us, 64000);
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, buf(vt, 512, 0), 512, &st[1]);
+	vblk_timer_expired(vt->dev);		/* takes the read: short interval again */
+	assert_int_equal(vt->be.npending, 2);
+	assert_int_equal(vt->be.timer_us, 500);
+	vt_complete(vt);
 	assert_int_equal(*(uint8_t *)ptr(vt, st[0]), VIRTIO_BLK_S_OK);
 	assert_int_equal(*(uint8_t *)ptr(vt, st[1]), VIRTIO_BLK_S_OK);
 	vt_free(vt);
@@ -895,7 +892,7 @@ static void test_reset_with_requests_in_flight(void **state)
 	/* new driver instance, new rings */
 	assert_true(vt_start(vt, SPLIT, 1, NUM));
 	ram_be_complete(&vt->be, true);
-	vblk_flush(vt->dev);
+	vblk_complete_batch(vt->dev);
 	assert_int_equal(vt_used_idx(vt, 0), 0);
 	assert_int_equal(*(uint8_t *)ptr(vt, st), 0xff); /* orphan status not written */
 	vblk_get_stats(vt->dev, &s);
@@ -1052,7 +1049,7 @@ static void test_packed_ring_round_trips(void **state)
 	struct vt *vt = started(NULL, VT_ALL);
 	uint64_t w = buf(vt, 1024, 0x99), r = buf(vt, 1024, 0);
 
-	assert_true(vmmio_has_feature(vt->mmio, VIRTIO_F_RING_PACKED));
+	assert_true(virtio_dev_has_feature(vt->vdev, VIRTIO_F_RING_PACKED));
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 3, w, 1024), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 3, r, 1024), VIRTIO_BLK_S_OK);
 	assert_memory_equal(ptr(vt, r), ptr(vt, w), 1024);
@@ -1563,7 +1560,6 @@ int main(void)
 		cmocka_unit_test(test_header_in_writable_descriptor_needs_reset),
 		cmocka_unit_test(test_backend_submit_error_answers_ioerr),
 		cmocka_unit_test(test_backend_completion_error_answers_ioerr),
-		cmocka_unit_test(test_burst_handed_to_backend_two_at_a_time),
 		cmocka_unit_test(test_backpressure_eagain_resumes_on_completion),
 		cmocka_unit_test(test_backpressure_other_queue_resumes),
 		cmocka_unit_test(test_backpressure_orphans_resume_new_queue),
@@ -1577,6 +1573,7 @@ int main(void)
 		cmocka_unit_test(test_event_idx_no_kicks_while_requests_in_flight),
 		cmocka_unit_test(test_full_ring_answered_inline_still_asks_for_kicks),
 		cmocka_unit_test(test_poll_takes_requests_while_in_flight_is_slow),
+		cmocka_unit_test(test_poll_timer_backs_off_and_restarts),
 		cmocka_unit_test(test_poll_stops_when_device_needs_reset),
 		cmocka_unit_test(test_no_notify_flag_while_requests_in_flight),
 		cmocka_unit_test(test_packed_events_disabled_while_requests_in_flight),

@@ -60,8 +60,8 @@ static void test_full_handshake_reaches_driver_ok(void **state)
 	assert_true(vt_start(vt, SPLIT, 1, NUM));
 	assert_int_equal(vt_status(vt), ACK | DRV | FOK | DOK);
 	assert_int_equal(vt_rd(vt, 0x044), 1);
-	assert_true(vmmio_has_feature(vt->mmio, VIRTIO_F_VERSION_1));
-	assert_true(vmmio_has_feature(vt->mmio, VIRTIO_F_EVENT_IDX));
+	assert_true(virtio_dev_has_feature(vt->vdev, VIRTIO_F_VERSION_1));
+	assert_true(virtio_dev_has_feature(vt->vdev, VIRTIO_F_EVENT_IDX));
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
 	vt_free(vt);
 }
@@ -169,7 +169,7 @@ static void test_driver_features_frozen_after_features_ok(void **state)
 	vt_wr(vt, 0x020, 1u << VIRTIO_F_EVENT_IDX);
 	vt_queue_setup(vt, 0, NUM);
 	vt_driver_ok(vt);
-	assert_false(vmmio_has_feature(vt->mmio, VIRTIO_F_EVENT_IDX));
+	assert_false(virtio_dev_has_feature(vt->vdev, VIRTIO_F_EVENT_IDX));
 	vt_free(vt);
 }
 
@@ -455,7 +455,7 @@ static void test_reset_clears_device_state(void **state)
 	vt_wr(vt, 0x030, 0);
 	assert_int_equal(vt_rd(vt, 0x044), 0);
 	assert_int_equal(vt_rd(vt, 0x034), 256);
-	assert_int_equal(vmmio_features(vt->mmio), 0);
+	assert_int_equal(virtio_dev_features(vt->vdev), 0);
 	assert_int_equal(vt->mem.maps_live, 0);
 	vt_free(vt);
 }
