@@ -5,8 +5,8 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/types.h>
-#include <sys/uio.h>
+
+#include "iovec.h"
 
 enum blk_op {
 	BLK_OP_READ,
@@ -62,8 +62,8 @@ struct blk_info {
 	bool write_cache;		/* writes may sit in a volatile cache until FLUSH */
 	bool block_device;
 	/* Added by the block layer itself: */
-	dev_t st_dev;			/* the open file's identity (fstat), to tell shared ones */
-	ino_t st_ino;
+	uint64_t st_dev;		/* the open file's identity (fstat), to tell shared ones */
+	uint64_t st_ino;
 	bool direct;			/* opened with O_DIRECT (aligned buffers bypass the page cache) */
 	enum blk_engine engine;		/* the engine actually in use */
 	/*

@@ -4,7 +4,8 @@
 #define VBLKD_IOV_H
 
 #include <stddef.h>
-#include <sys/uio.h>
+
+#include "iovec.h"
 
 /* Copy at most @len bytes, starting @skip bytes into the list, into @buf; returns bytes copied. */
 size_t iov_to_buf(const struct iovec *iov, unsigned int cnt, size_t skip, void *buf, size_t len);

@@ -6,14 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if defined(__linux__)
-#include <sys/uio.h>	/* the kernel's struct iovec: mappings go to readv/io_submit as they are */
-#else
-struct iovec {
-	void *iov_base;
-	size_t iov_len;
-};
-#endif
+#include "iovec.h"	/* on Linux the kernel's: mappings go to readv/io_submit as they are */
 
 /*
  * Logging hooks: log_msg(), log_enabled() and log_ratelimit_ok() of log.h

@@ -13,6 +13,8 @@ set -eu
 
 pkgs_build="gcc make pkgconf libc6-dev libxen-dev libaio-dev liburing-dev libjson-c-dev"
 pkgs_test="libcmocka-dev clang libclang-rt-14-dev util-linux coreutils"
+# tests/shell/test-virtio-freestanding.sh: src/virtio built for a bare-metal Arm target.
+pkgs_test="$pkgs_test gcc-arm-none-eabi libnewlib-arm-none-eabi libnewlib-dev"
 pkgs_bench="fio valgrind python3"
 # make check-xen: cross compiler and arm64 libc headers (libc6-dev-arm64-cross is only a
 # Recommends of gcc-aarch64-linux-gnu), apt-get download/dpkg-deb/dpkg-source (dpkg-dev, apt),

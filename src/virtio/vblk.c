@@ -2,7 +2,6 @@
 /* virtio-blk device type (virtio 1.2 §5.2) on a virtio device: request parsing, submission, completion. */
 #include <assert.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1002,7 +1001,7 @@ static void blk_config_write(void *opaque, uint32_t offset, unsigned int size, u
 		dev->writeback = (uint8_t)value;
 		return;
 	}
-	vblk_warn(dev, "config write of %u bytes at %" PRIu32 " ignored", size, offset);
+	vblk_warn(dev, "config write of %u bytes at %u ignored", size, (unsigned int)offset);
 }
 
 static bool blk_features_ok(void *opaque, uint64_t features)
@@ -1140,7 +1139,8 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 		return -ENOMEM;
 	snprintf(dev->name, sizeof(dev->name), "%s", cfg->name ? cfg->name : "vblk");
 	if (cfg->serial)
-		memcpy(dev->serial, cfg->serial, strnlen(cfg->serial, sizeof(dev->serial)));
+		for (size_t i = 0; i < sizeof(dev->serial) && cfg->serial[i]; i++)
+			dev->serial[i] = cfg->serial[i];	/* strnlen() is POSIX, not C11 */
 	dev->cfg = *cfg;
 	dev->cfg.name = dev->name;
 	dev->cfg.serial = NULL;

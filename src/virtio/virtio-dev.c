@@ -2,7 +2,6 @@
 /* A transport-neutral virtio device (virtio 1.2 §2, §3.1): status, features, queues, config, state. */
 #include <assert.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,7 +200,8 @@ static bool add_features_ok(struct virtio_dev *vdev, uint8_t *v)
 		return true;
 	}
 	/* §2.2.2 / §3.1.1 step 6: FEATURES_OK stays clear: the driver sees the refusal. */
-	vdev_warn(vdev, "driver features 0x%" PRIx64 " refused", vdev->driver_features);
+	vdev_warn(vdev, "driver features 0x%llx refused",
+		  (unsigned long long)vdev->driver_features);
 	*v &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
 	return false;
 }
@@ -440,7 +440,8 @@ static int queue_start(struct virtio_dev *vdev, unsigned int idx)
 		latch_features(vdev);
 	r = queue_config(vdev, idx, &cfg);
 	if (r < 0) {
-		vdev_warn(vdev, "queue %u size %" PRIu32 " invalid; device needs reset", idx, q->s.num);
+		vdev_warn(vdev, "queue %u size %u invalid; device needs reset", idx,
+			  (unsigned int)q->s.num);
 		return r;
 	}
 	r = vq_create(&vdev->t, &cfg, &vq);

@@ -2,7 +2,6 @@
 /* virtio-mmio register decoder (virtio 1.2 §4.2.2 modern; legacy registers in vmmio-legacy.c) over a device. */
 #include <assert.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <stdlib.h>
 
 #include "vmmio-internal.h"
@@ -88,7 +87,7 @@ static uint32_t read_reg(struct vmmio_dev *m, uint32_t off)
 	}
 	if (virtio_dev_legacy(vdev) ? vmmio_legacy_read(m, off, &val) : modern_read(m, off, &val))
 		return val;
-	vmmio_warn(m, "read of register 0x%03" PRIx32 " ignored", off);
+	vmmio_warn(m, "read of register 0x%03x ignored", (unsigned int)off);
 	return 0;
 }
 
@@ -187,7 +186,7 @@ static void write_status(struct vmmio_dev *m, uint32_t val)
 		return;
 	}
 	if (r == -EINVAL)
-		vmmio_warn(m, "status 0x%" PRIx32 " out of range ignored", val);
+		vmmio_warn(m, "status 0x%x out of range ignored", (unsigned int)val);
 	else if (r == -EPERM)
 		vmmio_warn(m, "status write 0x%x clears bits of 0x%x, ignored",
 			   (unsigned int)(val & 0xff & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET) |
@@ -215,7 +214,8 @@ static void write_reg(struct vmmio_dev *m, uint32_t off, uint32_t val)
 	if (off == REG_DRIVER_FEATURES)
 		vmmio_warn(m, "driver features write ignored");
 	else
-		vmmio_warn(m, "write of 0x%" PRIx32 " to register 0x%03" PRIx32 " ignored", val, off);
+		vmmio_warn(m, "write of 0x%x to register 0x%03x ignored", (unsigned int)val,
+			   (unsigned int)off);
 }
 
 uint64_t vmmio_read(struct vmmio_dev *m, uint64_t offset, unsigned int size)
@@ -225,15 +225,16 @@ uint64_t vmmio_read(struct vmmio_dev *m, uint64_t offset, unsigned int size)
 
 		/* Config space: 1, 2, 4, 8 byte reads fully inside config_size (§4.2.2, §2.5). */
 		if (virtio_dev_config_read(m->vdev, (uint32_t)coff, size, &v) < 0) {
-			vmmio_warn(m, "config read of %u bytes at 0x%" PRIx64 " out of range", size,
-				   coff);
+			vmmio_warn(m, "config read of %u bytes at 0x%llx out of range", size,
+				   (unsigned long long)coff);
 			return 0;
 		}
 		return v;
 	}
 	/* §4.2.2: control registers take 32-bit wide, aligned accesses only. */
 	if (size != 4 || offset % 4 != 0 || offset >= VMMIO_CONFIG_OFFSET) {
-		vmmio_warn(m, "read of %u bytes at 0x%" PRIx64 " ignored", size, offset);
+		vmmio_warn(m, "read of %u bytes at 0x%llx ignored", size,
+			   (unsigned long long)offset);
 		return 0;
 	}
 	return read_reg(m, (uint32_t)offset);
@@ -251,12 +252,13 @@ void vmmio_write(struct vmmio_dev *m, uint64_t offset, unsigned int size, uint64
 		uint64_t coff = offset - VMMIO_CONFIG_OFFSET;
 
 		if (virtio_dev_config_write(m->vdev, (uint32_t)coff, size, value) < 0)
-			vmmio_warn(m, "config write of %u bytes at 0x%" PRIx64 " out of range", size,
-				   coff);
+			vmmio_warn(m, "config write of %u bytes at 0x%llx out of range", size,
+				   (unsigned long long)coff);
 		return;
 	}
 	if (size != 4 || offset % 4 != 0 || offset >= VMMIO_CONFIG_OFFSET) {
-		vmmio_warn(m, "write of %u bytes at 0x%" PRIx64 " ignored", size, offset);
+		vmmio_warn(m, "write of %u bytes at 0x%llx ignored", size,
+			   (unsigned long long)offset);
 		return;
 	}
 	write_reg(m, (uint32_t)offset, (uint32_t)value);
