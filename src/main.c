@@ -79,10 +79,79 @@ static int parse_uint(const char *opt, const char *s, uint64_t min, uint64_t max
 	return 0;
 }
 
+enum { OPT_BACKEND_DOMID = 256, OPT_QUEUE_DEPTH, OPT_ALLOW_SHARED, OPT_CONTROL, OPT_JSON };
+
+/* One option (flat dispatch): 0 to go on, 1 to exit 0 (help, version), -1 on a usage error. */
+static int parse_option(int c, const char *arg, struct options *o)
+{
+	enum log_level level;
+	uint64_t v;
+
+	switch (c) {
+	case 'f':
+		o->foreground = true;
+		return 0;
+	case 'l':
+		if (log_parse_level(arg, &level) < 0) {
+			fprintf(stderr, "vblkd: --log-level '%s': expected err, warning, "
+					"notice, info or debug\n", arg);
+			return -1;
+		}
+		log_set_level(level);
+		return 0;
+	case OPT_BACKEND_DOMID:
+		if (parse_uint("--backend-domid", arg, 0, 0x7fef, &v) < 0)
+			return -1;
+		o->daemon.backend_domid = (uint32_t)v;
+		return 0;
+	case 'e':
+		if (blk_engine_parse(arg, &o->daemon.engine) < 0) {
+			fprintf(stderr, "vblkd: --engine '%s': expected aio, uring or null\n", arg);
+			return -1;
+		}
+		return 0;
+	case 'q':
+		if (parse_uint("--queues", arg, 1, VBLK_MAX_QUEUES, &v) < 0)
+			return -1;
+		o->daemon.queues = (unsigned int)v;
+		return 0;
+	case OPT_QUEUE_DEPTH:
+		if (parse_uint("--queue-depth", arg, 1, BLK_QUEUE_DEPTH_MAX, &v) < 0)
+			return -1;
+		o->daemon.queue_depth = (unsigned int)v;
+		return 0;
+	case OPT_ALLOW_SHARED:
+		o->daemon.allow_shared = true;
+		return 0;
+	case OPT_CONTROL:
+		if (arg[0] != '/') {
+			fprintf(stderr, "vblkd: --control-socket '%s': expected an absolute path\n",
+				arg);
+			return -1;
+		}
+		o->control = arg;
+		return 0;
+	case 's':
+		o->status = true;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
+	case 'h':
+		usage(stdout);
+		return 1;
+	case 'V':
+		printf("vblkd %s\n", VBLKD_VERSION);
+		return 1;
+	default:
+		fprintf(stderr, "Try 'vblkd --help' for more information.\n");
+		return -1;
+	}
+}
+
 /* Returns 0 to run, 1 to exit 0 (help, version), -1 on a usage error (already reported). */
 static int parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_BACKEND_DOMID = 256, OPT_QUEUE_DEPTH, OPT_ALLOW_SHARED, OPT_CONTROL, OPT_JSON };
 	static const struct option longopts[] = {
 		{ "foreground", no_argument, NULL, 'f' },
 		{ "log-level", required_argument, NULL, 'l' },
@@ -98,72 +167,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	enum log_level level;
-	uint64_t v;
-	int c;
+	int c, r;
 
 	while ((c = getopt_long(argc, argv, "fl:e:q:shV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'f':
-			o->foreground = true;
-			break;
-		case 'l':
-			if (log_parse_level(optarg, &level) < 0) {
-				fprintf(stderr, "vblkd: --log-level '%s': expected err, warning, "
-						"notice, info or debug\n", optarg);
-				return -1;
-			}
-			log_set_level(level);
-			break;
-		case OPT_BACKEND_DOMID:
-			if (parse_uint("--backend-domid", optarg, 0, 0x7fef, &v) < 0)
-				return -1;
-			o->daemon.backend_domid = (uint32_t)v;
-			break;
-		case 'e':
-			if (blk_engine_parse(optarg, &o->daemon.engine) < 0) {
-				fprintf(stderr, "vblkd: --engine '%s': expected aio, uring or null\n",
-					optarg);
-				return -1;
-			}
-			break;
-		case 'q':
-			if (parse_uint("--queues", optarg, 1, VBLK_MAX_QUEUES, &v) < 0)
-				return -1;
-			o->daemon.queues = (unsigned int)v;
-			break;
-		case OPT_QUEUE_DEPTH:
-			if (parse_uint("--queue-depth", optarg, 1, BLK_QUEUE_DEPTH_MAX, &v) < 0)
-				return -1;
-			o->daemon.queue_depth = (unsigned int)v;
-			break;
-		case OPT_ALLOW_SHARED:
-			o->daemon.allow_shared = true;
-			break;
-		case OPT_CONTROL:
-			if (optarg[0] != '/') {
-				fprintf(stderr, "vblkd: --control-socket '%s': expected an absolute path\n",
-					optarg);
-				return -1;
-			}
-			o->control = optarg;
-			break;
-		case 's':
-			o->status = true;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case 'h':
-			usage(stdout);
-			return 1;
-		case 'V':
-			printf("vblkd %s\n", VBLKD_VERSION);
-			return 1;
-		default:
-			fprintf(stderr, "Try 'vblkd --help' for more information.\n");
-			return -1;
-		}
+		r = parse_option(c, optarg, o);
+		if (r != 0)
+			return r;
 	}
 	if (o->json && !o->status) {
 		fprintf(stderr, "vblkd: --json goes with --status\n");
