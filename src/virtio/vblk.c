@@ -9,11 +9,11 @@
 
 #include "virtio-platform.h"
 #include "log.h"
+#include "util.h"
 #include "iov.h"
 #include "vblk.h"
 #include "vq.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 #define DEFAULT_QUEUE_NUM_MAX 256
 #define DEFAULT_SEG_MAX 126

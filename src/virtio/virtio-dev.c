@@ -428,6 +428,21 @@ static int queue_config(struct virtio_dev *vdev, unsigned int idx, struct vq_con
 	return 0;
 }
 
+/* Hand queue @idx its new @vq (the device type starts it); on failure the vq is gone. */
+static int queue_attach(struct virtio_dev *vdev, unsigned int idx, struct vq *vq)
+{
+	struct vdev_queue *q = &vdev->queues[idx];
+	int r;
+
+	q->vq = vq;
+	r = vdev->ops->queue_start(vdev->opaque, idx, vq);
+	if (r < 0) {
+		q->vq = NULL;
+		vq_destroy(vq);
+	}
+	return r;
+}
+
 /* Create queue @idx's vq; -errno names whose fault it was (-ENOMEM: the host's). */
 static int queue_start(struct virtio_dev *vdev, unsigned int idx)
 {
@@ -445,14 +460,8 @@ static int queue_start(struct virtio_dev *vdev, unsigned int idx)
 		return r;
 	}
 	r = vq_create(&vdev->t, &cfg, &vq);
-	if (r == 0) {
-		q->vq = vq;
-		r = vdev->ops->queue_start(vdev->opaque, idx, vq);
-		if (r < 0) {
-			q->vq = NULL;
-			vq_destroy(vq);
-		}
-	}
+	if (r == 0)
+		r = queue_attach(vdev, idx, vq);
 	if (r == -ENOMEM)
 		vdev_warn(vdev, "queue %u: out of memory on this host starting it; device needs reset",
 			  idx);
@@ -586,7 +595,6 @@ static int restore_queue(struct virtio_dev *vdev, const struct virtio_dev_state 
 			 unsigned int idx)
 {
 	const struct virtio_queue_state *qs = &st->queues[idx];
-	struct vdev_queue *q = &vdev->queues[idx];
 	struct vq_config cfg;
 	struct vq *vq;
 	int r;
@@ -597,15 +605,11 @@ static int restore_queue(struct virtio_dev *vdev, const struct virtio_dev_state 
 	if (r < 0)
 		return r;
 	r = vq_restore(vq, &qs->ring, &st->inflight[qs->first_inflight], qs->ninflight);
-	if (r == 0) {
-		q->vq = vq;
-		r = vdev->ops->queue_start(vdev->opaque, idx, vq);
-	}
 	if (r < 0) {
-		q->vq = NULL;
 		vq_destroy(vq);
+		return r;
 	}
-	return r;
+	return queue_attach(vdev, idx, vq);
 }
 
 int virtio_dev_restore(struct virtio_dev *vdev, const struct virtio_dev_state *st, size_t size)
