@@ -197,12 +197,51 @@ static int map_piece(const struct virtio_transport *t, uint64_t gpa, uint64_t le
 	return 0;
 }
 
+/*
+ * The buffer of the readable or writable part that holds [off, off + len)
+ * whole, and the range's guest address, if the transport takes it in one
+ * piece: the common case (a header, a status byte, a page of data) without
+ * the general walk.  NULL otherwise.
+ */
+static const struct vq_buf *one_piece(const struct virtio_transport *t,
+				      const struct vq_elem *elem, bool write, uint64_t off,
+				      uint64_t len, uint64_t *ret_gpa)
+{
+	unsigned int i = write ? elem->out_num : 0, end = i + (write ? elem->in_num : elem->out_num);
+	uint64_t total = write ? elem->in_len : elem->out_len;
+	const struct vq_buf *b;
+
+	if (len == 0 || off > total || len > total - off)
+		return NULL;
+	/* A status byte sits in the last buffer: look there first. */
+	b = &elem->bufs[end - 1];
+	if (off >= total - b->len) {
+		off -= total - b->len;
+	} else {
+		for (b = &elem->bufs[i]; off >= b->len; b++)
+			off -= b->len;
+	}
+	if (len > b->len - off)
+		return NULL;
+	*ret_gpa = b->addr + off;
+	if (t->max_map && ((*ret_gpa ^ (*ret_gpa + len - 1)) & ~(t->max_map - 1)))
+		return NULL;
+	return b;
+}
+
 int vq_elem_map(const struct virtio_transport *t, struct vq_elem *elem, bool write, uint64_t off,
 		uint64_t len)
 {
 	struct map_ctx m = { .elem = elem, .write = write };
 	unsigned int before = elem->iov_num;
-	int r = elem_pieces(t, elem, write, off, len, map_piece, &m);
+	uint64_t gpa;
+	int r;
+
+	if (one_piece(t, elem, write, off, len, &gpa)) {
+		r = map_piece(t, gpa, len, &m);
+		return r < 0 ? r : 1;
+	}
+	r = elem_pieces(t, elem, write, off, len, map_piece, &m);
 
 	if (r < 0) {
 		/* Nothing new stays mapped. */
@@ -236,7 +275,10 @@ int vq_elem_read(const struct virtio_transport *t, const struct vq_elem *elem, u
 		 void *buf, uint64_t len)
 {
 	uint8_t *dst = buf;
+	uint64_t gpa;
 
+	if (one_piece(t, elem, false, off, len, &gpa))
+		return read_piece(t, gpa, len, &dst);
 	return elem_pieces(t, elem, false, off, len, read_piece, &dst);
 }
 
