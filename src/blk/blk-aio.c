@@ -126,7 +126,7 @@ static void blk_aio_result(struct blk_dev *dev, struct blk_io *io, long res)
 	blk_io_kernel_done(dev, io, res);
 }
 
-static void blk_aio_flush(struct blk_dev *dev)
+static void blk_aio_submit_prepared(struct blk_dev *dev)
 {
 	struct blk_aio *a = dev->engine_priv;
 	unsigned int i = 0;
@@ -179,6 +179,6 @@ const struct blk_engine_ops blk_aio_ops = {
 	.fini = blk_aio_fini,
 	.wants = blk_aio_wants,
 	.prep = blk_aio_prep,
-	.flush = blk_aio_flush,
+	.submit_prepared = blk_aio_submit_prepared,
 	.reap = blk_aio_reap,
 };

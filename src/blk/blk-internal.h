@@ -94,10 +94,10 @@ struct blk_engine_ops {
 	void (*fini)(struct blk_dev *dev);
 	/* Whether @io goes to the kernel through this engine (else: the worker threads). */
 	bool (*wants)(struct blk_dev *dev, const struct blk_io *io);
-	/* Queue @io for the next flush; -EAGAIN if the engine has no room now. */
+	/* Queue @io for the next submit_prepared(); -EAGAIN if the engine has no room now. */
 	int (*prep)(struct blk_dev *dev, struct blk_io *io);
 	/* Submit everything prepared: one system call per batch. */
-	void (*flush)(struct blk_dev *dev);
+	void (*submit_prepared)(struct blk_dev *dev);
 	/* Collect kernel completions, calling blk_io_kernel_done() for each; -errno on failure. */
 	int (*reap)(struct blk_dev *dev);
 	/* Buffers never reach the kernel: no bounce for O_DIRECT alignment or IOV_MAX. */

@@ -25,7 +25,7 @@ static int blk_null_prep(struct blk_dev *dev, struct blk_io *io)
 	return 0;
 }
 
-static void blk_null_flush(struct blk_dev *dev)
+static void blk_null_submit_prepared(struct blk_dev *dev)
 {
 }
 
@@ -39,7 +39,7 @@ const struct blk_engine_ops blk_null_ops = {
 	.fini = blk_null_fini,
 	.wants = blk_null_wants,
 	.prep = blk_null_prep,
-	.flush = blk_null_flush,
+	.submit_prepared = blk_null_submit_prepared,
 	.reap = blk_null_reap,
 	.no_kernel_io = true,
 };

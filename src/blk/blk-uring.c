@@ -131,7 +131,7 @@ static int blk_uring_prep(struct blk_dev *dev, struct blk_io *io)
 	return 0;
 }
 
-static void blk_uring_flush(struct blk_dev *dev)
+static void blk_uring_submit_prepared(struct blk_dev *dev)
 {
 	struct blk_uring *u = dev->engine_priv;
 
@@ -195,7 +195,7 @@ static int blk_uring_reap(struct blk_dev *dev)
 	}
 	/* Entries an earlier submit left in the SQ. */
 	if (io_uring_sq_ready(&u->ring))
-		blk_uring_flush(dev);
+		blk_uring_submit_prepared(dev);
 	return 0;
 }
 
@@ -204,6 +204,6 @@ const struct blk_engine_ops blk_uring_ops = {
 	.fini = blk_uring_fini,
 	.wants = blk_uring_wants,
 	.prep = blk_uring_prep,
-	.flush = blk_uring_flush,
+	.submit_prepared = blk_uring_submit_prepared,
 	.reap = blk_uring_reap,
 };

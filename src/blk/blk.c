@@ -688,7 +688,7 @@ static void blk_dispatch(struct blk_dev *dev)
 		if (r < 0)
 			blk_io_finish(dev, io, r);
 	}
-	dev->ops->flush(dev);
+	dev->ops->submit_prepared(dev);
 	/* Submission failures land on the completed list: make blk_process() run. */
 	if (finished || !blk_list_empty(&dev->completed))
 		blk_kick(dev);

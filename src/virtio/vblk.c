@@ -258,8 +258,8 @@ static void count_status(struct vblk_dev *dev, struct vblk_req *req, uint8_t sta
 }
 
 /*
- * Answer a request of a live queue: status byte, used entry (published at the
- * next flush), buffers unmapped.  §5.2.6.2: exactly one status per request.
+ * Answer a request of a live queue: status byte, used entry (published with
+ * the batch), buffers unmapped.  §5.2.6.2: exactly one status per request.
  */
 static void complete(struct vblk_queue *q, struct vblk_req *req, uint8_t status, uint32_t written)
 {
