@@ -932,12 +932,13 @@ static void test_sysfs_backing_refused(void **state)
 }
 
 /*
- * A second disk written by hand on the first one's SPI: refused, naming the
- * disk that has it, and the first disk is served on.
+ * A second disk written by hand at @base with @irq, clashing with the first
+ * disk: refused with @why in its error node and the log, naming the disk
+ * that has the window or the SPI, and the first disk is served on.
  */
-static void test_second_disk_same_irq_refused(void **state)
+static void second_disk_refused(uint64_t base, unsigned int irq, const char *why)
 {
-	char a[128], b[128], spec[256], line[160], *err;
+	char a[128], b[128], spec[256], line[192], want[160], *err;
 	uint32_t domid;
 
 	make_image("a.img", 8, a, sizeof(a));
@@ -945,15 +946,14 @@ static void test_second_disk_same_irq_refused(void **state)
 	start_vblkd(NULL);
 	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw", a);
 	domid = create(spec, NULL);
-	/* Its own window (0x2000200), but irq 33 is disk 51712's. */
-	write_disk_by_hand(domid, 51728, b, 0x2000200, 33);
+	write_disk_by_hand(domid, 51728, b, base, irq);
 	assert_true(disk_state_becomes(domid, 51728, 6));
 	err = disk_error(domid, 51728);
 	assert_non_null(err);
-	assert_string_equal(err, "vblkd: irq 33 is already used by disk 51712");
+	snprintf(want, sizeof(want), "vblkd: %s", why);
+	assert_string_equal(err, want);
 	free(err);
-	snprintf(line, sizeof(line),
-		 "dom %u disk 51728: irq 33 is already used by disk 51712; not served", domid);
+	snprintf(line, sizeof(line), "dom %u disk 51728: %s; not served", domid, why);
 	if (!log_contains(line))
 		fail_msg("no log line '%s'", line);
 	assert_int_equal(disk_state(domid, 51712), 2);
@@ -961,31 +961,16 @@ static void test_second_disk_same_irq_refused(void **state)
 	destroy(domid);
 }
 
+/* Its own window (0x2000200), but irq 33 is disk 51712's. */
+static void test_second_disk_same_irq_refused(void **state)
+{
+	second_disk_refused(0x2000200, 33, "irq 33 is already used by disk 51712");
+}
+
 /* The same for a second disk whose register window overlaps the first one's. */
 static void test_second_disk_overlapping_window_refused(void **state)
 {
-	char a[128], b[128], spec[256], line[160], *err;
-	uint32_t domid;
-
-	make_image("a.img", 8, a, sizeof(a));
-	make_image("b.img", 8, b, sizeof(b));
-	start_vblkd(NULL);
-	snprintf(spec, sizeof(spec), "vcpus=1,mem=32M,disk=%s:rw", a);
-	domid = create(spec, NULL);
-	write_disk_by_hand(domid, 51728, b, 0x2000000, 34);
-	assert_true(disk_state_becomes(domid, 51728, 6));
-	err = disk_error(domid, 51728);
-	assert_non_null(err);
-	assert_string_equal(err, "vblkd: MMIO window 0x2000000-0x20001ff overlaps disk 51712");
-	free(err);
-	snprintf(line, sizeof(line),
-		 "dom %u disk 51728: MMIO window 0x2000000-0x20001ff overlaps disk 51712; not served",
-		 domid);
-	if (!log_contains(line))
-		fail_msg("no log line '%s'", line);
-	assert_int_equal(disk_state(domid, 51712), 2);
-	workload_ok(domid, "verify");
-	destroy(domid);
+	second_disk_refused(0x2000000, 34, "MMIO window 0x2000000-0x20001ff overlaps disk 51712");
 }
 
 struct bad_case {

@@ -343,13 +343,6 @@ int gdrv_guest_set_max_io(struct gdrv_guest *g, uint32_t bytes)
 	return 0;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 unsigned int gdrv_guest_ndevs(const struct gdrv_guest *g)
 {
@@ -764,39 +757,10 @@ static struct gdrv_vq *vq_of(struct gdrv_vcpu *v, struct gdrv_dev *d)
 	return &d->vqs[v->id % d->nq];
 }
 
-static uint16_t ld16(const uint8_t *p)
-{
-	uint16_t x;
 
-	memcpy(&x, p, 2);
-	return le16toh(x);
-}
 
-static uint32_t ld32(const uint8_t *p)
-{
-	uint32_t x;
 
-	memcpy(&x, p, 4);
-	return le32toh(x);
-}
 
-static void st16(uint8_t *p, uint16_t v)
-{
-	v = htole16(v);
-	memcpy(p, &v, 2);
-}
-
-static void st32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, 4);
-}
-
-static void st64(uint8_t *p, uint64_t v)
-{
-	v = htole64(v);
-	memcpy(p, &v, 8);
-}
 
 /* Collect completions (q->lock held).  A device error is recorded and breaks the queue. */
 static int vq_reap(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)

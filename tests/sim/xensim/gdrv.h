@@ -3,10 +3,56 @@
 #ifndef XENSIM_GDRV_H
 #define XENSIM_GDRV_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
+#include <time.h>
 
 #include "sim.h"
+
+/* Little-endian fields of the guest's rings and requests, and a monotonic clock (ns). */
+static inline uint16_t ld16(const uint8_t *p)
+{
+	uint16_t x;
+
+	memcpy(&x, p, 2);
+	return le16toh(x);
+}
+
+static inline uint32_t ld32(const uint8_t *p)
+{
+	uint32_t x;
+
+	memcpy(&x, p, 4);
+	return le32toh(x);
+}
+
+static inline void st16(uint8_t *p, uint16_t v)
+{
+	v = htole16(v);
+	memcpy(p, &v, 2);
+}
+
+static inline void st32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static inline void st64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+static inline uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* virtio-mmio registers (virtio 1.2 §4.2.2). */
 enum vm_reg {
