@@ -51,7 +51,9 @@ arm64)
 		done
 	done
 	rm -rf "$out/ctrl"
-	export VBLKD_PKG_CONFIG=$top/tests/xen/arm64-pkg-config VBLKD_SHLIBS_ROOT=$shl
+	export VBLKD_PKG_CONFIG=$out/src/tests/xen/arm64-pkg-config VBLKD_SHLIBS_ROOT=$shl
+	# (dpkg-architecture compares the host type with CC's.)
+	export CC=$TRIPLET-gcc
 	opts+=(-a"$arch" -d)
 	;;
 *) echo "build-deb.sh: unsupported architecture '$arch' (arm64)" >&2; exit 2 ;;

@@ -57,4 +57,21 @@ lintian -I --pedantic "$dir/out/vblkd_${version}_${arch}.changes" >"$dir/lintian
 if grep -E '^[EW]: ' "$dir/lintian.log"; then
 	fail "lintian"
 fi
-echo "deb: $(basename "$deb") holds $(echo "$got" | wc -l) files, runs, enables its unit; lintian: $(grep -c '^[IPXN]: ' "$dir/lintian.log" || true) info/pedantic tags, no E/W"
+# The arm64 cross build, when check-xen's arm64 sysroot is already downloaded (make deb-arm64 or
+# make cross fetch it): an aarch64 vblkd, Depends from the arm64 libraries' symbols, lintian clean.
+. tests/xen/lib.sh
+if [ -f "$XC/sysroot.ok" ] && command -v aarch64-linux-gnu-gcc file >/dev/null; then
+	scripts/build-deb.sh --arch arm64 "$dir/arm64" >"$dir/arm64.log" 2>&1 ||
+		{ cat "$dir/arm64.log"; fail "arm64 cross build"; }
+	adeb=$dir/arm64/vblkd_${version}_arm64.deb
+	[ "$(dpkg-deb -f "$adeb" Architecture)" = arm64 ] || fail "arm64 package's Architecture"
+	dpkg-deb -x "$adeb" "$dir/aroot"
+	file -b "$dir/aroot/usr/sbin/vblkd" | grep -q 'ARM aarch64' || fail "arm64 vblkd: $(file -b "$dir/aroot/usr/sbin/vblkd")"
+	[[ "$(dpkg-deb -f "$adeb" Depends)" == *libxenstore4* ]] || fail "arm64 Depends: $(dpkg-deb -f "$adeb" Depends)"
+	lintian --pedantic "$dir/arm64/vblkd_${version}_arm64.changes" >"$dir/lintian-arm64.log" 2>&1 || true
+	! grep -E '^[EW]: ' "$dir/lintian-arm64.log" || fail "lintian (arm64)"
+	arm64="; arm64 package cross-built, lintian clean"
+else
+	arm64="; arm64 cross build not tried (no arm64 sysroot: make deb-arm64)"
+fi
+echo "deb: $(basename "$deb") holds $(echo "$got" | wc -l) files, runs, enables its unit; lintian: $(grep -c '^[IPXN]: ' "$dir/lintian.log" || true) info/pedantic tags, no E/W$arm64"
