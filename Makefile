@@ -149,6 +149,7 @@ help:
 	@echo '  bench      vblkd on the simulator beside raw fio on the same file'
 	@echo '  fuzz       run each libFuzzer target for FUZZ_TIME seconds (default $(FUZZ_TIME))'
 	@echo '  install    install to DESTDIR/PREFIX (default $(PREFIX)); uninstall removes it'
+	@echo '  deb        build/deb/vblkd_$(VERSION)_<arch>.deb (deb-arm64: cross-built for arm64)'
 	@echo '  clean      remove build/'
 	@echo 'Options: V=1 (verbose) WERROR=0 SANITIZE=1 CROSS_COMPILE=aarch64-linux-gnu- CC= PKG_CONFIG='
 
@@ -312,6 +313,28 @@ uninstall:
 
 deps:
 	$(Q)scripts/deps.sh build
+
+# ---------------------------------------------------------------------------
+# Debian package (debian/, dpkg-buildpackage): build/deb/vblkd_$(VERSION)_<arch>.deb
+# ---------------------------------------------------------------------------
+# Built from a copy of the tree (scripts/build-deb.sh), without the tests; make check builds it
+# again and runs lintian (tests/shell/test-deb.sh).  deb-arm64 cross-builds against check-xen's
+# arm64 sysroot (downloaded once, about 70 MB, into VBLKD_XEN_CACHE).
+.PHONY: deb deb-run deb-arm64 deb-arm64-run
+deb:
+	$(Q)scripts/deps.sh deb
+	$(Q)$(MAKE) --no-print-directory deb-run
+
+deb-run:
+	$(Q)scripts/build-deb.sh build/deb
+
+deb-arm64:
+	$(Q)scripts/deps.sh deb xen
+	$(Q)$(MAKE) --no-print-directory deb-arm64-run
+
+deb-arm64-run:
+	$(Q)tests/xen/fetch-arm64.sh
+	$(Q)scripts/build-deb.sh --arch arm64 build/deb-arm64
 
 clean:
 	rm -rf build

@@ -186,6 +186,13 @@ int blk_process(struct blk_dev *dev);
 /* Accepted requests whose done() has not been called yet. */
 unsigned int blk_inflight(const struct blk_dev *dev);
 
+struct iostat_summary;
+/*
+ * READ and WRITE over the last minute (iostat.h): latency from blk_submit() to done(), that is
+ * queueing here and in the kernel and the device's own time, and bytes per second.
+ */
+void blk_get_iostat(const struct blk_dev *dev, struct iostat_summary *ret_summary);
+
 /* "aio", "uring", "null". */
 const char *blk_engine_name(enum blk_engine engine);
 /* Parse "aio", "uring" (or "io_uring"), "null"; -EINVAL otherwise. */

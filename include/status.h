@@ -11,5 +11,7 @@ int status_print_table(FILE *out, const char *json);
 /* "1h02m03s", "4.7 MiB": the units the table uses. */
 void status_format_duration(unsigned long long seconds, char *buf, size_t len);
 void status_format_bytes(unsigned long long bytes, char *buf, size_t len);
+/* "180us", "2.1ms", "1.3s": a latency given in microseconds. */
+void status_format_latency(unsigned long long us, char *buf, size_t len);
 
 #endif

@@ -4,7 +4,7 @@
 #
 # usage: scripts/deps.sh [--print] PROFILE...
 #   PROFILE: build (compile vblkd), check (make check), demo (make demo),
-#            bench (make bench), fuzz (make fuzz),
+#            bench (make bench), fuzz (make fuzz), deb (make deb: the Debian package),
 #            xen (make check-xen: arm64 cross build, Xen under qemu-system-aarch64)
 # As root, missing packages are installed with apt-get, non-interactively.
 # Otherwise the exact apt-get command is printed and the script fails.
@@ -16,6 +16,10 @@ pkgs_test="libcmocka-dev clang libclang-rt-14-dev util-linux coreutils"
 # tests/shell/test-virtio-freestanding.sh: src/virtio built for a bare-metal Arm target.
 pkgs_test="$pkgs_test gcc-arm-none-eabi libnewlib-arm-none-eabi libnewlib-dev"
 pkgs_bench="fio valgrind python3"
+# make deb: Debian's packaging tools (dpkg-buildpackage checks build-essential and the Build-Depends
+# of debian/control, which are pkgs_build), lintian for the package's policy check
+# (tests/shell/test-deb.sh).
+pkgs_deb="build-essential dpkg-dev debhelper fakeroot lintian"
 # make check-xen: cross compiler and arm64 libc headers (libc6-dev-arm64-cross is only a
 # Recommends of gcc-aarch64-linux-gnu), apt-get download/dpkg-deb/dpkg-source (dpkg-dev, apt),
 # the hypervisor build (bison, flex, python3, bc), the initramfs (cpio, python3), QEMU, file (checks
@@ -33,12 +37,13 @@ for arg in "$@"; do
 	# xensim and vblkd-sim need the build's compiler and libraries, no test library
 	# (tests/shell/test-demo-build.sh checks what the demo's objects include and link).
 	demo) want="$want $pkgs_build" ;;
-	check) want="$want $pkgs_build $pkgs_test" ;;
+	check) want="$want $pkgs_build $pkgs_test $pkgs_deb" ;;
+	deb) want="$want $pkgs_build $pkgs_deb" ;;
 	fuzz) want="$want $pkgs_build clang libclang-rt-14-dev" ;;
 	bench) want="$want $pkgs_build $pkgs_bench" ;;
 	xen) want="$want $pkgs_xen" ;;
 	-h|--help) sed -n '3,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
-	*) echo "deps.sh: unknown profile '$arg' (build, check, demo, bench, fuzz, xen)" >&2; exit 2 ;;
+	*) echo "deps.sh: unknown profile '$arg' (build, check, demo, bench, fuzz, deb, xen)" >&2; exit 2 ;;
 	esac
 done
 [ -n "$want" ] || want=$pkgs_build

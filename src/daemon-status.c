@@ -9,6 +9,7 @@
 #include "daemon-internal.h"
 #include "daemon-status.h"
 #include "guest.h"
+#include "iostat.h"
 #include "util.h"
 #include "vblk.h"
 #include "virtio-dev.h"
@@ -40,10 +41,29 @@ static void daemon_add_u64(struct json_object *o, const char *key, uint64_t v)
 	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
 }
 
+/* "latency_us": {"read": {"p50", "p99", "requests"}, "write": {...}} over the last minute. */
+static struct json_object *daemon_latency_json(const struct iostat_summary *io)
+{
+	static const char *const names[IOSTAT_NR_DIRS] = { "read", "write" };
+	struct json_object *o = json_object_new_object();
+	unsigned int d;
+
+	for (d = 0; d < IOSTAT_NR_DIRS; d++) {
+		struct json_object *jd = json_object_new_object();
+
+		daemon_add_u64(jd, "p50", io->dir[d].p50_us);
+		daemon_add_u64(jd, "p99", io->dir[d].p99_us);
+		daemon_add_u64(jd, "requests", io->dir[d].requests);
+		json_object_object_add(o, names[d], jd);
+	}
+	return o;
+}
+
 static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 {
 	struct json_object *o = json_object_new_object(), *feats = json_object_new_array();
 	struct vblk_stats st = { 0 };
+	struct iostat_summary io;
 	struct virtio_dev *v = k->vblk ? vblk_virtio_dev(k->vblk) : NULL;
 	uint64_t f = v ? virtio_dev_features(v) : 0;
 	size_t i;
@@ -74,6 +94,11 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	daemon_add_u64(o, "errors", st.io_errors + st.unsupported + st.ring_errors);
 	daemon_add_u64(o, "map_waits", st.map_waits);
 	daemon_add_u64(o, "in_flight", blk_inflight(k->blk));
+	/* The last minute: a slow disk (high latency) apart from a busy one (many bytes). */
+	blk_get_iostat(k->blk, &io);
+	json_object_object_add(o, "latency_us", daemon_latency_json(&io));
+	daemon_add_u64(o, "read_bytes_per_second", io.dir[IOSTAT_READ].bytes_per_second);
+	daemon_add_u64(o, "write_bytes_per_second", io.dir[IOSTAT_WRITE].bytes_per_second);
 	daemon_add_u64(o, "uptime_seconds", now - k->started);
 	return o;
 }

@@ -41,6 +41,8 @@ struct blk_io {
 	size_t bounce_len;
 
 	int res;			/* result, once on the completed list */
+	uint64_t submit_ns;		/* blk_now_ns() at blk_submit(), for the latency (iostat.h) */
+	uint64_t total_len;		/* bytes of the whole READ or WRITE (len shrinks on short ones) */
 	bool submitted;			/* handed to the kernel or the worker at least once */
 	bool to_worker;			/* the engine refused the op: the worker does it */
 };
@@ -150,6 +152,7 @@ struct blk_dev {
 	struct blk_list completed;
 
 	struct blk_worker worker;
+	struct iostat *iostat;		/* recent latency and throughput of READ and WRITE */
 };
 
 /* Complete @io with @res: done() is called from the next blk_process(). */

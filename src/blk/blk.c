@@ -15,9 +15,11 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "blk-internal.h"
+#include "iostat.h"
 #include "iov.h"
 #include "util.h"
 
@@ -345,13 +347,27 @@ static int blk_worker_sync_init(struct blk_dev *dev)
 }
 
 /* The request slots, all on the free list. */
+/* CLOCK_MONOTONIC in ns: what request latencies are measured with. */
+static uint64_t blk_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The request slots and the recent-IO statistics. */
 static int blk_alloc_ios(struct blk_dev *dev)
 {
 	unsigned int i;
 
 	dev->ios = calloc(dev->queue_depth, sizeof(*dev->ios));
-	if (!dev->ios)
+	dev->iostat = iostat_new(blk_now_ns());
+	if (!dev->ios || !dev->iostat) {
+		free(dev->ios);
+		iostat_free(dev->iostat);
 		return -ENOMEM;
+	}
 	for (i = dev->queue_depth; i-- > 0;) {
 		dev->ios[i].index = i;
 		dev->ios[i].next = dev->free_list;
@@ -457,6 +473,7 @@ err_cond:
 	pthread_mutex_destroy(&dev->worker.lock);
 err_free_ios:
 	free(dev->ios);
+	iostat_free(dev->iostat);
 err_close_efd:
 	close(dev->efd);
 err_close_fd:
@@ -488,6 +505,11 @@ int blk_refresh_info(struct blk_dev *dev)
 int blk_get_fd(const struct blk_dev *dev)
 {
 	return dev->efd;
+}
+
+void blk_get_iostat(const struct blk_dev *dev, struct iostat_summary *ret_summary)
+{
+	iostat_get(dev->iostat, blk_now_ns(), ret_summary);
 }
 
 unsigned int blk_inflight(const struct blk_dev *dev)
@@ -620,6 +642,7 @@ int blk_submit(struct blk_dev *dev, struct blk_req *req)
 	io->flags = req->flags;
 	io->offset = req->offset;
 	io->len = len;
+	io->total_len = len;
 	io->req = req;
 
 	if ((req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) && len && !dev->ops->no_kernel_io &&
@@ -651,6 +674,8 @@ int blk_submit(struct blk_dev *dev, struct blk_req *req)
 
 	dev->free_list = io->next;
 	dev->inflight++;
+	/* From here to done(): queueing in vblkd, the kernel or the worker, and the device. */
+	io->submit_ns = blk_now_ns();
 	if (!len && req->op != BLK_OP_FLUSH) {
 		/* Nothing to do: complete from the next blk_process(). */
 		io->submitted = true;
@@ -790,13 +815,19 @@ static int blk_deliver(struct blk_dev *dev)
 {
 	struct blk_list batch = dev->completed;
 	struct blk_io *io;
+	uint64_t now = 0;
 	int n = 0;
 
 	dev->completed.head = dev->completed.tail = NULL;
+	if (batch.head)
+		now = blk_now_ns();
 	while ((io = blk_list_pop(&batch))) {
 		struct blk_req *req = io->req;
 		int res = io->res;
 
+		if (io->op == BLK_OP_READ || io->op == BLK_OP_WRITE)
+			iostat_record(dev->iostat, io->op == BLK_OP_READ ? IOSTAT_READ : IOSTAT_WRITE,
+				      now, now - io->submit_ns, res ? 0 : io->total_len);
 		if (!res && io->bounce && io->op == BLK_OP_READ)
 			iov_from_buf(req->iov, req->iovcnt, io->bounce, io->bounce_len);
 		/* Free the slot first, so that done() can submit again. */
@@ -878,6 +909,7 @@ void blk_close(struct blk_dev *dev)
 	pthread_cond_destroy(&dev->worker.cond);
 	pthread_mutex_destroy(&dev->worker.lock);
 	free(dev->ios);
+	iostat_free(dev->iostat);
 	close(dev->efd);
 	close(dev->fd);
 	free(dev);

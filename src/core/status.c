@@ -56,6 +56,36 @@ static const char *status_str(struct json_object *o, const char *key, const char
 	return json_object_get_string(v);
 }
 
+/* "180us", "2.1ms", "1.3s". */
+void status_format_latency(unsigned long long us, char *buf, size_t len)
+{
+	if (us >= 1000000)
+		snprintf(buf, len, "%.1fs", (double)us / 1e6);
+	else if (us >= 1000)
+		snprintf(buf, len, "%.1fms", (double)us / 1e3);
+	else
+		snprintf(buf, len, "%lluus", us);
+}
+
+/* "read p50 180us p99 2.1ms 3.2 MiB/s" of the disk's last minute, or "read idle". */
+static void status_print_recent_dir(FILE *out, struct json_object *k, const char *dir)
+{
+	struct json_object *lat, *jd;
+	char key[32], p50[24], p99[24], rate[24];
+
+	snprintf(key, sizeof(key), "%s_bytes_per_second", dir);
+	if (!json_object_object_get_ex(k, "latency_us", &lat) ||
+	    !json_object_object_get_ex(lat, dir, &jd) || !status_u64(jd, "requests")) {
+		fprintf(out, " %s idle", dir);
+		return;
+	}
+	status_format_latency(status_u64(jd, "p50"), p50, sizeof(p50));
+	status_format_latency(status_u64(jd, "p99"), p99, sizeof(p99));
+	status_format_bytes(status_u64(k, key), rate, sizeof(rate));
+	fprintf(out, " %s p50 %s p99 %s %s/s (%llu requests)", dir, p50, p99, rate,
+		status_u64(jd, "requests"));
+}
+
 static void status_print_disk(FILE *out, unsigned long long domid, const char *gname,
 			      struct json_object *k)
 {
@@ -83,6 +113,14 @@ static void status_print_disk(FILE *out, unsigned long long domid, const char *g
 			fprintf(out, " (none negotiated yet)");
 	}
 	fputc('\n', out);
+	/* Documents of older daemons have no latency: no line. */
+	if (json_object_object_get_ex(k, "latency_us", &feats)) {
+		fprintf(out, "      last minute:");
+		status_print_recent_dir(out, k, "read");
+		fputc(';', out);
+		status_print_recent_dir(out, k, "write");
+		fputc('\n', out);
+	}
 }
 
 /* The guest's mapped memory against its budget (vblkd(8), "GUEST MEMORY"). */

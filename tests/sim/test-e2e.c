@@ -1051,6 +1051,91 @@ static void test_sigterm_with_io_in_flight(void **state)
 	assert_int_equal(xensim_domain_destroy(E.x, domid, false, NULL), 0);
 }
 
+/* guests[@g].disks[0].latency_us.@dir.@key of the status document. */
+static int64_t status_latency(const char *js, int g, const char *dir, const char *key)
+{
+	struct json_object *root = json_tokener_parse(js), *o;
+	int64_t n;
+
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "guests", &o));
+	o = json_object_array_get_idx(o, (size_t)g);
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "disks", &o));
+	o = json_object_array_get_idx(o, 0);
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "latency_us", &o));
+	assert_true(json_object_object_get_ex(o, dir, &o));
+	assert_true(json_object_object_get_ex(o, key, &o));
+	n = json_object_get_int64(o);
+	json_object_put(root);
+	return n;
+}
+
+/* Where guest @domid is in the status document's guests array. */
+static int status_guest_index(const char *js, uint32_t domid)
+{
+	int i, n;
+
+	for (i = 0, n = -1; i < 8 && n < 0; i++)
+		if (status_num(js, i, -1, "domid") == domid)
+			n = i;
+	assert_true(n >= 0);
+	return n;
+}
+
+/*
+ * The last minute's latency and throughput per disk, reads and writes apart: plausible after a
+ * workload, zero on a disk without IO; and the table shows them.
+ */
+static void test_status_recent_io(void **state)
+{
+	char a[128], c[128], s1[256], s2[256], cmd[384], out[8192], *js;
+	const char *dirs[] = { "read", "write" };
+	uint32_t busy, idle;
+	size_t n, i;
+	int b, z;
+	FILE *p;
+
+	make_image("a.img", 8, a, sizeof(a));
+	make_image("c.img", 8, c, sizeof(c));
+	start_vblkd(NULL);
+	snprintf(s1, sizeof(s1), "name=busy,vcpus=1,mem=32M,disk=%s:rw", a);
+	snprintf(s2, sizeof(s2), "name=idle,vcpus=1,mem=32M,disk=%s:rw", c);
+	busy = create(s1, NULL);
+	idle = create(s2, NULL);
+	workload_ok(busy, "random,seed=4,ops=400");
+
+	js = status_json();
+	b = status_guest_index(js, busy);
+	z = status_guest_index(js, idle);
+	for (i = 0; i < 2; i++) {
+		/* The busy disk: requests counted, 0 < p50 <= p99 < 10 s, bytes moved. */
+		assert_true(status_latency(js, b, dirs[i], "requests") > 0);
+		assert_true(status_latency(js, b, dirs[i], "p50") > 0);
+		assert_true(status_latency(js, b, dirs[i], "p99") >= status_latency(js, b, dirs[i], "p50"));
+		assert_true(status_latency(js, b, dirs[i], "p99") < 10000000);
+		/* The idle one: nothing. */
+		assert_int_equal(status_latency(js, z, dirs[i], "requests"), 0);
+		assert_int_equal(status_latency(js, z, dirs[i], "p50"), 0);
+		assert_int_equal(status_latency(js, z, dirs[i], "p99"), 0);
+	}
+	assert_true(status_num(js, b, 0, "read_bytes_per_second") > 0);
+	assert_true(status_num(js, b, 0, "write_bytes_per_second") > 0);
+	assert_int_equal(status_num(js, z, 0, "read_bytes_per_second"), 0);
+	assert_int_equal(status_num(js, z, 0, "write_bytes_per_second"), 0);
+	free(js);
+
+	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = 0;
+	assert_int_equal(pclose(p), 0);
+	assert_non_null(strstr(out, "last minute: read p50 "));
+	assert_non_null(strstr(out, "last minute: read idle; write idle\n"));
+}
+
 static void test_status_two_guests(void **state)
 {
 	char a[128], b[128], c[128], s1[384], s2[256], cmd[384], out[4096], *js;
@@ -1466,6 +1551,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_with_io_in_flight, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_two_guests, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_recent_io, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_systemd_notifications, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grant_mapped_guest, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_packed_ring_guest, setup, teardown),

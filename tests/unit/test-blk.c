@@ -10,9 +10,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/blk-suite.h"
+#include "iostat.h"
 #include "util.h"
 
 
@@ -411,6 +413,45 @@ static void t_null_engine(void **state)
 	free(disk);
 }
 
+/*
+ * Recent IO (blk_get_iostat()): a read and a write completed 5 ms after submission are counted
+ * with that latency and their bytes; flushes are not counted.
+ */
+static void t_recent_io_latency(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct iostat_summary sum;
+	static uint8_t buf[8192];
+	struct nreq w, r, f;
+	struct blk_dev *dev;
+
+	blk_suite_make_file(ctx, 65536, 4);
+	dev = open_null(ctx, false, 8);
+	blk_get_iostat(dev, &sum);
+	assert_int_equal(sum.dir[IOSTAT_READ].requests + sum.dir[IOSTAT_WRITE].requests, 0);
+	assert_int_equal(sum.dir[IOSTAT_READ].p99_us, 0);
+
+	nreq_init(&w, BLK_OP_WRITE, 0, buf, 4096);
+	nreq_init(&r, BLK_OP_READ, 4096, buf + 4096, 3072);
+	nreq_init(&f, BLK_OP_FLUSH, 0, NULL, 0);
+	assert_int_equal(blk_submit(dev, &w.req), 0);
+	assert_int_equal(blk_submit(dev, &r.req), 0);
+	assert_int_equal(blk_submit(dev, &f.req), 0);
+	blk_unplug(dev);
+	nanosleep(&(struct timespec){ .tv_nsec = 5000000 }, NULL);
+	assert_int_equal(blk_process(dev), 3);
+
+	blk_get_iostat(dev, &sum);
+	assert_int_equal(sum.dir[IOSTAT_WRITE].requests, 1);
+	assert_int_equal(sum.dir[IOSTAT_WRITE].bytes, 4096);
+	assert_int_equal(sum.dir[IOSTAT_READ].requests, 1);
+	assert_int_equal(sum.dir[IOSTAT_READ].bytes, 3072);
+	assert_true(sum.dir[IOSTAT_READ].p50_us >= 5000 && sum.dir[IOSTAT_READ].p50_us < 1000000);
+	assert_true(sum.dir[IOSTAT_WRITE].p99_us >= 5000 && sum.dir[IOSTAT_WRITE].p99_us < 1000000);
+	assert_true(sum.dir[IOSTAT_READ].bytes_per_second > 0);
+	blk_close(dev);
+}
+
 static void t_null_read_only(void **state)
 {
 	struct blk_suite_ctx *ctx = *state;
@@ -537,6 +578,7 @@ int main(void)
 		T(t_zero_length),
 		T(t_null_engine),
 		T(t_null_read_only),
+		T(t_recent_io_latency),
 		T(t_null_backpressure),
 		T(t_close_cancels_plugged),
 		T(test_burst_handed_to_backend_two_at_a_time),

@@ -21,7 +21,9 @@ static const char two_guests[] =
 	"       \"engine\": \"aio\", \"state\": \"running\", \"features\": [\"VERSION_1\", \"FLUSH\"],"
 	"       \"queues\": 2, \"read_requests\": 1204, \"read_bytes\": 4928307,"
 	"       \"write_requests\": 800, \"write_bytes\": 512, \"errors\": 1, \"in_flight\": 3,"
-	"       \"uptime_seconds\": 59 },"
+	"       \"uptime_seconds\": 59, \"read_bytes_per_second\": 3355443, \"write_bytes_per_second\": 0,"
+	"       \"latency_us\": { \"read\": { \"p50\": 180, \"p99\": 2100, \"requests\": 1204 },"
+	"                     \"write\": { \"p50\": 0, \"p99\": 0, \"requests\": 0 } } },"
 	"     { \"devid\": 51728, \"vdev\": null, \"path\": \"/srv/ro.img\", \"mode\": \"ro\","
 	"       \"engine\": \"aio\", \"state\": \"waiting for driver\", \"features\": [],"
 	"       \"queues\": 1, \"uptime_seconds\": 90000 } ] },"
@@ -57,6 +59,11 @@ static void test_table_two_guests(void **state)
 	/* One row per disk with its counters and path. */
 	assert_non_null(strstr(out, "    3 web          51712 xvda   rw   aio         2      1204     4.7 MiB"));
 	assert_non_null(strstr(out, "/srv/web.img\n      running; features: VERSION_1 FLUSH\n"));
+	/* The last minute: a slow disk apart from a busy one. */
+	assert_non_null(strstr(out, "FLUSH\n      last minute: read p50 180us p99 2.1ms 3.2 MiB/s "
+				    "(1204 requests); write idle\n"));
+	/* Only the first disk's document has latencies (older daemons: none). */
+	assert_null(strstr(strstr(out, "last minute") + 1, "last minute"));
 	assert_non_null(strstr(out, "51728 -"));
 	assert_non_null(strstr(out, "1d01h  /srv/ro.img\n      waiting for driver; features: "
 				    "(none negotiated yet)\n"));
@@ -105,6 +112,12 @@ static void test_units(void **state)
 	assert_string_equal(b, "1.5 KiB");
 	status_format_bytes(3ull << 40, b, sizeof(b));
 	assert_string_equal(b, "3.0 TiB");
+	status_format_latency(7, b, sizeof(b));
+	assert_string_equal(b, "7us");
+	status_format_latency(2150, b, sizeof(b));
+	assert_string_equal(b, "2.1ms");
+	status_format_latency(1300000, b, sizeof(b));
+	assert_string_equal(b, "1.3s");
 	status_format_duration(0, b, sizeof(b));
 	assert_string_equal(b, "0s");
 	status_format_duration(61, b, sizeof(b));
