@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <xenctrl.h>
@@ -261,9 +262,23 @@ static void test_evtchn_round_trip(void **state)
 	assert_int_equal(s.nvcpus, 2);
 	assert_int_not_equal(s.page->vcpu_ioreq[0].vp_eport, s.page->vcpu_ioreq[1].vp_eport);
 	gport = s.page->vcpu_ioreq[1].vp_eport;
+	/*
+	 * Xen's evtchn_bind_interdomain() sets every new binding pending (it may
+	 * have missed events while unbound): each port once, then nothing.
+	 */
+	pfd = (struct pollfd){ .fd = xenevtchn_fd(s.xce), .events = POLLIN };
+	{
+		int a = xenevtchn_pending(s.xce), b = xenevtchn_pending(s.xce);
+
+		assert_true((a == (int)s.local[0] && b == (int)s.local[1]) ||
+			    (a == (int)s.local[1] && b == (int)s.local[0]));
+	}
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	assert_int_equal(xenevtchn_unmask(s.xce, s.local[0]), 0);
+	assert_int_equal(xenevtchn_unmask(s.xce, s.local[1]), 0);
+	assert_int_equal(poll(&pfd, 1, 0), 0);
 	/* Guest -> dom0: the handle's fd becomes readable and names the local port. */
 	assert_int_equal(xensim_guest_notify(sim, domid, gport), 0);
-	pfd = (struct pollfd){ .fd = xenevtchn_fd(s.xce), .events = POLLIN };
 	assert_int_equal(poll(&pfd, 1, 5000), 1);
 	assert_int_equal(xenevtchn_pending(s.xce), (int)s.local[1]);
 	/* Masked until unmasked: the fd is quiet meanwhile. */
@@ -782,6 +797,311 @@ static void test_ioreq_server_rules(void **state)
 	xendevicemodel_close(dm);
 }
 
+/* ---- the back end's process dies: what outlives it, as on Xen ---- */
+
+/*
+ * The body of a back-end process: its own handles, an IOREQ server for
+ * @domid with its ioreq page mapped, every vCPU's port bound, the first
+ * disk's range mapped if asked, enabled; the server id goes to @out (what a
+ * restarted vblkd remembers).  Then it returns to _exit() without undoing any
+ * of it, as after kill -9.  No cmocka here: the exit status tells.
+ */
+static int backend_body(uint32_t domid, bool map_range, int out)
+{
+	xendevicemodel_handle *dm = xendevicemodel_open(NULL, 0);
+	xenforeignmemory_handle *fm = xenforeignmemory_open(NULL, 0);
+	xenevtchn_handle *xce = xenevtchn_open(NULL, 0);
+	shared_iopage_t *page;
+	void *addr = NULL;
+	unsigned int n, i;
+	ioservid_t id;
+
+	if (!dm || !fm || !xce || xendevicemodel_nr_vcpus(dm, domid, &n) < 0 ||
+	    xendevicemodel_create_ioreq_server(dm, domid, 0, &id) < 0)
+		return 1;
+	if (!xenforeignmemory_map_resource(fm, domid, XENMEM_resource_ioreq_server, id,
+					   XENMEM_resource_ioreq_server_frame_ioreq(0), 1, &addr,
+					   PROT_READ | PROT_WRITE, 0))
+		return 2;
+	page = addr;
+	for (i = 0; i < n; i++)
+		if (xenevtchn_bind_interdomain(xce, domid, page->vcpu_ioreq[i].vp_eport) < 0)
+			return 3;
+	if (map_range && xendevicemodel_map_io_range_to_ioreq_server(
+				 dm, domid, id, XEN_DMOP_IO_RANGE_MEMORY, DISK_BASE,
+				 DISK_BASE + 0x1ff) < 0)
+		return 4;
+	if (xendevicemodel_set_ioreq_server_state(dm, domid, id, 1) < 0)
+		return 5;
+	return write(out, &id, sizeof(id)) == sizeof(id) ? 0 : 6;
+}
+
+/*
+ * Run backend_body() in a child process and wait until it is dead (its
+ * connections to the simulator closed; the simulator sees those hang-ups
+ * before anything this process sends it afterwards).  Returns the server id.
+ */
+static ioservid_t backend_dies(uint32_t domid, bool map_range)
+{
+	ioservid_t id = 0xffff;
+	int fds[2], st;
+	pid_t pid;
+
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		_exit(backend_body(domid, map_range, fds[1]));
+	}
+	close(fds[1]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_int_equal(read(fds[0], &id, sizeof(id)), sizeof(id));
+	close(fds[0]);
+	return id;
+}
+
+/* A guest's MMIO access on its own thread (it blocks until answered). */
+struct mmio_args {
+	uint32_t domid;
+	unsigned int vcpu;
+	uint64_t addr;
+	uint64_t data;
+	int ret;
+	bool done;	/* atomic */
+};
+
+static void *mmio_thread(void *arg)
+{
+	struct mmio_args *a = arg;
+	struct xensim *s;
+
+	a->ret = xensim_connect(&s);
+	if (a->ret == 0) {
+		a->ret = xensim_guest_mmio(s, a->domid, a->vcpu, a->addr, 4, false, &a->data);
+		xensim_disconnect(s);
+	}
+	__atomic_store_n(&a->done, true, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Map server @id's ioreq page from this process (a new one for the server). */
+static shared_iopage_t *map_ioreq_page(xenforeignmemory_handle *fm, uint32_t domid,
+				       ioservid_t id, xenforeignmemory_resource_handle **ret_res)
+{
+	void *addr = NULL;
+
+	*ret_res = xenforeignmemory_map_resource(fm, domid, XENMEM_resource_ioreq_server, id,
+						 XENMEM_resource_ioreq_server_frame_ioreq(0), 1,
+						 &addr, PROT_READ | PROT_WRITE, 0);
+	assert_non_null(*ret_res);
+	return addr;
+}
+
+static void test_restart_ioreq_server_outlives_its_process(void **state)
+{
+	struct mmio_args a = { .vcpu = 1, .addr = DISK_BASE + 0x100 };
+	struct xsim_stats before, after;
+	xenforeignmemory_resource_handle *res;
+	xendevicemodel_handle *dm;
+	xenforeignmemory_handle *fm;
+	xenevtchn_handle *xce;
+	evtchn_port_t local[2];
+	volatile ioreq_t *slot;
+	shared_iopage_t *page;
+	unsigned int i, seen = 0;
+	ioservid_t id;
+	pthread_t t;
+
+	assert_int_equal(xensim_stats(sim, &before), 0);
+	a.domid = create_with_disk(2);
+	id = backend_dies(a.domid, true);
+	/* Its event channels closed with it; its server did not. */
+	assert_int_equal(xensim_stats(sim, &after), 0);
+	assert_int_equal(after.ioreq_servers, before.ioreq_servers + 1);
+	assert_int_equal(after.bound_ports, before.bound_ports);
+	assert_int_equal(after.connections, before.connections);
+
+	/* The guest's access goes to the orphaned server (enabled, range mapped): it waits. */
+	assert_int_equal(pthread_create(&t, NULL, mmio_thread, &a), 0);
+	dm = xendevicemodel_open(NULL, 0);
+	fm = xenforeignmemory_open(NULL, 0);
+	xce = xenevtchn_open(NULL, 0);
+	assert_non_null(dm);
+	assert_non_null(fm);
+	assert_non_null(xce);
+	page = map_ioreq_page(fm, a.domid, id, &res);
+	slot = &page->vcpu_ioreq[1];
+	/*
+	 * Nothing tells this process that the vCPU asked (Xen drops the event on
+	 * the unbound port), so look at the slot until the request is there,
+	 * well within the simulator's 1 s --timeout.
+	 */
+	for (i = 0; i < 500 && slot->state != STATE_IOREQ_READY; i++)
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	assert_int_equal(slot->state, STATE_IOREQ_READY);
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	assert_false(__atomic_load_n(&a.done, __ATOMIC_ACQUIRE));
+	assert_int_equal(slot->addr, DISK_BASE + 0x100);
+	assert_int_equal(slot->size, 4);
+	assert_int_equal(slot->dir, IOREQ_READ);
+	assert_int_equal(slot->type, IOREQ_TYPE_COPY);
+	assert_int_equal(page->vcpu_ioreq[0].state, STATE_IOREQ_NONE);
+
+	/* Binding again sets each port pending: the new process hears of the waiting vCPU. */
+	for (i = 0; i < 2; i++) {
+		int lp = xenevtchn_bind_interdomain(xce, a.domid, page->vcpu_ioreq[i].vp_eport);
+
+		assert_true(lp > 0);
+		local[i] = (evtchn_port_t)lp;
+	}
+	for (i = 0; i < 2; i++) {
+		int p = xenevtchn_pending(xce);
+
+		assert_true(p == (int)local[0] || p == (int)local[1]);
+		seen |= p == (int)local[0] ? 1u : 2u;
+	}
+	assert_int_equal(seen, 3);
+	assert_int_equal(xenevtchn_unmask(xce, local[0]), 0);
+	assert_int_equal(xenevtchn_unmask(xce, local[1]), 0);
+
+	/* Answer it like a device model: the access completes with the data. */
+	slot->state = STATE_IOREQ_INPROCESS;
+	slot->data = 0x5678abcd;
+	__atomic_thread_fence(__ATOMIC_RELEASE);	/* data before the state */
+	slot->state = STATE_IORESP_READY;
+	assert_int_equal(xenevtchn_notify(xce, local[1]), 0);
+	pthread_join(t, NULL);
+	assert_int_equal(a.ret, 0);
+	assert_int_equal(a.data, 0x5678abcd);
+
+	/* Any process of dom0 manages it by its id. */
+	assert_int_equal(xendevicemodel_unmap_io_range_from_ioreq_server(
+				 dm, a.domid, id, XEN_DMOP_IO_RANGE_MEMORY, DISK_BASE,
+				 DISK_BASE + 0x1ff), 0);
+	assert_int_equal(xendevicemodel_set_ioreq_server_state(dm, a.domid, id, 0), 0);
+	assert_int_equal(xenevtchn_unbind(xce, local[0]), 0);
+	assert_int_equal(xenevtchn_unbind(xce, local[1]), 0);
+	assert_int_equal(xenforeignmemory_unmap_resource(fm, res), 0);
+	assert_int_equal(xendevicemodel_destroy_ioreq_server(dm, a.domid, id), 0);
+	assert_int_equal(xensim_stats(sim, &after), 0);
+	assert_int_equal(after.ioreq_servers, before.ioreq_servers);
+	xenevtchn_close(xce);
+	xenforeignmemory_close(fm);
+	xendevicemodel_close(dm);
+	assert_int_equal(xensim_domain_destroy(sim, a.domid, false, NULL), 0);
+}
+
+static void test_restart_guest_port_bound_again(void **state)
+{
+	uint32_t domid = create_with_disk(1);
+	xenforeignmemory_resource_handle *res;
+	xendevicemodel_handle *dm = xendevicemodel_open(NULL, 0);
+	xenforeignmemory_handle *fm = xenforeignmemory_open(NULL, 0);
+	xenevtchn_handle *xce = xenevtchn_open(NULL, 0), *other = xenevtchn_open(NULL, 0);
+	struct pollfd pfd;
+	evtchn_port_t gport;
+	ioservid_t id;
+	int lp;
+
+	assert_non_null(dm);
+	assert_non_null(fm);
+	assert_non_null(xce);
+	assert_non_null(other);
+	id = backend_dies(domid, false);
+	gport = map_ioreq_page(fm, domid, id, &res)->vcpu_ioreq[0].vp_eport;
+	/* Sent while nobody has it bound: evtchn_send() succeeds and drops it. */
+	assert_int_equal(xensim_guest_notify(sim, domid, gport), 0);
+	lp = xenevtchn_bind_interdomain(xce, domid, gport);
+	assert_true(lp > 0);
+	/* One event: the one Xen sets at every bind, in case one was lost. */
+	pfd = (struct pollfd){ .fd = xenevtchn_fd(xce), .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(xenevtchn_pending(xce), lp);
+	assert_int_equal(xenevtchn_unmask(xce, (evtchn_port_t)lp), 0);
+	assert_int_equal(poll(&pfd, 1, 0), 0);
+	/* Bound again, it is bound: no second binding, from this process or another. */
+	errno = 0;
+	assert_int_equal(xenevtchn_bind_interdomain(other, domid, gport), -1);
+	assert_int_equal(errno, EINVAL);
+	/* Later notifications arrive, both ways. */
+	assert_int_equal(xensim_guest_notify(sim, domid, gport), 0);
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(xenevtchn_pending(xce), lp);
+	assert_int_equal(xenevtchn_unmask(xce, (evtchn_port_t)lp), 0);
+	assert_int_equal(xenevtchn_notify(xce, (evtchn_port_t)lp), 0);
+	assert_int_equal(xensim_guest_wait_event(sim, domid, gport, 5000), 0);
+	/* A handle closed (as at a process's death) leaves the port to the next one. */
+	xenevtchn_close(xce);
+	assert_true(xenevtchn_bind_interdomain(other, domid, gport) > 0);
+	assert_int_equal(xenforeignmemory_unmap_resource(fm, res), 0);
+	assert_int_equal(xendevicemodel_destroy_ioreq_server(dm, domid, id), 0);
+	xenevtchn_close(other);
+	xenforeignmemory_close(fm);
+	xendevicemodel_close(dm);
+	assert_int_equal(xensim_domain_destroy(sim, domid, false, NULL), 0);
+}
+
+static void test_restart_guest_destroy_destroys_orphaned_server(void **state)
+{
+	xenforeignmemory_handle *fm = xenforeignmemory_open(NULL, 0);
+	struct xsim_stats before, after;
+	void *addr = NULL;
+	uint32_t domid;
+	ioservid_t id;
+
+	assert_non_null(fm);
+	assert_int_equal(xensim_stats(sim, &before), 0);
+	domid = create_with_disk(2);
+	id = backend_dies(domid, true);
+	assert_int_equal(xensim_stats(sim, &after), 0);
+	assert_int_equal(after.ioreq_servers, before.ioreq_servers + 1);
+	/* ioreq_server_destroy_all(): the domain's end is its servers' end. */
+	assert_int_equal(xensim_domain_destroy(sim, domid, false, NULL), 0);
+	assert_int_equal(xensim_stats(sim, &after), 0);
+	assert_int_equal(after.ioreq_servers, before.ioreq_servers);
+	assert_int_equal(after.bound_ports, before.bound_ports);
+	assert_int_equal(after.domains, before.domains);
+	errno = 0;
+	assert_null(xenforeignmemory_map_resource(fm, domid, XENMEM_resource_ioreq_server, id,
+						  XENMEM_resource_ioreq_server_frame_ioreq(0), 1,
+						  &addr, PROT_READ | PROT_WRITE, 0));
+	assert_int_equal(errno, ESRCH);
+	xenforeignmemory_close(fm);
+}
+
+static void test_restart_create_again_is_a_second_server(void **state)
+{
+	xendevicemodel_handle *dm = xendevicemodel_open(NULL, 0);
+	uint32_t domid = create("vcpus=1,mem=4M");
+	ioservid_t old, ids[8];
+	unsigned int i;
+
+	assert_non_null(dm);
+	old = backend_dies(domid, false);
+	/* The old one lives on: creating again makes another, up to Xen's 8 per domain. */
+	for (i = 0; i < 7; i++) {
+		assert_int_equal(xendevicemodel_create_ioreq_server(dm, domid, 0, &ids[i]), 0);
+		assert_int_not_equal(ids[i], old);
+	}
+	errno = 0;
+	assert_int_equal(xendevicemodel_create_ioreq_server(dm, domid, 0, &ids[7]), -1);
+	assert_int_equal(errno, ENOSPC);
+	/* Any process of dom0 may use the old one by its id, and destroy it. */
+	assert_int_equal(xendevicemodel_map_io_range_to_ioreq_server(
+				 dm, domid, old, XEN_DMOP_IO_RANGE_MEMORY, DISK_BASE,
+				 DISK_BASE + 0x1ff), 0);
+	assert_int_equal(xendevicemodel_set_ioreq_server_state(dm, domid, old, 0), 0);
+	assert_int_equal(xendevicemodel_destroy_ioreq_server(dm, domid, old), 0);
+	assert_int_equal(xendevicemodel_create_ioreq_server(dm, domid, 0, &ids[7]), 0);
+	for (i = 0; i < 8; i++)
+		assert_int_equal(xendevicemodel_destroy_ioreq_server(dm, domid, ids[i]), 0);
+	xendevicemodel_close(dm);
+	assert_int_equal(xensim_domain_destroy(sim, domid, false, NULL), 0);
+}
+
 static void test_grant_map(void **state)
 {
 	xengnttab_handle *gt = xengnttab_open(NULL, 0);
@@ -1019,6 +1339,10 @@ int main(void)
 		cmocka_unit_test(test_mmio_unclaimed_is_a_data_abort),
 		cmocka_unit_test(test_ioreq_unanswered_is_a_hang),
 		cmocka_unit_test(test_ioreq_server_rules),
+		cmocka_unit_test(test_restart_ioreq_server_outlives_its_process),
+		cmocka_unit_test(test_restart_guest_port_bound_again),
+		cmocka_unit_test(test_restart_guest_destroy_destroys_orphaned_server),
+		cmocka_unit_test(test_restart_create_again_is_a_second_server),
 		cmocka_unit_test(test_grant_map),
 		cmocka_unit_test(test_xc_and_xs_know_live_domains),
 		cmocka_unit_test(test_destroy_releases_everything),

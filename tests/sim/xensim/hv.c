@@ -307,16 +307,42 @@ void hv_stats(struct xsim_stats *st)
 		st->bound_ports++;
 }
 
+/*
+ * Close dom0's end of a binding, as evtchn_close() (xen/common/event_channel.c)
+ * does for ECS_INTERDOMAIN: dom0's channel is freed, pending bit and all, and
+ * the guest's end reverts to ECS_UNBOUND with dom0 as its remote domain, so
+ * that any process of dom0 may bind it again.  The guest's port, its number in
+ * the ioreq page and the IOREQ server are untouched.
+ */
+static void binding_close(struct hv_binding *b)
+{
+	struct sim_port *p = b->dom ? b->dom->ports[b->remote_port] : NULL;
+	uint64_t cnt;
+
+	if (!p)
+		return;
+	__atomic_store_n(&p->local_port, 0, __ATOMIC_SEQ_CST);
+	/* Non-blocking: EAGAIN when nothing was pending. */
+	if (read(p->to_dom0, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		log_warn("dom %u port %u: clearing dom0's pending event: %m", b->dom->domid,
+			 p->port);
+}
+
+/*
+ * A connection closed, the way a process's /dev/xen/evtchn file is released
+ * when it dies: each of its ports is closed (evtchn_close()).  This is all
+ * that dies with a backend process here: IOREQ servers belong to the guest
+ * domain (xen/common/ioreq.c keeps them until ioreq_server_destroy() or
+ * ioreq_server_destroy_all() when the domain goes), and foreign mappings were
+ * mmaps in the dead process.
+ */
 void hv_drop_owner(void *owner)
 {
 	struct hv_binding **pp = &hv_bindings, *b;
 
 	while ((b = *pp)) {
 		if (b->owner == owner) {
-			struct sim_port *p = b->dom ? b->dom->ports[b->remote_port] : NULL;
-
-			if (p)
-				p->local_port = 0;
+			binding_close(b);
 			*pp = b->next;
 			free(b);
 		} else {
@@ -472,6 +498,25 @@ static bool gfn_in_ram(struct sim_domain *dom, uint64_t gfn)
 	return gfn >= first && gfn - first < dom->ram_bytes / XSIM_PAGE_SIZE;
 }
 
+/*
+ * The guest (or Xen on a vCPU's behalf) raises its port towards dom0: set
+ * pending on dom0's end if it is bound.  An unbound port drops the event, as
+ * evtchn_send() does for ECS_UNBOUND ("silently drop the notification") and
+ * notify_via_xen_event_channel() for any state but ECS_INTERDOMAIN
+ * (xen/common/event_channel.c); what a vCPU asked for stays in its ioreq
+ * slot, and the next bind sets pending anyway (hv_bind()).  The load pairs
+ * with the stores in hv_bind() and binding_close(); the caller's earlier
+ * stores (an ioreq's state) come before it.
+ */
+static int guest_send(struct sim_port *p)
+{
+	uint64_t one = 1;
+
+	if (!__atomic_load_n(&p->local_port, __ATOMIC_SEQ_CST))
+		return 0;
+	return write(p->to_dom0, &one, sizeof(one)) == sizeof(one) ? 0 : -errno;
+}
+
 static uint32_t hv_free_local_port(void)
 {
 	uint32_t port;
@@ -495,8 +540,14 @@ static int hv_bind(void *owner, struct sim_domain *dom, uint32_t remote, uint32_
 
 	if (remote == 0 || remote >= SIM_MAX_PORTS || !(p = dom->ports[remote]))
 		return -EINVAL;
+	/*
+	 * Only an ECS_UNBOUND port whose remote is dom0 can be bound: one bound
+	 * already (by this process or another of dom0's) is EINVAL, as in Xen's
+	 * evtchn_bind_interdomain().  A port whose binder died is unbound again
+	 * (binding_close()), so a new process binds it.
+	 */
 	if (p->local_port)
-		return -EINVAL;	/* already bound: Xen's evtchn_bind_interdomain says EINVAL */
+		return -EINVAL;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
@@ -506,7 +557,17 @@ static int hv_bind(void *owner, struct sim_domain *dom, uint32_t remote, uint32_
 	b->owner = owner;
 	b->next = hv_bindings;
 	hv_bindings = b;
-	p->local_port = b->local_port;
+	__atomic_store_n(&p->local_port, b->local_port, __ATOMIC_SEQ_CST);
+	/*
+	 * evtchn_bind_interdomain(): "We may have lost notifications on the
+	 * remote unbound port. Fix that up here by conservatively always setting
+	 * a notification on the local port."  So every bind starts pending: a
+	 * process that binds the port of a vCPU already waiting in its ioreq
+	 * hears of it.  After the store above: a vCPU that found the port unbound
+	 * (and so sent nothing) had published its ioreq before this event.
+	 */
+	if (guest_send(p) < 0)
+		log_warn("dom %u port %u: pending at bind: %m", dom->domid, remote);
 	fds[0] = p->to_dom0;
 	fds[1] = p->to_guest;
 	*ret_local = b->local_port;
@@ -519,10 +580,7 @@ static int hv_unbind(void *owner, uint32_t local)
 
 	for (pp = &hv_bindings; (b = *pp); pp = &b->next)
 		if (b->local_port == local && b->owner == owner) {
-			struct sim_port *p = b->dom ? b->dom->ports[b->remote_port] : NULL;
-
-			if (p)
-				p->local_port = 0;
+			binding_close(b);
 			*pp = b->next;
 			free(b);
 			return 0;
@@ -714,13 +772,8 @@ int hv_handle(void *owner, struct xsim_msg *m, const char *tail, char **ret_tail
 	case XSIM_OP_CTL_NOTIFY:
 		if (m->a == 0 || m->a >= SIM_MAX_PORTS || !dom->ports[m->a])
 			return -EINVAL;
-		{
-			uint64_t one = 1;
-
-			if (write(dom->ports[m->a]->to_dom0, &one, sizeof(one)) < 0)
-				return -errno;
-		}
-		return 0;
+		/* evtchn_send() succeeds on an unbound port: the event is dropped. */
+		return guest_send(dom->ports[m->a]);
 	case XSIM_OP_CTL_MEM: {
 		uint64_t gpa = m->a, len = m->b;
 
@@ -784,7 +837,7 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	struct pollfd pfd[3];
 	struct sim_ioserv *s;
 	struct sim_port *p;
-	uint64_t one = 1, deadline, cnt;
+	uint64_t deadline, cnt;
 	bool woke = false;
 	ioreq_t *req;
 	uint8_t st;
@@ -827,7 +880,16 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 			 (uint8_t)(STATE_IOREQ_READY | (in->data_is_ptr ? 1u << 4 : 0) |
 				   (in->dir == IOREQ_READ ? 1u << 5 : 0) | (in->df ? 1u << 6 : 0)),
 			 __ATOMIC_RELEASE);
-	if (write(p->to_dom0, &one, sizeof(one)) < 0)
+	/*
+	 * ioreq_send() notifies through notify_via_xen_event_channel(): nothing
+	 * while no process of dom0 has the port bound (its back end died).  The
+	 * vCPU still waits (wait_for_io()), its ioreq READY in the page, until a
+	 * new process binds the port (which sets it pending) and answers, or the
+	 * domain dies; Xen would wait for ever, the simulator reports a hang
+	 * after --timeout.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (guest_send(p) < 0)
 		log_warn("dom %u vcpu %u: notify: %m", dom->domid, vcpu);
 
 	/*
