@@ -71,15 +71,19 @@ def cpuidle_driver():
     return None if d in ("", "none") else d
 
 
-def spin(cpu):
-    """A child's busy loop on @cpu at SCHED_IDLE: it runs only when nothing else wants the CPU."""
+def spin(cpu, parent):
+    """A child's busy loop on @cpu at SCHED_IDLE: it runs only when nothing else wants the CPU.
+
+    It ends by itself once bench.py is gone (killed before it could stop its spinners)."""
     try:
         os.sched_setaffinity(0, {cpu})
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     except OSError:
         os._exit(1)
-    while True:
-        pass
+    while os.getppid() == parent:
+        for _ in range(100000):
+            pass
+    os._exit(0)
 
 
 def start_spinners():
@@ -91,11 +95,12 @@ def start_spinners():
     simulated guest becomes runnable there.  Returns the children's pids.
     """
     pids = []
+    parent = os.getpid()
     for cpu in sorted(os.sched_getaffinity(0)):
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            spin(cpu)
+            spin(cpu, parent)
         pids.append(pid)
     return pids
 
