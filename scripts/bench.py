@@ -61,6 +61,60 @@ def hold_pm_qos():
         return None
 
 
+def cpuidle_driver():
+    """The kernel's cpuidle driver, or None: without one PM QoS requests change nothing."""
+    try:
+        with open("/sys/devices/system/cpu/cpuidle/current_driver") as f:
+            d = f.read().strip()
+    except OSError:
+        return None
+    return None if d in ("", "none") else d
+
+
+def spin(cpu, parent):
+    """A child's busy loop on @cpu at SCHED_IDLE: it runs only when nothing else wants the CPU.
+
+    It ends by itself once bench.py is gone (killed before it could stop its spinners)."""
+    try:
+        os.sched_setaffinity(0, {cpu})
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError:
+        os._exit(1)
+    while os.getppid() == parent:
+        for _ in range(100000):
+            pass
+    os._exit(0)
+
+
+def start_spinners():
+    """Keep idle CPUs from halting where PM QoS cannot: one SCHED_IDLE busy loop per CPU.
+
+    Without a cpuidle driver (current_driver "none", common in VMs) an idle CPU halts whatever
+    /dev/cpu_dma_latency says, and a halted vCPU takes tens of microseconds to wake.  A busy loop
+    at SCHED_IDLE keeps each CPU running; the scheduler preempts it as soon as fio, vblkd or a
+    simulated guest becomes runnable there.  Returns the children's pids.
+    """
+    pids = []
+    parent = os.getpid()
+    for cpu in sorted(os.sched_getaffinity(0)):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            spin(cpu, parent)
+        pids.append(pid)
+    return pids
+
+
+def stop_spinners(pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in pids:
+        os.waitpid(pid, 0)
+
+
 def make_file(path, size):
     with open(path, "wb") as f:
         os.posix_fallocate(f.fileno(), 0, size)
@@ -248,6 +302,9 @@ def main():
                          "and the range of the pairwise ratios (default 3, $BENCH_REPEAT)")
     ap.add_argument("--no-pm-qos", action="store_true",
                     help="let idle CPUs halt (do not hold /dev/cpu_dma_latency at 0)")
+    ap.add_argument("--no-spin", action="store_true",
+                    help="no SCHED_IDLE spinners where /dev/cpu_dma_latency cannot keep idle CPUs "
+                         "from halting (no cpuidle driver)")
     a = ap.parse_args()
 
     for tool in ("fio",) + (() if a.no_callgrind else ("valgrind",)):
@@ -257,6 +314,16 @@ def main():
     t_ms = int(a.time * 1000)
     span = int(a.span.rstrip("Mm")) << 20
     qos = None if a.no_pm_qos else hold_pm_qos()
+    spinners = []
+    if qos is not None and cpuidle_driver():
+        idle = "/dev/cpu_dma_latency held at 0"
+    elif not a.no_spin:
+        idle = "SCHED_IDLE spinners, " + ("no cpuidle driver" if qos is not None
+                                          else "/dev/cpu_dma_latency not held")
+    elif qos is not None:
+        idle = "may halt (/dev/cpu_dma_latency held at 0, but no cpuidle driver; --no-spin)"
+    else:
+        idle = "may halt"
     tmp = tempfile.mkdtemp(prefix="vblkd-bench.", dir=a.dir or "/var/tmp")
     try:
         disk = os.path.join(tmp, "disk0.img")
@@ -285,6 +352,9 @@ def main():
         ]
         if a.only:
             points = [p for p in points if a.only in p[0]]
+        # Started here, after the files are made: only the measured runs need them.
+        if idle.startswith("SCHED_IDLE"):
+            spinners = start_spinners()
         results = []
         for name, rw, bs, qd, guests, files, size in points:
             log(f"bench: {name}")
@@ -314,12 +384,17 @@ def main():
                             "rss_mib": max(x["rss_kib"] for x in vs) / 1024 if vs else None,
                             "ratio_range": (min(pair), max(pair)) if pair else None,
                             "runs": len(vs)})
+            r = results[-1]
+            # Tails side by side: vblkd's p99 over fio's, of the median runs.
+            r["p99_ratio"] = (r["vblkd"]["lat_p99_us"] / f["lat_p99_us"]
+                              if r["vblkd"] and f and f["lat_p99_us"] else None)
         ipr = {}
         if not a.no_callgrind:
             for qd in (1, 32):
                 log(f"bench: callgrind, 4k randread QD{qd}")
                 ipr[qd] = instructions_per_request(tmp, disk, qd, 1000, 3000)
     finally:
+        stop_spinners(spinners)
         shutil.rmtree(tmp, ignore_errors=True)
         if qos is not None:
             os.close(qos)
@@ -327,14 +402,13 @@ def main():
     nproc, model = machine()
     print(f"vblkd bench: {a.time:g} s per run, {a.repeat} runs of vblkd and fio per point "
           f"(medians; ratio range over the pairs); nproc {nproc}; CPU {model}; "
-          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; idle CPUs "
-          f"{'poll (/dev/cpu_dma_latency held at 0)' if qos is not None else 'may halt'}")
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; idle CPUs: {idle}")
     print()
     print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | ratio range | vblkd MB/s | fio MB/s "
-          "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | null-engine p50 us "
+          "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | p99 ratio | null-engine p50 us "
           "| interrupt path p50 us | added p50 us | guest traps / req, mean us, vCPU share "
           "| CPU s / M req (aio, null, fio) | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         v, f, n = r["vblkd"], r["fio"], r["null"]
         ratio = lambda k: (v[k] / f[k]) if v and f and f[k] else None
@@ -347,6 +421,7 @@ def main():
               f"| {fmt(v and v['mbps'], 1)} | {fmt(f and f['mbps'], 1)} | {fmt(ratio('mbps'), 2)} "
               f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
               f"| {fmt(f and f['lat_p50_us'], 1)} / {fmt(f and f['lat_p99_us'], 1)} "
+              f"| {fmt(r['p99_ratio'], 2)} "
               f"| {fmt(n and n['lat_p50_us'], 1)} | {fmt(v and v['irq_p50_us'], 1)} | {fmt(added, 1)} "
               f"| {fmt(v and v['traps_per_op'], 2)}, {fmt(v and v['trap_mean_us'], 1)}, "
               f"{fmt(v and 100 * v['trap_share'])}% "
@@ -371,7 +446,8 @@ def main():
           "per million guest requests (the untimed stamping pass included); fio: its usr+sys CPU.")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"results": results, "instructions_per_request": ipr}, f, indent=1)
+            json.dump({"idle_cpus": idle, "results": results, "instructions_per_request": ipr}, f,
+                      indent=1)
     if FAILURES:
         print("bench: FAILED: " + "; ".join(FAILURES))
         return 1
