@@ -62,5 +62,8 @@ esac
 cd "$out/src"
 # Run from make (make check): the parent's jobserver is not ours.
 unset MAKEFLAGS MFLAGS MAKELEVEL
+# Variables given to an outer make reach us through the environment (`make SANITIZE=1 check`):
+# the package is built the one way debian/rules says, whatever the test run around it.
+unset SANITIZE BUILD WERROR V CROSS_COMPILE FUZZ_CHECK_TIME
 DEB_BUILD_OPTIONS="nocheck parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" dpkg-buildpackage "${opts[@]}"
 ls "$out"/vblkd_*.deb
