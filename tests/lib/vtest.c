@@ -258,6 +258,19 @@ struct vt *vt_new_max_map(const struct vblk_config *cfg, uint64_t max_map)
 	return vt_create(cfg, false, max_map);
 }
 
+void *vt_ptr(struct vt *vt, uint64_t gpa)
+{
+	return fake_mem_ptr(&vt->mem, gpa);
+}
+
+uint64_t vt_fill(struct vt *vt, uint32_t len, uint8_t fill)
+{
+	uint64_t g = fake_mem_alloc(&vt->mem, len, 512);
+
+	memset(vt_ptr(vt, g), fill, len);
+	return g;
+}
+
 struct vt *vt_new(const struct vblk_config *cfg)
 {
 	return vt_new_grants(cfg, false);

@@ -90,6 +90,10 @@ struct vt_buf {
 	bool write;
 };
 
+/* Host pointer of guest address @gpa; a fresh 512-aligned buffer of @len bytes set to @fill. */
+void *vt_ptr(struct vt *vt, uint64_t gpa);
+uint64_t vt_fill(struct vt *vt, uint32_t len, uint8_t fill);
+
 /* cfg may be NULL: 1 MiB disk, 512-byte blocks, write cache, discard, write zeroes. */
 struct vt *vt_new(const struct vblk_config *cfg);
 struct vt *vt_new_grants(const struct vblk_config *cfg, bool grants);

@@ -18,19 +18,6 @@
 /* Everything offered, on a split ring (the packed ring has its own tests). */
 #define SPLIT (VT_ALL & ~VIRTIO_BIT(VIRTIO_F_RING_PACKED))
 
-static void *ptr(struct vt *vt, uint64_t gpa)
-{
-	return fake_mem_ptr(&vt->mem, gpa);
-}
-
-static uint64_t buf(struct vt *vt, uint32_t len, uint8_t fill)
-{
-	uint64_t g = fake_mem_alloc(&vt->mem, len, 512);
-
-	memset(ptr(vt, g), fill, len);
-	return g;
-}
-
 static struct vt *started(const struct vblk_config *cfg, uint64_t features)
 {
 	struct vt *vt = vt_new(cfg);
@@ -49,7 +36,7 @@ static bool needs_reset(struct vt *vt)
 static uint64_t seg(struct vt *vt, uint64_t sector, uint32_t nsec, uint32_t flags)
 {
 	uint64_t g = fake_mem_alloc(&vt->mem, 16, 8);
-	uint8_t *p = ptr(vt, g);
+	uint8_t *p = vt_ptr(vt, g);
 	uint64_t s = htole64(sector);
 	uint32_t n = htole32(nsec), f = htole32(flags);
 
@@ -62,19 +49,19 @@ static uint64_t seg(struct vt *vt, uint64_t sector, uint32_t nsec, uint32_t flag
 static void test_write_then_read_round_trips(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t w = buf(vt, 4096, 0x5a), r = buf(vt, 4096, 0);
+	uint64_t w = vt_fill(vt, 4096, 0x5a), r = vt_fill(vt, 4096, 0);
 
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 8, w, 4096), VIRTIO_BLK_S_OK);
-	assert_memory_equal(vt->be.data + 8 * 512, ptr(vt, w), 4096);
+	assert_memory_equal(vt->be.data + 8 * 512, vt_ptr(vt, w), 4096);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 8, r, 4096), VIRTIO_BLK_S_OK);
-	assert_memory_equal(ptr(vt, r), ptr(vt, w), 4096);
+	assert_memory_equal(vt_ptr(vt, r), vt_ptr(vt, w), 4096);
 	vt_free(vt);
 }
 
 static void test_read_used_len_counts_data_and_status(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t r = buf(vt, 1024, 0), st;
+	uint64_t r = vt_fill(vt, 1024, 0), st;
 	uint32_t id, len;
 
 	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, r, 1024, &st);
@@ -82,7 +69,7 @@ static void test_read_used_len_counts_data_and_status(void **state)
 	vt_complete(vt);
 	assert_true(vt_used(vt, 0, &id, &len));
 	assert_int_equal(len, 1025);
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
 	vt_free(vt);
 }
 
@@ -92,7 +79,7 @@ static void test_any_layout_header_data_status_split_oddly(void **state)
 	struct vt *vt = started(NULL, SPLIT);
 	uint64_t area = fake_mem_alloc(&vt->mem, 16 + 1024, 8);
 	uint64_t in = fake_mem_alloc(&vt->mem, 1024 + 1, 8);
-	uint8_t *h = ptr(vt, area);
+	uint8_t *h = vt_ptr(vt, area);
 	uint32_t t = htole32(VIRTIO_BLK_T_OUT), id, len;
 	uint64_t s = htole64(2);
 
@@ -106,18 +93,18 @@ static void test_any_layout_header_data_status_split_oddly(void **state)
 		{ area + 116, 924, false },
 		{ in, 1, true },
 	};
-	*(uint8_t *)ptr(vt, in) = 0xff;
+	*(uint8_t *)vt_ptr(vt, in) = 0xff;
 	vt_add(vt, 0, b, 4, false);
 	vt_kick(vt, 0);
 	vt_complete(vt);
 	assert_true(vt_used(vt, 0, &id, &len));
-	assert_int_equal(*(uint8_t *)ptr(vt, in), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, in), VIRTIO_BLK_S_OK);
 	assert_memory_equal(vt->be.data + 1024, h + 16, 1024);
 
 	/* and a read whose data and status share one writable descriptor */
 	memcpy(h, &(uint32_t){ htole32(VIRTIO_BLK_T_IN) }, 4);
 	struct vt_buf b2[2] = { { area, 16, false }, { in, 1025, true } };
-	uint8_t *ip = ptr(vt, in);
+	uint8_t *ip = vt_ptr(vt, in);
 	ip[1024] = 0xff;
 	vt_add(vt, 0, b2, 2, false);
 	vt_kick(vt, 0);
@@ -140,7 +127,7 @@ static void test_flush_reaches_backend(void **state)
 static void test_get_id_returns_serial(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t id = buf(vt, 20, 0xee);
+	uint64_t id = vt_fill(vt, 20, 0xee);
 
 	uint64_t st;
 	uint32_t used_id, len;
@@ -150,18 +137,18 @@ static void test_get_id_returns_serial(void **state)
 	vt_complete(vt);
 	assert_true(vt_used(vt, 0, &used_id, &len));
 	assert_int_equal(len, 21);
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
-	assert_memory_equal(ptr(vt, id), "vblkd-test-serial\0\0\0", 20);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt_ptr(vt, id), "vblkd-test-serial\0\0\0", 20);
 	vt_free(vt);
 }
 
 static void test_get_id_short_buffer_gets_prefix(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t id = buf(vt, 8, 0xee);
+	uint64_t id = vt_fill(vt, 8, 0xee);
 
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_GET_ID, 0, id, 5), VIRTIO_BLK_S_OK);
-	assert_memory_equal(ptr(vt, id), "vblkd\xee", 6);
+	assert_memory_equal(vt_ptr(vt, id), "vblkd\xee", 6);
 	vt_free(vt);
 }
 
@@ -282,7 +269,7 @@ static void test_discard_not_offered_without_backend_support(void **state)
 static void test_unknown_type_unsupported(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 512, 0);
+	uint64_t d = vt_fill(vt, 512, 0);
 
 	assert_int_equal(vt_blk_sync(vt, 0, 0x7777, 0, d, 512), VIRTIO_BLK_S_UNSUPP);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_GET_LIFETIME, 0, d, 512),
@@ -296,7 +283,7 @@ static void test_unknown_type_unsupported(void **state)
 static void test_read_past_capacity_ioerr(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 1024, 0);
+	uint64_t d = vt_fill(vt, 1024, 0);
 
 	/* 1 MiB disk = 2048 sectors: the last sector is fine, one more is not. */
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 2047, d, 512), VIRTIO_BLK_S_OK);
@@ -308,7 +295,7 @@ static void test_read_past_capacity_ioerr(void **state)
 static void test_sector_overflow_ioerr(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 1024, 0);
+	uint64_t d = vt_fill(vt, 1024, 0);
 
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, UINT64_MAX, d, 1024),
 			 VIRTIO_BLK_S_IOERR);
@@ -321,7 +308,7 @@ static void test_sector_overflow_ioerr(void **state)
 static void test_data_not_multiple_of_512_ioerr(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 1024, 0);
+	uint64_t d = vt_fill(vt, 1024, 0);
 
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 0, d, 513), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 100), VIRTIO_BLK_S_IOERR);
@@ -336,7 +323,7 @@ static void test_unaligned_to_logical_block_ioerr(void **state)
 
 	cfg.info.logical_block_size = 4096;
 	vt = started(&cfg, SPLIT);
-	d = buf(vt, 8192, 1);
+	d = vt_fill(vt, 8192, 1);
 	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_BLK_SIZE, 4), 4096);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 1, d, 4096), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 8, d, 512), VIRTIO_BLK_S_IOERR);
@@ -352,7 +339,7 @@ static void test_write_on_read_only_ioerr(void **state)
 
 	cfg.info.read_only = true;
 	vt = started(&cfg, SPLIT);
-	d = buf(vt, 512, 0x11);
+	d = vt_fill(vt, 512, 0x11);
 	assert_true(vt->offered & VIRTIO_BIT(VIRTIO_BLK_F_RO));
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 512), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(dz(vt, VIRTIO_BLK_T_WRITE_ZEROES, seg(vt, 0, 1, 0), 16), VIRTIO_BLK_S_IOERR);
@@ -365,7 +352,7 @@ static void test_write_on_read_only_ioerr(void **state)
 static void test_missing_status_descriptor_needs_reset(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t h = buf(vt, 16, 0), d = buf(vt, 512, 0);
+	uint64_t h = vt_fill(vt, 16, 0), d = vt_fill(vt, 512, 0);
 	struct vt_buf b[2] = { { h, 16, false }, { d, 512, false } };
 
 	vt_add(vt, 0, b, 2, false);
@@ -379,20 +366,20 @@ static void test_missing_status_descriptor_needs_reset(void **state)
 static void test_status_in_device_readable_descriptor_needs_reset(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t h = buf(vt, 16, 0), st = buf(vt, 1, 0xff);
+	uint64_t h = vt_fill(vt, 16, 0), st = vt_fill(vt, 1, 0xff);
 	struct vt_buf b[2] = { { h, 16, false }, { st, 1, false } };
 
 	vt_add(vt, 0, b, 2, false);
 	vt_kick(vt, 0);
 	assert_true(needs_reset(vt));
-	assert_int_equal(*(uint8_t *)ptr(vt, st), 0xff);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), 0xff);
 	vt_free(vt);
 }
 
 static void test_short_header_needs_reset(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t h = buf(vt, 8, 0), st = buf(vt, 1, 0xff);
+	uint64_t h = vt_fill(vt, 8, 0), st = vt_fill(vt, 1, 0xff);
 	struct vt_buf b[2] = { { h, 8, false }, { st, 1, true } };
 
 	vt_add(vt, 0, b, 2, false);
@@ -404,7 +391,7 @@ static void test_short_header_needs_reset(void **state)
 static void test_header_in_writable_descriptor_needs_reset(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t h = buf(vt, 17, 0);
+	uint64_t h = vt_fill(vt, 17, 0);
 	struct vt_buf b[1] = { { h, 17, true } };
 
 	vt_add(vt, 0, b, 1, false);
@@ -416,7 +403,7 @@ static void test_header_in_writable_descriptor_needs_reset(void **state)
 static void test_backend_submit_error_answers_ioerr(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 512, 0);
+	uint64_t d = vt_fill(vt, 512, 0);
 
 	vt->be.fail_submit = -EIO;
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 0, d, 512), VIRTIO_BLK_S_IOERR);
@@ -446,7 +433,7 @@ static char *logged(void (*fn)(struct vt *vt), struct vt *vt)
 
 static void write_sector_3(struct vt *vt)
 {
-	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 3, buf(vt, 512, 0), 512),
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 3, vt_fill(vt, 512, 0), 512),
 			 VIRTIO_BLK_S_IOERR);
 }
 
@@ -484,7 +471,7 @@ static void test_backpressure_eagain_resumes_on_completion(void **state)
 
 	vt->be.depth = 2;
 	for (int i = 0; i < 6; i++) {
-		uint64_t d = buf(vt, 512, (uint8_t)i);
+		uint64_t d = vt_fill(vt, 512, (uint8_t)i);
 
 		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, d, 512, &st[i]);
 	}
@@ -500,7 +487,7 @@ static void test_backpressure_eagain_resumes_on_completion(void **state)
 		n++;
 	assert_int_equal(n, 6);
 	for (int i = 0; i < 6; i++) {
-		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
+		assert_int_equal(*(uint8_t *)vt_ptr(vt, st[i]), VIRTIO_BLK_S_OK);
 		assert_int_equal(vt->be.data[i * 512], i);
 	}
 	vt_free(vt);
@@ -521,10 +508,10 @@ static void test_backpressure_other_queue_resumes(void **state)
 	assert_true(vt_start(vt, SPLIT, 2, 64));
 	vt->be.depth = 2;
 	for (int i = 0; i < 2; i++)
-		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, buf(vt, 512, 1), 512, &st0[i]);
+		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, vt_fill(vt, 512, 1), 512, &st0[i]);
 	vt_kick(vt, 0);
 	assert_int_equal(vt->be.npending, 2);
-	vt_blk(vt, 1, VIRTIO_BLK_T_OUT, 7, buf(vt, 512, 2), 512, &st1);
+	vt_blk(vt, 1, VIRTIO_BLK_T_OUT, 7, vt_fill(vt, 512, 2), 512, &st1);
 	vt_kick(vt, 1);			/* the backend is full: queue 1 stops */
 	assert_int_equal(vt->be.npending, 2);
 	ram_be_complete(&vt->be, true);	/* queue 0's completions, then queue 1's request */
@@ -532,7 +519,7 @@ static void test_backpressure_other_queue_resumes(void **state)
 	while (vt_used(vt, 0, &id, &len))
 		;
 	assert_true(vt_used(vt, 1, &id, &len));
-	assert_int_equal(*(uint8_t *)ptr(vt, st1), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st1), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt->be.data[7 * 512], 2);
 	vt_free(vt);
 }
@@ -546,16 +533,16 @@ static void test_backpressure_orphans_resume_new_queue(void **state)
 
 	vt->be.depth = 2;
 	for (int i = 0; i < 2; i++)
-		vt_blk(vt, 0, VIRTIO_BLK_T_IN, (uint64_t)i, buf(vt, 512, 0), 512, &st);
+		vt_blk(vt, 0, VIRTIO_BLK_T_IN, (uint64_t)i, vt_fill(vt, 512, 0), 512, &st);
 	vt_kick(vt, 0);
 	vt_wr(vt, 0x070, 0);		/* reset: both reads become orphans */
 	assert_true(vt_start(vt, SPLIT, 1, 64));
-	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 3, buf(vt, 512, 3), 512, &st);
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 3, vt_fill(vt, 512, 3), 512, &st);
 	vt_kick(vt, 0);			/* -EAGAIN: the orphans hold the backend */
 	ram_be_complete(&vt->be, true);
 	vblk_complete_batch(vt->dev);
 	assert_true(vt_used(vt, 0, &id, &len));
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt->be.data[3 * 512], 3);
 	vt_free(vt);
 }
@@ -569,7 +556,7 @@ static void test_request_larger_than_limits_refused(void **state)
 	struct vblk_config cfg = { .info = vt_default_info(), .seg_max = 2, .size_max = 4096 };
 	uint64_t feats = SPLIT & ~(VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX));
 	struct vt *vt = vt_new(&cfg);
-	uint64_t big = buf(vt, 16384, 0x5a), ok = buf(vt, 8192, 0x6b);
+	uint64_t big = vt_fill(vt, 16384, 0x5a), ok = vt_fill(vt, 8192, 0x6b);
 
 	assert_true(vt_start(vt, feats, 1, NUM));
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, big, 16384), VIRTIO_BLK_S_IOERR);
@@ -584,7 +571,7 @@ static void test_request_larger_than_limits_refused(void **state)
 static void test_reset_drains_before_driver_reuses_buffers(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 512, 0), st;
+	uint64_t d = vt_fill(vt, 512, 0), st;
 
 	memset(vt->be.data, 0xAA, 4096);
 	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, d, 512, &st);
@@ -594,7 +581,7 @@ static void test_reset_drains_before_driver_reuses_buffers(void **state)
 	assert_true(vblk_draining(vt->dev));	/* the transport holds the reset write */
 	ram_be_complete(&vt->be, true);		/* the read lands in its (old) buffer */
 	assert_false(vblk_draining(vt->dev));	/* now the driver may reuse it */
-	assert_int_equal(*(uint8_t *)ptr(vt, d), 0xAA);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, d), 0xAA);
 	/* Only QueueNotify is a write nobody waits on. */
 	assert_true(vmmio_write_posted(0x050));
 	assert_false(vmmio_write_posted(0x070));
@@ -610,7 +597,7 @@ static void test_completions_in_any_order(void **state)
 
 	vt->be.reverse = true;
 	for (int i = 0; i < 4; i++)
-		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, buf(vt, 512, (uint8_t)(i + 1)), 512,
+		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, vt_fill(vt, 512, (uint8_t)(i + 1)), 512,
 		       &st[i]);
 	vt_kick(vt, 0);
 	vt_complete(vt);
@@ -620,7 +607,7 @@ static void test_completions_in_any_order(void **state)
 	assert_int_equal(ids[0], 9);
 	assert_int_equal(ids[3], 0);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
+		assert_int_equal(*(uint8_t *)vt_ptr(vt, st[i]), VIRTIO_BLK_S_OK);
 	vt_free(vt);
 }
 
@@ -632,7 +619,7 @@ static void test_batch_publishes_once_with_one_interrupt(void **state)
 	unsigned int before;
 
 	for (int i = 0; i < 5; i++)
-		vt_blk(vt, 0, VIRTIO_BLK_T_IN, (uint64_t)i, buf(vt, 512, 0), 512, &st);
+		vt_blk(vt, 0, VIRTIO_BLK_T_IN, (uint64_t)i, vt_fill(vt, 512, 0), 512, &st);
 	vt_kick(vt, 0);
 	before = vt->mem.notifies;
 	ram_be_complete(&vt->be, true);
@@ -684,7 +671,7 @@ static void test_event_idx_used_event_controls_interrupt(void **state)
 static void test_event_idx_device_publishes_avail_event(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint16_t *avail_event = (uint16_t *)((uint8_t *)ptr(vt, vt->q[0].device) + 4 + 8 * NUM);
+	uint16_t *avail_event = (uint16_t *)((uint8_t *)vt_ptr(vt, vt->q[0].device) + 4 + 8 * NUM);
 
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
@@ -696,7 +683,7 @@ static void test_event_idx_device_publishes_avail_event(void **state)
 /* §2.7.10: what Linux's virtqueue_kick_prepare_split decides after moving avail->idx old -> new. */
 static bool split_driver_kicks(struct vt *vt, unsigned int qi, uint16_t old, uint16_t new_idx)
 {
-	uint16_t *avail_event = (uint16_t *)((uint8_t *)ptr(vt, vt->q[qi].device) + 4 + 8 * NUM);
+	uint16_t *avail_event = (uint16_t *)((uint8_t *)vt_ptr(vt, vt->q[qi].device) + 4 + 8 * NUM);
 	uint16_t event = le16toh(*avail_event);
 
 	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
@@ -714,15 +701,15 @@ static void test_event_idx_no_kicks_while_requests_in_flight(void **state)
 	uint64_t st[3];
 	uint32_t id, len;
 
-	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, buf(vt, 512, 0xa1), 512, &st[0]);
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, vt_fill(vt, 512, 0xa1), 512, &st[0]);
 	assert_true(split_driver_kicks(vt, 0, 0, 1));
 	vt_kick(vt, 0);
 	assert_int_equal(vt->be.npending, 1);
 	assert_int_equal(vt->be.quiets, 1);
 	/* The driver adds two more and, following avail_event, does not kick. */
-	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 1, buf(vt, 512, 0xa2), 512, &st[1]);
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 1, vt_fill(vt, 512, 0xa2), 512, &st[1]);
 	assert_false(split_driver_kicks(vt, 0, 1, 2));
-	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 2, buf(vt, 512, 0xa3), 512, &st[2]);
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 2, vt_fill(vt, 512, 0xa3), 512, &st[2]);
 	assert_false(split_driver_kicks(vt, 0, 2, 3));
 	assert_int_equal(vt->be.npending, 1);
 	/* The first completion batch takes them. */
@@ -736,7 +723,7 @@ static void test_event_idx_no_kicks_while_requests_in_flight(void **state)
 	assert_int_equal(vt->be.npending, 0);
 	assert_true(split_driver_kicks(vt, 0, 3, 4));
 	for (int i = 0; i < 3; i++) {
-		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
+		assert_int_equal(*(uint8_t *)vt_ptr(vt, st[i]), VIRTIO_BLK_S_OK);
 		assert_int_equal(vt->be.data[i * 512], 0xa1 + i);
 	}
 	vt_free(vt);
@@ -758,7 +745,7 @@ static void test_full_ring_answered_inline_still_asks_for_kicks(void **state)
 		struct vt_buf bufs[2] = { { hdr, 16, false }, { st, 1, true } };
 		uint32_t t = htole32(0x7f);
 
-		memcpy(ptr(vt, hdr), &t, 4);
+		memcpy(vt_ptr(vt, hdr), &t, 4);
 		assert_true(vt_add(vt, 0, bufs, 2, true) >= 0);
 	}
 	vt_kick(vt, 0);
@@ -779,7 +766,7 @@ static void test_poll_takes_requests_while_in_flight_is_slow(void **state)
 	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[0]);
 	vt_kick(vt, 0);
 	assert_int_equal(vt->be.npending, 1);
-	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, buf(vt, 512, 0), 512, &st[1]);
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, vt_fill(vt, 512, 0), 512, &st[1]);
 	assert_int_equal(vblk_poll(vt->dev, &quiet), 1);	/* took the read ... */
 	assert_true(quiet);			/* ... and is still quiet: requests in flight */
 	assert_int_equal(vt->be.npending, 2);
@@ -788,8 +775,8 @@ static void test_poll_takes_requests_while_in_flight_is_slow(void **state)
 	vt_complete(vt);
 	assert_int_equal(vblk_poll(vt->dev, &quiet), 0);
 	assert_false(quiet);			/* nothing in flight: the owner may stop polling */
-	assert_int_equal(*(uint8_t *)ptr(vt, st[0]), VIRTIO_BLK_S_OK);
-	assert_int_equal(*(uint8_t *)ptr(vt, st[1]), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st[0]), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st[1]), VIRTIO_BLK_S_OK);
 	vt_free(vt);
 }
 
@@ -811,13 +798,13 @@ static void test_poll_timer_backs_off_and_restarts(void **state)
 		assert_int_equal(vt->be.timer_us, expect);
 	}
 	assert_int_equal(vt->be.timer_us, 64000);
-	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, buf(vt, 512, 0), 512, &st[1]);
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, vt_fill(vt, 512, 0), 512, &st[1]);
 	vblk_timer_expired(vt->dev);		/* takes the read: short interval again */
 	assert_int_equal(vt->be.npending, 2);
 	assert_int_equal(vt->be.timer_us, 500);
 	vt_complete(vt);
-	assert_int_equal(*(uint8_t *)ptr(vt, st[0]), VIRTIO_BLK_S_OK);
-	assert_int_equal(*(uint8_t *)ptr(vt, st[1]), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st[0]), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st[1]), VIRTIO_BLK_S_OK);
 	vt_free(vt);
 }
 
@@ -843,7 +830,7 @@ static void test_poll_stops_when_device_needs_reset(void **state)
 static void test_no_notify_flag_while_requests_in_flight(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT & ~VIRTIO_BIT(VIRTIO_F_EVENT_IDX));
-	uint16_t *used_flags = ptr(vt, vt->q[0].device);
+	uint16_t *used_flags = vt_ptr(vt, vt->q[0].device);
 	uint64_t st[2];
 
 	assert_int_equal(le16toh(*used_flags) & VIRTQ_USED_F_NO_NOTIFY, 0);
@@ -852,7 +839,7 @@ static void test_no_notify_flag_while_requests_in_flight(void **state)
 	assert_int_equal(le16toh(*used_flags) & VIRTQ_USED_F_NO_NOTIFY, VIRTQ_USED_F_NO_NOTIFY);
 	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[1]);
 	vt_complete(vt);	/* takes the second on the first's completion, and completes it */
-	assert_int_equal(*(uint8_t *)ptr(vt, st[1]), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st[1]), VIRTIO_BLK_S_OK);
 	assert_int_equal(le16toh(*used_flags) & VIRTQ_USED_F_NO_NOTIFY, 0);
 	vt_free(vt);
 }
@@ -861,7 +848,7 @@ static void test_no_notify_flag_while_requests_in_flight(void **state)
 static void test_packed_events_disabled_while_requests_in_flight(void **state)
 {
 	struct vt *vt = started(NULL, VT_ALL);
-	uint16_t *dev_event = ptr(vt, vt->q[0].device);
+	uint16_t *dev_event = vt_ptr(vt, vt->q[0].device);
 	uint64_t st[2];
 
 	assert_true(vt->q[0].packed);
@@ -871,7 +858,7 @@ static void test_packed_events_disabled_while_requests_in_flight(void **state)
 	assert_int_equal(le16toh(dev_event[1]), VIRTQ_EVENT_F_DISABLE);
 	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[1]);
 	vt_complete(vt);
-	assert_int_equal(*(uint8_t *)ptr(vt, st[1]), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st[1]), VIRTIO_BLK_S_OK);
 	assert_int_equal(le16toh(dev_event[1]), VIRTQ_EVENT_F_ENABLE);
 	vt_free(vt);
 }
@@ -880,7 +867,7 @@ static void test_packed_events_disabled_while_requests_in_flight(void **state)
 static void test_reset_with_requests_in_flight(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 512, 0), st;
+	uint64_t d = vt_fill(vt, 512, 0), st;
 	struct vblk_stats s;
 
 	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, d, 512, &st);
@@ -894,7 +881,7 @@ static void test_reset_with_requests_in_flight(void **state)
 	ram_be_complete(&vt->be, true);
 	vblk_complete_batch(vt->dev);
 	assert_int_equal(vt_used_idx(vt, 0), 0);
-	assert_int_equal(*(uint8_t *)ptr(vt, st), 0xff); /* orphan status not written */
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), 0xff); /* orphan status not written */
 	vblk_get_stats(vt->dev, &s);
 	assert_int_equal(s.in_flight, 0);
 	/* only the three ring mappings of the new queue remain */
@@ -908,7 +895,7 @@ static void test_queue_ready_zero_with_requests_in_flight(void **state)
 	struct vt *vt = started(NULL, SPLIT);
 	uint64_t st;
 
-	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, buf(vt, 512, 0), 512, &st);
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, vt_fill(vt, 512, 0), 512, &st);
 	vt_kick(vt, 0);
 	vt_wr(vt, 0x030, 0);
 	vt_wr(vt, 0x044, 0);
@@ -924,7 +911,7 @@ static void test_destroy_with_requests_in_flight(void **state)
 	uint64_t st;
 
 	for (int i = 0; i < 3; i++)
-		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, buf(vt, 512, 9), 512, &st);
+		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, vt_fill(vt, 512, 9), 512, &st);
 	vt_kick(vt, 0);
 	assert_int_equal(vt->be.npending, 3);
 	vblk_destroy(vt->dev);
@@ -945,7 +932,7 @@ static void test_writethrough_mode_flushes_each_write(void **state)
 	vt_queue_setup(vt, 0, NUM);
 	vt_driver_ok(vt);
 	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_WRITEBACK, 1), 0);
-	d = buf(vt, 512, 3);
+	d = vt_fill(vt, 512, 3);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 512), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt->be.ops_seen[BLK_OP_WRITE], 1);
 	assert_int_equal(vt->be.ops_seen[BLK_OP_FLUSH], 1);
@@ -959,7 +946,7 @@ static void test_without_flush_feature_writes_are_flushed(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT & ~VIRTIO_BIT(VIRTIO_BLK_F_FLUSH));
 
-	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, buf(vt, 512, 1), 512),
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, vt_fill(vt, 512, 1), 512),
 			 VIRTIO_BLK_S_OK);
 	assert_int_equal(vt->be.ops_seen[BLK_OP_FLUSH], 1);
 	vt_free(vt);
@@ -973,7 +960,7 @@ static void test_multiqueue_requests_on_second_queue(void **state)
 
 	assert_int_equal(vmmio_read(vt->mmio, 0x100 + VBLK_CFG_NUM_QUEUES, 2), 3);
 	assert_true(vt_start(vt, SPLIT, 3, NUM));
-	d = buf(vt, 512, 0x42);
+	d = vt_fill(vt, 512, 0x42);
 	assert_int_equal(vt_blk_sync(vt, 2, VIRTIO_BLK_T_OUT, 5, d, 512), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt->be.data[5 * 512], 0x42);
 	assert_int_equal(vt_used_idx(vt, 0), 0);
@@ -984,7 +971,7 @@ static void test_multiqueue_requests_on_second_queue(void **state)
 static void test_stats_count_requests_bytes_errors(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 2048, 1);
+	uint64_t d = vt_fill(vt, 2048, 1);
 	struct vblk_stats s;
 
 	vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 2048);
@@ -1010,7 +997,7 @@ static void test_capacity_growth_bumps_generation_and_interrupts(void **state)
 	struct blk_info info = vt_default_info();
 	uint32_t gen = vt_rd(vt, 0x0fc);
 	unsigned int before = vt->mem.notifies;
-	uint64_t d = buf(vt, 512, 0);
+	uint64_t d = vt_fill(vt, 512, 0);
 
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 2048, d, 512), VIRTIO_BLK_S_IOERR);
 	vblk_set_info(vt->dev, &info); /* unchanged: nothing happens */
@@ -1029,30 +1016,30 @@ static void test_capacity_growth_bumps_generation_and_interrupts(void **state)
 static void test_indirect_request_round_trips(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = buf(vt, 1024, 0x3c), st = buf(vt, 1, 0xff);
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = vt_fill(vt, 1024, 0x3c), st = vt_fill(vt, 1, 0xff);
 	uint32_t t = htole32(VIRTIO_BLK_T_OUT), id, len;
 	struct vt_buf b[4] = { { h, 16, false }, { d, 512, false }, { d + 512, 512, false },
 			       { st, 1, true } };
 
-	memcpy(ptr(vt, h), &t, 4);
+	memcpy(vt_ptr(vt, h), &t, 4);
 	vt_add(vt, 0, b, 4, true);
 	vt_kick(vt, 0);
 	vt_complete(vt);
 	assert_true(vt_used(vt, 0, &id, &len));
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
-	assert_memory_equal(vt->be.data, ptr(vt, d), 1024);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data, vt_ptr(vt, d), 1024);
 	vt_free(vt);
 }
 
 static void test_packed_ring_round_trips(void **state)
 {
 	struct vt *vt = started(NULL, VT_ALL);
-	uint64_t w = buf(vt, 1024, 0x99), r = buf(vt, 1024, 0);
+	uint64_t w = vt_fill(vt, 1024, 0x99), r = vt_fill(vt, 1024, 0);
 
 	assert_true(virtio_dev_has_feature(vt->vdev, VIRTIO_F_RING_PACKED));
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 3, w, 1024), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 3, r, 1024), VIRTIO_BLK_S_OK);
-	assert_memory_equal(ptr(vt, r), ptr(vt, w), 1024);
+	assert_memory_equal(vt_ptr(vt, r), vt_ptr(vt, w), 1024);
 	vt_free(vt);
 }
 
@@ -1071,11 +1058,11 @@ static void test_legacy_layout_round_trips(void **state)
 	assert_int_not_equal(vt_rd(vt, 0x040), 0);
 	vt_driver_ok(vt);
 	assert_false(needs_reset(vt));
-	w = buf(vt, 1024, 0x61);
-	r = buf(vt, 1024, 0);
+	w = vt_fill(vt, 1024, 0x61);
+	r = vt_fill(vt, 1024, 0);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 7, w, 1024), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 7, r, 1024), VIRTIO_BLK_S_OK);
-	assert_memory_equal(ptr(vt, r), ptr(vt, w), 1024);
+	assert_memory_equal(vt_ptr(vt, r), vt_ptr(vt, w), 1024);
 	vt_free(vt);
 }
 
@@ -1083,7 +1070,7 @@ static void test_seg_max_exceeded_needs_reset(void **state)
 {
 	struct vblk_config cfg = { .info = vt_default_info(), .seg_max = 2 };
 	struct vt *vt = started(&cfg, SPLIT);
-	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = buf(vt, 1536, 0), st = buf(vt, 1, 0xff);
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = vt_fill(vt, 1536, 0), st = vt_fill(vt, 1, 0xff);
 	struct vt_buf b[5] = { { h, 16, false }, { d, 512, true }, { d + 512, 512, true },
 			       { d + 1024, 512, true }, { st, 1, true } };
 
@@ -1099,7 +1086,7 @@ static void test_size_max_exceeded_needs_reset(void **state)
 {
 	struct vblk_config cfg = { .info = vt_default_info(), .size_max = 4096 };
 	struct vt *vt = started(&cfg, SPLIT);
-	uint64_t d = buf(vt, 8192, 0);
+	uint64_t d = vt_fill(vt, 8192, 0);
 
 	vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 0, d, 8192);
 	assert_true(needs_reset(vt));
@@ -1110,7 +1097,7 @@ static void test_size_max_exceeded_needs_reset(void **state)
 static void test_broken_device_does_not_affect_another(void **state)
 {
 	struct vt *a = started(NULL, SPLIT), *b = started(NULL, SPLIT);
-	uint64_t h = buf(a, 16, 0);
+	uint64_t h = vt_fill(a, 16, 0);
 	struct vt_buf bad[1] = { { h, 16, false } };
 
 	vt_add(a, 0, bad, 1, false);
@@ -1128,7 +1115,7 @@ static void test_broken_device_does_not_affect_another(void **state)
 static void test_requests_ignored_after_needs_reset(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t h = buf(vt, 16, 0);
+	uint64_t h = vt_fill(vt, 16, 0);
 	struct vt_buf bad[1] = { { h, 16, false } };
 
 	vt_add(vt, 0, bad, 1, false);
@@ -1186,7 +1173,7 @@ static void test_limits_not_negotiated_allow_larger_requests(void **state)
 	struct vblk_config cfg = { .info = vt_default_info(), .seg_max = 4, .size_max = 4096 };
 	struct vt *vt = started(&cfg, SPLIT & ~(VIRTIO_BIT(VIRTIO_BLK_F_SIZE_MAX) |
 						VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX)));
-	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = buf(vt, 16384, 0), st = buf(vt, 1, 0xff);
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), d = vt_fill(vt, 16384, 0), st = vt_fill(vt, 1, 0xff);
 	struct vt_buf b[6] = { { h, 16, false },	  { d, 8192, true },
 			       { d + 8192, 2048, true }, { d + 10240, 2048, true },
 			       { d + 12288, 4096, true }, { st, 1, true } };
@@ -1198,8 +1185,8 @@ static void test_limits_not_negotiated_allow_larger_requests(void **state)
 	vt_complete(vt);
 	assert_true(vt_used(vt, 0, &id, &len));
 	assert_int_equal(len, 16385);
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
-	assert_int_equal(*(uint8_t *)ptr(vt, d + 16383), 0x1f);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, d + 16383), 0x1f);
 	vt_free(vt);
 }
 
@@ -1226,12 +1213,12 @@ static void test_full_ring_of_immediate_answers_in_one_kick(void **state)
 {
 	struct vblk_config cfg = { .info = vt_default_info(), .queue_num_max = 8 };
 	struct vt *vt = vt_new(&cfg);
-	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), st = buf(vt, 8, 0xff);
+	uint64_t h = fake_mem_alloc(&vt->mem, 16, 8), st = vt_fill(vt, 8, 0xff);
 	unsigned int n = 0;
 	uint32_t id, len, t = htole32(77);
 
 	assert_true(vt_start(vt, SPLIT, 1, 8));
-	memcpy(ptr(vt, h), &t, 4);
+	memcpy(vt_ptr(vt, h), &t, 4);
 	for (int i = 0; i < 4; i++) {
 		struct vt_buf b[2] = { { h, 16, false }, { st + (uint64_t)i, 1, true } };
 
@@ -1242,7 +1229,7 @@ static void test_full_ring_of_immediate_answers_in_one_kick(void **state)
 		n++;
 	assert_int_equal(n, 4);
 	for (int i = 0; i < 4; i++)
-		assert_int_equal(*(uint8_t *)ptr(vt, st + (uint64_t)i), VIRTIO_BLK_S_UNSUPP);
+		assert_int_equal(*(uint8_t *)vt_ptr(vt, st + (uint64_t)i), VIRTIO_BLK_S_UNSUPP);
 	vt_free(vt);
 }
 
@@ -1253,7 +1240,7 @@ static void test_read_only_flag_tightens_on_set_info(void **state)
 
 	info.read_only = true;
 	vblk_set_info(vt->dev, &info);
-	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, buf(vt, 512, 1), 512),
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, vt_fill(vt, 512, 1), 512),
 			 VIRTIO_BLK_S_IOERR);
 	vt_free(vt);
 }
@@ -1267,8 +1254,8 @@ static uint64_t hdr(struct vt *vt, uint32_t type, uint64_t sector)
 	uint32_t t = htole32(type);
 	uint64_t s = htole64(sector);
 
-	memcpy(ptr(vt, g), &t, 4);
-	memcpy((uint8_t *)ptr(vt, g) + 8, &s, 8);
+	memcpy(vt_ptr(vt, g), &t, 4);
+	memcpy((uint8_t *)vt_ptr(vt, g) + 8, &s, 8);
 	return g;
 }
 
@@ -1277,7 +1264,7 @@ static uint64_t status_byte(struct vt *vt)
 {
 	uint64_t g = fake_mem_alloc(&vt->mem, 1, 1);
 
-	*(uint8_t *)ptr(vt, g) = 0xff;
+	*(uint8_t *)vt_ptr(vt, g) = 0xff;
 	return g;
 }
 
@@ -1305,7 +1292,7 @@ static uint64_t junk(struct vt *vt, uint32_t len)
 static void test_in_readable_junk_never_mapped(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t h = hdr(vt, VIRTIO_BLK_T_IN, 2), d = buf(vt, 4096, 0), st = status_byte(vt);
+	uint64_t h = hdr(vt, VIRTIO_BLK_T_IN, 2), d = vt_fill(vt, 4096, 0), st = status_byte(vt);
 	uint64_t j = junk(vt, 8192);
 
 	memset(vt->be.data + 1024, 0x3c, 4096);
@@ -1313,8 +1300,8 @@ static void test_in_readable_junk_never_mapped(void **state)
 					{ d, 4096, true }, { st, 1, true } }, 5, true);
 	vt_complete(vt);
 	assert_false(needs_reset(vt));
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
-	assert_memory_equal(ptr(vt, d), vt->be.data + 1024, 4096);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt_ptr(vt, d), vt->be.data + 1024, 4096);
 	assert_int_equal(vt->mem.maps_live, 3);
 	vt_free(vt);
 }
@@ -1322,15 +1309,15 @@ static void test_in_readable_junk_never_mapped(void **state)
 static void test_out_writable_junk_never_mapped(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t h = hdr(vt, VIRTIO_BLK_T_OUT, 4), d = buf(vt, 1024, 0x77), st = status_byte(vt);
+	uint64_t h = hdr(vt, VIRTIO_BLK_T_OUT, 4), d = vt_fill(vt, 1024, 0x77), st = status_byte(vt);
 	uint64_t j = junk(vt, 4096);
 
 	add_kick(vt, (struct vt_buf[]){ { h, 16, false }, { d, 1024, false }, { j, 4096, true },
 					{ st, 1, true } }, 4, false);
 	vt_complete(vt);
 	assert_false(needs_reset(vt));
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
-	assert_memory_equal(vt->be.data + 4 * 512, ptr(vt, d), 1024);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data + 4 * 512, vt_ptr(vt, d), 1024);
 	vt_free(vt);
 }
 
@@ -1346,7 +1333,7 @@ static void test_flush_extra_buffers_never_mapped(void **state)
 	assert_int_equal(vt->mem.maps_live, 3 + 1);
 	vt_complete(vt);
 	assert_false(needs_reset(vt));
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
 	assert_int_equal(vt->mem.maps_live, 3);
 	vt_free(vt);
 }
@@ -1354,15 +1341,15 @@ static void test_flush_extra_buffers_never_mapped(void **state)
 static void test_get_id_extra_buffers_never_mapped(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t h = hdr(vt, VIRTIO_BLK_T_GET_ID, 0), id = buf(vt, 20, 0), st = status_byte(vt);
+	uint64_t h = hdr(vt, VIRTIO_BLK_T_GET_ID, 0), id = vt_fill(vt, 20, 0), st = status_byte(vt);
 	uint64_t j = junk(vt, 4096);
 
 	add_kick(vt, (struct vt_buf[]){ { h, 16, false }, { j, 512, false }, { id, 20, true },
 					{ j + 512, 512, true }, { st, 1, true } }, 5, false);
 	vt_complete(vt);
 	assert_false(needs_reset(vt));
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
-	assert_memory_equal(ptr(vt, id), "vblkd-test-serial", 17);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt_ptr(vt, id), "vblkd-test-serial", 17);
 	vt_free(vt);
 }
 
@@ -1387,12 +1374,12 @@ static void test_segment_longer_than_transport_map_served_in_pieces(void **state
 	assert_int_equal(vt->mem.maps_live, 3 + 1 + 17);
 	vt_complete(vt);
 	assert_false(needs_reset(vt));
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
-	assert_memory_equal(ptr(vt, d), vt->be.data, 65536);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt_ptr(vt, d), vt->be.data, 65536);
 	/* and a write of the same shape */
-	memset(ptr(vt, d), 0xe1, 65536);
+	memset(vt_ptr(vt, d), 0xe1, 65536);
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 65536), VIRTIO_BLK_S_OK);
-	assert_memory_equal(vt->be.data, ptr(vt, d), 65536);
+	assert_memory_equal(vt->be.data, vt_ptr(vt, d), 65536);
 	vt_free(vt);
 }
 
@@ -1409,7 +1396,7 @@ static void test_pass_budget_leaves_rest_for_next_pass(void **state)
 	uint64_t d, st[200];
 
 	assert_true(vt_start(vt, SPLIT, 1, 256));
-	d = buf(vt, 65536, 0x11);	/* 16 pieces of 4 KiB, 18 mappings with header and status */
+	d = vt_fill(vt, 65536, 0x11);	/* 16 pieces of 4 KiB, 18 mappings with header and status */
 	for (unsigned int i = 0; i < n; i++) {
 		uint64_t h = hdr(vt, VIRTIO_BLK_T_OUT, (uint64_t)(i % 16) * 128);
 
@@ -1431,7 +1418,7 @@ static void test_pass_budget_leaves_rest_for_next_pass(void **state)
 	assert_true(passes >= 2);
 	vt_complete(vt);
 	for (unsigned int i = 0; i < n; i++)
-		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
+		assert_int_equal(*(uint8_t *)vt_ptr(vt, st[i]), VIRTIO_BLK_S_OK);
 	assert_false(needs_reset(vt));
 	vt_free(vt);
 }
@@ -1443,23 +1430,23 @@ static void test_pass_budget_leaves_rest_for_next_pass(void **state)
 static void test_mapping_budget_waits_for_completions(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d1 = buf(vt, 4096, 1), d2 = buf(vt, 4096, 2), s1, s2;
+	uint64_t d1 = vt_fill(vt, 4096, 1), d2 = vt_fill(vt, 4096, 2), s1, s2;
 	struct vblk_stats s;
 
 	vt->mem.maps_limit = 3 + 2;	/* the rings and one request (status + data) */
 	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, d1, 4096, &s1);
 	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 8, d2, 4096, &s2);
-	*(uint8_t *)ptr(vt, s2) = 0xff;
+	*(uint8_t *)vt_ptr(vt, s2) = 0xff;
 	vt_kick(vt, 0);
 	assert_int_equal(vt->be.submits, 1);
-	assert_int_equal(*(uint8_t *)ptr(vt, s2), 0xff);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, s2), 0xff);
 	vblk_get_stats(vt->dev, &s);
 	assert_true(s.map_waits >= 1);
 	vt_complete(vt);	/* the first completes; its mappings let the second through */
 	assert_int_equal(vt->be.submits, 2);
-	assert_int_equal(*(uint8_t *)ptr(vt, s1), VIRTIO_BLK_S_OK);
-	assert_int_equal(*(uint8_t *)ptr(vt, s2), VIRTIO_BLK_S_OK);
-	assert_memory_equal(vt->be.data + 8 * 512, ptr(vt, d2), 4096);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, s1), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, s2), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data + 8 * 512, vt_ptr(vt, d2), 4096);
 	assert_int_equal(s.io_errors, 0);
 	assert_false(needs_reset(vt));
 	assert_true(vt->mem.maps_peak <= 5);
@@ -1470,13 +1457,13 @@ static void test_mapping_budget_waits_for_completions(void **state)
 static void test_mapping_budget_waits_with_nothing_in_flight(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 4096, 3), st;
+	uint64_t d = vt_fill(vt, 4096, 3), st;
 	unsigned int quiets = vt->be.quiets;
 	bool quiet = false;
 
 	vt->mem.maps_limit = 3;	/* another disk of the guest holds the rest */
 	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 4096, &st);
-	*(uint8_t *)ptr(vt, st) = 0xff;
+	*(uint8_t *)vt_ptr(vt, st) = 0xff;
 	vt_kick(vt, 0);
 	assert_int_equal(vt->be.submits, 0);
 	assert_int_equal(vt->be.quiets, quiets + 1);	/* the owner is asked to poll */
@@ -1485,7 +1472,7 @@ static void test_mapping_budget_waits_with_nothing_in_flight(void **state)
 	vt->mem.maps_limit = 0;	/* room again */
 	vblk_poll(vt->dev, &quiet);
 	vt_complete(vt);
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
 	assert_false(needs_reset(vt));
 	vt_free(vt);
 }
@@ -1494,7 +1481,7 @@ static void test_mapping_budget_waits_with_nothing_in_flight(void **state)
 static void test_host_enomem_when_mapping_is_not_a_ring_error(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
-	uint64_t d = buf(vt, 4096, 4), st;
+	uint64_t d = vt_fill(vt, 4096, 4), st;
 	struct vblk_stats s;
 	bool quiet;
 
@@ -1502,16 +1489,16 @@ static void test_host_enomem_when_mapping_is_not_a_ring_error(void **state)
 	vt->mem.fail_len = 4096;
 	vt->mem.fail_err = -ENOMEM;
 	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, d, 4096, &st);
-	*(uint8_t *)ptr(vt, st) = 0xff;
+	*(uint8_t *)vt_ptr(vt, st) = 0xff;
 	vt_kick(vt, 0);
 	assert_false(needs_reset(vt));
 	vblk_get_stats(vt->dev, &s);
 	assert_int_equal(s.ring_errors, 0);
-	assert_int_equal(*(uint8_t *)ptr(vt, st), 0xff);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), 0xff);
 	vt->mem.fail_len = 0;
 	vblk_poll(vt->dev, &quiet);
 	vt_complete(vt);
-	assert_int_equal(*(uint8_t *)ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
 	vt_free(vt);
 }
 

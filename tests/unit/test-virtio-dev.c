@@ -30,19 +30,6 @@ void *__wrap_calloc(size_t n, size_t size)
 	return __real_calloc(n, size);
 }
 
-static void *ptr(struct vt *vt, uint64_t gpa)
-{
-	return fake_mem_ptr(&vt->mem, gpa);
-}
-
-static uint64_t buf(struct vt *vt, uint32_t len, uint8_t fill)
-{
-	uint64_t g = fake_mem_alloc(&vt->mem, len, 512);
-
-	memset(ptr(vt, g), fill, len);
-	return g;
-}
-
 static struct virtio_dev_state *save(struct vt *vt, size_t *ret_size)
 {
 	size_t size = virtio_dev_state_size(vt->vdev);
@@ -90,24 +77,24 @@ static void save_restore_mid_io(uint64_t features)
 
 	assert_true(vt_start(vt, features, 1, NUM));
 	memset(vt->be.data + 5 * 512, 0x5a, 512);
-	d[0] = buf(vt, 512, 0xa0);
+	d[0] = vt_fill(vt, 512, 0xa0);
 	ids[0] = vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, d[0], 512, &st[0]);
 	vt_kick(vt, 0);
 	vt_complete(vt);
 	assert_true(vt_used(vt, 0, &id, &len));
 	seen[id]++;
-	d[1] = buf(vt, 512, 0xa1);
+	d[1] = vt_fill(vt, 512, 0xa1);
 	ids[1] = vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 1, d[1], 512, &st[1]);
-	d[2] = buf(vt, 512, 0);
+	d[2] = vt_fill(vt, 512, 0);
 	ids[2] = vt_blk(vt, 0, VIRTIO_BLK_T_IN, 5, d[2], 512, &st[2]);
 	vt_kick(vt, 0);
 	assert_int_equal(vt->be.npending, 2);		/* in the backend, not completed */
 	s = save(vt, &size);
 	assert_int_equal(s->ninflight, 2);
-	d[3] = buf(vt, 512, 0xa3);
+	d[3] = vt_fill(vt, 512, 0xa3);
 	ids[3] = vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 3, d[3], 512, &st[3]);
 	for (int i = 1; i < 4; i++)
-		*(uint8_t *)ptr(vt, st[i]) = 0xff;
+		*(uint8_t *)vt_ptr(vt, st[i]) = 0xff;
 	memset(vt->be.data + 512, 0, 512);		/* as if the old write never reached the disk */
 
 	replace_device(vt);
@@ -118,11 +105,11 @@ static void save_restore_mid_io(uint64_t features)
 		seen[id]++;
 	for (int i = 0; i < 4; i++) {
 		assert_int_equal(seen[ids[i]], 1);
-		assert_int_equal(*(uint8_t *)ptr(vt, st[i]), VIRTIO_BLK_S_OK);
+		assert_int_equal(*(uint8_t *)vt_ptr(vt, st[i]), VIRTIO_BLK_S_OK);
 	}
 	assert_int_equal(vt->be.data[0], 0xa0);
 	assert_int_equal(vt->be.data[512], 0xa1);
-	assert_int_equal(*(uint8_t *)ptr(vt, d[2]), 0x5a);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, d[2]), 0x5a);
 	assert_int_equal(vt->be.data[3 * 512], 0xa3);
 	assert_false(vt_status(vt) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	free(s);
@@ -146,7 +133,7 @@ static struct virtio_dev_state *inflight_state(struct vt **ret_vt, size_t *ret_s
 	uint64_t st;
 
 	assert_true(vt_start(vt, SPLIT, 1, NUM));
-	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, buf(vt, 512, 0), 512, &st);
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, vt_fill(vt, 512, 0), 512, &st);
 	vt_kick(vt, 0);
 	*ret_vt = vt;
 	return save(vt, ret_size);
