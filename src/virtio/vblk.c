@@ -161,15 +161,17 @@ static void pool_free(struct vblk_pool *pool)
 
 /*
  * Mappings one request may need: its status byte, and its data cut into
- * pieces by the buffers that carry it and by the transport's max_map (at
- * most seg_max x size_max bytes of data, see parse_rw()).
+ * pieces by the buffers that carry it and by the transport's max_map.  A
+ * buffer of L bytes is at most L / max_map + 2 pieces (a short one across a
+ * boundary is two), and a request carries at most seg_max x size_max bytes
+ * of data in at most max_segs buffers (parse_rw(), vq_add_buf()).
  */
 static unsigned int req_iov_cap(const struct vblk_dev *dev, unsigned int max_segs)
 {
-	uint64_t pieces = max_segs + 2;
+	uint64_t pieces = max_segs + 1;
 
 	if (dev->t.max_map)
-		pieces += (uint64_t)dev->cfg.seg_max * dev->cfg.size_max / dev->t.max_map + 1;
+		pieces += max_segs + (uint64_t)dev->cfg.seg_max * dev->cfg.size_max / dev->t.max_map;
 	return (unsigned int)pieces;
 }
 
