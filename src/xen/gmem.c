@@ -138,10 +138,14 @@ static void gmem_charge(struct gmem *g, uint64_t pages, unsigned int maps, unsig
 }
 
 /*
- * Something was released or became evictable: if a map of this guest waited
+ * A user released a mapping (what it held is unmapped, or evictable now;
+ * evictions themselves are no news: what they free was evictable already,
+ * and a waiter's own retry evicts): if a map of this guest waited
  * on its own limits, its owner may try again; if one waited on the limit of
  * all guests, everyone may.  Once per wait, so that a busy honest guest's
- * completions do not keep waking a guest that waits for its own.
+ * completions do not keep waking a guest that waits for its own.  (Another
+ * guest's evictions free room for the limit of all guests unannounced: such
+ * a rare wait may end by the device's poll timer instead.)
  */
 static void gmem_room(struct gmem *g)
 {
@@ -166,7 +170,6 @@ static void gmem_uncharge(struct gmem *g, uint64_t pages, unsigned int maps, uns
 	if (!g->budget)
 		return;
 	g->budget->maps -= maps + gaps;
-	gmem_room(g);
 }
 
 static bool gmem_fits(const struct gmem *g, uint64_t pages, unsigned int maps, unsigned int gaps)
@@ -769,12 +772,11 @@ void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
 			if (--g->slots[i].refs)
 				continue;
 			/* The last user of an invalidated chunk: it goes, it is not cached again. */
-			if (g->slots[i].stale) {
+			if (g->slots[i].stale)
 				gmem_slot_release(g, i);
-			} else {
-				gmem_lru_append(g, i);
-				gmem_room(g);	/* evictable now */
-			}
+			else
+				gmem_lru_append(g, i);	/* evictable now */
+			gmem_room(g);
 		}
 		return;
 	}
@@ -786,6 +788,7 @@ void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
 		gmem_unmap_pages(g, u->base, u->pages, u->grant);
 		g->stats.live--;
 		gmem_uncharge(g, u->pages, 1, 0);
+		gmem_room(g);
 		free(u);
 		return;
 	}
