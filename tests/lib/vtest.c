@@ -3,9 +3,11 @@
 #include <assert.h>
 #include <endian.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "vtest.h"
 
 /* ---- fake transport ------------------------------------------------------------------------ */
@@ -256,6 +258,26 @@ struct vt *vt_new_grants(const struct vblk_config *cfg, bool grants)
 struct vt *vt_new_max_map(const struct vblk_config *cfg, uint64_t max_map)
 {
 	return vt_create(cfg, false, max_map);
+}
+
+/* What the daemon logged while @fn ran (warnings and up). */
+char *vt_logged(void (*fn)(struct vt *vt), struct vt *vt)
+{
+	static char out[4096];
+	FILE *f = tmpfile();
+	size_t n;
+
+	assert(f);
+	log_set_level(LOG_LEVEL_WARNING);
+	log_set_fd(fileno(f));
+	fn(vt);
+	log_set_fd(-1);
+	log_set_level(LOG_LEVEL_ERR);
+	rewind(f);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	fclose(f);
+	return out;
 }
 
 void *vt_ptr(struct vt *vt, uint64_t gpa)

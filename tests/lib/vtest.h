@@ -91,6 +91,8 @@ struct vt_buf {
 };
 
 /* Host pointer of guest address @gpa; a fresh 512-aligned buffer of @len bytes set to @fill. */
+/* What was logged (warnings and up) while @fn ran; a static buffer. */
+char *vt_logged(void (*fn)(struct vt *vt), struct vt *vt);
 void *vt_ptr(struct vt *vt, uint64_t gpa);
 uint64_t vt_fill(struct vt *vt, uint32_t len, uint8_t fill);
 

@@ -411,26 +411,6 @@ static void test_backend_submit_error_answers_ioerr(void **state)
 	vt_free(vt);
 }
 
-/* What the daemon logged while @fn ran (warnings and up). */
-static char *logged(void (*fn)(struct vt *vt), struct vt *vt)
-{
-	static char out[4096];
-	FILE *f = tmpfile();
-	size_t n;
-
-	assert_non_null(f);
-	log_set_level(LOG_LEVEL_WARNING);
-	log_set_fd(fileno(f));
-	fn(vt);
-	log_set_fd(-1);
-	log_set_level(LOG_LEVEL_ERR);
-	rewind(f);
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	fclose(f);
-	return out;
-}
-
 static void write_sector_3(struct vt *vt)
 {
 	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 3, vt_fill(vt, 512, 0), 512),
@@ -450,13 +430,13 @@ static void test_backend_completion_error_answers_ioerr(void **state)
 	char *log;
 
 	vt->be.fail_complete = -ENOSPC;
-	log = logged(write_sector_3, vt);
+	log = vt_logged(write_sector_3, vt);
 	assert_non_null(strstr(log, "write at sector 3 failed: No space left on device"));
 	vblk_get_stats(vt->dev, &s);
 	assert_int_equal(s.io_errors, 1);
 	assert_int_equal(s.write_reqs, 0);
 	vt->be.fail_complete = -EIO;
-	log = logged(flush, vt);
+	log = vt_logged(flush, vt);
 	assert_non_null(strstr(log, "flush failed: Input/output error"));
 	vt_free(vt);
 }

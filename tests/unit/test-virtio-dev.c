@@ -217,27 +217,22 @@ static void setup_queue(struct vt *vt)
 	vt_queue_setup(vt, 0, NUM);
 }
 
+/* The queue set up with the host out of memory at its first allocation. */
+static void setup_queue_without_memory(struct vt *vt)
+{
+	calloc_fail_in = 1;
+	setup_queue(vt);
+	calloc_fail_in = 0;
+}
+
 /* No memory for a queue on the host: NEEDS_RESET, and the log does not blame the driver. */
 static void test_enomem_at_queue_start_is_not_the_drivers_fault(void **state)
 {
 	struct vt *vt = vt_new(NULL);
-	static char out[4096];
-	FILE *f = tmpfile();
-	size_t n;
+	const char *out;
 
-	assert_non_null(f);
 	assert_true(vt_features(vt, SPLIT));
-	log_set_level(LOG_LEVEL_WARNING);
-	log_set_fd(fileno(f));
-	calloc_fail_in = 1;
-	setup_queue(vt);
-	calloc_fail_in = 0;
-	log_set_fd(-1);
-	log_set_level(LOG_LEVEL_ERR);
-	rewind(f);
-	n = fread(out, 1, sizeof(out) - 1, f);
-	out[n] = 0;
-	fclose(f);
+	out = vt_logged(setup_queue_without_memory, vt);
 	assert_true(vt_status(vt) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	assert_non_null(strstr(out, "out of memory on this host"));
 	assert_null(strstr(out, "driver"));
