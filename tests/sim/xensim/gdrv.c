@@ -789,6 +789,7 @@ static int vq_reap(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 			}
 			q->reqs[id]->used_len = len;
 			q->reqs[id]->t_done = now_ns();
+			iolog_done(d->g->dom, q->reqs[id]->t_done);
 			__atomic_store_n(&q->reqs[id]->done, true, __ATOMIC_RELEASE);
 			q->reqs[id] = NULL;
 			n = q->chain_len[id];
@@ -820,6 +821,7 @@ static int vq_reap(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 		}
 		q->reqs[id]->used_len = len;
 		q->reqs[id]->t_done = now_ns();
+		iolog_done(d->g->dom, q->reqs[id]->t_done);
 		__atomic_store_n(&q->reqs[id]->done, true, __ATOMIC_RELEASE);
 		q->reqs[id] = NULL;
 		q->next_used = (uint16_t)(q->next_used + q->chain_len[id]);
@@ -1208,6 +1210,9 @@ int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint
 		if (r == 0)
 			r = vq_add(d, q, s, n, rq, indirect, q->ind + ind_off, q->ind_gpa + ind_off,
 				   &notify);
+		/* Under q->lock: counted before any vCPU can reap it. */
+		if (r == 0)
+			iolog_submit(d->g->dom, rq->t_submit);
 		pthread_mutex_unlock(&q->lock);
 		if (r != -EAGAIN)
 			break;
