@@ -238,6 +238,8 @@ static bool packed_publish(struct vq *vq)
 			vq->used_wrap = !vq->used_wrap;
 		}
 	}
+	if (vq->j)
+		vq_journal_publishing(vq, vq->next_used, vq->used_wrap, vq->npending);
 	vq->npending = 0;
 	/*
 	 * The first descriptor's flags last, so the whole batch becomes visible at
@@ -245,6 +247,8 @@ static bool packed_publish(struct vq *vq)
 	 */
 	vq_wmb();
 	vq_store(&vq->pdesc[first_slot].flags, virtio_htole16(first_flags));
+	if (vq->j)
+		vq_journal_published(vq);
 	/* Publish before reading the driver's event suppression: pairs with its mb after writing it. */
 	vq_mb();
 	dflags = virtio_le16toh(vq_load(&vq->driver_event[EVENT_FLAGS]));
@@ -288,6 +292,22 @@ static bool packed_set_notify(struct vq *vq, bool on)
 	return desc_is_avail(virtio_le16toh(vq_load(&vq->pdesc[vq->next_avail].flags)), vq->avail_wrap);
 }
 
+static int packed_journal_published(struct vq *vq, const struct vq_journal *j)
+{
+	uint64_t pub = __atomic_load_n(&j->pub, __ATOMIC_RELAXED);
+	uint16_t from = (uint16_t)pub, flags;
+	bool wrap = (pub >> 16) & 1;
+
+	/*
+	 * The batch's first descriptor becomes used last (packed_publish()).
+	 * Until then it is the available one we took, USED = !wrap; once used,
+	 * USED = wrap, and it stays so when the driver makes it available again
+	 * (with the other wrap counter, §2.8.1).
+	 */
+	flags = virtio_le16toh(vq_load(&vq->pdesc[from].flags));
+	return !!(flags & VIRTQ_DESC_F_USED) == wrap;
+}
+
 const struct vq_layout_ops vq_packed_ops = {
 	.init = packed_init,
 	.pop = packed_pop,
@@ -295,4 +315,5 @@ const struct vq_layout_ops vq_packed_ops = {
 	.publish = packed_publish,
 	.set_notify = packed_set_notify,
 	.repop = packed_repop,
+	.journal_published = packed_journal_published,
 };
