@@ -208,7 +208,8 @@ struct xsim_gap {
 	uint64_t end_ns;
 };
 #define XSIM_GAP_MIN_NS 1000000ull
-#define XSIM_GAP_LOG 4096u
+#define XSIM_GAP_LOG 2048u
+_Static_assert(XSIM_GAP_LOG * sizeof(struct xsim_gap) <= XSIM_TAIL_MAX, "gap log fits a reply");
 
 struct xsim_stats {
 	uint32_t domains;
