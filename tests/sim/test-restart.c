@@ -1068,28 +1068,28 @@ static void test_kill_storm_3_guests_2_disks(void **state)
 	stop_slots();
 	free(sched);
 
-	fprintf(stderr, "# %u kill -9 and %u SIGTERM in %.1f s; moments:", st.kills, st.terms,
+	fprintf(stderr, "# report: %u kill -9 and %u SIGTERM in %.1f s; moments:", st.kills, st.terms,
 		(now_ns() - t0) / 1e9);
 	for (i = 0; i < MOMENT_COUNT; i++)
 		fprintf(stderr, " %s=%u", moment_names[i], st.moments[i]);
-	fprintf(stderr, "\n# kills with a guest's driver probing=%u doing IO=%u resetting=%u idle=%u\n",
+	fprintf(stderr, "\n# report: kills with a guest's driver probing=%u doing IO=%u resetting=%u idle=%u\n",
 		st.phase_seen[XSIM_PHASE_PROBE], st.phase_seen[XSIM_PHASE_IO],
 		st.phase_seen[XSIM_PHASE_RESET], st.phase_seen[XSIM_PHASE_IDLE]);
 	for (i = 0; i < NSLOTS; i++)
-		fprintf(stderr, "# guest %c: %u workloads passed, %u cut short by its destroy\n",
+		fprintf(stderr, "# report: guest %c: %u workloads passed, %u cut short by its destroy\n",
 			'a' + i, E.slots[i].workloads_ok, E.slots[i].workloads_cut);
-	fprintf(stderr, "# vblkd down (kill to READY=1): mean %.1f ms, max %.1f ms\n",
+	fprintf(stderr, "# report: vblkd down (kill to READY=1): mean %.1f ms, max %.1f ms\n",
 		st.kills + st.terms ? st.down_us_sum / 1e3 / (st.kills + st.terms) : 0.0,
 		st.down_us_max / 1e3);
 	sorted = st.pauses.us;
 	qsort(sorted, st.pauses.n, sizeof(*sorted), cmp_u64);
 	fprintf(stderr,
-		"# pause a guest saw beyond the outage (%zu samples): p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 <= 50 ms)\n",
+		"# report: pause a guest saw beyond the outage (%zu samples): p50 %.1f ms, p99 %.1f ms, max %.1f ms (target p99 <= 50 ms)\n",
 		st.pauses.n, percentile(sorted, st.pauses.n, 50) / 1e3,
 		percentile(sorted, st.pauses.n, 99) / 1e3,
 		st.pauses.n ? sorted[st.pauses.n - 1] / 1e3 : 0.0);
 	qsort(st.kill_worst, st.nkill_worst, sizeof(uint64_t), cmp_u64);
-	fprintf(stderr, "# worst guest per restart (%zu restarts): p50 %.1f ms, p99 %.1f ms\n",
+	fprintf(stderr, "# report: worst guest per restart (%zu restarts): p50 %.1f ms, p99 %.1f ms\n",
 		st.nkill_worst, percentile(st.kill_worst, st.nkill_worst, 50) / 1e3,
 		percentile(st.kill_worst, st.nkill_worst, 99) / 1e3);
 	free(st.pauses.us);
@@ -1151,10 +1151,10 @@ static void test_kill_storm_3_guests_2_disks(void **state)
 		create_guest(&E.slots[i]);
 	footprint_of(&fresh);
 
-	fprintf(stderr, "# after the storm: %u fds, VmRSS %llu KiB, %u IOREQ servers, %u bound ports, %u state entries\n",
+	fprintf(stderr, "# report: after the storm: %u fds, VmRSS %llu KiB, %u IOREQ servers, %u bound ports, %u state entries\n",
 		storm.fds, (unsigned long long)storm.rss_kib, storm.ioreq_servers, storm.bound_ports,
 		storm.state_entries);
-	fprintf(stderr, "# fresh start:     %u fds, VmRSS %llu KiB, %u IOREQ servers, %u bound ports, %u state entries\n",
+	fprintf(stderr, "# report: fresh start:     %u fds, VmRSS %llu KiB, %u IOREQ servers, %u bound ports, %u state entries\n",
 		fresh.fds, (unsigned long long)fresh.rss_kib, fresh.ioreq_servers, fresh.bound_ports,
 		fresh.state_entries);
 	assert_true(storm.fds <= fresh.fds + 2);
