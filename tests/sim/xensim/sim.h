@@ -115,6 +115,7 @@ struct gdrv_guest;
 
 struct sim_domain {
 	uint32_t domid;
+	uint8_t handle[16];	/* random, as xl makes one per created domain (libxl_uuid_generate) */
 	struct guest_config cfg;
 	unsigned int vcpus;
 	uint64_t ram_bytes;
