@@ -11,7 +11,23 @@
  * process stops between two instructions: what matters is the order of the
  * stores in the program, so a compiler barrier is all the ordering needed.
  */
+#ifdef VQ_JOURNAL_TEST_HOOK
+/*
+ * Built so for tests/unit/test-vq-journal.c only: each barrier is also a
+ * point where the test stops the world and keeps a copy of what a killed
+ * process would leave behind.
+ */
+extern void (*vq_journal_test_hook)(void);
+#define jbarrier()                                          \
+	do {                                                \
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);    \
+		if (vq_journal_test_hook)                   \
+			vq_journal_test_hook();             \
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);    \
+	} while (0)
+#else
 #define jbarrier() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+#endif
 #define jstore(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define jload(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 
