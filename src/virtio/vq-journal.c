@@ -217,16 +217,17 @@ static bool uncommitted(const struct vq *vq, const struct vq_journal_slot *s, ui
 	return s->pos == POS(avail) && (!vq->cfg.packed || s->wrap == WRAP(avail));
 }
 
-static int check_slot(const struct vq *vq, const struct vq_journal_slot *s, uint32_t avail,
-		      uint32_t used)
+static int check_slot(const struct vq *vq, const struct vq_journal_slot *s)
 {
 	if (s->nbufs == 0 || s->nbufs > vq->j->max_bufs || s->ndesc == 0 || s->ndesc > vq->cfg.num ||
 	    s->wrap > 1)
 		return -EINVAL;
-	if (vq->cfg.packed)
-		return s->pos < vq->cfg.num ? 0 : -EINVAL;
-	/* Split: taken between the used and the avail index. */
-	return (uint16_t)(s->pos - POS(used)) < (uint16_t)(POS(avail) - POS(used)) ? 0 : -EINVAL;
+	/*
+	 * Split: any avail index.  Used entries come in any order (§2.7.8), so
+	 * a chain may stay in flight while later ones are used past it: its
+	 * index can be behind the used index, by up to 65535.
+	 */
+	return !vq->cfg.packed || s->pos < vq->cfg.num ? 0 : -EINVAL;
 }
 
 int vq_journal_resume(struct vq *vq, void *mem, size_t size)
@@ -264,7 +265,7 @@ int vq_journal_resume(struct vq *vq, void *mem, size_t size)
 			s->taken = 0;
 			continue;
 		}
-		r = check_slot(vq, s, avail, used);
+		r = check_slot(vq, s);
 		if (r == 0)
 			r = vq_take_id(vq, (uint16_t)id) < 0 ? -EINVAL : 0;
 		if (r < 0)
