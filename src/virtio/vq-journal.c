@@ -95,6 +95,7 @@ int vq_journal_start(struct vq *vq, void *mem, size_t size)
 	jstore(&j->used, used_word(vq));
 	jstore(&j->pub, 0);
 	j->pub_n = 0;
+	j->taking = 0;
 	attach(vq, j);
 	for (unsigned int id = 0; id < num; id++)
 		jslot(vq, (uint16_t)id)->taken = 0;
@@ -116,8 +117,14 @@ void vq_journal_taken(struct vq *vq, const struct vq_elem *elem, uint16_t pos, b
 		s->bufs[i] = (struct vq_journal_buf){ .addr = elem->bufs[i].addr,
 						      .len = elem->bufs[i].len,
 						      .write = elem->bufs[i].write };
-	/* Marked before the position moves past it: a resume tells which happened. */
+	/*
+	 * Named before it is marked: only this slot can be marked with its
+	 * position not yet committed.  Another one in flight may sit at the
+	 * same position (a packed ring comes back to it every two laps).
+	 */
+	jstore(&vq->j->taking, (uint16_t)(elem->id + 1));
 	jbarrier();
+	/* Marked before the position moves past it: a resume tells which happened. */
 	s->taken = 1;
 	jbarrier();
 	jstore(&vq->j->avail, avail_word(vq));
@@ -211,10 +218,15 @@ static int settle_publish(struct vq *vq, struct vq_journal *j)
 	return 0;
 }
 
-/* A slot marked but whose position was not committed was never taken: it is still available. */
-static bool uncommitted(const struct vq *vq, const struct vq_journal_slot *s, uint32_t avail)
+/*
+ * The slot last marked, if its position was not committed, was never taken:
+ * it is still available.  Any other slot at that position is in flight.
+ */
+static bool uncommitted(const struct vq *vq, const struct vq_journal_slot *s, uint16_t id,
+			uint32_t avail)
 {
-	return s->pos == POS(avail) && (!vq->cfg.packed || s->wrap == WRAP(avail));
+	return jload(&vq->j->taking) == id + 1 && s->pos == POS(avail) &&
+	       (!vq->cfg.packed || s->wrap == WRAP(avail));
 }
 
 static int check_slot(const struct vq *vq, const struct vq_journal_slot *s)
@@ -261,7 +273,7 @@ int vq_journal_resume(struct vq *vq, void *mem, size_t size)
 			}
 			continue;
 		}
-		if (uncommitted(vq, s, avail)) {
+		if (uncommitted(vq, s, (uint16_t)id, avail)) {
 			s->taken = 0;
 			continue;
 		}
