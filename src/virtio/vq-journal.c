@@ -304,6 +304,11 @@ int vq_journal_resume(struct vq *vq, void *mem, size_t size)
 		vq->last_avail = POS(avail);
 		vq->used_idx = vq->used_published = POS(used);
 	}
+	if (vq->ops->journal_resumed) {
+		r = vq->ops->journal_resumed(vq);
+		if (r < 0)
+			goto err;
+	}
 	/* Notifications on: the driver may notify again (a suppression is only ever advice). */
 	vq->notify_off = false;
 	vq->ops->set_notify(vq, true);
