@@ -180,12 +180,16 @@ int vq_journal_repop(struct vq *vq, struct vq_elem *elem, const struct vq_inflig
 /* The header against the queue: 0, or -EINVAL. */
 static int check_header(const struct vq *vq, const struct vq_journal *j, size_t size)
 {
-	uint32_t avail = jload(&j->avail), used = jload(&j->used);
-	uint64_t pub = jload(&j->pub);
+	uint32_t avail, used;
+	uint64_t pub;
 
 	if (size < sizeof(*j) || jload(&j->magic) != VQ_JOURNAL_MAGIC || j->num != vq->cfg.num ||
 	    j->max_bufs != vq->cfg.max_segs || size < vq_journal_size(j->num, j->max_bufs))
 		return -EINVAL;
+	/* Read only once the header is known to be inside @size. */
+	avail = jload(&j->avail);
+	used = jload(&j->used);
+	pub = jload(&j->pub);
 	if ((avail | used) >> 17 || (pub & ~PUB_ON) >> 49 || ((pub >> 17) & 0x7fff) ||
 	    j->pub_n > j->num)
 		return -EINVAL;

@@ -534,11 +534,345 @@ static void test_kill_at_every_barrier_packed(void **state)
 	kill_everywhere(true);
 }
 
+/* ---- hostile journals: stale, torn or written by someone else ---- */
+
+/* vq.h: bit 63 of pub says a batch is announced. */
+#define PUB_ANNOUNCED (1ull << 63)
+
+/* A journaled queue with buffers in flight: three taken, one answered and published. */
+static struct bench *hostile_bench(bool packed)
+{
+	struct bench *b = bench_new(packed);
+
+	for (unsigned int i = 0; i < 3; i++)
+		assert_true(drv_add(b, &shapes[i]) >= 0);
+	dev_pop(b, 3);
+	assert_int_equal(b->nheld, 3);
+	dev_push(b, 0);
+	vq_publish(b->vq);
+	return b;
+}
+
+static struct vq_journal *jhdr(struct bench *b)
+{
+	return b->j;
+}
+
+static struct vq_journal_slot *jslot(struct bench *b, uint16_t id)
+{
+	size_t stride = sizeof(struct vq_journal_slot) + MAXB * sizeof(struct vq_journal_buf);
+	size_t off = b->jsize - b->num * stride;
+
+	return (struct vq_journal_slot *)((uint8_t *)b->j + off + id * stride);
+}
+
+/* The slot of the buffer in flight a resumed queue redoes first (lowest id). */
+static struct vq_journal_slot *first_inflight(struct bench *b)
+{
+	uint16_t id = b->held[0].id < b->held[1].id ? b->held[0].id : b->held[1].id;
+
+	return jslot(b, id);
+}
+
+/* A new process resumes a fresh queue from the journal: what vq_journal_resume() says. */
+static int resume_from(struct bench *b, void *j, size_t size, struct vq **ret_vq)
+{
+	int r;
+
+	assert_int_equal(vq_create(&b->vt->mem.t, &b->cfg, ret_vq), 0);
+	r = vq_journal_resume(*ret_vq, j, size);
+	return r;
+}
+
+static void expect_refused(struct bench *b)
+{
+	struct vq *vq;
+
+	assert_int_equal(resume_from(b, b->j, b->jsize, &vq), -EINVAL);
+	vq_destroy(vq);
+	bench_free(b);
+}
+
+/* Resumed, but the first buffer redone breaks a ring rule: the queue fails, cleanly. */
+static void expect_pop_fails(struct bench *b)
+{
+	struct vq_buf bufs[MAXB];
+	struct vq_elem e = { .bufs = bufs };
+	struct vq *vq;
+
+	assert_int_equal(resume_from(b, b->j, b->jsize, &vq), 0);
+	assert_true(vq_pop(vq, &e) < 0);
+	assert_int_equal(vq_pop(vq, &e), -EPIPE);
+	vq_destroy(vq);
+	bench_free(b);
+}
+
+static void resumes_sane(bool packed)
+{
+	struct bench *b = hostile_bench(packed);
+	struct vq_buf bufs[MAXB];
+	struct vq_elem e = { .bufs = bufs };
+	struct vq *vq;
+
+	assert_int_equal(resume_from(b, b->j, b->jsize, &vq), 0);
+	for (unsigned int i = 0; i < 2; i++) {
+		assert_int_equal(vq_pop(vq, &e), 1);
+		assert_same_bufs(&b->drv.by_id[e.id], &e);
+	}
+	assert_int_equal(vq_pop(vq, &e), 0);
+	vq_destroy(vq);
+	bench_free(b);
+}
+
+static void test_sane_journal_resumes_split(void **state)
+{
+	resumes_sane(false);
+}
+
+static void test_sane_journal_resumes_packed(void **state)
+{
+	resumes_sane(true);
+}
+
+static void test_hostile_wrong_magic(void **state)
+{
+	struct bench *b = hostile_bench(false);
+
+	jhdr(b)->magic ^= 1;
+	expect_refused(b);
+}
+
+static void test_hostile_num_mismatch(void **state)
+{
+	struct bench *b = hostile_bench(false);
+
+	jhdr(b)->num = SPLIT_NUM / 2;
+	expect_refused(b);
+}
+
+static void test_hostile_max_bufs_mismatch(void **state)
+{
+	struct bench *b = hostile_bench(true);
+
+	jhdr(b)->max_bufs = MAXB + 1;
+	expect_refused(b);
+}
+
+static void test_hostile_size_too_small(void **state)
+{
+	struct bench *b = hostile_bench(false);
+	struct vq *vq;
+
+	assert_int_equal(resume_from(b, b->j, b->jsize - 1, &vq), -EINVAL);
+	vq_destroy(vq);
+	bench_free(b);
+}
+
+static void test_hostile_size_below_header(void **state)
+{
+	struct bench *b = hostile_bench(false);
+	/* Exactly what the caller says it has: ASan catches a read past it. */
+	void *j = malloc(8);
+	struct vq *vq;
+
+	assert_non_null(j);
+	memcpy(j, b->j, 8);
+	assert_int_equal(resume_from(b, j, 8, &vq), -EINVAL);
+	vq_destroy(vq);
+	free(j);
+	bench_free(b);
+}
+
+static void test_hostile_split_position_with_wrap_bit(void **state)
+{
+	struct bench *b = hostile_bench(false);
+
+	jhdr(b)->avail |= 1u << 16;
+	expect_refused(b);
+}
+
+static void test_hostile_position_high_bits(void **state)
+{
+	struct bench *b = hostile_bench(true);
+
+	jhdr(b)->used |= 1u << 20;
+	expect_refused(b);
+}
+
+static void test_hostile_packed_avail_out_of_range(void **state)
+{
+	struct bench *b = hostile_bench(true);
+
+	jhdr(b)->avail = (jhdr(b)->avail & (1u << 16)) | PACKED_NUM;
+	expect_refused(b);
+}
+
+static void test_hostile_packed_used_out_of_range(void **state)
+{
+	struct bench *b = hostile_bench(true);
+
+	jhdr(b)->used = (jhdr(b)->used & (1u << 16)) | 0xffff;
+	expect_refused(b);
+}
+
+static void test_hostile_packed_positions_laps_apart(void **state)
+{
+	struct bench *b = hostile_bench(true);
+
+	/* avail a lap further on than it can be: more than num slots in flight */
+	jhdr(b)->avail ^= 1u << 16;
+	expect_refused(b);
+}
+
+static void test_hostile_packed_batch_end_out_of_range(void **state)
+{
+	struct bench *b = hostile_bench(true);
+	struct vq_journal *j = jhdr(b);
+
+	j->pub = PUB_ANNOUNCED | j->used | (uint64_t)PACKED_NUM << 32;
+	j->pub_n = 1;
+	expect_refused(b);
+}
+
+static void test_hostile_batch_longer_than_queue(void **state)
+{
+	struct bench *b = hostile_bench(false);
+	struct vq_journal *j = jhdr(b);
+
+	j->pub = PUB_ANNOUNCED | j->used | (uint64_t)((j->used + 1) & 0xffff) << 32;
+	j->pub_n = SPLIT_NUM + 1;
+	expect_refused(b);
+}
+
+static void test_hostile_split_used_idx_neither_end_of_batch(void **state)
+{
+	struct bench *b = hostile_bench(false);
+	struct vq_journal *j = jhdr(b);
+	uint16_t *used = vt_ptr(b->vt, b->vt->q[0].device);
+
+	j->batch[0] = b->held[0].id;
+	j->pub_n = 1;
+	j->pub = PUB_ANNOUNCED | j->used | (uint64_t)((j->used + 1) & 0xffff) << 32;
+	/* the driver (or anyone) wrote used->idx: it is neither where the batch began nor ended */
+	used[1] = htole16((uint16_t)(j->used + 5));
+	expect_refused(b);
+}
+
+static void test_hostile_slot_taken_not_boolean(void **state)
+{
+	struct bench *b = hostile_bench(true);
+
+	first_inflight(b)->taken = 2;
+	expect_refused(b);
+}
+
+static void test_hostile_slot_without_buffers(void **state)
+{
+	struct bench *b = hostile_bench(false);
+
+	first_inflight(b)->nbufs = 0;
+	expect_refused(b);
+}
+
+static void test_hostile_slot_more_buffers_than_room(void **state)
+{
+	struct bench *b = hostile_bench(true);
+
+	first_inflight(b)->nbufs = MAXB + 1;
+	expect_refused(b);
+}
+
+static void test_hostile_slot_without_descriptors(void **state)
+{
+	struct bench *b = hostile_bench(true);
+
+	first_inflight(b)->ndesc = 0;
+	expect_refused(b);
+}
+
+static void test_hostile_packed_slot_position_out_of_range(void **state)
+{
+	struct bench *b = hostile_bench(true);
+
+	first_inflight(b)->pos = PACKED_NUM;
+	expect_refused(b);
+}
+
+static void test_hostile_split_fewer_taken_than_in_flight(void **state)
+{
+	struct bench *b = hostile_bench(false);
+
+	first_inflight(b)->taken = 0;
+	expect_refused(b);
+}
+
+static void test_hostile_split_more_taken_than_in_flight(void **state)
+{
+	struct bench *b = hostile_bench(false);
+	struct vq_journal_slot *s = jslot(b, 7);
+
+	*s = *first_inflight(b);
+	memcpy(s->bufs, first_inflight(b)->bufs, MAXB * sizeof(s->bufs[0]));
+	s->pos = (uint16_t)(s->pos - 3);
+	expect_refused(b);
+}
+
+static void test_hostile_buffer_zero_length(void **state)
+{
+	struct bench *b = hostile_bench(false);
+
+	first_inflight(b)->bufs[0].len = 0;
+	expect_pop_fails(b);
+}
+
+static void test_hostile_buffer_writable_before_readable(void **state)
+{
+	struct bench *b = hostile_bench(true);
+	struct vq_journal_slot *s = first_inflight(b);
+
+	s->bufs[0].write = 1;
+	s->bufs[1].write = 0;
+	expect_pop_fails(b);
+}
+
+static void test_hostile_buffer_address_wraps(void **state)
+{
+	struct bench *b = hostile_bench(false);
+
+	first_inflight(b)->bufs[0].addr = UINT64_MAX - 4;
+	expect_pop_fails(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kill_at_every_barrier_split),
 		cmocka_unit_test(test_kill_at_every_barrier_packed),
+		cmocka_unit_test(test_sane_journal_resumes_split),
+		cmocka_unit_test(test_sane_journal_resumes_packed),
+		cmocka_unit_test(test_hostile_wrong_magic),
+		cmocka_unit_test(test_hostile_num_mismatch),
+		cmocka_unit_test(test_hostile_max_bufs_mismatch),
+		cmocka_unit_test(test_hostile_size_too_small),
+		cmocka_unit_test(test_hostile_size_below_header),
+		cmocka_unit_test(test_hostile_split_position_with_wrap_bit),
+		cmocka_unit_test(test_hostile_position_high_bits),
+		cmocka_unit_test(test_hostile_packed_avail_out_of_range),
+		cmocka_unit_test(test_hostile_packed_used_out_of_range),
+		cmocka_unit_test(test_hostile_packed_positions_laps_apart),
+		cmocka_unit_test(test_hostile_packed_batch_end_out_of_range),
+		cmocka_unit_test(test_hostile_batch_longer_than_queue),
+		cmocka_unit_test(test_hostile_split_used_idx_neither_end_of_batch),
+		cmocka_unit_test(test_hostile_slot_taken_not_boolean),
+		cmocka_unit_test(test_hostile_slot_without_buffers),
+		cmocka_unit_test(test_hostile_slot_more_buffers_than_room),
+		cmocka_unit_test(test_hostile_slot_without_descriptors),
+		cmocka_unit_test(test_hostile_packed_slot_position_out_of_range),
+		cmocka_unit_test(test_hostile_split_fewer_taken_than_in_flight),
+		cmocka_unit_test(test_hostile_split_more_taken_than_in_flight),
+		cmocka_unit_test(test_hostile_buffer_zero_length),
+		cmocka_unit_test(test_hostile_buffer_writable_before_readable),
+		cmocka_unit_test(test_hostile_buffer_address_wraps),
 	};
 
 	log_set_level(LOG_LEVEL_ERR);
