@@ -160,8 +160,15 @@ void virtio_dev_config_changed(struct virtio_dev *vdev)
 static void device_reset(struct virtio_dev *vdev)
 {
 	for (unsigned int i = 0; i < vdev->p.num_queues; i++) {
+		struct vdev_queue *q = &vdev->queues[i];
+		void *journal = q->journal;
+		size_t journal_size = q->journal_size;
+
 		queue_stop(vdev, i);
-		memset(&vdev->queues[i], 0, sizeof(vdev->queues[i]));
+		memset(q, 0, sizeof(*q));
+		/* The host's, not the driver's: a reset (§2.4) keeps it for the queue's next start. */
+		q->journal = journal;
+		q->journal_size = journal_size;
 	}
 	vdev->ops->reset(vdev->opaque);
 	vdev->status = 0;
