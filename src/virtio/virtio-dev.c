@@ -163,7 +163,7 @@ static void device_reset(struct virtio_dev *vdev)
 		struct vdev_queue *q = &vdev->queues[i];
 
 		queue_stop(vdev, i);
-		/* The queue's layout goes; its journal (the owner's memory) stays attached. */
+		/* The host's, not the driver's: a reset (§2.4) keeps the journal for the next start. */
 		*q = (struct vdev_queue){ .journal = q->journal, .journal_size = q->journal_size };
 	}
 	vdev->ops->reset(vdev->opaque);
