@@ -39,6 +39,8 @@ uint64_t vmmio_read(struct vmmio_dev *m, uint64_t offset, unsigned int size);
  */
 bool vmmio_write_posted(uint64_t offset);
 void vmmio_write(struct vmmio_dev *m, uint64_t offset, unsigned int size, uint64_t value);
+/* Whether a write at @offset may change the state vmmio_save() and virtio_dev_save() keep. */
+bool vmmio_write_saves(uint64_t offset);
 
 /* The decoder's own registers, for a restarted process (see virtio_dev_save()). */
 struct vmmio_state {

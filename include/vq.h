@@ -211,7 +211,8 @@ struct vq_journal {
 	uint32_t used;			/* published used position, wrap in bit 16 */
 	uint64_t pub;			/* bit 63: a batch announced, from (bits 0-16) to (32-48) */
 	uint16_t pub_n;			/* its ids: batch[0 .. pub_n) */
-	uint16_t pad[3];
+	uint16_t taking;		/* id + 1 of the slot last marked (0: none) */
+	uint16_t pad[2];
 	uint16_t batch[];		/* num ids, then the slots (vq_journal_size()); 8-aligned */
 };
 

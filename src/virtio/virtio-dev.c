@@ -160,8 +160,11 @@ void virtio_dev_config_changed(struct virtio_dev *vdev)
 static void device_reset(struct virtio_dev *vdev)
 {
 	for (unsigned int i = 0; i < vdev->p.num_queues; i++) {
+		struct vdev_queue *q = &vdev->queues[i];
+
 		queue_stop(vdev, i);
-		memset(&vdev->queues[i], 0, sizeof(vdev->queues[i]));
+		/* The host's, not the driver's: a reset (§2.4) keeps the journal for the next start. */
+		*q = (struct vdev_queue){ .journal = q->journal, .journal_size = q->journal_size };
 	}
 	vdev->ops->reset(vdev->opaque);
 	vdev->status = 0;
@@ -521,7 +524,7 @@ size_t virtio_dev_state_size(const struct virtio_dev *vdev)
 	size_t n = 0;
 
 	for (unsigned int i = 0; i < vdev->p.num_queues; i++)
-		if (vdev->queues[i].vq)
+		if (vdev->queues[i].vq && !vdev->queues[i].journaled)
 			n += vq_num(vdev->queues[i].vq);
 	return sizeof(struct virtio_dev_state) + n * sizeof(struct vq_inflight);
 }

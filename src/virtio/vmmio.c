@@ -246,6 +246,17 @@ bool vmmio_write_posted(uint64_t offset)
 	return offset == REG_QUEUE_NOTIFY;
 }
 
+bool vmmio_write_saves(uint64_t offset)
+{
+	/*
+	 * The two data-path registers change nothing a restarted device needs:
+	 * a notification is taken again from the rings, and InterruptStatus is
+	 * raised again after a restore.  Everything else (status, features,
+	 * selectors, queue layout, config) does.
+	 */
+	return offset != REG_QUEUE_NOTIFY && offset != REG_INTERRUPT_ACK;
+}
+
 void vmmio_write(struct vmmio_dev *m, uint64_t offset, unsigned int size, uint64_t value)
 {
 	if (offset >= VMMIO_CONFIG_OFFSET && offset < VMMIO_WINDOW_SIZE) {

@@ -35,6 +35,12 @@ struct vq_layout_ops {
 	 * driver: 1 yes, 0 no, -EINVAL the ring says neither.
 	 */
 	int (*journal_published)(struct vq *vq, const struct vq_journal *j);
+	/*
+	 * After a resume set the positions: make sure nothing the device owns
+	 * looks used to the driver (NULL: nothing can).  -EINVAL when the
+	 * positions contradict each other.
+	 */
+	int (*journal_resumed)(struct vq *vq);
 };
 
 struct vq_map {

@@ -11,7 +11,23 @@
  * process stops between two instructions: what matters is the order of the
  * stores in the program, so a compiler barrier is all the ordering needed.
  */
+#ifdef VQ_JOURNAL_TEST_HOOK
+/*
+ * Built so for tests/unit/test-vq-journal.c only: each barrier is also a
+ * point where the test stops the world and keeps a copy of what a killed
+ * process would leave behind.
+ */
+extern void (*vq_journal_test_hook)(void);
+#define jbarrier()                                          \
+	do {                                                \
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);    \
+		if (vq_journal_test_hook)                   \
+			vq_journal_test_hook();             \
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);    \
+	} while (0)
+#else
 #define jbarrier() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+#endif
 #define jstore(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define jload(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 
@@ -79,6 +95,7 @@ int vq_journal_start(struct vq *vq, void *mem, size_t size)
 	jstore(&j->used, used_word(vq));
 	jstore(&j->pub, 0);
 	j->pub_n = 0;
+	j->taking = 0;
 	attach(vq, j);
 	for (unsigned int id = 0; id < num; id++)
 		jslot(vq, (uint16_t)id)->taken = 0;
@@ -100,8 +117,14 @@ void vq_journal_taken(struct vq *vq, const struct vq_elem *elem, uint16_t pos, b
 		s->bufs[i] = (struct vq_journal_buf){ .addr = elem->bufs[i].addr,
 						      .len = elem->bufs[i].len,
 						      .write = elem->bufs[i].write };
-	/* Marked before the position moves past it: a resume tells which happened. */
+	/*
+	 * Named before it is marked: only this slot can be marked with its
+	 * position not yet committed.  Another one in flight may sit at the
+	 * same position (a packed ring comes back to it every two laps).
+	 */
+	jstore(&vq->j->taking, (uint16_t)(elem->id + 1));
 	jbarrier();
+	/* Marked before the position moves past it: a resume tells which happened. */
 	s->taken = 1;
 	jbarrier();
 	jstore(&vq->j->avail, avail_word(vq));
@@ -129,6 +152,8 @@ void vq_journal_published(struct vq *vq)
 	struct vq_journal *j = vq->j;
 	uint64_t pub = jload(&j->pub);
 
+	/* After the store that made the batch visible (a relaxed store may move otherwise). */
+	jbarrier();
 	for (unsigned int i = 0; i < j->pub_n; i++)
 		if (j->batch[i] < j->num)
 			jslot(vq, j->batch[i])->taken = 0;
@@ -157,12 +182,16 @@ int vq_journal_repop(struct vq *vq, struct vq_elem *elem, const struct vq_inflig
 /* The header against the queue: 0, or -EINVAL. */
 static int check_header(const struct vq *vq, const struct vq_journal *j, size_t size)
 {
-	uint32_t avail = jload(&j->avail), used = jload(&j->used);
-	uint64_t pub = jload(&j->pub);
+	uint32_t avail, used;
+	uint64_t pub;
 
 	if (size < sizeof(*j) || jload(&j->magic) != VQ_JOURNAL_MAGIC || j->num != vq->cfg.num ||
 	    j->max_bufs != vq->cfg.max_segs || size < vq_journal_size(j->num, j->max_bufs))
 		return -EINVAL;
+	/* Read only once the header is known to be inside @size. */
+	avail = jload(&j->avail);
+	used = jload(&j->used);
+	pub = jload(&j->pub);
 	if ((avail | used) >> 17 || (pub & ~PUB_ON) >> 49 || ((pub >> 17) & 0x7fff) ||
 	    j->pub_n > j->num)
 		return -EINVAL;
@@ -195,22 +224,28 @@ static int settle_publish(struct vq *vq, struct vq_journal *j)
 	return 0;
 }
 
-/* A slot marked but whose position was not committed was never taken: it is still available. */
-static bool uncommitted(const struct vq *vq, const struct vq_journal_slot *s, uint32_t avail)
+/*
+ * The slot last marked, if its position was not committed, was never taken:
+ * it is still available.  Any other slot at that position is in flight.
+ */
+static bool uncommitted(const struct vq *vq, const struct vq_journal_slot *s, uint16_t id,
+			uint32_t avail)
 {
-	return s->pos == POS(avail) && (!vq->cfg.packed || s->wrap == WRAP(avail));
+	return jload(&vq->j->taking) == id + 1 && s->pos == POS(avail) &&
+	       (!vq->cfg.packed || s->wrap == WRAP(avail));
 }
 
-static int check_slot(const struct vq *vq, const struct vq_journal_slot *s, uint32_t avail,
-		      uint32_t used)
+static int check_slot(const struct vq *vq, const struct vq_journal_slot *s)
 {
 	if (s->nbufs == 0 || s->nbufs > vq->j->max_bufs || s->ndesc == 0 || s->ndesc > vq->cfg.num ||
 	    s->wrap > 1)
 		return -EINVAL;
-	if (vq->cfg.packed)
-		return s->pos < vq->cfg.num ? 0 : -EINVAL;
-	/* Split: taken between the used and the avail index. */
-	return (uint16_t)(s->pos - POS(used)) < (uint16_t)(POS(avail) - POS(used)) ? 0 : -EINVAL;
+	/*
+	 * Split: any avail index.  Used entries come in any order (§2.7.8), so
+	 * a chain may stay in flight while later ones are used past it: its
+	 * index can be behind the used index, by up to 65535.
+	 */
+	return !vq->cfg.packed || s->pos < vq->cfg.num ? 0 : -EINVAL;
 }
 
 int vq_journal_resume(struct vq *vq, void *mem, size_t size)
@@ -244,11 +279,11 @@ int vq_journal_resume(struct vq *vq, void *mem, size_t size)
 			}
 			continue;
 		}
-		if (uncommitted(vq, s, avail)) {
+		if (uncommitted(vq, s, (uint16_t)id, avail)) {
 			s->taken = 0;
 			continue;
 		}
-		r = check_slot(vq, s, avail, used);
+		r = check_slot(vq, s);
 		if (r == 0)
 			r = vq_take_id(vq, (uint16_t)id) < 0 ? -EINVAL : 0;
 		if (r < 0)
@@ -274,6 +309,11 @@ int vq_journal_resume(struct vq *vq, void *mem, size_t size)
 	} else {
 		vq->last_avail = POS(avail);
 		vq->used_idx = vq->used_published = POS(used);
+	}
+	if (vq->ops->journal_resumed) {
+		r = vq->ops->journal_resumed(vq);
+		if (r < 0)
+			goto err;
 	}
 	/* Notifications on: the driver may notify again (a suppression is only ever advice). */
 	vq->notify_off = false;

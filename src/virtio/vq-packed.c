@@ -308,6 +308,37 @@ static int packed_journal_published(struct vq *vq, const struct vq_journal *j)
 	return !!(flags & VIRTQ_DESC_F_USED) == wrap;
 }
 
+/*
+ * A process killed in packed_publish() may have written used descriptors
+ * after the first of its batch, whose flags it writes last: invisible while
+ * that first one is not used, they would be read as new ones once a later
+ * batch makes it so, and their buffers are in flight again.  Every slot from
+ * the used to the avail position is the device's (taken, not yet returned,
+ * §2.8.6), so it is marked as not used in the driver's lap.
+ */
+static int packed_journal_resumed(struct vq *vq)
+{
+	uint16_t num = vq->cfg.num, i = vq->next_used;
+	bool wrap = vq->used_wrap;
+	int n = vq->next_avail - vq->next_used;
+
+	/* One lap ahead at most (§2.8.1): at most num slots in flight. */
+	if (vq->avail_wrap != vq->used_wrap)
+		n += num;
+	if (n < 0 || n > num)
+		return -EINVAL;
+	for (; n > 0; n--) {
+		/* §2.8.1: used is AVAIL == USED == the wrap counter; this is neither. */
+		vq_store(&vq->pdesc[i].flags,
+			 virtio_htole16(wrap ? VIRTQ_DESC_F_AVAIL : VIRTQ_DESC_F_USED));
+		if (++i == num) {
+			i = 0;
+			wrap = !wrap;
+		}
+	}
+	return 0;
+}
+
 const struct vq_layout_ops vq_packed_ops = {
 	.init = packed_init,
 	.pop = packed_pop,
@@ -316,4 +347,5 @@ const struct vq_layout_ops vq_packed_ops = {
 	.set_notify = packed_set_notify,
 	.repop = packed_repop,
 	.journal_published = packed_journal_published,
+	.journal_resumed = packed_journal_resumed,
 };

@@ -167,6 +167,7 @@ struct xsim_dominfo {
 	uint32_t flags;
 	uint32_t pad;
 	uint64_t ram_pages;
+	uint8_t handle[16];	/* xen_domain_handle_t: the domain's UUID (xl's "uuid") */
 };
 
 struct xsim_perm {
@@ -233,5 +234,7 @@ int xsim_recv(int fd, struct xsim_msg *m, char **ret_tail, int *fds, unsigned in
 	      int flags);
 /* Path of the simulator's socket: $XENSIM_SOCKET, else /tmp/xensim-<uid>.sock. */
 const char *xsim_socket_path(char *buf, unsigned long size);
+/* vblkd-sim's default state directory: "<socket>.state" (see wire.c). */
+const char *xensim_state_dir(void);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <xen/memory.h>
 #include <xen/hvm/dm_op.h>
@@ -169,6 +170,8 @@ int hv_domain_create(const struct guest_config *cfg, struct sim_domain **ret_dom
 	for (i = 0; i < d->vcpus; i++)
 		pthread_mutex_init(&d->vcpu_locks[i], NULL);
 	d->domid = hv_next_domid++;
+	if (getrandom(d->handle, sizeof(d->handle), 0) != sizeof(d->handle))
+		memcpy(d->handle, &d->domid, sizeof(d->domid));
 	d->next = hv_domains;
 	hv_domains = d;
 	*ret_dom = d;
@@ -621,6 +624,7 @@ static int hv_list(uint32_t first, uint64_t max, char **ret_tail, uint32_t *ret_
 					.flags = (d->dying ? XSIM_DOMF_DYING : 0) |
 						 (d->paused ? XSIM_DOMF_PAUSED : 0),
 					.ram_pages = d->ram_bytes / XSIM_PAGE_SIZE };
+				memcpy(l[n - 1].handle, d->handle, sizeof(d->handle));
 				break;
 			}
 	}

@@ -127,6 +127,7 @@ struct sim_iolog {
 
 struct sim_domain {
 	uint32_t domid;
+	uint8_t handle[16];	/* random, as xl makes one per created domain (libxl_uuid_generate) */
 	struct guest_config cfg;
 	unsigned int vcpus;
 	uint64_t ram_bytes;
