@@ -65,6 +65,11 @@ void guest_adopt_resume(struct guest *guest);
  * their slots.
  */
 void guest_detach(struct guest *guest);
+/*
+ * The IOREQ servers @domid has now (any emulator's), bit i for id i; Xen
+ * has at most 8 per domain (MAX_NR_IOREQ_SERVERS, xen/common/ioreq.c).
+ */
+uint32_t guest_sys_servers(struct guest_sys *sys, unsigned int domid);
 /* Destroy server @id of @domid (a previous process's, not adopted).  Quiet. */
 void guest_sys_destroy_server(struct guest_sys *sys, unsigned int domid, unsigned int id);
 unsigned int guest_server_id(const struct guest *guest);

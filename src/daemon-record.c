@@ -33,7 +33,7 @@ struct drec_guest_file {
 	uint32_t domid;
 	uint8_t handle[16];
 	uint32_t server_id;
-	uint32_t pad;
+	uint32_t servers_before;
 	uint64_t check;
 };
 
@@ -195,7 +195,8 @@ static int write_whole(struct drec_dir *dir, const char *name, const void *buf, 
 int drec_guest_write(struct drec_dir *dir, const struct drec_guest *g)
 {
 	struct drec_guest_file f = { .version = DREC_VERSION, .domid = g->domid,
-				     .server_id = g->server_id };
+				     .server_id = g->server_id,
+				     .servers_before = g->servers_before };
 	char name[32];
 
 	memcpy(f.magic, DREC_GUEST_MAGIC, sizeof(f.magic));
@@ -226,6 +227,7 @@ int drec_guest_read(struct drec_dir *dir, unsigned int domid, struct drec_guest 
 		return -EINVAL;
 	ret_g->domid = f.domid;
 	ret_g->server_id = f.server_id;
+	ret_g->servers_before = f.servers_before;
 	memcpy(ret_g->handle, f.handle, sizeof(f.handle));
 	return 0;
 }

@@ -32,11 +32,19 @@ int drec_dir_open(const char *path, struct drec_dir **ret_dir);
 void drec_dir_close(struct drec_dir *dir);
 const char *drec_dir_path(const struct drec_dir *dir);
 
-/* A guest: the domain (domid and handle) and the IOREQ server it was given. */
+/*
+ * A guest: the domain (domid and handle) and the IOREQ server it was given.
+ * Written before the server is created too, with DREC_SERVER_PENDING and
+ * the servers the domain had then: a process killed in between leaves a
+ * server no record names, which its successor finds by the difference.
+ */
+#define DREC_SERVER_PENDING UINT32_MAX
+
 struct drec_guest {
 	uint32_t domid;
 	uint8_t handle[16];
 	uint32_t server_id;
+	uint32_t servers_before;	/* with DREC_SERVER_PENDING: bit i, server i existed */
 };
 int drec_guest_write(struct drec_dir *dir, const struct drec_guest *g);
 /* -ENOENT none; -EINVAL unusable (another version, torn, another domid). */

@@ -361,6 +361,36 @@ static void daemon_drop_records(struct daemon *d, unsigned int domid)
 }
 
 /*
+ * A previous vblkd was killed while it created a server for the guest of
+ * @rec (same domain): a server that exists now and did not then is that
+ * one, unknown to anyone else and with no range mapped yet.
+ */
+static void daemon_destroy_orphans(struct daemon *d, const struct drec_guest *rec)
+{
+	uint32_t orphans = guest_sys_servers(d->sys, rec->domid) & ~rec->servers_before;
+
+	for (unsigned int id = 0; orphans >> id; id++) {
+		if (!(orphans & (1u << id)))
+			continue;
+		guest_sys_destroy_server(d->sys, rec->domid, id);
+		log_notice("dom %u: IOREQ server %u was left by a vblkd killed while creating it: "
+			   "destroyed", rec->domid, id);
+	}
+}
+
+/* Record that a server is about to be created for @g (see DREC_SERVER_PENDING). */
+static void daemon_guest_record_pending(struct daemon *d, const struct dguest *g)
+{
+	struct drec_guest rec = { .domid = g->domid, .server_id = DREC_SERVER_PENDING };
+
+	rec.servers_before = guest_sys_servers(d->sys, g->domid);
+	memcpy(rec.handle, g->handle, sizeof(rec.handle));
+	if (drec_guest_write(d->rec_dir, &rec) < 0)
+		log_warn("dom %u: cannot write its record in %s: %m", g->domid,
+			 drec_dir_path(d->rec_dir));
+}
+
+/*
  * At start-up, the IOREQ server a previous vblkd recorded for @g's domain,
  * if the record is of this very domain (domid and handle).  Records that do
  * not fit are dropped with a log line.  0 adopted; else set up afresh.
@@ -372,6 +402,12 @@ static int daemon_guest_adopt(struct daemon *d, struct dguest *g)
 
 	if (r == -ENOENT)
 		return r;
+	if (r == 0 && rec.server_id == DREC_SERVER_PENDING) {
+		if (!memcmp(rec.handle, g->handle, sizeof(rec.handle)))
+			daemon_destroy_orphans(d, &rec);
+		drec_guest_remove(d->rec_dir, g->domid);
+		return -ENOENT;
+	}
 	if (r < 0) {
 		log_warn("dom %u: its record in %s is %s: dropped", g->domid,
 			 drec_dir_path(d->rec_dir),
@@ -419,8 +455,12 @@ static int daemon_guest_get(struct daemon *d, unsigned int domid, struct dguest 
 	if (d->rec_dir && guest_sys_domain_handle(d->sys, domid, g->handle) < 0)
 		log_warn("dom %u: no such domain (dying?)", domid);
 	if (!d->adopting || !d->rec_dir || daemon_guest_adopt(d, g) < 0) {
+		if (d->rec_dir)
+			daemon_guest_record_pending(d, g);
 		r = guest_new(d->sys, d->loop, domid, &g->guest);
 		if (r < 0) {
+			if (d->rec_dir)
+				drec_guest_remove(d->rec_dir, domid);
 			free(g);
 			*ret_why = "cannot set up an IOREQ server for the guest (see the vblkd log)";
 			return r;
@@ -862,6 +902,11 @@ static void daemon_adopt_leftover(void *data, unsigned int domid, int devid)
 	if (drec_guest_read(d->rec_dir, domid, &rec) == 0 &&
 	    guest_sys_domain_handle(d->sys, domid, handle) == 0 &&
 	    !memcmp(handle, rec.handle, sizeof(handle))) {
+		if (rec.server_id == DREC_SERVER_PENDING) {
+			daemon_destroy_orphans(d, &rec);
+			drec_guest_remove(d->rec_dir, domid);
+			return;
+		}
 		guest_sys_destroy_server(d->sys, domid, rec.server_id);
 		log_notice("dom %u: none of its disks is to be served any more: IOREQ server %u "
 			   "destroyed", domid, rec.server_id);

@@ -29,6 +29,8 @@
 #define GUEST_PAGE_SIZE 4096u
 /* One ioreq page holds this many vCPUs' slots. */
 #define GUEST_IOREQ_MAX_VCPUS (GUEST_PAGE_SIZE / sizeof(ioreq_t))
+/* IOREQ servers a domain can have (MAX_NR_IOREQ_SERVERS in xen/common/ioreq.c). */
+#define GUEST_MAX_SERVERS 8u
 /* Longest "rep" access honoured; Xen never asks for more than fits a page. */
 #define GUEST_MAX_REPS 4096u
 /* Chunks of the guest-memory cache: 1024 x 256 KiB = 256 MiB of address space per guest. */
@@ -622,6 +624,20 @@ void guest_adopt_resume(struct guest *g)
 void guest_detach(struct guest *g)
 {
 	g->keep = true;
+}
+
+uint32_t guest_sys_servers(struct guest_sys *sys, unsigned int domid)
+{
+	uint32_t mask = 0;
+
+	for (unsigned int id = 0; id < GUEST_MAX_SERVERS; id++) {
+		/* No gfns asked for (XEN_DMOP_no_gfns): -ENOENT when there is no such server. */
+		if (xendevicemodel_get_ioreq_server_info(sys->dmod, (domid_t)domid, (ioservid_t)id,
+							 NULL, NULL, NULL) == 0 ||
+		    errno != ENOENT)
+			mask |= 1u << id;
+	}
+	return mask;
 }
 
 void guest_sys_destroy_server(struct guest_sys *sys, unsigned int domid, unsigned int id)
