@@ -20,6 +20,11 @@ struct daemon_opts {
 	unsigned int queue_depth;	/* block engine requests in flight per disk (0: default) */
 	/* Serve one backing file under several disks even if one of them writes it (else refused). */
 	bool allow_shared;
+	/*
+	 * Where the records a restarted vblkd adopts guests from are kept
+	 * (NULL: none; guests are released when vblkd stops).
+	 */
+	const char *state_dir;
 	/* Called after a disk was added or released (may be NULL): e.g. for a STATUS= line. */
 	void (*changed)(struct daemon *d, void *data);
 	void *changed_data;
@@ -35,6 +40,15 @@ void daemon_free(struct daemon *d);
  * left as it is, so a restarted vblkd takes them over.
  */
 void daemon_shutdown(struct daemon *d, int code);
+
+/*
+ * Stop at once and leave every guest to a successor: their IOREQ servers,
+ * ranges and waiting vCPUs stay, and so do the records, from which the next
+ * vblkd adopts them; requests in flight are taken again by it.  Without
+ * records (daemon_keeps_guests() false) this is daemon_shutdown().
+ */
+void daemon_detach(struct daemon *d, int code);
+bool daemon_keeps_guests(const struct daemon *d);
 
 /*
  * Re-read the size of every backing file or device; a disk that grew (or

@@ -24,8 +24,11 @@ struct disc_ops {
 	 * written right after, and the guest may run from then on.  On -errno the
 	 * disk is failed: its "error" node says why and its state becomes 6.
 	 * @ret_why may point to a static or per-disk string explaining a failure.
+	 * @state is what the disk was found in: 1, or 2 when a previous vblkd
+	 * served it (the guest may be using it).
 	 */
-	int (*disk_add)(void *data, const struct disk_cfg *cfg, const char **ret_why);
+	int (*disk_add)(void *data, const struct disk_cfg *cfg, enum disc_state state,
+			const char **ret_why);
 	/*
 	 * libxl asks to close the disk (state 5).  Return 0 when everything is
 	 * released (state 6 is written at once), or 1 when in-flight IO must
@@ -46,6 +49,12 @@ struct disc_ops {
  */
 int disc_new(struct xsw *xsw, unsigned int backend_domid, const struct disc_ops *ops, void *data,
 	     struct disc **ret_disc);
+/*
+ * Look at every disk now, before returning (disc_new()'s first look comes
+ * from the loop): for a caller that must know what exists, e.g. to adopt
+ * disks after a restart before it answers their guests.
+ */
+void disc_scan(struct disc *disc);
 /* Stops watching; reports nothing more. Disks are left as they are in xenstore. */
 void disc_free(struct disc *disc);
 

@@ -47,6 +47,40 @@ void guest_sys_set_room(struct guest_sys *sys, void (*room)(void *data, struct g
 int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
 	      struct guest **ret_guest);
 /*
+ * Take over IOREQ server @id of @domid that a previous process created (and
+ * whose id it recorded): map its ioreq page and bind the vCPUs' event
+ * channels again; nothing is created and the ranges stay mapped.  The
+ * vCPUs' slots are left alone until guest_adopt_resume(), once the guest's
+ * disks are back (guest_mmio_adopt()).  A failure is logged and leaves the
+ * server as it was.
+ */
+int guest_adopt(struct guest_sys *sys, struct loop *loop, unsigned int domid, unsigned int id,
+		struct guest **ret_guest);
+/* Answer what each vCPU waits for (see guest.c), and go on as a guest_new() guest. */
+void guest_adopt_resume(struct guest *guest);
+/*
+ * From now on, releasing the guest (guest_mmio_remove(), guest_free()) lets
+ * go of what is ours (mappings, handles) and leaves Xen's side as it is for
+ * a successor process: the server, its ranges and state, vCPUs waiting in
+ * their slots.
+ */
+void guest_detach(struct guest *guest);
+/*
+ * The IOREQ servers @domid has now (any emulator's), bit i for id i; Xen
+ * has at most 8 per domain (MAX_NR_IOREQ_SERVERS, xen/common/ioreq.c).
+ */
+uint32_t guest_sys_servers(struct guest_sys *sys, unsigned int domid);
+/* Destroy server @id of @domid (a previous process's, not adopted).  Quiet. */
+void guest_sys_destroy_server(struct guest_sys *sys, unsigned int domid, unsigned int id);
+unsigned int guest_server_id(const struct guest *guest);
+/*
+ * The domain's handle (its UUID, xl's "uuid"), to tell a guest from a later
+ * one under the same domid: -ESRCH when there is no such live domain.  All
+ * zero when the control interface is unavailable.
+ */
+int guest_sys_domain_handle(struct guest_sys *sys, unsigned int domid, uint8_t handle[16]);
+
+/*
  * Release everything: ranges, event channels, the server, mappings.  With
  * @dead set the guest is gone: nothing of its memory is read or written
  * (hypercalls that fail for a dead domain are expected and quiet).
@@ -64,6 +98,8 @@ int guest_mmio_add(struct guest *guest, uint64_t base, uint64_t size, unsigned i
 		   bool grants, const struct guest_mmio_ops *ops, void *dev,
 		   struct guest_mmio **ret_mmio);
 int guest_mmio_enable(struct guest_mmio *mmio);
+/* The window of an adopted server: its range is mapped already (by the previous process). */
+void guest_mmio_adopt(struct guest_mmio *mmio);
 /* Answer the vCPUs whose writes to this window write() left waiting. */
 void guest_mmio_resume(struct guest_mmio *mmio);
 /* Unmap the range from the server (if enabled) and forget the window. */

@@ -195,4 +195,19 @@ void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info);
 
 void vblk_get_stats(const struct vblk_dev *dev, struct vblk_stats *ret_stats);
 
+/* What the driver set in virtio-blk beside the virtio device's state (virtio-dev.h). */
+struct vblk_state {
+	uint8_t writeback;		/* §5.2.4 config writeback */
+	uint8_t pad[7];
+};
+void vblk_save(const struct vblk_dev *dev, struct vblk_state *st);
+/*
+ * Restore a device just created with the same configuration from @st and
+ * @vst (virtio_dev_restore()): requests in flight at the save are taken
+ * again and resubmitted.  -EINVAL / -EPROTONOSUPPORT as virtio_dev_restore();
+ * the device is reset then.
+ */
+int vblk_restore(struct vblk_dev *dev, const struct vblk_state *st,
+		 const struct virtio_dev_state *vst, size_t size);
+
 #endif

@@ -175,6 +175,18 @@ struct virtio_dev_state {
 	struct vq_inflight inflight[];
 };
 
+/*
+ * Journals (vq.h): queue @idx, whenever it is started, keeps its positions
+ * and buffers in flight in @mem (@size bytes, 8-aligned, the caller's until
+ * the device is destroyed; NULL for none).  Only while the queue is not
+ * live.  Then virtio_dev_save() leaves that queue's ring state out (so it
+ * never returns -EBUSY for it) and virtio_dev_restore() resumes the queue
+ * from its journal.  virtio_dev_journal_size() is enough for any queue the
+ * driver may set up.
+ */
+size_t virtio_dev_journal_size(const struct virtio_dev *vdev);
+int virtio_dev_set_journal(struct virtio_dev *vdev, unsigned int idx, void *mem, size_t size);
+
 /* Bytes virtio_dev_save() needs now. */
 size_t virtio_dev_state_size(const struct virtio_dev *vdev);
 /* -ENOSPC @size too small; -EBUSY used entries pushed and not yet published (save between batches). */

@@ -39,5 +39,18 @@ uint64_t vmmio_read(struct vmmio_dev *m, uint64_t offset, unsigned int size);
  */
 bool vmmio_write_posted(uint64_t offset);
 void vmmio_write(struct vmmio_dev *m, uint64_t offset, unsigned int size, uint64_t value);
+/* Whether a write at @offset may change the state vmmio_save() and virtio_dev_save() keep. */
+bool vmmio_write_saves(uint64_t offset);
+
+/* The decoder's own registers, for a restarted process (see virtio_dev_save()). */
+struct vmmio_state {
+	uint32_t dev_features_sel;
+	uint32_t drv_features_sel;
+	uint32_t queue_sel;
+	uint32_t guest_page_size;	/* legacy */
+};
+void vmmio_save(const struct vmmio_dev *m, struct vmmio_state *st);
+/* -EINVAL: a field no driver could have written (nothing changed then). */
+int vmmio_restore(struct vmmio_dev *m, const struct vmmio_state *st);
 
 #endif

@@ -4,6 +4,7 @@
 #define VBLKD_VQ_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include "virtio-platform.h"
 #include "virtio-types.h"
@@ -166,5 +167,72 @@ unsigned int vq_inflight_list(const struct vq *vq, struct vq_inflight *out, unsi
 int vq_restore(struct vq *vq, const struct vq_state *st, const struct vq_inflight *heads,
 	       unsigned int n);
 bool vq_notify_is_off(const struct vq *vq);
+
+/* ---- the journal: a queue's state in memory that outlives the process ---- */
+
+/*
+ * A live queue can keep its positions and every buffer in flight in memory
+ * the caller provides (a file mapped MAP_SHARED, for example), updated as
+ * the data path runs, so that a process killed at any instruction leaves a
+ * journal a new process can resume from (the idea of vhost-user's inflight
+ * region, §"Inflight I/O tracking" of QEMU's vhost-user.rst):
+ *  - a buffer is marked taken, with its guest buffers, before its position
+ *    is committed, and both before the caller submits it;
+ *  - a batch of used entries is announced (its ids, where it ends) before
+ *    the store that makes it visible to the driver, and its marks cleared
+ *    after; a resumed queue looks at the ring to see whether that store
+ *    happened.
+ * The layout is native-endian and private to this version (callers keep a
+ * version of their own around it).  Everything in it is checked when it is
+ * resumed: it may be stale, torn by a crash, or written by someone else.
+ */
+struct vq_journal_buf {
+	uint64_t addr;
+	uint32_t len;
+	uint32_t write;
+};
+
+struct vq_journal_slot {
+	uint8_t taken;			/* 1: in flight */
+	uint8_t wrap;			/* packed: the driver's wrap counter at pos */
+	uint16_t pos;			/* split: its avail index; packed: its first descriptor */
+	uint16_t ndesc;
+	uint16_t nbufs;
+	struct vq_journal_buf bufs[];	/* max_bufs entries */
+};
+
+#define VQ_JOURNAL_MAGIC 0x4a515656u	/* "VVQJ" */
+
+struct vq_journal {
+	uint32_t magic;
+	uint16_t num;			/* the queue size it is laid out for */
+	uint16_t max_bufs;		/* room in each slot */
+	uint32_t avail;			/* next available position (split: index), wrap in bit 16 */
+	uint32_t used;			/* published used position, wrap in bit 16 */
+	uint64_t pub;			/* bit 63: a batch announced, from (bits 0-16) to (32-48) */
+	uint16_t pub_n;			/* its ids: batch[0 .. pub_n) */
+	uint16_t taking;		/* id + 1 of the slot last marked (0: none) */
+	uint16_t pad[2];
+	uint16_t batch[];		/* num ids, then the slots (vq_journal_size()); 8-aligned */
+};
+
+/* Bytes a journal for a queue of @num entries and @max_bufs buffers per chain needs. */
+size_t vq_journal_size(unsigned int num, unsigned int max_bufs);
+/*
+ * From now on keep @vq's state in @j (@size bytes), starting afresh from
+ * the queue's current positions with nothing in flight: call it on a queue
+ * just created, before its first vq_pop().  -ENOSPC: @size is too small for
+ * this queue (nothing is kept then).
+ */
+int vq_journal_start(struct vq *vq, void *j, size_t size);
+/*
+ * A queue just created (the same config as the journal's) resumes from @j
+ * and keeps it from then on: its positions, and the buffers in flight, which
+ * vq_pop() returns first (walked from the journal, checked again as the
+ * driver's).  A batch announced but not visible in the ring is in flight
+ * still.  -EINVAL: the journal does not fit this queue or contradicts itself
+ * or the ring (the caller then starts the device afresh).
+ */
+int vq_journal_resume(struct vq *vq, void *j, size_t size);
 
 #endif

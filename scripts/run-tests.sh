@@ -5,7 +5,8 @@
 # usage: run-tests.sh TEST_BIN... [--sh SCRIPT...] [--fuzz SECONDS FUZZ_BIN...]
 # Each CMocka test counts once; a shell test (exit 0 pass, 77 skipped, else
 # failed) and a fuzz target count as one test each.  Output of a failing test
-# is shown in full; passing ones print a line each.
+# is shown in full; passing ones print a line each, and their figures (lines
+# '# report: ...', e.g. test-restart's pauses: timing is reported, never asserted).
 set -u
 
 passed=0 failed=0 skipped=0
@@ -37,6 +38,7 @@ run_cmocka() {
 	else
 		if [ "$s" -gt 0 ]; then echo "ok    $name ($p passed, $s skipped)"; else echo "ok    $name ($p passed)"; fi
 		grep -E '^not ok [0-9]+ # SKIP' "$log" | sed 's/^/    /'
+		grep -E '^# report: ' "$log" | sed 's/^# report: /    /'
 	fi
 }
 

@@ -8,6 +8,7 @@
 
 #include "blk.h"
 #include "daemon.h"
+#include "daemon-record.h"
 #include "log.h"
 #include "vblk.h"
 
@@ -38,6 +39,7 @@ struct ddisk {
 	bool read_only;			/* "mode" r or a cdrom */
 	bool discard;			/* "discard-enable" */
 	uint64_t started;		/* CLOCK_MONOTONIC seconds */
+	struct drec_disk *rec;		/* its record for a successor, NULL if none is kept */
 	enum ddisk_state state;
 	struct log_ratelimit rl;
 	struct ddisk *next;
@@ -50,6 +52,8 @@ struct dguest {
 	struct guest *guest;
 	struct ddisk *disks;
 	bool dead;
+	bool adopted;			/* its IOREQ server is a previous process's */
+	uint8_t handle[16];		/* the domain's (guest_sys_domain_handle()) */
 	struct dguest *next;
 };
 
@@ -62,6 +66,9 @@ struct daemon {
 	struct disc *disc;
 	struct dguest *guests;
 	bool shutting_down;
+	bool detaching;			/* daemon_detach(): guests stay for a successor */
+	bool adopting;			/* the first look at xenstore, records in hand */
+	struct drec_dir *rec_dir;	/* NULL: no records, guests released at exit */
 	int exit_code;
 	uint64_t started;
 	char why[192];			/* a disk_add() reason that names things (fits disc's) */

@@ -2,6 +2,7 @@
 /* The daemon's status document for `vblkd --status`: every guest and disk with its counters, as JSON. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json.h>
 
@@ -59,6 +60,18 @@ static struct json_object *daemon_latency_json(const struct iostat_summary *io)
 	return o;
 }
 
+/* A CLOCK_REALTIME second as RFC 3339 UTC; 0 is null (never). */
+static struct json_object *daemon_time_json(int64_t t)
+{
+	char buf[32];
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (t <= 0 || !gmtime_r(&tt, &tm) || !strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm))
+		return NULL;
+	return json_object_new_string(buf);
+}
+
 static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 {
 	struct json_object *o = json_object_new_object(), *feats = json_object_new_array();
@@ -100,6 +113,9 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	daemon_add_u64(o, "read_bytes_per_second", io.dir[IOSTAT_READ].bytes_per_second);
 	daemon_add_u64(o, "write_bytes_per_second", io.dir[IOSTAT_WRITE].bytes_per_second);
 	daemon_add_u64(o, "uptime_seconds", now - k->started);
+	daemon_add_u64(o, "adoptions", k->rec ? drec_disk_adoptions(k->rec) : 0);
+	json_object_object_add(o, "last_adopted",
+			       daemon_time_json(k->rec ? drec_disk_last_adopted(k->rec) : 0));
 	return o;
 }
 

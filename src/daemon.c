@@ -8,6 +8,7 @@
 
 #include "blk.h"
 #include "daemon-internal.h"
+#include "daemon-record.h"
 #include "disc.h"
 #include "disk-cfg.h"
 #include "guest.h"
@@ -33,6 +34,19 @@ static const struct virtio_transport_ops daemon_transport_ops = {
 	.notify = guest_mmio_notify,
 };
 
+/* Keep the device state in the disk's record (after a guest access or a change of ours). */
+static void daemon_disk_save(struct ddisk *k)
+{
+	int r;
+
+	if (!k->rec || !k->vblk)
+		return;
+	r = drec_disk_save(k->rec, k->regs, k->vblk);
+	if (r < 0)
+		log_ratelimited(&k->rl, LOG_LEVEL_WARNING,
+				"%s: cannot save its state for a restart: %s", k->name, strerror(-r));
+}
+
 static uint64_t daemon_mmio_read(void *dev, uint64_t offset, unsigned int size)
 {
 	struct ddisk *k = dev;
@@ -48,6 +62,9 @@ static bool daemon_mmio_write(void *dev, uint64_t offset, unsigned int size, uin
 	if (!k->vblk)
 		return true;
 	vmmio_write(k->regs, offset, size, value);
+	/* Saved before the vCPU is answered: a successor repeats the access or starts after it. */
+	if (k->rec && vmmio_write_saves(offset))
+		daemon_disk_save(k);
 	/*
 	 * A reset with requests still in the backend: the vCPU waits until they
 	 * are done, so the driver cannot reuse buffers they may still write.
@@ -145,6 +162,8 @@ static void daemon_disk_free(struct ddisk *k)
 	loop_remove(k->poll_timer);
 	blk_close(k->blk);
 	guest_mmio_remove(k->mmio);
+	/* A successor needs the record only while Xen still routes the guest's accesses to it. */
+	drec_disk_close(k->rec, !k->dg->d->detaching);
 	free(k->path);
 	free(k->vdev);
 	free(k);
@@ -156,7 +175,13 @@ static void daemon_guest_release(struct dguest *g)
 
 	slist_remove(&d->guests, g, next);
 	guest_free(g->guest, g->dead);
-	log_info("dom %u: released%s", g->domid, g->dead ? " (guest gone)" : "");
+	if (d->detaching) {
+		log_info("dom %u: left to the next vblkd", g->domid);
+	} else {
+		if (d->rec_dir)
+			drec_guest_remove(d->rec_dir, g->domid);
+		log_info("dom %u: released%s", g->domid, g->dead ? " (guest gone)" : "");
+	}
 	free(g->name);
 	free(g);
 	daemon_maybe_stop(d);
@@ -171,7 +196,7 @@ static void daemon_disk_release(struct ddisk *k)
 	unsigned int domid = g->domid, devid = k->devid;
 
 	slist_remove(&g->disks, k, next);
-	log_info("%s: closed", k->name);
+	log_info("%s: %s", k->name, d->detaching ? "detached" : "closed");
 	daemon_disk_free(k);	/* nothing in flight: blk_close() does not block */
 	/* Everything is released before Closed is written: the toolstack may destroy the domain then. */
 	if (!g->disks)
@@ -314,6 +339,99 @@ static int daemon_check_clash(struct daemon *d, const struct dguest *g, const st
 	return 0;
 }
 
+/* Forget every record of @domid (the guest's and its disks'). */
+static void daemon_drop_records_cb(void *data, unsigned int domid, int devid)
+{
+	struct daemon *d = ((void **)data)[0];
+	unsigned int want = *(unsigned int *)((void **)data)[1];
+
+	if (domid != want)
+		return;
+	if (devid < 0)
+		drec_guest_remove(d->rec_dir, domid);
+	else
+		drec_disk_remove(d->rec_dir, domid, (unsigned int)devid);
+}
+
+static void daemon_drop_records(struct daemon *d, unsigned int domid)
+{
+	void *args[2] = { d, &domid };
+
+	drec_list(d->rec_dir, daemon_drop_records_cb, args);
+}
+
+/*
+ * A previous vblkd was killed while it created a server for the guest of
+ * @rec (same domain): a server that exists now and did not then is that
+ * one, unknown to anyone else and with no range mapped yet.
+ */
+static void daemon_destroy_orphans(struct daemon *d, const struct drec_guest *rec)
+{
+	uint32_t orphans = guest_sys_servers(d->sys, rec->domid) & ~rec->servers_before;
+
+	for (unsigned int id = 0; orphans >> id; id++) {
+		if (!(orphans & (1u << id)))
+			continue;
+		guest_sys_destroy_server(d->sys, rec->domid, id);
+		log_notice("dom %u: IOREQ server %u was left by a vblkd killed while creating it: "
+			   "destroyed", rec->domid, id);
+	}
+}
+
+/* Record that a server is about to be created for @g (see DREC_SERVER_PENDING). */
+static void daemon_guest_record_pending(struct daemon *d, const struct dguest *g)
+{
+	struct drec_guest rec = { .domid = g->domid, .server_id = DREC_SERVER_PENDING };
+
+	rec.servers_before = guest_sys_servers(d->sys, g->domid);
+	memcpy(rec.handle, g->handle, sizeof(rec.handle));
+	if (drec_guest_write(d->rec_dir, &rec) < 0)
+		log_warn("dom %u: cannot write its record in %s: %m", g->domid,
+			 drec_dir_path(d->rec_dir));
+}
+
+/*
+ * At start-up, the IOREQ server a previous vblkd recorded for @g's domain,
+ * if the record is of this very domain (domid and handle).  Records that do
+ * not fit are dropped with a log line.  0 adopted; else set up afresh.
+ */
+static int daemon_guest_adopt(struct daemon *d, struct dguest *g)
+{
+	struct drec_guest rec;
+	int r = drec_guest_read(d->rec_dir, g->domid, &rec);
+
+	if (r == -ENOENT)
+		return r;
+	if (r == 0 && rec.server_id == DREC_SERVER_PENDING) {
+		if (!memcmp(rec.handle, g->handle, sizeof(rec.handle)))
+			daemon_destroy_orphans(d, &rec);
+		drec_guest_remove(d->rec_dir, g->domid);
+		return -ENOENT;
+	}
+	if (r < 0) {
+		log_warn("dom %u: its record in %s is %s: dropped", g->domid,
+			 drec_dir_path(d->rec_dir),
+			 r == -EPROTONOSUPPORT ? "of another vblkd version" : "unusable");
+		daemon_drop_records(d, g->domid);
+		return r;
+	}
+	if (memcmp(rec.handle, g->handle, sizeof(rec.handle))) {
+		log_notice("dom %u: the record of IOREQ server %u is of an earlier domain with this "
+			   "domid (another UUID): dropped", g->domid, rec.server_id);
+		daemon_drop_records(d, g->domid);
+		return -ESTALE;
+	}
+	r = guest_adopt(d->sys, d->loop, g->domid, rec.server_id, &g->guest);
+	if (r < 0) {
+		log_warn("dom %u: cannot adopt IOREQ server %u: %s; its record is dropped", g->domid,
+			 rec.server_id, strerror(-r));
+		daemon_drop_records(d, g->domid);
+		return r;
+	}
+	g->adopted = true;
+	return 0;
+}
+
 /* The guest of @domid, with its IOREQ server set up if it is new (then *@ret_new).  Logged. */
 static int daemon_guest_get(struct daemon *d, unsigned int domid, struct dguest **ret_guest,
 			    bool *ret_new, const char **ret_why)
@@ -334,11 +452,30 @@ static int daemon_guest_get(struct daemon *d, unsigned int domid, struct dguest 
 	}
 	g->d = d;
 	g->domid = domid;
-	r = guest_new(d->sys, d->loop, domid, &g->guest);
-	if (r < 0) {
-		free(g);
-		*ret_why = "cannot set up an IOREQ server for the guest (see the vblkd log)";
-		return r;
+	if (d->rec_dir && guest_sys_domain_handle(d->sys, domid, g->handle) < 0)
+		log_warn("dom %u: no such domain (dying?)", domid);
+	if (!d->adopting || !d->rec_dir || daemon_guest_adopt(d, g) < 0) {
+		if (d->rec_dir)
+			daemon_guest_record_pending(d, g);
+		r = guest_new(d->sys, d->loop, domid, &g->guest);
+		if (r < 0) {
+			if (d->rec_dir)
+				drec_guest_remove(d->rec_dir, domid);
+			free(g);
+			*ret_why = "cannot set up an IOREQ server for the guest (see the vblkd log)";
+			return r;
+		}
+		if (d->rec_dir) {
+			struct drec_guest rec = { .domid = domid,
+						  .server_id = guest_server_id(g->guest) };
+
+			memcpy(rec.handle, g->handle, sizeof(rec.handle));
+			r = drec_guest_write(d->rec_dir, &rec);
+			if (r < 0)
+				log_warn("dom %u: cannot record its IOREQ server in %s: %s; a restarted "
+					 "vblkd cannot serve it", domid, drec_dir_path(d->rec_dir),
+					 strerror(-r));
+		}
 	}
 	slist_push(&d->guests, g, next);
 	snprintf(path, sizeof(path), "/local/domain/%u/name", domid);
@@ -355,6 +492,8 @@ static void daemon_guest_drop_unused(struct dguest *g)
 		return;
 	slist_remove(&g->d->guests, g, next);
 	guest_free(g->guest, false);
+	if (g->d->rec_dir)
+		drec_guest_remove(g->d->rec_dir, g->domid);
 	free(g->name);
 	free(g);
 }
@@ -385,13 +524,108 @@ static struct ddisk *daemon_disk_new(struct dguest *g, const struct disk_cfg *cf
 	return k;
 }
 
+/* What a disk's record must match to be adopted. */
+static void daemon_disk_identity(const struct ddisk *k, const struct disk_cfg *cfg,
+				 unsigned int num_queues, struct drec_disk_id *id)
+{
+	memset(id, 0, sizeof(*id));
+	id->domid = k->dg->domid;
+	id->devid = k->devid;
+	memcpy(id->handle, k->dg->handle, sizeof(id->handle));
+	id->base = cfg->base;
+	id->irq = cfg->irq;
+	id->grants = cfg->grants;
+	id->read_only = daemon_disk_info(k).read_only;
+	id->num_queues = num_queues;
+	id->queue_num_max = virtio_dev_queue_num_max(vblk_virtio_dev(k->vblk));
+	id->journal_size = virtio_dev_journal_size(vblk_virtio_dev(k->vblk));
+	snprintf(id->path, sizeof(id->path), "%s", cfg->path);
+}
+
+/* Hand each queue its journal in the record. */
+static int daemon_disk_journals(struct ddisk *k, unsigned int num_queues)
+{
+	for (unsigned int i = 0; i < num_queues; i++) {
+		size_t size;
+		void *j = drec_disk_journal(k->rec, i, &size);
+		int r = virtio_dev_set_journal(vblk_virtio_dev(k->vblk), i, j, size);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* A record for a successor, from now on (logged; the disk is served without one on failure). */
+static void daemon_disk_record(struct daemon *d, struct ddisk *k, const struct disk_cfg *cfg,
+			       unsigned int num_queues)
+{
+	struct drec_disk_id *id = malloc(sizeof(*id));
+	int r = id ? 0 : -ENOMEM;
+
+	if (r == 0) {
+		daemon_disk_identity(k, cfg, num_queues, id);
+		r = drec_disk_create(d->rec_dir, id, &k->rec);
+	}
+	free(id);
+	if (r == 0)
+		r = daemon_disk_journals(k, num_queues);
+	if (r == 0)
+		r = drec_disk_save(k->rec, k->regs, k->vblk);
+	if (r < 0) {
+		log_warn("%s: cannot keep its record in %s: %s; a restarted vblkd cannot serve it",
+			 k->name, drec_dir_path(d->rec_dir), strerror(-r));
+		drec_disk_close(k->rec, true);
+		k->rec = NULL;
+		for (unsigned int i = 0; i < num_queues; i++)
+			virtio_dev_set_journal(vblk_virtio_dev(k->vblk), i, NULL, 0);
+	}
+}
+
+/*
+ * Take up the device where the previous process left it: its registers,
+ * features, queues from their journals (requests in flight resubmitted),
+ * then an interrupt in case one was lost.  -errno when the record cannot
+ * be used (logged): the device is then as new.
+ */
+static int daemon_disk_restore(struct ddisk *k, unsigned int num_queues)
+{
+	struct virtio_dev_state *vst = NULL;
+	struct vmmio_state regs;
+	struct vblk_state bs;
+	size_t size;
+	int r;
+
+	r = drec_disk_load(k->rec, &regs, &bs, &vst, &size);
+	if (r == 0)
+		r = daemon_disk_journals(k, num_queues);
+	if (r == 0)
+		r = vmmio_restore(k->regs, &regs);
+	if (r == 0)
+		r = vblk_restore(k->vblk, &bs, vst, size);
+	free(vst);
+	if (r < 0) {
+		log_err("%s: its recorded state is unusable (%s): serving it as a new device; the "
+			"guest's driver may need a reset or a reboot", k->name,
+			r == -ENOENT ? "never saved whole" : strerror(-r));
+		return r;
+	}
+	/* InterruptStatus is not kept on every change: raise it, a spurious one is harmless. */
+	if (virtio_dev_running(vblk_virtio_dev(k->vblk)))
+		virtio_dev_raise(vblk_virtio_dev(k->vblk), VIRTIO_MMIO_INT_VRING);
+	drec_disk_adopted(k->rec);
+	return 0;
+}
+
 /*
  * Claim @k's register window, create the device behind it and watch the
  * engine; the guest's accesses reach the device once the window is enabled,
- * last.  Logged; what daemon_disk_free() releases is left to the caller.
+ * last.  With @adopt (a record of a previous process that fits), the device
+ * and its register window are taken over instead.  Logged; what
+ * daemon_disk_free() releases is left to the caller.
  */
 static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct disk_cfg *cfg,
-			     const char **ret_why)
+			     struct drec_disk *adopt, const char **ret_why)
 {
 	struct vblk_config vc = { 0 };
 	struct blk_info info;
@@ -416,7 +650,8 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 	info = daemon_disk_info(k);
 	vc.name = k->name;
 	vc.info = info;
-	vc.num_queues = d->opts.queues;
+	/* An adopted device keeps the shape its driver knows, whatever --queues says now. */
+	vc.num_queues = adopt ? drec_disk_id(adopt)->num_queues : d->opts.queues;
 	vc.serial = cfg->vdev;
 	r = loop_add_timer(d->loop, LOOP_TIMER_DISARM, 0, daemon_poll_timer, k, &k->poll_timer);
 	if (r < 0) {
@@ -437,6 +672,30 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		log_err("%s: cannot watch the block engine: %s", k->name, strerror(-r));
 		return r;
 	}
+	if (adopt) {
+		k->rec = adopt;
+		if (daemon_disk_restore(k, vc.num_queues) == 0) {
+			guest_mmio_adopt(k->mmio);
+			return 0;
+		}
+		/* As new: a fresh record, and the range taken over by guest_mmio_enable(). */
+		drec_disk_close(k->rec, true);
+		k->rec = NULL;
+		vmmio_destroy(k->regs);
+		vblk_destroy(k->vblk);
+		k->regs = NULL;
+		k->vblk = NULL;
+		r = vblk_create(&vc, &k->transport, &daemon_backend_ops, k, &k->vblk);
+		if (r == 0)
+			r = vmmio_create(vblk_virtio_dev(k->vblk), &k->regs);
+		if (r < 0) {
+			log_err("%s: cannot create the virtio-blk device: %s", k->name, strerror(-r));
+			*ret_why = "cannot create the virtio device";
+			return r;
+		}
+	}
+	if (d->rec_dir)
+		daemon_disk_record(d, k, cfg, vc.num_queues);
 	r = guest_mmio_enable(k->mmio);
 	if (r < 0) {
 		log_err("%s: cannot route MMIO 0x%llx to the IOREQ server: %s", k->name,
@@ -447,9 +706,51 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 	return 0;
 }
 
-static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **ret_why)
+/*
+ * The record a previous vblkd left for this disk, if it fits the disk as
+ * xenstore describes it now (and its guest was adopted); else NULL, the
+ * record dropped with a log line.
+ */
+static struct drec_disk *daemon_disk_find_record(struct daemon *d, const struct dguest *g,
+						 const struct disk_cfg *cfg)
+{
+	const struct drec_disk_id *id;
+	struct drec_disk *rec;
+	const char *why = NULL;
+	int r;
+
+	r = drec_disk_open(d->rec_dir, cfg->domid, cfg->devid, &rec);
+	if (r == -ENOENT)
+		return NULL;
+	if (r < 0) {
+		log_warn("dom %u disk %u: its record is %s: dropped", cfg->domid, cfg->devid,
+			 r == -EPROTONOSUPPORT ? "of another vblkd version" : "unusable");
+		drec_disk_remove(d->rec_dir, cfg->domid, cfg->devid);
+		return NULL;
+	}
+	id = drec_disk_id(rec);
+	if (!g->adopted)
+		why = "its guest's IOREQ server was not adopted";
+	else if (memcmp(id->handle, g->handle, sizeof(id->handle)))
+		why = "it is of an earlier domain with this domid";
+	else if (id->base != cfg->base || id->irq != cfg->irq || id->grants != cfg->grants)
+		why = "the disk's base, irq or grant use changed";
+	else if (strcmp(id->path, cfg->path))
+		why = "the disk's backing file changed";
+	if (why) {
+		log_warn("dom %u disk %u: not adopted: %s; record dropped", cfg->domid, cfg->devid,
+			 why);
+		drec_disk_close(rec, true);
+		return NULL;
+	}
+	return rec;
+}
+
+static int daemon_disk_add(void *data, const struct disk_cfg *cfg, enum disc_state state,
+			   const char **ret_why)
 {
 	struct daemon *d = data;
+	struct drec_disk *adopt = NULL;
 	struct ddisk *k = NULL;
 	struct dguest *g;
 	struct blk_info info;
@@ -463,6 +764,12 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	r = daemon_guest_get(d, cfg->domid, &g, &new_guest, ret_why);
 	if (r < 0)
 		return r;
+	if (state == DISC_STATE_INIT_WAIT && d->adopting && d->rec_dir)
+		adopt = daemon_disk_find_record(d, g, cfg);
+	if (state == DISC_STATE_INIT_WAIT && !adopt)
+		log_warn("dom %u disk %u: found in state %d with no record to adopt it from: "
+			 "serving it afresh; the guest may need a reboot to use it", cfg->domid,
+			 cfg->devid, (int)state);
 	k = daemon_disk_new(g, cfg);
 	r = k ? 0 : -ENOMEM;
 	if (r < 0)
@@ -475,13 +782,16 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 		r = daemon_open_backing(d, cfg, k, ret_why);
 	if (r >= 0)
 		r = daemon_shared_check(d, k, ret_why);
-	if (r >= 0)
-		r = daemon_disk_start(d, k, cfg, ret_why);
+	if (r >= 0) {
+		r = daemon_disk_start(d, k, cfg, adopt, ret_why);
+		adopt = NULL;	/* k's now */
+	}
 	if (r < 0)
 		goto err;
 	slist_push(&g->disks, k, next);
 	info = daemon_disk_info(k);
-	log_info("%s: serving '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
+	log_info("%s: %s '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
+		 k->rec && drec_disk_adoptions(k->rec) && d->adopting ? "adopted, serving" : "serving",
 		 cfg->path, info.read_only ? "read-only" : "read-write",
 		 blk_get_info(k->blk)->direct ? ", O_DIRECT" : "",
 		 (unsigned long long)info.capacity, blk_engine_name(blk_get_info(k->blk)->engine),
@@ -490,6 +800,7 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, const char **
 	return 0;
 
 err:
+	drec_disk_close(adopt, true);
 	daemon_disk_free(k);
 	if (new_guest)
 		daemon_guest_drop_unused(g);
@@ -570,6 +881,60 @@ static void daemon_room(void *data, struct guest *guest)
 	}
 }
 
+/* A record nothing adopted at start-up: the disk or the guest is gone (or was refused). */
+static void daemon_adopt_leftover(void *data, unsigned int domid, int devid)
+{
+	struct daemon *d = data;
+	struct drec_guest rec;
+	uint8_t handle[16];
+
+	if (devid >= 0) {
+		if (daemon_find_disk(d, domid, (unsigned int)devid))
+			return;
+		log_info("dom %u disk %u: no such disk in xenstore any more: its record is dropped",
+			 domid, (unsigned int)devid);
+		drec_disk_remove(d->rec_dir, domid, (unsigned int)devid);
+		return;
+	}
+	if (daemon_find_guest(d, domid))
+		return;
+	/* The same domain still there, none of its disks served: its server goes (ranges too). */
+	if (drec_guest_read(d->rec_dir, domid, &rec) == 0 &&
+	    guest_sys_domain_handle(d->sys, domid, handle) == 0 &&
+	    !memcmp(handle, rec.handle, sizeof(handle))) {
+		if (rec.server_id == DREC_SERVER_PENDING) {
+			daemon_destroy_orphans(d, &rec);
+			drec_guest_remove(d->rec_dir, domid);
+			return;
+		}
+		guest_sys_destroy_server(d->sys, domid, rec.server_id);
+		log_notice("dom %u: none of its disks is to be served any more: IOREQ server %u "
+			   "destroyed", domid, rec.server_id);
+	} else {
+		log_info("dom %u: the guest is gone: its record is dropped", domid);
+	}
+	drec_guest_remove(d->rec_dir, domid);
+}
+
+/* After the first look at xenstore: drop what was not adopted, then answer the adopted vCPUs. */
+static void daemon_adopt_finish(struct daemon *d)
+{
+	unsigned int guests = 0, disks = 0;
+
+	drec_list(d->rec_dir, daemon_adopt_leftover, d);
+	for (struct dguest *g = d->guests; g; g = g->next) {
+		if (!g->adopted)
+			continue;
+		guests++;
+		for (struct ddisk *k = g->disks; k; k = k->next)
+			disks += k->rec && drec_disk_adoptions(k->rec) > 0;
+		guest_adopt_resume(g->guest);
+	}
+	if (guests)
+		log_notice("adopted %u disk%s of %u guest%s from the previous vblkd", disks,
+			   disks == 1 ? "" : "s", guests, guests == 1 ? "" : "s");
+}
+
 int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon **ret_daemon)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
@@ -596,17 +961,32 @@ int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon 
 	if (r < 0)
 		goto err_xsw;
 	guest_sys_set_room(d->sys, daemon_room, d);
+	r = opts->state_dir ? drec_dir_open(opts->state_dir, &d->rec_dir) : 0;
+	if (r == -EBUSY)
+		goto err_sys;
+	if (r < 0)
+		log_warn("guests will not survive a restart of vblkd: it cannot keep their records");
 	r = disc_new(d->xsw, d->backend_domid, &daemon_disc_ops, d, &d->disc);
 	if (r < 0) {
 		log_err("cannot watch /local/domain/%u/backend/virtio_disk: %s", d->backend_domid,
 			strerror(-r));
-		goto err_sys;
+		goto err_rec;
+	}
+	if (d->rec_dir) {
+		/* Before anything answers a guest: what a previous vblkd served is adopted first. */
+		d->adopting = true;
+		disc_scan(d->disc);
+		d->adopting = false;
+		daemon_adopt_finish(d);
 	}
 	log_info("watching /local/domain/%u/backend/virtio_disk (engine %s, %u queue%s per disk)",
 		 d->backend_domid, blk_engine_name(opts->engine), opts->queues,
 		 opts->queues == 1 ? "" : "s");
 	*ret_daemon = d;
 	return 0;
+
+err_rec:
+	drec_dir_close(d->rec_dir);
 
 err_sys:
 	guest_sys_close(d->sys);
@@ -640,10 +1020,35 @@ void daemon_refresh(struct daemon *d)
 			info = daemon_disk_info(k);
 			/* New capacity in the config space, ConfigGeneration bumped, config interrupt. */
 			vblk_set_info(k->vblk, &info);
+			daemon_disk_save(k);
 			log_info("%s: '%s' is now %llu bytes; the guest is told", k->name, k->path,
 				 (unsigned long long)info.capacity);
 		}
 	}
+}
+
+bool daemon_keeps_guests(const struct daemon *d)
+{
+	return d->rec_dir != NULL;
+}
+
+void daemon_detach(struct daemon *d, int code)
+{
+	if (!d->rec_dir) {
+		daemon_shutdown(d, code);
+		return;
+	}
+	if (d->shutting_down)
+		return;
+	d->shutting_down = true;
+	d->detaching = true;
+	d->exit_code = code;
+	disc_free(d->disc);
+	d->disc = NULL;
+	/* daemon_free() lets go of ours only: Xen's side and the records stay for the successor. */
+	for (struct dguest *g = d->guests; g; g = g->next)
+		guest_detach(g->guest);
+	loop_stop(d->loop, code);
 }
 
 void daemon_shutdown(struct daemon *d, int code)
@@ -692,6 +1097,7 @@ void daemon_free(struct daemon *d)
 		daemon_disk_release(k);	/* frees g with its last disk */
 	}
 	disc_free(d->disc);
+	drec_dir_close(d->rec_dir);
 	guest_sys_close(d->sys);
 	xsw_close(d->xsw);
 	free(d);

@@ -32,9 +32,19 @@ enum {
 	EXIT_NOT_RUNNING = 3,	/* --status: no daemon answers */
 };
 
+/* Where records for a restarted vblkd are kept (the unit's RuntimeDirectory=vblkd). */
+#define STATE_DIR_DEFAULT "/run/vblkd/state"
+
+/*
+ * vblkd-sim links the simulator's libxensim, which names the simulated
+ * machine's own state directory; vblkd has no such symbol.
+ */
+extern const char *xensim_state_dir(void) __attribute__((weak));
+
 struct options {
 	bool foreground;
 	bool status;
+	bool release;
 	bool json;
 	const char *control;
 	struct daemon_opts daemon;
@@ -56,7 +66,12 @@ static void usage(FILE *f)
 		"      --allow-shared        serve an image to several disks even if one of them\n"
 		"                            writes it (cluster file systems; default: refuse)\n"
 		"      --control-socket=PATH control socket (default " CTL_DEFAULT_PATH ")\n"
+		"      --state-dir=DIR       records from which a restarted vblkd adopts the\n"
+		"                            guests (default " STATE_DIR_DEFAULT "; empty: none,\n"
+		"                            guests are released when vblkd stops)\n"
 		"  -s, --status              show the running daemon's guests and disks, and exit\n"
+		"      --release             tell the running daemon to release every guest and\n"
+		"                            stop (a stop for good: guests lose their disks)\n"
 		"      --json                with --status: print the status as JSON\n"
 		"  -h, --help                show this help and exit\n"
 		"  -V, --version             show the version and exit\n"
@@ -79,7 +94,15 @@ static int parse_uint(const char *opt, const char *s, uint64_t min, uint64_t max
 	return 0;
 }
 
-enum { OPT_BACKEND_DOMID = 256, OPT_QUEUE_DEPTH, OPT_ALLOW_SHARED, OPT_CONTROL, OPT_JSON };
+enum {
+	OPT_BACKEND_DOMID = 256,
+	OPT_QUEUE_DEPTH,
+	OPT_ALLOW_SHARED,
+	OPT_CONTROL,
+	OPT_JSON,
+	OPT_STATE_DIR,
+	OPT_RELEASE,
+};
 
 /* One option (flat dispatch): 0 to go on, 1 to exit 0 (help, version), -1 on a usage error. */
 static int parse_option(int c, const char *arg, struct options *o)
@@ -131,6 +154,17 @@ static int parse_option(int c, const char *arg, struct options *o)
 		}
 		o->control = arg;
 		return 0;
+	case OPT_STATE_DIR:
+		if (arg[0] && arg[0] != '/') {
+			fprintf(stderr, "vblkd: --state-dir '%s': expected an absolute path (or "
+					"nothing, for none)\n", arg);
+			return -1;
+		}
+		o->daemon.state_dir = arg[0] ? arg : NULL;
+		return 0;
+	case OPT_RELEASE:
+		o->release = true;
+		return 0;
 	case 's':
 		o->status = true;
 		return 0;
@@ -161,6 +195,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 		{ "allow-shared", no_argument, NULL, OPT_ALLOW_SHARED },
 		{ "control-socket", required_argument, NULL, OPT_CONTROL },
+		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
+		{ "release", no_argument, NULL, OPT_RELEASE },
 		{ "status", no_argument, NULL, 's' },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
@@ -173,6 +209,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		r = parse_option(c, optarg, o);
 		if (r != 0)
 			return r;
+	}
+	if (o->release && o->status) {
+		fprintf(stderr, "vblkd: --release and --status do not go together\n");
+		return -1;
 	}
 	if (o->json && !o->status) {
 		fprintf(stderr, "vblkd: --json goes with --status\n");
@@ -213,12 +253,44 @@ static int show_status(const struct options *o)
 	return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/* `vblkd --release`: ask the running daemon to let every guest go and stop. */
+static int release_guests(const struct options *o)
+{
+	char *reply = NULL;
+	int r;
+
+	r = ctl_request(o->control, "release", 5000, &reply);
+	if (r == -ENOENT || r == -ECONNREFUSED) {
+		fprintf(stderr, "vblkd: no daemon is running (nothing answers on %s)\n", o->control);
+		return EXIT_NOT_RUNNING;
+	}
+	if (r < 0) {
+		fprintf(stderr, "vblkd: cannot ask %s to release its guests: %s\n", o->control,
+			strerror(-r));
+		return EXIT_FAILURE;
+	}
+	fputs(reply, stdout);
+	free(reply);
+	return fflush(stdout) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
 static char *on_control(const char *request, void *data)
 {
 	struct daemon *d = data;
+	char *reply;
 
 	if (!strcmp(request, "status"))
 		return daemon_status_json(d);
+	if (!strcmp(request, "release")) {
+		if (asprintf(&reply, "releasing %u disk%s of %u guest%s, then stopping\n",
+			     daemon_disk_count(d), daemon_disk_count(d) == 1 ? "" : "s",
+			     daemon_guest_count(d), daemon_guest_count(d) == 1 ? "" : "s") < 0)
+			reply = NULL;
+		log_notice("release asked for: finishing in-flight IO and releasing all guests");
+		notify_send("STOPPING=1\nSTATUS=releasing all guests");
+		daemon_shutdown(d, 0);
+		return reply;
+	}
 	return NULL;
 }
 
@@ -238,6 +310,14 @@ static void on_stop_signal(struct loop_source *src, const struct signalfd_siginf
 {
 	struct daemon *d = data;
 
+	if (daemon_keeps_guests(d)) {
+		/* A restart or an upgrade: the next vblkd adopts the guests (vblkd(8), RESTARTS). */
+		log_notice("%s: stopping; the guests stay attached for the next vblkd (vblkd "
+			   "--release lets them go)", strsignal((int)si->ssi_signo));
+		notify_send("STOPPING=1\nSTATUS=leaving the guests to the next vblkd");
+		daemon_detach(d, 0);
+		return;
+	}
 	log_notice("%s: finishing in-flight IO and releasing all guests", strsignal((int)si->ssi_signo));
 	notify_send("STOPPING=1\nSTATUS=finishing in-flight IO");
 	daemon_shutdown(d, 0);
@@ -357,11 +437,14 @@ int main(int argc, char **argv)
 
 	log_init("vblkd");
 	o.control = CTL_DEFAULT_PATH;
+	o.daemon.state_dir = xensim_state_dir ? xensim_state_dir() : STATE_DIR_DEFAULT;
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r > 0 ? EXIT_SUCCESS : EXIT_USAGE;
 	if (o.status)
 		return show_status(&o);
+	if (o.release)
+		return release_guests(&o);
 
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();

@@ -113,6 +113,10 @@ static void status_print_disk(FILE *out, unsigned long long domid, const char *g
 			fprintf(out, " (none negotiated yet)");
 	}
 	fputc('\n', out);
+	if (status_u64(k, "adoptions"))
+		fprintf(out, "      adopted from a previous vblkd %llu time%s, last at %s\n",
+			status_u64(k, "adoptions"), status_u64(k, "adoptions") == 1 ? "" : "s",
+			status_str(k, "last_adopted", "?"));
 	/* Documents of older daemons have no latency: no line. */
 	if (json_object_object_get_ex(k, "latency_us", &feats)) {
 		fprintf(out, "      last minute:");

@@ -111,6 +111,7 @@ struct vblk_dev {
 	struct virtio_dev *vdev;
 	struct vblk_queue *queues;
 	uint8_t writeback;
+	bool restoring;			/* inside vblk_restore() */
 	struct vblk_stats stats;
 	struct log_ratelimit rl;
 	struct vblk_pool *orphans;	/* detached pools with requests in the backend */
@@ -1087,7 +1088,9 @@ static void blk_reset(void *opaque)
 {
 	struct vblk_dev *dev = opaque;
 
-	dev->writeback = dev->info.write_cache ? 1 : 0;
+	/* A restore resets the device first: the driver's setting is what it restores. */
+	if (!dev->restoring)
+		dev->writeback = dev->info.write_cache ? 1 : 0;
 }
 
 static const struct virtio_dev_ops vblk_dev_ops = {
@@ -1235,4 +1238,26 @@ void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info)
 void vblk_get_stats(const struct vblk_dev *dev, struct vblk_stats *ret_stats)
 {
 	*ret_stats = dev->stats;
+}
+
+void vblk_save(const struct vblk_dev *dev, struct vblk_state *st)
+{
+	*st = (struct vblk_state){ .writeback = dev->writeback };
+}
+
+int vblk_restore(struct vblk_dev *dev, const struct vblk_state *st,
+		 const struct virtio_dev_state *vst, size_t size)
+{
+	int r;
+
+	if (st->writeback > 1)
+		return -EINVAL;
+	/* Set before the requests in flight are resubmitted: it decides their flushes. */
+	dev->writeback = st->writeback;
+	dev->restoring = true;
+	r = virtio_dev_restore(dev->vdev, vst, size);
+	dev->restoring = false;
+	if (r < 0)
+		dev->writeback = dev->info.write_cache ? 1 : 0;
+	return r;
 }

@@ -12,6 +12,9 @@
 struct vdev_queue {
 	struct virtio_queue_state s;	/* layout and enable; ring fields filled by a save */
 	struct vq *vq;
+	void *journal;			/* virtio_dev_set_journal(), NULL if none */
+	size_t journal_size;
+	bool journaled;			/* vq keeps its state in the journal */
 };
 
 struct virtio_dev {
@@ -157,8 +160,11 @@ void virtio_dev_config_changed(struct virtio_dev *vdev)
 static void device_reset(struct virtio_dev *vdev)
 {
 	for (unsigned int i = 0; i < vdev->p.num_queues; i++) {
+		struct vdev_queue *q = &vdev->queues[i];
+
 		queue_stop(vdev, i);
-		memset(&vdev->queues[i], 0, sizeof(vdev->queues[i]));
+		/* The host's, not the driver's: a reset (§2.4) keeps the journal for the next start. */
+		*q = (struct vdev_queue){ .journal = q->journal, .journal_size = q->journal_size };
 	}
 	vdev->ops->reset(vdev->opaque);
 	vdev->status = 0;
@@ -460,6 +466,13 @@ static int queue_start(struct virtio_dev *vdev, unsigned int idx)
 		return r;
 	}
 	r = vq_create(&vdev->t, &cfg, &vq);
+	q->journaled = false;
+	if (r == 0 && q->journal) {
+		q->journaled = vq_journal_start(vq, q->journal, q->journal_size) == 0;
+		if (!q->journaled)
+			vdev_warn(vdev, "queue %u: no room to journal %u entries: its requests in "
+					"flight would be lost with the process", idx, cfg.num);
+	}
 	if (r == 0)
 		r = queue_attach(vdev, idx, vq);
 	if (r == -ENOMEM)
@@ -511,7 +524,7 @@ size_t virtio_dev_state_size(const struct virtio_dev *vdev)
 	size_t n = 0;
 
 	for (unsigned int i = 0; i < vdev->p.num_queues; i++)
-		if (vdev->queues[i].vq)
+		if (vdev->queues[i].vq && !vdev->queues[i].journaled)
 			n += vq_num(vdev->queues[i].vq);
 	return sizeof(struct virtio_dev_state) + n * sizeof(struct vq_inflight);
 }
@@ -543,7 +556,8 @@ int virtio_dev_save(const struct virtio_dev *vdev, struct virtio_dev_state *st, 
 		qs->live = q->vq != NULL;
 		qs->first_inflight = n;
 		qs->ninflight = 0;
-		if (!q->vq)
+		/* A journaled queue's positions and buffers in flight are in its journal. */
+		if (!q->vq || q->journaled)
 			continue;
 		r = vq_save(q->vq, &qs->ring);
 		if (r < 0)
@@ -595,6 +609,7 @@ static int restore_queue(struct virtio_dev *vdev, const struct virtio_dev_state 
 			 unsigned int idx)
 {
 	const struct virtio_queue_state *qs = &st->queues[idx];
+	struct vdev_queue *q = &vdev->queues[idx];
 	struct vq_config cfg;
 	struct vq *vq;
 	int r;
@@ -604,8 +619,13 @@ static int restore_queue(struct virtio_dev *vdev, const struct virtio_dev_state 
 		r = vq_create(&vdev->t, &cfg, &vq);
 	if (r < 0)
 		return r;
-	r = vq_restore(vq, &qs->ring, &st->inflight[qs->first_inflight], qs->ninflight);
+	q->journaled = q->journal != NULL;
+	if (q->journal)
+		r = vq_journal_resume(vq, q->journal, q->journal_size);
+	else
+		r = vq_restore(vq, &qs->ring, &st->inflight[qs->first_inflight], qs->ninflight);
 	if (r < 0) {
+		q->journaled = false;
 		vq_destroy(vq);
 		return r;
 	}
@@ -644,4 +664,29 @@ int virtio_dev_restore(struct virtio_dev *vdev, const struct virtio_dev_state *s
 err:
 	device_reset(vdev);
 	return r;
+}
+
+size_t virtio_dev_journal_size(const struct virtio_dev *vdev)
+{
+	struct vq_config cfg = { .num = vdev->p.queue_num_max, .max_segs = vdev->p.queue_num_max };
+	unsigned int max_segs;
+
+	/* The most buffers a chain may have under any features the driver picks. */
+	vdev->ops->queue_limits(vdev->opaque, 0, &cfg);
+	max_segs = cfg.max_segs > vdev->p.queue_num_max ? cfg.max_segs : vdev->p.queue_num_max;
+	return vq_journal_size(vdev->p.queue_num_max, max_segs);
+}
+
+int virtio_dev_set_journal(struct virtio_dev *vdev, unsigned int idx, void *mem, size_t size)
+{
+	struct vdev_queue *q;
+
+	if (idx >= vdev->p.num_queues || ((uintptr_t)mem & 7))
+		return -EINVAL;
+	q = &vdev->queues[idx];
+	if (q->vq)
+		return -EBUSY;
+	q->journal = mem;
+	q->journal_size = size;
+	return 0;
 }

@@ -246,6 +246,17 @@ bool vmmio_write_posted(uint64_t offset)
 	return offset == REG_QUEUE_NOTIFY;
 }
 
+bool vmmio_write_saves(uint64_t offset)
+{
+	/*
+	 * The two data-path registers change nothing a restarted device needs:
+	 * a notification is taken again from the rings, and InterruptStatus is
+	 * raised again after a restore.  Everything else (status, features,
+	 * selectors, queue layout, config) does.
+	 */
+	return offset != REG_QUEUE_NOTIFY && offset != REG_INTERRUPT_ACK;
+}
+
 void vmmio_write(struct vmmio_dev *m, uint64_t offset, unsigned int size, uint64_t value)
 {
 	if (offset >= VMMIO_CONFIG_OFFSET && offset < VMMIO_WINDOW_SIZE) {
@@ -262,4 +273,26 @@ void vmmio_write(struct vmmio_dev *m, uint64_t offset, unsigned int size, uint64
 		return;
 	}
 	write_reg(m, (uint32_t)offset, (uint32_t)value);
+}
+
+void vmmio_save(const struct vmmio_dev *m, struct vmmio_state *st)
+{
+	*st = (struct vmmio_state){
+		.dev_features_sel = m->dev_features_sel,
+		.drv_features_sel = m->drv_features_sel,
+		.queue_sel = m->queue_sel,
+		.guest_page_size = m->guest_page_size,
+	};
+}
+
+int vmmio_restore(struct vmmio_dev *m, const struct vmmio_state *st)
+{
+	/* Selectors are the driver's values as written (checked where they are used). */
+	if (st->guest_page_size == 0 || (st->guest_page_size & (st->guest_page_size - 1)))
+		return -EINVAL;
+	m->dev_features_sel = st->dev_features_sel;
+	m->drv_features_sel = st->drv_features_sel;
+	m->queue_sel = st->queue_sel;
+	m->guest_page_size = st->guest_page_size;
+	return 0;
 }

@@ -30,6 +30,17 @@ struct vq_layout_ops {
 	bool (*set_notify)(struct vq *vq, bool on);
 	/* Walk an in-flight chain again after a restore (vq_restore()). */
 	int (*repop)(struct vq *vq, struct vq_elem *elem, const struct vq_inflight *h);
+	/*
+	 * Whether the batch the journal announced became visible to the
+	 * driver: 1 yes, 0 no, -EINVAL the ring says neither.
+	 */
+	int (*journal_published)(struct vq *vq, const struct vq_journal *j);
+	/*
+	 * After a resume set the positions: make sure nothing the device owns
+	 * looks used to the driver (NULL: nothing can).  -EINVAL when the
+	 * positions contradict each other.
+	 */
+	int (*journal_resumed)(struct vq *vq);
 };
 
 struct vq_map {
@@ -74,6 +85,12 @@ struct vq {
 	unsigned int npending;
 	bool notify_pending;			/* an early publish wanted an interrupt */
 	struct vq_inflight *start;		/* per id: where its chain began (for a save) */
+
+	/* the journal (vq_journal_start()), NULL when none */
+	struct vq_journal *j;
+	struct vq_journal_slot *jslots;
+	size_t jstride;				/* bytes per slot */
+	bool redo_journal;			/* redo[] heads are walked from the journal */
 };
 
 extern const struct vq_layout_ops vq_split_ops;
@@ -95,6 +112,14 @@ bool vq_release_id(struct vq *vq, uint16_t id);
  * not.  Returns @err.
  */
 int vq_fail(struct vq *vq, int err);
+
+/* Journal hooks (vq-journal.c); each does nothing without a journal. */
+void vq_journal_taken(struct vq *vq, const struct vq_elem *elem, uint16_t pos, bool wrap);
+void vq_journal_pushed(struct vq *vq, unsigned int n, uint16_t id);
+void vq_journal_publishing(struct vq *vq, uint16_t to, bool to_wrap, unsigned int n);
+void vq_journal_published(struct vq *vq);
+/* A restored head walked again from its journal slot. */
+int vq_journal_repop(struct vq *vq, struct vq_elem *elem, const struct vq_inflight *h);
 
 /* §2.7.7 (used_event) / §2.7.10: has the index moved past @event in the step old -> new_idx? */
 static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old)

@@ -238,6 +238,8 @@ static bool packed_publish(struct vq *vq)
 			vq->used_wrap = !vq->used_wrap;
 		}
 	}
+	if (vq->j)
+		vq_journal_publishing(vq, vq->next_used, vq->used_wrap, vq->npending);
 	vq->npending = 0;
 	/*
 	 * The first descriptor's flags last, so the whole batch becomes visible at
@@ -245,6 +247,8 @@ static bool packed_publish(struct vq *vq)
 	 */
 	vq_wmb();
 	vq_store(&vq->pdesc[first_slot].flags, virtio_htole16(first_flags));
+	if (vq->j)
+		vq_journal_published(vq);
 	/* Publish before reading the driver's event suppression: pairs with its mb after writing it. */
 	vq_mb();
 	dflags = virtio_le16toh(vq_load(&vq->driver_event[EVENT_FLAGS]));
@@ -288,6 +292,53 @@ static bool packed_set_notify(struct vq *vq, bool on)
 	return desc_is_avail(virtio_le16toh(vq_load(&vq->pdesc[vq->next_avail].flags)), vq->avail_wrap);
 }
 
+static int packed_journal_published(struct vq *vq, const struct vq_journal *j)
+{
+	uint64_t pub = __atomic_load_n(&j->pub, __ATOMIC_RELAXED);
+	uint16_t from = (uint16_t)pub, flags;
+	bool wrap = (pub >> 16) & 1;
+
+	/*
+	 * The batch's first descriptor becomes used last (packed_publish()).
+	 * Until then it is the available one we took, USED = !wrap; once used,
+	 * USED = wrap, and it stays so when the driver makes it available again
+	 * (with the other wrap counter, §2.8.1).
+	 */
+	flags = virtio_le16toh(vq_load(&vq->pdesc[from].flags));
+	return !!(flags & VIRTQ_DESC_F_USED) == wrap;
+}
+
+/*
+ * A process killed in packed_publish() may have written used descriptors
+ * after the first of its batch, whose flags it writes last: invisible while
+ * that first one is not used, they would be read as new ones once a later
+ * batch makes it so, and their buffers are in flight again.  Every slot from
+ * the used to the avail position is the device's (taken, not yet returned,
+ * §2.8.6), so it is marked as not used in the driver's lap.
+ */
+static int packed_journal_resumed(struct vq *vq)
+{
+	uint16_t num = vq->cfg.num, i = vq->next_used;
+	bool wrap = vq->used_wrap;
+	int n = vq->next_avail - vq->next_used;
+
+	/* One lap ahead at most (§2.8.1): at most num slots in flight. */
+	if (vq->avail_wrap != vq->used_wrap)
+		n += num;
+	if (n < 0 || n > num)
+		return -EINVAL;
+	for (; n > 0; n--) {
+		/* §2.8.1: used is AVAIL == USED == the wrap counter; this is neither. */
+		vq_store(&vq->pdesc[i].flags,
+			 virtio_htole16(wrap ? VIRTQ_DESC_F_AVAIL : VIRTQ_DESC_F_USED));
+		if (++i == num) {
+			i = 0;
+			wrap = !wrap;
+		}
+	}
+	return 0;
+}
+
 const struct vq_layout_ops vq_packed_ops = {
 	.init = packed_init,
 	.pop = packed_pop,
@@ -295,4 +346,6 @@ const struct vq_layout_ops vq_packed_ops = {
 	.publish = packed_publish,
 	.set_notify = packed_set_notify,
 	.repop = packed_repop,
+	.journal_published = packed_journal_published,
+	.journal_resumed = packed_journal_resumed,
 };

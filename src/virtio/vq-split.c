@@ -233,8 +233,12 @@ static bool split_publish(struct vq *vq)
 	 * virtqueue_get_buf_ctx_split's virtio_rmb).
 	 */
 	vq_wmb();
+	if (vq->j)
+		vq_journal_publishing(vq, new_idx, false, (uint16_t)(new_idx - old));
 	vq_store(used_idx_ptr(vq), virtio_htole16(new_idx));
 	vq->used_published = new_idx;
+	if (vq->j)
+		vq_journal_published(vq);
 	/*
 	 * Publish the index before reading the driver's suppression state: pairs
 	 * with the driver's mb between writing used_event (or flags) and
@@ -290,6 +294,17 @@ static int split_repop(struct vq *vq, struct vq_elem *elem, const struct vq_infl
 	return 1;
 }
 
+static int split_journal_published(struct vq *vq, const struct vq_journal *j)
+{
+	uint16_t idx = virtio_le16toh(vq_load(used_idx_ptr(vq)));
+	uint64_t pub = __atomic_load_n(&j->pub, __ATOMIC_RELAXED);
+
+	/* Only the device writes used->idx: it holds either end of the batch. */
+	if (idx == (uint16_t)(pub >> 32))
+		return 1;
+	return idx == (uint16_t)pub ? 0 : -EINVAL;
+}
+
 const struct vq_layout_ops vq_split_ops = {
 	.init = split_init,
 	.pop = split_pop,
@@ -297,4 +312,5 @@ const struct vq_layout_ops vq_split_ops = {
 	.publish = split_publish,
 	.set_notify = split_set_notify,
 	.repop = split_repop,
+	.journal_published = split_journal_published,
 };

@@ -348,9 +348,24 @@ int vq_pop(struct vq *vq, struct vq_elem *elem)
 	elem->iov_num = 0;
 	if (vq->redo_next < vq->nredo) {
 		/* Restored heads first: they were taken from the ring before the save. */
-		int r = vq->ops->repop(vq, elem, &vq->redo[vq->redo_next++]);
+		int r;
 
+		vq->redo_next++;
+
+		if (vq->redo_journal)
+			r = vq_journal_repop(vq, elem, &vq->redo[vq->redo_next - 1]);
+		else
+			r = vq->ops->repop(vq, elem, &vq->redo[vq->redo_next - 1]);
 		return r < 0 ? vq_fail(vq, r) : r;
+	}
+	if (vq->j) {
+		uint16_t pos = vq->cfg.packed ? vq->next_avail : vq->last_avail;
+		bool wrap = vq->avail_wrap;
+		int r = vq->ops->pop(vq, elem);
+
+		if (r == 1)
+			vq_journal_taken(vq, elem, pos, wrap);
+		return r;
 	}
 	return vq->ops->pop(vq, elem);
 }
@@ -363,6 +378,10 @@ void vq_push(struct vq *vq, const struct vq_elem *elem, uint32_t written)
 	if (written > elem->in_len)
 		written = (uint32_t)elem->in_len;
 	vq->ops->push(vq, elem, written);
+	if (vq->j)
+		vq_journal_pushed(vq, vq->cfg.packed ? vq->npending - 1 :
+						       (uint16_t)(vq->used_idx - vq->used_published - 1),
+				  elem->id);
 }
 
 bool vq_publish(struct vq *vq)

@@ -251,12 +251,7 @@ static void disc_try_add(struct disc *disc, unsigned int domid, unsigned int dev
 		return;
 	}
 
-	if (state != DISC_STATE_INITIALISING)
-		log_warn("dom %u disk %u: found in state %d: vblkd restarted while the guest ran? "
-			 "Serving it afresh; the guest may need a reboot to use it", domid, devid,
-			 state);
-
-	r = disc->ops->disk_add(disc->data, &cfg, &why);
+	r = disc->ops->disk_add(disc->data, &cfg, (enum disc_state)state, &why);
 	if (r < 0) {
 		/* The owner logged the details; xenstore gets a short reason for xl users. */
 		snprintf(what, sizeof(what), "%s", why ? why : strerror(-r));
@@ -426,6 +421,11 @@ int disc_new(struct xsw *xsw, unsigned int backend_domid, const struct disc_ops 
 	}
 	*ret_disc = disc;
 	return 0;
+}
+
+void disc_scan(struct disc *disc)
+{
+	disc_scan_all(disc);
 }
 
 void disc_free(struct disc *disc)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <xenctrl.h>
 #include <xendevicemodel.h>
 #include <xenevtchn.h>
 #include <xenforeignmemory.h>
@@ -28,6 +29,8 @@
 #define GUEST_PAGE_SIZE 4096u
 /* One ioreq page holds this many vCPUs' slots. */
 #define GUEST_IOREQ_MAX_VCPUS (GUEST_PAGE_SIZE / sizeof(ioreq_t))
+/* IOREQ servers a domain can have (MAX_NR_IOREQ_SERVERS in xen/common/ioreq.c). */
+#define GUEST_MAX_SERVERS 8u
 /* Longest "rep" access honoured; Xen never asks for more than fits a page. */
 #define GUEST_MAX_REPS 4096u
 /* Chunks of the guest-memory cache: 1024 x 256 KiB = 256 MiB of address space per guest. */
@@ -36,6 +39,7 @@
 #define GUEST_OWN_MAPS 8192u
 
 struct guest_sys {
+	xc_interface *xch;		/* domain handles (NULL: cannot tell a reused domid apart) */
 	xendevicemodel_handle *dmod;
 	xenforeignmemory_handle *fmem;
 	xengnttab_handle *xgt;	/* NULL when grant mapping is unavailable */
@@ -77,6 +81,8 @@ struct guest {
 	struct guest_stats stats;
 	struct log_ratelimit rl;
 	bool dead;
+	bool adopting;			/* guest_adopt() until guest_adopt_resume(): slots wait */
+	bool keep;			/* guest_detach(): Xen's side stays for a successor */
 };
 
 /*
@@ -127,6 +133,11 @@ int guest_sys_open(struct guest_sys **ret_sys)
 		log_err("cannot open Xen foreign memory: %m");
 		goto err_dmod;
 	}
+	/* Only to tell a guest from another one under the same domid (restarts). */
+	sys->xch = xc_interface_open(NULL, NULL, 0);
+	if (!sys->xch)
+		log_warn("cannot open the Xen control interface (%m): a guest adopted after a "
+			 "restart is recognised by its domid alone");
 	/* Grant mapping is only needed for guests that use grants (backend outside Dom0). */
 	sys->xgt = xengnttab_open(NULL, 0);
 	if (!sys->xgt)
@@ -165,6 +176,8 @@ void guest_sys_close(struct guest_sys *sys)
 		return;
 	if (sys->xgt)
 		xengnttab_close(sys->xgt);
+	if (sys->xch)
+		xc_interface_close(sys->xch);
 	xenforeignmemory_close(sys->fmem);
 	xendevicemodel_close(sys->dmod);
 	free(sys);
@@ -357,6 +370,9 @@ static void guest_evtchn_ready(struct loop_source *src, int fd, uint32_t events,
 	if (port < 0)
 		return;
 	xenevtchn_unmask(g->xce, (evtchn_port_t)port);
+	/* Adopted, its disks not all back yet: guest_adopt_resume() looks at every slot. */
+	if (g->adopting)
+		return;
 	if ((evtchn_port_t)port <= g->max_port && g->vcpu_of_port[port])
 		guest_handle_vcpu(g, g->vcpu_of_port[port] - 1);
 }
@@ -397,24 +413,52 @@ err_nomem:
 	return -ENOMEM;
 }
 
+static int guest_get_vcpus(struct guest *g)
+{
+	int r;
+
+	if (xendevicemodel_nr_vcpus(g->sys->dmod, (domid_t)g->domid, &g->nr_vcpus) < 0) {
+		r = -errno;
+		log_err("dom %u: cannot get the number of vCPUs: %s", g->domid, strerror(-r));
+		return r;
+	}
+	if (g->nr_vcpus == 0 || g->nr_vcpus > GUEST_IOREQ_MAX_VCPUS) {
+		log_err("dom %u: %u vCPUs: vblkd serves guests with 1 to %zu vCPUs", g->domid,
+			g->nr_vcpus, (size_t)GUEST_IOREQ_MAX_VCPUS);
+		return -ERANGE;
+	}
+	return 0;
+}
+
+static int guest_map_iopage(struct guest *g)
+{
+	void *addr = NULL;
+	int r;
+
+	g->iopage_res = xenforeignmemory_map_resource(g->sys->fmem, (domid_t)g->domid,
+						      XENMEM_resource_ioreq_server, g->id,
+						      XENMEM_resource_ioreq_server_frame_ioreq(0), 1,
+						      &addr, PROT_READ | PROT_WRITE, 0);
+	if (!g->iopage_res) {
+		r = -errno;
+		log_err("dom %u: cannot map the ioreq page of IOREQ server %u: %s", g->domid, g->id,
+			strerror(-r));
+		return r;
+	}
+	g->iopage = addr;
+	return 0;
+}
+
 /* The sequence of ../shared/xen-notes.md: vCPUs, server, ioreq page, enable.  Errors are logged. */
 static int guest_start_server(struct guest *g)
 {
 	struct guest_sys *sys = g->sys;
 	unsigned int domid = g->domid;
-	void *addr = NULL;
 	int r;
 
-	if (xendevicemodel_nr_vcpus(sys->dmod, (domid_t)domid, &g->nr_vcpus) < 0) {
-		r = -errno;
-		log_err("dom %u: cannot get the number of vCPUs: %s", domid, strerror(-r));
+	r = guest_get_vcpus(g);
+	if (r < 0)
 		return r;
-	}
-	if (g->nr_vcpus == 0 || g->nr_vcpus > GUEST_IOREQ_MAX_VCPUS) {
-		log_err("dom %u: %u vCPUs: vblkd serves guests with 1 to %zu vCPUs", domid,
-			g->nr_vcpus, (size_t)GUEST_IOREQ_MAX_VCPUS);
-		return -ERANGE;
-	}
 	/* Arm has no buffered ioreqs (xen-notes.md): synchronous ones only. */
 	if (xendevicemodel_create_ioreq_server(sys->dmod, (domid_t)domid, HVM_IOREQSRV_BUFIOREQ_OFF,
 					       &g->id) < 0) {
@@ -426,17 +470,9 @@ static int guest_start_server(struct guest *g)
 		return r;
 	}
 	g->server_created = true;
-	g->iopage_res = xenforeignmemory_map_resource(sys->fmem, (domid_t)domid,
-						      XENMEM_resource_ioreq_server, g->id,
-						      XENMEM_resource_ioreq_server_frame_ioreq(0), 1,
-						      &addr, PROT_READ | PROT_WRITE, 0);
-	if (!g->iopage_res) {
-		r = -errno;
-		log_err("dom %u: cannot map the ioreq page of IOREQ server %u: %s", domid, g->id,
-			strerror(-r));
+	r = guest_map_iopage(g);
+	if (r < 0)
 		return r;
-	}
-	g->iopage = addr;
 	if (xendevicemodel_set_ioreq_server_state(sys->dmod, (domid_t)domid, g->id, 1) < 0) {
 		r = -errno;
 		log_err("dom %u: cannot enable IOREQ server %u: %s", domid, g->id, strerror(-r));
@@ -468,45 +504,166 @@ static int guest_open_evtchn(struct guest *g)
 	return guest_bind_vcpus(g);
 }
 
-int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
-	      struct guest **ret_guest)
+static struct guest *guest_alloc(struct guest_sys *sys, unsigned int domid)
 {
-	struct guest *g;
-	int r;
+	struct guest *g = calloc(1, sizeof(*g));
 
-	g = calloc(1, sizeof(*g));
 	if (!g) {
 		log_err("dom %u: cannot set up the guest: %s", domid, strerror(ENOMEM));
-		return -ENOMEM;
+		return NULL;
 	}
 	g->sys = sys;
 	g->domid = domid;
 	g->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
+	return g;
+}
 
-	r = guest_start_server(g);
-	if (r < 0)
-		goto err;
+/* Event channels, guest memory and the loop, once the server's page is mapped. */
+static int guest_attach(struct guest *g, struct loop *loop)
+{
+	struct guest_sys *sys = g->sys;
+	unsigned int domid = g->domid;
+	int r;
+
 	r = guest_open_evtchn(g);
 	if (r < 0)
-		goto err;
+		return r;
 	r = gmem_new(sys->fmem, sys->xgt, domid, GUEST_GMEM_CHUNKS, &sys->budget, &g->gmem);
 	if (r < 0) {
 		log_err("dom %u: cannot set up the guest memory cache: %s", domid, strerror(-r));
-		goto err;
+		return r;
 	}
 	gmem_set_owner(g->gmem, g);
 	r = loop_add_fd(loop, xenevtchn_fd(g->xce), EPOLLIN, guest_evtchn_ready, g, &g->xce_src);
 	if (r < 0) {
 		log_err("dom %u: cannot watch the event channel device: %s", domid, strerror(-r));
-		goto err;
+		return r;
+	}
+	return 0;
+}
+
+int guest_new(struct guest_sys *sys, struct loop *loop, unsigned int domid,
+	      struct guest **ret_guest)
+{
+	struct guest *g = guest_alloc(sys, domid);
+	int r;
+
+	if (!g)
+		return -ENOMEM;
+	r = guest_start_server(g);
+	if (r == 0)
+		r = guest_attach(g, loop);
+	if (r < 0) {
+		guest_free(g, false);
+		return r;
 	}
 	log_info("dom %u: IOREQ server %u ready, %u vCPUs", domid, g->id, g->nr_vcpus);
 	*ret_guest = g;
 	return 0;
+}
 
-err:
-	guest_free(g, false);
-	return r;
+int guest_adopt(struct guest_sys *sys, struct loop *loop, unsigned int domid, unsigned int id,
+		struct guest **ret_guest)
+{
+	struct guest *g = guest_alloc(sys, domid);
+	int r;
+
+	if (!g)
+		return -ENOMEM;
+	g->id = (ioservid_t)id;
+	g->adopting = true;
+	r = guest_get_vcpus(g);
+	/* Xen's server outlives its creator (xen/common/ioreq.c): map its page again, no create. */
+	if (r == 0)
+		r = guest_map_iopage(g);
+	if (r == 0) {
+		/* Ours from now on: released as if we had created it. */
+		g->server_created = true;
+		g->server_enabled = true;
+		r = guest_attach(g, loop);
+	}
+	if (r < 0) {
+		/* Not ours after all: a failed adoption must not destroy what it did not take. */
+		guest_detach(g);
+		guest_free(g, false);
+		return r;
+	}
+	log_info("dom %u: IOREQ server %u adopted, %u vCPUs", domid, g->id, g->nr_vcpus);
+	*ret_guest = g;
+	return 0;
+}
+
+void guest_adopt_resume(struct guest *g)
+{
+	if (!g->adopting)
+		return;
+	g->adopting = false;
+	/*
+	 * Every bind starts pending, but events from while no one was bound are
+	 * lost (xen/common/event_channel.c): the slots say what each vCPU waits
+	 * for.  IOREQ_READY: never taken; INPROCESS: taken by the old process
+	 * and not answered, so handled again (register accesses are repeatable:
+	 * the device state is the one saved after the access, or before it);
+	 * IORESP_READY: answered, but its notification may be lost.
+	 */
+	for (unsigned int i = 0; i < g->nr_vcpus; i++) {
+		volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[i];
+		uint8_t state = slot->state;
+
+		if (state == STATE_IOREQ_INPROCESS) {
+			slot->state = STATE_IOREQ_READY;
+			state = STATE_IOREQ_READY;
+		}
+		if (state == STATE_IOREQ_READY)
+			guest_handle_vcpu(g, i);
+		else if (state == STATE_IORESP_READY)
+			xenevtchn_notify(g->xce, g->local_ports[i]);
+	}
+}
+
+void guest_detach(struct guest *g)
+{
+	g->keep = true;
+}
+
+uint32_t guest_sys_servers(struct guest_sys *sys, unsigned int domid)
+{
+	uint32_t mask = 0;
+
+	for (unsigned int id = 0; id < GUEST_MAX_SERVERS; id++) {
+		/* No gfns asked for (XEN_DMOP_no_gfns): -ENOENT when there is no such server. */
+		if (xendevicemodel_get_ioreq_server_info(sys->dmod, (domid_t)domid, (ioservid_t)id,
+							 NULL, NULL, NULL) == 0 ||
+		    errno != ENOENT)
+			mask |= 1u << id;
+	}
+	return mask;
+}
+
+void guest_sys_destroy_server(struct guest_sys *sys, unsigned int domid, unsigned int id)
+{
+	xendevicemodel_destroy_ioreq_server(sys->dmod, (domid_t)domid, (ioservid_t)id);
+}
+
+unsigned int guest_server_id(const struct guest *g)
+{
+	return g->id;
+}
+
+int guest_sys_domain_handle(struct guest_sys *sys, unsigned int domid, uint8_t handle[16])
+{
+	xc_domaininfo_t info;
+
+	if (!sys->xch) {
+		memset(handle, 0, 16);
+		return 0;
+	}
+	if (xc_domain_getinfolist(sys->xch, domid, 1, &info) != 1 || info.domain != domid)
+		return -ESRCH;
+	if (info.flags & XEN_DOMINF_dying)
+		return -ESRCH;
+	memcpy(handle, info.handle, 16);
+	return 0;
 }
 
 static void guest_unmap_range(struct guest_mmio *m, bool quiet)
@@ -530,21 +687,26 @@ void guest_free(struct guest *g, bool dead)
 	if (!g)
 		return;
 	g->dead = dead;
-	/* Reverse order of guest_new(); a dead domain makes the hypercalls fail: stay quiet. */
+	/*
+	 * Reverse order of guest_new(); a dead domain makes the hypercalls fail:
+	 * stay quiet.  Kept for a successor (guest_detach()): the server, its
+	 * ranges and the vCPUs waiting in their slots stay as they are, and the
+	 * guest's ends of the event channels become unbound when ours close.
+	 */
 	while (g->mmios)
 		guest_mmio_remove(g->mmios);
 	loop_remove(g->xce_src);
 	if (g->xce) {
-		for (i = 0; g->local_ports && i < g->nr_vcpus; i++)
+		for (i = 0; !g->keep && g->local_ports && i < g->nr_vcpus; i++)
 			if (g->local_ports[i])
 				xenevtchn_unbind(g->xce, g->local_ports[i]);
 		xenevtchn_close(g->xce);
 	}
-	if (g->server_enabled)
+	if (g->server_enabled && !g->keep)
 		xendevicemodel_set_ioreq_server_state(g->sys->dmod, (domid_t)g->domid, g->id, 0);
 	if (g->iopage_res)
 		xenforeignmemory_unmap_resource(g->sys->fmem, g->iopage_res);
-	if (g->server_created &&
+	if (g->server_created && !g->keep &&
 	    xendevicemodel_destroy_ioreq_server(g->sys->dmod, (domid_t)g->domid, g->id) < 0 && !dead)
 		log_warn("dom %u: cannot destroy IOREQ server %u: %m", g->domid, g->id);
 	gmem_free(g->gmem);
@@ -594,10 +756,23 @@ int guest_mmio_enable(struct guest_mmio *m)
 		return 0;
 	/* 1: MMIO (not port IO); the range end is inclusive. */
 	if (xendevicemodel_map_io_range_to_ioreq_server(g->sys->dmod, (domid_t)g->domid, g->id, 1,
-							m->base, m->base + m->size - 1) < 0)
-		return -errno;
+							m->base, m->base + m->size - 1) < 0) {
+		if (errno != EEXIST)
+			return -errno;
+		/*
+		 * Mapped already: an adopted server whose previous process died
+		 * between mapping the range and recording the disk.  Ours now.
+		 */
+		log_info("dom %u: MMIO 0x%llx was mapped to IOREQ server %u already: taken over",
+			 g->domid, (unsigned long long)m->base, g->id);
+	}
 	m->enabled = true;
 	return 0;
+}
+
+void guest_mmio_adopt(struct guest_mmio *m)
+{
+	m->enabled = true;
 }
 
 void guest_mmio_resume(struct guest_mmio *m)
@@ -620,7 +795,13 @@ void guest_mmio_remove(struct guest_mmio *m)
 {
 	if (!m)
 		return;
-	/* A window going away answers whoever still waits on it. */
+	/* A window going away answers whoever still waits on it, unless kept for a successor. */
+	if (m->guest->keep) {
+		for (unsigned int i = 0; m->waiting && i < m->guest->nr_vcpus; i++)
+			if (m->guest->waiting[i] == m)
+				m->guest->waiting[i] = NULL;
+		m->enabled = false;
+	}
 	guest_mmio_resume(m);
 	guest_unmap_range(m, m->guest->dead);
 	slist_remove(&m->guest->mmios, m, next);

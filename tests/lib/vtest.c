@@ -298,6 +298,19 @@ struct vt *vt_new(const struct vblk_config *cfg)
 	return vt_new_grants(cfg, false);
 }
 
+static void vt_queue_init(struct vt *vt, unsigned int idx, uint16_t num, bool packed);
+
+struct vt *vt_new_rings(unsigned int nq, uint16_t num, bool packed)
+{
+	struct vt *vt = calloc(1, sizeof(*vt));
+
+	assert(vt && nq <= sizeof(vt->q) / sizeof(vt->q[0]));
+	fake_mem_init(&vt->mem, VT_RAM, false);
+	for (unsigned int i = 0; i < nq; i++)
+		vt_queue_init(vt, i, num, packed);
+	return vt;
+}
+
 void vt_free(struct vt *vt)
 {
 	if (!vt)
@@ -309,6 +322,22 @@ void vt_free(struct vt *vt)
 	ram_be_fini(&vt->be);
 	fake_mem_fini(&vt->mem);
 	free(vt);
+}
+
+void vt_replace_device(struct vt *vt)
+{
+	struct vblk_config c = { .info = vt_default_info(), .serial = "vblkd-test-serial" };
+	int r;
+
+	vmmio_destroy(vt->mmio);
+	vblk_destroy(vt->dev);
+	ram_be_complete(&vt->be, true);
+	c.info.capacity = vt->be.size;
+	r = vblk_create(&c, &vt->mem.t, &ram_be_ops, &vt->be, &vt->dev);
+	assert(r == 0);
+	vt->vdev = vblk_virtio_dev(vt->dev);
+	r = vmmio_create(vt->vdev, &vt->mmio);
+	assert(r == 0);
 }
 
 uint32_t vt_rd(struct vt *vt, uint32_t off)

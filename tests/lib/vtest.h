@@ -101,7 +101,20 @@ struct vt *vt_new(const struct vblk_config *cfg);
 struct vt *vt_new_grants(const struct vblk_config *cfg, bool grants);
 /* The transport maps at most @max_map bytes at once (a power of two). */
 struct vt *vt_new_max_map(const struct vblk_config *cfg, uint64_t max_map);
+/*
+ * Guest memory and @nq queue layouts of @num entries (split or packed), and
+ * no device: a driver model for tests that drive a vq of their own over
+ * vt->mem.t.  vt_add(), vt_used() and friends work on it; nothing that
+ * needs the device does.
+ */
+struct vt *vt_new_rings(unsigned int nq, uint16_t num, bool packed);
 void vt_free(struct vt *vt);
+/*
+ * The old process goes away: its device and decoder are freed (requests in
+ * the backend become orphans that touch no ring), its engine finishes what
+ * it had; then a fresh device over the same guest memory and disk.
+ */
+void vt_replace_device(struct vt *vt);
 struct blk_info vt_default_info(void);
 
 uint32_t vt_rd(struct vt *vt, uint32_t off);

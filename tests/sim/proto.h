@@ -83,6 +83,10 @@ enum xsim_op {
 	XSIM_OP_CTL_GRANT,	/* domid, a = gfn, b = readonly -> id = ref */
 	XSIM_OP_CTL_IOREQ,	/* domid, a = vcpu, tail = struct xsim_ioreq -> d = data */
 	XSIM_OP_IRQ_PAGE,	/* domid -> fd 0: the domain's struct xsim_irq_page */
+	XSIM_OP_CTL_PROGRESS,	/* domid -> a = requests completed, b = CLOCK_MONOTONIC ns of
+				   the latest, c = enum xsim_phase */
+	XSIM_OP_CTL_GAPS,	/* a = since (CLOCK_MONOTONIC ns) -> tail = struct xsim_gap[]
+				   that ended at or after it */
 	XSIM_OP_MAX,
 };
 
@@ -163,6 +167,7 @@ struct xsim_dominfo {
 	uint32_t flags;
 	uint32_t pad;
 	uint64_t ram_pages;
+	uint8_t handle[16];	/* xen_domain_handle_t: the domain's UUID (xl's "uuid") */
 };
 
 struct xsim_perm {
@@ -182,6 +187,30 @@ struct xsim_ioreq {
 	uint8_t df;
 	uint32_t pad;
 };
+
+/* What a guest's workload is doing (XSIM_OP_CTL_PROGRESS). */
+enum xsim_phase {
+	XSIM_PHASE_IDLE = 0,	/* no workload */
+	XSIM_PHASE_PROBE,	/* the driver sets a device up (§3.1.1) */
+	XSIM_PHASE_IO,		/* requests */
+	XSIM_PHASE_RESET,	/* the driver resets a device (Status 0, §4.2.3.1) */
+};
+
+/*
+ * A completion gap of one guest: from @start_ns (its latest completion, or
+ * the submission that ended an idle spell) to @end_ns (its next completion),
+ * with at least one request in flight all along; only gaps of at least
+ * XSIM_GAP_MIN_NS are kept (the last XSIM_GAP_LOG of all guests).
+ */
+struct xsim_gap {
+	uint32_t domid;
+	uint32_t pad;
+	uint64_t start_ns;
+	uint64_t end_ns;
+};
+#define XSIM_GAP_MIN_NS 1000000ull
+#define XSIM_GAP_LOG 2048u
+_Static_assert(XSIM_GAP_LOG * sizeof(struct xsim_gap) <= XSIM_TAIL_MAX, "gap log fits a reply");
 
 struct xsim_stats {
 	uint32_t domains;
@@ -205,5 +234,7 @@ int xsim_recv(int fd, struct xsim_msg *m, char **ret_tail, int *fds, unsigned in
 	      int flags);
 /* Path of the simulator's socket: $XENSIM_SOCKET, else /tmp/xensim-<uid>.sock. */
 const char *xsim_socket_path(char *buf, unsigned long size);
+/* vblkd-sim's default state directory: "<socket>.state" (see wire.c). */
+const char *xensim_state_dir(void);
 
 #endif

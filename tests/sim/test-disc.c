@@ -51,7 +51,8 @@ bool __wrap_xs_write(struct xs_handle *h, xs_transaction_t t, const char *path, 
 }
 
 /* The daemon's side: every disk fails to be added. */
-static int fake_disk_add(void *data, const struct disk_cfg *cfg, const char **ret_why)
+static int fake_disk_add(void *data, const struct disk_cfg *cfg, enum disc_state state,
+			 const char **ret_why)
 {
 	adds++;
 	*ret_why = "backing file not found";

@@ -83,5 +83,18 @@ int xensim_stats(struct xensim *sim, struct xsim_stats *ret_stats);
  * check passed, -EIO on a data or status failure, -ETIMEDOUT on a hang.
  */
 int xensim_workload(struct xensim *sim, uint32_t domid, const char *spec, char **ret_report);
+/*
+ * What the guest's workload sees: requests completed so far, when the
+ * latest completed (CLOCK_MONOTONIC ns, comparable with this process's
+ * clock), and what its driver is doing.
+ */
+int xensim_progress(struct xensim *sim, uint32_t domid, uint64_t *ret_completions,
+		    uint64_t *ret_last_ns, enum xsim_phase *ret_phase);
+/*
+ * The completion gaps of at least XSIM_GAP_MIN_NS (struct xsim_gap) of every
+ * guest that ended at or after @since_ns, oldest first; *ret_gaps is
+ * malloc'ed (NULL when there are none).
+ */
+int xensim_gaps(struct xensim *sim, uint64_t since_ns, struct xsim_gap **ret_gaps, size_t *ret_n);
 
 #endif

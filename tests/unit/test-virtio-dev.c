@@ -43,24 +43,6 @@ static struct virtio_dev_state *save(struct vt *vt, size_t *ret_size)
 }
 
 /*
- * The old process goes away: its device and decoder are freed (requests in
- * the backend become orphans that touch no ring), its engine finishes what
- * it had; then a fresh device over the same guest memory and disk.
- */
-static void replace_device(struct vt *vt)
-{
-	struct vblk_config c = { .info = vt_default_info(), .serial = "vblkd-test-serial" };
-
-	vmmio_destroy(vt->mmio);
-	vblk_destroy(vt->dev);
-	ram_be_complete(&vt->be, true);
-	c.info.capacity = vt->be.size;
-	assert_int_equal(vblk_create(&c, &vt->mem.t, &ram_be_ops, &vt->be, &vt->dev), 0);
-	vt->vdev = vblk_virtio_dev(vt->dev);
-	assert_int_equal(vmmio_create(vt->vdev, &vt->mmio), 0);
-}
-
-/*
  * Save mid-IO (one request answered, two taken from the ring and in the
  * backend, one added after the save without a notification), restore into
  * a fresh device: each request is answered exactly once, with its data.
@@ -97,7 +79,7 @@ static void save_restore_mid_io(uint64_t features)
 		*(uint8_t *)vt_ptr(vt, st[i]) = 0xff;
 	memset(vt->be.data + 512, 0, 512);		/* as if the old write never reached the disk */
 
-	replace_device(vt);
+	vt_replace_device(vt);
 	assert_int_equal(virtio_dev_restore(vt->vdev, s, size), 0);
 	assert_true(virtio_dev_running(vt->vdev));
 	vt_complete(vt);
@@ -142,7 +124,7 @@ static struct virtio_dev_state *inflight_state(struct vt **ret_vt, size_t *ret_s
 /* The restore refuses @s (-@err) and leaves the fresh device as it was: reset. */
 static void expect_refused(struct vt *vt, struct virtio_dev_state *s, size_t size, int err)
 {
-	replace_device(vt);
+	vt_replace_device(vt);
 	assert_int_equal(virtio_dev_restore(vt->vdev, s, size), err);
 	assert_int_equal(virtio_dev_status(vt->vdev), 0);
 	assert_false(virtio_dev_queue_live(vt->vdev, 0));

@@ -252,3 +252,34 @@ int xensim_workload(struct xensim *sim, uint32_t domid, const char *spec, char *
 		free(rt);
 	return r;
 }
+
+int xensim_progress(struct xensim *sim, uint32_t domid, uint64_t *ret_completions,
+		    uint64_t *ret_last_ns, enum xsim_phase *ret_phase)
+{
+	struct xsim_msg m = { .op = XSIM_OP_CTL_PROGRESS, .domid = domid };
+	int r = xsim_call(sim->conn, &m, NULL, 0, NULL, NULL, 0);
+
+	if (r < 0)
+		return r;
+	*ret_completions = m.a;
+	*ret_last_ns = m.b;
+	*ret_phase = (enum xsim_phase)m.c;
+	return 0;
+}
+
+int xensim_gaps(struct xensim *sim, uint64_t since_ns, struct xsim_gap **ret_gaps, size_t *ret_n)
+{
+	struct xsim_msg m = { .op = XSIM_OP_CTL_GAPS, .a = since_ns };
+	char *rt = NULL;
+	int r = xsim_call(sim->conn, &m, NULL, 0, &rt, NULL, 0);
+
+	if (r == 0 && m.n % sizeof(struct xsim_gap))
+		r = -EPROTO;
+	if (r < 0) {
+		free(rt);
+		return r;
+	}
+	*ret_gaps = (struct xsim_gap *)rt;
+	*ret_n = m.n / sizeof(struct xsim_gap);
+	return 0;
+}

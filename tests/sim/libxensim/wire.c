@@ -127,3 +127,17 @@ const char *xsim_socket_path(char *buf, unsigned long size)
 		snprintf(buf, size, "/tmp/xensim-%u.sock", (unsigned int)getuid());
 	return buf;
 }
+
+/*
+ * The simulated machine's /run/vblkd/state for vblkd-sim (src/main.c asks
+ * through a weak reference): beside the simulator's socket, so that each
+ * simulator, like each machine, has records of its own.
+ */
+const char *xensim_state_dir(void)
+{
+	static char dir[4200];
+	char sock[4096];
+
+	snprintf(dir, sizeof(dir), "%s.state", xsim_socket_path(sock, sizeof(sock)));
+	return dir;
+}

@@ -56,6 +56,7 @@ int xc_domain_getinfo(xc_interface *xch, uint32_t first_domid, unsigned int max_
 		info[i].hvm = 1;
 		info[i].hap = 1;
 		info[i].nr_pages = l[i].ram_pages;
+		memcpy(info[i].handle, l[i].handle, sizeof(info[i].handle));
 		info[i].max_memkb = l[i].ram_pages * 4;
 		info[i].nr_online_vcpus = l[i].vcpus;
 		info[i].max_vcpu_id = l[i].vcpus ? l[i].vcpus - 1 : 0;
@@ -83,6 +84,7 @@ int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int
 			info[i].flags |= XEN_DOMINF_running;
 		info[i].tot_pages = l[i].ram_pages;
 		info[i].max_pages = l[i].ram_pages;
+		memcpy(info[i].handle, l[i].handle, sizeof(info[i].handle));
 		info[i].nr_online_vcpus = l[i].vcpus;
 		info[i].max_vcpu_id = l[i].vcpus ? l[i].vcpus - 1 : 0;
 	}

@@ -76,6 +76,7 @@ struct gdrv_dev {
 	uint32_t max_discard_sectors, max_write_zeroes_sectors;
 	unsigned int nq;
 	struct gdrv_vq *vqs;
+	unsigned int nvqs;	/* entries of vqs: nq may change before they are made (a probe cut short) */
 	pthread_mutex_t lock;
 	uint64_t irq_handled;
 	uint64_t notifies, interrupts, mmio;	/* counters for the report (atomic) */
@@ -309,7 +310,7 @@ void gdrv_guest_free(struct gdrv_guest *g)
 	if (!g)
 		return;
 	for (i = 0; i < g->ndevs; i++) {
-		for (j = 0; j < g->devs[i].nq; j++)
+		for (j = 0; j < g->devs[i].nvqs; j++)
 			vq_free(&g->devs[i].vqs[j]);
 		free(g->devs[i].vqs);
 		pthread_mutex_destroy(&g->devs[i].lock);
@@ -703,14 +704,14 @@ int gdrv_dev_init_features(struct gdrv_vcpu *v, struct gdrv_dev *d, uint64_t mas
 	/* One queue per vCPU at most, as Linux does. */
 	if (d->nq > d->g->dom->vcpus)
 		d->nq = d->g->dom->vcpus;
-	if (d->vqs) {
-		for (i = 0; i < d->nq; i++)
-			vq_free(&d->vqs[i]);
-		free(d->vqs);
-	}
+	for (i = 0; i < d->nvqs; i++)
+		vq_free(&d->vqs[i]);
+	free(d->vqs);
+	d->nvqs = 0;
 	d->vqs = calloc(d->nq, sizeof(*d->vqs));
 	if (!d->vqs)
 		return -ENOMEM;
+	d->nvqs = d->nq;
 	for (i = 0; i < d->nq; i++)
 		TRY(vq_setup(v, d, &d->vqs[i], i));
 	for (i = 0; i < d->g->dom->vcpus; i++)
@@ -789,6 +790,7 @@ static int vq_reap(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 			}
 			q->reqs[id]->used_len = len;
 			q->reqs[id]->t_done = now_ns();
+			iolog_done(d->g->dom, q->reqs[id]->t_done);
 			__atomic_store_n(&q->reqs[id]->done, true, __ATOMIC_RELEASE);
 			q->reqs[id] = NULL;
 			n = q->chain_len[id];
@@ -820,6 +822,7 @@ static int vq_reap(struct gdrv_vcpu *v, struct gdrv_dev *d, struct gdrv_vq *q)
 		}
 		q->reqs[id]->used_len = len;
 		q->reqs[id]->t_done = now_ns();
+		iolog_done(d->g->dom, q->reqs[id]->t_done);
 		__atomic_store_n(&q->reqs[id]->done, true, __ATOMIC_RELEASE);
 		q->reqs[id] = NULL;
 		q->next_used = (uint16_t)(q->next_used + q->chain_len[id]);
@@ -1208,6 +1211,9 @@ int gdrv_submit(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot, uint
 		if (r == 0)
 			r = vq_add(d, q, s, n, rq, indirect, q->ind + ind_off, q->ind_gpa + ind_off,
 				   &notify);
+		/* Under q->lock: counted before any vCPU can reap it. */
+		if (r == 0)
+			iolog_submit(d->g->dom, rq->t_submit);
 		pthread_mutex_unlock(&q->lock);
 		if (r != -EAGAIN)
 			break;

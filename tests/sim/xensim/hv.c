@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include <xen/memory.h>
 #include <xen/hvm/dm_op.h>
@@ -78,6 +79,7 @@ static struct sim_port *port_new(struct sim_domain *dom)
 	if (!p)
 		return NULL;
 	p->port = i;
+	p->unbound_since_us = sim_now_us();
 	p->to_dom0 = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	p->to_guest = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->to_dom0 < 0 || p->to_guest < 0) {
@@ -168,6 +170,8 @@ int hv_domain_create(const struct guest_config *cfg, struct sim_domain **ret_dom
 	for (i = 0; i < d->vcpus; i++)
 		pthread_mutex_init(&d->vcpu_locks[i], NULL);
 	d->domid = hv_next_domid++;
+	if (getrandom(d->handle, sizeof(d->handle), 0) != sizeof(d->handle))
+		memcpy(d->handle, &d->domid, sizeof(d->domid));
 	d->next = hv_domains;
 	hv_domains = d;
 	*ret_dom = d;
@@ -322,6 +326,7 @@ static void binding_close(struct hv_binding *b)
 	if (!p)
 		return;
 	__atomic_store_n(&p->local_port, 0, __ATOMIC_SEQ_CST);
+	p->unbound_since_us = sim_now_us();
 	/* Non-blocking: EAGAIN when nothing was pending. */
 	if (read(p->to_dom0, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
 		log_warn("dom %u port %u: clearing dom0's pending event: %m", b->dom->domid,
@@ -558,6 +563,10 @@ static int hv_bind(void *owner, struct sim_domain *dom, uint32_t remote, uint32_
 	b->next = hv_bindings;
 	hv_bindings = b;
 	__atomic_store_n(&p->local_port, b->local_port, __ATOMIC_SEQ_CST);
+	if (p->unbound_since_us) {
+		p->unbound_total_us += sim_now_us() - p->unbound_since_us;
+		p->unbound_since_us = 0;
+	}
 	/*
 	 * evtchn_bind_interdomain(): "We may have lost notifications on the
 	 * remote unbound port. Fix that up here by conservatively always setting
@@ -615,6 +624,7 @@ static int hv_list(uint32_t first, uint64_t max, char **ret_tail, uint32_t *ret_
 					.flags = (d->dying ? XSIM_DOMF_DYING : 0) |
 						 (d->paused ? XSIM_DOMF_PAUSED : 0),
 					.ram_pages = d->ram_bytes / XSIM_PAGE_SIZE };
+				memcpy(l[n - 1].handle, d->handle, sizeof(d->handle));
 				break;
 			}
 	}
@@ -813,6 +823,19 @@ static uint8_t *ioreq_flags(ioreq_t *req)
 	return (uint8_t *)req + IOREQ_FLAGS_OFFSET;
 }
 
+/* Microseconds @p has spent without a dom0 end up to @now (under sim_lock). */
+static uint64_t port_unbound_us(const struct sim_port *p, uint64_t now)
+{
+	return p->unbound_total_us + (p->unbound_since_us ? now - p->unbound_since_us : 0);
+}
+
+/*
+ * A vCPU waiting for a back end that is not there gives up after this many
+ * --timeout periods (Xen waits for ever), so that a back end that never
+ * comes back is reported rather than hanging the simulator.
+ */
+#define HV_OUTAGE_TIMEOUTS 12
+
 static struct sim_ioserv *ioserv_route(struct sim_domain *dom, uint64_t addr, unsigned int size)
 {
 	unsigned int i, j;
@@ -837,7 +860,7 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	struct pollfd pfd[3];
 	struct sim_ioserv *s;
 	struct sim_port *p;
-	uint64_t deadline, cnt;
+	uint64_t start, deadline, cnt, outage0;
 	bool woke = false;
 	ioreq_t *req;
 	uint8_t st;
@@ -864,6 +887,8 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	s->refs++;
 	p = s->ports[vcpu];
 	req = &s->page->vcpu_ioreq[vcpu];
+	start = sim_now_us();
+	outage0 = port_unbound_us(p, start);
 	pthread_mutex_unlock(&sim_lock);
 
 	st = __atomic_load_n(ioreq_flags(req), __ATOMIC_ACQUIRE) & 0xf;
@@ -886,7 +911,8 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	 * vCPU still waits (wait_for_io()), its ioreq READY in the page, until a
 	 * new process binds the port (which sets it pending) and answers, or the
 	 * domain dies; Xen would wait for ever, the simulator reports a hang
-	 * after --timeout.
+	 * after --timeout not counting the time the port had no dom0 end (at
+	 * most HV_OUTAGE_TIMEOUTS of them in all).
 	 */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (guest_send(p) < 0)
@@ -897,10 +923,27 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	 * fires: a response without a notification would block it forever,
 	 * so it is reported (once the wait is over) instead of accepted.
 	 */
-	deadline = sim_now_us() + (uint64_t)sim_timeout_ms * 1000;
+	deadline = start + (uint64_t)sim_timeout_ms * 1000;
 	for (;;) {
 		uint64_t now = sim_now_us();
 		int n;
+
+		if (now >= deadline) {
+			/*
+			 * The time no back end had the port (its process died and
+			 * the next one had not bound it yet) does not count: Xen's
+			 * vCPU just waits, and a restarted back end answers.
+			 */
+			uint64_t outage, limit = start + HV_OUTAGE_TIMEOUTS *
+							 (uint64_t)sim_timeout_ms * 1000;
+
+			pthread_mutex_lock(&sim_lock);
+			outage = port_unbound_us(p, now) - outage0;
+			pthread_mutex_unlock(&sim_lock);
+			deadline = start + (uint64_t)sim_timeout_ms * 1000 + outage;
+			if (deadline > limit)
+				deadline = limit;
+		}
 
 		if (woke) {
 			/* Pairs with the device model's write barrier before IORESP_READY. */

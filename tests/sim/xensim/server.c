@@ -464,6 +464,30 @@ static void handle(struct sim_conn *c, struct xsim_msg *m, char *tail)
 		conn_reply(c, m, 0, &st, sizeof(st), NULL, 0);
 		break;
 	}
+	case XSIM_OP_CTL_PROGRESS: {
+		struct sim_domain *dom;
+		uint32_t phase = 0;
+
+		pthread_mutex_lock(&sim_lock);
+		dom = hv_domain_find(m->domid);
+		r = dom ? 0 : -ESRCH;
+		if (dom) {
+			iolog_progress(dom, &m->a, &m->b, &phase);
+			m->c = phase;
+		}
+		pthread_mutex_unlock(&sim_lock);
+		conn_reply(c, m, r, NULL, 0, NULL, 0);
+		break;
+	}
+	case XSIM_OP_CTL_GAPS: {
+		struct xsim_gap *gaps = NULL;
+		uint32_t n = 0;
+
+		r = iolog_gaps(m->a, &gaps, &n);
+		conn_reply(c, m, r, gaps, r == 0 ? n * (uint32_t)sizeof(*gaps) : 0, NULL, 0);
+		free(gaps);
+		break;
+	}
 	case XSIM_OP_CTL_CREATE: case XSIM_OP_CTL_DESTROY: case XSIM_OP_CTL_MMIO:
 	case XSIM_OP_CTL_WAIT_EVENT: case XSIM_OP_CTL_WORKLOAD: case XSIM_OP_CTL_IOREQ:
 		r = spawn_worker(c, m, tail);

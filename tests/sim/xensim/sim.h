@@ -81,6 +81,9 @@ struct sim_port {
 	int to_dom0;		/* eventfd: the guest signals, dom0 polls */
 	int to_guest;		/* eventfd: dom0 signals, the guest polls */
 	uint32_t local_port;	/* dom0's port while bound, else 0 */
+	/* Time without a dom0 end (us, under sim_lock): a back end's outage is not its hang. */
+	uint64_t unbound_since_us;	/* 0 while bound */
+	uint64_t unbound_total_us;	/* earlier spells */
 };
 
 struct sim_range {
@@ -113,8 +116,18 @@ struct sim_grant {
 
 struct gdrv_guest;
 
+/* A guest's requests as it sees them (iolog.c), for completion gaps and progress. */
+struct sim_iolog {
+	uint64_t pending;	/* submitted, not yet seen used */
+	uint64_t wait_start_ns;	/* when pending last became non-zero */
+	uint64_t last_done_ns;
+	uint64_t completions;
+	uint32_t phase;		/* enum xsim_phase, atomic */
+};
+
 struct sim_domain {
 	uint32_t domid;
+	uint8_t handle[16];	/* random, as xl makes one per created domain (libxl_uuid_generate) */
 	struct guest_config cfg;
 	unsigned int vcpus;
 	uint64_t ram_bytes;
@@ -131,6 +144,7 @@ struct sim_domain {
 	int irq_fd;		/* memfd of *irqs, handed to injecting backends */
 	struct xsim_irq_page *irqs;
 	pthread_mutex_t *vcpu_locks;
+	struct sim_iolog iolog;
 	struct sim_domain *next;
 };
 
@@ -208,6 +222,18 @@ int toolstack_destroy(uint32_t domid, bool graceful, uint64_t *ret_wait_us, stru
 int workload_run(struct sim_domain *dom, const char *spec, struct sbuf *report);
 /* Requests completed and bytes moved by all workloads so far. */
 void workload_progress(uint64_t *ret_reqs, uint64_t *ret_bytes);
+
+/* ---- what guests see of their requests (iolog.c); takes its own lock ---- */
+/* A workload starts: nothing of an earlier one is in flight any more. */
+void iolog_begin(struct sim_domain *dom);
+/* A request made available at @t_ns / seen used at @t_ns (CLOCK_MONOTONIC). */
+void iolog_submit(struct sim_domain *dom, uint64_t t_ns);
+void iolog_done(struct sim_domain *dom, uint64_t t_ns);
+void iolog_phase(struct sim_domain *dom, enum xsim_phase phase);
+void iolog_progress(struct sim_domain *dom, uint64_t *ret_completions, uint64_t *ret_last_ns,
+		    uint32_t *ret_phase);
+/* The logged gaps that ended at or after @since_ns, oldest first (malloc'ed array). */
+int iolog_gaps(uint64_t since_ns, struct xsim_gap **ret_gaps, uint32_t *ret_n);
 
 /* ---- server (server.c) ---- */
 struct loop;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Guest workloads: verify, random (seeded, shadow-checked), sequential, trim, hostile, bench, flood. */
+/* Guest workloads: verify, random (seeded, shadow-checked), sequential, trim, rebind, hostile, bench, flood. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,6 +25,7 @@ enum wl_kind {
 	WL_RANDOM,
 	WL_SEQUENTIAL,
 	WL_TRIM,
+	WL_REBIND,
 	WL_HOSTILE,
 	WL_BENCH,
 	WL_FLOOD,
@@ -61,6 +62,7 @@ struct wl_stats {
 };
 
 struct wl_ctx {
+	struct sim_domain *dom;
 	struct gdrv_guest *g;
 	const struct wl_spec *spec;
 	struct gdrv_vcpu *v;
@@ -83,6 +85,7 @@ static const char *kind_name(enum wl_kind k)
 	case WL_RANDOM: return "random";
 	case WL_SEQUENTIAL: return "sequential";
 	case WL_TRIM: return "trim";
+	case WL_REBIND: return "rebind";
 	case WL_HOSTILE: return "hostile";
 	case WL_BENCH: return "bench";
 	case WL_FLOOD: return "flood";
@@ -116,6 +119,8 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 		w->kind = WL_SEQUENTIAL;
 	else if (!strcmp(tok, "trim"))
 		w->kind = WL_TRIM;
+	else if (!strcmp(tok, "rebind"))
+		w->kind = WL_REBIND;
 	else if (!strcmp(tok, "hostile"))
 		w->kind = WL_HOSTILE;
 	else if (!strcmp(tok, "bench"))
@@ -181,7 +186,7 @@ static int parse_spec(const char *s, struct wl_spec *w, struct sbuf *rep)
 	free(copy);
 	return 0;
 bad:
-	sbuf_printf(rep, "bad workload '%s' (verify|random|sequential|trim|hostile|bench[,seed=N][,ops=N][,bs=N][,span=N][,qd=N][,rw=randread|randwrite|read|write][,time=MS][,check=0|1] or flood[,attack=in-junk|flush-junk|spread|bigseg|all][,heads=N][,seconds=S])\n",
+	sbuf_printf(rep, "bad workload '%s' (verify|random|sequential|trim|rebind|hostile|bench[,seed=N][,ops=N][,bs=N][,span=N][,qd=N][,rw=randread|randwrite|read|write][,time=MS][,check=0|1] or flood[,attack=in-junk|flush-junk|spread|bigseg|all][,heads=N][,seconds=S])\n",
 		    s);
 	r = -EINVAL;
 	free(copy);
@@ -641,6 +646,39 @@ static int wl_trim(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info 
 						   .align = rg->align }, gens, 0, &rng,
 			   in->cfg->vdev));
 	return check_file(c, in, rg->start, n, gens);
+}
+
+/*
+ * The driver unbound and bound again, @ops times per disk (a driver reload,
+ * or a guest kernel's kexec): reset, the whole probe, then one 4 KiB write
+ * and read back (a read alone on a read-only disk).  A guest's time goes to
+ * resets and probes, not to IO.
+ */
+static int wl_rebind(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info *in,
+		     const struct region *rg)
+{
+	unsigned int ops = c->spec->ops ? c->spec->ops : 20, k;
+	uint32_t gen = 2 + (uint32_t)(c->spec->seed % 0x3fff) * 0x10000, gens[8];
+	bool ro = in->features & (1ull << F_BLK_RO);
+	uint64_t blocks = rg->nsect / 8;
+
+	for (k = 0; k < ops; k++) {
+		uint64_t at = rg->start + (k % blocks) * 8;
+
+		iolog_phase(c->dom, XSIM_PHASE_RESET);
+		TRY_WL(gdrv_dev_reset(c->v, d));
+		iolog_phase(c->dom, XSIM_PHASE_PROBE);
+		TRY_WL(gdrv_dev_init(c->v, d));
+		iolog_phase(c->dom, XSIM_PHASE_IO);
+		if (!ro) {
+			fill(gdrv_buffer(c->v, d), at, 8, gen + k, gens);
+			TRY_WL(do_req(c, d, BLK_T_OUT, at, 4096, NULL, BLK_S_OK));
+		}
+		TRY_WL(do_req(c, d, BLK_T_IN, at, 4096, NULL, BLK_S_OK));
+		if (!ro)
+			TRY_WL(check_sectors(c->v, in->cfg->vdev, gdrv_buffer(c->v, d), at, 8, gens));
+	}
+	return 0;
 }
 
 /* ---- hostile scripts: the device must answer every access and never hang the guest ---- */
@@ -1308,8 +1346,12 @@ static void *wl_thread(void *arg)
 	struct gdrv_guest *g = c->g;
 	unsigned int i;
 
-	/* Hostile scripts run on vCPU 0 alone: it resets and sets up devices under the others' feet. */
-	if ((c->spec->kind == WL_HOSTILE || c->spec->kind == WL_FLOOD) && gdrv_vcpu_id(c->v) != 0)
+	/*
+	 * Hostile scripts and rebind run on vCPU 0 alone: it resets and sets up
+	 * devices under the others' feet.
+	 */
+	if ((c->spec->kind == WL_HOSTILE || c->spec->kind == WL_FLOOD ||
+	     c->spec->kind == WL_REBIND) && gdrv_vcpu_id(c->v) != 0)
 		return NULL;
 	for (i = 0; i < gdrv_guest_ndevs(g) && c->ret == 0; i++) {
 		unsigned int vcpu = gdrv_vcpu_id(c->v), nv = gdrv_guest_nvcpus(g);
@@ -1342,6 +1384,7 @@ static void *wl_thread(void *arg)
 		case WL_SEQUENTIAL: c->ret = wl_sequential(c, d, &in, &rg); break;
 		case WL_RANDOM: c->ret = wl_random(c, d, &in, &rg); break;
 		case WL_TRIM: c->ret = wl_trim(c, d, &in, &rg); break;
+		case WL_REBIND: c->ret = wl_rebind(c, d, &in, &rg); break;
 		case WL_HOSTILE: c->ret = wl_hostile(c, d, &in, &rg, &notes); break;
 		case WL_BENCH: c->ret = wl_bench(c, d, &in, &rg); break;
 		case WL_FLOOD: c->ret = flood_run(g, c->v, d, &c->spec->flood, &notes); break;
@@ -1425,6 +1468,7 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 	r = gdrv_guest_new(dom, &g);
 	if (r < 0)
 		return r;
+	iolog_begin(dom);
 	if (spec.kind == WL_BENCH && spec.bs > GUEST_MAX_IO) {
 		ret = gdrv_guest_set_max_io(g, (spec.bs + XSIM_PAGE_SIZE - 1) & ~(XSIM_PAGE_SIZE - 1));
 		if (ret < 0)
@@ -1438,6 +1482,7 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 	}
 	t0 = sim_now_us();
 	/* vCPU 0 probes the disks, as the guest kernel would at boot. */
+	iolog_phase(dom, XSIM_PHASE_PROBE);
 	for (i = 0; i < gdrv_guest_ndevs(g); i++) {
 		r = gdrv_dev_init(gdrv_guest_vcpu(g, 0), gdrv_guest_dev(g, i));
 		if (r == -ESRCH) {
@@ -1454,7 +1499,7 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 		}
 	}
 	for (i = 0; i < nv && !died; i++) {
-		ctx[i] = (struct wl_ctx){ .g = g, .spec = &spec, .v = gdrv_guest_vcpu(g, i),
+		ctx[i] = (struct wl_ctx){ .dom = dom, .g = g, .spec = &spec, .v = gdrv_guest_vcpu(g, i),
 					  .bench_disk = -1 };
 		if (spec.kind == WL_BENCH) {
 			ctx[i].lat = calloc(LAT_BUCKETS, sizeof(*ctx[i].lat));
@@ -1464,6 +1509,8 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 				goto out;
 			}
 		}
+		if (i == 0)
+			iolog_phase(dom, XSIM_PHASE_IO);
 		runs[i] = (struct wl_run){ .ctx = &ctx[i], .notes = &notes,
 					   .notes_lock = &notes_lock };
 		if (pthread_create(&ctx[i].thread, NULL, wl_thread, &runs[i]) != 0) {
@@ -1476,6 +1523,7 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 			pthread_join(ctx[i].thread, NULL);
 	el = sim_now_us() - t0;
 	/* Leave the devices reset, so the backend stops using this run's rings. */
+	iolog_phase(dom, XSIM_PHASE_RESET);
 	for (i = 0; i < gdrv_guest_ndevs(g) && !died; i++)
 		if (gdrv_dev_ready(gdrv_guest_dev(g, i)) &&
 		    gdrv_dev_reset(gdrv_guest_vcpu(g, 0), gdrv_guest_dev(g, i)) == -ESRCH)
@@ -1552,6 +1600,7 @@ out:
 	free(runs);
 	free(ctx);
 out_guest:
+	iolog_phase(dom, XSIM_PHASE_IDLE);
 	gdrv_guest_free(g);
 	return ret;
 }
