@@ -5,7 +5,6 @@
  * usage: domu-io pattern SEED FIRST NBLOCKS      4 KiB blocks FIRST.. of the pattern SEED, to stdout
  *        domu-io check SEED FIRST NBLOCKS        compare stdin with them; names the blocks that differ
  *        domu-io pulse DEVICE STOPFILE           small O_DIRECT reads until STOPFILE exists
- *        domu-io now                             the time of day (CLOCK_REALTIME), in seconds
  *
  * Each pattern block starts with a line naming its seed and block number, then pseudo-random bytes
  * that depend on both: a block written at the wrong place, a write lost, or an old write redone
@@ -16,10 +15,10 @@
  * starts "vblkd-ro sector N", mkinitrd.sh), through its first 64 blocks, checks each, and timestamps
  * every completion.  On the read-only disk's own queue it does not wait behind the other disk's
  * writeback, so a long gap between two completions is a pause of the back end.  At the end it prints
- *   pulse ops=N errors=E mismatches=M longest_gap_ms=G from_wall=T
- * then one line per gap above 200 ms: gap_ms=G from_wall=T to_wall=U.  Times are the time of day
- * (CLOCK_REALTIME, which Xen's wallclock gives Dom0 and the guest alike), so Dom0 can find the gap
- * around the moment it stopped vblkd; gap lengths come from CLOCK_MONOTONIC.  An IO error ends it.
+ *   pulse ops=N errors=E mismatches=M longest_gap_ms=G at_s=T next_gap_ms=H
+ * (the longest time between two completions, when it began on the guest's CLOCK_MONOTONIC, and the
+ * second longest, a measure of the noise), then one line per gap above 200 ms: gap_ms=G at_s=T.
+ * An IO error ends it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -139,21 +138,20 @@ static int cmd_check(uint64_t seed, uint64_t first, uint64_t n)
 	return 0;
 }
 
-static double clock_s(clockid_t clock)
+static double now_s(void)
 {
 	struct timespec ts;
 
-	clock_gettime(clock, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int cmd_pulse(const char *dev, const char *stopfile)
 {
-	struct { double start, end, wall; } gaps[PULSE_MAX_GAPS], longest = { 0, 0, 0 };
+	double gaps[PULSE_MAX_GAPS][2], longest = 0, next = 0, longest_at = 0, last;
 	unsigned char *buf;
 	uint64_t ops = 0, errors = 0, mismatches = 0;
 	unsigned int ngaps = 0;
-	double last, last_wall;
 	char want[32];
 	int fd;
 
@@ -164,12 +162,11 @@ static int cmd_pulse(const char *dev, const char *stopfile)
 		perror(dev);
 		return 1;
 	}
-	last = clock_s(CLOCK_MONOTONIC);
-	last_wall = clock_s(CLOCK_REALTIME);
+	last = now_s();
 	while (access(stopfile, F_OK) != 0) {
 		uint64_t block = ops % PULSE_BLOCKS;
 		ssize_t n = pread(fd, buf, BLOCK, (off_t)(block * BLOCK));
-		double t = clock_s(CLOCK_MONOTONIC), wall = clock_s(CLOCK_REALTIME);
+		double t = now_s(), gap = t - last;
 
 		if (n != BLOCK) {
 			fprintf(stderr, "pulse: read at byte %ju: %s\n", (uintmax_t)(block * BLOCK),
@@ -181,27 +178,26 @@ static int cmd_pulse(const char *dev, const char *stopfile)
 		snprintf(want, sizeof(want), "vblkd-ro sector %08ju\n", (uintmax_t)(block * BLOCK / 512));
 		if (memcmp(buf, want, strlen(want)) && mismatches++ < 5)
 			fprintf(stderr, "pulse: block %ju reads '%.24s'\n", (uintmax_t)block, buf);
-		if (t - last > longest.end - longest.start) {
-			longest.start = last;
-			longest.end = t;
-			longest.wall = last_wall;
+		if (gap > longest) {
+			next = longest;
+			longest = gap;
+			longest_at = last;
+		} else if (gap > next) {
+			next = gap;
 		}
-		if ((t - last) * 1000.0 > PULSE_REPORT_MS && ngaps < PULSE_MAX_GAPS) {
-			gaps[ngaps].start = last;
-			gaps[ngaps].end = t;
-			gaps[ngaps++].wall = last_wall;
+		if (gap * 1000.0 > PULSE_REPORT_MS && ngaps < PULSE_MAX_GAPS) {
+			gaps[ngaps][0] = last;
+			gaps[ngaps++][1] = gap;
 		}
 		last = t;
-		last_wall = wall;
 		ops++;
 	}
 	close(fd);
 	printf("pulse ops=%" PRIu64 " errors=%" PRIu64 " mismatches=%" PRIu64 " longest_gap_ms=%.0f"
-	       " from_wall=%.3f\n", ops, errors, mismatches, (longest.end - longest.start) * 1000.0,
-	       longest.wall);
+	       " at_s=%.3f next_gap_ms=%.0f\n", ops, errors, mismatches, longest * 1000.0, longest_at,
+	       next * 1000.0);
 	for (unsigned int g = 0; g < ngaps; g++)
-		printf("gap_ms=%.0f from_wall=%.3f to_wall=%.3f\n", (gaps[g].end - gaps[g].start) * 1000.0,
-		       gaps[g].wall, gaps[g].wall + gaps[g].end - gaps[g].start);
+		printf("gap_ms=%.0f at_s=%.3f\n", gaps[g][1] * 1000.0, gaps[g][0]);
 	return errors || mismatches ? 1 : 0;
 }
 
@@ -213,12 +209,7 @@ int main(int argc, char **argv)
 		return cmd_check(parse_u64(argv[2]), parse_u64(argv[3]), parse_u64(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "pulse"))
 		return cmd_pulse(argv[2], argv[3]);
-	if (argc == 2 && !strcmp(argv[1], "now")) {
-		printf("%.3f\n", clock_s(CLOCK_REALTIME));
-		return 0;
-	}
 	fprintf(stderr, "usage: domu-io pattern|check SEED FIRST NBLOCKS\n"
-			"       domu-io pulse DEVICE STOPFILE\n"
-			"       domu-io now\n");
+			"       domu-io pulse DEVICE STOPFILE\n");
 	return 2;
 }
