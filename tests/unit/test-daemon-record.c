@@ -651,6 +651,30 @@ static void test_state_both_torn_is_enoent(void **state)
 	drec_disk_close(rec, false);
 }
 
+/*
+ * A record opened and saved to without a load first (the state it held
+ * not wanted): what was saved last is what the next process loads.
+ */
+static void test_state_saved_after_open_without_load_wins(void **state)
+{
+	struct fix *f = *state;
+	struct drec_disk_id id;
+	struct drec_disk *rec;
+
+	disk_id_of(&id, DOMID, DEVID);
+	assert_int_equal(drec_disk_create(f->dir, &id, &rec), 0);
+	save_n(f, rec, 1);
+	save_n(f, rec, 2);
+	save_n(f, rec, 3);
+	drec_disk_close(rec, false);
+	assert_int_equal(drec_disk_open(f->dir, DOMID, DEVID, &rec), 0);
+	save_n(f, rec, 9);
+	drec_disk_close(rec, false);
+	assert_int_equal(drec_disk_open(f->dir, DOMID, DEVID, &rec), 0);
+	assert_int_equal(load_sel(rec), 9);
+	drec_disk_close(rec, false);
+}
+
 /* ------------------------------------------------------------- the lock */
 
 static void test_dir_second_open_busy_until_closed(void **state)
@@ -823,6 +847,7 @@ int main(void)
 		T(test_state_torn_seq_loads_older),
 		T(test_state_torn_body_loads_older),
 		T(test_state_both_torn_is_enoent),
+		T(test_state_saved_after_open_without_load_wins),
 		T(test_dir_second_open_busy_until_closed),
 		T(test_dir_created_with_parent),
 		T(test_journals_aligned_distinct_inside),
