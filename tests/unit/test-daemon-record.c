@@ -30,7 +30,7 @@
 #define OFF_GUEST_HANDLE 16
 #define OFF_DISK_SNAP_OFF 24
 #define OFF_DISK_SNAP_SIZE 32
-#define OFF_DISK_ID 64
+#define OFF_DISK_ID 56
 #define OFF_SNAP_SEQ 0
 #define OFF_SNAP_BODY 24
 
@@ -498,13 +498,21 @@ static void test_disk_header_check_mismatch_refused(void **state)
 	const off_t offs[] = {
 		OFF_DISK_SNAP_OFF,				/* layout */
 		OFF_DISK_ID,					/* domid */
-		OFF_DISK_ID + 8,				/* handle */
-		OFF_DISK_ID + 24,				/* base */
-		OFF_DISK_ID + 56,				/* path */
-		OFF_DISK_ID + offsetof(struct drec_disk_id, path) + 200,	/* path's tail */
+		OFF_DISK_ID + offsetof(struct drec_disk_id, handle),
+		OFF_DISK_ID + offsetof(struct drec_disk_id, base),
+		OFF_DISK_ID + offsetof(struct drec_disk_id, path),
+		OFF_DISK_ID + offsetof(struct drec_disk_id, path) + 200,	/* past its NUL */
 	};
+	uint32_t u[2];
+	char path[32];
 
 	make_disk(f, DOMID, DEVID);
+	/* The identity is where these tests take it to be. */
+	file_peek(f, DISK_NAME, OFF_DISK_ID, u, sizeof(u));
+	assert_int_equal(u[0], DOMID);
+	assert_int_equal(u[1], DEVID);
+	file_peek(f, DISK_NAME, OFF_DISK_ID + offsetof(struct drec_disk_id, path), path, sizeof(path));
+	assert_string_equal(path, "/images/dom3-51712.img");
 	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++) {
 		file_flip(f, DISK_NAME, offs[i]);
 		assert_int_equal(open_disk(f, DOMID, DEVID), -EINVAL);
