@@ -309,6 +309,7 @@ int drec_disk_create(struct drec_dir *dir, const struct drec_disk_id *id,
 	if (fd < 0)
 		return -errno;
 	/* Sparse: only the journal slots a queue uses take memory. */
+	errno = 0;
 	if (ftruncate(fd, (off_t)size) < 0 || pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		r = errno ? -errno : -ENOSPC;
 	else
@@ -348,6 +349,7 @@ int drec_disk_open(struct drec_dir *dir, unsigned int domid, unsigned int devid,
 	if (h.check != drec_hash(&h, offsetof(struct drec_disk_hdr, check)) ||
 	    h.id.domid != domid || h.id.devid != devid ||
 	    h.id.num_queues == 0 || h.id.num_queues > VIRTIO_DEV_MAX_QUEUES ||
+	    h.id.path[DREC_PATH_MAX - 1] != '\0' ||
 	    h.file_size != (uint64_t)st.st_size)
 		goto out;
 	{
