@@ -401,6 +401,16 @@ $(VQ_JOURNAL_HOOK_OBJ): src/virtio/vq-journal.c
 LDFLAGS_test-vq-journal := $(VQ_JOURNAL_HOOK_OBJ)
 $(BUILD)/tests/test-vq-journal: | $(VQ_JOURNAL_HOOK_OBJ)
 
+# test-daemon-record: the daemon's records module (src/daemon-record.h is the daemon's own header,
+# not in include/).  It needs no Xen, only the device core it saves, so it is linked, ahead of the
+# core library, into a core unit test.  Order-only, with the test's object depending on the
+# module's: a change to the module rebuilds the test's object, which relinks the test.
+DREC_OBJ := $(call obj,src/daemon-record.c)
+EXTRA_CFLAGS_tests/unit/test-daemon-record.c := -Isrc
+LDFLAGS_test-daemon-record := $(DREC_OBJ)
+$(BUILD)/tests/test-daemon-record: | $(DREC_OBJ)
+$(call obj,tests/unit/test-daemon-record.c): $(DREC_OBJ)
+
 # test-disc: a refused xenstore write while a disk's state is answered.
 LDFLAGS_test-disc := -Wl,--wrap=xs_write
 

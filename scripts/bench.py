@@ -214,8 +214,11 @@ def aggregate(rows):
     return agg
 
 
-def run_fio(tmp, rw, bs, qd, files, size, runtime):
-    args = ["fio", "--output-format=json", "--ioengine=libaio", "--direct=1", "--time_based",
+def run_fio(tmp, rw, bs, qd, files, size, runtime, cached=False):
+    # Page cache: fio's io_uring at the same depth, the file kept cached (--invalidate=0).
+    io = ["--ioengine=io_uring", "--direct=0", "--invalidate=0"] if cached else \
+         ["--ioengine=libaio", "--direct=1"]
+    args = ["fio", "--output-format=json"] + io + ["--time_based",
             f"--runtime={runtime}", f"--rw={rw}", f"--bs={bs}", f"--iodepth={qd}",
             f"--size={size}", "--norandommap", "--randrepeat=0", "--lat_percentiles=1",
             "--group_reporting", "--thread"]
@@ -294,6 +297,7 @@ def main():
     ap.add_argument("--span", default="256M", help="size of the single-disk file in MiB, e.g. 256M (default)")
     ap.add_argument("--only", help="run only the workloads whose name contains this")
     ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--engine", default="aio", help="vblkd's engine for the measured runs (aio, uring)")
     ap.add_argument("--vblkd-only", action="store_true",
                     help="no fio, no null engine (to compare two builds: BUILD=...)")
     ap.add_argument("--json", help="also write the figures to this file")
@@ -337,6 +341,10 @@ def main():
         one = [f"name=b,vcpus=1,mem=128M,disk={disk}:rw:dio"]
         many = [f"name=m{g},vcpus=2,mem=128M,disk={multi[2 * g]}:rw:dio,disk={multi[2 * g + 1]}:rw:dio"
                 for g in range(4)]
+        # Page cache: the disk line without direct-io-safe (xl's default), its file cached.
+        cached = os.path.join(tmp, "cached.img")
+        make_file(cached, span)
+        pc = [f"name=p,vcpus=1,mem=128M,disk={cached}:rw"]
         points = [
             ("4k randread QD1", "randread", 4096, 1, one, [disk], span),
             ("4k randwrite QD1", "randwrite", 4096, 1, one, [disk], span),
@@ -349,6 +357,8 @@ def main():
             ("8 disks 4k randread QD8", "randread", 4096, 8, many, multi, mspan),
             ("8 disks 4k randwrite QD8", "randwrite", 4096, 8, many, multi, mspan),
             ("8 disks 128k read QD8", "read", 131072, 8, many, multi, mspan),
+            ("page cache 4k randread QD32", "randread", 4096, 32, pc, [cached], span),
+            ("page cache 4k randwrite QD32", "randwrite", 4096, 32, pc, [cached], span),
         ]
         if a.only:
             points = [p for p in points if a.only in p[0]]
@@ -362,13 +372,13 @@ def main():
             # Alternate vblkd and fio so that both see the same stretch of a noisy machine.
             vs, fs = [], []
             for _ in range(max(a.repeat, 1)):
-                v = run_vblkd(tmp, "aio", guests, wl, tag=name)
+                v = run_vblkd(tmp, a.engine, guests, wl, tag=name)
                 if v["rows"]:
                     v["agg"] = aggregate(v["rows"])
                     v["cpu_per_mreq"] = v["cpu"] / v["reqs"] * 1e6 if v["reqs"] else None
                     vs.append(v)
                 if not a.vblkd_only:
-                    f = run_fio(tmp, rw, bs, qd, files, size, a.time)
+                    f = run_fio(tmp, rw, bs, qd, files, size, a.time, cached=guests is pc)
                     if f:
                         fs.append(f)
             n = None

@@ -61,6 +61,17 @@ sleep 1
 say "vblkd --status while the guests run"
 "$VBLKD" --status --control-socket="$ctl"
 
+say "kill -9 vblkd while the guests run, start it again as systemd would: they keep their disks"
+kill -KILL "$vblkd_pid"
+wait "$vblkd_pid" 2>/dev/null || true
+"$VBLKD" --foreground --queues=2 --control-socket="$ctl" 2>>"$work/vblkd.log" &
+vblkd_pid=$!
+for _ in $(seq 200); do
+	"$VBLKD" --status --control-socket="$ctl" 2>/dev/null | grep -q 'adopted' && break
+	sleep 0.05
+done
+"$VBLKD" --status --control-socket="$ctl"
+
 say "Workloads: verify (patterns written, read back, compared with the files) and a random mix"
 # The simulator prints its verdict once the guests are done and destroyed.
 for _ in $(seq 1200); do
@@ -77,7 +88,7 @@ sed 's/^/   /' "$work/xensim.out"
 [ "$(sha256sum <"$work/web-data.img")" = "$data_sum" ] ||
 	{ echo "demo: the read-only disk changed" >&2; rc=1; }
 
-say "vblkd: SIGTERM (in-flight IO finishes, every guest released)"
+say "vblkd: SIGTERM (a guest still running would stay attached for the next vblkd)"
 kill -TERM "$vblkd_pid"
 vrc=0
 wait "$vblkd_pid" || vrc=$?

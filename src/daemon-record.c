@@ -270,6 +270,26 @@ static int disk_map(struct drec_dir *dir, int fd, size_t size, struct drec_disk 
 	return 0;
 }
 
+static struct drec_snap *snap_slot(struct drec_disk *rec, unsigned int i)
+{
+	return (struct drec_snap *)((uint8_t *)rec->hdr + rec->hdr->snap_off + i * rec->hdr->snap_size);
+}
+
+/* The slot holding the last state saved whole, or NULL. */
+static struct drec_snap *snap_latest(struct drec_disk *rec)
+{
+	struct drec_snap *best = NULL;
+
+	for (unsigned int i = 0; i < 2; i++) {
+		struct drec_snap *s = snap_slot(rec, i);
+
+		if (s->seq && s->len == SNAP_BODY && s->check == drec_hash(s->body, SNAP_BODY) &&
+		    (!best || s->seq > best->seq))
+			best = s;
+	}
+	return best;
+}
+
 int drec_disk_create(struct drec_dir *dir, const struct drec_disk_id *id,
 		     struct drec_disk **ret_rec)
 {
@@ -289,6 +309,7 @@ int drec_disk_create(struct drec_dir *dir, const struct drec_disk_id *id,
 	if (fd < 0)
 		return -errno;
 	/* Sparse: only the journal slots a queue uses take memory. */
+	errno = 0;
 	if (ftruncate(fd, (off_t)size) < 0 || pwrite(fd, &h, sizeof(h), 0) != (ssize_t)sizeof(h))
 		r = errno ? -errno : -ENOSPC;
 	else
@@ -328,6 +349,7 @@ int drec_disk_open(struct drec_dir *dir, unsigned int domid, unsigned int devid,
 	if (h.check != drec_hash(&h, offsetof(struct drec_disk_hdr, check)) ||
 	    h.id.domid != domid || h.id.devid != devid ||
 	    h.id.num_queues == 0 || h.id.num_queues > VIRTIO_DEV_MAX_QUEUES ||
+	    h.id.path[DREC_PATH_MAX - 1] != '\0' ||
 	    h.file_size != (uint64_t)st.st_size)
 		goto out;
 	{
@@ -340,6 +362,16 @@ int drec_disk_open(struct drec_dir *dir, unsigned int domid, unsigned int devid,
 			goto out;
 	}
 	r = disk_map(dir, fd, (size_t)h.file_size, ret_rec);
+	if (r == 0) {
+		/*
+		 * Saves go on from the last whole one, also without a load: numbered
+		 * from 0 they would go over it with a lower seq, and a later load
+		 * would pick the older state in the other slot.
+		 */
+		struct drec_snap *latest = snap_latest(*ret_rec);
+
+		(*ret_rec)->seq = latest ? latest->seq : 0;
+	}
 out:
 	close(fd);
 	return r;
@@ -354,11 +386,6 @@ void *drec_disk_journal(struct drec_disk *rec, unsigned int idx, size_t *ret_siz
 {
 	*ret_size = rec->hdr->id.journal_size;
 	return (uint8_t *)rec->hdr + rec->hdr->journal_off + (uint64_t)idx * rec->hdr->journal_stride;
-}
-
-static struct drec_snap *snap_slot(struct drec_disk *rec, unsigned int i)
-{
-	return (struct drec_snap *)((uint8_t *)rec->hdr + rec->hdr->snap_off + i * rec->hdr->snap_size);
 }
 
 int drec_disk_save(struct drec_disk *rec, const struct vmmio_dev *regs, const struct vblk_dev *vblk)
@@ -391,16 +418,9 @@ int drec_disk_save(struct drec_disk *rec, const struct vmmio_dev *regs, const st
 int drec_disk_load(struct drec_disk *rec, struct vmmio_state *ret_regs,
 		   struct vblk_state *ret_blk, struct virtio_dev_state **ret_vst, size_t *ret_size)
 {
-	struct drec_snap *best = NULL;
+	struct drec_snap *best = snap_latest(rec);
 	struct virtio_dev_state *vst;
 
-	for (unsigned int i = 0; i < 2; i++) {
-		struct drec_snap *s = snap_slot(rec, i);
-
-		if (s->seq && s->len == SNAP_BODY && s->check == drec_hash(s->body, SNAP_BODY) &&
-		    (!best || s->seq > best->seq))
-			best = s;
-	}
 	if (!best)
 		return -ENOENT;
 	vst = malloc(sizeof(*vst));

@@ -312,8 +312,12 @@ static void on_stop_signal(struct loop_source *src, const struct signalfd_siginf
 
 	if (daemon_keeps_guests(d)) {
 		/* A restart or an upgrade: the next vblkd adopts the guests (vblkd(8), RESTARTS). */
-		log_notice("%s: stopping; the guests stay attached for the next vblkd (vblkd "
-			   "--release lets them go)", strsignal((int)si->ssi_signo));
+		if (daemon_guest_count(d))
+			log_notice("%s: stopping; the guests stay attached for the next vblkd "
+				   "(vblkd --release lets them go)", strsignal((int)si->ssi_signo));
+		else
+			log_notice("%s: stopping (no guest to leave attached)",
+				   strsignal((int)si->ssi_signo));
 		notify_send("STOPPING=1\nSTATUS=leaving the guests to the next vblkd");
 		daemon_detach(d, 0);
 		return;

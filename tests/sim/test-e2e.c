@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* End to end: vblkd-sim (the daemon with simulated libxen*) serving the simulator's guests. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,6 +22,7 @@
 
 #include <cmocka.h>
 #include <json.h>
+#include <xendevicemodel.h>
 #include <xenstore.h>
 
 #include "ctl.h"
@@ -237,16 +239,30 @@ static int stop_vblkd(void)
 	return -1;
 }
 
-static int setup(void **state)
+static int setup_with(const char *const *args)
 {
-	static const char *const args[] = { "--timeout", "5000", "--log-level", "err", NULL };
-
 	memset(&E, 0, sizeof(E));
 	snprintf(E.dir, sizeof(E.dir), "%s/vblkd-e2e.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	assert_non_null(mkdtemp(E.dir));
 	assert_int_equal(xensim_spawn(XENSIM_BIN, args, &E.sim), 0);
 	assert_int_equal(xensim_connect(&E.x), 0);
 	return 0;
+}
+
+static int setup(void **state)
+{
+	static const char *const args[] = { "--timeout", "5000", "--log-level", "err", NULL };
+
+	return setup_with(args);
+}
+
+/* The toolstack gives up on a backend after 300 ms (tests that destroy guests vblkd does not serve). */
+static int setup_short_libxl(void **state)
+{
+	static const char *const args[] = { "--timeout", "5000", "--log-level", "err",
+					    "--libxl-timeout", "300", NULL };
+
+	return setup_with(args);
 }
 
 static int teardown(void **state)
@@ -1078,6 +1094,337 @@ static void test_sigterm_leaves_guest_to_next_vblkd_release_lets_go(void **state
 	assert_int_equal(xensim_domain_destroy(E.x, domid, false, NULL), 0);
 }
 
+/* ------------------------------------------- records a restarted vblkd refuses */
+
+/* A file in the simulated machine's state directory (vblkd-sim: beside the simulator's socket). */
+static void state_file(const char *name, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s.state/%s", E.sim.socket, name);
+}
+
+/* Files in the state directory whose names start with @prefix. */
+static unsigned int state_files(const char *prefix)
+{
+	char dir[160];
+	struct dirent *e;
+	unsigned int n = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%s.state", E.sim.socket);
+	d = opendir(dir);
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		n += !strncmp(e->d_name, prefix, strlen(prefix));
+	closedir(d);
+	return n;
+}
+
+static void state_patch(const char *name, off_t off, const void *buf, size_t len)
+{
+	char path[192];
+	int fd;
+
+	state_file(name, path, sizeof(path));
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, buf, len, off), (ssize_t)len);
+	close(fd);
+}
+
+/*
+ * The guest record's layout and check, as src/daemon-record.c writes them:
+ * magic[8], version, domid, handle[16], server_id, pad, then an FNV-1a over
+ * the 64-bit words before it.  Written out here so that a test can make a
+ * record that is whole but of another domain.
+ */
+struct guest_file {
+	char magic[8];
+	uint32_t version;
+	uint32_t domid;
+	uint8_t handle[16];
+	uint32_t server_id;
+	uint32_t pad;
+	uint64_t check;
+};
+
+static uint64_t fnv_words(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint64_t h = 0xcbf29ce484222325ull, w;
+
+	for (size_t i = 0; i < n; i += 8) {
+		memcpy(&w, b + i, 8);
+		h = (h ^ w) * 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* How many guests the status document lists. */
+static size_t status_guests(void)
+{
+	char *js = status_json();
+	struct json_object *root = json_tokener_parse(js), *o;
+	size_t n;
+
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "guests", &o));
+	n = json_object_array_length(o);
+	json_object_put(root);
+	free(js);
+	return n;
+}
+
+/* Where guests[@g].disks lists disk @devid. */
+static int status_disk_index(const char *js, int g, unsigned int devid)
+{
+	struct json_object *root = json_tokener_parse(js), *o, *v;
+	int found = -1;
+
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "guests", &o));
+	o = json_object_array_get_idx(o, (size_t)g);
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "disks", &o));
+	for (size_t i = 0; i < json_object_array_length(o); i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(o, i), "devid", &v) &&
+		    json_object_get_int64(v) == devid)
+			found = (int)i;
+	json_object_put(root);
+	assert_true(found >= 0);
+	return found;
+}
+
+/* A disk's Status register, as the guest's vCPU 0 reads it (disk @i of the spec). */
+static uint32_t guest_status(uint32_t domid, unsigned int i)
+{
+	uint64_t v = 0;
+
+	assert_int_equal(xensim_guest_mmio(E.x, domid, 0, 0x02000000 + 0x200ull * i + 0x070, 4,
+					   false, &v), 0);
+	return (uint32_t)v;
+}
+
+/* The guest's driver starts on disk @i: ACKNOWLEDGE, then DRIVER (virtio 1.2 §3.1.1). */
+static void guest_acknowledge(uint32_t domid, unsigned int i)
+{
+	uint64_t v;
+
+	for (v = 1; v <= 3; v += 2)
+		assert_int_equal(xensim_guest_mmio(E.x, domid, 0, 0x02000000 + 0x200ull * i + 0x070,
+						   4, true, &v), 0);
+	assert_int_equal(guest_status(domid, i), 3);
+}
+
+/* A guest with two disks, each with a driver starting on it, left by a SIGTERMed vblkd. */
+static uint32_t two_disks_left_behind(char *img_a, char *img_b, size_t len)
+{
+	char spec[384];
+	uint32_t domid;
+
+	make_image("a.img", 16, img_a, len);
+	make_image("b.img", 16, img_b, len);
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=2,mem=64M,disk=%s:rw,disk=%s:rw", img_a, img_b);
+	domid = create(spec, NULL);
+	workload_ok(domid, "verify,ops=50");
+	guest_acknowledge(domid, 0);
+	guest_acknowledge(domid, 1);
+	assert_int_equal(stop_vblkd(), 0);
+	assert_true(log_contains("the guests stay attached for the next vblkd"));
+	assert_int_equal(state_files("dom1."), 1);
+	assert_int_equal(state_files("dom1-"), 2);
+	return domid;
+}
+
+/*
+ * A disk record of another vblkd version (a downgrade, say) is dropped and
+ * that disk served afresh; the guest's other disk is adopted as it was.
+ */
+static void test_disk_record_of_other_version_dropped_others_adopted(void **state)
+{
+	char a[128], b[128];
+	uint32_t v = 99, domid = two_disks_left_behind(a, b, sizeof(a));
+	char *js;
+
+	state_patch("dom1-51712.disk", 8, &v, sizeof(v));	/* the version after the magic */
+	start_vblkd(NULL);
+	assert_true(log_contains("dom 1 disk 51712: its record is of another vblkd version: "
+				 "dropped"));
+	assert_true(log_contains("dom 1 disk 51712: found in state 2 with no record to adopt it "
+				 "from: serving it afresh"));
+	assert_true(log_contains("dom 1 disk 51712: serving '"));
+	assert_true(log_contains("dom 1 disk 51728: adopted, serving '"));
+	assert_false(log_contains("dom 1 disk 51728: found in state"));
+	assert_true(log_contains("adopted 1 disk of 1 guest from the previous vblkd"));
+	/* What the guest sees: a new device on one disk, its driver's progress kept on the other. */
+	assert_int_equal(guest_status(domid, 0), 0);
+	assert_int_equal(guest_status(domid, 1), 3);
+	js = status_json();
+	assert_int_equal(status_num(js, 0, status_disk_index(js, 0, 51712), "adoptions"), 0);
+	assert_int_equal(status_num(js, 0, status_disk_index(js, 0, 51728), "adoptions"), 1);
+	free(js);
+	/* The dropped record is replaced by one of this vblkd's. */
+	assert_int_equal(disk_state(domid, 51712), 2);
+	assert_int_equal(disk_state(domid, 51728), 2);
+	assert_int_equal(state_files("dom1-"), 2);
+	workload_ok(domid, "verify,ops=50");
+}
+
+/*
+ * A guest record whose domain handle is another domain's (the domid was
+ * reused): nothing of it is adopted, every disk is served afresh.
+ */
+static void test_guest_record_of_earlier_domain_dropped(void **state)
+{
+	struct guest_file g;
+	char a[128], b[128], path[192];
+	uint32_t domid = two_disks_left_behind(a, b, sizeof(a));
+	xendevicemodel_handle *dm;
+	struct xsim_stats st;
+	int fd;
+
+	/*
+	 * The earlier domain went, and its IOREQ server with it (a server is the
+	 * domain's, xen/common/ioreq.c): here the same domain stays, so its
+	 * server goes by hand, as only the record is meant to be of another domain.
+	 */
+	dm = xendevicemodel_open(NULL, 0);
+	assert_non_null(dm);
+	assert_int_equal(xendevicemodel_destroy_ioreq_server(dm, (domid_t)domid, 0), 0);
+	xendevicemodel_close(dm);
+	assert_int_equal(xensim_stats(E.x, &st), 0);
+	assert_int_equal(st.ioreq_servers, 0);
+
+	state_file("dom1.guest", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, &g, sizeof(g)), (ssize_t)sizeof(g));
+	close(fd);
+	assert_memory_equal(g.magic, "VBLKDGST", 8);
+	assert_int_equal(g.check, fnv_words(&g, offsetof(struct guest_file, check)));
+	g.handle[0] ^= 0x55;
+	g.handle[15] ^= 0xaa;
+	g.check = fnv_words(&g, offsetof(struct guest_file, check));
+	state_patch("dom1.guest", 0, &g, sizeof(g));
+
+	start_vblkd(NULL);
+	assert_true(log_contains("dom 1: the record of IOREQ server"));
+	assert_true(log_contains("earlier domain with this domid (another UUID): dropped"));
+	assert_true(log_contains("dom 1 disk 51712: found in state 2 with no record"));
+	assert_true(log_contains("dom 1 disk 51728: found in state 2 with no record"));
+	assert_false(log_contains("adopted, serving"));
+	assert_false(log_contains("from the previous vblkd"));
+	assert_true(log_contains("dom 1 disk 51712: serving '"));
+	assert_true(log_contains("dom 1 disk 51728: serving '"));
+	assert_int_equal(guest_status(domid, 0), 0);
+	assert_int_equal(guest_status(domid, 1), 0);
+	assert_int_equal(xensim_stats(E.x, &st), 0);
+	assert_int_equal(st.ioreq_servers, 1);
+	/* Records of this vblkd's, the right handle this time. */
+	assert_int_equal(state_files("dom1."), 1);
+	assert_int_equal(state_files("dom1-"), 2);
+	workload_ok(domid, "verify,ops=50");
+}
+
+/*
+ * `xl destroy` while vblkd is down: libxl waits for Closed in vain, then the
+ * domain goes anyway.  The next vblkd finds its records and nothing to serve.
+ */
+static void test_guest_destroyed_while_down_records_dropped(void **state)
+{
+	char a[128], b[128];
+	struct xsim_stats st;
+	uint64_t wait = 0;
+	uint32_t domid = two_disks_left_behind(a, b, sizeof(a));
+
+	assert_int_equal(xensim_domain_destroy(E.x, domid, true, &wait), -ETIMEDOUT);
+	assert_int_equal(xensim_stats(E.x, &st), 0);
+	assert_int_equal(st.domains, 0);
+	assert_int_equal(st.ioreq_servers, 0);
+	assert_int_equal(disk_state(domid, 51712), -1);
+
+	start_vblkd(NULL);
+	assert_true(log_contains("dom 1: the guest is gone: its record is dropped"));
+	assert_true(log_contains("dom 1 disk 51712: no such disk in xenstore any more: its record "
+				 "is dropped"));
+	assert_true(log_contains("dom 1 disk 51728: no such disk in xenstore any more"));
+	assert_false(log_contains("from the previous vblkd"));
+	assert_int_equal(state_files("dom1"), 0);
+	assert_int_equal(status_guests(), 0);
+}
+
+/* A disk whose backing file is another one now: the record of the old file is not adopted. */
+static void test_disk_record_of_other_backing_file_dropped(void **state)
+{
+	char a[128], b[128], c[128], path[192], want[192], rec_path[128];
+	uint32_t domid = two_disks_left_behind(a, b, sizeof(a));
+	struct xs_handle *xs;
+	int fd;
+
+	/* The operator points the disk at another file while vblkd is down. */
+	make_image("c.img", 16, c, sizeof(c));
+	xs = xs_open(0);
+	assert_non_null(xs);
+	snprintf(path, sizeof(path), "/local/domain/0/backend/virtio_disk/%u/51712/params", domid);
+	assert_true(xs_write(xs, XBT_NULL, path, c, (unsigned int)strlen(c)));
+	xs_close(xs);
+
+	start_vblkd(NULL);
+	assert_true(log_contains("dom 1 disk 51712: not adopted: the disk's backing file changed; "
+				 "record dropped"));
+	assert_true(log_contains("dom 1 disk 51712: found in state 2 with no record"));
+	snprintf(want, sizeof(want), "dom 1 disk 51712: serving '%s'", c);
+	assert_true(log_contains(want));
+	assert_true(log_contains("dom 1 disk 51728: adopted, serving '"));
+	/* The guest sees a new device on the new file, and its other disk as it left it. */
+	assert_int_equal(guest_status(domid, 0), 0);
+	assert_int_equal(guest_status(domid, 1), 3);
+	/* The disk's record now is of the new file (its identity's path, after domid .. journal_size). */
+	state_file("dom1-51712.disk", path, sizeof(path));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, rec_path, sizeof(rec_path), 56 + 56), (ssize_t)sizeof(rec_path));
+	close(fd);
+	rec_path[sizeof(rec_path) - 1] = '\0';
+	assert_string_equal(rec_path, c);
+	assert_int_equal(state_files("dom1-"), 2);
+}
+
+/* Two vblkds on one machine would fight over every guest: the second one does not start. */
+static void test_state_dir_in_use_second_vblkd_refused(void **state)
+{
+	char img[128], spec[256], cmd[768], log2[160];
+	uint32_t domid;
+	FILE *f;
+	char line[512];
+	bool said = false;
+	int st;
+
+	make_image("a.img", 16, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=64M,disk=%s:rw", img);
+	domid = create(spec, NULL);
+
+	snprintf(log2, sizeof(log2), "%s/second.log", E.dir);
+	snprintf(cmd, sizeof(cmd), "exec %s --foreground --control-socket=%s/control2 "
+		 "</dev/null >/dev/null 2>%s", VBLKD_SIM_BIN, E.dir, log2);
+	st = system(cmd);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 1);
+	f = fopen(log2, "re");
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		said |= strstr(line, ".state: another vblkd is using it") != NULL;
+	fclose(f);
+	assert_true(said);
+
+	/* The first one is untouched: its control socket, its records, its guest. */
+	free(status_json());
+	assert_int_equal(state_files("dom1"), 2);
+	workload_ok(domid, "verify,ops=50");
+	assert_int_equal(disk_state(domid, 51712), 2);
+}
+
 /* guests[@g].disks[0].latency_us.@dir.@key of the status document. */
 static int64_t status_latency(const char *js, int g, const char *dir, const char *key)
 {
@@ -1577,6 +1924,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_second_disk_overlapping_window_refused, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_sigterm_leaves_guest_to_next_vblkd_release_lets_go, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_record_of_other_version_dropped_others_adopted,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_record_of_earlier_domain_dropped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_guest_destroyed_while_down_records_dropped,
+						setup_short_libxl, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_record_of_other_backing_file_dropped, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_state_dir_in_use_second_vblkd_refused, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_status_two_guests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_recent_io, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_systemd_notifications, setup, teardown),
