@@ -168,7 +168,13 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True):
     out, _ = xs.communicate()
     # The daemon stops by itself once the simulator is gone; make sure of it.
     # os.kill, not Popen.send_signal: that may reap the child, and wait4 needs it for the rusage.
-    os.kill(vb.pid, signal.SIGTERM)
+    target = vb.pid
+    if wrapper and wrapper[0] == "perf":
+        # perf stat runs the daemon as its child: stop that one, perf then writes its counts.
+        kids = subprocess.run(["pgrep", "-P", str(vb.pid)], capture_output=True, text=True).stdout.split()
+        if kids:
+            target = int(kids[0])
+    os.kill(target, signal.SIGTERM)
     _, status, ru = os.wait4(vb.pid, 0)
     vb.returncode = os.waitstatus_to_exitcode(status)
     err = vb.stderr.read()
@@ -273,6 +279,40 @@ def instructions_per_request(tmp, disk, qd, t_short, t_long):
         return None
     return {"all": (ir2 - ir1) / (n2 - n1), "sim": (sim2 - sim1) / (n2 - n1),
             "vblkd": ((ir2 - sim2) - (ir1 - sim1)) / (n2 - n1)}
+
+
+PERF_OK = None
+
+
+def perf_works():
+    """Whether perf can count system calls here (linux-perf, and tracepoints allowed)."""
+    global PERF_OK
+    if PERF_OK is None:
+        try:
+            p = subprocess.run(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "--", "true"],
+                               capture_output=True, text=True, timeout=30)
+            PERF_OK = p.returncode == 0 and "raw_syscalls" in p.stderr and "<not" not in p.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            PERF_OK = False
+    return PERF_OK
+
+
+def syscalls_per_request(tmp, guests, workload, tag):
+    """The daemon's system calls (all its threads) per guest request, over a whole run."""
+    if not perf_works():
+        return None
+    out = os.path.join(tmp, "perf.txt")
+    r = run_vblkd(tmp, "aio", guests, workload, tag=tag + " syscalls",
+                  wrapper=["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-o", out, "--"])
+    try:
+        with open(out) as f:
+            for line in f:
+                fields = line.split(",")
+                if len(fields) > 2 and fields[2].startswith("raw_syscalls:sys_enter") and fields[0].isdigit():
+                    return int(fields[0]) / r["reqs"] if r["ok"] and r["reqs"] else None
+    except OSError:
+        pass
+    return None
 
 
 def median_by_iops(runs, key):
@@ -395,6 +435,7 @@ def main():
                             "ratio_range": (min(pair), max(pair)) if pair else None,
                             "runs": len(vs)})
             r = results[-1]
+            r["syscalls"] = syscalls_per_request(tmp, guests, wl, name) if not a.vblkd_only else None
             # Tails side by side: vblkd's p99 over fio's, of the median runs.
             r["p99_ratio"] = (r["vblkd"]["lat_p99_us"] / f["lat_p99_us"]
                               if r["vblkd"] and f and f["lat_p99_us"] else None)
@@ -417,8 +458,8 @@ def main():
     print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | ratio range | vblkd MB/s | fio MB/s "
           "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | p99 ratio | null-engine p50 us "
           "| interrupt path p50 us | added p50 us | guest traps / req, mean us, vCPU share "
-          "| CPU s / M req (aio, null, fio) | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| CPU s / M req (aio, null, fio) | syscalls / req | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         v, f, n = r["vblkd"], r["fio"], r["null"]
         ratio = lambda k: (v[k] / f[k]) if v and f and f[k] else None
@@ -436,13 +477,15 @@ def main():
               f"| {fmt(v and v['traps_per_op'], 2)}, {fmt(v and v['trap_mean_us'], 1)}, "
               f"{fmt(v and 100 * v['trap_share'])}% "
               f"| {fmt(r['cpu_per_mreq'], 1)}, {fmt(r['null_cpu_per_mreq'], 1)}, "
-              f"{fmt(f and f['cpu_per_mreq'], 1)} | {fmt(r['rss_mib'], 1)} |")
+              f"{fmt(f and f['cpu_per_mreq'], 1)} | {fmt(r['syscalls'], 2)} | {fmt(r['rss_mib'], 1)} |")
     print()
     for qd, x in ipr.items():
         if x:
             print(f"vblkd user-space instructions per request (callgrind, 4k randread QD{qd}, marginal "
                   f"over two run lengths): {fmt(x['vblkd'])} in vblkd + {fmt(x['sim'])} in the simulated "
                   f"libxen* = {fmt(x['all'])}")
+    print("syscalls / req: the daemon's system calls (every thread, perf stat -e raw_syscalls:sys_enter, a run "
+          "of its own) per guest request, the untimed stamping pass included; - where perf cannot count.")
     print("added p50 (QD1 only) = vblkd p50 - fio p50 - null-engine p50 - interrupt path p50: what vblkd adds "
           "beyond the IO itself and the simulator's notification costs.  The null engine's p50 is the "
           "submission side (the guest's QueueNotify trap and vblkd's handling, no IO; its requests are done "
