@@ -404,6 +404,19 @@ static int blk_engine_start(struct blk_dev *dev, enum blk_engine engine)
 	return dev->ops->init(dev);
 }
 
+/* A member of a shared context gets its eventfd (and, libaio, its aio context); else its own. */
+static int blk_open_efd(struct blk_dev *dev, const struct blk_open_opts *opts)
+{
+	if (opts->ctx && opts->engine == BLK_ENGINE_AIO &&
+	    blk_aio_ctx_reserve(opts->ctx, dev->queue_depth)) {
+		dev->ctx = opts->ctx;
+		dev->efd = opts->ctx->efd;
+		return 0;
+	}
+	dev->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	return dev->efd < 0 ? -errno : 0;
+}
+
 int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev,
 	     const char **ret_why)
 {
@@ -448,18 +461,9 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	dev->info.st_dev = st.st_dev;
 	dev->info.st_ino = st.st_ino;
 
-	/* A member of a shared context: its eventfd and (libaio) its aio context. */
-	if (opts->ctx && opts->engine == BLK_ENGINE_AIO &&
-	    blk_aio_ctx_reserve(opts->ctx, dev->queue_depth)) {
-		dev->ctx = opts->ctx;
-		dev->efd = opts->ctx->efd;
-	} else {
-		dev->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (dev->efd < 0) {
-			r = -errno;
-			goto err_close_fd;
-		}
-	}
+	r = blk_open_efd(dev, opts);
+	if (r < 0)
+		goto err_close_fd;
 
 	r = blk_alloc_ios(dev);
 	if (r < 0)
