@@ -91,7 +91,7 @@ CORE_LIBS = $(JSONC_LIBS) $(URING_LIBS) $(AIO_LIBS) -lpthread
 #   tests/fuzz/fuzz-*.c            -> libFuzzer targets (clang), corpus in tests/fuzz/corpus/<name>/
 #   tests/shell/test-*.sh          -> whole-program tests run by make check (BUILD= names the build)
 # ---------------------------------------------------------------------------
-CORE_SRCS := $(sort $(wildcard src/core/*.c src/virtio/*.c src/blk/*.c))
+CORE_SRCS := $(sort $(wildcard src/core/*.c src/virtio/*.c src/blk/*.c src/vhost/*.c))
 # The daemon's wiring (src/*.c but main.c) goes with the Xen side: it is what vblkd-sim tests.
 XEN_SRCS := $(sort $(wildcard src/xen/*.c) $(filter-out src/main.c,$(wildcard src/*.c)))
 MAIN_SRC := src/main.c
