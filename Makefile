@@ -355,6 +355,17 @@ XEN_CROSS_MAKE = $(MAKE) --no-print-directory BUILD=$(XEN_CROSS_BUILD) SANITIZE=
 	CROSS_COMPILE=$(XEN_CROSS_COMPILE) CC=$(XEN_CROSS_COMPILE)gcc AR=$(XEN_CROSS_COMPILE)ar \
 	PKG_CONFIG=$(XEN_PKG_CONFIG)
 
+# vhost-user-blk under QEMU (issue 21): Debian's qemu-system-x86 (TCG) and kernel against vblkd's
+# --vhost-user exports.  The kernel is cached in VBLKD_VHOST_CACHE (default ~/.cache/vblkd-vhost);
+# logs and images go to build/vhost.  See tests/vhost/check-vhost.sh.
+.PHONY: check-vhost check-vhost-run
+check-vhost:
+	$(Q)scripts/deps.sh vhost build
+	$(Q)$(MAKE) --no-print-directory check-vhost-run
+
+check-vhost-run: $(VBLKD)
+	$(Q)VBLKD=$(VBLKD) tests/vhost/check-vhost.sh
+
 .PHONY: cross cross-run check-xen check-xen-run
 cross:
 	$(Q)scripts/deps.sh xen
