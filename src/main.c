@@ -434,6 +434,16 @@ static int daemonize(int *ret_ready_fd)
 	return 0;
 }
 
+/* READY=1 for systemd, with what is served. */
+static void notify_ready(const struct daemon *d)
+{
+	if (daemon_has_xen(d))
+		notify_send("READY=1\nSTATUS=watching xenstore for virtio disks");
+	else
+		notify_sendf("READY=1\nSTATUS=serving %u vhost-user export%s", daemon_vhost_count(d),
+			     daemon_vhost_count(d) == 1 ? "" : "s");
+}
+
 /* The systemd watchdog (if asked for) and the signals that stop or refresh @d.  Errors are logged. */
 static int add_timers_and_signals(struct loop *loop, struct daemon *d)
 {
@@ -511,11 +521,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	log_notice("vblkd %s started", VBLKD_VERSION);
-	if (daemon_has_xen(d))
-		notify_send("READY=1\nSTATUS=watching xenstore for virtio disks");
-	else
-		notify_sendf("READY=1\nSTATUS=serving %u vhost-user export%s", daemon_vhost_count(d),
-			     daemon_vhost_count(d) == 1 ? "" : "s");
+	notify_ready(d);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "", 1) != 1)
 			log_warn("cannot tell the parent process we are ready: %m");

@@ -185,7 +185,7 @@ static void status_print_vhost(FILE *out, struct json_object *root)
 
 int status_print_table(FILE *out, const char *json)
 {
-	struct json_object *root = json_tokener_parse(json), *guests;
+	struct json_object *root = json_tokener_parse(json), *guests, *xen = NULL;
 	unsigned long long ndisks = 0;
 	size_t i, j, ng;
 	char up[24];
@@ -203,12 +203,17 @@ int status_print_table(FILE *out, const char *json)
 			ndisks += json_object_array_length(disks);
 	}
 	status_format_duration(status_u64(root, "uptime_seconds"), up, sizeof(up));
-	fprintf(out, "vblkd %s: backend domain %llu, up %s, engine %s, %zu guest%s, %llu disk%s\n",
-		status_str(root, "version", "?"), status_u64(root, "backend_domid"), up,
-		status_str(root, "engine", "?"), ng, ng == 1 ? "" : "s", ndisks,
-		ndisks == 1 ? "" : "s");
+	if (json_object_object_get_ex(root, "xen", &xen) && !json_object_get_boolean(xen))
+		fprintf(out, "vblkd %s: no Xen (vhost-user only), up %s, engine %s\n",
+			status_str(root, "version", "?"), up, status_str(root, "engine", "?"));
+	else
+		fprintf(out, "vblkd %s: backend domain %llu, up %s, engine %s, %zu guest%s, "
+			"%llu disk%s\n", status_str(root, "version", "?"),
+			status_u64(root, "backend_domid"), up, status_str(root, "engine", "?"), ng,
+			ng == 1 ? "" : "s", ndisks, ndisks == 1 ? "" : "s");
 	if (!ng) {
-		fprintf(out, "no guest has a virtio disk served by this daemon\n");
+		if (!xen || json_object_get_boolean(xen))
+			fprintf(out, "no guest has a virtio disk served by this daemon\n");
 		status_print_vhost(out, root);
 		json_object_put(root);
 		return 0;

@@ -858,6 +858,7 @@ int vhost_conn_handle(struct vhost_conn *c, const void *msg, size_t len, int *fd
 	r = conn_check_shape(c, &m, len, nfds);
 	if (r < 0)
 		goto out;
+	log_debug("%s: %s (%u bytes, %u fds)", c->name, c->req, m.hdr.size, nfds);
 	memset(rep, 0, sizeof(*rep));
 	rep->hdr.request = m.hdr.request;
 	rep->hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY;
