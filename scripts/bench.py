@@ -168,7 +168,13 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True):
     out, _ = xs.communicate()
     # The daemon stops by itself once the simulator is gone; make sure of it.
     # os.kill, not Popen.send_signal: that may reap the child, and wait4 needs it for the rusage.
-    os.kill(vb.pid, signal.SIGTERM)
+    target = vb.pid
+    if wrapper and wrapper[0] == "perf":
+        # perf stat runs the daemon as its child: stop that one, perf then writes its counts.
+        kids = subprocess.run(["pgrep", "-P", str(vb.pid)], capture_output=True, text=True).stdout.split()
+        if kids:
+            target = int(kids[0])
+    os.kill(target, signal.SIGTERM)
     _, status, ru = os.wait4(vb.pid, 0)
     vb.returncode = os.waitstatus_to_exitcode(status)
     err = vb.stderr.read()
@@ -214,8 +220,11 @@ def aggregate(rows):
     return agg
 
 
-def run_fio(tmp, rw, bs, qd, files, size, runtime):
-    args = ["fio", "--output-format=json", "--ioengine=libaio", "--direct=1", "--time_based",
+def run_fio(tmp, rw, bs, qd, files, size, runtime, cached=False):
+    # Page cache: fio's io_uring at the same depth, the file kept cached (--invalidate=0).
+    io = ["--ioengine=io_uring", "--direct=0", "--invalidate=0"] if cached else \
+         ["--ioengine=libaio", "--direct=1"]
+    args = ["fio", "--output-format=json"] + io + ["--time_based",
             f"--runtime={runtime}", f"--rw={rw}", f"--bs={bs}", f"--iodepth={qd}",
             f"--size={size}", "--norandommap", "--randrepeat=0", "--lat_percentiles=1",
             "--group_reporting", "--thread"]
@@ -272,6 +281,40 @@ def instructions_per_request(tmp, disk, qd, t_short, t_long):
             "vblkd": ((ir2 - sim2) - (ir1 - sim1)) / (n2 - n1)}
 
 
+PERF_OK = None
+
+
+def perf_works():
+    """Whether perf can count system calls here (linux-perf, and tracepoints allowed)."""
+    global PERF_OK
+    if PERF_OK is None:
+        try:
+            p = subprocess.run(["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "--", "true"],
+                               capture_output=True, text=True, timeout=30)
+            PERF_OK = p.returncode == 0 and "raw_syscalls" in p.stderr and "<not" not in p.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            PERF_OK = False
+    return PERF_OK
+
+
+def syscalls_per_request(tmp, guests, workload, tag):
+    """The daemon's system calls (all its threads) per guest request, over a whole run."""
+    if not perf_works():
+        return None
+    out = os.path.join(tmp, "perf.txt")
+    r = run_vblkd(tmp, "aio", guests, workload, tag=tag + " syscalls",
+                  wrapper=["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-o", out, "--"])
+    try:
+        with open(out) as f:
+            for line in f:
+                fields = line.split(",")
+                if len(fields) > 2 and fields[2].startswith("raw_syscalls:sys_enter") and fields[0].isdigit():
+                    return int(fields[0]) / r["reqs"] if r["ok"] and r["reqs"] else None
+    except OSError:
+        pass
+    return None
+
+
 def median_by_iops(runs, key):
     """The run with the median IOPS (the lower middle one for an even count), or None."""
     if not runs:
@@ -294,6 +337,7 @@ def main():
     ap.add_argument("--span", default="256M", help="size of the single-disk file in MiB, e.g. 256M (default)")
     ap.add_argument("--only", help="run only the workloads whose name contains this")
     ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--engine", default="aio", help="vblkd's engine for the measured runs (aio, uring)")
     ap.add_argument("--vblkd-only", action="store_true",
                     help="no fio, no null engine (to compare two builds: BUILD=...)")
     ap.add_argument("--json", help="also write the figures to this file")
@@ -337,6 +381,10 @@ def main():
         one = [f"name=b,vcpus=1,mem=128M,disk={disk}:rw:dio"]
         many = [f"name=m{g},vcpus=2,mem=128M,disk={multi[2 * g]}:rw:dio,disk={multi[2 * g + 1]}:rw:dio"
                 for g in range(4)]
+        # Page cache: the disk line without direct-io-safe (xl's default), its file cached.
+        cached = os.path.join(tmp, "cached.img")
+        make_file(cached, span)
+        pc = [f"name=p,vcpus=1,mem=128M,disk={cached}:rw"]
         points = [
             ("4k randread QD1", "randread", 4096, 1, one, [disk], span),
             ("4k randwrite QD1", "randwrite", 4096, 1, one, [disk], span),
@@ -349,6 +397,8 @@ def main():
             ("8 disks 4k randread QD8", "randread", 4096, 8, many, multi, mspan),
             ("8 disks 4k randwrite QD8", "randwrite", 4096, 8, many, multi, mspan),
             ("8 disks 128k read QD8", "read", 131072, 8, many, multi, mspan),
+            ("page cache 4k randread QD32", "randread", 4096, 32, pc, [cached], span),
+            ("page cache 4k randwrite QD32", "randwrite", 4096, 32, pc, [cached], span),
         ]
         if a.only:
             points = [p for p in points if a.only in p[0]]
@@ -362,13 +412,13 @@ def main():
             # Alternate vblkd and fio so that both see the same stretch of a noisy machine.
             vs, fs = [], []
             for _ in range(max(a.repeat, 1)):
-                v = run_vblkd(tmp, "aio", guests, wl, tag=name)
+                v = run_vblkd(tmp, a.engine, guests, wl, tag=name)
                 if v["rows"]:
                     v["agg"] = aggregate(v["rows"])
                     v["cpu_per_mreq"] = v["cpu"] / v["reqs"] * 1e6 if v["reqs"] else None
                     vs.append(v)
                 if not a.vblkd_only:
-                    f = run_fio(tmp, rw, bs, qd, files, size, a.time)
+                    f = run_fio(tmp, rw, bs, qd, files, size, a.time, cached=guests is pc)
                     if f:
                         fs.append(f)
             n = None
@@ -385,6 +435,7 @@ def main():
                             "ratio_range": (min(pair), max(pair)) if pair else None,
                             "runs": len(vs)})
             r = results[-1]
+            r["syscalls"] = syscalls_per_request(tmp, guests, wl, name) if not a.vblkd_only else None
             # Tails side by side: vblkd's p99 over fio's, of the median runs.
             r["p99_ratio"] = (r["vblkd"]["lat_p99_us"] / f["lat_p99_us"]
                               if r["vblkd"] and f and f["lat_p99_us"] else None)
@@ -407,8 +458,8 @@ def main():
     print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | ratio range | vblkd MB/s | fio MB/s "
           "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | p99 ratio | null-engine p50 us "
           "| interrupt path p50 us | added p50 us | guest traps / req, mean us, vCPU share "
-          "| CPU s / M req (aio, null, fio) | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| CPU s / M req (aio, null, fio) | syscalls / req | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         v, f, n = r["vblkd"], r["fio"], r["null"]
         ratio = lambda k: (v[k] / f[k]) if v and f and f[k] else None
@@ -426,13 +477,15 @@ def main():
               f"| {fmt(v and v['traps_per_op'], 2)}, {fmt(v and v['trap_mean_us'], 1)}, "
               f"{fmt(v and 100 * v['trap_share'])}% "
               f"| {fmt(r['cpu_per_mreq'], 1)}, {fmt(r['null_cpu_per_mreq'], 1)}, "
-              f"{fmt(f and f['cpu_per_mreq'], 1)} | {fmt(r['rss_mib'], 1)} |")
+              f"{fmt(f and f['cpu_per_mreq'], 1)} | {fmt(r['syscalls'], 2)} | {fmt(r['rss_mib'], 1)} |")
     print()
     for qd, x in ipr.items():
         if x:
             print(f"vblkd user-space instructions per request (callgrind, 4k randread QD{qd}, marginal "
                   f"over two run lengths): {fmt(x['vblkd'])} in vblkd + {fmt(x['sim'])} in the simulated "
                   f"libxen* = {fmt(x['all'])}")
+    print("syscalls / req: the daemon's system calls (every thread, perf stat -e raw_syscalls:sys_enter, a run "
+          "of its own) per guest request, the untimed stamping pass included; - where perf cannot count.")
     print("added p50 (QD1 only) = vblkd p50 - fio p50 - null-engine p50 - interrupt path p50: what vblkd adds "
           "beyond the IO itself and the simulator's notification costs.  The null engine's p50 is the "
           "submission side (the guest's QueueNotify trap and vblkd's handling, no IO; its requests are done "

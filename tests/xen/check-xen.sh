@@ -13,6 +13,8 @@
 #                       against QEMU's own virtio-blk (domu-reference.sh)
 #   XEN_VBLKD_OPTS=...  vblkd's options in Dom0's /etc/default/vblkd (default --log-level=debug),
 #                       e.g. "--log-level=debug --engine=uring"
+#   XEN_SCENARIO=restart  only the restart guest's steps (issue 18) after vblkd's start, for working
+#                       on them (default all)
 #   XEN_OUT=DIR         per-run output: serial.log, logs/, initramfs images (default build/xen)
 #   XEN_TIMEOUT=S       give up on the QEMU run after S seconds (default 900)
 #   XEN_INTERACTIVE=1   QEMU on this terminal and a Dom0 shell after the scenario, for debugging
@@ -26,6 +28,9 @@ H=$(cd "$(dirname "$0")" && pwd)
 
 MODE=real
 [ "${XEN_SELFTEST:-0}" = 1 ] && MODE=selftest
+case ${XEN_SCENARIO:=all} in all|restart) ;; *) xdie "XEN_SCENARIO must be all or restart" ;; esac
+[ "$MODE" = real ] || [ "$XEN_SCENARIO" = all ] || xdie "XEN_SCENARIO=restart needs vblkd (not XEN_SELFTEST=1)"
+export XEN_SCENARIO
 OUT=${XEN_OUT:-build/xen}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -55,8 +60,9 @@ check_vblkd() {
 	file -b "$VBLKD" | grep -q aarch64 || { xlog "$VBLKD is not an aarch64 binary: $(file -b "$VBLKD")"; return 1; }
 }
 
-# The sysroot proof (cross-probe), the self-test backend (ioreq-stub) and Dom0's stand-in for systemd's
-# start and stop of the unit (notify-run), with the project's warnings.
+# The sysroot proof (cross-probe), the self-test backend (ioreq-stub), Dom0's stand-in for systemd's
+# start and stop of the unit (notify-run) and the restart guest's IO tool (domu-io), with the project's
+# warnings.
 cross_build() {
 	local P="$H/arm64-pkg-config" f
 	local cflags=(-std=gnu11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Wformat=2 -Wmissing-prototypes
@@ -68,7 +74,8 @@ cross_build() {
 	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/ioreq-stub" "$H/ioreq-stub.c" \
 		$("$P" --cflags --libs xendevicemodel xenforeignmemory xenevtchn xenstore) || return 1
 	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/notify-run" "$H/notify-run.c" || return 1
-	for f in cross-probe ioreq-stub notify-run; do
+	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/domu-io" "$H/domu-io.c" || return 1
+	for f in cross-probe ioreq-stub notify-run domu-io; do
 		file -b "$OUT/$f" | grep -q 'ARM aarch64' || { file "$OUT/$f"; return 1; }
 	done
 }

@@ -4,11 +4,13 @@
 #
 # usage: mkinitrd.sh OUTDIR real|selftest [VBLKD]
 #   OUTDIR/ro.img        the read-only disk's known data (4 MiB; sector N starts "vblkd-ro sector N")
-#   OUTDIR/domu.cpio.gz  busybox, e2fsprogs, virtio_mmio/virtio_blk/ext4 modules, domu/init
+#   OUTDIR/domu.cpio.gz  busybox, e2fsprogs, virtio_mmio/virtio_blk/ext4 modules, domu/init, and
+#                        OUTDIR/domu-io (the restart rounds' IO tool) if present
 #   OUTDIR/dom0.cpio.gz  busybox, Debian's Xen tools and libraries, e2fsprogs, modules, the kernel and the
 #                        DomU initramfs for the guests, ro.img, the scenario, vblkd (real mode), and
-#                        OUTDIR/cross-probe, OUTDIR/ioreq-stub (the self-test backend) and
-#                        OUTDIR/notify-run (starts and stops it as systemd would) if present
+#                        OUTDIR/cross-probe, OUTDIR/ioreq-stub (the self-test backend),
+#                        OUTDIR/notify-run (starts and stops it as systemd would) and OUTDIR/domu-io
+#                        (checks the restart guest's data in its image) if present
 # Debian's kernel .deb ships no modules.dep: modules are listed in dependency order from each .ko's
 # depends= field and inserted with insmod.  Every ELF file copied gets the libraries it needs (NEEDED,
 # recursively) from the sysroot, so a missing library fails here and not as a mystery in the guest.
@@ -130,6 +132,7 @@ ln -s mke2fs "$D/sbin/mkfs.ext4"
 ln -s e2fsck "$D/sbin/fsck.ext4"
 mod_install "$D" preload.order crc32c_generic ext4
 mod_install "$D" virtio.order virtio_mmio virtio_blk
+[ ! -f "$OUT/domu-io" ] || elf_install "$D" "$OUT/domu-io" usr/bin/domu-io
 cp "$H/domu/init" "$D/init"
 chmod 0755 "$D/init"
 pack "$D" "$OUT/domu.cpio.gz"
@@ -154,10 +157,11 @@ cp "$OUT/ro.img" "$D/usr/lib/vblkd-test/ro.img"
 cp "$H/dom0/init" "$D/init"
 cp "$H/dom0/scenario.sh" "$D/usr/lib/vblkd-test/"
 chmod 0755 "$D/init"
-for f in cross-probe ioreq-stub notify-run; do
+for f in cross-probe ioreq-stub notify-run domu-io; do
 	[ ! -f "$OUT/$f" ] || elf_install "$D" "$OUT/$f" "usr/lib/vblkd-test/$f"
 done
 echo "$MODE" > "$D/etc/vblkd-test-mode"
+echo "${XEN_SCENARIO:-all}" > "$D/etc/vblkd-test-scenario"
 if [ "$MODE" = real ]; then
 	elf_install "$D" "$VBLKD" usr/sbin/vblkd
 fi

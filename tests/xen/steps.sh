@@ -47,5 +47,8 @@ cmdline_arg() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p; s/^$1=\([^[:
 RAW_FS_BLOCKS=12288                         # ext4 size in 4 KiB blocks: the first 48 MiB
 RAW_A_SECTOR=$((RAW_FS_BLOCKS * 8 + 7))     # 3 sectors written with O_DIRECT at an odd sector
 RAW_B_OFFSET=$((RAW_FS_BLOCKS * 4096 + 65536 + 13)) # 1000 bytes through the page cache at an odd byte
+# The restart guest's disk (dom0/scenario.sh, restart steps) is larger: past the raw writes, from 50 MiB,
+# the known data the long dd writes.
+PATTERN_MIB_FIRST=50
 raw_pattern_a() { awk 'BEGIN { for (i = 0; i < 96; i++) printf "vblkd-raw-A%04d\n", i }'; }
 raw_pattern_b() { awk 'BEGIN { for (i = 0; i < 63; i++) printf "vblkd-raw-B%04d\n", i }' | head -c 1000; }

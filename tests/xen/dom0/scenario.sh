@@ -8,14 +8,26 @@
 # 4. `xl destroy` is clean and vblkd released the guest (no dying domain, no foreign mappings left).
 # 5. domu2 afterwards (new domid, 2 vCPUs: an IOREQ port per vCPU), then domu3 and domu4 at once,
 #    each with its own disk; domu3 is destroyed, domu4 powers itself off (xl shutdown).
-# 6. Afterwards the read-write images check clean with e2fsck and hold the guests' raw writes.
+# 6. domu5 (2 vCPUs) runs rounds of IO (a long dd of known data written and read back, e2fsck over and
+#    over, a pulse of small direct IOs) while vblkd is restarted as systemd would: kill -9 and start in
+#    round 1, SIGTERM and start in round 2 (issue 18).  The guest sees no error and its data intact;
+#    vblkd counts the adoptions; xl destroy afterwards is clean.  The pause the guest saw is printed.
+# 7. Afterwards the read-write images check clean with e2fsck and hold the guests' raw writes.
 # In selftest mode ioreq-stub stands in for vblkd: the handshake, one IOREQ server per guest, empty
 # virtio-mmio slots (DeviceID 0); Dom0 then checks the guest's register reads reached it.
 
 MODE=$(cat /etc/vblkd-test-mode)
+SCENARIO=$(cat /etc/vblkd-test-scenario)   # all, or restart: the restart guest alone (XEN_SCENARIO)
 T=/usr/lib/vblkd-test
 STORE=/srv/vblkd-test
 RW_MIB=64
+# The restart guest's disk: RW_MIB's layout (file system, raw writes, the pulse's blocks: steps.sh),
+# then RESTART_MIB of known data from PATTERN_MIB_FIRST, written and read back in each round.
+RESTART_MIB=64
+RESTART_DISK_MIB=$((PATTERN_MIB_FIRST + RESTART_MIB))
+# Seconds the restart guest's round gets to end once vblkd is back (a disk that never answers again
+# hangs it for good).
+RESTART_WAIT=90
 GUEST_MEM=192
 # Seconds a guest gets for its steps (about 5 s on QEMU's own virtio-blk, see domu-reference.sh).
 if [ "$MODE" = selftest ]; then GUEST_TIMEOUT=60; else GUEST_TIMEOUT=240; fi
@@ -43,10 +55,11 @@ setup_store() {
 	for i in 1 2 3 4; do
 		dd if=/dev/zero of="$STORE/rw$i.img" bs=1M count=0 seek=$RW_MIB 2>/dev/null || fail "rw$i.img" || return
 	done
+	dd if=/dev/zero of="$STORE/rw5.img" bs=1M count=0 seek=$RESTART_DISK_MIB 2>/dev/null || fail "rw5.img" || return
 	RO_SHA256=$(sha256sum "$STORE/ro.img" | cut -d' ' -f1)
 	RO_SECTORS=$(($(wc -c < "$STORE/ro.img") / 512))
 	ls -l "$STORE"
-	STEP_NOTE="4 x $RW_MIB MiB rw, ro $RO_SECTORS sectors"
+	STEP_NOTE="4 x $RW_MIB MiB rw, $RESTART_DISK_MIB MiB rw, ro $RO_SECTORS sectors"
 }
 
 arm64_libs() {
@@ -69,7 +82,8 @@ start_backend() {
 		notify=notify
 	else
 		[ -x /usr/sbin/vblkd ] || fail "no /usr/sbin/vblkd in this image" || return
-		/usr/sbin/vblkd --version || fail "vblkd --version" || return
+		# (Not again when the restart steps start it: that would count as down time.)
+		[ -n "$DAEMON_PID" ] || /usr/sbin/vblkd --version || fail "vblkd --version" || return
 		. /etc/default/vblkd    # the unit's EnvironmentFile: VBLKD_OPTS
 		while read -r d; do mkdir -p "$d"; done < /etc/vblkd-unit-dirs
 		cmd=$(cat /etc/vblkd-exec-start)
@@ -82,31 +96,33 @@ start_backend() {
 		eval "\"$T/notify-run\" /run/vblkd.pid -- $cmd > /var/log/vblkd.log 2>&1 &"
 	fi
 	BE_PID=$!
-	# Ready: READY=1 under Type=notify; otherwise (Type=exec) still running a second later.
-	until { [ "$notify" = notify ] && [ -e /run/vblkd.ready ]; } || { [ "$notify" != notify ] && [ $i -ge 10 ]; }; do
-		if ! kill -0 "$BE_PID" 2>/dev/null || [ $i -ge 100 ]; then
+	# Ready: READY=1 under Type=notify; otherwise (Type=exec) still running a second later.  Polled
+	# every 20 ms: the restart steps time the daemon's start.
+	until { [ "$notify" = notify ] && [ -e /run/vblkd.ready ]; } || { [ "$notify" != notify ] && [ $i -ge 50 ]; }; do
+		if ! kill -0 "$BE_PID" 2>/dev/null || [ $i -ge 500 ]; then
 			cat /var/log/vblkd.log
 			kill -0 "$BE_PID" 2>/dev/null || fail "the backend exited at once" || return
 			fail "no READY=1 from the backend in 10 s"
 			return
 		fi
-		usleep 100000
+		usleep 20000
 		i=$((i + 1))
 	done
 	DAEMON_PID=$(cat /run/vblkd.pid)
 	cat /var/log/vblkd.log
 	kill -0 "$DAEMON_PID" 2>/dev/null || fail "the backend is gone" || return
-	STEP_NOTE="pid $DAEMON_PID, Type=$notify, ready after $((i * 100)) ms"
+	STEP_NOTE="pid $DAEMON_PID, Type=$notify, ready after $((i * 20)) ms"
 }
 
-# mkcfg NAME RWIMAGE [VCPUS]: the guest's xl config, with the documented virtio disk lines.
+# mkcfg NAME RWIMAGE [VCPUS [EXTRA]]: the guest's xl config, with the documented virtio disk lines;
+# EXTRA goes on the guest's command line.
 mkcfg() {
 	cat > "/etc/xen/$1.cfg" <<EOC
 name = "$1"
 type = "pvh"
 kernel = "/boot/vmlinuz"
 ramdisk = "/boot/domu.cpio.gz"
-extra = "console=hvc0 rdinit=/init vblkd_test=$MODE vblkd_rw_sectors=$((RW_MIB * 2048)) vblkd_ro_sectors=$RO_SECTORS vblkd_ro_sha256=$RO_SHA256"
+extra = "console=hvc0 rdinit=/init vblkd_test=$MODE vblkd_rw_sectors=$(($(stat -c %s "$2") / 512)) vblkd_ro_sectors=$RO_SECTORS vblkd_ro_sha256=$RO_SHA256${4:+ $4}"
 memory = $GUEST_MEM
 vcpus = ${3:-1}
 disk = [ 'format=raw, vdev=xvda, access=rw, backendtype=standalone, specification=virtio, target=$2',
@@ -118,7 +134,7 @@ domid_of() { eval "echo \${DOMID_$1:-}"; }
 
 create_guest() {
 	local name=$1 log=/var/log/xen/xl-create-$1.log rc domid dev s
-	mkcfg "$name" "$2" "${3:-1}"
+	mkcfg "$name" "$2" "${3:-1}" "${4:-}"
 	xl -vvv create "/etc/xen/$name.cfg" > "$log" 2>&1
 	rc=$?
 	grep -E 'Virtio|error|timed out|wanted state' "$log" | head -n 20
@@ -283,6 +299,149 @@ released() {
 	STEP_NOTE="after $i polls${fds:+, $fds fds open}"
 }
 
+# console_has NAME TEXT: the guest's console log has a line containing TEXT.
+console_has() { grep -q -F "$2" "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
+
+# console_wait NAME TEXT SECONDS: wait until the guest's console log has TEXT, or the guest is gone.
+# Timed by the clock, not by counting polls: with the guests busy, Dom0's one vCPU polls slowly.
+console_wait() {
+	local t0 el i=0
+	t0=$(uptime_s)
+	until console_has "$1" "$2"; do
+		el=$(awk -v a="$t0" -v b="$(uptime_s)" 'BEGIN { printf "%d", b - a }')
+		[ "$el" -lt "$3" ] || return 1
+		if [ $((i % 20)) = 19 ] && ! xl domid "$1" > /dev/null 2>&1; then
+			return 1
+		fi
+		usleep 100000
+		i=$((i + 1))
+		[ $((i % 100)) != 0 ] || echo "VBLKD-XEN WAITING $1 ${el}s" > /dev/console
+	done
+}
+
+ms_between() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%d", (b - a) * 1000 + 0.5 }'; }
+
+# restart_during NAME ROUND HOW: restart vblkd in the middle of the guest's IO round ROUND (domu/init's
+# restart_round), with HOW = kill9 (kill -9, as a crash) or term (SIGTERM, as systemctl restart), and
+# start it again with the unit's command line at once; then wait for the round to end.  Passes if
+# the old vblkd ended as it should (SIGTERM: exit status 0), left the guest's disks in InitWait
+# (not released), the new one became ready, and the guest's round passed: data intact, every fsck
+# clean, no IO error.  The note has the pause, printed, not asserted: vblkd's down time measured
+# here (the signal to the new one's READY=1), the longest gap between two completions of the guest's
+# pulse of small reads (domu-io), their difference, and the next longest gap (the noise: with a
+# pause of the restart's length, and the next one much shorter, the longest is the restart's).
+# (The guest's time of day is no help to line the gaps up with Dom0's signal: on Xen on Arm it was
+# seconds off Dom0's.)
+restart_during() {
+	local name=$1 r=$2 how=$3 domid t0 t1 t2 rc wd why= dev s down line note pause
+	domid=$(domid_of "$name")
+	if [ "$r" -gt 1 ] && ! console_has "$name" "VBLKD-XEN STEP restart$((r - 1)) "; then
+		skip "the guest's round $((r - 1)) never ended" || return
+	fi
+	console_wait "$name" "VBLKD-XEN RESTART-ARMED $r" $GUEST_TIMEOUT ||
+		fail "the guest did not begin IO round $r in ${GUEST_TIMEOUT}s" || return
+	# A second into the round the dd's writeback keeps requests in flight, and vCPUs wait in MMIO.
+	sleep 1
+	! console_has "$name" "VBLKD-XEN STEP restart$r " ||
+		fail "round $r ended before vblkd was stopped: the round needs more data (RESTART_MIB)" || return
+	echo "vblkd pid $DAEMON_PID: $how"
+	t0=$(uptime_s)
+	case $how in
+	kill9)
+		kill -KILL "$DAEMON_PID" || fail "vblkd is gone already" || return
+		wait "$BE_PID"
+		rc=$?
+		[ $rc = 137 ] || why="$why; status $rc after kill -9, want 137"
+		;;
+	term)
+		kill -TERM "$BE_PID" || fail "vblkd is gone already" || return
+		( sleep 10; kill -KILL "$DAEMON_PID" 2>/dev/null ) &
+		wd=$!
+		wait "$BE_PID"
+		rc=$?
+		kill "$wd" 2>/dev/null
+		[ $rc = 0 ] || why="$why; exit status $rc after SIGTERM, want 0"
+		;;
+	esac
+	t1=$(uptime_s)
+	mv /var/log/vblkd.log "/var/log/vblkd-before-$how.log"
+	# Stopping vblkd does not release its guests: their disks stay in InitWait, for the next one.
+	for dev in $DEVID_RW $DEVID_RO; do
+		s=$(xenstore-read "$BE/$domid/$dev/state" 2>/dev/null)
+		[ "$s" = 2 ] || why="$why; the stopped vblkd left disk $dev in state '${s:-(gone)}', want 2"
+	done
+	start_backend || { fail "vblkd did not start again${why:+ (also: ${why#; })}"; return; }
+	t2=$(uptime_s)
+	down=$(ms_between "$t0" "$t2")
+	echo "the old vblkd was gone $(ms_between "$t0" "$t1") ms after the $how (status $rc); its log ends:"
+	tail -n 8 "/var/log/vblkd-before-$how.log"
+	echo "vblkd down $down ms: from the $how to READY=1 of pid $DAEMON_PID"
+	if ! console_wait "$name" "VBLKD-XEN STEP restart$r " $RESTART_WAIT; then
+		tr -d '\r' < "/var/log/xen/console/guest-$name.log" | tail -n 20
+		tail -n 20 /var/log/vblkd.log
+		STEP_NOTE="vblkd down $down ms"
+		fail "the guest's round $r did not end ${RESTART_WAIT}s after vblkd was back: its disk hangs${why:+; ${why#; }}"
+		return
+	fi
+	line=$(tr -d '\r' < "/var/log/xen/console/guest-$name.log" | grep "^VBLKD-XEN STEP restart$r ")
+	echo "guest: $line"
+	tr -d '\r' < "/var/log/xen/console/guest-$name.log" | sed -n "s/^VBLKD-XEN PAUSE $r //p" > /tmp/pause
+	cat /tmp/pause
+	pause=$(sed -n 's/^pulse .*longest_gap_ms=\([0-9]*\) .*next_gap_ms=\([0-9]*\).*/\1 \2/p' /tmp/pause)
+	set -- $pause
+	STEP_NOTE="vblkd down $down ms; the guest's reads paused ${1:-?} ms"
+	[ -z "$1" ] || STEP_NOTE="$STEP_NOTE ($(($1 - down)) ms beyond the down time; next longest gap $2 ms)"
+	echo "VBLKD-XEN PAUSE-REPORT $how: $STEP_NOTE" > /dev/console
+	case $line in
+	*" PASS "*) ;;
+	*) note=${line#VBLKD-XEN STEP restart$r }; why="$why; the guest's round failed: ${note#* * }" ;;
+	esac
+	[ -z "$why" ] || fail "${why#; }"
+}
+
+# adopted NAME N: vblkd --status --json counts N adoptions of each of the guest's disks, with a time.
+adopted() {
+	local out domid rc
+	out=$(/usr/sbin/vblkd --status --json 2>&1) || { echo "$out"; fail "vblkd --status --json failed"; return; }
+	domid=$(domid_of "$1")
+	# No JSON tool here: split at the punctuation, follow "domid" and "devid", note the two keys.
+	echo "$out" | tr -d ' \n' | tr '{},[]' '\n\n\n\n\n' | awk -F: -v d="$domid" -v want="$2" '
+		$1 == "\"domid\"" { dom = $2 }
+		$1 == "\"devid\"" { dev = $2 }
+		dom == d && $1 == "\"adoptions\"" { n[dev] = $2; seen[dev] = 1 }
+		dom == d && $1 == "\"last_adopted\"" { t[dev] = substr($0, length($1) + 2); seen[dev] = 1 }
+		END {
+			for (dev in seen) {
+				printf "disk %s: adoptions %s, last_adopted %s\n", dev, n[dev], t[dev]
+				if (n[dev] != want || t[dev] == "" || t[dev] == "null") bad = 1
+				k++
+			}
+			exit (k == 2 && !bad) ? 0 : 1
+		}' > /tmp/adopted
+	rc=$?
+	cat /tmp/adopted
+	[ $rc = 0 ] || { echo "$out" | head -n 60; fail "want 2 disks adopted $2 times each, with a time"; return; }
+	STEP_NOTE="both disks: $2 adoptions"
+}
+
+# The restart guest: two rounds of IO, vblkd restarted in each; then its other steps, and a clean end.
+restart_guest() {
+	local name=domu5 ok=0
+	step "dom0:create-$name" create_guest "$name" "$STORE/rw5.img" 2 \
+		"vblkd_restart_rounds=2 vblkd_restart_mib=$RESTART_MIB" || return
+	step dom0:restart-kill9 restart_during "$name" 1 kill9 || ok=1
+	step dom0:restart-sigterm restart_during "$name" 2 term || ok=1
+	if console_has "$name" "VBLKD-XEN STEP restart2 "; then
+		step "dom0:run-$name" wait_guest "$name" || ok=1
+		step "dom0:status-$name" backend_status "$name"
+		step "dom0:adopted-$name" adopted "$name" 2
+	fi
+	relay_guest "$name"
+	step "dom0:destroy-$name" destroy_guest "$name"
+	step "dom0:released-$name" released "$name" last
+	return $ok
+}
+
 # Dom0 reads what the guests left: a clean file system and the raw writes beyond it (for each guest
 # whose own steps all passed: the others have failed already, and their images prove nothing).
 check_images() {
@@ -298,6 +457,12 @@ check_images() {
 		cmp /tmp/a /tmp/a2 || fail "$img: the guest's direct write at sector $RAW_A_SECTOR is not there" || return
 		dd if="$img" bs=1 skip=$RAW_B_OFFSET count=1000 2>/dev/null > /tmp/b2
 		cmp /tmp/b /tmp/b2 || fail "$img: the guest's write at byte $RAW_B_OFFSET is not there" || return
+		# The restart guest's last round of known data (domu/init's restart_round 2: seed 2007).
+		if [ "$name" = domu5 ]; then
+			dd if="$img" bs=1M skip=$PATTERN_MIB_FIRST count=$RESTART_MIB 2>/dev/null |
+				"$T/domu-io" check 2007 $((PATTERN_MIB_FIRST * 256)) $((RESTART_MIB * 256)) ||
+				fail "$img: the restart rounds' data is not there" || return
+		fi
 		n=$((n + 1))
 	done
 	STEP_NOTE="$n images clean, raw writes present ($CLEAN_GUESTS )"
@@ -360,13 +525,21 @@ two_guests() {
 if step dom0:store setup_store; then
 	step dom0:arm64-libs arm64_libs
 	if step dom0:backend-start start_backend; then
-		one_guest domu1 "$STORE/rw1.img" &&
-			one_guest domu2 "$STORE/rw2.img" "$DOMU2_VCPUS" &&
-			two_guests
+		if [ "$SCENARIO" = restart ]; then
+			restart_guest
+		else
+			one_guest domu1 "$STORE/rw1.img" &&
+				one_guest domu2 "$STORE/rw2.img" "$DOMU2_VCPUS" &&
+				two_guests &&
+				{ [ "$MODE" != real ] || restart_guest; }
+		fi
 		step dom0:images check_images
 		step dom0:backend-stop stop_backend
 	fi
 fi
+for f in /var/log/vblkd-before-*.log; do
+	[ -e "$f" ] && dump_log "$(basename "$f" .log)" "$f"
+done
 dump_log vblkd /var/log/vblkd.log
 for f in /var/log/xen/xl-*.log; do
 	[ -e "$f" ] && dump_log "$(basename "$f" .log)" "$f"
