@@ -91,7 +91,7 @@ CORE_LIBS = $(JSONC_LIBS) $(URING_LIBS) $(AIO_LIBS) -lpthread
 #   tests/fuzz/fuzz-*.c            -> libFuzzer targets (clang), corpus in tests/fuzz/corpus/<name>/
 #   tests/shell/test-*.sh          -> whole-program tests run by make check (BUILD= names the build)
 # ---------------------------------------------------------------------------
-CORE_SRCS := $(sort $(wildcard src/core/*.c src/virtio/*.c src/blk/*.c))
+CORE_SRCS := $(sort $(wildcard src/core/*.c src/virtio/*.c src/blk/*.c src/vhost/*.c))
 # The daemon's wiring (src/*.c but main.c) goes with the Xen side: it is what vblkd-sim tests.
 XEN_SRCS := $(sort $(wildcard src/xen/*.c) $(filter-out src/main.c,$(wildcard src/*.c)))
 MAIN_SRC := src/main.c
@@ -354,6 +354,17 @@ XEN_SELFTEST ?= 0
 XEN_CROSS_MAKE = $(MAKE) --no-print-directory BUILD=$(XEN_CROSS_BUILD) SANITIZE=0 \
 	CROSS_COMPILE=$(XEN_CROSS_COMPILE) CC=$(XEN_CROSS_COMPILE)gcc AR=$(XEN_CROSS_COMPILE)ar \
 	PKG_CONFIG=$(XEN_PKG_CONFIG)
+
+# vhost-user-blk under QEMU (issue 21): Debian's qemu-system-x86 (TCG) and kernel against vblkd's
+# --vhost-user exports.  The kernel is cached in VBLKD_VHOST_CACHE (default ~/.cache/vblkd-vhost);
+# logs and images go to build/vhost.  See tests/vhost/check-vhost.sh.
+.PHONY: check-vhost check-vhost-run
+check-vhost:
+	$(Q)scripts/deps.sh vhost build
+	$(Q)$(MAKE) --no-print-directory check-vhost-run
+
+check-vhost-run: $(VBLKD)
+	$(Q)VBLKD=$(VBLKD) tests/vhost/check-vhost.sh
 
 .PHONY: cross cross-run check-xen check-xen-run
 cross:

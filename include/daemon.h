@@ -10,6 +10,7 @@
 
 struct loop;
 struct daemon;
+struct vhost_export_cfg;
 
 #define DAEMON_DOMID_SELF UINT32_MAX
 
@@ -25,12 +26,19 @@ struct daemon_opts {
 	 * (NULL: none; guests are released when vblkd stops).
 	 */
 	const char *state_dir;
+	/* vhost-user exports (--vhost-user=), served beside the Xen guests or, without Xen, alone. */
+	const struct vhost_export_cfg *vhost;
+	unsigned int nvhost;
 	/* Called after a disk was added or released (may be NULL): e.g. for a STATUS= line. */
 	void (*changed)(struct daemon *d, void *data);
 	void *changed_data;
 };
 
-/* Connect to xenstore and Xen and start watching for disks.  Errors are logged. */
+/*
+ * Open the vhost-user exports; connect to xenstore and Xen and start watching
+ * for disks.  Without xenstore, vhost-user exports are served alone (logged);
+ * with none, that is an error.  Errors are logged.
+ */
 int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon **ret_daemon);
 void daemon_free(struct daemon *d);
 
@@ -58,5 +66,9 @@ void daemon_refresh(struct daemon *d);
 
 unsigned int daemon_guest_count(const struct daemon *d);
 unsigned int daemon_disk_count(const struct daemon *d);
+/* Xen guests are served (xenstore was there). */
+bool daemon_has_xen(const struct daemon *d);
+/* vhost-user exports served. */
+unsigned int daemon_vhost_count(const struct daemon *d);
 
 #endif

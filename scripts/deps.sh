@@ -5,7 +5,8 @@
 # usage: scripts/deps.sh [--print] PROFILE...
 #   PROFILE: build (compile vblkd), check (make check), demo (make demo),
 #            bench (make bench), fuzz (make fuzz), deb (make deb: the Debian package),
-#            xen (make check-xen: arm64 cross build, Xen under qemu-system-aarch64)
+#            xen (make check-xen: arm64 cross build, Xen under qemu-system-aarch64),
+#            vhost (make check-vhost: vhost-user-blk under qemu-system-x86_64)
 # As root, missing packages are installed with apt-get, non-interactively.
 # Otherwise the exact apt-get command is printed and the script fails.
 # --print only lists the packages of the profiles.
@@ -29,6 +30,11 @@ pkgs_deb="build-essential dpkg-dev debhelper fakeroot lintian"
 pkgs_xen="make gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu pkgconf
 	qemu-system-arm cpio dpkg-dev apt bison flex python3 bc file debian-archive-keyring"
 
+# make check-vhost: QEMU for x86 (TCG), the initramfs (cpio, busybox-static and e2fsprogs from the
+# host: the guest is amd64 too), apt-get download of Debian's kernel, python3 for the runner.
+pkgs_vhost="qemu-system-x86 qemu-system-data cpio busybox-static e2fsprogs apt dpkg-dev python3
+	debian-archive-keyring"
+
 print=0
 want=""
 for arg in "$@"; do
@@ -43,8 +49,9 @@ for arg in "$@"; do
 	fuzz) want="$want $pkgs_build clang libclang-rt-14-dev" ;;
 	bench) want="$want $pkgs_build $pkgs_bench" ;;
 	xen) want="$want $pkgs_xen" ;;
+	vhost) want="$want $pkgs_vhost" ;;
 	-h|--help) sed -n '3,11s/^# \{0,1\}//p' "$0"; exit 0 ;;
-	*) echo "deps.sh: unknown profile '$arg' (build, check, demo, bench, fuzz, deb, xen)" >&2; exit 2 ;;
+	*) echo "deps.sh: unknown profile '$arg' (build, check, demo, bench, fuzz, deb, xen, vhost)" >&2; exit 2 ;;
 	esac
 done
 [ -n "$want" ] || want=$pkgs_build

@@ -59,6 +59,8 @@ struct dguest {
 
 struct daemon {
 	struct loop *loop;
+	struct vhost_export **vhost;	/* opts.nvhost exports */
+	bool xen;			/* xenstore and Xen are there: guests are served */
 	struct daemon_opts opts;
 	unsigned int backend_domid;
 	struct xsw *xsw;

@@ -13,6 +13,7 @@
 #include "iostat.h"
 #include "util.h"
 #include "vblk.h"
+#include "vhost.h"
 #include "virtio-dev.h"
 
 static const struct {
@@ -119,6 +120,44 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	return o;
 }
 
+static struct json_object *daemon_features_json(uint64_t f)
+{
+	struct json_object *feats = json_object_new_array();
+
+	for (size_t i = 0; i < ARRAY_SIZE(daemon_feature_names); i++)
+		if (f & (1ull << daemon_feature_names[i].bit))
+			json_object_array_add(feats, json_object_new_string(daemon_feature_names[i].name));
+	return feats;
+}
+
+/* A vhost-user export: its socket, its front end's state, and the counters of all its front ends. */
+static struct json_object *daemon_vhost_json(const struct vhost_export *e)
+{
+	struct json_object *o = json_object_new_object();
+	struct vhost_export_info in;
+
+	vhost_export_get_info(e, &in);
+	json_object_object_add(o, "socket", json_object_new_string(in.socket));
+	json_object_object_add(o, "path", json_object_new_string(in.path));
+	json_object_object_add(o, "mode", json_object_new_string(in.read_only ? "ro" : "rw"));
+	json_object_object_add(o, "engine", json_object_new_string(blk_engine_name(in.engine)));
+	json_object_object_add(o, "state", json_object_new_string(in.state));
+	json_object_object_add(o, "features", daemon_features_json(in.features));
+	daemon_add_u64(o, "queues", in.queues);
+	daemon_add_u64(o, "capacity_bytes", in.capacity);
+	daemon_add_u64(o, "connections", in.connections);
+	daemon_add_u64(o, "resubmitted", in.resubmitted);
+	daemon_add_u64(o, "read_requests", in.stats.read_reqs);
+	daemon_add_u64(o, "read_bytes", in.stats.read_bytes);
+	daemon_add_u64(o, "write_requests", in.stats.write_reqs);
+	daemon_add_u64(o, "write_bytes", in.stats.write_bytes);
+	daemon_add_u64(o, "flush_requests", in.stats.flush_reqs);
+	daemon_add_u64(o, "errors", in.stats.io_errors + in.stats.unsupported + in.stats.ring_errors);
+	daemon_add_u64(o, "in_flight", in.in_flight);
+	daemon_add_u64(o, "uptime_seconds", in.uptime_seconds);
+	return o;
+}
+
 static struct json_object *daemon_memory_json(const struct gmem_stats *m)
 {
 	struct json_object *mc = json_object_new_object();
@@ -160,6 +199,7 @@ static struct json_object *daemon_guest_json(const struct dguest *g, uint64_t no
 char *daemon_status_json(const struct daemon *d)
 {
 	struct json_object *root = json_object_new_object(), *guests = json_object_new_array();
+	struct json_object *vhost = json_object_new_array();
 	const struct dguest *g;
 	uint64_t now = daemon_now();
 	char *out;
@@ -171,6 +211,10 @@ char *daemon_status_json(const struct daemon *d)
 	for (g = d->guests; g; g = g->next)
 		json_object_array_add(guests, daemon_guest_json(g, now));
 	json_object_object_add(root, "guests", guests);
+	json_object_object_add(root, "xen", json_object_new_boolean(d->xen));
+	for (unsigned int i = 0; i < daemon_vhost_count(d); i++)
+		json_object_array_add(vhost, daemon_vhost_json(d->vhost[i]));
+	json_object_object_add(root, "vhost_user", vhost);
 	out = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 								  JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);

@@ -16,6 +16,7 @@
 #include "loop.h"
 #include "util.h"
 #include "vblk.h"
+#include "vhost.h"
 #include "vmmio.h"
 #include "xsw.h"
 
@@ -974,6 +975,81 @@ static int daemon_blk_ctx_open(struct daemon *d)
 	return r;
 }
 
+/* The --vhost-user exports; a failure of one is fatal, as a bad option would be. */
+static int daemon_vhost_open(struct daemon *d)
+{
+	struct vhost_export_opts vo = { .engine = d->opts.engine, .queue_depth = d->opts.queue_depth };
+	int r;
+
+	if (!d->opts.nvhost)
+		return 0;
+	d->vhost = calloc(d->opts.nvhost, sizeof(*d->vhost));
+	if (!d->vhost)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < d->opts.nvhost; i++) {
+		struct vhost_export_cfg cfg = d->opts.vhost[i];
+
+		if (!cfg.queues)
+			cfg.queues = d->opts.queues;
+		r = vhost_export_new(d->loop, &cfg, &vo, &d->vhost[i]);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void daemon_vhost_close(struct daemon *d)
+{
+	for (unsigned int i = 0; d->vhost && i < d->opts.nvhost; i++)
+		vhost_export_free(d->vhost[i]);
+	free(d->vhost);
+	d->vhost = NULL;
+}
+
+/* Xen's side: xenstore, the hypervisor, records, discovery.  Errors are logged. */
+static int daemon_xen_open(struct daemon *d, const struct daemon_opts *opts)
+{
+	int r;
+
+	if (opts->backend_domid == DAEMON_DOMID_SELF) {
+		r = daemon_read_domid(d, &d->backend_domid);
+		if (r < 0)
+			return r;
+	} else {
+		d->backend_domid = opts->backend_domid;
+	}
+	r = guest_sys_open(&d->sys);
+	if (r < 0)
+		return r;
+	guest_sys_set_room(d->sys, daemon_room, d);
+	/* One completion context for every disk on libaio: one wakeup, one io_getevents(). */
+	if (opts->engine == BLK_ENGINE_AIO && daemon_blk_ctx_open(d) < 0)
+		log_warn("one aio context for all disks unavailable: each disk gets its own");
+	r = opts->state_dir ? drec_dir_open(opts->state_dir, &d->rec_dir) : 0;
+	if (r == -EBUSY)
+		return r;
+	if (r < 0)
+		log_warn("guests will not survive a restart of vblkd: it cannot keep their records");
+	r = disc_new(d->xsw, d->backend_domid, &daemon_disc_ops, d, &d->disc);
+	if (r < 0) {
+		log_err("cannot watch /local/domain/%u/backend/virtio_disk: %s", d->backend_domid,
+			strerror(-r));
+		return r;
+	}
+	if (d->rec_dir) {
+		/* Before anything answers a guest: what a previous vblkd served is adopted first. */
+		d->adopting = true;
+		disc_scan(d->disc);
+		d->adopting = false;
+		daemon_adopt_finish(d);
+	}
+	d->xen = true;
+	log_info("watching /local/domain/%u/backend/virtio_disk (engine %s, %u queue%s per disk)",
+		 d->backend_domid, blk_engine_name(opts->engine), opts->queues,
+		 opts->queues == 1 ? "" : "s");
+	return 0;
+}
+
 int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon **ret_daemon)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
@@ -984,59 +1060,35 @@ int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon 
 	d->loop = loop;
 	d->opts = *opts;
 	d->started = daemon_now();
+	r = daemon_vhost_open(d);
+	if (r < 0)
+		goto err;
 	r = xsw_open(loop, &d->xsw);
+	if (r < 0 && opts->nvhost) {
+		/* A machine without Xen: the vhost-user exports are all there is to serve. */
+		log_notice("no xenstore (%s): serving the %u vhost-user export%s only, no Xen guests",
+			   strerror(-r), opts->nvhost, opts->nvhost == 1 ? "" : "s");
+		*ret_daemon = d;
+		return 0;
+	}
 	if (r < 0) {
 		log_err("cannot connect to xenstore: %s; is xenstored running?", strerror(-r));
-		goto err_free;
+		goto err;
 	}
-	if (opts->backend_domid == DAEMON_DOMID_SELF) {
-		r = daemon_read_domid(d, &d->backend_domid);
-		if (r < 0)
-			goto err_xsw;
-	} else {
-		d->backend_domid = opts->backend_domid;
-	}
-	r = guest_sys_open(&d->sys);
+	r = daemon_xen_open(d, opts);
 	if (r < 0)
-		goto err_xsw;
-	/* One completion context for every disk on libaio: one wakeup, one io_getevents(). */
-	if (opts->engine == BLK_ENGINE_AIO && daemon_blk_ctx_open(d) < 0)
-		log_warn("one aio context for all disks unavailable: each disk gets its own");
-	guest_sys_set_room(d->sys, daemon_room, d);
-	r = opts->state_dir ? drec_dir_open(opts->state_dir, &d->rec_dir) : 0;
-	if (r == -EBUSY)
-		goto err_sys;
-	if (r < 0)
-		log_warn("guests will not survive a restart of vblkd: it cannot keep their records");
-	r = disc_new(d->xsw, d->backend_domid, &daemon_disc_ops, d, &d->disc);
-	if (r < 0) {
-		log_err("cannot watch /local/domain/%u/backend/virtio_disk: %s", d->backend_domid,
-			strerror(-r));
-		goto err_rec;
-	}
-	if (d->rec_dir) {
-		/* Before anything answers a guest: what a previous vblkd served is adopted first. */
-		d->adopting = true;
-		disc_scan(d->disc);
-		d->adopting = false;
-		daemon_adopt_finish(d);
-	}
-	log_info("watching /local/domain/%u/backend/virtio_disk (engine %s, %u queue%s per disk)",
-		 d->backend_domid, blk_engine_name(opts->engine), opts->queues,
-		 opts->queues == 1 ? "" : "s");
+		goto err;
 	*ret_daemon = d;
 	return 0;
 
-err_rec:
+err:
+	disc_free(d->disc);
 	drec_dir_close(d->rec_dir);
-
-err_sys:
 	loop_remove(d->blk_ctx_src);
 	blk_ctx_free(d->blk_ctx);
 	guest_sys_close(d->sys);
-err_xsw:
 	xsw_close(d->xsw);
-err_free:
+	daemon_vhost_close(d);
 	free(d);
 	return r;
 }
@@ -1087,6 +1139,8 @@ void daemon_detach(struct daemon *d, int code)
 	d->shutting_down = true;
 	d->detaching = true;
 	d->exit_code = code;
+	/* A front end reconnects to the next vblkd, which takes its requests again (INFLIGHT_SHMFD). */
+	daemon_vhost_close(d);
 	disc_free(d->disc);
 	d->disc = NULL;
 	/* daemon_free() lets go of ours only: Xen's side and the records stay for the successor. */
@@ -1104,6 +1158,8 @@ void daemon_shutdown(struct daemon *d, int code)
 		return;
 	d->shutting_down = true;
 	d->exit_code = code;
+	/* The front ends are dropped at once: their requests finish before the exports close. */
+	daemon_vhost_close(d);
 	/* No new disks; existing ones stop taking requests and drain. */
 	disc_free(d->disc);
 	d->disc = NULL;
@@ -1140,6 +1196,7 @@ void daemon_free(struct daemon *d)
 		k->state = DDISK_GONE;	/* nothing is answered in xenstore */
 		daemon_disk_release(k);	/* frees g with its last disk */
 	}
+	daemon_vhost_close(d);
 	disc_free(d->disc);
 	drec_dir_close(d->rec_dir);
 	loop_remove(d->blk_ctx_src);
@@ -1147,6 +1204,16 @@ void daemon_free(struct daemon *d)
 	guest_sys_close(d->sys);
 	xsw_close(d->xsw);
 	free(d);
+}
+
+bool daemon_has_xen(const struct daemon *d)
+{
+	return d->xen;
+}
+
+unsigned int daemon_vhost_count(const struct daemon *d)
+{
+	return d->vhost ? d->opts.nvhost : 0;
 }
 
 unsigned int daemon_guest_count(const struct daemon *d)

@@ -21,6 +21,7 @@
 #include "loop.h"
 #include "notify.h"
 #include "status.h"
+#include "vhost.h"
 #include "vblk.h"
 
 #ifndef VBLKD_VERSION
@@ -34,6 +35,8 @@ enum {
 
 /* Where records for a restarted vblkd are kept (the unit's RuntimeDirectory=vblkd). */
 #define STATE_DIR_DEFAULT "/run/vblkd/state"
+/* --vhost-user= exports on one command line. */
+#define VHOST_EXPORTS_MAX 64u
 
 /*
  * vblkd-sim links the simulator's libxensim, which names the simulated
@@ -48,13 +51,15 @@ struct options {
 	bool json;
 	const char *control;
 	struct daemon_opts daemon;
+	struct vhost_export_cfg vhost[VHOST_EXPORTS_MAX];
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: vblkd [OPTION]...\n"
-		"Serve virtio-blk disks to Xen guests (virtio-mmio over IOREQ servers).\n"
+		"Serve virtio-blk disks to Xen guests (virtio-mmio over IOREQ servers)\n"
+		"and to vhost-user front ends (QEMU's vhost-user-blk).\n"
 		"\n"
 		"  -f, --foreground          stay in the foreground (as under systemd)\n"
 		"  -l, --log-level=LEVEL     err, warning, notice, info (default) or debug\n"
@@ -65,6 +70,9 @@ static void usage(FILE *f)
 		"      --queue-depth=N       requests in flight per disk, 1..%u (default %u)\n"
 		"      --allow-shared        serve an image to several disks even if one of them\n"
 		"                            writes it (cluster file systems; default: refuse)\n"
+		"      --vhost-user=SOCKET,path=PATH[,ro][,queues=N]\n"
+		"                            serve PATH to a vhost-user front end on SOCKET\n"
+		"                            (repeatable; without Xen, these alone are served)\n"
 		"      --control-socket=PATH control socket (default " CTL_DEFAULT_PATH ")\n"
 		"      --state-dir=DIR       records from which a restarted vblkd adopts the\n"
 		"                            guests (default " STATE_DIR_DEFAULT "; empty: none,\n"
@@ -102,7 +110,26 @@ enum {
 	OPT_JSON,
 	OPT_STATE_DIR,
 	OPT_RELEASE,
+	OPT_VHOST_USER,
 };
+
+static int parse_vhost_user(const char *arg, struct options *o)
+{
+	const char *why = NULL;
+	int r;
+
+	if (o->daemon.nvhost >= VHOST_EXPORTS_MAX) {
+		fprintf(stderr, "vblkd: --vhost-user: at most %u exports\n", VHOST_EXPORTS_MAX);
+		return -1;
+	}
+	r = vhost_export_cfg_parse(arg, &o->vhost[o->daemon.nvhost], &why);
+	if (r < 0) {
+		fprintf(stderr, "vblkd: --vhost-user '%s': %s\n", arg, why ? why : strerror(-r));
+		return -1;
+	}
+	o->daemon.nvhost++;
+	return 0;
+}
 
 /* One option (flat dispatch): 0 to go on, 1 to exit 0 (help, version), -1 on a usage error. */
 static int parse_option(int c, const char *arg, struct options *o)
@@ -165,6 +192,8 @@ static int parse_option(int c, const char *arg, struct options *o)
 	case OPT_RELEASE:
 		o->release = true;
 		return 0;
+	case OPT_VHOST_USER:
+		return parse_vhost_user(arg, o);
 	case 's':
 		o->status = true;
 		return 0;
@@ -197,6 +226,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "control-socket", required_argument, NULL, OPT_CONTROL },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "release", no_argument, NULL, OPT_RELEASE },
+		{ "vhost-user", required_argument, NULL, OPT_VHOST_USER },
 		{ "status", no_argument, NULL, 's' },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "help", no_argument, NULL, 'h' },
@@ -404,6 +434,16 @@ static int daemonize(int *ret_ready_fd)
 	return 0;
 }
 
+/* READY=1 for systemd, with what is served. */
+static void notify_ready(const struct daemon *d)
+{
+	if (daemon_has_xen(d))
+		notify_send("READY=1\nSTATUS=watching xenstore for virtio disks");
+	else
+		notify_sendf("READY=1\nSTATUS=serving %u vhost-user export%s", daemon_vhost_count(d),
+			     daemon_vhost_count(d) == 1 ? "" : "s");
+}
+
 /* The systemd watchdog (if asked for) and the signals that stop or refresh @d.  Errors are logged. */
 static int add_timers_and_signals(struct loop *loop, struct daemon *d)
 {
@@ -440,6 +480,7 @@ int main(int argc, char **argv)
 	int r, ready_fd = -1;
 
 	log_init("vblkd");
+	o.daemon.vhost = o.vhost;
 	o.control = CTL_DEFAULT_PATH;
 	o.daemon.state_dir = xensim_state_dir ? xensim_state_dir() : STATE_DIR_DEFAULT;
 	r = parse_options(argc, argv, &o);
@@ -480,7 +521,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		goto out;
 	log_notice("vblkd %s started", VBLKD_VERSION);
-	notify_send("READY=1\nSTATUS=watching xenstore for virtio disks");
+	notify_ready(d);
 	if (ready_fd >= 0) {
 		if (write(ready_fd, "", 1) != 1)
 			log_warn("cannot tell the parent process we are ready: %m");
@@ -498,6 +539,8 @@ out:
 	ctl_close(ctl);
 	daemon_free(d);
 	loop_free(loop);
+	for (unsigned int i = 0; i < o.daemon.nvhost; i++)
+		vhost_export_cfg_clear(&o.vhost[i]);
 	if (ready_fd >= 0)
 		close(ready_fd);
 	return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

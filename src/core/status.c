@@ -143,9 +143,49 @@ static void status_print_memory(FILE *out, struct json_object *g)
 		status_u64(mc, "peak_mappings"), status_u64(mc, "budget_waits"));
 }
 
+/* The vhost-user exports (vblkd(8), VHOST-USER), after the Xen guests. */
+static void status_print_vhost(FILE *out, struct json_object *root)
+{
+	struct json_object *vu, *feats;
+	size_t n;
+
+	if (!json_object_object_get_ex(root, "vhost_user", &vu) ||
+	    !json_object_is_type(vu, json_type_array) || !(n = json_object_array_length(vu)))
+		return;
+	fprintf(out, "\n%-32s %-4s %-6s %6s %9s %11s %9s %11s %6s %8s %7s  %s\n", "VHOST-USER SOCKET",
+		"MODE", "ENGINE", "QUEUES", "READS", "READ", "WRITES", "WRITTEN", "ERRORS", "INFLIGHT",
+		"UPTIME", "PATH");
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *k = json_object_array_get_idx(vu, i);
+		char rb[24], wb[24], up[24];
+
+		status_format_bytes(status_u64(k, "read_bytes"), rb, sizeof(rb));
+		status_format_bytes(status_u64(k, "write_bytes"), wb, sizeof(wb));
+		status_format_duration(status_u64(k, "uptime_seconds"), up, sizeof(up));
+		fprintf(out, "%-32s %-4s %-6s %6llu %9llu %11s %9llu %11s %6llu %8llu %7s  %s\n",
+			status_str(k, "socket", "?"), status_str(k, "mode", "?"),
+			status_str(k, "engine", "?"), status_u64(k, "queues"),
+			status_u64(k, "read_requests"), rb, status_u64(k, "write_requests"), wb,
+			status_u64(k, "errors"), status_u64(k, "in_flight"), up,
+			status_str(k, "path", "?"));
+		fprintf(out, "      %s; %llu front end%s so far, %llu request%s taken again;",
+			status_str(k, "state", "?"), status_u64(k, "connections"),
+			status_u64(k, "connections") == 1 ? "" : "s", status_u64(k, "resubmitted"),
+			status_u64(k, "resubmitted") == 1 ? "" : "s");
+		if (json_object_object_get_ex(k, "features", &feats) &&
+		    json_object_is_type(feats, json_type_array) && json_object_array_length(feats)) {
+			fprintf(out, " features:");
+			for (size_t j = 0; j < json_object_array_length(feats); j++)
+				fprintf(out, " %s",
+					json_object_get_string(json_object_array_get_idx(feats, j)));
+		}
+		fputc('\n', out);
+	}
+}
+
 int status_print_table(FILE *out, const char *json)
 {
-	struct json_object *root = json_tokener_parse(json), *guests;
+	struct json_object *root = json_tokener_parse(json), *guests, *xen = NULL;
 	unsigned long long ndisks = 0;
 	size_t i, j, ng;
 	char up[24];
@@ -163,12 +203,18 @@ int status_print_table(FILE *out, const char *json)
 			ndisks += json_object_array_length(disks);
 	}
 	status_format_duration(status_u64(root, "uptime_seconds"), up, sizeof(up));
-	fprintf(out, "vblkd %s: backend domain %llu, up %s, engine %s, %zu guest%s, %llu disk%s\n",
-		status_str(root, "version", "?"), status_u64(root, "backend_domid"), up,
-		status_str(root, "engine", "?"), ng, ng == 1 ? "" : "s", ndisks,
-		ndisks == 1 ? "" : "s");
+	if (json_object_object_get_ex(root, "xen", &xen) && !json_object_get_boolean(xen))
+		fprintf(out, "vblkd %s: no Xen (vhost-user only), up %s, engine %s\n",
+			status_str(root, "version", "?"), up, status_str(root, "engine", "?"));
+	else
+		fprintf(out, "vblkd %s: backend domain %llu, up %s, engine %s, %zu guest%s, "
+			"%llu disk%s\n", status_str(root, "version", "?"),
+			status_u64(root, "backend_domid"), up, status_str(root, "engine", "?"), ng,
+			ng == 1 ? "" : "s", ndisks, ndisks == 1 ? "" : "s");
 	if (!ng) {
-		fprintf(out, "no guest has a virtio disk served by this daemon\n");
+		if (!xen || json_object_get_boolean(xen))
+			fprintf(out, "no guest has a virtio disk served by this daemon\n");
+		status_print_vhost(out, root);
 		json_object_put(root);
 		return 0;
 	}
@@ -185,6 +231,7 @@ int status_print_table(FILE *out, const char *json)
 					  json_object_array_get_idx(disks, j));
 		status_print_memory(out, g);
 	}
+	status_print_vhost(out, root);
 	json_object_put(root);
 	return 0;
 }
