@@ -676,7 +676,7 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		k->rec = adopt;
 		if (daemon_disk_restore(k, vc.num_queues) == 0) {
 			guest_mmio_adopt(k->mmio);
-			return 0;
+			return guest_mmio_fast_path(k->mmio, vc.num_queues);
 		}
 		/* As new: a fresh record, and the range taken over by guest_mmio_enable(). */
 		drec_disk_close(k->rec, true);
@@ -703,7 +703,13 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		*ret_why = "cannot map the MMIO range to the IOREQ server";
 		return r;
 	}
-	return 0;
+	/* After the range: a QueueNotify before this reaches the ioreq handler, as without it. */
+	r = guest_mmio_fast_path(k->mmio, vc.num_queues);
+	if (r < 0) {
+		log_err("%s: cannot set up the fast path: %s", k->name, strerror(-r));
+		*ret_why = "out of memory";
+	}
+	return r;
 }
 
 /*
@@ -961,6 +967,7 @@ int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon 
 	if (r < 0)
 		goto err_xsw;
 	guest_sys_set_room(d->sys, daemon_room, d);
+	guest_sys_set_fast_path(d->sys, !opts->no_fast_path);
 	r = opts->state_dir ? drec_dir_open(opts->state_dir, &d->rec_dir) : 0;
 	if (r == -EBUSY)
 		goto err_sys;

@@ -65,6 +65,9 @@ static void usage(FILE *f)
 		"      --queue-depth=N       requests in flight per disk, 1..%u (default %u)\n"
 		"      --allow-shared        serve an image to several disks even if one of them\n"
 		"                            writes it (cluster file systems; default: refuse)\n"
+		"      --no-fast-path        never use the kernel fast path (privcmd ioeventfd\n"
+		"                            and irqfd, Linux 6.7+): every QueueNotify and\n"
+		"                            interrupt through vblkd (default: where available)\n"
 		"      --control-socket=PATH control socket (default " CTL_DEFAULT_PATH ")\n"
 		"      --state-dir=DIR       records from which a restarted vblkd adopts the\n"
 		"                            guests (default " STATE_DIR_DEFAULT "; empty: none,\n"
@@ -102,6 +105,7 @@ enum {
 	OPT_JSON,
 	OPT_STATE_DIR,
 	OPT_RELEASE,
+	OPT_NO_FAST_PATH,
 };
 
 /* One option (flat dispatch): 0 to go on, 1 to exit 0 (help, version), -1 on a usage error. */
@@ -142,6 +146,9 @@ static int parse_option(int c, const char *arg, struct options *o)
 		if (parse_uint("--queue-depth", arg, 1, BLK_QUEUE_DEPTH_MAX, &v) < 0)
 			return -1;
 		o->daemon.queue_depth = (unsigned int)v;
+		return 0;
+	case OPT_NO_FAST_PATH:
+		o->daemon.no_fast_path = true;
 		return 0;
 	case OPT_ALLOW_SHARED:
 		o->daemon.allow_shared = true;
@@ -194,6 +201,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "queues", required_argument, NULL, 'q' },
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 		{ "allow-shared", no_argument, NULL, OPT_ALLOW_SHARED },
+		{ "no-fast-path", no_argument, NULL, OPT_NO_FAST_PATH },
 		{ "control-socket", required_argument, NULL, OPT_CONTROL },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "release", no_argument, NULL, OPT_RELEASE },
