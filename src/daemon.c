@@ -617,6 +617,18 @@ static int daemon_disk_restore(struct ddisk *k, unsigned int num_queues)
 	return 0;
 }
 
+/* The kernel fast path for @k's queues and interrupt, where the kernel has it (fastpath.c). */
+static int daemon_disk_fast_path(struct ddisk *k, unsigned int num_queues, const char **ret_why)
+{
+	int r = guest_mmio_fast_path(k->mmio, num_queues);
+
+	if (r < 0) {
+		log_err("%s: cannot set up the fast path: %s", k->name, strerror(-r));
+		*ret_why = "out of memory";
+	}
+	return r;
+}
+
 /*
  * Claim @k's register window, create the device behind it and watch the
  * engine; the guest's accesses reach the device once the window is enabled,
@@ -676,7 +688,7 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		k->rec = adopt;
 		if (daemon_disk_restore(k, vc.num_queues) == 0) {
 			guest_mmio_adopt(k->mmio);
-			return guest_mmio_fast_path(k->mmio, vc.num_queues);
+			return daemon_disk_fast_path(k, vc.num_queues, ret_why);
 		}
 		/* As new: a fresh record, and the range taken over by guest_mmio_enable(). */
 		drec_disk_close(k->rec, true);
@@ -704,12 +716,7 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		return r;
 	}
 	/* After the range: a QueueNotify before this reaches the ioreq handler, as without it. */
-	r = guest_mmio_fast_path(k->mmio, vc.num_queues);
-	if (r < 0) {
-		log_err("%s: cannot set up the fast path: %s", k->name, strerror(-r));
-		*ret_why = "out of memory";
-	}
-	return r;
+	return daemon_disk_fast_path(k, vc.num_queues, ret_why);
 }
 
 /*
