@@ -93,7 +93,11 @@ CORE_LIBS = $(JSONC_LIBS) $(URING_LIBS) $(AIO_LIBS) -lpthread
 # ---------------------------------------------------------------------------
 CORE_SRCS := $(sort $(wildcard src/core/*.c src/virtio/*.c src/blk/*.c src/vhost/*.c))
 # The daemon's wiring (src/*.c but main.c) goes with the Xen side: it is what vblkd-sim tests.
-XEN_SRCS := $(sort $(wildcard src/xen/*.c) $(filter-out src/main.c,$(wildcard src/*.c)))
+# The kernel's privcmd eventfd ioctls (include/xpriv.h): raw ioctl() for vblkd only; vblkd-sim gets
+# libxensim's stand-in, which asks the simulator.
+XPRIV_SRCS := $(wildcard src/xen/xpriv-*.c)
+XEN_SRCS := $(sort $(filter-out $(XPRIV_SRCS),$(wildcard src/xen/*.c)) \
+	$(filter-out src/main.c,$(wildcard src/*.c)))
 MAIN_SRC := src/main.c
 SIMLIB_SRCS := $(sort $(wildcard tests/sim/libxensim/*.c))
 SIMTOOL_SRCS := $(sort $(wildcard tests/sim/xensim/*.c))
@@ -112,6 +116,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 CORE_OBJS := $(call obj,$(CORE_SRCS))
 XEN_OBJS := $(call obj,$(XEN_SRCS))
 MAIN_OBJ := $(call obj,$(MAIN_SRC))
+XPRIV_OBJS := $(call obj,$(XPRIV_SRCS))
 SIMLIB_OBJS := $(call obj,$(SIMLIB_SRCS))
 SIMTOOL_OBJS := $(call obj,$(SIMTOOL_SRCS))
 TESTLIB_OBJS := $(call obj,$(TESTLIB_SRCS))
@@ -178,7 +183,7 @@ $(BUILD)/obj/%.o: %.c
 	$(Q)$(CC) $(ALL_CFLAGS) $(EXTRA_CFLAGS_$(<)) -c -o $@ $<
 
 # Modules that include Xen or liburing headers get their cflags.
-$(XEN_OBJS) $(MAIN_OBJ) $(SIMLIB_OBJS) $(SIMTOOL_OBJS): CPPFLAGS += $(XEN_CFLAGS)
+$(XEN_OBJS) $(XPRIV_OBJS) $(MAIN_OBJ) $(SIMLIB_OBJS) $(SIMTOOL_OBJS): CPPFLAGS += $(XEN_CFLAGS)
 $(CORE_OBJS) $(XEN_OBJS) $(MAIN_OBJ): CPPFLAGS += $(URING_CFLAGS) $(JSONC_CFLAGS)
 $(call obj,$(UNIT_SRCS) $(SIMTEST_SRCS) $(TESTLIB_SRCS)): CPPFLAGS += $(CMOCKA_CFLAGS) $(JSONC_CFLAGS)
 $(call obj,$(XEN_UNIT_SRCS) $(SIMTEST_SRCS)): CPPFLAGS += $(XEN_CFLAGS)
@@ -193,7 +198,7 @@ $(XEN_LIB): $(XEN_OBJS)
 $(SIM_LIB): $(SIMLIB_OBJS)
 $(TESTLIB): $(TESTLIB_OBJS)
 
-$(BUILD)/vblkd: $(MAIN_OBJ) $(XEN_LIB) $(CORE_LIB) | pkgcheck
+$(BUILD)/vblkd: $(MAIN_OBJ) $(XPRIV_OBJS) $(XEN_LIB) $(CORE_LIB) | pkgcheck
 	$(quiet) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(XEN_LIBS) $(CORE_LIBS)
 

@@ -21,6 +21,8 @@ struct daemon_opts {
 	unsigned int queue_depth;	/* block engine requests in flight per disk (0: default) */
 	/* Serve one backing file under several disks even if one of them writes it (else refused). */
 	bool allow_shared;
+	/* Never use the kernel fast path (privcmd's ioeventfd and irqfd): today's path only. */
+	bool no_fast_path;
 	/*
 	 * Where the records a restarted vblkd adopts guests from are kept
 	 * (NULL: none; guests are released when vblkd stops).

@@ -31,6 +31,11 @@ struct guest_mmio_ops {
 int guest_sys_open(struct guest_sys **ret_sys);
 void guest_sys_close(struct guest_sys *sys);
 /*
+ * Try the kernel fast path (privcmd's ioeventfd and irqfd, see fastpath.c)
+ * for guests set up from now on; off: today's path only (--no-fast-path).
+ */
+void guest_sys_set_fast_path(struct guest_sys *sys, bool on);
+/*
  * @room is called when a mapping of @guest was refused for the budget and
  * something has been released since (@guest NULL: a wait on the limit of all
  * guests, any guest may try again): its devices waiting for room may try
@@ -100,6 +105,21 @@ int guest_mmio_add(struct guest *guest, uint64_t base, uint64_t size, unsigned i
 int guest_mmio_enable(struct guest_mmio *mmio);
 /* The window of an adopted server: its range is mapped already (by the previous process). */
 void guest_mmio_adopt(struct guest_mmio *mmio);
+/*
+ * Once the window's device has @num_queues queues: have the kernel complete
+ * their QueueNotify writes (each then comes as write(dev, 0x50, 4, queue)
+ * from the loop) and raise the window's interrupt, where it can.  The
+ * window works either way; -ENOMEM only.
+ */
+int guest_mmio_fast_path(struct guest_mmio *mmio, unsigned int num_queues);
+/* Whether the window's QueueNotify and interrupt go through the kernel. */
+void guest_mmio_get_fast_path(const struct guest_mmio *mmio, bool *ret_notify, bool *ret_irq);
+/*
+ * The guest's fast path: "on", "partial" (one half), "off" (--no-fast-path),
+ * "unsupported", "failed" or "untried" (no disk yet), and why not (a
+ * sentence, "" when on).
+ */
+const char *guest_fast_path(const struct guest *guest, const char **ret_why);
 /* Answer the vCPUs whose writes to this window write() left waiting. */
 void guest_mmio_resume(struct guest_mmio *mmio);
 /* Unmap the range from the server (if enabled) and forget the window. */

@@ -114,6 +114,15 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	daemon_add_u64(o, "read_bytes_per_second", io.dir[IOSTAT_READ].bytes_per_second);
 	daemon_add_u64(o, "write_bytes_per_second", io.dir[IOSTAT_WRITE].bytes_per_second);
 	daemon_add_u64(o, "uptime_seconds", now - k->started);
+	if (k->mmio) {
+		bool n, irq;
+
+		/* Which way its QueueNotify writes and interrupts go (vblkd(8), FAST PATH). */
+		guest_mmio_get_fast_path(k->mmio, &n, &irq);
+		json_object_object_add(o, "notify", json_object_new_string(n ? "ioeventfd" : "ioreq"));
+		json_object_object_add(o, "interrupts",
+				       json_object_new_string(irq ? "irqfd" : "set_irq_level"));
+	}
 	daemon_add_u64(o, "adoptions", k->rec ? drec_disk_adoptions(k->rec) : 0);
 	json_object_object_add(o, "last_adopted",
 			       daemon_time_json(k->rec ? drec_disk_last_adopted(k->rec) : 0));
@@ -190,6 +199,12 @@ static struct json_object *daemon_guest_json(const struct dguest *g, uint64_t no
 	daemon_add_u64(jg, "bad_accesses", gs.bad_ioreqs);
 	daemon_add_u64(jg, "interrupts", gs.irqs);
 	json_object_object_add(jg, "memory_cache", daemon_memory_json(&gs.mem));
+	{
+		const char *why, *fp = guest_fast_path(g->guest, &why);
+
+		json_object_object_add(jg, "fast_path", json_object_new_string(fp));
+		json_object_object_add(jg, "fast_path_why", json_object_new_string(why));
+	}
 	for (k = g->disks; k; k = k->next)
 		json_object_array_add(disks, daemon_disk_json(k, now));
 	json_object_object_add(jg, "disks", disks);

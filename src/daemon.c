@@ -640,6 +640,18 @@ static int daemon_disk_restore(struct ddisk *k, unsigned int num_queues)
 	return 0;
 }
 
+/* The kernel fast path for @k's queues and interrupt, where the kernel has it (fastpath.c). */
+static int daemon_disk_fast_path(struct ddisk *k, unsigned int num_queues, const char **ret_why)
+{
+	int r = guest_mmio_fast_path(k->mmio, num_queues);
+
+	if (r < 0) {
+		log_err("%s: cannot set up the fast path: %s", k->name, strerror(-r));
+		*ret_why = "out of memory";
+	}
+	return r;
+}
+
 /*
  * Claim @k's register window, create the device behind it and watch the
  * engine; the guest's accesses reach the device once the window is enabled,
@@ -702,7 +714,7 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		k->rec = adopt;
 		if (daemon_disk_restore(k, vc.num_queues) == 0) {
 			guest_mmio_adopt(k->mmio);
-			return 0;
+			return daemon_disk_fast_path(k, vc.num_queues, ret_why);
 		}
 		/* As new: a fresh record, and the range taken over by guest_mmio_enable(). */
 		drec_disk_close(k->rec, true);
@@ -729,7 +741,8 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		*ret_why = "cannot map the MMIO range to the IOREQ server";
 		return r;
 	}
-	return 0;
+	/* After the range: a QueueNotify before this reaches the ioreq handler, as without it. */
+	return daemon_disk_fast_path(k, vc.num_queues, ret_why);
 }
 
 /*
@@ -1022,6 +1035,7 @@ static int daemon_xen_open(struct daemon *d, const struct daemon_opts *opts)
 	if (r < 0)
 		return r;
 	guest_sys_set_room(d->sys, daemon_room, d);
+	guest_sys_set_fast_path(d->sys, !opts->no_fast_path);
 	/* One completion context for every disk on libaio: one wakeup, one io_getevents(). */
 	if (opts->engine == BLK_ENGINE_AIO && daemon_blk_ctx_open(d) < 0)
 		log_warn("one aio context for all disks unavailable: each disk gets its own");

@@ -73,6 +73,9 @@ static void usage(FILE *f)
 		"      --vhost-user=SOCKET,path=PATH[,ro][,queues=N]\n"
 		"                            serve PATH to a vhost-user front end on SOCKET\n"
 		"                            (repeatable; without Xen, these alone are served)\n"
+		"      --no-fast-path        never use the kernel fast path (privcmd ioeventfd\n"
+		"                            and irqfd, Linux 6.7+): every QueueNotify and\n"
+		"                            interrupt through vblkd (default: where available)\n"
 		"      --control-socket=PATH control socket (default " CTL_DEFAULT_PATH ")\n"
 		"      --state-dir=DIR       records from which a restarted vblkd adopts the\n"
 		"                            guests (default " STATE_DIR_DEFAULT "; empty: none,\n"
@@ -111,6 +114,7 @@ enum {
 	OPT_STATE_DIR,
 	OPT_RELEASE,
 	OPT_VHOST_USER,
+	OPT_NO_FAST_PATH,
 };
 
 static int parse_vhost_user(const char *arg, struct options *o)
@@ -170,6 +174,9 @@ static int parse_option(int c, const char *arg, struct options *o)
 			return -1;
 		o->daemon.queue_depth = (unsigned int)v;
 		return 0;
+	case OPT_NO_FAST_PATH:
+		o->daemon.no_fast_path = true;
+		return 0;
 	case OPT_ALLOW_SHARED:
 		o->daemon.allow_shared = true;
 		return 0;
@@ -223,6 +230,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "queues", required_argument, NULL, 'q' },
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 		{ "allow-shared", no_argument, NULL, OPT_ALLOW_SHARED },
+		{ "no-fast-path", no_argument, NULL, OPT_NO_FAST_PATH },
 		{ "control-socket", required_argument, NULL, OPT_CONTROL },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "release", no_argument, NULL, OPT_RELEASE },

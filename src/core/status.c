@@ -112,6 +112,10 @@ static void status_print_disk(FILE *out, unsigned long long domid, const char *g
 		if (!n)
 			fprintf(out, " (none negotiated yet)");
 	}
+	/* Documents of older daemons have no fast path: nothing said. */
+	if (json_object_object_get_ex(k, "notify", &feats))
+		fprintf(out, "; notify %s, interrupts %s", status_str(k, "notify", "?"),
+			status_str(k, "interrupts", "?"));
 	fputc('\n', out);
 	if (status_u64(k, "adoptions"))
 		fprintf(out, "      adopted from a previous vblkd %llu time%s, last at %s\n",
@@ -230,6 +234,12 @@ int status_print_table(FILE *out, const char *json)
 			status_print_disk(out, status_u64(g, "domid"), status_str(g, "name", "-"),
 					  json_object_array_get_idx(disks, j));
 		status_print_memory(out, g);
+		if (json_object_object_get_ex(g, "fast_path", &disks)) {
+			const char *why = status_str(g, "fast_path_why", "");
+
+			fprintf(out, "      dom %llu fast path: %s%s%s%s\n", status_u64(g, "domid"),
+				status_str(g, "fast_path", "?"), *why ? " (" : "", why, *why ? ")" : "");
+		}
 	}
 	status_print_vhost(out, root);
 	json_object_put(root);

@@ -20,11 +20,13 @@
 #include <xen/hvm/ioreq.h>
 #include <xen/memory.h>
 
+#include "fastpath.h"
 #include "gmem.h"
 #include "guest.h"
 #include "log.h"
 #include "loop.h"
 #include "util.h"
+#include "xpriv.h"
 
 #define GUEST_PAGE_SIZE 4096u
 /* One ioreq page holds this many vCPUs' slots. */
@@ -37,6 +39,8 @@
 #define GUEST_GMEM_CHUNKS 1024u
 /* Memory areas the daemon keeps for itself out of vm.max_map_count (libraries, heap, rings). */
 #define GUEST_OWN_MAPS 8192u
+/* A slot the kernel's ioeventfd handler holds for a moment is looked at again this much later. */
+#define GUEST_RECHECK_US 20u
 
 struct guest_sys {
 	xc_interface *xch;		/* domain handles (NULL: cannot tell a reused domid apart) */
@@ -46,6 +50,9 @@ struct guest_sys {
 	struct gmem_budget budget;	/* shared by every guest's mappings */
 	void (*room)(void *data, struct guest *guest);
 	void *room_data;
+	bool fast_path;			/* try the kernel fast path (not --no-fast-path) */
+	struct xpriv *xpriv;		/* NULL: off, or no privcmd device (xpriv_err) */
+	int xpriv_err;
 };
 
 struct guest_mmio {
@@ -58,6 +65,7 @@ struct guest_mmio {
 	const struct guest_mmio_ops *ops;
 	void *dev;
 	unsigned int waiting;		/* vCPUs whose write to this window is not answered yet */
+	struct fastpath_window *fpw;	/* NULL until guest_mmio_fast_path() */
 	struct guest_mmio *next;
 };
 
@@ -77,6 +85,8 @@ struct guest {
 	struct guest_mmio **waiting;	/* per vCPU: the window its unanswered write went to */
 	evtchn_port_t max_port;
 	struct gmem *gmem;
+	struct fastpath *fp;		/* the kernel fast path (fastpath.c: how it shares the slots) */
+	struct loop_source *recheck;	/* one-shot: slots the kernel held when we looked */
 	struct guest_mmio *mmios;
 	struct guest_stats stats;
 	struct log_ratelimit rl;
@@ -170,10 +180,27 @@ void guest_sys_set_room(struct guest_sys *sys, void (*room)(void *data, struct g
 	sys->budget.data = sys;
 }
 
+void guest_sys_set_fast_path(struct guest_sys *sys, bool on)
+{
+	int r = 0;
+
+	sys->fast_path = on;
+	if (on && !sys->xpriv)
+		r = xpriv_open(&sys->xpriv);
+	else if (!on) {
+		xpriv_close(sys->xpriv);
+		sys->xpriv = NULL;
+	}
+	sys->xpriv_err = r;
+	if (r < 0)
+		log_info("no kernel fast path: cannot open /dev/xen/privcmd: %s", strerror(-r));
+}
+
 void guest_sys_close(struct guest_sys *sys)
 {
 	if (!sys)
 		return;
+	xpriv_close(sys->xpriv);
 	if (sys->xgt)
 		xengnttab_close(sys->xgt);
 	if (sys->xch)
@@ -308,11 +335,29 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, bool taken)
 	uint8_t state = slot->state;
 	ioreq_t req;
 
-	if (state != STATE_IOREQ_READY && !(taken && state == STATE_IOREQ_INPROCESS))
+	if (state != STATE_IOREQ_READY && !(taken && state == STATE_IOREQ_INPROCESS)) {
+		/*
+		 * INPROCESS and not ours: the kernel's ioeventfd handler holds
+		 * it while it compares, and puts a write it does not take back
+		 * to READY with no further event (fastpath.c): look again soon.
+		 */
+		if (state == STATE_IOREQ_INPROCESS && !g->waiting[vcpu] &&
+		    fastpath_notify_active(g->fp))
+			loop_timer_set(g->recheck, GUEST_RECHECK_US, 0);
 		return;	/* spurious or already answered */
+	}
 	/* Pairs with Xen's write barrier before it set STATE_IOREQ_READY. */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	memcpy(&req, (const void *)slot, sizeof(req));
+	/*
+	 * A QueueNotify the kernel completes (ioeventfd): its handler runs
+	 * after ours woke us, so we may be first; both answering would hand
+	 * the vCPU two answers.  Not when adopting (@taken): the kernel acts
+	 * on events only, and the one of this ioreq came before it was told.
+	 */
+	if (!taken && state == STATE_IOREQ_READY && req.type == IOREQ_TYPE_COPY &&
+	    req.dir == IOREQ_WRITE && fastpath_claims(g->fp, req.addr, req.size, req.data))
+		return;
 	/* Forward only: Xen crashes a domain whose slot goes back (xen/common/ioreq.c wait_for_io). */
 	if (state == STATE_IOREQ_READY)
 		slot->state = STATE_IOREQ_INPROCESS;
@@ -382,6 +427,16 @@ static void guest_evtchn_ready(struct loop_source *src, int fd, uint32_t events,
 		return;
 	if ((evtchn_port_t)port <= g->max_port && g->vcpu_of_port[port])
 		guest_handle_vcpu(g, g->vcpu_of_port[port] - 1, false);
+}
+
+static void guest_recheck(struct loop_source *src, uint64_t expirations, void *data)
+{
+	struct guest *g = data;
+
+	if (g->adopting)
+		return;
+	for (unsigned int i = 0; i < g->nr_vcpus; i++)
+		guest_handle_vcpu(g, i, false);
 }
 
 static int guest_bind_vcpus(struct guest *g)
@@ -541,6 +596,14 @@ static int guest_attach(struct guest *g, struct loop *loop)
 		return r;
 	}
 	gmem_set_owner(g->gmem, g);
+	r = fastpath_new(sys->xpriv, sys->fast_path, sys->xpriv_err, loop, domid, g->iopage,
+			 g->local_ports, g->nr_vcpus, &g->fp);
+	if (r == 0)
+		r = loop_add_timer(loop, LOOP_TIMER_DISARM, 0, guest_recheck, g, &g->recheck);
+	if (r < 0) {
+		log_err("dom %u: cannot set up the fast path: %s", domid, strerror(-r));
+		return r;
+	}
 	r = loop_add_fd(loop, xenevtchn_fd(g->xce), EPOLLIN, guest_evtchn_ready, g, &g->xce_src);
 	if (r < 0) {
 		log_err("dom %u: cannot watch the event channel device: %s", domid, strerror(-r));
@@ -697,6 +760,9 @@ void guest_free(struct guest *g, bool dead)
 	 */
 	while (g->mmios)
 		guest_mmio_remove(g->mmios);
+	/* The kernel's registrations go before the ports they hang on (fastpath.c). */
+	fastpath_free(g->fp);
+	loop_remove(g->recheck);
 	loop_remove(g->xce_src);
 	if (g->xce) {
 		for (i = 0; !g->keep && g->local_ports && i < g->nr_vcpus; i++)
@@ -797,6 +863,8 @@ void guest_mmio_remove(struct guest_mmio *m)
 {
 	if (!m)
 		return;
+	fastpath_window_remove(m->fpw);
+	m->fpw = NULL;
 	/* A window going away answers whoever still waits on it, unless kept for a successor. */
 	if (m->guest->keep) {
 		for (unsigned int i = 0; m->waiting && i < m->guest->nr_vcpus; i++)
@@ -843,8 +911,12 @@ void guest_mmio_notify(void *opaque)
 	 * The virtio-mmio SPI is edge-rising in the guest's device tree, and
 	 * Arm's vGIC injects on every call whatever the level, so one call with
 	 * level 1 is one interrupt (never follow it with 0: that would be a
-	 * second one).
+	 * second one).  With an irqfd the kernel makes that very call.
 	 */
+	if (fastpath_window_raise(m->fpw)) {
+		g->stats.irqs++;
+		return;
+	}
 	if (xendevicemodel_set_irq_level(g->sys->dmod, (domid_t)g->domid, m->irq, 1) < 0) {
 		log_ratelimited(&g->rl, LOG_LEVEL_WARNING, "dom %u: cannot raise IRQ %u: %m",
 				g->domid, m->irq);
@@ -857,4 +929,41 @@ void guest_get_stats(const struct guest *g, struct guest_stats *ret_stats)
 {
 	*ret_stats = g->stats;
 	gmem_get_stats(g->gmem, &ret_stats->mem);
+}
+
+static void guest_mmio_queue_notify(void *data, unsigned int queue)
+{
+	struct guest_mmio *m = data;
+
+	/*
+	 * What the ioreq handler does for this write, after the kernel answered
+	 * the vCPU (as for any posted write): nothing left to wait for.
+	 */
+	m->ops->write(m->dev, FASTPATH_QUEUE_NOTIFY, FASTPATH_NOTIFY_SIZE, queue);
+}
+
+int guest_mmio_fast_path(struct guest_mmio *m, unsigned int num_queues)
+{
+	if (m->fpw)
+		return 0;
+	return fastpath_window_add(m->guest->fp, m->base, m->irq, num_queues,
+				   guest_mmio_queue_notify, m, &m->fpw);
+}
+
+void guest_mmio_get_fast_path(const struct guest_mmio *m, bool *ret_notify, bool *ret_irq)
+{
+	*ret_notify = fastpath_window_notify_on(m->fpw);
+	*ret_irq = fastpath_window_irq_on(m->fpw);
+}
+
+const char *guest_fast_path(const struct guest *g, const char **ret_why)
+{
+	enum fastpath_state n = fastpath_notify_state(g->fp), i = fastpath_irq_state(g->fp);
+
+	*ret_why = fastpath_why(g->fp);
+	if (n == FASTPATH_ON && i == FASTPATH_ON)
+		return "on";
+	if (n == FASTPATH_ON || i == FASTPATH_ON)
+		return "partial";
+	return fastpath_state_name(n == FASTPATH_UNTRIED ? i : n);
 }

@@ -87,6 +87,15 @@ enum xsim_op {
 				   the latest, c = enum xsim_phase */
 	XSIM_OP_CTL_GAPS,	/* a = since (CLOCK_MONOTONIC ns) -> tail = struct xsim_gap[]
 				   that ended at or after it */
+	/*
+	 * The kernel's privcmd eventfd ioctls (include/xpriv.h; -ENOTTY unless
+	 * xensim runs with --privcmd-eventfd, like a kernel without them).
+	 */
+	XSIM_OP_IOEVENTFD,	/* domid, id = IOREQ server, a = base, b = size | queue << 32,
+				   c = 1 deassign, d = vCPUs, tail = u32 local ports, fd 0 = eventfd */
+	XSIM_OP_IRQFD,		/* domid, a = irq, c = 1 deassign, fd 0 = eventfd */
+	XSIM_OP_CTL_NOTIFIES,	/* domid -> a = QueueNotify writes the kernel stand-in completed,
+				   b = QueueNotify writes a back end answered, c = irqfd raises */
 	XSIM_OP_MAX,
 };
 

@@ -1899,6 +1899,190 @@ static void test_segment_over_16_mib_without_size_max_served(void **state)
 	destroy(evil);
 }
 
+
+/* ------------------------------------------------------ the kernel fast path */
+
+/* The simulator with its privcmd stand-in: a kernel with IOCTL_PRIVCMD_IOEVENTFD and _IRQFD. */
+static int setup_fast(void **state)
+{
+	static const char *const args[] = { "--timeout", "5000", "--log-level", "err",
+					    "--privcmd-eventfd", NULL };
+
+	return setup_with(args);
+}
+
+/* A string from the status document: guests[@g].disks[@k].@key, or guests[@g].@key when @k < 0. */
+static char *status_str(const char *js, int g, int k, const char *key)
+{
+	struct json_object *root = json_tokener_parse(js), *o, *v;
+	char *out;
+
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "guests", &o));
+	o = json_object_array_get_idx(o, (size_t)g);
+	assert_non_null(o);
+	if (k >= 0) {
+		assert_true(json_object_object_get_ex(o, "disks", &o));
+		o = json_object_array_get_idx(o, (size_t)k);
+		assert_non_null(o);
+	}
+	assert_true(json_object_object_get_ex(o, key, &v));
+	out = strdup(json_object_get_string(v));
+	json_object_put(root);
+	return out;
+}
+
+static void expect_status(const char *fast_path, const char *notify, const char *interrupts)
+{
+	char *js = status_json(), *v;
+
+	v = status_str(js, 0, -1, "fast_path");
+	assert_string_equal(v, fast_path);
+	free(v);
+	v = status_str(js, 0, 0, "notify");
+	assert_string_equal(v, notify);
+	free(v);
+	v = status_str(js, 0, 0, "interrupts");
+	assert_string_equal(v, interrupts);
+	free(v);
+	free(js);
+}
+
+/* verify and random on a 2-queue disk of a 2-vCPU guest; the QueueNotify counts and interrupts. */
+static void fast_path_run(uint32_t *ret_domid, uint64_t *ret_kernel, uint64_t *ret_backend,
+			  uint64_t *ret_irqfd)
+{
+	char img[128], spec[256];
+	uint64_t irqs = 0;
+	uint32_t domid;
+
+	make_image("a.img", 16, img, sizeof(img));
+	snprintf(spec, sizeof(spec), "vcpus=2,mem=64M,disk=%s:rw:discard", img);
+	domid = create(spec, NULL);
+	workload_ok(domid, "verify");
+	workload_ok(domid, "random,seed=7,ops=1500");
+	assert_int_equal(xensim_notifies(E.x, domid, ret_kernel, ret_backend, ret_irqfd), 0);
+	assert_int_equal(xensim_irq_count(E.x, domid, 33, &irqs), 0);
+	assert_true(irqs > 0);
+	*ret_domid = domid;
+}
+
+static void test_fast_path_notify_and_irq_through_kernel(void **state)
+{
+	static const char *const extra[] = { "--queues=2", NULL };
+	uint64_t kernel, backend, irqfd, irqs = 0;
+	uint32_t domid;
+	char *out;
+
+	start_vblkd(extra);
+	fast_path_run(&domid, &kernel, &backend, &irqfd);
+	/* Every QueueNotify was the kernel's: none reached vblkd's ioreq handling. */
+	assert_true(kernel > 0);
+	assert_int_equal(backend, 0);
+	/* Every interrupt came through an irqfd (a wake-up may gather several signals). */
+	assert_int_equal(xensim_irq_count(E.x, domid, 33, &irqs), 0);
+	assert_int_equal(irqfd, irqs);
+	assert_true(log_contains("dom 1: kernel fast path: QueueNotify through the kernel (ioeventfd), "
+				 "interrupts through the kernel (irqfd)"));
+	expect_status("on", "ioeventfd", "irqfd");
+	/* The table says it too. */
+	out = NULL;
+	{
+		char cmd[512];
+		FILE *f;
+		char line[512];
+		bool seen = false;
+
+		snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
+		f = popen(cmd, "r");
+		assert_non_null(f);
+		while (fgets(line, sizeof(line), f))
+			seen |= strstr(line, "dom 1 fast path: on") != NULL;
+		assert_int_equal(pclose(f), 0);
+		assert_true(seen);
+	}
+	free(out);
+	/* A hostile guest's odd QueueNotify writes (sizes, values) still reach vblkd and are answered. */
+	workload_ok(domid, "hostile");
+	workload_ok(domid, "verify,ops=50");
+	destroy(domid);
+}
+
+static void test_fast_path_absent_plain_path(void **state)
+{
+	uint64_t kernel, backend, irqfd;
+	uint32_t domid;
+	char *js, *why;
+
+	start_vblkd(NULL);
+	fast_path_run(&domid, &kernel, &backend, &irqfd);
+	assert_int_equal(kernel, 0);
+	assert_true(backend > 0);
+	assert_int_equal(irqfd, 0);
+	assert_true(log_contains("dom 1: plain path: QueueNotify through vblkd's ioreq handling, "
+				 "interrupts through set_irq_level; IOCTL_PRIVCMD_IOEVENTFD: "
+				 "Inappropriate ioctl for device"));
+	expect_status("unsupported", "ioreq", "set_irq_level");
+	js = status_json();
+	why = status_str(js, 0, -1, "fast_path_why");
+	assert_non_null(strstr(why, "Linux 6.6+"));
+	free(why);
+	free(js);
+	destroy(domid);
+}
+
+static void test_no_fast_path_option_gives_plain_path(void **state)
+{
+	static const char *const extra[] = { "--no-fast-path", NULL };
+	uint64_t kernel, backend, irqfd;
+	uint32_t domid;
+
+	start_vblkd(extra);
+	fast_path_run(&domid, &kernel, &backend, &irqfd);
+	assert_int_equal(kernel, 0);
+	assert_true(backend > 0);
+	assert_int_equal(irqfd, 0);
+	assert_true(log_contains("dom 1: plain path: QueueNotify through vblkd's ioreq handling, "
+				 "interrupts through set_irq_level; turned off (--no-fast-path)"));
+	expect_status("off", "ioreq", "set_irq_level");
+	destroy(domid);
+}
+
+/* kill -9 mid-IO: the stand-in drops the dead process's eventfds; the next one registers its own. */
+static void test_fast_path_survives_kill_9_restart(void **state)
+{
+	uint64_t kernel0, kernel, backend, irqfd;
+	char img[128], spec[256];
+	struct bg_workload w;
+	uint32_t domid;
+	int status;
+
+	make_image("a.img", 32, img, sizeof(img));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=2,mem=64M,disk=%s:rw", img);
+	domid = create(spec, NULL);
+	workload_ok(domid, "verify,ops=50");
+	assert_int_equal(xensim_notifies(E.x, domid, &kernel0, &backend, &irqfd), 0);
+	assert_true(kernel0 > 0);
+	bg_start(&w, domid, "sequential,bs=65536,qd=16,span=16777216");
+	nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	kill(E.vblkd, SIGKILL);
+	assert_int_equal(waitpid(E.vblkd, &status, 0), E.vblkd);
+	E.vblkd = 0;
+	close(E.notify_fd);
+
+	start_vblkd(NULL);
+	assert_true(log_contains("dom 1 disk 51712: adopted, serving"));
+	assert_int_equal(bg_join(&w), 0);
+	workload_ok(domid, "verify,ops=50");
+	assert_int_equal(xensim_notifies(E.x, domid, &kernel, &backend, &irqfd), 0);
+	/* The new process's ioeventfds took over: more kernel-completed notifies, none to vblkd. */
+	assert_true(kernel > kernel0);
+	assert_int_equal(backend, 0);
+	expect_status("on", "ioeventfd", "irqfd");
+	destroy(domid);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1946,6 +2130,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_flood_of_spread_writes_within_budget, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_segment_over_16_mib_without_size_max_served, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fast_path_notify_and_irq_through_kernel,
+						setup_fast, teardown),
+		cmocka_unit_test_setup_teardown(test_fast_path_absent_plain_path, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_fast_path_option_gives_plain_path, setup_fast,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fast_path_survives_kill_9_restart, setup_fast,
 						teardown),
 	};
 

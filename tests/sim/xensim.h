@@ -73,6 +73,14 @@ int xensim_guest_wait_event(struct xensim *sim, uint32_t domid, uint32_t port,
 			    unsigned int timeout_ms);
 /* How many times dom0 raised SPI @irq of the guest. */
 int xensim_irq_count(struct xensim *sim, uint32_t domid, unsigned int irq, uint64_t *ret_count);
+/*
+ * QueueNotify writes (4 bytes at a window's 0x50) the guest made that the
+ * privcmd stand-in completed (ioeventfd: they never reached the back end's
+ * ioreq handling) and that a back end answered; interrupts raised through
+ * irqfds.  The stand-in is there with xensim --privcmd-eventfd.
+ */
+int xensim_notifies(struct xensim *sim, uint32_t domid, uint64_t *ret_kernel,
+		    uint64_t *ret_backend, uint64_t *ret_irqfd);
 /* The guest grants dom0 access to frame @gfn. */
 int xensim_grant(struct xensim *sim, uint32_t domid, uint64_t gfn, bool readonly,
 		 uint32_t *ret_ref);

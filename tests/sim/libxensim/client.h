@@ -36,6 +36,17 @@ int xsim_handle_close(void *handle);
 int xsim_call(struct xsim_conn *c, struct xsim_msg *m, const void *tail, size_t tail_len,
 	      char **ret_tail, int *ret_fds, unsigned int max_fds);
 
+/* xsim_call() that also sends @nsend descriptors (SCM_RIGHTS) with the request. */
+int xsim_call_fds(struct xsim_conn *c, struct xsim_msg *m, const void *tail, size_t tail_len,
+		  const int *send_fds, unsigned int nsend, char **ret_tail, int *ret_fds,
+		  unsigned int max_fds);
+
+/*
+ * The IOREQ server whose ioreq page this process mapped at @addr
+ * (xenforeignmemory_map_resource()): 0, or -EFAULT as privcmd's find_vma().
+ */
+int xsim_resource_find(const void *addr, uint32_t *ret_domid, uint32_t *ret_id);
+
 /* Set errno from a -errno result and return -1 (the libxen* convention). */
 int xsim_fail(int neg_errno);
 

@@ -72,6 +72,13 @@ void xsim_conn_close(struct xsim_conn *c)
 int xsim_call(struct xsim_conn *c, struct xsim_msg *m, const void *tail, size_t tail_len,
 	      char **ret_tail, int *ret_fds, unsigned int max_fds)
 {
+	return xsim_call_fds(c, m, tail, tail_len, NULL, 0, ret_tail, ret_fds, max_fds);
+}
+
+int xsim_call_fds(struct xsim_conn *c, struct xsim_msg *m, const void *tail, size_t tail_len,
+		  const int *send_fds, unsigned int nsend, char **ret_tail, int *ret_fds,
+		  unsigned int max_fds)
+{
 	int fds[XSIM_MAX_FDS];
 	uint32_t op = m->op;
 	char *rt = NULL;
@@ -87,7 +94,7 @@ int xsim_call(struct xsim_conn *c, struct xsim_msg *m, const void *tail, size_t 
 	m->n = (uint32_t)tail_len;
 	m->ret = 0;
 	pthread_mutex_lock(&c->lock);
-	r = xsim_send(c->fd, m, tail, NULL, 0);
+	r = xsim_send(c->fd, m, tail, send_fds, nsend);
 	if (r == 0)
 		r = xsim_recv(c->fd, m, &rt, fds, XSIM_MAX_FDS, 0);
 	pthread_mutex_unlock(&c->lock);

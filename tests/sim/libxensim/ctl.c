@@ -215,6 +215,20 @@ int xensim_irq_count(struct xensim *sim, uint32_t domid, unsigned int irq, uint6
 	return r;
 }
 
+int xensim_notifies(struct xensim *sim, uint32_t domid, uint64_t *ret_kernel,
+		    uint64_t *ret_backend, uint64_t *ret_irqfd)
+{
+	struct xsim_msg m = { .op = XSIM_OP_CTL_NOTIFIES, .domid = domid };
+	int r = xsim_call(sim->conn, &m, NULL, 0, NULL, NULL, 0);
+
+	if (r == 0) {
+		*ret_kernel = m.a;
+		*ret_backend = m.b;
+		*ret_irqfd = m.c;
+	}
+	return r;
+}
+
 int xensim_grant(struct xensim *sim, uint32_t domid, uint64_t gfn, bool readonly,
 		 uint32_t *ret_ref)
 {

@@ -20,7 +20,31 @@ _Static_assert(offsetof(struct xenforeignmemory_handle, conn) == 0, "xsim_handle
 struct xenforeignmemory_resource_handle {
 	void *addr;
 	unsigned long nr_frames;
+	uint32_t domid;
+	uint32_t id;
+	struct xenforeignmemory_resource_handle *next;
 };
+
+/* The process's resource mappings, for xsim_resource_find() (privcmd's VMAs). */
+static pthread_mutex_t fres_lock = PTHREAD_MUTEX_INITIALIZER;
+static xenforeignmemory_resource_handle *fres_list;
+
+int xsim_resource_find(const void *addr, uint32_t *ret_domid, uint32_t *ret_id)
+{
+	int r = -EFAULT;
+
+	pthread_mutex_lock(&fres_lock);
+	for (xenforeignmemory_resource_handle *f = fres_list; f; f = f->next)
+		if ((const char *)addr >= (const char *)f->addr &&
+		    (const char *)addr < (const char *)f->addr + f->nr_frames * XSIM_PAGE_SIZE) {
+			*ret_domid = f->domid;
+			*ret_id = f->id;
+			r = 0;
+			break;
+		}
+	pthread_mutex_unlock(&fres_lock);
+	return r;
+}
 
 xenforeignmemory_handle *xenforeignmemory_open(struct xentoollog_logger *logger,
 					       unsigned int open_flags)
@@ -174,6 +198,12 @@ xenforeignmemory_resource_handle *xenforeignmemory_map_resource(
 	}
 	fres->addr = addr;
 	fres->nr_frames = nr_frames;
+	fres->domid = domid;
+	fres->id = id;
+	pthread_mutex_lock(&fres_lock);
+	fres->next = fres_list;
+	fres_list = fres;
+	pthread_mutex_unlock(&fres_lock);
 	*paddr = addr;
 	return fres;
 
@@ -190,6 +220,13 @@ int xenforeignmemory_unmap_resource(xenforeignmemory_handle *fmem,
 
 	if (!fres)
 		return 0;
+	pthread_mutex_lock(&fres_lock);
+	for (xenforeignmemory_resource_handle **pp = &fres_list; *pp; pp = &(*pp)->next)
+		if (*pp == fres) {
+			*pp = fres->next;
+			break;
+		}
+	pthread_mutex_unlock(&fres_lock);
 	if (fres->addr)
 		r = munmap(fres->addr, fres->nr_frames * XSIM_PAGE_SIZE);
 	free(fres);

@@ -8,6 +8,8 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
+#include <linux/kcmp.h>
 #include <unistd.h>
 #include <xen/memory.h>
 #include <xen/hvm/dm_op.h>
@@ -190,9 +192,25 @@ err_free:
 	return r;
 }
 
+bool sim_privcmd_eventfd;
+
+static void ioeventfd_free(struct sim_ioeventfd *e)
+{
+	close(e->fd);
+	free(e->ports);
+	free(e);
+}
+
 static void ioserv_release(struct sim_domain *dom, struct sim_ioserv *s)
 {
 	unsigned int i;
+
+	while (s->ioeventfds) {
+		struct sim_ioeventfd *e = s->ioeventfds;
+
+		s->ioeventfds = e->next;
+		ioeventfd_free(e);
+	}
 
 	for (i = 0; i < dom->vcpus; i++)
 		port_free(dom, s->ports[i]);
@@ -344,6 +362,29 @@ static void binding_close(struct hv_binding *b)
 void hv_drop_owner(void *owner)
 {
 	struct hv_binding **pp = &hv_bindings, *b;
+
+	/*
+	 * The stand-in drops a dead process's ioeventfds with its connection.
+	 * (Linux keeps them on privcmd's global list until DEASSIGN; a process
+	 * killed without deassigning leaves them there.  vblkd deassigns when
+	 * it lets a guest go; after a kill -9 the next process's registrations
+	 * are new entries, its ports new bindings.)
+	 */
+	for (struct sim_domain *d = hv_domains; d; d = d->next)
+		for (unsigned int i = 0; i < XSIM_MAX_IOREQ_SERVERS; i++) {
+			struct sim_ioeventfd **ep, *e;
+
+			if (!d->servers[i])
+				continue;
+			for (ep = &d->servers[i]->ioeventfds; (e = *ep);) {
+				if (e->owner == owner) {
+					*ep = e->next;
+					ioeventfd_free(e);
+				} else {
+					ep = &e->next;
+				}
+			}
+		}
 
 	while ((b = *pp)) {
 		if (b->owner == owner) {
@@ -769,6 +810,11 @@ int hv_handle(void *owner, struct xsim_msg *m, const char *tail, char **ret_tail
 		ret_fds[0] = dom->irq_fd;
 		*ret_nfds = 1;
 		return 0;
+	case XSIM_OP_CTL_NOTIFIES:
+		m->a = dom->notifies_kernel;
+		m->b = dom->notifies_backend;
+		m->c = dom->irqfd_raises;
+		return 0;
 	case XSIM_OP_CTL_IRQS:
 		if (m->a > XSIM_IRQ_MAX)
 			return -EINVAL;
@@ -853,9 +899,121 @@ static struct sim_ioserv *ioserv_route(struct sim_domain *dom, uint64_t addr, un
 	return NULL;
 }
 
+bool sim_same_file(int a, int b)
+{
+	pid_t pid = getpid();
+
+	return syscall(SYS_kcmp, pid, pid, KCMP_FILE, a, b) == 0;
+}
+
+/*
+ * IOCTL_PRIVCMD_IOEVENTFD (Linux drivers/xen/privcmd.c
+ * privcmd_ioctl_ioeventfd(), privcmd_ioeventfd_assign()/_deassign()): the
+ * same checks, one entry per eventfd and guest, the ports the caller's
+ * (local) ones.  The ioreq page is named by server id: libxensim found it
+ * from the address, as the kernel finds the page behind the VMA.
+ */
+int hv_ioeventfd(void *owner, struct xsim_msg *m, const char *tail, int *fd)
+{
+	struct sim_domain *dom;
+	struct sim_ioserv *s;
+	struct sim_ioeventfd *e, **ep;
+	uint32_t size = (uint32_t)m->b, queue = (uint32_t)(m->b >> 32);
+
+	if (!sim_privcmd_eventfd)
+		return -ENOTTY;	/* privcmd_ioctl(): an unknown command */
+	if (m->c & ~1ull)
+		return -EINVAL;
+	if (*fd < 0)
+		return -EBADF;
+	dom = hv_domain_find(m->domid);
+	if (!dom)
+		return -ESRCH;
+	s = ioserv_find(dom, m->id);
+	if (!s)
+		return -EFAULT;	/* no such mapping: find_vma() fails */
+	if (m->c) {
+		for (ep = &s->ioeventfds; (e = *ep); ep = &e->next)
+			if (sim_same_file(e->fd, *fd)) {
+				*ep = e->next;
+				ioeventfd_free(e);
+				return 0;
+			}
+		return -ENODEV;
+	}
+	if (m->a + size < m->a || (size != 1 && size != 2 && size != 4 && size != 8))
+		return -EINVAL;
+	if (!m->d || m->d > 4096 || m->d != dom->vcpus || m->n != m->d * sizeof(uint32_t))
+		return -EINVAL;
+	for (e = s->ioeventfds; e; e = e->next)
+		if (sim_same_file(e->fd, *fd))
+			return -EBUSY;	/* get_ioreq(): the same eventfd twice for a guest */
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->ports = malloc(m->n))) {
+		free(e);
+		return -ENOMEM;
+	}
+	memcpy(e->ports, tail, m->n);
+	e->nr_vcpus = (unsigned int)m->d;
+	e->owner = owner;
+	e->base = m->a;
+	e->size = size;
+	e->queue = queue;
+	e->fd = *fd;
+	*fd = -1;
+	e->next = s->ioeventfds;
+	s->ioeventfds = e;
+	return 0;
+}
+
+/*
+ * privcmd.c ioeventfd_interrupt(), for the event of @vcpu's new ioreq: a COPY
+ * write of a registered queue index (low 16 bits) of the registered size to
+ * a registered base + 0x50 signals that eventfd and is answered
+ * (IORESP_READY, the vCPU notified), anything else is left to the back end.
+ * The kernel runs it in the event's interrupt handler, right after
+ * /dev/xen/evtchn's (the back end's) and long before that process can look
+ * at the slot; the stand-in decides before the slot is published, so that
+ * the back end never sees the kernel's transient INPROCESS mark (it sees the
+ * answered slot, and still gets the event: both handlers hang on the port).
+ * True when it answered; the caller then publishes nothing itself.
+ */
+static bool kernel_ioeventfd(struct sim_ioserv *s, unsigned int vcpu, struct sim_port *p,
+			     const struct xsim_ioreq *in)
+{
+	struct sim_ioeventfd *e;
+	uint64_t one = 1;
+
+	if (in->type != IOREQ_TYPE_COPY || in->dir != IOREQ_WRITE)
+		return false;
+	pthread_mutex_lock(&sim_lock);
+	for (e = s->ioeventfds; e; e = e->next) {
+		/* Its handler hangs on the local port it was given: only while that binding lives. */
+		if (vcpu >= e->nr_vcpus || !p->local_port || e->ports[vcpu] != p->local_port)
+			continue;
+		if (in->addr == e->base + 0x50 && in->size == e->size &&
+		    (in->data & 0xffff) == e->queue)
+			break;
+	}
+	if (e && write(e->fd, &one, sizeof(one)) < 0)
+		log_warn("ioeventfd signal: %m");
+	pthread_mutex_unlock(&sim_lock);
+	return e != NULL;
+}
+
+/* A QueueNotify write as Xen on Arm forwards it (32-bit, value inline) to a virtio-mmio window. */
+static bool is_queue_notify(const struct xsim_ioreq *in)
+{
+	return in->type == IOREQ_TYPE_COPY && in->dir == IOREQ_WRITE && !in->data_is_ptr &&
+	       in->size == 4 && in->addr >= XSIM_VIRTIO_MMIO_BASE &&
+	       in->addr - XSIM_VIRTIO_MMIO_BASE < XSIM_VIRTIO_MMIO_SIZE &&
+	       (in->addr - XSIM_VIRTIO_MMIO_BASE) % XSIM_VIRTIO_MMIO_DEV_SIZE == 0x50;
+}
+
 int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq *in,
 	     uint64_t *ret_data)
 {
+	bool by_kernel = false;
 	unsigned int route_size = in->size >= 1 && in->size <= 8 ? in->size : 1;
 	struct pollfd pfd[3];
 	struct sim_ioserv *s;
@@ -900,9 +1058,10 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	req->count = in->count;
 	req->size = in->size;
 	req->type = in->type;
+	by_kernel = kernel_ioeventfd(s, vcpu, p, in);
 	/* Publish: release pairs with the device model's read barrier after it sees READY. */
 	__atomic_store_n(ioreq_flags(req),
-			 (uint8_t)(STATE_IOREQ_READY | (in->data_is_ptr ? 1u << 4 : 0) |
+			 (uint8_t)((by_kernel ? STATE_IORESP_READY : STATE_IOREQ_READY) | (in->data_is_ptr ? 1u << 4 : 0) |
 				   (in->dir == IOREQ_READ ? 1u << 5 : 0) | (in->df ? 1u << 6 : 0)),
 			 __ATOMIC_RELEASE);
 	/*
@@ -917,6 +1076,9 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (guest_send(p) < 0)
 		log_warn("dom %u vcpu %u: notify: %m", dom->domid, vcpu);
+	/* notify_remote_via_evtchn(): the kernel's answer wakes the vCPU. */
+	if (by_kernel && write(p->to_guest, &(uint64_t){ 1 }, sizeof(uint64_t)) < 0)
+		log_warn("dom %u vcpu %u: ioeventfd answer: %m", dom->domid, vcpu);
 
 	/*
 	 * Like a vCPU on Xen, look at the slot only when the event channel
@@ -1000,6 +1162,12 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	if (r == 0 || r == -ETIMEDOUT || r == -EPROTO)
 		__atomic_store_n(ioreq_flags(req), (uint8_t)STATE_IOREQ_NONE, __ATOMIC_RELEASE);
 	pthread_mutex_lock(&sim_lock);
+	if (r == 0 && is_queue_notify(in)) {
+		if (by_kernel)
+			dom->notifies_kernel++;
+		else
+			dom->notifies_backend++;
+	}
 	ioserv_put(dom, s);
 	pthread_mutex_unlock(&sim_lock);
 	pthread_mutex_unlock(&dom->vcpu_locks[vcpu]);

@@ -313,6 +313,7 @@ int main(int argc, char **argv)
 		{ "libxl-timeout", required_argument, NULL, 'L' },
 		{ "serve", no_argument, NULL, 'S' },
 		{ "progress", no_argument, NULL, 'P' },
+		{ "privcmd-eventfd", no_argument, NULL, 'E' },
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
@@ -356,6 +357,7 @@ int main(int argc, char **argv)
 		case 'L': sim_libxl_timeout_ms = (unsigned int)atoi(optarg); break;
 		case 'S': serve = true; break;
 		case 'P': show_progress = true; break;
+		case 'E': sim_privcmd_eventfd = true; break;
 		case 'r': ready_fd = atoi(optarg); break;
 		case 'l':
 			if (log_parse_level(optarg, &lvl) < 0) {

@@ -44,6 +44,109 @@ static int kick_fd = -1;
 static char srv_path[108];
 static unsigned int nconns;
 
+/*
+ * The irqfds of the privcmd stand-in (Linux drivers/xen/privcmd.c
+ * privcmd_irqfd_assign(), irqfd_inject()): each wake-up of the eventfd is one
+ * set_irq_level(irq, 1), however many signals it gathered; it goes with its
+ * connection, as the kernel drops an irqfd when its eventfd is released.
+ * All on the server's thread.
+ */
+struct sim_irqfd {
+	struct sim_conn *owner;
+	uint32_t domid;
+	uint32_t irq;
+	int fd;
+	struct loop_source *src;
+	struct sim_irqfd *next;
+};
+static struct sim_irqfd *irqfds;
+
+static void irqfd_free(struct sim_irqfd *q)
+{
+	loop_remove(q->src);
+	close(q->fd);
+	free(q);
+}
+
+static void on_irqfd(struct loop_source *src, int fd, uint32_t events, void *data)
+{
+	struct sim_irqfd *q = data;
+	struct sim_domain *dom;
+	uint64_t cnt;
+
+	if (read(fd, &cnt, sizeof(cnt)) != sizeof(cnt))
+		return;
+	pthread_mutex_lock(&sim_lock);
+	dom = hv_domain_find(q->domid);
+	if (dom && !__atomic_load_n(&dom->irqs->dying, __ATOMIC_SEQ_CST)) {
+		xsim_irq_set(dom->irqs, q->irq, 1);
+		dom->irqfd_raises++;
+	}
+	pthread_mutex_unlock(&sim_lock);
+}
+
+static void irqfd_drop_owner(struct sim_conn *c)
+{
+	struct sim_irqfd **pp = &irqfds, *q;
+
+	while ((q = *pp)) {
+		if (q->owner == c) {
+			*pp = q->next;
+			irqfd_free(q);
+		} else {
+			pp = &q->next;
+		}
+	}
+}
+
+/* IOCTL_PRIVCMD_IRQFD; takes *fd on success. */
+static int irqfd_ioctl(struct sim_conn *c, const struct xsim_msg *m, int *fd)
+{
+	struct sim_irqfd *q, **pp;
+	bool known;
+	int r;
+
+	if (!sim_privcmd_eventfd)
+		return -ENOTTY;
+	if (m->c & ~1ull)
+		return -EINVAL;
+	if (*fd < 0)
+		return -EBADF;
+	if (m->c) {
+		for (pp = &irqfds; (q = *pp); pp = &q->next)
+			if (sim_same_file(q->fd, *fd)) {
+				*pp = q->next;
+				irqfd_free(q);
+				return 0;
+			}
+		return -ENOENT;
+	}
+	pthread_mutex_lock(&sim_lock);
+	known = hv_domain_find(m->domid) != NULL;
+	pthread_mutex_unlock(&sim_lock);
+	/* The dm_op it stores fails later for a bad domain or line; the simulator says so now. */
+	if (!known)
+		return -ESRCH;
+	if (m->a < XSIM_IRQ_MIN || m->a > XSIM_IRQ_MAX)
+		return -EINVAL;
+	for (q = irqfds; q; q = q->next)
+		if (sim_same_file(q->fd, *fd))
+			return -EBUSY;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	*q = (struct sim_irqfd){ .owner = c, .domid = m->domid, .irq = (uint32_t)m->a, .fd = *fd };
+	r = loop_add_fd(srv_loop, q->fd, EPOLLIN, on_irqfd, q, &q->src);
+	if (r < 0) {
+		free(q);
+		return r;
+	}
+	*fd = -1;
+	q->next = irqfds;
+	irqfds = q;
+	return 0;
+}
+
 static void conn_put(struct sim_conn *c)
 {
 	bool last;
@@ -75,6 +178,7 @@ static void conn_close(struct sim_conn *c)
 	pthread_mutex_lock(&sim_lock);
 	store_drop_owner(c);
 	hv_drop_owner(c);
+	irqfd_drop_owner(c);
 	if (c->events)
 		c->events->xs = NULL;
 	if (c->xs)
@@ -410,7 +514,7 @@ static int handle_xs(struct sim_conn *c, struct xsim_msg *m, char *tail, char **
 	}
 }
 
-static void handle(struct sim_conn *c, struct xsim_msg *m, char *tail)
+static void handle(struct sim_conn *c, struct xsim_msg *m, char *tail, int *in_fds)
 {
 	int fds[XSIM_MAX_FDS];
 	unsigned int nfds = 0;
@@ -451,6 +555,16 @@ static void handle(struct sim_conn *c, struct xsim_msg *m, char *tail)
 		r = handle_xs(c, m, tail, &rt, &rn);
 		pthread_mutex_unlock(&sim_lock);
 		conn_reply(c, m, r, r == 0 ? rt : NULL, r == 0 ? rn : 0, NULL, 0);
+		break;
+	case XSIM_OP_IOEVENTFD:
+		pthread_mutex_lock(&sim_lock);
+		r = hv_ioeventfd(c, m, tail, &in_fds[0]);
+		pthread_mutex_unlock(&sim_lock);
+		conn_reply(c, m, r, NULL, 0, NULL, 0);
+		break;
+	case XSIM_OP_IRQFD:
+		r = irqfd_ioctl(c, m, &in_fds[0]);
+		conn_reply(c, m, r, NULL, 0, NULL, 0);
 		break;
 	case XSIM_OP_CTL_STATS: {
 		struct xsim_stats st = { 0 };
@@ -512,24 +626,28 @@ static void on_conn(struct loop_source *src, int fd, uint32_t events, void *data
 	struct sim_conn *c = data;
 	struct xsim_msg m;
 	char *tail = NULL;
+	int in_fds[XSIM_MAX_FDS];
 	int r;
 
 	if (events & EPOLLOUT)
 		conn_flush(c);
 	if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
 		return;
-	r = xsim_recv(fd, &m, &tail, NULL, 0, MSG_DONTWAIT);
+	r = xsim_recv(fd, &m, &tail, in_fds, XSIM_MAX_FDS, MSG_DONTWAIT);
 	if (r == -EAGAIN)
 		return;
 	if (r < 0) {
 		conn_close(c);
 		return;
 	}
-	if (c->kind == XSIM_CONN_XS_EVENTS && m.op != XSIM_OP_HELLO) {
+	if (c->kind == XSIM_CONN_XS_EVENTS && m.op != XSIM_OP_HELLO)
 		free(tail);
-		return;
-	}
-	handle(c, &m, tail);
+	else
+		handle(c, &m, tail, in_fds);
+	/* Descriptors a request brought and its handler did not keep. */
+	for (unsigned int i = 0; i < XSIM_MAX_FDS; i++)
+		if (in_fds[i] >= 0)
+			close(in_fds[i]);
 }
 
 static void on_accept(struct loop_source *src, int fd, uint32_t events, void *data)

@@ -93,7 +93,23 @@ struct sim_range {
 
 #define SIM_MAX_RANGES 256
 
+/*
+ * An ioeventfd the privcmd stand-in holds (Linux drivers/xen/privcmd.c
+ * struct privcmd_kernel_ioeventfd, with its kioreq's ports).
+ */
+struct sim_ioeventfd {
+	void *owner;		/* the connection that assigned it */
+	uint64_t base;
+	uint32_t size;
+	uint32_t queue;
+	int fd;
+	uint32_t *ports;	/* per vCPU: the local port its handler hangs on */
+	unsigned int nr_vcpus;
+	struct sim_ioeventfd *next;
+};
+
 struct sim_ioserv {
+	struct sim_ioeventfd *ioeventfds;
 	uint16_t id;
 	bool enabled;
 	bool dead;
@@ -145,6 +161,10 @@ struct sim_domain {
 	struct xsim_irq_page *irqs;
 	pthread_mutex_t *vcpu_locks;
 	struct sim_iolog iolog;
+	/* QueueNotify writes (0x50, 4 bytes, in a virtio-mmio window): who completed them. */
+	uint64_t notifies_kernel;
+	uint64_t notifies_backend;
+	uint64_t irqfd_raises;
 	struct sim_domain *next;
 };
 
@@ -158,8 +178,14 @@ void hv_domain_get(struct sim_domain *dom);
 void hv_domain_put(struct sim_domain *dom);	/* takes sim_lock itself */
 unsigned int hv_domain_count(void);
 void hv_stats(struct xsim_stats *st);
-/* Unbind every port bound by connection @owner (it closed). */
+/* Unbind every port bound by connection @owner (it closed), and drop its ioeventfds. */
 void hv_drop_owner(void *owner);
+/* Whether the privcmd eventfd stand-in is there (--privcmd-eventfd). */
+extern bool sim_privcmd_eventfd;
+/* IOCTL_PRIVCMD_IOEVENTFD of @owner (XSIM_OP_IOEVENTFD); takes *fd on success.  Under sim_lock. */
+int hv_ioeventfd(void *owner, struct xsim_msg *m, const char *tail, int *fd);
+/* Same file? (kcmp(2)): how the kernel tells eventfds apart (one eventfd_ctx per file). */
+bool sim_same_file(int a, int b);
 
 /* Request handlers for the hypervisor ops; under sim_lock. fds go to ret_fds. */
 int hv_handle(void *owner, struct xsim_msg *m, const char *tail, char **ret_tail, uint32_t *ret_n,
