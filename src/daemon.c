@@ -652,6 +652,20 @@ static int daemon_disk_fast_path(struct ddisk *k, unsigned int num_queues, const
 	return r;
 }
 
+/* The virtio-blk device and its register decoder.  Logged. */
+static int daemon_disk_device(struct ddisk *k, const struct vblk_config *vc, const char **ret_why)
+{
+	int r = vblk_create(vc, &k->transport, &daemon_backend_ops, k, &k->vblk);
+
+	if (r == 0)
+		r = vmmio_create(vblk_virtio_dev(k->vblk), &k->regs);
+	if (r < 0) {
+		log_err("%s: cannot create the virtio-blk device: %s", k->name, strerror(-r));
+		*ret_why = "cannot create the virtio device";
+	}
+	return r;
+}
+
 /*
  * Claim @k's register window, create the device behind it and watch the
  * engine; the guest's accesses reach the device once the window is enabled,
@@ -694,14 +708,9 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		*ret_why = "cannot create a timer";
 		return r;
 	}
-	r = vblk_create(&vc, &k->transport, &daemon_backend_ops, k, &k->vblk);
-	if (r == 0)
-		r = vmmio_create(vblk_virtio_dev(k->vblk), &k->regs);
-	if (r < 0) {
-		log_err("%s: cannot create the virtio-blk device: %s", k->name, strerror(-r));
-		*ret_why = "cannot create the virtio device";
+	r = daemon_disk_device(k, &vc, ret_why);
+	if (r < 0)
 		return r;
-	}
 	/* A member of the shared context is watched through it (daemon_ctx_ready()). */
 	blk_set_owner(k->blk, k);
 	r = blk_in_ctx(k->blk) ? 0 :
@@ -723,14 +732,9 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		vblk_destroy(k->vblk);
 		k->regs = NULL;
 		k->vblk = NULL;
-		r = vblk_create(&vc, &k->transport, &daemon_backend_ops, k, &k->vblk);
-		if (r == 0)
-			r = vmmio_create(vblk_virtio_dev(k->vblk), &k->regs);
-		if (r < 0) {
-			log_err("%s: cannot create the virtio-blk device: %s", k->name, strerror(-r));
-			*ret_why = "cannot create the virtio device";
+		r = daemon_disk_device(k, &vc, ret_why);
+		if (r < 0)
 			return r;
-		}
 	}
 	if (d->rec_dir)
 		daemon_disk_record(d, k, cfg, vc.num_queues);
