@@ -410,11 +410,14 @@ static char *status_json(void)
 	return reply;
 }
 
-/* A number from the status document: guests[@g].disks[@k].@key, or guests[@g].@key when @k < 0. */
-static int64_t status_num(const char *js, int g, int k, const char *key)
+/*
+ * guests[@g].disks[@k].@key of the status document, or guests[@g].@key when
+ * @k < 0; *@ret_root is the parsed document, for json_object_put().
+ */
+static struct json_object *status_node(const char *js, int g, int k, const char *key,
+				       struct json_object **ret_root)
 {
 	struct json_object *root = json_tokener_parse(js), *o, *v;
-	int64_t n;
 
 	assert_non_null(root);
 	assert_true(json_object_object_get_ex(root, "guests", &o));
@@ -426,7 +429,16 @@ static int64_t status_num(const char *js, int g, int k, const char *key)
 		assert_non_null(o);
 	}
 	assert_true(json_object_object_get_ex(o, key, &v));
-	n = json_object_get_int64(v);
+	*ret_root = root;
+	return v;
+}
+
+/* A number from the status document (status_node()). */
+static int64_t status_num(const char *js, int g, int k, const char *key)
+{
+	struct json_object *root, *v = status_node(js, g, k, key, &root);
+	int64_t n = json_object_get_int64(v);
+
 	json_object_put(root);
 	return n;
 }
@@ -1914,20 +1926,9 @@ static int setup_fast(void **state)
 /* A string from the status document: guests[@g].disks[@k].@key, or guests[@g].@key when @k < 0. */
 static char *status_str(const char *js, int g, int k, const char *key)
 {
-	struct json_object *root = json_tokener_parse(js), *o, *v;
-	char *out;
+	struct json_object *root, *v = status_node(js, g, k, key, &root);
+	char *out = strdup(json_object_get_string(v));
 
-	assert_non_null(root);
-	assert_true(json_object_object_get_ex(root, "guests", &o));
-	o = json_object_array_get_idx(o, (size_t)g);
-	assert_non_null(o);
-	if (k >= 0) {
-		assert_true(json_object_object_get_ex(o, "disks", &o));
-		o = json_object_array_get_idx(o, (size_t)k);
-		assert_non_null(o);
-	}
-	assert_true(json_object_object_get_ex(o, key, &v));
-	out = strdup(json_object_get_string(v));
 	json_object_put(root);
 	return out;
 }
