@@ -58,6 +58,12 @@ void daemon_shutdown(struct daemon *d, int code);
  * records (daemon_keeps_guests() false) this is daemon_shutdown().
  */
 void daemon_detach(struct daemon *d, int code);
+/*
+ * The stop for good (vblkd --release): daemon_shutdown(), each disk's
+ * xenstore state then set to Closed and its records dropped, so that the
+ * toolstack's xl destroy does not wait for an answer.
+ */
+void daemon_release(struct daemon *d, int code);
 bool daemon_keeps_guests(const struct daemon *d);
 
 /*

@@ -58,6 +58,13 @@ void disc_scan(struct disc *disc);
 /* Stops watching; reports nothing more. Disks are left as they are in xenstore. */
 void disc_free(struct disc *disc);
 
+/*
+ * vblkd lets go of the disk for good (vblkd --release) without the
+ * toolstack asking: state 6 is written, so that a later xl destroy does not
+ * wait for an answer.
+ */
+void disc_released(struct disc *disc, unsigned int domid, unsigned int devid);
+
 /* A close that disk_close() left pending is finished: state 6 is written. */
 void disc_closed(struct disc *disc, unsigned int domid, unsigned int devid);
 

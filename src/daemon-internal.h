@@ -69,6 +69,7 @@ struct daemon {
 	struct dguest *guests;
 	bool shutting_down;
 	bool detaching;			/* daemon_detach(): guests stay for a successor */
+	bool releasing;			/* daemon_release(): guests let go for good */
 	bool adopting;			/* the first look at xenstore, records in hand */
 	struct drec_dir *rec_dir;	/* NULL: no records, guests released at exit */
 	struct blk_ctx *blk_ctx;	/* the disks' shared completion context (libaio), or NULL */

@@ -194,6 +194,7 @@ static void daemon_disk_release(struct ddisk *k)
 	struct dguest *g = k->dg;
 	struct daemon *d = g->d;
 	bool answer = k->state == DDISK_CLOSING && !d->shutting_down;
+	bool released = k->state == DDISK_CLOSING && d->releasing;
 	unsigned int domid = g->domid, devid = k->devid;
 
 	slist_remove(&g->disks, k, next);
@@ -204,6 +205,8 @@ static void daemon_disk_release(struct ddisk *k)
 		daemon_guest_release(g);
 	if (answer)
 		disc_closed(d->disc, domid, devid);
+	else if (released && d->disc)
+		disc_released(d->disc, domid, devid);
 	daemon_changed(d);
 }
 
@@ -1167,6 +1170,14 @@ void daemon_detach(struct daemon *d, int code)
 	loop_stop(d->loop, code);
 }
 
+void daemon_release(struct daemon *d, int code)
+{
+	if (d->shutting_down)
+		return;
+	d->releasing = true;
+	daemon_shutdown(d, code);
+}
+
 void daemon_shutdown(struct daemon *d, int code)
 {
 	struct dguest *g, *gnext;
@@ -1178,9 +1189,15 @@ void daemon_shutdown(struct daemon *d, int code)
 	d->exit_code = code;
 	/* The front ends are dropped at once: their requests finish before the exports close. */
 	daemon_vhost_close(d);
-	/* No new disks; existing ones stop taking requests and drain. */
-	disc_free(d->disc);
-	d->disc = NULL;
+	/*
+	 * No new disks (disk_add() refuses them); existing ones stop taking
+	 * requests and drain.  Released for good, each disk says Closed
+	 * (disc_released()): discovery stays until then.
+	 */
+	if (!d->releasing) {
+		disc_free(d->disc);
+		d->disc = NULL;
+	}
 	for (g = d->guests; g; g = gnext) {
 		gnext = g->next;
 		for (k = g->disks; k; k = knext) {

@@ -326,7 +326,7 @@ static char *on_control(const char *request, void *data)
 			reply = NULL;
 		log_notice("release asked for: finishing in-flight IO and releasing all guests");
 		notify_send("STOPPING=1\nSTATUS=releasing all guests");
-		daemon_shutdown(d, 0);
+		daemon_release(d, 0);
 		return reply;
 	}
 	return NULL;

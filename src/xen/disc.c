@@ -449,3 +449,13 @@ void disc_closed(struct disc *disc, unsigned int domid, unsigned int devid)
 	disc_write_state(disc, domid, devid, DISC_STATE_CLOSED, NULL);
 }
 
+
+void disc_released(struct disc *disc, unsigned int domid, unsigned int devid)
+{
+	struct disc_dev *dev = disc_find(disc, domid, devid);
+
+	if (!dev || dev->phase == DISC_PHASE_DONE)
+		return;
+	dev->phase = DISC_PHASE_DONE;
+	disc_write_state(disc, domid, devid, DISC_STATE_CLOSED, NULL);
+}

@@ -32,8 +32,8 @@ got=$(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { print $6 }' | sort)
 dpkg-deb -e "$deb" "$dir/DEBIAN"
 [ "$(cat "$dir/DEBIAN/conffiles")" = /etc/default/vblkd ] || fail "conffiles: $(cat "$dir/DEBIAN/conffiles")"
 grep -q "deb-systemd-helper enable 'vblkd.service'" "$dir/DEBIAN/postinst" || fail "postinst does not enable vblkd.service"
-# Upgrades leave the running daemon (and its guests' disks) alone.
-! grep -q '_dh_action=restart' "$dir/DEBIAN/postinst" || fail "postinst restarts vblkd on upgrade"
+# An upgrade restarts the daemon after unpacking (it adopts the running guests), and does not stop it first.
+grep -q '_dh_action=restart' "$dir/DEBIAN/postinst" || fail "postinst does not restart vblkd on upgrade"
 grep -q '"$1" = remove' "$dir/DEBIAN/prerm" || fail "prerm stops vblkd on upgrade, not only on removal"
 depends=$(dpkg-deb -f "$deb" Depends)
 for lib in libc6 libxenstore4 libxenevtchn1 libxenforeignmemory1 libaio1 liburing2 libjson-c5; do

@@ -1103,7 +1103,9 @@ static void test_sigterm_leaves_guest_to_next_vblkd_release_lets_go(void **state
 	assert_true(log_contains("dom 1: released"));
 	assert_int_equal(xensim_stats(E.x, &st), 0);
 	assert_int_equal(st.ioreq_servers, 0);
-	assert_int_equal(xensim_domain_destroy(E.x, domid, false, NULL), 0);
+	/* Its disk says Closed: the toolstack's destroy waits for nobody. */
+	assert_true(disk_state_becomes(domid, 51712, 6));
+	assert_int_equal(xensim_domain_destroy(E.x, domid, true, NULL), 0);
 }
 
 /* ------------------------------------------- records a restarted vblkd refuses */
