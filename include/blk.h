@@ -90,8 +90,17 @@ struct blk_info {
  */
 #define BLK_SUBMIT_BATCH 2u
 
+struct blk_ctx;
+
 struct blk_open_opts {
 	enum blk_engine engine;
+	/*
+	 * Share this completion context with the other devices opened with it
+	 * (blk_ctx_new()); NULL: the device has its own.  A device the context
+	 * cannot take (another engine, no room left) has its own anyway:
+	 * blk_in_ctx() says which.
+	 */
+	struct blk_ctx *ctx;
 	bool read_only;
 	/*
 	 * The toolstack says O_DIRECT is safe for this backend (xenstore
@@ -192,6 +201,29 @@ struct iostat_summary;
  * queueing here and in the kernel and the device's own time, and bytes per second.
  */
 void blk_get_iostat(const struct blk_dev *dev, struct iostat_summary *ret_summary);
+
+/*
+ * One completion context for several devices (libaio engine): one aio
+ * context and one eventfd, so that a wakeup and one io_getevents() serve
+ * all of them.  The owner watches blk_ctx_get_fd() instead of each member's
+ * blk_get_fd() and calls blk_ctx_process() when it is readable.
+ */
+int blk_ctx_new(struct blk_ctx **ret_ctx);
+/* Every member must be closed first.  Accepts NULL. */
+void blk_ctx_free(struct blk_ctx *ctx);
+int blk_ctx_get_fd(const struct blk_ctx *ctx);
+/* Whether @dev is a member of the context it was opened with. */
+bool blk_in_ctx(const struct blk_dev *dev);
+/* What blk_ctx_process() hands to @fn for @dev (its owner's pointer). */
+void blk_set_owner(struct blk_dev *dev, void *owner);
+/*
+ * Reap the completions of every member, deliver them (done() callbacks)
+ * device by device, and after each member that had any call @fn(owner,
+ * dev) (the end of its batch: blk_process() for a member).  @fn may close
+ * that member, not another.  Returns the number of requests delivered, or
+ * -errno when reaping failed and nothing was delivered.
+ */
+int blk_ctx_process(struct blk_ctx *ctx, void (*fn)(void *owner, struct blk_dev *dev));
 
 /* "aio", "uring", "null". */
 const char *blk_engine_name(enum blk_engine engine);

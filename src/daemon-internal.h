@@ -69,6 +69,8 @@ struct daemon {
 	bool detaching;			/* daemon_detach(): guests stay for a successor */
 	bool adopting;			/* the first look at xenstore, records in hand */
 	struct drec_dir *rec_dir;	/* NULL: no records, guests released at exit */
+	struct blk_ctx *blk_ctx;	/* the disks' shared completion context (libaio), or NULL */
+	struct loop_source *blk_ctx_src;
 	int exit_code;
 	uint64_t started;
 	char why[192];			/* a disk_add() reason that names things (fits disc's) */

@@ -206,14 +206,9 @@ static void daemon_disk_release(struct ddisk *k)
 	daemon_changed(d);
 }
 
-static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, void *data)
+/* The end of a batch of @k's completions (delivered already). */
+static void daemon_blk_done(struct ddisk *k)
 {
-	struct ddisk *k = data;
-	int r = blk_process(k->blk);
-
-	if (r < 0)
-		log_ratelimited(&k->rl, LOG_LEVEL_ERR,
-				"%s: reaping IO completions failed: %s", k->name, strerror(-r));
 	if (k->vblk) {
 		/* One used-index update and at most one interrupt for the whole batch. */
 		vblk_complete_batch(k->vblk);
@@ -222,6 +217,32 @@ static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, v
 	} else if (blk_inflight(k->blk) == 0) {
 		daemon_disk_release(k);
 	}
+}
+
+static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, void *data)
+{
+	struct ddisk *k = data;
+	int r = blk_process(k->blk);
+
+	if (r < 0)
+		log_ratelimited(&k->rl, LOG_LEVEL_ERR,
+				"%s: reaping IO completions failed: %s", k->name, strerror(-r));
+	daemon_blk_done(k);
+}
+
+static void daemon_ctx_done(void *owner, struct blk_dev *dev)
+{
+	daemon_blk_done(owner);
+}
+
+/* The shared completion context of the disks (blk_ctx_new()): every member's batch. */
+static void daemon_ctx_ready(struct loop_source *src, int fd, uint32_t events, void *data)
+{
+	struct daemon *d = data;
+	int r = blk_ctx_process(d->blk_ctx, daemon_ctx_done);
+
+	if (r < 0)
+		log_err("reaping IO completions failed: %s", strerror(-r));
 }
 
 /*
@@ -268,6 +289,7 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 		.direct_io_safe = cfg->direct_io_safe,
 		.queue_depth = d->opts.queue_depth,
 		.submit_batch = BLK_SUBMIT_BATCH,
+		.ctx = d->blk_ctx,
 	};
 	const struct blk_info *info;
 	const char *why = NULL;
@@ -667,7 +689,10 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		*ret_why = "cannot create the virtio device";
 		return r;
 	}
-	r = loop_add_fd(d->loop, blk_get_fd(k->blk), EPOLLIN, daemon_blk_ready, k, &k->blk_src);
+	/* A member of the shared context is watched through it (daemon_ctx_ready()). */
+	blk_set_owner(k->blk, k);
+	r = blk_in_ctx(k->blk) ? 0 :
+		loop_add_fd(d->loop, blk_get_fd(k->blk), EPOLLIN, daemon_blk_ready, k, &k->blk_src);
 	if (r < 0) {
 		log_err("%s: cannot watch the block engine: %s", k->name, strerror(-r));
 		return r;
@@ -935,6 +960,20 @@ static void daemon_adopt_finish(struct daemon *d)
 			   disks == 1 ? "" : "s", guests, guests == 1 ? "" : "s");
 }
 
+static int daemon_blk_ctx_open(struct daemon *d)
+{
+	int r = blk_ctx_new(&d->blk_ctx);
+
+	if (r == 0)
+		r = loop_add_fd(d->loop, blk_ctx_get_fd(d->blk_ctx), EPOLLIN, daemon_ctx_ready, d,
+				&d->blk_ctx_src);
+	if (r < 0) {
+		blk_ctx_free(d->blk_ctx);
+		d->blk_ctx = NULL;
+	}
+	return r;
+}
+
 int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon **ret_daemon)
 {
 	struct daemon *d = calloc(1, sizeof(*d));
@@ -960,6 +999,9 @@ int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon 
 	r = guest_sys_open(&d->sys);
 	if (r < 0)
 		goto err_xsw;
+	/* One completion context for every disk on libaio: one wakeup, one io_getevents(). */
+	if (opts->engine == BLK_ENGINE_AIO && daemon_blk_ctx_open(d) < 0)
+		log_warn("one aio context for all disks unavailable: each disk gets its own");
 	guest_sys_set_room(d->sys, daemon_room, d);
 	r = opts->state_dir ? drec_dir_open(opts->state_dir, &d->rec_dir) : 0;
 	if (r == -EBUSY)
@@ -989,6 +1031,8 @@ err_rec:
 	drec_dir_close(d->rec_dir);
 
 err_sys:
+	loop_remove(d->blk_ctx_src);
+	blk_ctx_free(d->blk_ctx);
 	guest_sys_close(d->sys);
 err_xsw:
 	xsw_close(d->xsw);
@@ -1098,6 +1142,8 @@ void daemon_free(struct daemon *d)
 	}
 	disc_free(d->disc);
 	drec_dir_close(d->rec_dir);
+	loop_remove(d->blk_ctx_src);
+	blk_ctx_free(d->blk_ctx);
 	guest_sys_close(d->sys);
 	xsw_close(d->xsw);
 	free(d);

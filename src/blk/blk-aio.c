@@ -7,8 +7,19 @@
 
 #include "blk-internal.h"
 
+/* A blk_ctx's aio context: room for this many requests of all its members together. */
+#define BLK_CTX_AIO_EVENTS 4096u
+
+struct blk_aio_shared {
+	io_context_t ctx;
+	unsigned int capacity;
+	unsigned int reserved;		/* the members' queue depths */
+	struct io_event *events;	/* [capacity] */
+};
+
 struct blk_aio {
 	io_context_t ctx;
+	struct blk_aio_shared *shared;	/* ctx is a blk_ctx's, not ours */
 	struct iocb *iocbs;		/* [queue_depth], one per blk_io (by index) */
 	struct iocb **batch;		/* [queue_depth]: prepared, not yet submitted */
 	unsigned int nbatch;
@@ -16,6 +27,81 @@ struct blk_aio {
 	/* The kernel refused IOCB_CMD_FDSYNC once: flushes go to the worker's fdatasync(). */
 	bool fdsync_broken;
 };
+
+int blk_aio_ctx_init(struct blk_ctx *c)
+{
+	struct blk_aio_shared *sh = calloc(1, sizeof(*sh));
+	int r;
+
+	if (!sh)
+		return -ENOMEM;
+	sh->capacity = BLK_CTX_AIO_EVENTS;
+	sh->events = calloc(sh->capacity, sizeof(*sh->events));
+	r = sh->events ? io_setup((int)sh->capacity, &sh->ctx) : -ENOMEM;
+	if (r < 0) {
+		free(sh->events);
+		free(sh);
+		return r;
+	}
+	c->aio = sh;
+	return 0;
+}
+
+void blk_aio_ctx_fini(struct blk_ctx *c)
+{
+	struct blk_aio_shared *sh = c->aio;
+
+	if (!sh)
+		return;
+	io_destroy(sh->ctx);
+	free(sh->events);
+	free(sh);
+	c->aio = NULL;
+}
+
+bool blk_aio_ctx_reserve(struct blk_ctx *c, unsigned int depth)
+{
+	struct blk_aio_shared *sh = c->aio;
+
+	/* Every member's requests fit at once: io_submit never sees a full context. */
+	if (!sh || sh->reserved + depth > sh->capacity)
+		return false;
+	sh->reserved += depth;
+	return true;
+}
+
+void blk_aio_ctx_unreserve(struct blk_ctx *c, unsigned int depth)
+{
+	struct blk_aio_shared *sh = c->aio;
+
+	sh->reserved -= depth;
+}
+
+static void blk_aio_shared_result(struct blk_dev *dev, struct blk_io *io, long res);
+
+int blk_aio_ctx_reap(struct blk_ctx *c)
+{
+	struct blk_aio_shared *sh = c->aio;
+
+	for (;;) {
+		struct timespec zero = { 0, 0 };
+		int n, k;
+
+		n = io_getevents(sh->ctx, 0, (long)sh->capacity, sh->events, &zero);
+		if (n == -EINTR)
+			continue;
+		if (n < 0)
+			return n;
+		for (k = 0; k < n; k++) {
+			struct blk_io *io = sh->events[k].data;
+
+			/* Each event to its own device. */
+			blk_aio_shared_result(io->dev, io, (long)sh->events[k].res);
+		}
+		if ((unsigned int)n < sh->capacity)
+			return 0;
+	}
+}
 
 static int blk_aio_init(struct blk_dev *dev)
 {
@@ -27,10 +113,17 @@ static int blk_aio_init(struct blk_dev *dev)
 		return -ENOMEM;
 	a->iocbs = calloc(dev->queue_depth, sizeof(*a->iocbs));
 	a->batch = calloc(dev->queue_depth, sizeof(*a->batch));
-	a->events = calloc(dev->queue_depth, sizeof(*a->events));
-	if (!a->iocbs || !a->batch || !a->events) {
+	a->events = dev->ctx ? NULL : calloc(dev->queue_depth, sizeof(*a->events));
+	if (!a->iocbs || !a->batch || (!dev->ctx && !a->events)) {
 		r = -ENOMEM;
 		goto err_free;
+	}
+	if (dev->ctx) {
+		/* A member: the context's, its room reserved by blk_open(). */
+		a->shared = dev->ctx->aio;
+		a->ctx = a->shared->ctx;
+		dev->engine_priv = a;
+		return 0;
 	}
 	/* Sized so that every accepted request fits: io_submit never sees a full context. */
 	r = io_setup((int)dev->queue_depth, &a->ctx);
@@ -53,7 +146,10 @@ static void blk_aio_fini(struct blk_dev *dev)
 
 	if (!a)
 		return;
-	io_destroy(a->ctx);
+	if (a->shared)
+		blk_aio_ctx_unreserve(dev->ctx, dev->queue_depth);
+	else
+		io_destroy(a->ctx);
 	free(a->events);
 	free(a->batch);
 	free(a->iocbs);
@@ -150,9 +246,17 @@ static void blk_aio_submit_prepared(struct blk_dev *dev)
 	a->nbatch = 0;
 }
 
+static void blk_aio_shared_result(struct blk_dev *dev, struct blk_io *io, long res)
+{
+	blk_aio_result(dev, io, res);
+}
+
 static int blk_aio_reap(struct blk_dev *dev)
 {
 	struct blk_aio *a = dev->engine_priv;
+
+	if (a->shared)
+		return blk_aio_ctx_reap(dev->ctx);
 
 	for (;;) {
 		struct timespec zero = { 0, 0 };

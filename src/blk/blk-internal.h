@@ -21,6 +21,7 @@ struct blk_dev;
  */
 struct blk_io {
 	struct blk_io *next;
+	struct blk_dev *dev;		/* its device (a shared context's events name only the io) */
 	struct blk_req *req;
 	unsigned int index;		/* into the device's io array (and the engine's per-io arrays) */
 
@@ -128,9 +129,19 @@ struct blk_worker {
 	bool stop;			/* under lock */
 };
 
+/* Completions of several devices: one eventfd, one aio context (blk.h, blk_ctx_new()). */
+struct blk_ctx {
+	int efd;
+	struct blk_dev *devs;		/* members, through ctx_next */
+	void *aio;			/* blk-aio.c's shared context */
+};
+
 struct blk_dev {
 	int fd;
 	int efd;			/* eventfd: kernel, worker and deferred completions */
+	struct blk_ctx *ctx;		/* a member of it (efd is the context's), or NULL */
+	struct blk_dev *ctx_next;
+	void *owner;			/* blk_set_owner() */
 	struct blk_info info;
 	uint32_t mem_align;		/* O_DIRECT buffer address alignment */
 	uint32_t dio_align;		/* O_DIRECT offset/length alignment */
@@ -174,5 +185,14 @@ void blk_worker_stop(struct blk_dev *dev);
 
 /* Make the eventfd readable. */
 void blk_kick(struct blk_dev *dev);
+
+/* blk-aio.c: the shared aio context of a blk_ctx. */
+int blk_aio_ctx_init(struct blk_ctx *ctx);
+void blk_aio_ctx_fini(struct blk_ctx *ctx);
+/* Room for @depth more requests of a new member (false: it has its own context). */
+bool blk_aio_ctx_reserve(struct blk_ctx *ctx, unsigned int depth);
+void blk_aio_ctx_unreserve(struct blk_ctx *ctx, unsigned int depth);
+/* Reap every member's completions from the shared context (each to its own device). */
+int blk_aio_ctx_reap(struct blk_ctx *ctx);
 
 #endif

@@ -370,6 +370,7 @@ static int blk_alloc_ios(struct blk_dev *dev)
 	}
 	for (i = dev->queue_depth; i-- > 0;) {
 		dev->ios[i].index = i;
+		dev->ios[i].dev = dev;
 		dev->ios[i].next = dev->free_list;
 		dev->free_list = &dev->ios[i];
 	}
@@ -447,10 +448,17 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	dev->info.st_dev = st.st_dev;
 	dev->info.st_ino = st.st_ino;
 
-	dev->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (dev->efd < 0) {
-		r = -errno;
-		goto err_close_fd;
+	/* A member of a shared context: its eventfd and (libaio) its aio context. */
+	if (opts->ctx && opts->engine == BLK_ENGINE_AIO &&
+	    blk_aio_ctx_reserve(opts->ctx, dev->queue_depth)) {
+		dev->ctx = opts->ctx;
+		dev->efd = opts->ctx->efd;
+	} else {
+		dev->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (dev->efd < 0) {
+			r = -errno;
+			goto err_close_fd;
+		}
 	}
 
 	r = blk_alloc_ios(dev);
@@ -465,6 +473,10 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	if (r < 0)
 		goto err_cond;
 
+	if (dev->ctx) {
+		dev->ctx_next = dev->ctx->devs;
+		dev->ctx->devs = dev;
+	}
 	*ret_dev = dev;
 	return 0;
 
@@ -475,7 +487,10 @@ err_free_ios:
 	free(dev->ios);
 	iostat_free(dev->iostat);
 err_close_efd:
-	close(dev->efd);
+	if (dev->ctx)
+		blk_aio_ctx_unreserve(dev->ctx, dev->queue_depth);
+	else
+		close(dev->efd);
 err_close_fd:
 	close(dev->fd);
 err_free:
@@ -544,6 +559,7 @@ static void blk_io_release(struct blk_dev *dev, struct blk_io *io)
 	free(io->iov_heap);
 	memset(io, 0, sizeof(*io));
 	io->index = index;
+	io->dev = dev;
 	io->next = dev->free_list;
 	dev->free_list = io;
 	assert(dev->inflight > 0);
@@ -853,6 +869,36 @@ static void blk_worker_reap(struct blk_dev *dev)
 		blk_io_kernel_done(dev, io, io->res);
 }
 
+/*
+ * Everything the members of @ctx have finished onto their completed lists:
+ * the shared eventfd, the shared aio context, each one's worker.
+ */
+static int blk_ctx_collect(struct blk_ctx *ctx)
+{
+	struct blk_dev *m;
+	uint64_t v;
+	int r;
+
+	if (read(ctx->efd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing signalled; completions are still worth looking for. */
+	}
+	r = blk_aio_ctx_reap(ctx);
+	for (m = ctx->devs; m; m = m->ctx_next)
+		blk_worker_reap(m);
+	return r;
+}
+
+/* Members other than @dev with completions not yet delivered: the owner must look again. */
+static void blk_ctx_rekick(struct blk_ctx *ctx, const struct blk_dev *dev)
+{
+	for (struct blk_dev *m = ctx->devs; m; m = m->ctx_next) {
+		if (m != dev && !blk_list_empty(&m->completed)) {
+			blk_kick(m);
+			return;
+		}
+	}
+}
+
 int blk_process(struct blk_dev *dev)
 {
 	int r = 0, n;
@@ -860,9 +906,14 @@ int blk_process(struct blk_dev *dev)
 	/* Programmer errors: blk_process() from a done() callback, or after blk_close() began. */
 	assert(!dev->processing);
 	dev->processing = true;
-	blk_drain_eventfd(dev);
-	r = dev->ops->reap(dev);
-	blk_worker_reap(dev);
+	if (dev->ctx) {
+		r = blk_ctx_collect(dev->ctx);
+		blk_ctx_rekick(dev->ctx, dev);
+	} else {
+		blk_drain_eventfd(dev);
+		r = dev->ops->reap(dev);
+		blk_worker_reap(dev);
+	}
 	n = blk_deliver(dev);
 	/* Remainders of short transfers, and whatever done() queued without unplugging. */
 	if (!blk_list_empty(&dev->pending) || !blk_list_empty(&dev->completed))
@@ -905,12 +956,90 @@ void blk_close(struct blk_dev *dev)
 	}
 
 	blk_worker_stop(dev);
+	if (dev->ctx) {
+		struct blk_dev **pp = &dev->ctx->devs;
+
+		while (*pp != dev)
+			pp = &(*pp)->ctx_next;
+		*pp = dev->ctx_next;
+		/* The shared eventfd may have been drained for the others' completions too. */
+		blk_ctx_rekick(dev->ctx, dev);
+	}
 	dev->ops->fini(dev);
 	pthread_cond_destroy(&dev->worker.cond);
 	pthread_mutex_destroy(&dev->worker.lock);
 	free(dev->ios);
 	iostat_free(dev->iostat);
-	close(dev->efd);
+	if (!dev->ctx)
+		close(dev->efd);
 	close(dev->fd);
 	free(dev);
+}
+
+int blk_ctx_new(struct blk_ctx **ret_ctx)
+{
+	struct blk_ctx *ctx = calloc(1, sizeof(*ctx));
+	int r;
+
+	if (!ctx)
+		return -ENOMEM;
+	ctx->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (ctx->efd < 0) {
+		r = -errno;
+		free(ctx);
+		return r;
+	}
+	r = blk_aio_ctx_init(ctx);
+	if (r < 0) {
+		close(ctx->efd);
+		free(ctx);
+		return r;
+	}
+	*ret_ctx = ctx;
+	return 0;
+}
+
+void blk_ctx_free(struct blk_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	assert(!ctx->devs);
+	blk_aio_ctx_fini(ctx);
+	close(ctx->efd);
+	free(ctx);
+}
+
+int blk_ctx_get_fd(const struct blk_ctx *ctx)
+{
+	return ctx->efd;
+}
+
+bool blk_in_ctx(const struct blk_dev *dev)
+{
+	return dev->ctx != NULL;
+}
+
+void blk_set_owner(struct blk_dev *dev, void *owner)
+{
+	dev->owner = owner;
+}
+
+int blk_ctx_process(struct blk_ctx *ctx, void (*fn)(void *owner, struct blk_dev *dev))
+{
+	struct blk_dev *m, *next;
+	int r, n = 0;
+
+	r = blk_ctx_collect(ctx);
+	for (m = ctx->devs; m; m = next) {
+		next = m->ctx_next;	/* @fn may close @m */
+		if (blk_list_empty(&m->completed) && blk_list_empty(&m->pending))
+			continue;
+		m->processing = true;
+		n += blk_deliver(m);
+		if (!blk_list_empty(&m->pending) || !blk_list_empty(&m->completed))
+			blk_dispatch(m);
+		m->processing = false;
+		fn(m->owner, m);
+	}
+	return r < 0 && !n ? r : n;
 }

@@ -297,18 +297,25 @@ static void guest_respond(struct guest *g, unsigned int vcpu)
 	xenevtchn_notify(g->xce, g->local_ports[vcpu]);
 }
 
-static void guest_handle_vcpu(struct guest *g, unsigned int vcpu)
+/*
+ * Handle @vcpu's ioreq if it is STATE_IOREQ_READY, or with @taken also
+ * INPROCESS (taken by a previous process that died before answering).
+ */
+static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, bool taken)
 {
 	volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[vcpu];
 	struct guest_mmio *m = NULL;
+	uint8_t state = slot->state;
 	ioreq_t req;
 
-	if (slot->state != STATE_IOREQ_READY)
+	if (state != STATE_IOREQ_READY && !(taken && state == STATE_IOREQ_INPROCESS))
 		return;	/* spurious or already answered */
 	/* Pairs with Xen's write barrier before it set STATE_IOREQ_READY. */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	memcpy(&req, (const void *)slot, sizeof(req));
-	slot->state = STATE_IOREQ_INPROCESS;
+	/* Forward only: Xen crashes a domain whose slot goes back (xen/common/ioreq.c wait_for_io). */
+	if (state == STATE_IOREQ_READY)
+		slot->state = STATE_IOREQ_INPROCESS;
 
 	if (req.type == IOREQ_TYPE_COPY)
 		m = guest_find_mmio(g, req.addr);
@@ -374,7 +381,7 @@ static void guest_evtchn_ready(struct loop_source *src, int fd, uint32_t events,
 	if (g->adopting)
 		return;
 	if ((evtchn_port_t)port <= g->max_port && g->vcpu_of_port[port])
-		guest_handle_vcpu(g, g->vcpu_of_port[port] - 1);
+		guest_handle_vcpu(g, g->vcpu_of_port[port] - 1, false);
 }
 
 static int guest_bind_vcpus(struct guest *g)
@@ -607,15 +614,10 @@ void guest_adopt_resume(struct guest *g)
 	 * IORESP_READY: answered, but its notification may be lost.
 	 */
 	for (unsigned int i = 0; i < g->nr_vcpus; i++) {
-		volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[i];
-		uint8_t state = slot->state;
+		uint8_t state = g->iopage->vcpu_ioreq[i].state;
 
-		if (state == STATE_IOREQ_INPROCESS) {
-			slot->state = STATE_IOREQ_READY;
-			state = STATE_IOREQ_READY;
-		}
-		if (state == STATE_IOREQ_READY)
-			guest_handle_vcpu(g, i);
+		if (state == STATE_IOREQ_READY || state == STATE_IOREQ_INPROCESS)
+			guest_handle_vcpu(g, i, true);
 		else if (state == STATE_IORESP_READY)
 			xenevtchn_notify(g->xce, g->local_ports[i]);
 	}

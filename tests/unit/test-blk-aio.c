@@ -1,10 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Block layer tests on the libaio engine, with failures injected around io_submit and io_getevents. */
 #include <errno.h>
+#include <fcntl.h>
 #include <libaio.h>
+#include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "../lib/blk-suite.h"
+#include "util.h"
 
 int __real_io_submit(io_context_t ctx, long nr, struct iocb *ios[]);
 int __wrap_io_submit(io_context_t ctx, long nr, struct iocb *ios[]);
@@ -72,8 +78,197 @@ int __wrap_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event 
 	return n;
 }
 
+/* ---- several devices on one completion context (blk_ctx_new()) ---- */
+
+struct ctx_req {
+	struct blk_req req;
+	struct iovec iov;
+	int res;
+	bool done;
+};
+
+static void ctx_req_done(struct blk_req *req, int res)
+{
+	struct ctx_req *r = (struct ctx_req *)req;
+
+	r->res = res;
+	r->done = true;
+}
+
+/* The owners blk_ctx_process() named, in order. */
+static void *ctx_seen[64];
+static unsigned int ctx_nseen;
+
+static void ctx_batch_done(void *owner, struct blk_dev *dev)
+{
+	if (ctx_nseen < ARRAY_SIZE(ctx_seen))
+		ctx_seen[ctx_nseen++] = owner;
+}
+
+static struct blk_dev *ctx_open(const char *path, struct blk_ctx *c, unsigned int depth)
+{
+	struct blk_open_opts o = { .engine = BLK_ENGINE_AIO, .direct_io_safe = true,
+				   .queue_depth = depth, .ctx = c };
+	struct blk_dev *dev = NULL;
+
+	assert_int_equal(blk_open(path, &o, &dev, NULL), 0);
+	return dev;
+}
+
+static void ctx_submit(struct blk_dev *dev, struct ctx_req *r, enum blk_op op, uint64_t off,
+		       void *buf, size_t len)
+{
+	memset(r, 0, sizeof(*r));
+	r->iov = (struct iovec){ .iov_base = buf, .iov_len = len };
+	r->req = (struct blk_req){ .op = op, .offset = off, .iov = &r->iov, .iovcnt = 1,
+				   .done = ctx_req_done };
+	assert_int_equal(blk_submit(dev, &r->req), 0);
+	blk_unplug(dev);
+}
+
+/* Process the context until every request in @rs is done. */
+static void ctx_wait(struct blk_ctx *c, struct ctx_req *rs, unsigned int n)
+{
+	for (int spins = 0; spins < 2000; spins++) {
+		struct pollfd pfd = { .fd = blk_ctx_get_fd(c), .events = POLLIN };
+		unsigned int i;
+
+		for (i = 0; i < n && rs[i].done; i++)
+			;
+		if (i == n)
+			return;
+		assert_true(poll(&pfd, 1, 5000) >= 0);
+		assert_true(blk_ctx_process(c, ctx_batch_done) >= 0);
+	}
+	fail_msg("requests on the shared context never completed");
+}
+
+static void test_aio_ctx_two_devices_one_context(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	char path2[sizeof(sc->path) + 4];
+	struct ctx_req rs[8];
+	struct blk_dev *a, *b;
+	struct blk_ctx *c;
+	uint8_t *buf = NULL, *want = NULL;
+	int round;
+
+	assert_int_equal(blk_ctx_new(&c), 0);
+	blk_suite_make_file(sc, 1 << 20, 1);
+	snprintf(path2, sizeof(path2), "%s.2", sc->path);
+	{
+		char cmd[2 * sizeof(path2) + 16];
+
+		snprintf(cmd, sizeof(cmd), "cp %s %s", sc->path, path2);
+		assert_int_equal(system(cmd), 0);
+	}
+	a = ctx_open(sc->path, c, 8);
+	b = ctx_open(path2, c, 8);
+	assert_true(blk_in_ctx(a) && blk_in_ctx(b));
+	assert_int_equal(blk_get_fd(a), blk_ctx_get_fd(c));
+	blk_set_owner(a, a);
+	blk_set_owner(b, b);
+	assert_int_equal(posix_memalign((void **)&buf, 4096, 8 * 4096), 0);
+	assert_int_equal(posix_memalign((void **)&want, 4096, 4096), 0);
+	/* Several rounds: a slot freed by one round is used again by the next. */
+	for (round = 0; round < 3; round++) {
+		ctx_nseen = 0;
+		for (unsigned int i = 0; i < 8; i++) {
+			memset(buf + i * 4096, 0x10 * round + i, 4096);
+			ctx_submit(i % 2 ? b : a, &rs[i], BLK_OP_WRITE, (uint64_t)i * 4096,
+				   buf + i * 4096, 4096);
+		}
+		ctx_wait(c, rs, 8);
+		for (unsigned int i = 0; i < 8; i++)
+			assert_int_equal(rs[i].res, 0);
+		/* Each device's batch was ended for its own owner. */
+		for (unsigned int i = 0; i < ctx_nseen; i++)
+			assert_true(ctx_seen[i] == a || ctx_seen[i] == b);
+		assert_true(ctx_nseen >= 2);
+	}
+	/* Each write is in its own device's file, nowhere else. */
+	for (unsigned int i = 0; i < 8; i++) {
+		int fd = open(i % 2 ? path2 : sc->path, O_RDONLY);
+
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, want, 4096, (off_t)i * 4096), 4096);
+		close(fd);
+		assert_memory_equal(want, buf + i * 4096, 4096);
+	}
+	blk_close(a);
+	blk_close(b);
+	blk_ctx_free(c);
+	unlink(path2);
+	free(buf);
+	free(want);
+}
+
+static void test_aio_ctx_close_one_while_other_in_flight(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	struct ctx_req ra[4], rb[4];
+	struct blk_dev *a, *b;
+	struct blk_ctx *c;
+	uint8_t *buf = NULL;
+
+	assert_int_equal(blk_ctx_new(&c), 0);
+	blk_suite_make_file(sc, 1 << 20, 2);
+	a = ctx_open(sc->path, c, 4);
+	b = ctx_open(sc->path, c, 4);
+	blk_set_owner(a, a);
+	blk_set_owner(b, b);
+	assert_int_equal(posix_memalign((void **)&buf, 4096, 8 * 4096), 0);
+	for (unsigned int i = 0; i < 4; i++) {
+		ctx_submit(a, &ra[i], BLK_OP_READ, (uint64_t)i * 4096, buf + i * 4096, 4096);
+		ctx_submit(b, &rb[i], BLK_OP_READ, (uint64_t)i * 4096, buf + (4 + i) * 4096, 4096);
+	}
+	/* Closing a waits for its own requests and must not lose b's completions meanwhile. */
+	blk_close(a);
+	for (unsigned int i = 0; i < 4; i++)
+		assert_true(ra[i].done);
+	ctx_wait(c, rb, 4);
+	for (unsigned int i = 0; i < 4; i++)
+		assert_int_equal(rb[i].res, 0);
+	assert_memory_equal(buf, buf + 4 * 4096, 4 * 4096);
+	blk_close(b);
+	blk_ctx_free(c);
+	free(buf);
+}
+
+static void test_aio_ctx_full_device_gets_its_own(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	struct blk_dev *devs[3];
+	struct blk_ctx *c;
+
+	assert_int_equal(blk_ctx_new(&c), 0);
+	blk_suite_make_file(sc, 1 << 20, 3);
+	/* Half the most a device may take each: the context has room for two of them. */
+	for (unsigned int i = 0; i < 3; i++)
+		devs[i] = ctx_open(sc->path, c, BLK_QUEUE_DEPTH_MAX / 2);
+	assert_true(blk_in_ctx(devs[0]));
+	assert_false(blk_in_ctx(devs[2]));
+	assert_int_not_equal(blk_get_fd(devs[2]), blk_ctx_get_fd(c));
+	/* Its room comes back when a member goes. */
+	blk_close(devs[0]);
+	devs[0] = ctx_open(sc->path, c, BLK_QUEUE_DEPTH_MAX / 2);
+	assert_true(blk_in_ctx(devs[0]));
+	for (unsigned int i = 0; i < 3; i++)
+		blk_close(devs[i]);
+	blk_ctx_free(c);
+}
+
 int main(void)
 {
-	return blk_suite_run("aio", BLK_ENGINE_AIO, BLK_SUITE_SUBMIT_ERR | BLK_SUITE_FDSYNC, NULL,
-			     0);
+	static const struct CMUnitTest extra[] = {
+		cmocka_unit_test_setup_teardown(test_aio_ctx_two_devices_one_context,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test_setup_teardown(test_aio_ctx_close_one_while_other_in_flight,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test_setup_teardown(test_aio_ctx_full_device_gets_its_own,
+						blk_suite_setup, blk_suite_teardown),
+	};
+
+	return blk_suite_run("aio", BLK_ENGINE_AIO, BLK_SUITE_SUBMIT_ERR | BLK_SUITE_FDSYNC, extra,
+			     ARRAY_SIZE(extra));
 }

@@ -863,7 +863,7 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 	uint64_t start, deadline, cnt, outage0;
 	bool woke = false;
 	ioreq_t *req;
-	uint8_t st;
+	uint8_t st, prev_st = STATE_IOREQ_READY;
 	int r = 0;
 
 	if (vcpu >= dom->vcpus)
@@ -950,6 +950,17 @@ int hv_ioreq(struct sim_domain *dom, unsigned int vcpu, const struct xsim_ioreq 
 			st = __atomic_load_n(ioreq_flags(req), __ATOMIC_ACQUIRE) & 0xf;
 			if (st == STATE_IORESP_READY)
 				break;
+			/*
+			 * xen/common/ioreq.c wait_for_io(): a slot whose state goes
+			 * back ("Weird HVM ioreq state transition") crashes the domain.
+			 */
+			if (st < prev_st) {
+				log_err("dom %u vcpu %u: weird ioreq state transition %u -> %u: Xen "
+					"crashes the domain", dom->domid, vcpu, prev_st, st);
+				r = -EPROTO;
+				break;
+			}
+			prev_st = st;
 		}
 		if (now >= deadline) {
 			st = __atomic_load_n(ioreq_flags(req), __ATOMIC_ACQUIRE) & 0xf;
