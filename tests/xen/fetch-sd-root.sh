@@ -21,6 +21,7 @@ PKGS="systemd systemd-sysv udev dbus kmod procps xen-utils-4.17 xen-utils-common
 
 "$(dirname "$0")/fetch-arm64.sh"
 stamp=$XC/sd-root.ok
+# shellcheck disable=SC2086
 want=$(printf '%s\n' $PKGS | sort | tr '\n' ' ')
 kdeb=$(ls "$XC"/debs/linux-image-*.deb)
 # (This script's own hash: a change to the recipe below builds the root again.)

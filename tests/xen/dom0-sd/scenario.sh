@@ -280,6 +280,9 @@ adopted() {
 	STEP_NOTE="both of $1's disks: $2 adoptions"
 }
 
+# The records in vblkd's state directory (its lock file aside).
+records() { find /run/vblkd/state -maxdepth 1 -type f ! -name lock | wc -l; }
+
 # systemctl stop: vblkd ends cleanly and leaves the guests attached, their records kept.
 stop_keeps() {
 	local dom dev s
@@ -288,7 +291,7 @@ stop_keeps() {
 	[ "$(prop vblkd ActiveState)" = inactive ] && [ "$(prop vblkd Result)" = success ] ||
 		fail "vblkd is $(prop vblkd ActiveState) ($(prop vblkd Result)) after stop" || return
 	ls -l /run/vblkd/state || fail "/run/vblkd/state is gone" || return
-	[ -n "$(ls /run/vblkd/state)" ] || fail "/run/vblkd/state is empty" || return
+	[ "$(records)" -gt 0 ] || fail "no record in /run/vblkd/state" || return
 	for dom in domu1 domu5; do
 		for dev in $DEVS; do
 			s=$(xenstore-read "$BE/$(xl domid $dom)/$dev/state" 2>/dev/null)
@@ -296,7 +299,7 @@ stop_keeps() {
 		done
 	done
 	xl list
-	STEP_NOTE="inactive (success); domu1, domu5 attached; $(ls /run/vblkd/state | grep -c -v '^lock$') records kept"
+	STEP_NOTE="inactive (success); domu1, domu5 attached; $(records) records kept"
 }
 
 start_adopts() {
@@ -319,7 +322,7 @@ release() {
 	[ "$(prop vblkd ActiveState)" = inactive ] && [ "$(prop vblkd Result)" = success ] ||
 		fail "after --release vblkd is $(prop vblkd ActiveState) ($(prop vblkd Result))" || return
 	ls -l /run/vblkd/state
-	[ -z "$(ls /run/vblkd/state | grep -v '^lock$')" ] || fail "records left in /run/vblkd/state" || return
+	[ "$(records)" = 0 ] || fail "records left in /run/vblkd/state" || return
 	journalctl -b -u vblkd --no-pager -o cat | tail -n 8
 	STEP_NOTE="unit inactive (success, not restarted), no record left"
 }
@@ -369,7 +372,6 @@ onxen() {
 	step sd:journal-priorities priorities
 	step sd:watchdog watchdog
 	step sd:create-domu5 create_domu5 || return
-	DOMID_domu5=$(xl domid domu5)
 	step sd:restart-io restart_io
 	if step sd:run-domu5 wait_guest domu5; then
 		step sd:adopted-domu5 adopted domu5 1
