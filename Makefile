@@ -352,10 +352,13 @@ clean:
 #   make cross                      arm64 vblkd in build/arm64 against Debian's arm64 .debs
 #   make check-xen                  that vblkd on Xen 4.17 + Debian Dom0/DomU under qemu-system-aarch64
 #   make check-xen XEN_SELFTEST=1   the harness alone, with a xenstore-only fake backend
+#   make check-xen XEN_SYSTEMD=0    without the second Dom0 (systemd, vblkd from make deb-arm64)
 XEN_CROSS_BUILD ?= build/arm64
 XEN_CROSS_COMPILE ?= aarch64-linux-gnu-
 XEN_PKG_CONFIG := $(CURDIR)/tests/xen/arm64-pkg-config
 XEN_SELFTEST ?= 0
+XEN_SYSTEMD ?= 1
+export XEN_SYSTEMD
 XEN_CROSS_MAKE = $(MAKE) --no-print-directory BUILD=$(XEN_CROSS_BUILD) SANITIZE=0 \
 	CROSS_COMPILE=$(XEN_CROSS_COMPILE) CC=$(XEN_CROSS_COMPILE)gcc AR=$(XEN_CROSS_COMPILE)ar \
 	PKG_CONFIG=$(XEN_PKG_CONFIG)
@@ -381,15 +384,21 @@ cross-run:
 	$(Q)$(XEN_CROSS_MAKE) $(XEN_CROSS_BUILD)/vblkd
 
 check-xen:
-	$(Q)scripts/deps.sh xen
+	$(Q)scripts/deps.sh xen $(if $(filter 0,$(XEN_SYSTEMD)),,deb)
 	$(Q)$(MAKE) --no-print-directory check-xen-run
 
+# The systemd Dom0 (XEN_SYSTEMD=0 leaves it out) installs vblkd from `make deb-arm64`'s package.
 check-xen-run:
 ifeq ($(XEN_SELFTEST),1)
 	$(Q)XEN_SELFTEST=1 tests/xen/check-xen.sh
 else
 	$(Q)$(MAKE) --no-print-directory cross-run
-	$(Q)VBLKD=$(XEN_CROSS_BUILD)/vblkd tests/xen/check-xen.sh
+ifneq ($(XEN_SYSTEMD),0)
+	$(Q)$(MAKE) --no-print-directory deb-arm64-run > build/deb-arm64.log 2>&1 || \
+		{ tail -n 30 build/deb-arm64.log; echo 'make deb-arm64 failed (build/deb-arm64.log)'; exit 1; }
+endif
+	$(Q)VBLKD=$(XEN_CROSS_BUILD)/vblkd VBLKD_DEB=$(CURDIR)/build/deb-arm64/vblkd_$(VERSION)_arm64.deb \
+		tests/xen/check-xen.sh
 endif
 
 # ---------------------------------------------------------------------------

@@ -26,9 +26,11 @@ pkgs_deb="build-essential dpkg-dev debhelper fakeroot lintian"
 # Recommends of gcc-aarch64-linux-gnu), apt-get download/dpkg-deb/dpkg-source (dpkg-dev, apt),
 # the hypervisor build (bison, flex, python3, bc), the initramfs (cpio, python3), QEMU, file (checks
 # the result is aarch64), the archive keyring (apt verifies the arm64 lists).  ipxe-qemu is not
-# needed: QEMU runs with -nic none.
+# needed: QEMU runs with -nic none.  The systemd Dom0 (tests/xen/fetch-sd-root.sh): depmod (kmod) for
+# its modules.dep, mkfs.ext4 -d (e2fsprogs) for its root image.
 pkgs_xen="make gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu pkgconf
-	qemu-system-arm cpio dpkg-dev apt bison flex python3 bc file debian-archive-keyring"
+	qemu-system-arm cpio dpkg-dev apt bison flex python3 bc file debian-archive-keyring
+	kmod e2fsprogs"
 
 # make check-vhost: QEMU for x86 (TCG), the initramfs (cpio, busybox-static and e2fsprogs from the
 # host: the guest is amd64 too), apt-get download of Debian's kernel, python3 for the runner.

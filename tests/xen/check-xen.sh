@@ -15,7 +15,11 @@
 #                       e.g. "--log-level=debug --engine=uring"
 #   XEN_SCENARIO=restart  only the restart guest's steps (issue 18) after vblkd's start, for working
 #                       on them (default all)
-#   XEN_OUT=DIR         per-run output: serial.log, logs/, initramfs images (default build/xen)
+#   XEN_SYSTEMD=1|0|only  the second Dom0, booted by systemd with vblkd from its .deb (issue 22;
+#                       default 1 in real mode; only: that one alone, for working on it)
+#   VBLKD_DEB=PATH      the arm64 .deb for it (the Makefile passes build/deb-arm64's)
+#   XEN_OUT=DIR         per-run output: serial.log, logs/, initramfs images (default build/xen);
+#                       the systemd Dom0's runs in DIR/sd-noxen and DIR/sd-xen
 #   XEN_TIMEOUT=S       give up on the QEMU run after S seconds (default 900)
 #   XEN_INTERACTIVE=1   QEMU on this terminal and a Dom0 shell after the scenario, for debugging
 #                       (Ctrl-a x quits QEMU; Xen's console switch is Ctrl-a a, three times)
@@ -30,6 +34,9 @@ MODE=real
 [ "${XEN_SELFTEST:-0}" = 1 ] && MODE=selftest
 case ${XEN_SCENARIO:=all} in all|restart) ;; *) xdie "XEN_SCENARIO must be all or restart" ;; esac
 [ "$MODE" = real ] || [ "$XEN_SCENARIO" = all ] || xdie "XEN_SCENARIO=restart needs vblkd (not XEN_SELFTEST=1)"
+SYSTEMD=${XEN_SYSTEMD:-1}
+[ "$MODE" = real ] || SYSTEMD=0
+case $SYSTEMD in 0|1|only) ;; *) xdie "XEN_SYSTEMD must be 0, 1 or only" ;; esac
 export XEN_SCENARIO
 OUT=${XEN_OUT:-build/xen}
 mkdir -p "$OUT"
@@ -86,6 +93,11 @@ host_step fetch-arm64 "$H/fetch-arm64.sh"
 host_step xen-ioreq "$H/build-xen.sh"
 host_step cross-build cross_build
 host_step initramfs "$H/mkinitrd.sh" "$OUT" "$MODE" "${VBLKD:-}"
+if [ "$SYSTEMD" != 0 ]; then
+	host_step vblkd-deb-arm64 test -f "${VBLKD_DEB:-/nonexistent}"
+	host_step sd-root "$H/fetch-sd-root.sh"
+	host_step sd-root-image "$H/sd-root-img.sh" "$OUT" "$VBLKD_DEB"
+fi
 
 KV=$(basename "$(ls -d "$SYSROOT"/lib/modules/*)")
 DOM0_MEM=${XEN_DOM0_MEM:-512}
@@ -110,7 +122,35 @@ if [ "${XEN_INTERACTIVE:-0}" = 1 ]; then
 	exec "${QEMU[@]}"
 fi
 rc=0
-python3 "$H/runner.py" --out "$OUT" --timeout "${XEN_TIMEOUT:-900}" --host-steps "$HOST_STEPS" -- "${QEMU[@]}" || rc=$?
+[ "$SYSTEMD" = only ] ||
+	python3 "$H/runner.py" --out "$OUT" --timeout "${XEN_TIMEOUT:-900}" --host-steps "$HOST_STEPS" -- "${QEMU[@]}" || rc=$?
+
+# The systemd Dom0 (issue 22): its root disk booted first without Xen (QEMU's kernel boot: the
+# package installed, a reboot, the unit skipped), then as Dom0 on the same Xen as above.
+if [ "$SYSTEMD" != 0 ]; then
+	t_sd=$(xnow)
+	DISK=(-drive "file=$OUT/sd-root.img,if=none,format=raw,id=root" -device virtio-blk-device,drive=root)
+	SD_ARGS="rdinit=/init quiet"
+	NOXEN=(qemu-system-aarch64 -machine virt,gic-version=3 -accel "${XEN_QEMU_ACCEL:-tcg}"
+		-cpu "${XEN_QEMU_CPU:-cortex-a57}" -smp "${XEN_QEMU_SMP:-2}" -m 1024 -nographic -nic none
+		-kernel "$SYSROOT/boot/vmlinuz-$KV" -initrd "$OUT/boot-vda.cpio.gz"
+		-append "console=ttyAMA0 $SD_ARGS vblkd_test=noxen" "${DISK[@]}")
+	SDXEN=("${QEMU[@]}" "${DISK[@]}")
+	for i in "${!SDXEN[@]}"; do
+		case ${SDXEN[$i]} in
+		guest-loader,addr=0x42000000,*) SDXEN[$i]="guest-loader,addr=0x42000000,kernel=$SYSROOT/boot/vmlinuz-$KV,bootargs=console=hvc0 earlycon=xen $SD_ARGS vblkd_test=xen" ;;
+		guest-loader,addr=0x50000000,*) SDXEN[$i]="guest-loader,addr=0x50000000,initrd=$OUT/boot-vda.cpio.gz" ;;
+		esac
+	done
+	: > "$OUT/sd-host-steps.txt"
+	grep -E 'host:(vblkd-deb-arm64|sd-root|sd-root-image) ' "$HOST_STEPS" > "$OUT/sd-host-steps.txt" || true
+	xlog "systemd Dom0: booting its root disk without Xen"
+	python3 "$H/runner.py" --out "$OUT/sd-noxen" --timeout 600 -- "${NOXEN[@]}" || rc=1
+	xlog "systemd Dom0: booting it as Dom0 on Xen"
+	python3 "$H/runner.py" --out "$OUT/sd-xen" --timeout "${XEN_TIMEOUT:-900}" \
+		--host-steps "$OUT/sd-host-steps.txt" -- "${SDXEN[@]}" || rc=1
+	xlog "systemd Dom0: both runs in $(xsince "$t_sd") s"
+fi
 if [ "$MODE" = selftest ]; then
 	# The guest's disk steps cannot run without a backend on Xen: run them against QEMU's virtio-blk.
 	xlog "the DomU's disk steps against QEMU's own virtio-blk (no Xen), as a reference"

@@ -11,6 +11,9 @@
 #                        OUTDIR/cross-probe, OUTDIR/ioreq-stub (the self-test backend),
 #                        OUTDIR/notify-run (starts and stops it as systemd would) and OUTDIR/domu-io
 #                        (checks the restart guest's data in its image) if present
+#   OUTDIR/boot-vda.cpio.gz  the systemd Dom0's initramfs (tests/xen/sd-root-img.sh): the modules for
+#                        its root disk, /dev/vda (QEMU's virtio-blk), mounted before switch_root to
+#                        /sbin/init, systemd; what Debian's initramfs-tools image does for that disk
 # Debian's kernel .deb ships no modules.dep: modules are listed in dependency order from each .ko's
 # depends= field and inserted with insmod.  Every ELF file copied gets the libraries it needs (NEEDED,
 # recursively) from the sysroot, so a missing library fails here and not as a mystery in the guest.
@@ -177,5 +180,31 @@ sed -n 's|^RuntimeDirectory=|/run/|p; s|^StateDirectory=|/var/lib/|p' "$TOP/syst
 mkdir -p "$D/etc/default"
 echo "VBLKD_OPTS=\"${XEN_VBLKD_OPTS:---log-level=debug}\"" > "$D/etc/default/vblkd"
 pack "$D" "$OUT/dom0.cpio.gz"
-rm -rf "$OUT/initrd-domu" "$OUT/initrd-dom0"
+
+# ---- the systemd Dom0's initramfs ----------------------------------------------------------------
+D=$OUT/initrd-boot
+base_root "$D"
+mod_install "$D" preload.order virtio_mmio virtio_blk crc32c_generic ext4
+cat > "$D/init" <<'EOI'
+#!/bin/busybox sh
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+while read -r ko; do insmod "$ko"; done < /lib/modules/preload.order
+i=0
+until [ -b /dev/vda ]; do
+	[ $i -lt 100 ] || { echo "initramfs: no /dev/vda after 10 s"; exec sh; }
+	usleep 100000
+	i=$((i + 1))
+done
+mkdir -p /root
+mount -t ext4 -o rw /dev/vda /root || { echo "initramfs: cannot mount /dev/vda"; exec sh; }
+umount /proc /sys
+mount --move /dev /root/dev
+exec switch_root /root /sbin/init
+EOI
+chmod 0755 "$D/init"
+pack "$D" "$OUT/boot-vda.cpio.gz"
+rm -rf "$OUT/initrd-domu" "$OUT/initrd-dom0" "$OUT/initrd-boot"
 xlog "initramfs images built in $(xsince "$t0") s: dom0 $(du -h "$OUT/dom0.cpio.gz" | cut -f1), domu $(du -h "$OUT/domu.cpio.gz" | cut -f1)"
