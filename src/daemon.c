@@ -366,24 +366,28 @@ static int daemon_check_clash(struct daemon *d, const struct dguest *g, const st
 }
 
 /* Forget every record of @domid (the guest's and its disks'). */
+struct daemon_drop {
+	struct drec_dir *dir;
+	unsigned int domid;
+};
+
 static void daemon_drop_records_cb(void *data, unsigned int domid, int devid)
 {
-	struct daemon *d = ((void **)data)[0];
-	unsigned int want = *(unsigned int *)((void **)data)[1];
+	const struct daemon_drop *drop = data;
 
-	if (domid != want)
+	if (domid != drop->domid)
 		return;
 	if (devid < 0)
-		drec_guest_remove(d->rec_dir, domid);
+		drec_guest_remove(drop->dir, domid);
 	else
-		drec_disk_remove(d->rec_dir, domid, (unsigned int)devid);
+		drec_disk_remove(drop->dir, domid, (unsigned int)devid);
 }
 
 static void daemon_drop_records(struct daemon *d, unsigned int domid)
 {
-	void *args[2] = { d, &domid };
+	struct daemon_drop drop = { .dir = d->rec_dir, .domid = domid };
 
-	drec_list(d->rec_dir, daemon_drop_records_cb, args);
+	drec_list(d->rec_dir, daemon_drop_records_cb, &drop);
 }
 
 /*

@@ -125,6 +125,7 @@ struct blk_worker {
 	pthread_cond_t cond;
 	struct blk_list todo;		/* under lock */
 	struct blk_list done;		/* under lock */
+	bool has_done;			/* done is not empty: written under lock, read without it */
 	unsigned int idle;		/* under lock: threads waiting for work */
 	bool stop;			/* under lock */
 };

@@ -123,6 +123,7 @@ static void *blk_worker_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		first = blk_list_empty(&w->done);
 		blk_list_push(&w->done, io);
+		__atomic_store_n(&w->has_done, true, __ATOMIC_RELEASE);
 		if (first) {
 			/*
 			 * The main loop learns of it through the same eventfd as the

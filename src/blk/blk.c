@@ -863,11 +863,17 @@ static void blk_worker_reap(struct blk_dev *dev)
 	struct blk_list done;
 	struct blk_io *io;
 
-	if (!dev->worker.nthreads)
+	/*
+	 * Nothing done: no lock taken (a shared context looks at every member
+	 * on each wakeup).  A completion pushed after this look kicks the
+	 * eventfd again, so it is not missed.
+	 */
+	if (!dev->worker.nthreads || !__atomic_load_n(&dev->worker.has_done, __ATOMIC_ACQUIRE))
 		return;
 	pthread_mutex_lock(&dev->worker.lock);
 	done = dev->worker.done;
 	dev->worker.done.head = dev->worker.done.tail = NULL;
+	__atomic_store_n(&dev->worker.has_done, false, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&dev->worker.lock);
 	while ((io = blk_list_pop(&done)))
 		blk_io_kernel_done(dev, io, io->res);
