@@ -21,6 +21,11 @@ struct daemon_opts {
 	unsigned int queue_depth;	/* block engine requests in flight per disk (0: default) */
 	/* Serve one backing file under several disks even if one of them writes it (else refused). */
 	bool allow_shared;
+	/*
+	 * The longest busy-polling window, in microseconds, before the loop
+	 * sleeps (0: none): rings are looked at without the guest notifying.
+	 */
+	unsigned int poll_us;
 	/* Never use the kernel fast path (privcmd's ioeventfd and irqfd): today's path only. */
 	bool no_fast_path;
 	/*

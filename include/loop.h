@@ -51,6 +51,37 @@ int loop_add_signal(struct loop *loop, int signo, loop_signal_fn fn, void *data,
 		    struct loop_source **ret_src);
 
 /*
+ * Busy polling (off until loop_set_poll_max()): before it sleeps, the loop
+ * calls every poll handler with LOOP_POLL_RUN, again and again for up to a
+ * window, until one returns true (it found work: a ring with new buffers, say;
+ * the loop then dispatches whatever fds are ready without sleeping and polls
+ * again).  A polling spell starts with LOOP_POLL_BEGIN (a handler stops asking
+ * for notifications: it is looking by itself) and ends, before the loop
+ * sleeps, with LOOP_POLL_END (it asks again; true if work arrived meanwhile,
+ * and then the loop does not sleep).  The window adapts as QEMU's does
+ * (util/aio-posix.c): it grows from 4 us, doubling, while events come within
+ * the maximum, and drops to 0 (no polling, until events come quickly again)
+ * when one took longer: an idle loop does not spin.  Removing a handler calls
+ * nothing: its owner restores notifications itself if its device lives on.
+ */
+enum loop_poll_phase {
+	LOOP_POLL_BEGIN,
+	LOOP_POLL_RUN,
+	LOOP_POLL_END,
+};
+typedef bool (*loop_poll_fn)(struct loop_source *src, enum loop_poll_phase phase, void *data);
+int loop_add_poll(struct loop *loop, loop_poll_fn fn, void *data, struct loop_source **ret_src);
+/* The largest polling window, in nanoseconds; 0 (the default) turns polling off. */
+void loop_set_poll_max(struct loop *loop, uint64_t max_ns);
+
+struct loop_poll_stats {
+	uint64_t polls;		/* rounds of LOOP_POLL_RUN calls */
+	uint64_t hits;		/* polling spells that found work (RUN or END) */
+	uint64_t window_ns;	/* the current window */
+};
+void loop_get_poll_stats(const struct loop *loop, struct loop_poll_stats *ret_stats);
+
+/*
  * Remove any source.  Safe from inside any callback, for the running source or
  * another one: the source gets no further callbacks, and its memory is freed
  * once the current dispatch batch ends.  An fd watch stops being polled at

@@ -178,6 +178,19 @@ void vblk_timer_expired(struct vblk_dev *dev);
 void vblk_poll_soon(struct vblk_dev *dev);
 
 /*
+ * Busy polling by the owner's loop (QEMU's aio polling, vhost's busyloop):
+ * between begin and end the driver is told not to notify for any queue, and
+ * the owner calls vblk_busy_poll() in a tight loop for a short while, which
+ * takes what the driver adds (true when it took something).  end() asks for
+ * notifications again where no request of the queue is in flight, taking
+ * (true) what arrived meanwhile.  On Xen this saves the guest the trap of
+ * a QueueNotify while the daemon is busy anyway.
+ */
+void vblk_busy_poll_begin(struct vblk_dev *dev);
+bool vblk_busy_poll(struct vblk_dev *dev);
+bool vblk_busy_poll_end(struct vblk_dev *dev);
+
+/*
  * Requests from before a reset (or QueueReady = 0) are still in the backend
  * and may still write into the buffers the driver gave them.  A transport
  * should not let the driver's reset write complete until this is false

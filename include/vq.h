@@ -129,6 +129,12 @@ bool vq_publish(struct vq *vq);
  */
 void vq_notify_off(struct vq *vq);
 bool vq_notify_on(struct vq *vq);
+/*
+ * Whether vq_pop() would find a buffer now, without asking for a
+ * notification or taking anything: a cheap look for a device that polls the
+ * ring (a read of the avail index, or of the next descriptor's flags).
+ */
+bool vq_has_avail(const struct vq *vq);
 
 uint16_t vq_num(const struct vq *vq);
 

@@ -26,6 +26,7 @@ import time
 
 BUILD = os.environ.get("BUILD", "build/default")
 FAILURES = []
+VBLKD_ARGS = []     # --vblkd-arg: more arguments for vblkd-sim's measured runs
 
 
 def log(msg):
@@ -160,7 +161,7 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True):
         xs.wait()
         raise RuntimeError("xensim did not start")
     cmd = [os.path.join(BUILD, "vblkd-sim"), "--foreground", "--engine=" + engine,
-           "--control-socket=" + ctl, "--log-level=err"]
+           "--control-socket=" + ctl, "--log-level=err"] + VBLKD_ARGS
     if wrapper:
         cmd = wrapper + cmd
     vb = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -337,6 +338,8 @@ def main():
     ap.add_argument("--span", default="256M", help="size of the single-disk file in MiB, e.g. 256M (default)")
     ap.add_argument("--only", help="run only the workloads whose name contains this")
     ap.add_argument("--no-callgrind", action="store_true")
+    ap.add_argument("--vblkd-arg", action="append", default=[],
+                    help="one more argument for vblkd-sim in the measured runs (repeatable)")
     ap.add_argument("--engine", default="aio", help="vblkd's engine for the measured runs (aio, uring)")
     ap.add_argument("--vblkd-only", action="store_true",
                     help="no fio, no null engine (to compare two builds: BUILD=...)")
@@ -350,6 +353,7 @@ def main():
                     help="no SCHED_IDLE spinners where /dev/cpu_dma_latency cannot keep idle CPUs "
                          "from halting (no cpuidle driver)")
     a = ap.parse_args()
+    VBLKD_ARGS.extend(a.vblkd_arg)
 
     for tool in ("fio",) + (() if a.no_callgrind else ("valgrind",)):
         if not shutil.which(tool):

@@ -29,6 +29,7 @@ struct ddisk {
 	struct blk_dev *blk;
 	struct loop_source *blk_src;
 	struct loop_source *poll_timer;	/* the device's ring poll timer (set_timer()) */
+	struct loop_source *busy_poll;	/* its handler for the loop's busy polling, or NULL */
 	struct vmmio_dev *regs;		/* its virtio-mmio register decoder (with vblk) */
 	struct vblk_dev *vblk;		/* NULL unless DDISK_SERVING */
 	struct guest_mmio *mmio;

@@ -11,6 +11,7 @@
 #include "daemon-status.h"
 #include "guest.h"
 #include "iostat.h"
+#include "loop.h"
 #include "util.h"
 #include "vblk.h"
 #include "vhost.h"
@@ -211,6 +212,17 @@ static struct json_object *daemon_guest_json(const struct dguest *g, uint64_t no
 	return jg;
 }
 
+/* The loop's busy polling (--poll-us): its limit, its window now, the spells that found work. */
+static void daemon_status_polling(const struct daemon *d, struct json_object *root)
+{
+	struct loop_poll_stats st;
+
+	loop_get_poll_stats(d->loop, &st);
+	daemon_add_u64(root, "poll_max_us", d->opts.poll_us);
+	daemon_add_u64(root, "poll_window_us", st.window_ns / 1000u);
+	daemon_add_u64(root, "poll_hits", st.hits);
+}
+
 char *daemon_status_json(const struct daemon *d)
 {
 	struct json_object *root = json_object_new_object(), *guests = json_object_new_array();
@@ -223,6 +235,7 @@ char *daemon_status_json(const struct daemon *d)
 	daemon_add_u64(root, "backend_domid", d->backend_domid);
 	daemon_add_u64(root, "uptime_seconds", now - d->started);
 	json_object_object_add(root, "engine", json_object_new_string(blk_engine_name(d->opts.engine)));
+	daemon_status_polling(d, root);
 	for (g = d->guests; g; g = g->next)
 		json_object_array_add(guests, daemon_guest_json(g, now));
 	json_object_object_add(root, "guests", guests);

@@ -113,6 +113,25 @@ static void daemon_poll_timer(struct loop_source *src, uint64_t expirations, voi
 		vblk_timer_expired(k->vblk);
 }
 
+/* The loop's busy polling (daemon_opts.poll_us): the device looks at its rings by itself. */
+static bool daemon_busy_poll(struct loop_source *src, enum loop_poll_phase phase, void *data)
+{
+	struct ddisk *k = data;
+
+	if (!k->vblk)
+		return false;
+	switch (phase) {
+	case LOOP_POLL_BEGIN:
+		vblk_busy_poll_begin(k->vblk);
+		return false;
+	case LOOP_POLL_RUN:
+		return vblk_busy_poll(k->vblk);
+	case LOOP_POLL_END:
+		return vblk_busy_poll_end(k->vblk);
+	}
+	return false;
+}
+
 static const struct vblk_backend_ops daemon_backend_ops = {
 	.submit = daemon_be_submit,
 	.unplug = daemon_be_unplug,
@@ -161,6 +180,7 @@ static void daemon_disk_free(struct ddisk *k)
 	vmmio_destroy(k->regs);
 	vblk_destroy(k->vblk);
 	loop_remove(k->poll_timer);
+	loop_remove(k->busy_poll);
 	blk_close(k->blk);
 	guest_mmio_remove(k->mmio);
 	/* A successor needs the record only while Xen still routes the guest's accesses to it. */
@@ -715,6 +735,13 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		*ret_why = "cannot create a timer";
 		return r;
 	}
+	if (d->opts.poll_us)
+		r = loop_add_poll(d->loop, daemon_busy_poll, k, &k->busy_poll);
+	if (r < 0) {
+		log_err("%s: cannot poll its rings: %s", k->name, strerror(-r));
+		*ret_why = "out of memory";
+		return r;
+	}
 	r = daemon_disk_device(k, &vc, ret_why);
 	if (r < 0)
 		return r;
@@ -1085,6 +1112,7 @@ int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon 
 	d->loop = loop;
 	d->opts = *opts;
 	d->started = daemon_now();
+	loop_set_poll_max(loop, (uint64_t)opts->poll_us * 1000u);
 	r = daemon_vhost_open(d);
 	if (r < 0)
 		goto err;

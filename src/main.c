@@ -54,6 +54,12 @@ struct options {
 	struct vhost_export_cfg vhost[VHOST_EXPORTS_MAX];
 };
 
+/* --poll-us: QEMU's IOThread polls up to 32 us by default (poll-max-ns); a trap costs more. */
+#define POLL_US_MAX 1000u
+#ifndef POLL_US_DEFAULT
+#define POLL_US_DEFAULT 0u
+#endif
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -73,6 +79,9 @@ static void usage(FILE *f)
 		"      --vhost-user=SOCKET,path=PATH[,ro][,queues=N]\n"
 		"                            serve PATH to a vhost-user front end on SOCKET\n"
 		"                            (repeatable; without Xen, these alone are served)\n"
+		"      --poll-us=N           busy-poll the rings for up to N microseconds before\n"
+		"                            sleeping, adapted to the load (0..%u, default %u;\n"
+		"                            0: never)\n"
 		"      --no-fast-path        never use the kernel fast path (privcmd ioeventfd\n"
 		"                            and irqfd, Linux 6.7+): every QueueNotify and\n"
 		"                            interrupt through vblkd (default: where available)\n"
@@ -88,7 +97,8 @@ static void usage(FILE *f)
 		"  -V, --version             show the version and exit\n"
 		"\n"
 		"See vblkd(8).\n",
-		VBLK_MAX_QUEUES, BLK_QUEUE_DEPTH_MAX, BLK_QUEUE_DEPTH_DEFAULT);
+		VBLK_MAX_QUEUES, BLK_QUEUE_DEPTH_MAX, BLK_QUEUE_DEPTH_DEFAULT, POLL_US_MAX,
+		POLL_US_DEFAULT);
 }
 
 /* A whole decimal number in [min, max], or a usage error naming the option. */
@@ -115,7 +125,9 @@ enum {
 	OPT_RELEASE,
 	OPT_VHOST_USER,
 	OPT_NO_FAST_PATH,
+	OPT_POLL_US,
 };
+
 
 static int parse_vhost_user(const char *arg, struct options *o)
 {
@@ -174,6 +186,11 @@ static int parse_option(int c, const char *arg, struct options *o)
 			return -1;
 		o->daemon.queue_depth = (unsigned int)v;
 		return 0;
+	case OPT_POLL_US:
+		if (parse_uint("--poll-us", arg, 0, POLL_US_MAX, &v) < 0)
+			return -1;
+		o->daemon.poll_us = (unsigned int)v;
+		return 0;
 	case OPT_NO_FAST_PATH:
 		o->daemon.no_fast_path = true;
 		return 0;
@@ -231,6 +248,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 		{ "allow-shared", no_argument, NULL, OPT_ALLOW_SHARED },
 		{ "no-fast-path", no_argument, NULL, OPT_NO_FAST_PATH },
+		{ "poll-us", required_argument, NULL, OPT_POLL_US },
 		{ "control-socket", required_argument, NULL, OPT_CONTROL },
 		{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 		{ "release", no_argument, NULL, OPT_RELEASE },
@@ -480,6 +498,7 @@ int main(int argc, char **argv)
 			.backend_domid = DAEMON_DOMID_SELF,
 			.engine = BLK_ENGINE_AIO,
 			.queues = 1,
+			.poll_us = POLL_US_DEFAULT,
 		},
 	};
 	struct daemon *d = NULL;

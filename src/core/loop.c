@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "loop.h"
@@ -17,7 +18,11 @@ enum loop_kind {
 	LOOP_KIND_TIMER,
 	LOOP_KIND_SIGNAL,
 	LOOP_KIND_SIGNALFD,	/* the loop's own signalfd, shared by all signal sources */
+	LOOP_KIND_POLL,		/* a busy-poll handler (loop_add_poll()), no fd */
 };
+
+/* QEMU's defaults for an IOThread's adaptive polling (util/aio-posix.c): start at 4 us, double. */
+#define LOOP_POLL_GROW_FROM_NS 4000u
 
 struct loop_source {
 	struct loop *loop;
@@ -30,8 +35,11 @@ struct loop_source {
 		loop_fd_fn fd_fn;
 		loop_timer_fn timer_fn;
 		loop_signal_fn signal_fn;
+		loop_poll_fn poll_fn;
 	};
 	void *data;
+	struct loop_source *poll_next;	/* the loop's poll handlers */
+	struct loop_source **poll_pprev;
 	struct loop_source *next;	/* all sources, or the garbage list once removed */
 	struct loop_source **pprev;
 };
@@ -48,6 +56,12 @@ struct loop {
 	struct loop_source *sigfd_src;
 	sigset_t sigmask;
 	struct loop_source *sig_handlers[_NSIG];
+	/* Busy polling before sleeping (loop_set_poll_max()). */
+	struct loop_source *pollers;
+	uint64_t poll_max_ns;
+	uint64_t poll_ns;		/* the current window, adapted between 0 and poll_max_ns */
+	bool poll_started;		/* handlers told BEGIN and not END yet */
+	struct loop_poll_stats poll_stats;
 };
 
 static void loop_link(struct loop_source **head, struct loop_source *src)
@@ -88,6 +102,11 @@ struct loop *loop_new(void)
 
 static void loop_source_release(struct loop_source *src)
 {
+	if (src->kind == LOOP_KIND_POLL) {
+		*src->poll_pprev = src->poll_next;
+		if (src->poll_next)
+			src->poll_next->poll_pprev = src->poll_pprev;
+	}
 	if (src->kind != LOOP_KIND_FD && src->fd >= 0)
 		close(src->fd);
 	free(src);
@@ -376,13 +395,142 @@ static void loop_dispatch_signals(struct loop *loop, struct loop_source *sfd)
 	}
 }
 
+int loop_add_poll(struct loop *loop, loop_poll_fn fn, void *data, struct loop_source **ret_src)
+{
+	struct loop_source *src = loop_source_new(loop, LOOP_KIND_POLL, -1, data);
+
+	if (!src)
+		return -ENOMEM;
+	src->poll_fn = fn;
+	loop_link(&loop->sources, src);
+	loop->count++;
+	src->poll_next = loop->pollers;
+	if (loop->pollers)
+		loop->pollers->poll_pprev = &src->poll_next;
+	loop->pollers = src;
+	src->poll_pprev = &loop->pollers;
+	if (ret_src)
+		*ret_src = src;
+	return 0;
+}
+
+static bool loop_poll_all(struct loop *loop, enum loop_poll_phase phase);
+
+void loop_set_poll_max(struct loop *loop, uint64_t max_ns)
+{
+	if (!max_ns && loop->poll_started) {
+		/* The handlers ask for notifications again before the loop next sleeps. */
+		loop->poll_started = false;
+		loop->dispatching++;
+		loop_poll_all(loop, LOOP_POLL_END);
+		loop->dispatching--;
+	}
+	loop->poll_max_ns = max_ns;
+	if (loop->poll_ns > max_ns)
+		loop->poll_ns = max_ns;
+}
+
+void loop_get_poll_stats(const struct loop *loop, struct loop_poll_stats *ret_stats)
+{
+	*ret_stats = loop->poll_stats;
+	ret_stats->window_ns = loop->poll_ns;
+}
+
+static uint64_t loop_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Every live poll handler in @phase; true if one found work. */
+static bool loop_poll_all(struct loop *loop, enum loop_poll_phase phase)
+{
+	bool progress = false;
+
+	for (struct loop_source *src = loop->pollers; src; src = src->poll_next) {
+		if (!src->removed)
+			progress |= src->poll_fn(src, phase, src->data);
+	}
+	return progress;
+}
+
+/*
+ * Poll the handlers for up to the current window.  True when one found work
+ * (the loop then only looks at its fds without sleeping); false when the
+ * window passed without any: the handlers have been told END, and the loop
+ * may sleep.
+ */
+static bool loop_busy_poll(struct loop *loop, uint64_t start)
+{
+	uint64_t deadline = start + loop->poll_ns;
+	bool progress;
+
+	loop->dispatching++;
+	if (!loop->poll_started) {
+		loop->poll_started = true;
+		loop_poll_all(loop, LOOP_POLL_BEGIN);
+	}
+	do {
+		loop->poll_stats.polls++;
+		progress = loop_poll_all(loop, LOOP_POLL_RUN);
+	} while (!progress && loop_now_ns() < deadline);
+	if (!progress) {
+		loop->poll_started = false;
+		progress = loop_poll_all(loop, LOOP_POLL_END);
+	}
+	loop->dispatching--;
+	if (progress)
+		loop->poll_stats.hits++;
+	return progress;
+}
+
+/*
+ * QEMU's adaptation (util/aio-posix.c, adjust_polling_time()): an event that
+ * came within the window needs no change; one that took longer than the
+ * maximum means polling is a waste here (stop); one in between, a longer window.
+ */
+static void loop_adapt_poll(struct loop *loop, uint64_t waited_ns)
+{
+	if (waited_ns <= loop->poll_ns)
+		return;
+	if (waited_ns > loop->poll_max_ns) {
+		loop->poll_ns = 0;
+		return;
+	}
+	loop->poll_ns = loop->poll_ns ? loop->poll_ns * 2 : LOOP_POLL_GROW_FROM_NS;
+	if (loop->poll_ns > loop->poll_max_ns)
+		loop->poll_ns = loop->poll_max_ns;
+}
+
+/* Poll before sleeping when that is on; then wait for the fds (not at all after polling found work). */
+static int loop_wait(struct loop *loop, struct epoll_event *events, int timeout_ms)
+{
+	bool poll = timeout_ms != 0 && loop->poll_max_ns && loop->pollers;
+	uint64_t start = 0;
+	int n;
+
+	if (poll) {
+		start = loop_now_ns();
+		if (loop->poll_ns && loop_busy_poll(loop, start))
+			timeout_ms = 0;
+	}
+	n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout_ms);
+	if (poll && timeout_ms != 0)
+		loop_adapt_poll(loop, loop_now_ns() - start);
+	else if (poll)
+		loop_adapt_poll(loop, 0);
+	return n;
+}
+
 int loop_iterate(struct loop *loop, int timeout_ms)
 {
 	struct epoll_event events[LOOP_MAX_EVENTS];
 	struct loop_source *src;
 	int n, i;
 
-	n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout_ms);
+	n = loop_wait(loop, events, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 
@@ -402,7 +550,8 @@ int loop_iterate(struct loop *loop, int timeout_ms)
 			loop_dispatch_signals(loop, src);
 			break;
 		case LOOP_KIND_SIGNAL:
-			assert(!"signal sources are never polled");
+		case LOOP_KIND_POLL:
+			assert(!"signal and poll sources are never in epoll");
 			break;
 		}
 	}

@@ -215,6 +215,10 @@ int status_print_table(FILE *out, const char *json)
 			"%llu disk%s\n", status_str(root, "version", "?"),
 			status_u64(root, "backend_domid"), up, status_str(root, "engine", "?"), ng,
 			ng == 1 ? "" : "s", ndisks, ndisks == 1 ? "" : "s");
+	if (status_u64(root, "poll_max_us"))
+		fprintf(out, "busy polling up to %llu us before sleeping (now %llu us); %llu times it "
+			"found work\n", status_u64(root, "poll_max_us"),
+			status_u64(root, "poll_window_us"), status_u64(root, "poll_hits"));
 	if (!ng) {
 		if (!xen || json_object_get_boolean(xen))
 			fprintf(out, "no guest has a virtio disk served by this daemon\n");

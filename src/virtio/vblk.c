@@ -117,6 +117,7 @@ struct vblk_dev {
 	struct vblk_pool *orphans;	/* detached pools with requests in the backend */
 	bool polling;			/* the owner's timer is armed */
 	uint64_t poll_us;		/* its current interval */
+	bool busy_polling;		/* vblk_busy_poll_begin() .. _end(): the owner looks at the rings */
 };
 
 #define vblk_warn(dev, fmt, ...)                                                                 \
@@ -867,9 +868,13 @@ static bool pass_end(struct vblk_queue *q)
 			vblk_poll_soon(dev);
 		return false;
 	}
-	if (!q->quiet)
+	/* Off by a restored state (vq_restore()) counts as ours too: the driver must be asked again. */
+	if (!q->quiet && !vq_notify_is_off(q->vq))
 		return false;
 	q->quiet = false;
+	/* The owner's busy polling looks at the ring; its end asks for notifications. */
+	if (dev->busy_polling)
+		return false;
 	return vq_notify_on(q->vq);
 }
 
@@ -933,6 +938,53 @@ unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet)
 	if (ret_quiet)
 		*ret_quiet = quiet;
 	return taken;
+}
+
+/* ---- busy polling by the owner's loop ------------------------------------------------------ */
+
+void vblk_busy_poll_begin(struct vblk_dev *dev)
+{
+	dev->busy_polling = true;
+	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
+		struct vblk_queue *q = &dev->queues[i];
+
+		if (q->vq && virtio_dev_running(dev->vdev))
+			vq_notify_off(q->vq);
+	}
+}
+
+bool vblk_busy_poll(struct vblk_dev *dev)
+{
+	unsigned int taken = 0;
+
+	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
+		struct vblk_queue *q = &dev->queues[i];
+
+		if (q->vq && !q->stalled && virtio_dev_running(dev->vdev) && vq_has_avail(q->vq))
+			taken += process_queue(q);
+	}
+	if (taken)
+		vblk_publish(dev);
+	return taken > 0;
+}
+
+bool vblk_busy_poll_end(struct vblk_dev *dev)
+{
+	unsigned int taken = 0;
+
+	dev->busy_polling = false;
+	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
+		struct vblk_queue *q = &dev->queues[i];
+
+		/* A quiet queue keeps them off: its completions look at the ring. */
+		if (!q->vq || q->quiet || !vq_notify_is_off(q->vq) || !virtio_dev_running(dev->vdev))
+			continue;
+		if (vq_notify_on(q->vq))
+			taken += process_queue(q);
+	}
+	if (taken)
+		vblk_publish(dev);
+	return taken > 0;
 }
 
 bool vblk_draining(const struct vblk_dev *dev)

@@ -28,6 +28,8 @@ struct vq_layout_ops {
 	void (*push)(struct vq *vq, const struct vq_elem *elem, uint32_t written);
 	bool (*publish)(struct vq *vq);
 	bool (*set_notify)(struct vq *vq, bool on);
+	/* Whether the driver made a buffer available that pop() has not taken (no side effect). */
+	bool (*has_avail)(const struct vq *vq);
 	/* Walk an in-flight chain again after a restore (vq_restore()). */
 	int (*repop)(struct vq *vq, struct vq_elem *elem, const struct vq_inflight *h);
 	/*

@@ -292,6 +292,11 @@ static bool packed_set_notify(struct vq *vq, bool on)
 	return desc_is_avail(virtio_le16toh(vq_load(&vq->pdesc[vq->next_avail].flags)), vq->avail_wrap);
 }
 
+static bool packed_has_avail(const struct vq *vq)
+{
+	return desc_is_avail(virtio_le16toh(vq_load(&vq->pdesc[vq->next_avail].flags)), vq->avail_wrap);
+}
+
 static int packed_journal_published(struct vq *vq, const struct vq_journal *j)
 {
 	uint64_t pub = __atomic_load_n(&j->pub, __ATOMIC_RELAXED);
@@ -345,6 +350,7 @@ const struct vq_layout_ops vq_packed_ops = {
 	.push = packed_push,
 	.publish = packed_publish,
 	.set_notify = packed_set_notify,
+	.has_avail = packed_has_avail,
 	.repop = packed_repop,
 	.journal_published = packed_journal_published,
 	.journal_resumed = packed_journal_resumed,

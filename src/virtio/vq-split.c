@@ -282,6 +282,11 @@ static bool split_set_notify(struct vq *vq, bool on)
 	return avail_idx != vq->last_avail;
 }
 
+static bool split_has_avail(const struct vq *vq)
+{
+	return virtio_le16toh(vq_load(&vq->avail[AVAIL_IDX])) != vq->last_avail;
+}
+
 static int split_repop(struct vq *vq, struct vq_elem *elem, const struct vq_inflight *h)
 {
 	/* §2.7.8: the chain of a head not yet used is still the device's to read. */
@@ -311,6 +316,7 @@ const struct vq_layout_ops vq_split_ops = {
 	.push = split_push,
 	.publish = split_publish,
 	.set_notify = split_set_notify,
+	.has_avail = split_has_avail,
 	.repop = split_repop,
 	.journal_published = split_journal_published,
 };

@@ -405,6 +405,13 @@ bool vq_notify_on(struct vq *vq)
 	return vq->ops->set_notify(vq, true);
 }
 
+bool vq_has_avail(const struct vq *vq)
+{
+	if (vq->broken)
+		return false;
+	return vq->redo_next < vq->nredo || vq->ops->has_avail(vq);
+}
+
 uint16_t vq_num(const struct vq *vq)
 {
 	return vq->cfg.num;

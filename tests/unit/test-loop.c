@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -426,6 +427,156 @@ static void test_free_with_sources(void **state)
 	assert_non_null(f->loop);
 }
 
+/* A busy-poll handler that counts its phases and finds work on a given RUN call. */
+struct poller {
+	int begin, run, end;
+	int work_at_run;		/* 0: never */
+	bool work_at_end;
+	bool remove_self;
+	struct loop_source *self;
+};
+
+static bool poll_cb(struct loop_source *src, enum loop_poll_phase phase, void *data)
+{
+	struct poller *p = data;
+
+	switch (phase) {
+	case LOOP_POLL_BEGIN:
+		assert_int_equal(p->begin, p->end);	/* spells do not nest */
+		p->begin++;
+		return false;
+	case LOOP_POLL_RUN:
+		assert_int_equal(p->begin, p->end + 1);	/* only inside a spell */
+		p->run++;
+		if (p->remove_self)
+			loop_remove(src);
+		return p->work_at_run && p->run == p->work_at_run;
+	case LOOP_POLL_END:
+		p->end++;
+		return p->work_at_end;
+	}
+	return false;
+}
+
+static uint64_t poll_window(struct loop *loop)
+{
+	struct loop_poll_stats st;
+
+	loop_get_poll_stats(loop, &st);
+	return st.window_ns;
+}
+
+/* Until loop_set_poll_max(), handlers are never called and the loop sleeps as before. */
+static void test_poll_off_by_default(void **state)
+{
+	struct fixture *f = *state;
+	struct poller p = { 0 };
+	struct counter c = { 0 };
+
+	assert_int_equal(loop_add_poll(f->loop, poll_cb, &p, NULL), 0);
+	assert_int_equal(loop_add_fd(f->loop, f->p1[0], EPOLLIN, count_cb, &c, NULL), 0);
+	assert_int_equal(write(f->p1[1], "x", 1), 1);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(loop_iterate(f->loop, -1), 1);
+	assert_int_equal(p.begin + p.run + p.end, 0);
+	assert_int_equal(wait_nonblocking_calls, 0);
+	assert_int_equal(loop_source_count(f->loop), 2);
+}
+
+/*
+ * Events that come quickly grow the window from 0 (4 us, doubling, up to the
+ * maximum); a wait longer than the maximum drops it to 0 again, so an idle
+ * loop does not spin.  Every spell that ends without work ends with END.
+ */
+static void test_poll_window_adapts(void **state)
+{
+	struct fixture *f = *state;
+	struct poller p = { 0 };
+	struct counter c = { 0 };
+
+	assert_int_equal(loop_add_poll(f->loop, poll_cb, &p, NULL), 0);
+	assert_int_equal(loop_add_fd(f->loop, f->p1[0], EPOLLIN, count_cb, &c, NULL), 0);
+	loop_set_poll_max(f->loop, 10000000);	/* 10 ms: a ready pipe always comes within it */
+	assert_int_equal(poll_window(f->loop), 0);
+	assert_int_equal(write(f->p1[1], "x", 1), 1);	/* stays readable: count_cb does not read */
+	assert_int_equal(loop_iterate(f->loop, -1), 1);
+	assert_int_equal(p.run, 0);			/* no window yet */
+	assert_int_equal(poll_window(f->loop), 4000);
+	for (int i = 0; i < 20 && poll_window(f->loop) < 10000000; i++)
+		assert_int_equal(loop_iterate(f->loop, -1), 1);
+	assert_int_equal(poll_window(f->loop), 10000000);	/* grew, capped at the maximum */
+	assert_true(p.run > 0);
+	assert_int_equal(p.begin, p.end);
+	/* Nothing ready: the wait outlasts the 10 ms maximum and polling stops. */
+	assert_int_equal(read(f->p1[0], (char[8]){ 0 }, 8), 1);
+	assert_int_equal(loop_iterate(f->loop, 30), 0);
+	assert_int_equal(poll_window(f->loop), 0);
+	assert_int_equal(p.begin, p.end);
+}
+
+/* A handler that finds work keeps the loop from sleeping, and its spell goes on (no END). */
+static void test_poll_work_skips_sleep(void **state)
+{
+	struct fixture *f = *state;
+	struct poller p = { .work_at_run = 3 };
+	struct counter c = { 0 };
+
+	assert_int_equal(loop_add_poll(f->loop, poll_cb, &p, NULL), 0);
+	assert_int_equal(loop_add_fd(f->loop, f->p1[0], EPOLLIN, count_cb, &c, NULL), 0);
+	loop_set_poll_max(f->loop, 1000000000);	/* 1 s: the third RUN comes first */
+	assert_int_equal(write(f->p1[1], "x", 1), 1);
+	assert_int_equal(loop_iterate(f->loop, -1), 1);	/* grows the window */
+	assert_int_equal(read(f->p1[0], (char[8]){ 0 }, 8), 1);
+	wait_nonblocking_calls = 0;
+	assert_int_equal(loop_iterate(f->loop, -1), 0);	/* would sleep forever without the work */
+	assert_int_equal(p.run, 3);
+	assert_int_equal(p.begin, 1);
+	assert_int_equal(p.end, 0);
+	assert_int_equal(wait_nonblocking_calls, 1);
+	/* Turning polling off ends the spell: the handler asks for notifications again. */
+	loop_set_poll_max(f->loop, 0);
+	assert_int_equal(p.end, 1);
+}
+
+/* Work found at END (it arrived as notifications were asked for again) also skips the sleep. */
+static void test_poll_work_at_end_skips_sleep(void **state)
+{
+	struct fixture *f = *state;
+	struct poller p = { .work_at_end = true };
+	struct counter c = { 0 };
+
+	assert_int_equal(loop_add_poll(f->loop, poll_cb, &p, NULL), 0);
+	assert_int_equal(loop_add_fd(f->loop, f->p1[0], EPOLLIN, count_cb, &c, NULL), 0);
+	loop_set_poll_max(f->loop, 1000000);
+	assert_int_equal(write(f->p1[1], "x", 1), 1);
+	assert_int_equal(loop_iterate(f->loop, -1), 1);
+	assert_int_equal(read(f->p1[0], (char[8]){ 0 }, 8), 1);
+	wait_nonblocking_calls = 0;
+	assert_int_equal(loop_iterate(f->loop, -1), 0);
+	assert_int_equal(p.end, 1);
+	assert_int_equal(wait_nonblocking_calls, 1);
+}
+
+/* A handler may remove itself while polling: no call after that, and its memory goes at the end. */
+static void test_poll_remove_self(void **state)
+{
+	struct fixture *f = *state;
+	struct poller p = { .remove_self = true };
+	struct counter c = { 0 };
+
+	assert_int_equal(loop_add_poll(f->loop, poll_cb, &p, &p.self), 0);
+	assert_int_equal(loop_add_fd(f->loop, f->p1[0], EPOLLIN, count_cb, &c, NULL), 0);
+	loop_set_poll_max(f->loop, 1000000);
+	assert_int_equal(write(f->p1[1], "x", 1), 1);
+	assert_int_equal(loop_iterate(f->loop, -1), 1);
+	assert_int_equal(loop_iterate(f->loop, -1), 1);
+	assert_int_equal(p.run, 1);
+	assert_int_equal(p.end, 0);			/* removed: not told */
+	assert_int_equal(loop_source_count(f->loop), 1);
+	assert_int_equal(loop_iterate(f->loop, -1), 1);
+	assert_int_equal(p.run, 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -441,6 +592,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_signals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_from_fd_callback, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_with_sources, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_off_by_default, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_window_adapts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_work_skips_sleep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_work_at_end_skips_sleep, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_poll_remove_self, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("loop", tests, NULL, NULL);

@@ -843,6 +843,105 @@ static void test_packed_events_disabled_while_requests_in_flight(void **state)
 	vt_free(vt);
 }
 
+/*
+ * Busy polling by the owner's loop: between begin and end the driver is told
+ * not to kick (on Xen a kick is a trap), and vblk_busy_poll() takes what it
+ * adds; end asks for kicks again.
+ */
+static void test_busy_poll_driver_need_not_kick(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st;
+
+	assert_true(split_driver_kicks(vt, 0, 0, 1));
+	vblk_busy_poll_begin(vt->dev);
+	assert_false(vblk_busy_poll(vt->dev));		/* nothing there yet */
+	vt_blk(vt, 0, VIRTIO_BLK_T_OUT, 0, vt_fill(vt, 512, 0xb1), 512, &st);
+	assert_false(split_driver_kicks(vt, 0, 0, 1));
+	assert_true(vblk_busy_poll(vt->dev));		/* taken without a kick */
+	assert_int_equal(vt->be.npending, 1);
+	vt_complete(vt);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt->be.data[0], 0xb1);
+	/* Nothing in flight and still polling: still no kicks wanted. */
+	assert_false(split_driver_kicks(vt, 0, 1, 2));
+	assert_false(vblk_busy_poll_end(vt->dev));
+	assert_true(split_driver_kicks(vt, 0, 1, 2));
+	vt_free(vt);
+}
+
+/* A buffer added between the last poll and the end is taken by the end, not left waiting for a kick. */
+static void test_busy_poll_end_takes_what_arrived(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st;
+
+	vblk_busy_poll_begin(vt->dev);
+	assert_false(vblk_busy_poll(vt->dev));
+	vt_blk(vt, 0, VIRTIO_BLK_T_IN, 0, vt_fill(vt, 512, 0), 512, &st);
+	assert_true(vblk_busy_poll_end(vt->dev));
+	assert_int_equal(vt->be.npending, 1);
+	vt_complete(vt);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
+	/* The completion found nothing more: kicks wanted again. */
+	assert_true(split_driver_kicks(vt, 0, 1, 2));
+	vt_free(vt);
+}
+
+/* At the end a queue with requests in the backend stays quiet: their completions look at the ring. */
+static void test_busy_poll_end_leaves_busy_queue_quiet(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	uint64_t st[2];
+
+	vblk_busy_poll_begin(vt->dev);
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[0]);
+	assert_true(vblk_busy_poll(vt->dev));
+	assert_false(vblk_busy_poll_end(vt->dev));
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st[1]);
+	assert_false(split_driver_kicks(vt, 0, 1, 2));
+	vt_complete(vt);			/* takes the second, and completes it */
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st[0]), VIRTIO_BLK_S_OK);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st[1]), VIRTIO_BLK_S_OK);
+	assert_true(split_driver_kicks(vt, 0, 2, 3));
+	vt_free(vt);
+}
+
+/* §2.8.10: on a packed ring busy polling says DISABLE, and its end ENABLE. */
+static void test_busy_poll_packed_event_flags(void **state)
+{
+	struct vt *vt = started(NULL, VT_ALL);
+	uint16_t *dev_event = vt_ptr(vt, vt->q[0].device);
+	uint64_t st;
+
+	assert_true(vt->q[0].packed);
+	vblk_busy_poll_begin(vt->dev);
+	assert_int_equal(le16toh(dev_event[1]), VIRTQ_EVENT_F_DISABLE);
+	vt_blk(vt, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, &st);
+	assert_true(vblk_busy_poll(vt->dev));
+	vt_complete(vt);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, st), VIRTIO_BLK_S_OK);
+	assert_int_equal(le16toh(dev_event[1]), VIRTQ_EVENT_F_DISABLE);
+	assert_false(vblk_busy_poll_end(vt->dev));
+	assert_int_equal(le16toh(dev_event[1]), VIRTQ_EVENT_F_ENABLE);
+	vt_free(vt);
+}
+
+/* A device that needs a reset is not polled: a broken ring is not read again. */
+static void test_busy_poll_skips_device_needing_reset(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+
+	vblk_busy_poll_begin(vt->dev);
+	vt_avail_push(vt, 0, NUM + 5);	/* a head out of range */
+	vblk_busy_poll(vt->dev);
+	assert_true(needs_reset(vt));
+	assert_false(vblk_busy_poll(vt->dev));
+	assert_false(vblk_busy_poll_end(vt->dev));
+	assert_int_equal(vt->be.npending, 0);
+	vt_free(vt);
+}
+
 /* §2.4: reset with requests in flight; they finish later without touching the new rings. */
 static void test_reset_with_requests_in_flight(void **state)
 {
@@ -1579,6 +1678,11 @@ int main(void)
 		cmocka_unit_test(test_poll_timer_backs_off_and_restarts),
 		cmocka_unit_test(test_poll_stops_when_device_needs_reset),
 		cmocka_unit_test(test_no_notify_flag_while_requests_in_flight),
+		cmocka_unit_test(test_busy_poll_driver_need_not_kick),
+		cmocka_unit_test(test_busy_poll_end_takes_what_arrived),
+		cmocka_unit_test(test_busy_poll_end_leaves_busy_queue_quiet),
+		cmocka_unit_test(test_busy_poll_packed_event_flags),
+		cmocka_unit_test(test_busy_poll_skips_device_needing_reset),
 		cmocka_unit_test(test_packed_events_disabled_while_requests_in_flight),
 		cmocka_unit_test(test_reset_with_requests_in_flight),
 		cmocka_unit_test(test_queue_ready_zero_with_requests_in_flight),
