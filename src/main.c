@@ -71,7 +71,8 @@ static void usage(FILE *f)
 		"  -l, --log-level=LEVEL     err, warning, notice, info (default) or debug\n"
 		"      --backend-domid=ID    serve backend/virtio_disk of domain ID\n"
 		"                            (default: our own, from xenstore key 'domid')\n"
-		"  -e, --engine=ENGINE       aio (default), uring, or null (no IO: benchmarks only)\n"
+		"  -e, --engine=ENGINE       auto (default: aio with O_DIRECT, uring through the\n"
+		"                            page cache), aio, uring, or null (no IO: benchmarks)\n"
 		"  -q, --queues=N            virtqueues per disk, 1..%u (default 1)\n"
 		"      --queue-depth=N       requests in flight per disk, 1..%u (default %u)\n"
 		"      --allow-shared        serve an image to several disks even if one of them\n"
@@ -148,33 +149,16 @@ static int parse_vhost_user(const char *arg, struct options *o)
 }
 
 /* One option (flat dispatch): 0 to go on, 1 to exit 0 (help, version), -1 on a usage error. */
-static int parse_option(int c, const char *arg, struct options *o)
+/* The options that take a number (parse_option()'s rest). */
+static int parse_number_option(int c, const char *arg, struct options *o)
 {
-	enum log_level level;
 	uint64_t v;
 
 	switch (c) {
-	case 'f':
-		o->foreground = true;
-		return 0;
-	case 'l':
-		if (log_parse_level(arg, &level) < 0) {
-			fprintf(stderr, "vblkd: --log-level '%s': expected err, warning, "
-					"notice, info or debug\n", arg);
-			return -1;
-		}
-		log_set_level(level);
-		return 0;
 	case OPT_BACKEND_DOMID:
 		if (parse_uint("--backend-domid", arg, 0, 0x7fef, &v) < 0)
 			return -1;
 		o->daemon.backend_domid = (uint32_t)v;
-		return 0;
-	case 'e':
-		if (blk_engine_parse(arg, &o->daemon.engine) < 0) {
-			fprintf(stderr, "vblkd: --engine '%s': expected aio, uring or null\n", arg);
-			return -1;
-		}
 		return 0;
 	case 'q':
 		if (parse_uint("--queues", arg, 1, VBLK_MAX_QUEUES, &v) < 0)
@@ -190,6 +174,35 @@ static int parse_option(int c, const char *arg, struct options *o)
 		if (parse_uint("--poll-us", arg, 0, POLL_US_MAX, &v) < 0)
 			return -1;
 		o->daemon.poll_us = (unsigned int)v;
+		return 0;
+	default:
+		fprintf(stderr, "Try 'vblkd --help' for more information.\n");
+		return -1;
+	}
+}
+
+static int parse_option(int c, const char *arg, struct options *o)
+{
+	enum log_level level;
+
+	switch (c) {
+	case 'f':
+		o->foreground = true;
+		return 0;
+	case 'l':
+		if (log_parse_level(arg, &level) < 0) {
+			fprintf(stderr, "vblkd: --log-level '%s': expected err, warning, "
+					"notice, info or debug\n", arg);
+			return -1;
+		}
+		log_set_level(level);
+		return 0;
+	case 'e':
+		if (blk_engine_parse(arg, &o->daemon.engine) < 0) {
+			fprintf(stderr, "vblkd: --engine '%s': expected auto, aio, uring or null\n",
+				arg);
+			return -1;
+		}
 		return 0;
 	case OPT_NO_FAST_PATH:
 		o->daemon.no_fast_path = true;
@@ -231,8 +244,7 @@ static int parse_option(int c, const char *arg, struct options *o)
 		printf("vblkd %s\n", VBLKD_VERSION);
 		return 1;
 	default:
-		fprintf(stderr, "Try 'vblkd --help' for more information.\n");
-		return -1;
+		return parse_number_option(c, arg, o);
 	}
 }
 
@@ -496,7 +508,7 @@ int main(int argc, char **argv)
 	struct options o = {
 		.daemon = {
 			.backend_domid = DAEMON_DOMID_SELF,
-			.engine = BLK_ENGINE_AIO,
+			.engine = BLK_ENGINE_AUTO,
 			.queues = 1,
 			.poll_us = POLL_US_DEFAULT,
 		},
