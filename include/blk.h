@@ -46,9 +46,17 @@ struct blk_req {
 
 /* How requests reach the kernel; chosen per daemon. */
 enum blk_engine {
-	BLK_ENGINE_AIO,			/* libaio (default) */
+	BLK_ENGINE_AIO,			/* libaio */
 	BLK_ENGINE_URING,		/* io_uring; falls back to AIO where the kernel refuses it */
 	BLK_ENGINE_NULL,		/* no IO: everything succeeds, reads return zeroes (benchmarks) */
+	/*
+	 * Per device, the faster where it is opened: libaio with O_DIRECT (the
+	 * shared aio context), io_uring through the page cache, where a read of
+	 * cached data completes inside io_uring_enter() instead of going to a
+	 * worker thread (libaio cannot do buffered IO asynchronously).  The
+	 * default.  blk_info.engine says which one a device got.
+	 */
+	BLK_ENGINE_AUTO,
 };
 
 /* What the backing store offers; filled in by blk_open(). */

@@ -3,7 +3,8 @@
 """make bench: vblkd through the simulated Xen path beside raw fio on the same files, in one run.
 
 Each point runs three times on the same backing file(s), same block size, queue depth and runtime:
-  1. vblkd-sim --engine=aio with the xensim guests' own virtio-blk driver (the `bench` workload:
+  1. vblkd-sim (its default engine, auto: libaio with O_DIRECT, io_uring through the page cache)
+     with the xensim guests' own virtio-blk driver (the `bench` workload:
      stamps the region, then a timed phase; every read and the file afterwards are checked);
   2. vblkd-sim --engine=null: the same guest path with no IO, i.e. the simulator's notification
      cost plus vblkd's own request handling;
@@ -298,12 +299,12 @@ def perf_works():
     return PERF_OK
 
 
-def syscalls_per_request(tmp, guests, workload, tag):
+def syscalls_per_request(tmp, engine, guests, workload, tag):
     """The daemon's system calls (all its threads) per guest request, over a whole run."""
     if not perf_works():
         return None
     out = os.path.join(tmp, "perf.txt")
-    r = run_vblkd(tmp, "aio", guests, workload, tag=tag + " syscalls",
+    r = run_vblkd(tmp, engine, guests, workload, tag=tag + " syscalls",
                   wrapper=["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-o", out, "--"])
     try:
         with open(out) as f:
@@ -340,7 +341,8 @@ def main():
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--vblkd-arg", action="append", default=[],
                     help="one more argument for vblkd-sim in the measured runs (repeatable)")
-    ap.add_argument("--engine", default="aio", help="vblkd's engine for the measured runs (aio, uring)")
+    ap.add_argument("--engine", default="auto",
+                    help="vblkd's engine for the measured runs (auto, its default; aio, uring)")
     ap.add_argument("--vblkd-only", action="store_true",
                     help="no fio, no null engine (to compare two builds: BUILD=...)")
     ap.add_argument("--json", help="also write the figures to this file")
@@ -439,7 +441,7 @@ def main():
                             "ratio_range": (min(pair), max(pair)) if pair else None,
                             "runs": len(vs)})
             r = results[-1]
-            r["syscalls"] = syscalls_per_request(tmp, guests, wl, name) if not a.vblkd_only else None
+            r["syscalls"] = syscalls_per_request(tmp, a.engine, guests, wl, name) if not a.vblkd_only else None
             # Tails side by side: vblkd's p99 over fio's, of the median runs.
             r["p99_ratio"] = (r["vblkd"]["lat_p99_us"] / f["lat_p99_us"]
                               if r["vblkd"] and f and f["lat_p99_us"] else None)

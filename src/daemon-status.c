@@ -94,6 +94,8 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	json_object_object_add(o, "mode", json_object_new_string(k->read_only ? "ro" : "rw"));
 	json_object_object_add(o, "engine",
 			       json_object_new_string(blk_engine_name(blk_get_info(k->blk)->engine)));
+	/* O_DIRECT (direct-io-safe, and the file system took it), or through Dom0's page cache. */
+	json_object_object_add(o, "direct", json_object_new_boolean(blk_get_info(k->blk)->direct));
 	json_object_object_add(o, "state", json_object_new_string(
 		k->state != DDISK_SERVING ? "closing" :
 		v && virtio_dev_running(v) ? "running" : "waiting for driver"));

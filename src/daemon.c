@@ -1075,7 +1075,8 @@ static int daemon_xen_open(struct daemon *d, const struct daemon_opts *opts)
 	guest_sys_set_room(d->sys, daemon_room, d);
 	guest_sys_set_fast_path(d->sys, !opts->no_fast_path);
 	/* One completion context for every disk on libaio: one wakeup, one io_getevents(). */
-	if (opts->engine == BLK_ENGINE_AIO && daemon_blk_ctx_open(d) < 0)
+	if ((opts->engine == BLK_ENGINE_AIO || opts->engine == BLK_ENGINE_AUTO) &&
+	    daemon_blk_ctx_open(d) < 0)
 		log_warn("one aio context for all disks unavailable: each disk gets its own");
 	r = opts->state_dir ? drec_dir_open(opts->state_dir, &d->rec_dir) : 0;
 	if (r == -EBUSY)

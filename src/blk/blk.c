@@ -39,6 +39,8 @@ const char *blk_engine_name(enum blk_engine engine)
 		return "uring";
 	case BLK_ENGINE_NULL:
 		return "null";
+	case BLK_ENGINE_AUTO:
+		return "auto";
 	}
 	return "unknown";
 }
@@ -55,6 +57,8 @@ int blk_engine_parse(const char *s, enum blk_engine *ret_engine)
 		e = BLK_ENGINE_URING;
 	else if (!strcmp(s, "null"))
 		e = BLK_ENGINE_NULL;
+	else if (!strcmp(s, "auto"))
+		e = BLK_ENGINE_AUTO;
 	else
 		return -EINVAL;
 	*ret_engine = e;
@@ -400,14 +404,17 @@ static int blk_engine_start(struct blk_dev *dev, enum blk_engine engine)
 	case BLK_ENGINE_NULL:
 		dev->ops = &blk_null_ops;
 		break;
+	case BLK_ENGINE_AUTO:
+		return -EINVAL;		/* resolved by blk_open() */
 	}
 	return dev->ops->init(dev);
 }
 
 /* A member of a shared context gets its eventfd (and, libaio, its aio context); else its own. */
-static int blk_open_efd(struct blk_dev *dev, const struct blk_open_opts *opts)
+static int blk_open_efd(struct blk_dev *dev, const struct blk_open_opts *opts,
+			enum blk_engine engine)
 {
-	if (opts->ctx && opts->engine == BLK_ENGINE_AIO &&
+	if (opts->ctx && engine == BLK_ENGINE_AIO &&
 	    blk_aio_ctx_reserve(opts->ctx, dev->queue_depth)) {
 		dev->ctx = opts->ctx;
 		dev->efd = opts->ctx->efd;
@@ -417,21 +424,48 @@ static int blk_open_efd(struct blk_dev *dev, const struct blk_open_opts *opts)
 	return dev->efd < 0 ? -errno : 0;
 }
 
+/* Open @path into dev->fd (O_DIRECT where asked and taken) and fill dev->info; nothing kept on error. */
+static int blk_open_backing(struct blk_dev *dev, const char *path, const struct blk_open_opts *opts,
+			    const char **ret_why)
+{
+	bool direct = opts->direct_io_safe && opts->engine != BLK_ENGINE_NULL;
+	const char *why = NULL;
+	struct stat st;
+	int r;
+
+	r = blk_open_fd(path, opts->read_only, direct, &dev->fd, &st, &why);
+	if (r == -EINVAL && direct) {
+		/* The file system refuses O_DIRECT at open: go through the page cache. */
+		direct = false;
+		r = blk_open_fd(path, opts->read_only, false, &dev->fd, &st, &why);
+	}
+	if (r < 0 && why && ret_why)
+		*ret_why = why;
+	if (r < 0)
+		return r;
+	r = blk_fill_info(dev, &st, opts->read_only, direct);
+	if (r < 0) {
+		close(dev->fd);
+		return r;
+	}
+	dev->info.st_dev = st.st_dev;
+	dev->info.st_ino = st.st_ino;
+	return 0;
+}
+
 int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev,
 	     const char **ret_why)
 {
-	static const struct blk_open_opts default_opts = { .engine = BLK_ENGINE_AIO };
-	const char *why = NULL;
+	static const struct blk_open_opts default_opts = { .engine = BLK_ENGINE_AUTO };
+	enum blk_engine engine;
 	struct blk_dev *dev;
-	struct stat st;
-	bool direct;
 	int r;
 
 	if (!opts)
 		opts = &default_opts;
 	/* The engine comes from configuration: an out-of-range value is refused, not asserted. */
 	if (!path || opts->queue_depth > BLK_QUEUE_DEPTH_MAX ||
-	    (unsigned int)opts->engine > (unsigned int)BLK_ENGINE_NULL)
+	    (unsigned int)opts->engine > (unsigned int)BLK_ENGINE_AUTO)
 		return -EINVAL;
 
 	dev = calloc(1, sizeof(*dev));
@@ -443,25 +477,14 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	dev->bounce_budget = opts->bounce_budget ? opts->bounce_budget : BLK_BOUNCE_BUDGET_DEFAULT;
 	dev->submit_batch = opts->submit_batch;
 
-	direct = opts->direct_io_safe && opts->engine != BLK_ENGINE_NULL;
-	r = blk_open_fd(path, opts->read_only, direct, &dev->fd, &st, &why);
-	if (r == -EINVAL && direct) {
-		/* The file system refuses O_DIRECT at open: go through the page cache. */
-		direct = false;
-		r = blk_open_fd(path, opts->read_only, false, &dev->fd, &st, &why);
-	}
-	if (r < 0 && why && ret_why)
-		*ret_why = why;
+	r = blk_open_backing(dev, path, opts, ret_why);
 	if (r < 0)
 		goto err_free;
 
-	r = blk_fill_info(dev, &st, opts->read_only, direct);
-	if (r < 0)
-		goto err_close_fd;
-	dev->info.st_dev = st.st_dev;
-	dev->info.st_ino = st.st_ino;
-
-	r = blk_open_efd(dev, opts);
+	engine = opts->engine;
+	if (engine == BLK_ENGINE_AUTO)
+		engine = dev->info.direct ? BLK_ENGINE_AIO : BLK_ENGINE_URING;
+	r = blk_open_efd(dev, opts, engine);
 	if (r < 0)
 		goto err_close_fd;
 
@@ -473,7 +496,7 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
 	if (r < 0)
 		goto err_free_ios;
 
-	r = blk_engine_start(dev, opts->engine);
+	r = blk_engine_start(dev, engine);
 	if (r < 0)
 		goto err_cond;
 

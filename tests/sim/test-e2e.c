@@ -1524,11 +1524,29 @@ static void test_status_recent_io(void **state)
 	assert_non_null(strstr(out, "last minute: read idle; write idle\n"));
 }
 
+/*
+ * The default engine, auto: libaio for a disk opened with O_DIRECT, io_uring
+ * through the page cache.  @dio: the disk line said direct-io-safe (where
+ * the test's file system refuses O_DIRECT, the disk is not direct).
+ */
+static void status_engine_fits(struct json_object *disk, bool dio)
+{
+	struct json_object *direct, *engine;
+
+	assert_true(json_object_object_get_ex(disk, "direct", &direct));
+	assert_true(json_object_object_get_ex(disk, "engine", &engine));
+	if (!dio)
+		assert_false(json_object_get_boolean(direct));
+	assert_string_equal(json_object_get_string(engine),
+			    json_object_get_boolean(direct) ? "aio" : "uring");
+}
+
 static void test_status_two_guests(void **state)
 {
 	char a[128], b[128], c[128], s1[384], s2[256], cmd[384], out[4096], *js;
 	struct json_object *root, *guests, *g, *disks, *v;
 	uint32_t g1, g2;
+	bool db;
 	size_t n;
 	FILE *p;
 
@@ -1537,7 +1555,7 @@ static void test_status_two_guests(void **state)
 	make_image("c.img", 8, c, sizeof(c));
 	start_vblkd(NULL);
 	snprintf(s1, sizeof(s1), "name=web,vcpus=2,mem=32M,disk=%s:rw,disk=%s:ro", a, b);
-	snprintf(s2, sizeof(s2), "name=db,vcpus=1,mem=32M,disk=%s:rw", c);
+	snprintf(s2, sizeof(s2), "name=db,vcpus=1,mem=32M,disk=%s:rw:dio", c);
 	g1 = create(s1, NULL);
 	g2 = create(s2, NULL);
 	workload_ok(g1, "verify,ops=30");
@@ -1554,9 +1572,10 @@ static void test_status_two_guests(void **state)
 		assert_true(json_object_object_get_ex(g, "domid", &v));
 		assert_true(json_object_get_int(v) == (int)g1 || json_object_get_int(v) == (int)g2);
 		assert_true(json_object_object_get_ex(g, "disks", &disks));
-		assert_int_equal(json_object_array_length(disks),
-				 json_object_get_int(v) == (int)g1 ? 2 : 1);
+		db = json_object_get_int(v) == (int)g2;
+		assert_int_equal(json_object_array_length(disks), db ? 1 : 2);
 		v = json_object_array_get_idx(disks, 0);
+		status_engine_fits(v, db);
 		assert_true(json_object_object_get_ex(v, "read_bytes", &v));
 		assert_true(json_object_get_int64(v) > 0);
 	}

@@ -113,6 +113,56 @@ static void uring_fallback(void **state)
 	free(buf);
 }
 
+/*
+ * The default engine, auto: a disk opened with O_DIRECT gets libaio (and the
+ * shared aio context), one through the page cache io_uring; where io_uring is
+ * refused, libaio with the reason; the data is right on each.
+ */
+static void auto_engine_per_disk(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	struct blk_open_opts opts = { .engine = BLK_ENGINE_AUTO, .direct_io_safe = true };
+	static const struct {
+		bool direct_io_safe;
+		int uring_err;
+		enum blk_engine want;
+		bool in_ctx;
+	} cases[] = {
+		{ true, 0, BLK_ENGINE_AIO, true },
+		{ false, 0, BLK_ENGINE_URING, false },
+		{ false, -EPERM, BLK_ENGINE_AIO, false },	/* its own context, as asked for io_uring */
+	};
+	struct blk_ctx *bctx = NULL;
+	uint8_t *buf = NULL;
+
+	blk_suite_make_file(ctx, 64 * 1024, 33);
+	assert_int_equal(blk_ctx_new(&bctx), 0);
+	opts.ctx = bctx;
+	assert_int_equal(posix_memalign((void **)&buf, 4096, 8192), 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct blk_dev *dev = NULL;
+		const struct blk_info *info;
+
+		opts.direct_io_safe = cases[i].direct_io_safe;
+		blk_inject.uring_init_err = cases[i].uring_err;
+		assert_int_equal(blk_open(ctx->path, &opts, &dev, NULL), 0);
+		info = blk_get_info(dev);
+		assert_int_equal(info->direct, cases[i].direct_io_safe);
+		assert_int_equal(info->engine, cases[i].want);
+		assert_int_equal(info->engine_fallback_err, cases[i].uring_err);
+		/* Only an O_DIRECT device on libaio joins the shared aio context. */
+		assert_int_equal(blk_in_ctx(dev), cases[i].in_ctx);
+		memset(buf, 0x40 + (int)i, 4096);
+		assert_int_equal(blk_suite_io(dev, BLK_OP_WRITE, 4096 * i, buf, 4096), 0);
+		assert_int_equal(blk_suite_io(dev, BLK_OP_READ, 4096 * i, buf + 4096, 4096), 0);
+		assert_memory_equal(buf + 4096, buf, 4096);
+		blk_close(dev);
+	}
+	blk_inject.uring_init_err = 0;
+	blk_ctx_free(bctx);
+	free(buf);
+}
+
 /* io_uring_enter says EAGAIN with nothing in flight: the request still goes out, nothing waits forever. */
 static void uring_submit_eagain(void **state)
 {
@@ -185,6 +235,8 @@ int main(void)
 {
 	static enum blk_engine engine = BLK_ENGINE_URING;
 	const struct CMUnitTest extra[] = {
+		cmocka_unit_test_prestate_setup_teardown(auto_engine_per_disk, blk_suite_setup,
+							 blk_suite_teardown, NULL),
 		cmocka_unit_test_prestate_setup_teardown(uring_fallback, blk_suite_setup,
 							 blk_suite_teardown, &engine),
 		cmocka_unit_test_prestate_setup_teardown(uring_write_zeroes_refused_remembered,

@@ -59,7 +59,8 @@ static bool fd_readable(int fd)
 
 static void t_engine_names(void **state)
 {
-	static const enum blk_engine all[] = { BLK_ENGINE_AIO, BLK_ENGINE_URING, BLK_ENGINE_NULL };
+	static const enum blk_engine all[] = { BLK_ENGINE_AIO, BLK_ENGINE_URING, BLK_ENGINE_NULL,
+					       BLK_ENGINE_AUTO };
 	enum blk_engine e = BLK_ENGINE_NULL;
 	size_t i;
 
@@ -287,7 +288,8 @@ static void t_open_defaults(void **state)
 	close(fd);
 	assert_int_equal(blk_open(ctx->path, NULL, &dev, NULL), 0);
 	info = blk_get_info(dev);
-	assert_int_equal(info->engine, BLK_ENGINE_AIO);
+	/* The default, auto, gives a page-cache device io_uring (where the kernel allows it). */
+	assert_int_equal(info->engine, BLK_ENGINE_URING);
 	assert_int_equal(info->engine_fallback_err, 0);
 	assert_false(info->read_only);
 	assert_false(info->direct);
