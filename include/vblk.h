@@ -164,14 +164,18 @@ void vblk_complete_batch(struct vblk_dev *dev);
  * notify (vq_notify_off()): the next completion batch
  * (vblk_complete_batch()) looks at the ring instead.  If every request in
  * flight is slow, buffers added meanwhile wait; the device bounds that with
- * the owner's timer (set_timer()): 500 us after a queue goes quiet, doubling
- * to 64 ms while polls find nothing, at once after a pass that stopped on
- * its mapping budget.  vblk_poll() takes them now: returns how many buffers
+ * the owner's timer (set_timer()): 500 us after a queue goes quiet (a poll
+ * that finds nothing then asks the driver to notify again, so nothing added
+ * later waits for a timer), at once after a pass that stopped on its
+ * mapping budget.  vblk_poll() takes them now: returns how many buffers
  * it took; *ret_quiet (may be NULL) says whether a queue is still quiet.
  */
 unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet);
 
-/* The owner's timer fired: poll, and set the timer again (backing off) while a queue is quiet. */
+/*
+ * The owner's timer fired: poll; if that found buffers, set the timer again
+ * while a queue is quiet; if not, ask the driver to notify again.
+ */
 void vblk_timer_expired(struct vblk_dev *dev);
 
 /* Poll as soon as the loop has served what else is ready (e.g. the guest's mapping budget has room). */

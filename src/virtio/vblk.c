@@ -38,14 +38,12 @@
 /*
  * How long a buffer the driver added without notifying (the device asked it
  * not to while it had requests in flight) can wait when none of them
- * completes meanwhile: a slow flush, say.  While polls find nothing the
- * interval doubles, up to VBLK_POLL_MAX_US, so that disks whose backing
- * store hangs (a lost NFS server) do not each wake the daemon thousands of
- * times a second; a poll that finds buffers, or a new quiet spell, starts
- * again from VBLK_POLL_US.
+ * completes meanwhile: a slow flush, say.  A poll after this long that finds
+ * nothing asks the driver to notify again instead of polling on: a buffer it
+ * adds after that is taken at once, not at a later poll, and a disk whose
+ * backing store hangs (a lost NFS server) wakes the daemon no more.
  */
 #define VBLK_POLL_US 500u
-#define VBLK_POLL_MAX_US 64000u
 
 struct vblk_queue;
 struct vblk_pool;
@@ -116,7 +114,6 @@ struct vblk_dev {
 	struct log_ratelimit rl;
 	struct vblk_pool *orphans;	/* detached pools with requests in the backend */
 	bool polling;			/* the owner's timer is armed */
-	uint64_t poll_us;		/* its current interval */
 	bool busy_polling;		/* vblk_busy_poll_begin() .. _end(): the owner looks at the rings */
 };
 
@@ -682,19 +679,38 @@ static void poll_arm(struct vblk_dev *dev, uint64_t us)
 	dev->polling = dev->bops->set_timer && dev->bops->set_timer(dev->be, us) == 0;
 }
 
-/* A queue stopped asking for notifications: a new quiet spell starts from the short interval. */
+/* A queue stopped asking for notifications: the timer bounds how long a buffer may wait. */
 static void poll_quiet(struct vblk_dev *dev)
 {
-	if (dev->polling && dev->poll_us == VBLK_POLL_US)
-		return;
-	dev->poll_us = VBLK_POLL_US;
-	poll_arm(dev, dev->poll_us);
+	if (!dev->polling)
+		poll_arm(dev, VBLK_POLL_US);
 }
 
 void vblk_poll_soon(struct vblk_dev *dev)
 {
-	dev->poll_us = VBLK_POLL_US;
 	poll_arm(dev, 0);
+}
+
+/*
+ * The requests in flight are slow: ask the driver to notify again for every
+ * quiet queue (unless the owner's busy polling looks at the rings), taking
+ * what it added meanwhile.
+ */
+static void poll_give_up(struct vblk_dev *dev)
+{
+	unsigned int taken = 0;
+
+	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
+		struct vblk_queue *q = &dev->queues[i];
+
+		if (!q->quiet)
+			continue;
+		q->quiet = false;
+		if (q->vq && !dev->busy_polling && vq_notify_on(q->vq))
+			taken += process_queue(q);
+	}
+	if (taken)
+		vblk_publish(dev);
 }
 
 void vblk_timer_expired(struct vblk_dev *dev)
@@ -708,12 +724,9 @@ void vblk_timer_expired(struct vblk_dev *dev)
 	if (!quiet || dev->polling)
 		return;
 	if (taken)
-		dev->poll_us = VBLK_POLL_US;
-	else if (dev->poll_us * 2 > VBLK_POLL_MAX_US)
-		dev->poll_us = VBLK_POLL_MAX_US;
+		poll_arm(dev, VBLK_POLL_US);
 	else
-		dev->poll_us *= 2;
-	poll_arm(dev, dev->poll_us);
+		poll_give_up(dev);
 }
 
 /* Mapped bytes and mappings a request cost (its header read counted as one more). */
@@ -1221,7 +1234,6 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 	dev->be = be;
 	dev->writeback = dev->info.write_cache ? 1 : 0;
 	dev->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
-	dev->poll_us = VBLK_POLL_US;
 	dev->queues = calloc(dev->cfg.num_queues, sizeof(*dev->queues));
 	if (!dev->queues) {
 		r = -ENOMEM;
