@@ -57,7 +57,7 @@ struct options {
 /* --poll-us: QEMU's IOThread polls up to 32 us by default (poll-max-ns); a trap costs more. */
 #define POLL_US_MAX 1000u
 #ifndef POLL_US_DEFAULT
-#define POLL_US_DEFAULT 0u
+#define POLL_US_DEFAULT 32u
 #endif
 
 static void usage(FILE *f)
