@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,11 +55,32 @@ struct options {
 	struct vhost_export_cfg vhost[VHOST_EXPORTS_MAX];
 };
 
-/* --poll-us: QEMU's IOThread polls up to 32 us by default (poll-max-ns); a trap costs more. */
+/*
+ * --poll-us: QEMU's IOThread polls up to 32 us by default (poll-max-ns).
+ * Polling spends a CPU other work could use: by default only where vblkd
+ * may run on POLL_MIN_CPUS or more (see vblkd(8)).
+ */
 #define POLL_US_MAX 1000u
-#ifndef POLL_US_DEFAULT
-#define POLL_US_DEFAULT 32u
-#endif
+#define POLL_US_UNSET UINT32_MAX
+#define POLL_US_BIG_HOST 32u
+#define POLL_MIN_CPUS 4
+
+/* The CPUs this process may run on (sched_getaffinity()); 1 if it cannot tell. */
+static unsigned int cpus_available(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	n = CPU_COUNT(&set);
+	return n > 0 ? (unsigned int)n : 1;
+}
+
+static unsigned int poll_us_default(void)
+{
+	return cpus_available() >= POLL_MIN_CPUS ? POLL_US_BIG_HOST : 0;
+}
 
 static void usage(FILE *f)
 {
@@ -81,8 +103,8 @@ static void usage(FILE *f)
 		"                            serve PATH to a vhost-user front end on SOCKET\n"
 		"                            (repeatable; without Xen, these alone are served)\n"
 		"      --poll-us=N           busy-poll the rings for up to N microseconds before\n"
-		"                            sleeping, adapted to the load (0..%u, default %u;\n"
-		"                            0: never)\n"
+		"                            sleeping, adapted to the load (0..%u; default %u\n"
+		"                            with %u or more CPUs available, else 0: never)\n"
 		"      --no-fast-path        never use the kernel fast path (privcmd ioeventfd\n"
 		"                            and irqfd, Linux 6.7+): every QueueNotify and\n"
 		"                            interrupt through vblkd (default: where available)\n"
@@ -99,7 +121,7 @@ static void usage(FILE *f)
 		"\n"
 		"See vblkd(8).\n",
 		VBLK_MAX_QUEUES, BLK_QUEUE_DEPTH_MAX, BLK_QUEUE_DEPTH_DEFAULT, POLL_US_MAX,
-		POLL_US_DEFAULT);
+		POLL_US_BIG_HOST, POLL_MIN_CPUS);
 }
 
 /* A whole decimal number in [min, max], or a usage error naming the option. */
@@ -510,7 +532,7 @@ int main(int argc, char **argv)
 			.backend_domid = DAEMON_DOMID_SELF,
 			.engine = BLK_ENGINE_AUTO,
 			.queues = 1,
-			.poll_us = POLL_US_DEFAULT,
+			.poll_us = POLL_US_UNSET,
 		},
 	};
 	struct daemon *d = NULL;
@@ -525,6 +547,8 @@ int main(int argc, char **argv)
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r > 0 ? EXIT_SUCCESS : EXIT_USAGE;
+	if (o.daemon.poll_us == POLL_US_UNSET)
+		o.daemon.poll_us = poll_us_default();
 	if (o.status)
 		return show_status(&o);
 	if (o.release)

@@ -973,7 +973,9 @@ bool vblk_busy_poll(struct vblk_dev *dev)
 	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
 		struct vblk_queue *q = &dev->queues[i];
 
-		if (q->vq && !q->stalled && virtio_dev_running(dev->vdev) && vq_has_avail(q->vq))
+		/* A queue waiting for the backend's room or the guest's mapping budget is not polled. */
+		if (q->vq && !q->stalled && !q->map_wait && !q->backlog &&
+		    virtio_dev_running(dev->vdev) && vq_has_avail(q->vq))
 			taken += process_queue(q);
 	}
 	if (taken)

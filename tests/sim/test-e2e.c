@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -1524,6 +1525,14 @@ static void test_status_recent_io(void **state)
 	assert_non_null(strstr(out, "last minute: read idle; write idle\n"));
 }
 
+static int cpus_available(void)
+{
+	cpu_set_t set;
+
+	assert_int_equal(sched_getaffinity(0, sizeof(set), &set), 0);
+	return CPU_COUNT(&set);
+}
+
 /*
  * The default engine, auto: libaio for a disk opened with O_DIRECT, io_uring
  * through the page cache.  @dio: the disk line said direct-io-safe (where
@@ -1565,6 +1574,9 @@ static void test_status_two_guests(void **state)
 	js = status_json();
 	root = json_tokener_parse(js);
 	assert_non_null(root);
+	/* Busy polling by default only where vblkd may use 4 CPUs or more. */
+	assert_true(json_object_object_get_ex(root, "poll_max_us", &v));
+	assert_int_equal(json_object_get_int(v), cpus_available() >= 4 ? 32 : 0);
 	assert_true(json_object_object_get_ex(root, "guests", &guests));
 	assert_int_equal(json_object_array_length(guests), 2);
 	for (n = 0; n < 2; n++) {
