@@ -138,7 +138,7 @@ def parse_bench(report):
     return rows
 
 
-def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True):
+def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, extra=()):
     """Run xensim with @guests and @workload against a fresh vblkd-sim; returns a result dict."""
     sock = os.path.join(tmp, "sim.sock")
     ctl = os.path.join(tmp, "ctl.sock")
@@ -162,7 +162,7 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True):
         xs.wait()
         raise RuntimeError("xensim did not start")
     cmd = [os.path.join(BUILD, "vblkd-sim"), "--foreground", "--engine=" + engine,
-           "--control-socket=" + ctl, "--log-level=err"] + VBLKD_ARGS
+           "--control-socket=" + ctl, "--log-level=err"] + VBLKD_ARGS + list(extra)
     if wrapper:
         cmd = wrapper + cmd
     vb = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -299,12 +299,12 @@ def perf_works():
     return PERF_OK
 
 
-def syscalls_per_request(tmp, engine, guests, workload, tag):
+def syscalls_per_request(tmp, engine, guests, workload, tag, extra=()):
     """The daemon's system calls (all its threads) per guest request, over a whole run."""
     if not perf_works():
         return None
     out = os.path.join(tmp, "perf.txt")
-    r = run_vblkd(tmp, engine, guests, workload, tag=tag + " syscalls",
+    r = run_vblkd(tmp, engine, guests, workload, tag=tag + " syscalls", extra=extra,
                   wrapper=["perf", "stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-o", out, "--"])
     try:
         with open(out) as f:
@@ -405,6 +405,11 @@ def main():
             ("8 disks 128k read QD8", "read", 131072, 8, many, multi, mspan),
             ("page cache 4k randread QD32", "randread", 4096, 32, pc, [cached], span),
             ("page cache 4k randwrite QD32", "randwrite", 4096, 32, pc, [cached], span),
+            # Busy polling, off by default on hosts of fewer than 4 CPUs (vblkd(8), --poll-us).
+            ("page cache 4k randread QD32, --poll-us=32", "randread", 4096, 32, pc, [cached], span,
+             ["--poll-us=32"]),
+            ("page cache 4k randwrite QD32, --poll-us=32", "randwrite", 4096, 32, pc, [cached],
+             span, ["--poll-us=32"]),
         ]
         if a.only:
             points = [p for p in points if a.only in p[0]]
@@ -412,13 +417,15 @@ def main():
         if idle.startswith("SCHED_IDLE"):
             spinners = start_spinners()
         results = []
-        for name, rw, bs, qd, guests, files, size in points:
+        for point in points:
+            name, rw, bs, qd, guests, files, size = point[:7]
+            extra = point[7] if len(point) > 7 else []
             log(f"bench: {name}")
             wl = f"bench,rw={rw},bs={bs},qd={qd},time={t_ms},span={size}"
             # Alternate vblkd and fio so that both see the same stretch of a noisy machine.
             vs, fs = [], []
             for _ in range(max(a.repeat, 1)):
-                v = run_vblkd(tmp, a.engine, guests, wl, tag=name)
+                v = run_vblkd(tmp, a.engine, guests, wl, tag=name, extra=extra)
                 if v["rows"]:
                     v["agg"] = aggregate(v["rows"])
                     v["cpu_per_mreq"] = v["cpu"] / v["reqs"] * 1e6 if v["reqs"] else None
@@ -429,7 +436,7 @@ def main():
                         fs.append(f)
             n = None
             if not a.vblkd_only:
-                n = run_vblkd(tmp, "null", guests, wl + ",check=0", tag=name)
+                n = run_vblkd(tmp, "null", guests, wl + ",check=0", tag=name, extra=extra)
             v = median_by_iops(vs, lambda x: x["agg"]["iops"])
             f = median_by_iops(fs, lambda x: x["iops"])
             pair = [x["agg"]["iops"] / y["iops"] for x, y in zip(vs, fs) if y["iops"]]
@@ -441,7 +448,8 @@ def main():
                             "ratio_range": (min(pair), max(pair)) if pair else None,
                             "runs": len(vs)})
             r = results[-1]
-            r["syscalls"] = syscalls_per_request(tmp, a.engine, guests, wl, name) if not a.vblkd_only else None
+            r["syscalls"] = (syscalls_per_request(tmp, a.engine, guests, wl, name, extra)
+                             if not a.vblkd_only else None)
             # Tails side by side: vblkd's p99 over fio's, of the median runs.
             r["p99_ratio"] = (r["vblkd"]["lat_p99_us"] / f["lat_p99_us"]
                               if r["vblkd"] and f and f["lat_p99_us"] else None)
