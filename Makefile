@@ -129,6 +129,8 @@ TESTLIB := $(BUILD)/libvblkd-test.a
 VBLKD := $(BUILD)/vblkd
 VBLKD_SIM := $(BUILD)/vblkd-sim
 XENSIM := $(BUILD)/xensim
+# A vhost-user-blk front end (load generator, reconnect checker): no project code, libc only.
+VU_LOAD := $(BUILD)/vu-load
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 XEN_UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(XEN_UNIT_SRCS))
 CORE_UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(CORE_UNIT_SRCS))
@@ -144,7 +146,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 	pkgcheck-core unit-core
 .DEFAULT_GOAL := all
 
-all: $(CORE_LIB) $(XEN_LIB) $(VBLKD) $(VBLKD_SIM) $(XENSIM) $(TEST_BINS)
+all: $(CORE_LIB) $(XEN_LIB) $(VBLKD) $(VBLKD_SIM) $(XENSIM) $(VU_LOAD) $(TEST_BINS)
 
 help:
 	@echo 'Targets:'
@@ -210,6 +212,10 @@ $(BUILD)/vblkd-sim: $(MAIN_OBJ) $(XEN_LIB) $(CORE_LIB) $(SIM_LIB) | pkgcheck
 $(BUILD)/xensim: $(SIMTOOL_OBJS) $(SIM_LIB) $(CORE_LIB) | pkgcheck
 	$(quiet) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+$(VU_LOAD): $(BUILD)/obj/tests/vhost/vu-load.o
+	$(quiet) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 # Unit tests of src/core, src/virtio and src/blk: the core alone, no Xen (tests/shell/test-core-without-xen.sh).
 $(CORE_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB) $(CORE_LIB) | pkgcheck-core
