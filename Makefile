@@ -153,7 +153,7 @@ help:
 	@echo '  all        build vblkd, vblkd-sim, the simulator and the tests (default)'
 	@echo '  check      install missing packages, build, run every test (SANITIZE=1 for ASan+UBSan)'
 	@echo '  demo       install missing packages, run vblkd on the built-in Xen simulator'
-	@echo '  bench      vblkd on the simulator beside raw fio on the same file'
+	@echo '  bench      vblkd on the simulator beside raw fio, over vhost-user beside qemu-storage-daemon'
 	@echo '  fuzz       run each libFuzzer target for FUZZ_TIME seconds (default $(FUZZ_TIME))'
 	@echo '  install    install to DESTDIR/PREFIX (default $(PREFIX)); uninstall removes it'
 	@echo '  deb        build/deb/vblkd_$(VERSION)_<arch>.deb (deb-arm64: cross-built for arm64)'
@@ -303,8 +303,10 @@ bench:
 	$(Q)$(MAKE) --no-print-directory bench-run
 
 # Like the demo: only the binaries scripts/bench.py runs (its profile has no test libraries).
-bench-run: $(DEMO_BINS)
-	$(Q)BUILD=$(BUILD) scripts/bench.sh
+# BENCH_ARGS: scripts/bench.py's options, e.g. BENCH_ARGS='--only vhost' (vhost-user beside
+# qemu-storage-daemon alone; vblkd and tests/vhost/vu-load are built for those).
+bench-run: $(DEMO_BINS) $(VBLKD) $(VU_LOAD)
+	$(Q)BUILD=$(BUILD) scripts/bench.sh $(BENCH_ARGS)
 
 # ---------------------------------------------------------------------------
 # Install
