@@ -9,7 +9,7 @@
  * usage: vu-load --socket=SOCK [--rw=randread|randwrite|read|write] [--bs=4096] [--qd=1]
  *                [--time=SECONDS] [--span=BYTES] [--poll] [--no-inflight] [--cpu-pid=PID]
  *                [--reconnect=SECONDS] [--disconnect-every=MS] [--file=PATH] [--no-stamp]
- * Prints one JSON object on stdout; exit 0 if every request completed exactly once with the right
+ * SIGUSR1 ends the timed phase early.  Prints one JSON object on stdout; exit 0 if every request completed exactly once with the right
  * data, 1 on a wrong byte, a lost, repeated or failed request or a protocol error, 2 on usage.
  */
 #include <errno.h>
@@ -20,6 +20,7 @@
 #include <linux/virtio_config.h>
 #include <linux/virtio_ring.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -99,6 +100,7 @@ struct gen {
 	uint64_t features, protocol, infl_size, capacity;
 	uint32_t seg_size;
 	unsigned int reconnects;
+	uint64_t orphaned;		/* requests in flight when a back end went away, all told */
 	/* memory: one memfd, shared, GPA = offset */
 	int memfd;
 	uint8_t *mem;
@@ -123,6 +125,14 @@ struct gen {
 	double cpu0;
 	uint64_t last_drop;
 };
+
+/* SIGUSR1: the timed phase ends now (a test that decides when it has seen enough). */
+static volatile sig_atomic_t stop_now;
+
+static void on_usr1(int sig)
+{
+	stop_now = 1;
+}
 
 static uint64_t now_ns(void)
 {
@@ -573,6 +583,7 @@ static void reconnect(struct gen *g, const char *why)
 	if (g->reconnect_s <= 0)
 		die("the back end %s with %u requests in flight", why, g->busy);
 	g->reconnects++;
+	g->orphaned += g->busy;
 	vu_connect(g, g->reconnect_s);
 	/* The new back end looks at the ring once by itself; a kick costs nothing and covers a lazy one. */
 	if (write(g->kick, &one, sizeof(one)) != sizeof(one))
@@ -639,7 +650,7 @@ struct phase_ctl {
 static bool next_block(struct gen *g, const struct phase_ctl *pc, enum op *op, uint64_t *block)
 {
 	if (pc->ph == PH_TIMED) {
-		if (now_ns() >= pc->deadline)
+		if (stop_now || now_ns() >= pc->deadline)
 			return false;
 		*op = g->write ? OP_WRITE : OP_READ;
 		for (unsigned int tries = 0; tries < 4 * g->nblocks; tries++) {
@@ -756,11 +767,11 @@ static void report(struct gen *g, double secs, double cpu)
 	printf("{\"rw\": \"%s%s\", \"bs\": %u, \"qd\": %u, \"seconds\": %.3f, \"ops\": %" PRIu64
 	       ", \"iops\": %.1f, \"mbps\": %.2f, \"lat_p50_us\": %.1f, \"lat_p99_us\": %.1f, "
 	       "\"lat_mean_us\": %.1f, \"backend_cpu_s\": %.3f, \"cpu_us_per_req\": %.3f, "
-	       "\"reconnects\": %u, \"inflight_region\": %s, \"event_idx\": %s}\n",
+	       "\"reconnects\": %u, \"in_flight_at_disconnects\": %" PRIu64 ", \"inflight_region\": %s, \"event_idx\": %s}\n",
 	       g->rnd ? "rand" : "", g->write ? "write" : "read", g->bs, g->qd, secs, g->ops,
 	       g->ops / secs, g->bytes / secs / 1e6, pct_us(g, 0.5), pct_us(g, 0.99),
 	       g->nlat ? sum / (double)g->nlat : 0, cpu, g->ops ? cpu / (double)g->ops * 1e6 : 0,
-	       g->reconnects, g->protocol & (1ull << VU_PROTO_INFLIGHT) ? "true" : "false",
+	       g->reconnects, g->orphaned, g->protocol & (1ull << VU_PROTO_INFLIGHT) ? "true" : "false",
 	       g->features & (1ull << VIRTIO_RING_F_EVENT_IDX) ? "true" : "false");
 }
 
@@ -860,6 +871,7 @@ int main(int argc, char **argv)
 	double cpu0, secs;
 
 	parse(&g, argc, argv);
+	signal(SIGUSR1, on_usr1);
 	mem_setup(&g);
 	setup(&g);
 	/* Reads need known contents: stamp the span first (untimed). */
