@@ -273,8 +273,12 @@ static volatile uint16_t *avail_event(struct gen *g)
 
 static int vu_features(struct gen *g)
 {
+	/*
+	 * FLUSH as Linux's driver takes it: without it the device must write
+	 * through (§5.2.5: writeback only if FLUSH is negotiated), a sync per write.
+	 */
 	uint64_t f, want = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_RING_F_EVENT_IDX) |
-			   (1ull << VU_F_PROTOCOL_FEATURES);
+			   (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VU_F_PROTOCOL_FEATURES);
 	uint64_t p, pwant = (1ull << VU_PROTO_CONFIG) | (g->inflight_ok ? 1ull << VU_PROTO_INFLIGHT : 0);
 
 	if (vu_get_u64(g, VU_GET_FEATURES, &f) < 0)
