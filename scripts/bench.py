@@ -342,13 +342,22 @@ def wait_socket(proc, sock, what):
     return False
 
 
-def start_backend(which, tmp, path, direct):
+def vhost_engine(a, direct):
+    """vblkd's engine for a vhost-user point: --vhost-engine, or auto: io_uring through the page cache
+    (a cached read or write completes inside io_uring_enter, no worker thread), libaio with O_DIRECT."""
+    if a.vhost_engine != "auto":
+        return a.vhost_engine
+    return "aio" if direct else "uring"
+
+
+def start_backend(which, tmp, path, direct, engine):
     """vblkd or qemu-storage-daemon serving @path on a fresh socket; returns (Popen, socket)."""
     sock = os.path.join(tmp, which + ".sock")
     if os.path.exists(sock):
         os.unlink(sock)
     if which == "vblkd":
         cmd = [os.path.join(BUILD, "vblkd"), "--foreground", "--state-dir=", "--log-level=err",
+               "--engine=" + engine,
                "--control-socket=" + os.path.join(tmp, "ctl.sock"),
                f"--vhost-user={sock},path={path}" + (",direct" if direct else "")]
     else:
@@ -366,9 +375,10 @@ def start_backend(which, tmp, path, direct):
     return p, sock
 
 
-def run_vu_load(which, tmp, path, direct, rw, bs, qd, runtime, tag):
+def run_vu_load(which, tmp, path, direct, engine, point, runtime, tag):
     """One run of vu-load against a fresh back end; its JSON figures, or None (recorded as a failure)."""
-    p, sock = start_backend(which, tmp, path, direct)
+    _, rw, bs, qd = point
+    p, sock = start_backend(which, tmp, path, direct, engine)
     if not p:
         FAILURES.append(f"vhost {tag} {which}: did not start")
         return None
@@ -394,19 +404,19 @@ def run_vhost(a, tmp, only):
     make_file(path, int(a.vhost_span.rstrip("Mm")) << 20)
     results = []
     for direct in (False, True):
-        for name, rw, bs, qd in VHOST_POINTS:
-            name = f"vhost {name} {'O_DIRECT' if direct else 'page cache'}"
+        for point in VHOST_POINTS:
+            name = f"vhost {point[0]} {'O_DIRECT' if direct else 'page cache'}"
             if only and only not in name:
                 continue
             log(f"bench: {name}")
             runs = {"vblkd": [], "qsd": []}
             for _ in range(max(a.repeat, 1)):
                 for which in ("vblkd", "qsd"):
-                    x = run_vu_load(which, tmp, path, direct, rw, bs, qd, a.time, name)
+                    x = run_vu_load(which, tmp, path, direct, vhost_engine(a, direct), point, a.time, name)
                     if x:
                         runs[which].append(x)
             pairs = list(zip(runs["vblkd"], runs["qsd"]))
-            results.append({"name": name, "runs": runs,
+            results.append({"name": name, "runs": runs, "engine": vhost_engine(a, direct),
                             "vblkd": median_by_iops(runs["vblkd"], lambda x: x["iops"]),
                             "qsd": median_by_iops(runs["qsd"], lambda x: x["iops"]),
                             "iops_ratios": sorted(v["iops"] / q["iops"] for v, q in pairs if q["iops"]),
@@ -427,7 +437,7 @@ def print_vhost(results):
             miss.append("IOPS")
         if cr and med(cr) > 0.8:
             miss.append("CPU")
-        print(f"| {r['name']} | {fmt(v and v['iops'])} | {fmt(q and q['iops'])} "
+        print(f"| {r['name']} ({r['engine']}) | {fmt(v and v['iops'])} | {fmt(q and q['iops'])} "
               f"| {fmt(med(ir), 2)} ({fmt(ir and ir[0], 2)}..{fmt(ir and ir[-1], 2)}) "
               f"| {fmt(v and v['cpu_us_per_req'], 1)} | {fmt(q and q['cpu_us_per_req'], 1)} "
               f"| {fmt(med(cr), 2)} ({fmt(cr and cr[0], 2)}..{fmt(cr and cr[-1], 2)}) "
@@ -436,7 +446,7 @@ def print_vhost(results):
               f"| {'missed: ' + ', '.join(miss) if miss else ('met' if ir and cr else '-')} |")
     print()
     print("vhost-user: tests/vhost/vu-load (a split-ring vhost-user-blk front end, EVENT_IDX, every byte checked) "
-          "against vblkd --vhost-user (engine aio; ',direct' for O_DIRECT) and qemu-storage-daemon "
+          "against vblkd --vhost-user (engine in brackets; ',direct' for O_DIRECT) and qemu-storage-daemon "
           "(--blockdev file, cache.direct=on with aio=native, or off with aio=threads) on the same file, "
           "alternating, a fresh back end per run.  CPU us/req: the back end's utime+stime (/proc/PID/stat, "
           "all threads) over the timed phase, per request.  Ratios are vblkd over qemu-storage-daemon, "
@@ -458,6 +468,9 @@ def main():
     ap.add_argument("--span", default="256M", help="size of the single-disk file in MiB, e.g. 256M (default)")
     ap.add_argument("--only", help="run only the workloads whose name contains this ('vhost': the "
                                    "vhost-user ones beside qemu-storage-daemon only)")
+    ap.add_argument("--vhost-engine", default="auto",
+                    help="vblkd's engine for the vhost-user points (default auto: uring through the page "
+                         "cache, aio with O_DIRECT)")
     ap.add_argument("--vhost-span", default="64M", help="size of the vhost-user file in MiB (default 64M)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--engine", default="aio", help="vblkd's engine for the measured runs (aio, uring)")
