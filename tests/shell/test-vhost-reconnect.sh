@@ -29,16 +29,26 @@ sock=$dir/disk.sock
 img=$dir/disk.img
 truncate -s 16M "$img"
 
-vblkd_start() {	# [export options]
+# count PATTERN: lines of vblkd's log (every instance of this scenario) that match.
+count() { grep -c "$1" "$dir/vblkd.log" || true; }
+
+# wait_log PATTERN N: until more than N lines match (vblkd logs each step once).
+wait_log() {
+	for _ in $(seq 400); do
+		[ "$(count "$1")" -gt "$2" ] && return 0
+		kill -0 "$vpid" 2>/dev/null || fail "vblkd exited"
+		sleep 0.05
+	done
+	fail "vblkd did not log '$1' in 20 s"
+}
+
+vblkd_start() {	# [export options]: a new vblkd, listening
+	local n
+	n=$(count "vblkd .* started")
 	"$VBLKD" --foreground --state-dir= --log-level=info --control-socket="$dir/control" \
 		--vhost-user="$sock,path=$img$1" >> "$dir/vblkd.log" 2>&1 &
 	vpid=$!
-	for _ in $(seq 200); do
-		grep -q "started" <(tail -n 3 "$dir/vblkd.log") && [ -S "$sock" ] && return 0
-		kill -0 "$vpid" 2>/dev/null || fail "vblkd exited at start"
-		sleep 0.05
-	done
-	fail "vblkd did not listen on $sock"
+	wait_log "vblkd .* started" "$n"
 }
 
 # field NAME: a number from vu-load's JSON report.
@@ -63,14 +73,19 @@ load_wait() {	# the front end's verdict: every request done once, every block ri
 # 1. vblkd killed -9 four times under the writes, restarted each time on the same socket.
 for opts in "" ",direct"; do
 	: > "$dir/vblkd.log"
+	n=0
 	vblkd_start "$opts"
 	load 60
 	for _ in 1 2 3 4; do
-		sleep 0.7
+		# Each kill hits a device that runs the front end's writes.
+		wait_log "device started" "$n"
+		n=$(count "device started")
+		sleep 0.5
 		kill -9 "$vpid"
 		wait "$vpid" 2>/dev/null || true
 		vblkd_start "$opts"
 	done
+	wait_log "device started" "$n"
 	sleep 0.5
 	kill -USR1 "$lpid"
 	load_wait
@@ -79,7 +94,7 @@ for opts in "" ",direct"; do
 	[ "$(field in_flight_at_disconnects)" -gt 0 ] || fail "no request was in flight at any kill"
 	grep -q "requests in flight taken again" "$dir/vblkd.log" ||
 		fail "no restarted vblkd took requests from the inflight region"
-	echo "ok: vblkd killed 4 times under QD32 writes$opts: $(field ops) writes, $(field in_flight_at_disconnects) in flight at the kills, none lost"
+	echo "ok: vblkd killed 4 times under QD32 writes${opts:+ (export $opts)}: $(field ops) writes, $(field in_flight_at_disconnects) in flight at the kills, none lost"
 	kill "$vpid"
 	wait "$vpid" 2>/dev/null || true
 	vpid=''
