@@ -12,6 +12,7 @@
  * SIGUSR1 ends the timed phase early.  Prints one JSON object on stdout; exit 0 if every request completed exactly once with the right
  * data, 1 on a wrong byte, a lost, repeated or failed request or a protocol error, 2 on usage.
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -121,9 +122,8 @@ struct gen {
 	/* measurements */
 	uint32_t *lat;
 	size_t nlat, lat_cap;
-	uint64_t ops, bytes, errors;
-	double cpu0;
-	uint64_t last_drop;
+	uint64_t ops, bytes;
+	uint64_t last_drop;		/* --disconnect-every: when the front end last left */
 };
 
 /* SIGUSR1: the timed phase ends now (a test that decides when it has seen enough). */
@@ -313,7 +313,10 @@ static int vu_config(struct gen *g)
 	memcpy(&g->capacity, rep.cfg.data, 8);
 	memcpy(&size_max, rep.cfg.data + 8, 4);
 	memcpy(&seg_max, rep.cfg.data + 12, 4);
-	g->capacity *= SECTOR;
+	/* virtio-blk's config space is little-endian (§5.2.4). */
+	g->capacity = le64toh(g->capacity) * SECTOR;
+	size_max = le32toh(size_max);
+	seg_max = le32toh(seg_max);
 	/* Data in pieces of at most size_max (a page multiple), within seg_max and the ring. */
 	g->seg_size = size_max >= 4096 && size_max < g->bs ? size_max & ~4095u : g->bs;
 	g->dps = 2 + (g->bs + g->seg_size - 1) / g->seg_size;
@@ -353,7 +356,7 @@ static int vu_rings(struct gen *g)
 	struct { uint32_t index, flags; uint64_t desc, used, avail, log; } a = {
 		0, 0, (uintptr_t)g->desc, (uintptr_t)g->used, (uintptr_t)g->avail, 0 };
 	uint64_t idx = 0;
-	uint16_t used = __atomic_load_n(&g->used->idx, __ATOMIC_ACQUIRE);
+	uint16_t used = le16toh(__atomic_load_n(&g->used->idx, __ATOMIC_ACQUIRE));
 
 	if (vu_send(g, VU_SET_MEM_TABLE, &mt, sizeof(mt), &g->memfd, 1) < 0 ||
 	    vu_state(g, VU_SET_VRING_NUM, QSIZE) < 0 ||
@@ -452,6 +455,14 @@ static uint64_t rng_next(struct gen *g)
 }
 
 /* Build slot @s's chain (header, data in pieces, status) and put its head in the available ring. */
+/* One descriptor, in the ring's little-endian order (§2.7.5). */
+static void put_desc(struct gen *g, unsigned int d, const void *p, uint32_t len, uint16_t flags)
+{
+	g->desc[d] = (struct vring_desc){ .addr = htole64((uintptr_t)p - (uintptr_t)g->mem),
+					  .len = htole32(len), .flags = htole16(flags),
+					  .next = htole16((uint16_t)(d + 1)) };
+}
+
 static void submit(struct gen *g, unsigned int s, enum op op, uint64_t block, bool timed)
 {
 	struct slot *sl = &g->slots[s];
@@ -465,24 +476,16 @@ static void submit(struct gen *g, unsigned int s, enum op op, uint64_t block, bo
 		sl->gen = ++g->gen_now;
 		fill(data, off, g->bs, sl->gen, g->seed);
 	}
-	h->type = op == OP_WRITE ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN;
+	h->type = htole32(op == OP_WRITE ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN);
 	h->ioprio = 0;
-	h->sector = off / SECTOR;
+	h->sector = htole64(off / SECTOR);
 	((uint8_t *)h)[16] = 0xff;	/* the status the back end must overwrite */
-	g->desc[d] = (struct vring_desc){ .addr = (uintptr_t)h - (uintptr_t)g->mem, .len = 16,
-					  .flags = VRING_DESC_F_NEXT, .next = d + 1 };
-	for (unsigned int done = 0; done < g->bs; done += g->seg_size) {
-		d++;
-		g->desc[d] = (struct vring_desc){
-			.addr = (uintptr_t)(data + done) - (uintptr_t)g->mem,
-			.len = g->bs - done < g->seg_size ? g->bs - done : g->seg_size,
-			.flags = VRING_DESC_F_NEXT | (op == OP_READ ? VRING_DESC_F_WRITE : 0),
-			.next = d + 1 };
-	}
-	d++;
-	g->desc[d] = (struct vring_desc){ .addr = (uintptr_t)h + 16 - (uintptr_t)g->mem, .len = 1,
-					  .flags = VRING_DESC_F_WRITE };
-	g->avail->ring[g->avail_idx++ % QSIZE] = (uint16_t)head;
+	put_desc(g, d, h, 16, VRING_DESC_F_NEXT);
+	for (unsigned int done = 0; done < g->bs; done += g->seg_size)
+		put_desc(g, ++d, data + done, g->bs - done < g->seg_size ? g->bs - done : g->seg_size,
+			 VRING_DESC_F_NEXT | (op == OP_READ ? VRING_DESC_F_WRITE : 0));
+	put_desc(g, ++d, (uint8_t *)h + 16, 1, VRING_DESC_F_WRITE);
+	g->avail->ring[g->avail_idx++ % QSIZE] = htole16((uint16_t)head);
 	g->inuse[block] = 1;
 	g->busy++;
 	sl->t0 = now_ns();
@@ -497,13 +500,14 @@ static void publish(struct gen *g)
 	if (old == now)
 		return;
 	/* The chains before the index that offers them (pairs with the back end's read of idx). */
-	__atomic_store_n(&g->avail->idx, now, __ATOMIC_RELEASE);
+	__atomic_store_n(&g->avail->idx, htole16(now), __ATOMIC_RELEASE);
 	/* The index before we read whether it wants a kick (pairs with its avail_event write). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (g->features & (1ull << VIRTIO_RING_F_EVENT_IDX))
-		need = vring_need_event(*avail_event(g), now, old);
+		need = vring_need_event(le16toh(*avail_event(g)), now, old);
 	else
-		need = !(__atomic_load_n(&g->used->flags, __ATOMIC_RELAXED) & VRING_USED_F_NO_NOTIFY);
+		need = !(le16toh(__atomic_load_n(&g->used->flags, __ATOMIC_RELAXED)) &
+			 VRING_USED_F_NO_NOTIFY);
 	g->kicked_idx = now;
 	if (need && g->sock >= 0) {
 		uint64_t one = 1;
@@ -532,11 +536,13 @@ static void record(struct gen *g, const struct slot *sl, uint64_t t)
 static void complete(struct gen *g, uint32_t id, uint64_t t)
 {
 	unsigned int s = id / g->dps;
-	struct slot *sl = &g->slots[s];
-	uint8_t status = g->mem[3 * 4096 + s * HDR_STRIDE + 16];
+	struct slot *sl;
+	uint8_t status;
 
-	if (id >= QSIZE || id % g->dps || s >= g->nslots || !sl->busy)
+	if (id >= QSIZE || id % g->dps || s >= g->nslots || !g->slots[s].busy)
 		die("the back end completed head %u, which is not in flight (lost or repeated)", id);
+	sl = &g->slots[s];
+	status = g->mem[3 * 4096 + s * HDR_STRIDE + 16];
 	if (status != VIRTIO_BLK_S_OK)
 		die("%s of block %" PRIu64 " failed: status %u", sl->op == OP_WRITE ? "write" : "read",
 		    sl->block, status);
@@ -552,10 +558,10 @@ static void complete(struct gen *g, uint32_t id, uint64_t t)
 }
 
 /* Take what the used ring holds; returns how many. */
-static unsigned int reap(struct gen *g, void (*refill)(struct gen *, unsigned int))
+static unsigned int reap(struct gen *g)
 {
 	/* The elements before the index that shows them (pairs with the back end's release). */
-	uint16_t idx = __atomic_load_n(&g->used->idx, __ATOMIC_ACQUIRE);
+	uint16_t idx = le16toh(__atomic_load_n(&g->used->idx, __ATOMIC_ACQUIRE));
 	uint64_t t = now_ns();
 	unsigned int n = 0;
 
@@ -564,13 +570,10 @@ static unsigned int reap(struct gen *g, void (*refill)(struct gen *, unsigned in
 		    g->busy);
 	while (g->last_used != idx) {
 		struct vring_used_elem *e = &g->used->ring[g->last_used % QSIZE];
-		unsigned int s = e->id / g->dps;
 
 		g->last_used++;
-		complete(g, e->id, t);
+		complete(g, le32toh(e->id), t);
 		n++;
-		if (refill)
-			refill(g, s);
 	}
 	return n;
 }
@@ -617,12 +620,12 @@ static void wait_event(struct gen *g)
 		return;
 	}
 	if (g->features & (1ull << VIRTIO_RING_F_EVENT_IDX))
-		*used_event(g) = g->last_used;
+		*used_event(g) = htole16(g->last_used);
 	else
 		__atomic_store_n(&g->avail->flags, 0, __ATOMIC_RELAXED);
 	/* Our request for a call before we look at the used index again (pairs with its fence). */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (__atomic_load_n(&g->used->idx, __ATOMIC_ACQUIRE) != g->last_used)
+	if (le16toh(__atomic_load_n(&g->used->idx, __ATOMIC_ACQUIRE)) != g->last_used)
 		return;
 	r = poll(p, 2, 30000);
 	if (r == 0)
@@ -637,9 +640,9 @@ static void interrupts_off(struct gen *g)
 {
 	/* Polling: no calls wanted (§2.7.10: with EVENT_IDX, an index far from the used one). */
 	if (g->features & (1ull << VIRTIO_RING_F_EVENT_IDX))
-		*used_event(g) = (uint16_t)(g->last_used + 0x7fff);
+		*used_event(g) = htole16((uint16_t)(g->last_used + 0x7fff));
 	else
-		__atomic_store_n(&g->avail->flags, VRING_AVAIL_F_NO_INTERRUPT, __ATOMIC_RELAXED);
+		__atomic_store_n(&g->avail->flags, htole16(VRING_AVAIL_F_NO_INTERRUPT), __ATOMIC_RELAXED);
 }
 
 /* ---- phases: what the next request is, or none ---- */
@@ -699,7 +702,7 @@ static void run_phase(struct gen *g, enum phase ph, double secs)
 			g->last_drop = now_ns();
 			reconnect(g, "was left");
 		}
-		if (!reap(g, NULL))
+		if (!reap(g))
 			wait_event(g);
 		else if (g->poll)
 			interrupts_off(g);
