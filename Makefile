@@ -129,6 +129,8 @@ TESTLIB := $(BUILD)/libvblkd-test.a
 VBLKD := $(BUILD)/vblkd
 VBLKD_SIM := $(BUILD)/vblkd-sim
 XENSIM := $(BUILD)/xensim
+# A vhost-user-blk front end (load generator, reconnect checker): no project code, libc only.
+VU_LOAD := $(BUILD)/vu-load
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 XEN_UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(XEN_UNIT_SRCS))
 CORE_UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(CORE_UNIT_SRCS))
@@ -144,14 +146,14 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 	pkgcheck-core unit-core
 .DEFAULT_GOAL := all
 
-all: $(CORE_LIB) $(XEN_LIB) $(VBLKD) $(VBLKD_SIM) $(XENSIM) $(TEST_BINS)
+all: $(CORE_LIB) $(XEN_LIB) $(VBLKD) $(VBLKD_SIM) $(XENSIM) $(VU_LOAD) $(TEST_BINS)
 
 help:
 	@echo 'Targets:'
 	@echo '  all        build vblkd, vblkd-sim, the simulator and the tests (default)'
 	@echo '  check      install missing packages, build, run every test (SANITIZE=1 for ASan+UBSan)'
 	@echo '  demo       install missing packages, run vblkd on the built-in Xen simulator'
-	@echo '  bench      vblkd on the simulator beside raw fio on the same file'
+	@echo '  bench      vblkd on the simulator beside raw fio, over vhost-user beside qemu-storage-daemon'
 	@echo '  fuzz       run each libFuzzer target for FUZZ_TIME seconds (default $(FUZZ_TIME))'
 	@echo '  install    install to DESTDIR/PREFIX (default $(PREFIX)); uninstall removes it'
 	@echo '  deb        build/deb/vblkd_$(VERSION)_<arch>.deb (deb-arm64: cross-built for arm64)'
@@ -210,6 +212,10 @@ $(BUILD)/vblkd-sim: $(MAIN_OBJ) $(XEN_LIB) $(CORE_LIB) $(SIM_LIB) | pkgcheck
 $(BUILD)/xensim: $(SIMTOOL_OBJS) $(SIM_LIB) $(CORE_LIB) | pkgcheck
 	$(quiet) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ $(CORE_LIBS)
+
+$(VU_LOAD): $(BUILD)/obj/tests/vhost/vu-load.o
+	$(quiet) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
 
 # Unit tests of src/core, src/virtio and src/blk: the core alone, no Xen (tests/shell/test-core-without-xen.sh).
 $(CORE_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB) $(CORE_LIB) | pkgcheck-core
@@ -297,8 +303,10 @@ bench:
 	$(Q)$(MAKE) --no-print-directory bench-run
 
 # Like the demo: only the binaries scripts/bench.py runs (its profile has no test libraries).
-bench-run: $(DEMO_BINS)
-	$(Q)BUILD=$(BUILD) scripts/bench.sh
+# BENCH_ARGS: scripts/bench.py's options, e.g. BENCH_ARGS='--only vhost' (vhost-user beside
+# qemu-storage-daemon alone; vblkd and tests/vhost/vu-load are built for those).
+bench-run: $(DEMO_BINS) $(VBLKD) $(VU_LOAD)
+	$(Q)BUILD=$(BUILD) scripts/bench.sh $(BENCH_ARGS)
 
 # ---------------------------------------------------------------------------
 # Install

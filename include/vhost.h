@@ -18,11 +18,12 @@ struct vhost_export_cfg {
 	char *socket;			/* the UNIX socket we listen on */
 	char *path;			/* backing file or block device */
 	bool read_only;
+	bool direct;			/* O_DIRECT, past the page cache (refused where the file system cannot) */
 	unsigned int queues;		/* 1..VBLK_MAX_QUEUES (0: the daemon's --queues) */
 };
 
 /*
- * "SOCKET,path=PATH[,ro][,queues=N]" (--vhost-user=): 0, or -EINVAL with a
+ * "SOCKET,path=PATH[,ro][,direct][,queues=N]" (--vhost-user=): 0, or -EINVAL with a
  * phrase in *@ret_why.  The strings are malloc'ed (vhost_export_cfg_clear()).
  */
 int vhost_export_cfg_parse(const char *arg, struct vhost_export_cfg *ret_cfg, const char **ret_why);

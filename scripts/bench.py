@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""make bench: vblkd through the simulated Xen path beside raw fio on the same files, in one run.
+"""make bench: vblkd through the simulated Xen path beside raw fio, and over vhost-user beside qemu-storage-daemon.
 
 Each point runs three times on the same backing file(s), same block size, queue depth and runtime:
   1. vblkd-sim (its default engine, auto: libaio with O_DIRECT, io_uring through the page cache)
@@ -9,7 +9,9 @@ Each point runs three times on the same backing file(s), same block size, queue 
   2. vblkd-sim --engine=null: the same guest path with no IO, i.e. the simulator's notification
      cost plus vblkd's own request handling;
   3. fio, libaio, O_DIRECT (the physical limit on this machine).
-Then callgrind counts vblkd's user-space instructions per request.  Figures are ratios within this
+Then callgrind counts vblkd's user-space instructions per request.  Then each vhost-user point (4k
+random QD1 and QD32, 1M sequential QD8; page cache and O_DIRECT) runs tests/vhost/vu-load against
+vblkd --vhost-user and qemu-storage-daemon on the same file, alternating (--only vhost: these alone).  Figures are ratios within this
 run: machines are noisy.  Exit status 1 if any workload failed its data checks or did not run.
 Standard library only.
 """
@@ -324,6 +326,135 @@ def median_by_iops(runs, key):
     return sorted(runs, key=key)[(len(runs) - 1) // 2]
 
 
+# ---- vhost-user: vblkd beside qemu-storage-daemon, driven by tests/vhost/vu-load ----
+
+VHOST_POINTS = [("4k randread QD1", "randread", 4096, 1), ("4k randwrite QD1", "randwrite", 4096, 1),
+                ("4k randread QD32", "randread", 4096, 32), ("4k randwrite QD32", "randwrite", 4096, 32),
+                ("1M read QD8", "read", 1 << 20, 8), ("1M write QD8", "write", 1 << 20, 8)]
+
+
+def wait_socket(proc, sock, what):
+    for _ in range(200):
+        if os.path.exists(sock):
+            return True
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    log(f"bench: {what} did not listen on {sock}: {proc.stderr.read()[-2000:] if proc.poll() is not None else 'timeout'}")
+    return False
+
+
+def vhost_engine(a, direct):
+    """vblkd's engine for a vhost-user point: --vhost-engine, or auto: io_uring through the page cache
+    (a cached read or write completes inside io_uring_enter, no worker thread), libaio with O_DIRECT."""
+    if a.vhost_engine != "auto":
+        return a.vhost_engine
+    return "aio" if direct else "uring"
+
+
+def start_backend(which, tmp, path, direct, engine):
+    """vblkd or qemu-storage-daemon serving @path on a fresh socket; returns (Popen, socket)."""
+    sock = os.path.join(tmp, which + ".sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    if which == "vblkd":
+        cmd = [os.path.join(BUILD, "vblkd"), "--foreground", "--state-dir=", "--log-level=err",
+               "--engine=" + engine,
+               "--control-socket=" + os.path.join(tmp, "ctl.sock"),
+               f"--vhost-user={sock},path={path}" + (",direct" if direct else "")]
+    else:
+        # The same file, O_DIRECT with Linux AIO (vblkd's default engine) or the page cache with threads.
+        cmd = ["qemu-storage-daemon", "--blockdev",
+               f"driver=file,node-name=disk,filename={path},cache.direct={'on' if direct else 'off'},"
+               f"aio={'native' if direct else 'threads'}",
+               "--export", f"type=vhost-user-blk,id=exp,node-name=disk,addr.type=unix,addr.path={sock},"
+               "writable=on"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not wait_socket(p, sock, which):
+        p.kill()
+        p.wait()
+        return None, sock
+    return p, sock
+
+
+def run_vu_load(which, tmp, path, direct, engine, point, runtime, tag):
+    """One run of vu-load against a fresh back end; its JSON figures, or None (recorded as a failure)."""
+    _, rw, bs, qd = point
+    p, sock = start_backend(which, tmp, path, direct, engine)
+    if not p:
+        FAILURES.append(f"vhost {tag} {which}: did not start")
+        return None
+    args = [os.path.join(BUILD, "vu-load"), "--socket=" + sock, f"--rw={rw}", f"--bs={bs}", f"--qd={qd}",
+            f"--time={runtime}", f"--cpu-pid={p.pid}"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=runtime + 300)
+    p.terminate()
+    try:
+        p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+    if r.returncode != 0 or not r.stdout.strip():
+        FAILURES.append(f"vhost {tag} {which}: vu-load exit {r.returncode}")
+        log(f"bench: vhost {tag} {which} FAILED: {r.stderr[-2000:]}")
+        return None
+    return json.loads(r.stdout.splitlines()[0])
+
+
+def run_vhost(a, tmp, only):
+    """Each point, vblkd and qemu-storage-daemon alternately on one file; medians and pairwise ratios."""
+    path = os.path.join(tmp, "vhost.img")
+    make_file(path, int(a.vhost_span.rstrip("Mm")) << 20)
+    results = []
+    for direct in (False, True):
+        for point in VHOST_POINTS:
+            name = f"vhost {point[0]} {'O_DIRECT' if direct else 'page cache'}"
+            if only and only not in name:
+                continue
+            log(f"bench: {name}")
+            runs = {"vblkd": [], "qsd": []}
+            for _ in range(max(a.repeat, 1)):
+                for which in ("vblkd", "qsd"):
+                    x = run_vu_load(which, tmp, path, direct, vhost_engine(a, direct), point, a.time, name)
+                    if x:
+                        runs[which].append(x)
+            pairs = list(zip(runs["vblkd"], runs["qsd"]))
+            results.append({"name": name, "runs": runs, "engine": vhost_engine(a, direct),
+                            "vblkd": median_by_iops(runs["vblkd"], lambda x: x["iops"]),
+                            "qsd": median_by_iops(runs["qsd"], lambda x: x["iops"]),
+                            "iops_ratios": sorted(v["iops"] / q["iops"] for v, q in pairs if q["iops"]),
+                            "cpu_ratios": sorted(v["cpu_us_per_req"] / q["cpu_us_per_req"]
+                                                 for v, q in pairs if q["cpu_us_per_req"])})
+    return results
+
+
+def print_vhost(results):
+    print("| vhost-user workload | vblkd IOPS | qsd IOPS | IOPS ratio (median, range) | vblkd CPU us/req "
+          "| qsd CPU us/req | CPU ratio (median, range) | vblkd p50 / p99 us | qsd p50 / p99 us | targets |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in results:
+        v, q, ir, cr = r["vblkd"], r["qsd"], r["iops_ratios"], r["cpu_ratios"]
+        med = lambda xs: xs[(len(xs) - 1) // 2] if xs else None
+        miss = []
+        if ir and med(ir) < 1.0:
+            miss.append("IOPS")
+        if cr and med(cr) > 0.8:
+            miss.append("CPU")
+        print(f"| {r['name']} ({r['engine']}) | {fmt(v and v['iops'])} | {fmt(q and q['iops'])} "
+              f"| {fmt(med(ir), 2)} ({fmt(ir and ir[0], 2)}..{fmt(ir and ir[-1], 2)}) "
+              f"| {fmt(v and v['cpu_us_per_req'], 1)} | {fmt(q and q['cpu_us_per_req'], 1)} "
+              f"| {fmt(med(cr), 2)} ({fmt(cr and cr[0], 2)}..{fmt(cr and cr[-1], 2)}) "
+              f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
+              f"| {fmt(q and q['lat_p50_us'], 1)} / {fmt(q and q['lat_p99_us'], 1)} "
+              f"| {'missed: ' + ', '.join(miss) if miss else ('met' if ir and cr else '-')} |")
+    print()
+    print("vhost-user: tests/vhost/vu-load (a split-ring vhost-user-blk front end, EVENT_IDX, every byte checked) "
+          "against vblkd --vhost-user (engine in brackets; ',direct' for O_DIRECT) and qemu-storage-daemon "
+          "(--blockdev file, cache.direct=on with aio=native, or off with aio=threads) on the same file, "
+          "alternating, a fresh back end per run.  CPU us/req: the back end's utime+stime (/proc/PID/stat, "
+          "all threads) over the timed phase, per request.  Ratios are vblkd over qemu-storage-daemon, "
+          "pairwise per round.  Targets: IOPS ratio >= 1.0, CPU ratio <= 0.8.")
+
+
 def fmt(x, nd=0):
     if x is None:
         return "-"
@@ -337,7 +468,12 @@ def main():
     ap.add_argument("--dir", default=os.environ.get("BENCH_DIR"),
                     help="where the backing files go (default: a temporary directory in /var/tmp)")
     ap.add_argument("--span", default="256M", help="size of the single-disk file in MiB, e.g. 256M (default)")
-    ap.add_argument("--only", help="run only the workloads whose name contains this")
+    ap.add_argument("--only", help="run only the workloads whose name contains this ('vhost': the "
+                                   "vhost-user ones beside qemu-storage-daemon only)")
+    ap.add_argument("--vhost-engine", default="auto",
+                    help="vblkd's engine for the vhost-user points (default auto: uring through the page "
+                         "cache, aio with O_DIRECT)")
+    ap.add_argument("--vhost-span", default="64M", help="size of the vhost-user file in MiB (default 64M)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--vblkd-arg", action="append", default=[],
                     help="one more argument for vblkd-sim in the measured runs (repeatable)")
@@ -357,7 +493,10 @@ def main():
     a = ap.parse_args()
     VBLKD_ARGS.extend(a.vblkd_arg)
 
-    for tool in ("fio",) + (() if a.no_callgrind else ("valgrind",)):
+    # "vhost" in --only: the vhost-user points alone, no fio or callgrind needed.
+    tools = () if a.only and "vhost" in a.only else ("fio",) + (() if a.no_callgrind else ("valgrind",))
+    tools += ("qemu-storage-daemon",)
+    for tool in tools:
         if not shutil.which(tool):
             log(f"bench: {tool} not found: run scripts/deps.sh bench (as root)")
             return 1
@@ -453,8 +592,9 @@ def main():
             # Tails side by side: vblkd's p99 over fio's, of the median runs.
             r["p99_ratio"] = (r["vblkd"]["lat_p99_us"] / f["lat_p99_us"]
                               if r["vblkd"] and f and f["lat_p99_us"] else None)
+        vhost = run_vhost(a, tmp, a.only)
         ipr = {}
-        if not a.no_callgrind:
+        if not a.no_callgrind and points:
             for qd in (1, 32):
                 log(f"bench: callgrind, 4k randread QD{qd}")
                 ipr[qd] = instructions_per_request(tmp, disk, qd, 1000, 3000)
@@ -469,6 +609,11 @@ def main():
           f"(medians; ratio range over the pairs); nproc {nproc}; CPU {model}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; idle CPUs: {idle}")
     print()
+    if vhost:
+        print_vhost(vhost)
+        print()
+    if not results:
+        return finish(a, idle, results, ipr, vhost)
     print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | ratio range | vblkd MB/s | fio MB/s "
           "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | p99 ratio | null-engine p50 us "
           "| interrupt path p50 us | added p50 us | guest traps / req, mean us, vCPU share "
@@ -511,10 +656,14 @@ def main():
           "share of the guest's vCPU time spent in that wait.")
     print("CPU s / M req: daemon user+system time over its whole run (wait4 rusage, as in /proc/<pid>/stat) "
           "per million guest requests (the untimed stamping pass included); fio: its usr+sys CPU.")
+    return finish(a, idle, results, ipr, vhost)
+
+
+def finish(a, idle, results, ipr, vhost):
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"idle_cpus": idle, "results": results, "instructions_per_request": ipr}, f,
-                      indent=1)
+            json.dump({"idle_cpus": idle, "results": results, "instructions_per_request": ipr,
+                       "vhost": vhost}, f, indent=1)
     if FAILURES:
         print("bench: FAILED: " + "; ".join(FAILURES))
         return 1

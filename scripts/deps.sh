@@ -17,7 +17,8 @@ pkgs_test="libcmocka-dev clang libclang-rt-14-dev util-linux coreutils"
 # tests/shell/test-virtio-freestanding.sh: src/virtio built for a bare-metal Arm target.
 pkgs_test="$pkgs_test gcc-arm-none-eabi libnewlib-arm-none-eabi libnewlib-dev"
 # linux-perf: the daemon's system calls per request (perf stat -e raw_syscalls:sys_enter).
-pkgs_bench="fio valgrind python3 linux-perf"
+# qemu-system-common: qemu-storage-daemon, the vhost-user-blk back end vblkd is measured beside.
+pkgs_bench="fio valgrind python3 linux-perf qemu-system-common"
 # make deb: Debian's packaging tools (dpkg-buildpackage checks build-essential and the Build-Depends
 # of debian/control, which are pkgs_build), lintian for the package's policy check
 # (tests/shell/test-deb.sh).

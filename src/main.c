@@ -99,7 +99,7 @@ static void usage(FILE *f)
 		"      --queue-depth=N       requests in flight per disk, 1..%u (default %u)\n"
 		"      --allow-shared        serve an image to several disks even if one of them\n"
 		"                            writes it (cluster file systems; default: refuse)\n"
-		"      --vhost-user=SOCKET,path=PATH[,ro][,queues=N]\n"
+		"      --vhost-user=SOCKET,path=PATH[,ro][,direct][,queues=N]\n"
 		"                            serve PATH to a vhost-user front end on SOCKET\n"
 		"                            (repeatable; without Xen, these alone are served)\n"
 		"      --poll-us=N           busy-poll the rings for up to N microseconds before\n"

@@ -72,6 +72,10 @@ static int cfg_option(struct vhost_export_cfg *cfg, const char *opt, const char 
 		cfg->read_only = true;
 		return 0;
 	}
+	if (!strcmp(opt, "direct")) {
+		cfg->direct = true;
+		return 0;
+	}
 	if (!strncmp(opt, "queues=", 7)) {
 		errno = 0;
 		v = strtoul(opt + 7, &end, 10);
@@ -82,7 +86,7 @@ static int cfg_option(struct vhost_export_cfg *cfg, const char *opt, const char 
 		cfg->queues = (unsigned int)v;
 		return 0;
 	}
-	*ret_why = "unknown option (path=, ro, queues=)";
+	*ret_why = "unknown option (path=, ro, direct, queues=)";
 	return -EINVAL;
 }
 
@@ -442,13 +446,19 @@ static int export_listen(struct vhost_export *e)
 static int export_open(struct vhost_export *e, const struct vhost_export_opts *opts)
 {
 	struct blk_open_opts bo = { .engine = opts->engine, .read_only = e->cfg.read_only,
-				    .queue_depth = opts->queue_depth };
+				    .queue_depth = opts->queue_depth, .direct_io_safe = e->cfg.direct };
 	const char *why = NULL;
 	int r = blk_open(e->cfg.path, &bo, &e->blk, &why);
 
 	if (r < 0) {
 		log_err("%s: '%s': %s", e->name, e->cfg.path, why ? why : strerror(-r));
 		return r;
+	}
+	/* Asked for, O_DIRECT is a promise (no copy in the page cache): not kept, the export fails. */
+	if (e->cfg.direct && bo.engine != BLK_ENGINE_NULL && !blk_get_info(e->blk)->direct) {
+		log_err("%s: '%s': direct: its file system refuses O_DIRECT (drop ',direct' to go "
+			"through the page cache)", e->name, e->cfg.path);
+		return -EINVAL;
 	}
 	r = loop_add_fd(e->loop, blk_get_fd(e->blk), EPOLLIN, export_blk_ready, e, &e->blk_src);
 	if (r == 0)
@@ -474,6 +484,7 @@ int vhost_export_new(struct loop *loop, const struct vhost_export_cfg *cfg,
 	e->cfg.socket = strdup(cfg->socket);
 	e->cfg.path = strdup(cfg->path);
 	e->cfg.read_only = cfg->read_only;
+	e->cfg.direct = cfg->direct;
 	e->cfg.queues = cfg->queues ? cfg->queues : 1;
 	snprintf(e->name, sizeof(e->name), "vhost %s", cfg->socket);
 	if (!e->cfg.socket || !e->cfg.path)
@@ -487,8 +498,9 @@ int vhost_export_new(struct loop *loop, const struct vhost_export_cfg *cfg,
 			r == -EEXIST ? " (something other than a socket is there; not removed)" : "");
 		goto err;
 	}
-	log_info("%s: serving '%s' (%s, %u queue%s, %llu bytes) to a vhost-user front end",
-		 e->name, e->cfg.path, e->cfg.read_only ? "read-only" : "read-write", e->cfg.queues,
+	log_info("%s: serving '%s' (%s, %s, %u queue%s, %llu bytes) to a vhost-user front end",
+		 e->name, e->cfg.path, e->cfg.read_only ? "read-only" : "read-write",
+		 blk_get_info(e->blk)->direct ? "O_DIRECT" : "page cache", e->cfg.queues,
 		 e->cfg.queues == 1 ? "" : "s", (unsigned long long)blk_get_info(e->blk)->capacity);
 	*ret_export = e;
 	return 0;

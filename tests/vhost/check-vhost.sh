@@ -43,7 +43,7 @@ step() {	# name command...: run, report
 VBLKD_ARGS=(--foreground --log-level=debug --state-dir= --control-socket="$OUT/ctl.sock"
 	--vhost-user="$OUT/rw.sock,path=$OUT/rw.img"
 	--vhost-user="$OUT/ro.sock,path=$OUT/ro.img,ro"
-	--vhost-user="$OUT/mq.sock,path=$OUT/mq.img,queues=2")
+	--vhost-user="$OUT/mq.sock,path=$OUT/mq.img,direct,queues=2")
 VPID=
 vblkd_start() {
 	rm -f "$OUT"/*.sock
@@ -134,6 +134,7 @@ cp "$OUT/ro.img" "$OUT/ro.orig"
 
 step "vblkd starts with 3 vhost-user exports, no Xen" vblkd_start
 step "  log: Xen is optional" grep -q "no xenstore.*serving the 3 vhost-user exports only" "$OUT/vblkd.log"
+step "  log: ',direct' export opened with O_DIRECT" grep -q "mq.sock: serving .*(read-write, O_DIRECT," "$OUT/vblkd.log"
 boot disk disk 1 "" rw.sock:1 ro.sock:1
 step "  guest rebooted (the device restarted)" grep -aq "VSTEP after-reboot-fsck ok" "$SERIAL"
 step "vblkd --status lists the exports (table, JSON)" status_lists_exports
