@@ -52,6 +52,7 @@ struct vhost_export_info {
 	uint64_t resubmitted;		/* requests taken again from an inflight region */
 	uint64_t capacity;
 	enum blk_engine engine;
+	bool direct;			/* the file opened with O_DIRECT (,direct) */
 	uint64_t features;		/* negotiated virtio features of the running device */
 	unsigned int in_flight;
 	uint64_t uptime_seconds;

@@ -16,6 +16,8 @@ pkgs_build="gcc make pkgconf libc6-dev libxen-dev libaio-dev liburing-dev libjso
 pkgs_test="libcmocka-dev clang libclang-rt-14-dev util-linux coreutils"
 # tests/shell/test-virtio-freestanding.sh: src/virtio built for a bare-metal Arm target.
 pkgs_test="$pkgs_test gcc-arm-none-eabi libnewlib-arm-none-eabi libnewlib-dev"
+# tests/shell/test-vhost-reconnect.sh reads vblkd --status --json with python3's json module.
+pkgs_test="$pkgs_test python3"
 # linux-perf: the daemon's system calls per request (perf stat -e raw_syscalls:sys_enter).
 # qemu-system-common: qemu-storage-daemon, the vhost-user-blk back end vblkd is measured beside.
 pkgs_bench="fio valgrind python3 linux-perf qemu-system-common"

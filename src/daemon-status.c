@@ -153,6 +153,7 @@ static struct json_object *daemon_vhost_json(const struct vhost_export *e)
 	json_object_object_add(o, "path", json_object_new_string(in.path));
 	json_object_object_add(o, "mode", json_object_new_string(in.read_only ? "ro" : "rw"));
 	json_object_object_add(o, "engine", json_object_new_string(blk_engine_name(in.engine)));
+	json_object_object_add(o, "direct", json_object_new_boolean(in.direct));
 	json_object_object_add(o, "state", json_object_new_string(in.state));
 	json_object_object_add(o, "features", daemon_features_json(in.features));
 	daemon_add_u64(o, "queues", in.queues);

@@ -544,6 +544,7 @@ void vhost_export_get_info(const struct vhost_export *e, struct vhost_export_inf
 	in.resubmitted = e->resubmitted + (e->conn ? vhost_conn_resubmitted(e->conn) : 0);
 	in.capacity = blk_get_info(e->blk)->capacity;
 	in.engine = blk_get_info(e->blk)->engine;
+	in.direct = blk_get_info(e->blk)->direct;
 	in.features = e->conn ? vhost_conn_features(e->conn) : 0;
 	in.in_flight = blk_inflight(e->blk);
 	in.uptime_seconds = export_now() - e->started;

@@ -95,6 +95,15 @@ for opts in "" ",direct"; do
 	grep -q "requests in flight taken again" "$dir/vblkd.log" ||
 		fail "no restarted vblkd took requests from the inflight region"
 	echo "ok: vblkd killed 4 times under QD32 writes${opts:+ (export $opts)}: $(field ops) writes, $(field in_flight_at_disconnects) in flight at the kills, none lost"
+	# --status says how the export reaches its file: O_DIRECT on libaio, or the page cache on io_uring.
+	"$VBLKD" --status --json --control-socket="$dir/control" > "$dir/status.json" ||
+		fail "vblkd --status failed"
+	python3 - "$dir/status.json" "$opts" <<'PY' || fail "--status does not show the export's O_DIRECT and engine"
+import json, sys
+e = json.load(open(sys.argv[1]))["vhost_user"][0]
+direct = sys.argv[2] == ",direct"
+sys.exit(0 if e["direct"] == direct and e["engine"] == ("aio" if direct else "uring") else 1)
+PY
 	kill "$vpid"
 	wait "$vpid" 2>/dev/null || true
 	vpid=''
