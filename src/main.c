@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,9 @@ enum {
 #define STATE_DIR_DEFAULT "/run/vblkd/state"
 /* --vhost-user= exports on one command line. */
 #define VHOST_EXPORTS_MAX 64u
+/* --io-threads: at most this many; by default one per CPU we may run on, at most the second. */
+#define IO_THREADS_MAX 64u
+#define IO_THREADS_DEFAULT_MAX 8u
 
 /*
  * vblkd-sim links the simulator's libxensim, which names the simulated
@@ -49,6 +53,7 @@ struct options {
 	bool status;
 	bool release;
 	bool json;
+	bool io_threads_set;
 	const char *control;
 	struct daemon_opts daemon;
 	struct vhost_export_cfg vhost[VHOST_EXPORTS_MAX];
@@ -67,6 +72,9 @@ static void usage(FILE *f)
 		"                            (default: our own, from xenstore key 'domid')\n"
 		"  -e, --engine=ENGINE       aio (default), uring, or null (no IO: benchmarks only)\n"
 		"  -q, --queues=N            virtqueues per disk, 1..%u (default 1)\n"
+		"      --io-threads=N        threads serving guests and exports, 0..%u; each\n"
+		"                            guest is served by one (0: all on the main loop;\n"
+		"                            default: one per CPU vblkd may run on, at most %u)\n"
 		"      --queue-depth=N       requests in flight per disk, 1..%u (default %u)\n"
 		"      --allow-shared        serve an image to several disks even if one of them\n"
 		"                            writes it (cluster file systems; default: refuse)\n"
@@ -88,7 +96,8 @@ static void usage(FILE *f)
 		"  -V, --version             show the version and exit\n"
 		"\n"
 		"See vblkd(8).\n",
-		VBLK_MAX_QUEUES, BLK_QUEUE_DEPTH_MAX, BLK_QUEUE_DEPTH_DEFAULT);
+		VBLK_MAX_QUEUES, IO_THREADS_MAX, IO_THREADS_DEFAULT_MAX, BLK_QUEUE_DEPTH_MAX,
+		BLK_QUEUE_DEPTH_DEFAULT);
 }
 
 /* A whole decimal number in [min, max], or a usage error naming the option. */
@@ -115,6 +124,7 @@ enum {
 	OPT_RELEASE,
 	OPT_VHOST_USER,
 	OPT_NO_FAST_PATH,
+	OPT_IO_THREADS,
 };
 
 static int parse_vhost_user(const char *arg, struct options *o)
@@ -168,6 +178,12 @@ static int parse_option(int c, const char *arg, struct options *o)
 		if (parse_uint("--queues", arg, 1, VBLK_MAX_QUEUES, &v) < 0)
 			return -1;
 		o->daemon.queues = (unsigned int)v;
+		return 0;
+	case OPT_IO_THREADS:
+		if (parse_uint("--io-threads", arg, 0, IO_THREADS_MAX, &v) < 0)
+			return -1;
+		o->daemon.io_threads = (unsigned int)v;
+		o->io_threads_set = true;
 		return 0;
 	case OPT_QUEUE_DEPTH:
 		if (parse_uint("--queue-depth", arg, 1, BLK_QUEUE_DEPTH_MAX, &v) < 0)
@@ -229,6 +245,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "engine", required_argument, NULL, 'e' },
 		{ "queues", required_argument, NULL, 'q' },
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
+		{ "io-threads", required_argument, NULL, OPT_IO_THREADS },
 		{ "allow-shared", no_argument, NULL, OPT_ALLOW_SHARED },
 		{ "no-fast-path", no_argument, NULL, OPT_NO_FAST_PATH },
 		{ "control-socket", required_argument, NULL, OPT_CONTROL },
@@ -262,6 +279,25 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * --io-threads by default: one per CPU of our affinity mask (taskset, the
+ * unit's CPUAffinity=), so that the guests' queues spread over the CPUs
+ * Dom0 gives us without two of our threads sharing one; at most
+ * IO_THREADS_DEFAULT_MAX, as a Dom0 with more vCPUs runs other back ends too.
+ */
+static unsigned int io_threads_default(void)
+{
+	cpu_set_t set;
+	int n;
+
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return 1;
+	n = CPU_COUNT(&set);
+	if (n < 1)
+		return 1;
+	return (unsigned int)n < IO_THREADS_DEFAULT_MAX ? (unsigned int)n : IO_THREADS_DEFAULT_MAX;
 }
 
 /* `vblkd --status`: ask the running daemon. */
@@ -498,6 +534,8 @@ int main(int argc, char **argv)
 		return show_status(&o);
 	if (o.release)
 		return release_guests(&o);
+	if (!o.io_threads_set)
+		o.daemon.io_threads = io_threads_default();
 
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();
