@@ -145,10 +145,33 @@ static int parse_vhost_user(const char *arg, struct options *o)
 	return 0;
 }
 
+static int parse_log_level(const char *arg)
+{
+	enum log_level level;
+
+	if (log_parse_level(arg, &level) < 0) {
+		fprintf(stderr, "vblkd: --log-level '%s': expected err, warning, notice, info or "
+				"debug\n", arg);
+		return -1;
+	}
+	log_set_level(level);
+	return 0;
+}
+
+static int parse_io_threads(const char *arg, struct options *o)
+{
+	uint64_t v;
+
+	if (parse_uint("--io-threads", arg, 0, IO_THREADS_MAX, &v) < 0)
+		return -1;
+	o->daemon.io_threads = (unsigned int)v;
+	o->io_threads_set = true;
+	return 0;
+}
+
 /* One option (flat dispatch): 0 to go on, 1 to exit 0 (help, version), -1 on a usage error. */
 static int parse_option(int c, const char *arg, struct options *o)
 {
-	enum log_level level;
 	uint64_t v;
 
 	switch (c) {
@@ -156,13 +179,7 @@ static int parse_option(int c, const char *arg, struct options *o)
 		o->foreground = true;
 		return 0;
 	case 'l':
-		if (log_parse_level(arg, &level) < 0) {
-			fprintf(stderr, "vblkd: --log-level '%s': expected err, warning, "
-					"notice, info or debug\n", arg);
-			return -1;
-		}
-		log_set_level(level);
-		return 0;
+		return parse_log_level(arg);
 	case OPT_BACKEND_DOMID:
 		if (parse_uint("--backend-domid", arg, 0, 0x7fef, &v) < 0)
 			return -1;
@@ -180,11 +197,7 @@ static int parse_option(int c, const char *arg, struct options *o)
 		o->daemon.queues = (unsigned int)v;
 		return 0;
 	case OPT_IO_THREADS:
-		if (parse_uint("--io-threads", arg, 0, IO_THREADS_MAX, &v) < 0)
-			return -1;
-		o->daemon.io_threads = (unsigned int)v;
-		o->io_threads_set = true;
-		return 0;
+		return parse_io_threads(arg, o);
 	case OPT_QUEUE_DEPTH:
 		if (parse_uint("--queue-depth", arg, 1, BLK_QUEUE_DEPTH_MAX, &v) < 0)
 			return -1;

@@ -164,6 +164,7 @@ struct tick {
 	struct iothread *t;
 	struct loop_source *src;
 	struct probe p;
+	unsigned int seen;	/* p.runs, read on the thread by tick_check() */
 };
 
 static void tick_fired(struct loop_source *src, uint64_t expirations, void *data)
@@ -185,7 +186,8 @@ static void tick_check(void *data)
 {
 	struct tick *k = data;
 
-	if (k->p.runs)
+	k->seen = k->p.runs;
+	if (k->seen)
 		loop_remove(k->src);
 }
 
@@ -197,7 +199,7 @@ static void test_sources_of_its_loop_fire_on_the_thread(void **state)
 	iothread_call(k.t, tick_add, &k);
 	for (int i = 0; i < 2000; i++) {
 		iothread_call(k.t, tick_check, &k);
-		if (k.p.runs)
+		if (k.seen)
 			break;
 		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	}
