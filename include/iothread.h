@@ -38,6 +38,15 @@ int iothread_attach(struct loop *loop, struct iothread **ret_thread);
  */
 void iothread_free(struct iothread *t);
 
+/*
+ * Take @t's thread out of its loop for good and wait until it is: none of
+ * the loop's sources is dispatched any more (as when the main loop has
+ * stopped), while iothread_call() and queued work still run there.  For
+ * releasing what it served synchronously, at exit.  Nothing for an
+ * attached channel.
+ */
+void iothread_halt(struct iothread *t);
+
 struct loop *iothread_loop(const struct iothread *t);
 const char *iothread_name(const struct iothread *t);
 /* Whether the calling thread is @t's (for an attached channel: the thread that attached it). */

@@ -125,6 +125,8 @@ void daemon_blk_done(struct ddisk *k);
 
 /* daemon-thread.c: the IO threads (d->opts.io_threads of them, or the main loop's one). */
 int daemon_threads_open(struct daemon *d);
+/* The threads stop looking at their loops (calls still run there): see iothread_halt(). */
+void daemon_threads_halt(struct daemon *d);
 /* After every guest and export is gone: stop and join the threads. */
 void daemon_threads_close(struct daemon *d);
 /* The thread that serves least (disks and exports, then guests), for a new guest or export. */

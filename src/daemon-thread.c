@@ -121,6 +121,13 @@ int daemon_threads_open(struct daemon *d)
 	return 0;
 }
 
+void daemon_threads_halt(struct daemon *d)
+{
+	for (unsigned int i = 0; d->threads && i < d->nthreads; i++)
+		if (d->threads[i].t != d->main)
+			iothread_halt(d->threads[i].t);
+}
+
 void daemon_threads_close(struct daemon *d)
 {
 	for (unsigned int i = 0; d->threads && i < d->nthreads; i++) {

@@ -1350,7 +1350,13 @@ void daemon_free(struct daemon *d)
 {
 	if (!d)
 		return;
-	/* Anything left (loop stopped early) is released synchronously. */
+	/*
+	 * Anything left (loop stopped early, or detached) is released
+	 * synchronously, as on one thread: the IO threads look at no guest's
+	 * event any more (a vCPU's access to a window already released would
+	 * be answered "no device" instead of waiting for a successor).
+	 */
+	daemon_threads_halt(d);
 	for (;;) {
 		struct dguest *g;
 		struct ddisk *k;

@@ -2,6 +2,7 @@
 /* IO threads, each waiting in its own loop, and the eventfd-and-queue channel that brings them work. */
 #include <assert.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,9 +28,11 @@ struct iothread {
 	struct iothread_work stop;
 	/* The channel: a queue under a lock taken by producers and the consumer only. */
 	pthread_mutex_t lock;
-	pthread_cond_t done;		/* a synchronous call finished */
+	pthread_cond_t done;		/* a synchronous call finished, or the loop halted */
 	struct iothread_work *head;
 	struct iothread_work **tail;
+	bool halted;			/* out of its loop for good: calls only */
+	bool exiting;			/* iothread_free(): the thread ends */
 };
 
 /* The channel the calling thread runs (its own, or the one it attached), NULL if none. */
@@ -205,13 +208,49 @@ int iothread_attach(struct loop *loop, struct iothread **ret_thread)
 	return 0;
 }
 
+static bool iothread_exiting(struct iothread *t)
+{
+	bool exiting;
+
+	pthread_mutex_lock(&t->lock);
+	exiting = t->exiting;
+	pthread_mutex_unlock(&t->lock);
+	return exiting;
+}
+
 static void *iothread_main(void *arg)
 {
 	struct iothread *t = arg;
 
 	iothread_self = t;
 	loop_run(t->loop);
+	pthread_mutex_lock(&t->lock);
+	t->halted = true;
+	pthread_cond_broadcast(&t->done);
+	pthread_mutex_unlock(&t->lock);
+	/* Halted (iothread_halt()): no source of the loop is looked at, calls still run. */
+	while (!iothread_exiting(t)) {
+		struct pollfd p = { .fd = t->efd, .events = POLLIN };
+		uint64_t v;
+
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			break;
+		if (read(t->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+			break;
+		iothread_run_queued(t);
+	}
 	return NULL;
+}
+
+void iothread_halt(struct iothread *t)
+{
+	if (!t->started)
+		return;
+	iothread_queue(t, &t->stop);
+	pthread_mutex_lock(&t->lock);
+	while (!t->halted)
+		pthread_cond_wait(&t->done, &t->lock);
+	pthread_mutex_unlock(&t->lock);
 }
 
 /* Start @t's thread with every signal blocked (it inherits the mask of its creator). */
@@ -265,6 +304,9 @@ void iothread_free(struct iothread *t)
 	if (!t)
 		return;
 	if (t->started) {
+		pthread_mutex_lock(&t->lock);
+		t->exiting = true;
+		pthread_mutex_unlock(&t->lock);
 		iothread_queue(t, &t->stop);
 		pthread_join(t->thread, NULL);
 	}

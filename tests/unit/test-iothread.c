@@ -191,6 +191,13 @@ static void tick_check(void *data)
 		loop_remove(k->src);
 }
 
+static void tick_remove(void *data)
+{
+	struct tick *k = data;
+
+	loop_remove(k->src);
+}
+
 static void test_sources_of_its_loop_fire_on_the_thread(void **state)
 {
 	struct tick k = { 0 };
@@ -206,6 +213,27 @@ static void test_sources_of_its_loop_fire_on_the_thread(void **state)
 	assert_int_equal(k.p.runs, 1);
 	assert_true(k.p.current);
 	assert_string_equal(k.p.name, "vblkd-io2");
+	iothread_free(k.t);
+}
+
+/* Halted: its loop's sources wait (a timer does not fire), calls still run on the thread. */
+static void test_halted_thread_runs_calls_not_sources(void **state)
+{
+	struct tick k = { 0 };
+	struct probe p = { 0 };
+
+	assert_int_equal(iothread_new("vblkd-io5", &k.t), 0);
+	iothread_halt(k.t);
+	iothread_call(k.t, tick_add, &k);	/* a 1 ms timer */
+	nanosleep(&(struct timespec){ .tv_nsec = 30000000 }, NULL);
+	iothread_call(k.t, tick_check, &k);
+	assert_int_equal(k.seen, 0);
+	p.t = k.t;
+	iothread_call(k.t, probe_run, &p);
+	assert_int_equal(p.runs, 1);
+	assert_true(p.current);
+	assert_string_equal(p.name, "vblkd-io5");
+	iothread_call(k.t, tick_remove, &k);
 	iothread_free(k.t);
 }
 
@@ -286,6 +314,7 @@ int main(void)
 		cmocka_unit_test(test_queued_work_runs_once_in_order),
 		cmocka_unit_test(test_cancelled_work_never_runs),
 		cmocka_unit_test(test_sources_of_its_loop_fire_on_the_thread),
+		cmocka_unit_test(test_halted_thread_runs_calls_not_sources),
 		cmocka_unit_test(test_cpu_time_is_the_threads),
 		cmocka_unit_test(test_concurrent_producers),
 	};
