@@ -402,6 +402,27 @@ static bool disk_state_becomes(uint32_t domid, unsigned int devid, int want)
 	return false;
 }
 
+/* What @cmd prints (at most @len - 1 bytes, NUL-terminated); returns its pclose() status. */
+static int command_output(const char *cmd, char *out, size_t len)
+{
+	FILE *p = popen(cmd, "r");
+	size_t n;
+
+	assert_non_null(p);
+	n = fread(out, 1, len - 1, p);
+	out[n] = '\0';
+	return pclose(p);
+}
+
+/* `vblkd --status`, the table an operator reads; it must exit 0. */
+static void status_table(char *out, size_t len)
+{
+	char cmd[384];
+
+	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
+	assert_int_equal(command_output(cmd, out, len), 0);
+}
+
 static char *status_json(void)
 {
 	char *reply = NULL;
@@ -897,10 +918,8 @@ static void test_50_create_destroy_cycles(void **state)
  */
 static void test_fifo_backing_refused(void **state)
 {
-	char fifo[128], img[128], spec[256], want[320], cmd[384], out[4096], *err;
+	char fifo[128], img[128], spec[256], want[320], out[4096], *err;
 	uint32_t bad, good;
-	size_t n;
-	FILE *p;
 
 	snprintf(fifo, sizeof(fifo), "%s/disk.fifo", E.dir);
 	assert_int_equal(mkfifo(fifo, 0600), 0);
@@ -923,12 +942,7 @@ static void test_fifo_backing_refused(void **state)
 		fail_msg("no log line '%s'", want);
 
 	/* The operator's view: the daemon answers, and serves nothing half-added. */
-	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = '\0';
-	assert_int_equal(pclose(p), 0);
+	status_table(out, sizeof(out));
 	assert_non_null(strstr(out, "0 guests, 0 disks"));
 
 	snprintf(spec, sizeof(spec), "name=good,vcpus=1,mem=32M,disk=%s:rw", img);
@@ -1492,12 +1506,11 @@ static int status_guest_index(const char *js, uint32_t domid)
  */
 static void test_status_recent_io(void **state)
 {
-	char a[128], c[128], s1[256], s2[256], cmd[384], out[8192], *js;
+	char a[128], c[128], s1[256], s2[256], out[8192], *js;
 	const char *dirs[] = { "read", "write" };
 	uint32_t busy, idle;
-	size_t n, i;
+	size_t i;
 	int b, z;
-	FILE *p;
 
 	make_image("a.img", 8, a, sizeof(a));
 	make_image("c.img", 8, c, sizeof(c));
@@ -1528,23 +1541,17 @@ static void test_status_recent_io(void **state)
 	assert_int_equal(status_num(js, z, 0, "write_bytes_per_second"), 0);
 	free(js);
 
-	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	assert_int_equal(pclose(p), 0);
+	status_table(out, sizeof(out));
 	assert_non_null(strstr(out, "last minute: read p50 "));
 	assert_non_null(strstr(out, "last minute: read idle; write idle\n"));
 }
 
 static void test_status_two_guests(void **state)
 {
-	char a[128], b[128], c[128], s1[384], s2[256], cmd[384], out[4096], *js;
+	char a[128], b[128], c[128], s1[384], s2[256], out[4096], *js;
 	struct json_object *root, *guests, *g, *disks, *v;
 	uint32_t g1, g2;
 	size_t n;
-	FILE *p;
 
 	make_image("a.img", 8, a, sizeof(a));
 	make_image("b.img", 8, b, sizeof(b));
@@ -1578,12 +1585,7 @@ static void test_status_two_guests(void **state)
 	free(js);
 
 	/* The table an operator reads, from the command line. */
-	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = '\0';
-	assert_int_equal(pclose(p), 0);
+	status_table(out, sizeof(out));
 	assert_non_null(strstr(out, "2 guests, 3 disks"));
 	assert_non_null(strstr(out, "web"));
 	assert_non_null(strstr(out, "db"));
@@ -1639,12 +1641,10 @@ static bool has_thread(const char *name)
 static void test_io_threads_3_four_guests_verified_status(void **state)
 {
 	static const char *const args[] = { "--io-threads=3", NULL };
-	char img[8][128], spec[4][1100], cmd[384], out[8192], *js;
+	char img[8][128], spec[4][1100], out[8192], *js;
 	unsigned int n, disks[8], guests[8], total = 0, most = 0, least = ~0u;
 	struct bg_workload w[4];
 	uint32_t domid[4];
-	size_t len;
-	FILE *p;
 
 	for (unsigned int i = 0; i < 8; i++) {
 		char name[16];
@@ -1687,12 +1687,7 @@ static void test_io_threads_3_four_guests_verified_status(void **state)
 	assert_int_equal(most, 4);
 	assert_int_equal(least, 2);
 
-	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	len = fread(out, 1, sizeof(out) - 1, p);
-	out[len] = '\0';
-	assert_int_equal(pclose(p), 0);
+	status_table(out, sizeof(out));
 	assert_non_null(strstr(out, "4 guests, 8 disks"));
 	assert_non_null(strstr(out, "IO THREAD"));
 	assert_non_null(strstr(out, "vblkd-io2"));
@@ -1771,16 +1766,10 @@ static void test_io_threads_0_main_loop_only(void **state)
 static void test_io_threads_bad_value_refused(void **state)
 {
 	char cmd[384], out[512];
-	size_t len;
-	FILE *p;
 	int st;
 
 	snprintf(cmd, sizeof(cmd), "%s --foreground --io-threads=lots 2>&1", VBLKD_SIM_BIN);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	len = fread(out, 1, sizeof(out) - 1, p);
-	out[len] = '\0';
-	st = pclose(p);
+	st = command_output(cmd, out, sizeof(out));
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 2);
 	assert_non_null(strstr(out, "--io-threads 'lots'"));
