@@ -1013,10 +1013,10 @@ static void daemon_room(void *data, struct guest *guest)
 	struct daemon *d = data;
 
 	/* Called on the thread of the guest that released something: its own guest is its own. */
-	if (guest)
-		daemon_guest_room(guest_data(guest));
-	else
+	if (!guest)
 		daemon_threads_room(d);
+	else if (guest_data(guest))
+		daemon_guest_room(guest_data(guest));
 }
 
 /* A record nothing adopted at start-up: the disk or the guest is gone (or was refused). */
