@@ -28,13 +28,17 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 
 SANITIZE ?= 0
+# ThreadSanitizer instead (make check-tsan sets it): build/tsan.
+TSAN ?= 0
 WERROR ?= 1
 V ?= 0
 # Seconds each fuzz target runs in `make check` and in `make fuzz`.
 FUZZ_CHECK_TIME ?= 20
 FUZZ_TIME ?= 300
 
-ifeq ($(SANITIZE),1)
+ifeq ($(TSAN),1)
+BUILD ?= build/tsan
+else ifeq ($(SANITIZE),1)
 BUILD ?= build/sanitize
 else
 BUILD ?= build/default
@@ -62,6 +66,11 @@ BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -MMD -MP $(WARNINGS) \
 SAN_FLAGS :=
 ifeq ($(SANITIZE),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+# -Wno-tsan: TSan does not model atomic_thread_fence(); the fences order vblkd's accesses to
+# rings in guest memory against the guest's (another process, which TSan cannot see anyway).
+ifeq ($(TSAN),1)
+SAN_FLAGS := -fsanitize=thread -fno-omit-frame-pointer -Wno-tsan
 endif
 ALL_CFLAGS = $(BASE_CFLAGS) $(SAN_FLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(SAN_FLAGS) $(LDFLAGS)
@@ -152,6 +161,7 @@ help:
 	@echo 'Targets:'
 	@echo '  all        build vblkd, vblkd-sim, the simulator and the tests (default)'
 	@echo '  check      install missing packages, build, run every test (SANITIZE=1 for ASan+UBSan)'
+	@echo '  check-tsan the IO thread tests under ThreadSanitizer (build/tsan; part of check)'
 	@echo '  demo       install missing packages, run vblkd on the built-in Xen simulator'
 	@echo '  bench      vblkd on the simulator beside raw fio, over vhost-user beside qemu-storage-daemon'
 	@echo '  fuzz       run each libFuzzer target for FUZZ_TIME seconds (default $(FUZZ_TIME))'
@@ -250,6 +260,36 @@ check:
 check-run: all fuzz-build
 	$(Q)BUILD=$(BUILD) MAKE="$(MAKE)" scripts/run-tests.sh $(TEST_BINS) \
 		--sh $(SH_TESTS) --fuzz $(FUZZ_CHECK_TIME) $(FUZZ_BINS)
+	$(Q)$(MAKE) --no-print-directory check-tsan
+
+# ThreadSanitizer (issue 19, IO threads): the IO thread module's unit test, the end-to-end tests
+# named *io_threads* (several guests on 2 and 3 IO threads: data, a guest destroyed mid-IO, a
+# disk removed mid-IO, --status) and the restart test on IO threads, with the daemon and the
+# simulator built with -fsanitize=thread in build/tsan (the restart test: TSAN_RESTART_KILLS kills
+# and SIGTERMs with 3 IO threads).  A race reported stops the daemon
+# (halt_on_error, exit 66): the test sees it fail.  No suppressions.
+TSAN_BUILD := build/tsan
+TSAN_TESTS := test-iothread test-e2e test-restart
+# Reports go to files too: a daemon killed by a test (restarts) leaves them there.
+TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 \
+	log_path=$(abspath $(TSAN_BUILD))/tests/tsan-report"
+TSAN_RESTART_KILLS ?= 10
+.PHONY: check-tsan
+check-tsan:
+	$(Q)$(MAKE) --no-print-directory TSAN=1 BUILD=$(TSAN_BUILD) \
+		$(addprefix $(TSAN_BUILD)/tests/,$(TSAN_TESTS))
+	$(Q)echo '  TSAN    test-iothread, test-e2e *io_threads*, test-restart (io threads)'
+	$(Q)rm -f $(TSAN_BUILD)/tests/tsan-report.*
+	$(Q)cd $(TSAN_BUILD)/tests && $(TSAN_ENV) ./test-iothread >test-iothread.log 2>&1 || \
+		{ cat test-iothread.log; exit 1; }
+	$(Q)cd $(TSAN_BUILD)/tests && $(TSAN_ENV) E2E_FILTER='*io_threads*' ./test-e2e \
+		>test-e2e.log 2>&1 || { cat test-e2e.log; exit 1; }
+	$(Q)cd $(TSAN_BUILD)/tests && $(TSAN_ENV) RESTART_KILLS=$(TSAN_RESTART_KILLS) RESTART_IO_THREADS=3 \
+		./test-restart \
+		>test-restart.log 2>&1 || { cat test-restart.log; exit 1; }
+	$(Q)if ls $(TSAN_BUILD)/tests/tsan-report.* >/dev/null 2>&1; then \
+		cat $(TSAN_BUILD)/tests/tsan-report.*; echo 'ThreadSanitizer reported races'; exit 1; fi
+	$(Q)grep -h 'PASSED\|FAILED' $(addprefix $(TSAN_BUILD)/tests/,$(addsuffix .log,$(TSAN_TESTS)))
 
 # libFuzzer targets: the core is rebuilt with clang and coverage instrumentation.
 FUZZ_CFLAGS := -std=gnu11 -D_GNU_SOURCE -Iinclude -O1 -g -fno-omit-frame-pointer \

@@ -18,6 +18,11 @@ struct daemon_opts {
 	uint32_t backend_domid;		/* DAEMON_DOMID_SELF: read "domid" from xenstore */
 	enum blk_engine engine;
 	unsigned int queues;		/* virtqueues per disk (virtio-blk MQ), >= 1 */
+	/*
+	 * IO threads serving the guests and exports, each with its own loop
+	 * (0: everything on the caller's loop, as with one thread).
+	 */
+	unsigned int io_threads;
 	unsigned int queue_depth;	/* block engine requests in flight per disk (0: default) */
 	/* Serve one backing file under several disks even if one of them writes it (else refused). */
 	bool allow_shared;

@@ -3,6 +3,7 @@
 #ifndef VBLKD_GMEM_H
 #define VBLKD_GMEM_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,8 +31,14 @@ struct gmem_budget {
 	uint64_t guest_pages;		/* per guest: pages mapped at once */
 	unsigned int guest_maps;	/* per guest: mappings at once */
 	uint64_t max_maps;		/* all guests: mappings, counting reservation gaps */
-	uint64_t maps;			/* all guests, now */
-	bool waiting;			/* a gmem_map() failed on @max_maps since the last @room */
+	/*
+	 * Guests on several IO threads share these two: atomic, no lock.  Two
+	 * threads mapping at once may both fit and pass @max_maps by their
+	 * sizes; the daemon's own share of vm.max_map_count (guest.c) is far
+	 * above that.
+	 */
+	_Atomic uint64_t maps;		/* all guests, now */
+	_Atomic bool waiting;		/* a gmem_map() failed on @max_maps since the last @room */
 	/* @owner: the gmem's owner (gmem_set_owner()) whose limits were in the way, or NULL for all. */
 	void (*room)(void *data, void *owner);
 	void *data;

@@ -92,6 +92,9 @@ int guest_sys_domain_handle(struct guest_sys *sys, unsigned int domid, uint8_t h
  */
 void guest_free(struct guest *guest, bool dead);
 unsigned int guest_nr_vcpus(const struct guest *guest);
+/* The caller's pointer for @guest (what the room() callback's guest is to it). */
+void guest_set_data(struct guest *guest, void *data);
+void *guest_data(const struct guest *guest);
 
 /*
  * Claim the register window [base, base + size) for @dev and raise @irq for

@@ -9,9 +9,12 @@ Each point runs three times on the same backing file(s), same block size, queue 
   2. vblkd-sim --engine=null: the same guest path with no IO, i.e. the simulator's notification
      cost plus vblkd's own request handling;
   3. fio, libaio, O_DIRECT (the physical limit on this machine).
-Then callgrind counts vblkd's user-space instructions per request.  Then each vhost-user point (4k
-random QD1 and QD32, 1M sequential QD8; page cache and O_DIRECT) runs tests/vhost/vu-load against
-vblkd --vhost-user and qemu-storage-daemon on the same file, alternating (--only vhost: these alone).  Figures are ratios within this
+Then callgrind counts vblkd's user-space instructions per request.  The multi-disk rows run vblkd
+again with each of --compare-io-threads (default 1 and 2 IO threads) and print each of its threads'
+CPU utilisation over the busiest stretch of the run (from /proc/<pid>/task/*/stat).  Then each
+vhost-user point (4k random QD1 and QD32, 1M sequential QD8; page cache and O_DIRECT) runs
+tests/vhost/vu-load against vblkd --vhost-user and qemu-storage-daemon on the same file,
+alternating (--only vhost: these alone).  Figures are ratios within this
 run: machines are noisy.  Exit status 1 if any workload failed its data checks or did not run.
 Standard library only.
 """
@@ -25,11 +28,72 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 BUILD = os.environ.get("BUILD", "build/default")
 FAILURES = []
 VBLKD_ARGS = []     # --vblkd-arg: more arguments for vblkd-sim's measured runs
+# --io-threads for every vblkd run (None: vblkd's default); set by main().
+IO_THREADS = None
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_ticks(pid):
+    """{thread name: utime + stime in clock ticks} of @pid's threads (same names summed)."""
+    out = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        fields = st[st.rindex(")") + 2:].split()
+        # Fields 14 and 15 of proc(5), counted from the state (field 3) here.
+        out[name] = out.get(name, 0) + int(fields[11]) + int(fields[12])
+    return out
+
+
+class ThreadSampler:
+    """Samples a process's threads' CPU time every @period s; utilisation() over the busiest @window s."""
+
+    def __init__(self, pid, period=0.1):
+        self.pid, self.period, self.samples = pid, period, []
+        self.stop = threading.Event()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.stop.is_set():
+            self.samples.append((time.monotonic(), thread_ticks(self.pid)))
+            self.stop.wait(self.period)
+
+    def finish(self):
+        self.samples.append((time.monotonic(), thread_ticks(self.pid)))
+        self.stop.set()
+        self.t.join()
+
+    def utilisation(self, window):
+        """{thread: share of one CPU} over the window of about @window s where the daemon used most CPU."""
+        best, best_total = {}, -1.0
+        s = self.samples
+        j = 0
+        for i in range(len(s)):
+            while j < len(s) and s[j][0] - s[i][0] < window:
+                j += 1
+            if j >= len(s):
+                break
+            (t0, a), (t1, b) = s[i], s[j]
+            shares = {n: (b[n] - a.get(n, 0)) / TICK / (t1 - t0) for n in b}
+            total = sum(shares.values())
+            if total > best_total:
+                best, best_total = shares, total
+        return best
 
 
 def log(msg):
@@ -140,8 +204,14 @@ def parse_bench(report):
     return rows
 
 
-def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, extra=()):
-    """Run xensim with @guests and @workload against a fresh vblkd-sim; returns a result dict."""
+def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, extra=(),
+              io_threads=None, window=None):
+    """Run xensim with @guests and @workload against a fresh vblkd-sim; returns a result dict.
+
+    @io_threads: its --io-threads (None: IO_THREADS); @window: seconds over which to report each
+    thread's utilisation (the busiest such stretch), None for none."""
+    if io_threads is None:
+        io_threads = IO_THREADS
     sock = os.path.join(tmp, "sim.sock")
     ctl = os.path.join(tmp, "ctl.sock")
     for p in (sock, ctl):
@@ -165,11 +235,16 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
         raise RuntimeError("xensim did not start")
     cmd = [os.path.join(BUILD, "vblkd-sim"), "--foreground", "--engine=" + engine,
            "--control-socket=" + ctl, "--log-level=err"] + VBLKD_ARGS + list(extra)
+    if io_threads is not None:
+        cmd.append(f"--io-threads={io_threads}")
     if wrapper:
         cmd = wrapper + cmd
     vb = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
+    sampler = ThreadSampler(vb.pid) if window and not wrapper else None
     out, _ = xs.communicate()
+    if sampler:
+        sampler.finish()
     # The daemon stops by itself once the simulator is gone; make sure of it.
     # os.kill, not Popen.send_signal: that may reap the child, and wait4 needs it for the rusage.
     target = vb.pid
@@ -187,7 +262,8 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
     if xs.returncode < 0 and retry:
         # Killed by a signal from outside (not a failed check): measure once more.
         log(f"bench: {tag} engine={engine}: xensim killed by signal {-xs.returncode}, retrying")
-        return run_vblkd(tmp, engine, guests, workload, wrapper, tag, retry=False)
+        return run_vblkd(tmp, engine, guests, workload, wrapper, tag, retry=False,
+                         io_threads=io_threads, window=window)
     ok = xs.returncode == 0 and rows
     if not ok:
         FAILURES.append(f"{tag} engine={engine}: xensim exit {xs.returncode}")
@@ -199,6 +275,7 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
         "reqs": parse_reqs(out),
         "cpu": ru.ru_utime + ru.ru_stime,
         "rss_kib": ru.ru_maxrss,
+        "threads": sampler.utilisation(window) if sampler else None,
     }
 
 
@@ -455,6 +532,53 @@ def print_vhost(results):
           "pairwise per round.  Targets: IOPS ratio >= 1.0, CPU ratio <= 0.8.")
 
 
+def compare_io_threads(tmp, a, name, guests, wl, counts):
+    """@name's workload with each --io-threads of @counts, alternating; the median run of each."""
+    runs = {n: [] for n in counts}
+    for _ in range(max(a.repeat, 1)):
+        for n in counts:
+            log(f"bench: {name}, --io-threads={n}")
+            v = run_vblkd(tmp, a.engine, guests, wl, tag=f"{name} io-threads={n}", io_threads=n,
+                          window=a.time)
+            if v["rows"]:
+                v["agg"] = aggregate(v["rows"])
+                runs[n].append(v)
+    out = []
+    for n in counts:
+        v = median_by_iops(runs[n], lambda x: x["agg"]["iops"])
+        out.append({"name": name, "io_threads": n, "runs": len(runs[n]),
+                    "vblkd": v and v["agg"], "threads": v and v["threads"],
+                    "iops_range": (min(x["agg"]["iops"] for x in runs[n]),
+                                   max(x["agg"]["iops"] for x in runs[n])) if runs[n] else None,
+                    "cpu_per_mreq": v and v["reqs"] and v["cpu"] / v["reqs"] * 1e6})
+    return out
+
+
+def print_io_threads(tcomp, window):
+    if not tcomp:
+        return
+    print()
+    print(f"IO threads side by side (runs alternate; median run by IOPS; thread CPU: share of one CPU "
+          f"over the busiest {window:g} s of that run, /proc/<pid>/task/*/stat; vblkd-sim is the main "
+          f"thread, vblkd-ioN the IO threads, others the engine's):")
+    print()
+    print("| workload | --io-threads | vblkd IOPS | IOPS range | vs first | vblkd MB/s | p50 / p99 us "
+          "| CPU s / M req | each thread's CPU |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    first = {}
+    for r in tcomp:
+        v = r["vblkd"]
+        base = first.setdefault(r["name"], v and v["iops"])
+        th = r["threads"] or {}
+        shown = ", ".join(f"{n} {100 * x:.0f}%" for n, x in sorted(th.items()) if x >= 0.01)
+        rr = r["iops_range"]
+        print(f"| {r['name']} | {r['io_threads']} | {fmt(v and v['iops'])} "
+              f"| {fmt(rr and rr[0])}..{fmt(rr and rr[1])} "
+              f"| {fmt(v and base and v['iops'] / base, 2)} | {fmt(v and v['mbps'], 1)} "
+              f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
+              f"| {fmt(r['cpu_per_mreq'], 1)} | {shown or '-'} |")
+
+
 def fmt(x, nd=0):
     if x is None:
         return "-"
@@ -485,6 +609,11 @@ def main():
     ap.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", 3)),
                     help="vblkd and fio runs per point, alternating; the table shows the medians "
                          "and the range of the pairwise ratios (default 3, $BENCH_REPEAT)")
+    ap.add_argument("--io-threads", type=int, default=None,
+                    help="vblkd's --io-threads for every run (default: vblkd's own default)")
+    ap.add_argument("--compare-io-threads", default="1,2",
+                    help="the multi-disk rows again with each of these --io-threads, side by side "
+                         "with each thread's CPU utilisation (default 1,2; empty: not)")
     ap.add_argument("--no-pm-qos", action="store_true",
                     help="let idle CPUs halt (do not hold /dev/cpu_dma_latency at 0)")
     ap.add_argument("--no-spin", action="store_true",
@@ -492,6 +621,9 @@ def main():
                          "from halting (no cpuidle driver)")
     a = ap.parse_args()
     VBLKD_ARGS.extend(a.vblkd_arg)
+    global IO_THREADS
+    IO_THREADS = a.io_threads
+    compare = [int(x) for x in a.compare_io_threads.split(",") if x.strip()]
 
     # "vhost" in --only: the vhost-user points alone, no fio or callgrind needed.
     tools = () if a.only and "vhost" in a.only else ("fio",) + (() if a.no_callgrind else ("valgrind",))
@@ -555,7 +687,7 @@ def main():
         # Started here, after the files are made: only the measured runs need them.
         if idle.startswith("SCHED_IDLE"):
             spinners = start_spinners()
-        results = []
+        results, tcomp = [], []
         for point in points:
             name, rw, bs, qd, guests, files, size = point[:7]
             extra = point[7] if len(point) > 7 else []
@@ -592,6 +724,8 @@ def main():
             # Tails side by side: vblkd's p99 over fio's, of the median runs.
             r["p99_ratio"] = (r["vblkd"]["lat_p99_us"] / f["lat_p99_us"]
                               if r["vblkd"] and f and f["lat_p99_us"] else None)
+            if guests is many and compare:
+                tcomp += compare_io_threads(tmp, a, name, guests, wl, compare)
         vhost = run_vhost(a, tmp, a.only)
         ipr = {}
         if not a.no_callgrind and points:
@@ -613,7 +747,7 @@ def main():
         print_vhost(vhost)
         print()
     if not results:
-        return finish(a, idle, results, ipr, vhost)
+        return finish(a, idle, results, ipr, vhost, [])
     print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | ratio range | vblkd MB/s | fio MB/s "
           "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | p99 ratio | null-engine p50 us "
           "| interrupt path p50 us | added p50 us | guest traps / req, mean us, vCPU share "
@@ -656,14 +790,15 @@ def main():
           "share of the guest's vCPU time spent in that wait.")
     print("CPU s / M req: daemon user+system time over its whole run (wait4 rusage, as in /proc/<pid>/stat) "
           "per million guest requests (the untimed stamping pass included); fio: its usr+sys CPU.")
-    return finish(a, idle, results, ipr, vhost)
+    print_io_threads(tcomp, a.time)
+    return finish(a, idle, results, ipr, vhost, tcomp)
 
 
-def finish(a, idle, results, ipr, vhost):
+def finish(a, idle, results, ipr, vhost, tcomp):
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"idle_cpus": idle, "results": results, "instructions_per_request": ipr,
-                       "vhost": vhost}, f, indent=1)
+                       "vhost": vhost, "io_threads": tcomp}, f, indent=1)
     if FAILURES:
         print("bench: FAILED: " + "; ".join(FAILURES))
         return 1

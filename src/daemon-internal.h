@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
-/* The daemon's guests and disks, shared by its files (daemon.c, daemon-shared.c, daemon-status.c). */
+/* The daemon's guests, disks and IO threads, shared by its files (daemon*.c). */
 #ifndef VBLKD_DAEMON_INTERNAL_H
 #define VBLKD_DAEMON_INTERNAL_H
 
@@ -9,10 +9,33 @@
 #include "blk.h"
 #include "daemon.h"
 #include "daemon-record.h"
+#include "iothread.h"
 #include "log.h"
 #include "vblk.h"
 
 struct dguest;
+
+/*
+ * An IO thread of the daemon (or, with --io-threads=0, the main loop): the
+ * guests and vhost-user exports it serves, with everything of theirs
+ * (IOREQ server event channels, fast-path eventfds, timers, block engines),
+ * are touched on that thread only.  The main thread acts on them through
+ * daemon_thread_call(), which runs there while main waits; an IO thread
+ * tells main through work queued on d->main (a disk idle, see daemon.c).
+ */
+struct dthread {
+	struct daemon *d;
+	struct iothread *t;		/* its thread, or d->main (--io-threads=0) */
+	struct loop *loop;
+	struct blk_ctx *blk_ctx;	/* its disks' shared completion context (libaio), or NULL */
+	struct loop_source *blk_ctx_src;
+	struct dguest *guests;		/* its guests (tnext): written on this thread only */
+	/* The main thread's counts, for placing guests and for --status. */
+	unsigned int nguests;
+	unsigned int ndisks;
+	unsigned int nvhost;
+	struct iothread_work room;	/* its guests' devices may map again (daemon_room()) */
+};
 
 /* Where a disk is in its life; every state but SERVING waits for in-flight IO, then is freed. */
 enum ddisk_state {
@@ -43,6 +66,7 @@ struct ddisk {
 	struct drec_disk *rec;		/* its record for a successor, NULL if none is kept */
 	enum ddisk_state state;
 	struct log_ratelimit rl;
+	struct iothread_work idle;	/* stopped and idle: released by the main thread */
 	struct ddisk *next;
 };
 
@@ -55,11 +79,17 @@ struct dguest {
 	bool dead;
 	bool adopted;			/* its IOREQ server is a previous process's */
 	uint8_t handle[16];		/* the domain's (guest_sys_domain_handle()) */
-	struct dguest *next;
+	struct dthread *th;		/* the thread that serves it */
+	struct dguest *next;		/* d->guests: written on the main thread only */
+	struct dguest *tnext;		/* th->guests */
 };
 
 struct daemon {
 	struct loop *loop;
+	struct iothread *main;		/* the main loop's channel */
+	struct dthread *threads;	/* nthreads: opts.io_threads, or 1 on the main loop */
+	unsigned int nthreads;
+	struct dthread **vhost_th;	/* each export's thread */
 	struct vhost_export **vhost;	/* opts.nvhost exports */
 	bool xen;			/* xenstore and Xen are there: guests are served */
 	struct daemon_opts opts;
@@ -73,8 +103,6 @@ struct daemon {
 	bool releasing;			/* daemon_release(): guests let go for good */
 	bool adopting;			/* the first look at xenstore, records in hand */
 	struct drec_dir *rec_dir;	/* NULL: no records, guests released at exit */
-	struct blk_ctx *blk_ctx;	/* the disks' shared completion context (libaio), or NULL */
-	struct loop_source *blk_ctx_src;
 	int exit_code;
 	uint64_t started;
 	char why[192];			/* a disk_add() reason that names things (fits disc's) */
@@ -92,5 +120,23 @@ struct blk_info daemon_disk_info(const struct ddisk *k);
  * xenstore in *@ret_why).  See daemon-shared.c.
  */
 int daemon_shared_check(struct daemon *d, const struct ddisk *k, const char **ret_why);
+
+/* The end of a batch of @k's completions (on its thread); daemon.c. */
+void daemon_blk_done(struct ddisk *k);
+
+/* daemon-thread.c: the IO threads (d->opts.io_threads of them, or the main loop's one). */
+int daemon_threads_open(struct daemon *d);
+/* The threads stop looking at their loops (calls still run there): see iothread_halt(). */
+void daemon_threads_halt(struct daemon *d);
+/* After every guest and export is gone: stop and join the threads. */
+void daemon_threads_close(struct daemon *d);
+/* The thread that serves least (disks and exports, then guests), for a new guest or export. */
+struct dthread *daemon_thread_pick(struct daemon *d);
+/* Run @fn(@data) on @th's thread while the caller (the main thread) waits. */
+void daemon_thread_call(struct dthread *th, void (*fn)(void *data), void *data);
+/* Every thread's guests' devices may try to map again (on theirs). */
+void daemon_threads_room(struct daemon *d);
+/* The devices of @g that wait for room try again (on @g's thread). */
+void daemon_guest_room(struct dguest *g);
 
 #endif

@@ -215,15 +215,87 @@ static struct json_object *daemon_guest_json(const struct dguest *g, uint64_t no
 	return jg;
 }
 
-/* The loop's busy polling (--poll-us): its limit, its window now, the spells that found work. */
+/* A guest's or an export's part, built on the thread that serves it while main waits. */
+struct daemon_status_part {
+	const struct daemon *d;
+	const struct dguest *g;
+	unsigned int vhost;		/* export index, when !g */
+	uint64_t now;
+	struct json_object *o;
+};
+
+static void daemon_status_part(void *data)
+{
+	struct daemon_status_part *p = data;
+
+	if (p->g)
+		p->o = daemon_guest_json(p->g, p->now);
+	else
+		p->o = daemon_vhost_json(p->d->vhost[p->vhost]);
+}
+
+static struct json_object *daemon_part_json(const struct daemon *d, struct dthread *th,
+					    const struct dguest *g, unsigned int vhost, uint64_t now)
+{
+	struct daemon_status_part p = { .d = d, .g = g, .vhost = vhost, .now = now };
+
+	daemon_thread_call(th, daemon_status_part, &p);
+	json_object_object_add(p.o, "io_thread", json_object_new_string(iothread_name(th->t)));
+	return p.o;
+}
+
+/* Each IO thread: what it serves, and the CPU time it used ("main": --io-threads=0). */
+static struct json_object *daemon_threads_json(const struct daemon *d)
+{
+	struct json_object *a = json_object_new_array();
+
+	for (unsigned int i = 0; i < d->nthreads; i++) {
+		const struct dthread *th = &d->threads[i];
+		struct json_object *o = json_object_new_object(), *domids = json_object_new_array();
+
+		for (const struct dguest *g = d->guests; g; g = g->next)
+			if (g->th == th)
+				json_object_array_add(domids, json_object_new_int64(g->domid));
+		json_object_object_add(o, "name", json_object_new_string(iothread_name(th->t)));
+		json_object_object_add(o, "guests", domids);
+		daemon_add_u64(o, "disks", th->ndisks);
+		daemon_add_u64(o, "vhost_user", th->nvhost);
+		json_object_object_add(o, "cpu_seconds",
+				       json_object_new_double((double)iothread_cpu_ns(th->t) / 1e9));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
+/* One thread's loop polling figures, read on that thread; summed into @sum. */
+struct daemon_poll_part {
+	struct loop *loop;
+	struct loop_poll_stats sum;
+};
+
+static void daemon_status_poll_part(void *data)
+{
+	struct daemon_poll_part *p = data;
+	struct loop_poll_stats one;
+
+	loop_get_poll_stats(p->loop, &one);
+	p->sum.hits += one.hits;
+	if (one.window_ns > p->sum.window_ns)
+		p->sum.window_ns = one.window_ns;
+}
+
+/* The loops' busy polling (--poll-us): its limit, the widest window now, the spells that found work. */
 static void daemon_status_polling(const struct daemon *d, struct json_object *root)
 {
-	struct loop_poll_stats st;
+	struct daemon_poll_part p = { 0 };
 
-	loop_get_poll_stats(d->loop, &st);
+	for (unsigned int i = 0; i < d->nthreads; i++) {
+		p.loop = d->threads[i].loop;
+		daemon_thread_call(&d->threads[i], daemon_status_poll_part, &p);
+	}
 	daemon_add_u64(root, "poll_max_us", d->opts.poll_us);
-	daemon_add_u64(root, "poll_window_us", st.window_ns / 1000u);
-	daemon_add_u64(root, "poll_hits", st.hits);
+	daemon_add_u64(root, "poll_window_us", p.sum.window_ns / 1000u);
+	daemon_add_u64(root, "poll_hits", p.sum.hits);
 }
 
 char *daemon_status_json(const struct daemon *d)
@@ -240,12 +312,13 @@ char *daemon_status_json(const struct daemon *d)
 	json_object_object_add(root, "engine", json_object_new_string(blk_engine_name(d->opts.engine)));
 	daemon_status_polling(d, root);
 	for (g = d->guests; g; g = g->next)
-		json_object_array_add(guests, daemon_guest_json(g, now));
+		json_object_array_add(guests, daemon_part_json(d, g->th, g, 0, now));
 	json_object_object_add(root, "guests", guests);
 	json_object_object_add(root, "xen", json_object_new_boolean(d->xen));
 	for (unsigned int i = 0; i < daemon_vhost_count(d); i++)
-		json_object_array_add(vhost, daemon_vhost_json(d->vhost[i]));
+		json_object_array_add(vhost, daemon_part_json(d, d->vhost_th[i], NULL, i, now));
 	json_object_object_add(root, "vhost_user", vhost);
+	json_object_object_add(root, "io_threads", daemon_threads_json(d));
 	out = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
 								  JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(root);

@@ -176,6 +176,8 @@ static void daemon_disk_free(struct ddisk *k)
 {
 	if (!k)
 		return;
+	/* On k's thread, which queues the work: once taken off here, it never runs. */
+	iothread_cancel(k->dg->d->main, &k->idle);
 	loop_remove(k->blk_src);
 	vmmio_destroy(k->regs);
 	vblk_destroy(k->vblk);
@@ -190,12 +192,28 @@ static void daemon_disk_free(struct ddisk *k)
 	free(k);
 }
 
+/* On @g's thread: it is served no more. */
+static void daemon_guest_unserve(void *data)
+{
+	struct dguest *g = data;
+
+	slist_remove(&g->th->guests, g, tnext);
+	guest_free(g->guest, g->dead);
+}
+
+/* Off its thread's and the daemon's lists, its IOREQ server released (or left, detaching). */
+static void daemon_guest_forget(struct dguest *g)
+{
+	daemon_thread_call(g->th, daemon_guest_unserve, g);
+	g->th->nguests--;
+	slist_remove(&g->d->guests, g, next);
+}
+
 static void daemon_guest_release(struct dguest *g)
 {
 	struct daemon *d = g->d;
 
-	slist_remove(&d->guests, g, next);
-	guest_free(g->guest, g->dead);
+	daemon_guest_forget(g);
 	if (d->detaching) {
 		log_info("dom %u: left to the next vblkd", g->domid);
 	} else {
@@ -208,7 +226,16 @@ static void daemon_guest_release(struct dguest *g)
 	daemon_maybe_stop(d);
 }
 
-/* Everything of the disk is idle: free it, and the guest with its last disk. */
+/* On @k's thread: off its guest's list, and freed. */
+static void daemon_disk_unserve(void *data)
+{
+	struct ddisk *k = data;
+
+	slist_remove(&k->dg->disks, k, next);
+	daemon_disk_free(k);	/* nothing in flight: blk_close() does not block */
+}
+
+/* Everything of the disk is idle: free it, and the guest with its last disk.  On the main thread. */
 static void daemon_disk_release(struct ddisk *k)
 {
 	struct dguest *g = k->dg;
@@ -217,9 +244,9 @@ static void daemon_disk_release(struct ddisk *k)
 	bool released = k->state == DDISK_CLOSING && d->releasing;
 	unsigned int domid = g->domid, devid = k->devid;
 
-	slist_remove(&g->disks, k, next);
 	log_info("%s: %s", k->name, d->detaching ? "detached" : "closed");
-	daemon_disk_free(k);	/* nothing in flight: blk_close() does not block */
+	g->th->ndisks--;
+	daemon_thread_call(g->th, daemon_disk_unserve, k);
 	/* Everything is released before Closed is written: the toolstack may destroy the domain then. */
 	if (!g->disks)
 		daemon_guest_release(g);
@@ -230,8 +257,13 @@ static void daemon_disk_release(struct ddisk *k)
 	daemon_changed(d);
 }
 
-/* The end of a batch of @k's completions (delivered already). */
-static void daemon_blk_done(struct ddisk *k)
+static void daemon_disk_idle(struct iothread_work *w)
+{
+	daemon_disk_release(container_of(w, struct ddisk, idle));
+}
+
+/* The end of a batch of @k's completions (delivered already), on its thread. */
+void daemon_blk_done(struct ddisk *k)
 {
 	if (k->vblk) {
 		/* One used-index update and at most one interrupt for the whole batch. */
@@ -239,7 +271,11 @@ static void daemon_blk_done(struct ddisk *k)
 		if (!vblk_draining(k->vblk))
 			guest_mmio_resume(k->mmio);
 	} else if (blk_inflight(k->blk) == 0) {
-		daemon_disk_release(k);
+		/* Stopped and idle: the lists and xenstore are the main thread's. */
+		if (iothread_is_current(k->dg->d->main))
+			daemon_disk_release(k);
+		else
+			iothread_queue(k->dg->d->main, &k->idle);
 	}
 }
 
@@ -254,19 +290,24 @@ static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, v
 	daemon_blk_done(k);
 }
 
-static void daemon_ctx_done(void *owner, struct blk_dev *dev)
-{
-	daemon_blk_done(owner);
-}
+struct daemon_stop {
+	struct ddisk *k;
+	enum ddisk_state state;
+	unsigned int inflight;
+};
 
-/* The shared completion context of the disks (blk_ctx_new()): every member's batch. */
-static void daemon_ctx_ready(struct loop_source *src, int fd, uint32_t events, void *data)
+/* On the disk's thread: the device goes; what is in flight then. */
+static void daemon_disk_stop_run(void *data)
 {
-	struct daemon *d = data;
-	int r = blk_ctx_process(d->blk_ctx, daemon_ctx_done);
+	struct daemon_stop *s = data;
+	struct ddisk *k = s->k;
 
-	if (r < 0)
-		log_err("reaping IO completions failed: %s", strerror(-r));
+	vmmio_destroy(k->regs);
+	k->regs = NULL;
+	vblk_destroy(k->vblk);
+	k->vblk = NULL;
+	k->state = s->state;
+	s->inflight = blk_inflight(k->blk);
 }
 
 /*
@@ -277,13 +318,11 @@ static void daemon_ctx_ready(struct loop_source *src, int fd, uint32_t events, v
  */
 static int daemon_disk_stop(struct ddisk *k, enum ddisk_state state)
 {
-	vmmio_destroy(k->regs);
-	k->regs = NULL;
-	vblk_destroy(k->vblk);
-	k->vblk = NULL;
-	k->state = state;
-	if (blk_inflight(k->blk)) {
-		log_info("%s: closing after %u requests in flight", k->name, blk_inflight(k->blk));
+	struct daemon_stop s = { .k = k, .state = state };
+
+	daemon_thread_call(k->dg->th, daemon_disk_stop_run, &s);
+	if (s.inflight) {
+		log_info("%s: closing after %u requests in flight", k->name, s.inflight);
 		return 1;
 	}
 	daemon_disk_release(k);
@@ -313,7 +352,7 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 		.direct_io_safe = cfg->direct_io_safe,
 		.queue_depth = d->opts.queue_depth,
 		.submit_batch = BLK_SUBMIT_BATCH,
-		.ctx = d->blk_ctx,
+		.ctx = k->dg->th->blk_ctx,
 	};
 	const struct blk_info *info;
 	const char *why = NULL;
@@ -471,7 +510,7 @@ static int daemon_guest_adopt(struct daemon *d, struct dguest *g)
 		daemon_drop_records(d, g->domid);
 		return -ESTALE;
 	}
-	r = guest_adopt(d->sys, d->loop, g->domid, rec.server_id, &g->guest);
+	r = guest_adopt(d->sys, g->th->loop, g->domid, rec.server_id, &g->guest);
 	if (r < 0) {
 		log_warn("dom %u: cannot adopt IOREQ server %u: %s; its record is dropped", g->domid,
 			 rec.server_id, strerror(-r));
@@ -482,38 +521,29 @@ static int daemon_guest_adopt(struct daemon *d, struct dguest *g)
 	return 0;
 }
 
-/* The guest of @domid, with its IOREQ server set up if it is new (then *@ret_new).  Logged. */
-static int daemon_guest_get(struct daemon *d, unsigned int domid, struct dguest **ret_guest,
-			    bool *ret_new, const char **ret_why)
+struct daemon_guest_start {
+	struct dguest *g;
+	int r;
+};
+
+/* On the guest's thread: its IOREQ server, adopted or new, watched by that thread's loop. */
+static void daemon_guest_start(void *data)
 {
-	struct dguest *g = daemon_find_guest(d, domid);
-	char path[64];
+	struct daemon_guest_start *s = data;
+	struct dguest *g = s->g;
+	struct daemon *d = g->d;
+	unsigned int domid = g->domid;
 	int r;
 
-	if (g) {
-		*ret_guest = g;
-		*ret_new = false;
-		return 0;
-	}
-	g = calloc(1, sizeof(*g));
-	if (!g) {
-		log_err("dom %u: cannot set up the guest: %s", domid, strerror(ENOMEM));
-		return -ENOMEM;
-	}
-	g->d = d;
-	g->domid = domid;
-	if (d->rec_dir && guest_sys_domain_handle(d->sys, domid, g->handle) < 0)
-		log_warn("dom %u: no such domain (dying?)", domid);
 	if (!d->adopting || !d->rec_dir || daemon_guest_adopt(d, g) < 0) {
 		if (d->rec_dir)
 			daemon_guest_record_pending(d, g);
-		r = guest_new(d->sys, d->loop, domid, &g->guest);
+		r = guest_new(d->sys, g->th->loop, domid, &g->guest);
 		if (r < 0) {
 			if (d->rec_dir)
 				drec_guest_remove(d->rec_dir, domid);
-			free(g);
-			*ret_why = "cannot set up an IOREQ server for the guest (see the vblkd log)";
-			return r;
+			s->r = r;
+			return;
 		}
 		if (d->rec_dir) {
 			struct drec_guest rec = { .domid = domid,
@@ -527,7 +557,44 @@ static int daemon_guest_get(struct daemon *d, unsigned int domid, struct dguest 
 					 strerror(-r));
 		}
 	}
+	guest_set_data(g->guest, g);
+	slist_push(&g->th->guests, g, tnext);
+}
+
+/* The guest of @domid, with its IOREQ server set up if it is new (then *@ret_new).  Logged. */
+static int daemon_guest_get(struct daemon *d, unsigned int domid, struct dguest **ret_guest,
+			    bool *ret_new, const char **ret_why)
+{
+	struct dguest *g = daemon_find_guest(d, domid);
+	struct daemon_guest_start s = { 0 };
+	char path[64];
+
+	if (g) {
+		*ret_guest = g;
+		*ret_new = false;
+		return 0;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		log_err("dom %u: cannot set up the guest: %s", domid, strerror(ENOMEM));
+		return -ENOMEM;
+	}
+	g->d = d;
+	g->domid = domid;
+	g->th = daemon_thread_pick(d);
+	if (d->rec_dir && guest_sys_domain_handle(d->sys, domid, g->handle) < 0)
+		log_warn("dom %u: no such domain (dying?)", domid);
+	s.g = g;
+	daemon_thread_call(g->th, daemon_guest_start, &s);
+	if (s.r < 0) {
+		free(g);
+		*ret_why = "cannot set up an IOREQ server for the guest (see the vblkd log)";
+		return s.r;
+	}
+	g->th->nguests++;
 	slist_push(&d->guests, g, next);
+	if (d->opts.io_threads)
+		log_info("dom %u: served by %s", domid, iothread_name(g->th->t));
 	snprintf(path, sizeof(path), "/local/domain/%u/name", domid);
 	g->name = xsw_read(d->xsw, path);	/* for operators only: may be absent */
 	*ret_guest = g;
@@ -540,8 +607,7 @@ static void daemon_guest_drop_unused(struct dguest *g)
 {
 	if (g->disks)
 		return;
-	slist_remove(&g->d->guests, g, next);
-	guest_free(g->guest, false);
+	daemon_guest_forget(g);
 	if (g->d->rec_dir)
 		drec_guest_remove(g->d->rec_dir, g->domid);
 	free(g->name);
@@ -556,6 +622,7 @@ static struct ddisk *daemon_disk_new(struct dguest *g, const struct disk_cfg *cf
 	if (!k)
 		return NULL;
 	k->dg = g;
+	k->idle.fn = daemon_disk_idle;
 	k->devid = cfg->devid;
 	k->state = DDISK_SERVING;
 	k->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
@@ -729,14 +796,15 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 	/* An adopted device keeps the shape its driver knows, whatever --queues says now. */
 	vc.num_queues = adopt ? drec_disk_id(adopt)->num_queues : d->opts.queues;
 	vc.serial = cfg->vdev;
-	r = loop_add_timer(d->loop, LOOP_TIMER_DISARM, 0, daemon_poll_timer, k, &k->poll_timer);
+	r = loop_add_timer(k->dg->th->loop, LOOP_TIMER_DISARM, 0, daemon_poll_timer, k,
+			   &k->poll_timer);
 	if (r < 0) {
 		log_err("%s: cannot create a timer: %s", k->name, strerror(-r));
 		*ret_why = "cannot create a timer";
 		return r;
 	}
 	if (d->opts.poll_us)
-		r = loop_add_poll(d->loop, daemon_busy_poll, k, &k->busy_poll);
+		r = loop_add_poll(k->dg->th->loop, daemon_busy_poll, k, &k->busy_poll);
 	if (r < 0) {
 		log_err("%s: cannot poll its rings: %s", k->name, strerror(-r));
 		*ret_why = "out of memory";
@@ -748,7 +816,8 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 	/* A member of the shared context is watched through it (daemon_ctx_ready()). */
 	blk_set_owner(k->blk, k);
 	r = blk_in_ctx(k->blk) ? 0 :
-		loop_add_fd(d->loop, blk_get_fd(k->blk), EPOLLIN, daemon_blk_ready, k, &k->blk_src);
+		loop_add_fd(k->dg->th->loop, blk_get_fd(k->blk), EPOLLIN, daemon_blk_ready, k,
+			    &k->blk_src);
 	if (r < 0) {
 		log_err("%s: cannot watch the block engine: %s", k->name, strerror(-r));
 		return r;
@@ -823,14 +892,54 @@ static struct drec_disk *daemon_disk_find_record(struct daemon *d, const struct 
 	return rec;
 }
 
+struct daemon_setup {
+	struct ddisk *k;
+	const struct disk_cfg *cfg;
+	struct drec_disk *adopt;	/* the disk's now, whatever happens */
+	const char *why;
+	int r;
+};
+
+/* On the guest's thread: @k checked, opened and started, and on its guest's list; or freed. */
+static void daemon_disk_setup(void *data)
+{
+	struct daemon_setup *s = data;
+	struct ddisk *k = s->k;
+	struct daemon *d = k->dg->d;
+	const struct disk_cfg *cfg = s->cfg;
+	struct blk_info info;
+
+	/* The clash is checked before the backing file is opened: the keys alone decide it. */
+	s->r = daemon_check_clash(d, k->dg, k, &s->why);
+	if (s->r >= 0)
+		s->r = daemon_open_backing(d, cfg, k, &s->why);
+	if (s->r >= 0)
+		s->r = daemon_shared_check(d, k, &s->why);
+	if (s->r >= 0) {
+		s->r = daemon_disk_start(d, k, cfg, s->adopt, &s->why);
+		s->adopt = NULL;	/* k's now */
+	}
+	if (s->r < 0) {
+		drec_disk_close(s->adopt, true);
+		daemon_disk_free(k);
+		return;
+	}
+	slist_push(&k->dg->disks, k, next);
+	info = daemon_disk_info(k);
+	log_info("%s: %s '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
+		 k->rec && drec_disk_adoptions(k->rec) && d->adopting ? "adopted, serving" : "serving",
+		 cfg->path, info.read_only ? "read-only" : "read-write",
+		 blk_get_info(k->blk)->direct ? ", O_DIRECT" : "",
+		 (unsigned long long)info.capacity, blk_engine_name(blk_get_info(k->blk)->engine),
+		 (unsigned long long)cfg->base, cfg->irq);
+}
+
 static int daemon_disk_add(void *data, const struct disk_cfg *cfg, enum disc_state state,
 			   const char **ret_why)
 {
 	struct daemon *d = data;
-	struct drec_disk *adopt = NULL;
-	struct ddisk *k = NULL;
+	struct daemon_setup s = { .cfg = cfg };
 	struct dguest *g;
-	struct blk_info info;
 	bool new_guest;
 	int r;
 
@@ -842,48 +951,29 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, enum disc_sta
 	if (r < 0)
 		return r;
 	if (state == DISC_STATE_INIT_WAIT && d->adopting && d->rec_dir)
-		adopt = daemon_disk_find_record(d, g, cfg);
-	if (state == DISC_STATE_INIT_WAIT && !adopt)
+		s.adopt = daemon_disk_find_record(d, g, cfg);
+	if (state == DISC_STATE_INIT_WAIT && !s.adopt)
 		log_warn("dom %u disk %u: found in state %d with no record to adopt it from: "
 			 "serving it afresh; the guest may need a reboot to use it", cfg->domid,
 			 cfg->devid, (int)state);
-	k = daemon_disk_new(g, cfg);
-	r = k ? 0 : -ENOMEM;
-	if (r < 0)
+	s.k = daemon_disk_new(g, cfg);
+	if (!s.k) {
 		log_err("dom %u disk %u: cannot set up the disk: %s", cfg->domid, cfg->devid,
-			strerror(-r));
-	/* The clash is checked before the backing file is opened: the keys alone decide it. */
-	if (r >= 0)
-		r = daemon_check_clash(d, g, k, ret_why);
-	if (r >= 0)
-		r = daemon_open_backing(d, cfg, k, ret_why);
-	if (r >= 0)
-		r = daemon_shared_check(d, k, ret_why);
-	if (r >= 0) {
-		r = daemon_disk_start(d, k, cfg, adopt, ret_why);
-		adopt = NULL;	/* k's now */
+			strerror(ENOMEM));
+		drec_disk_close(s.adopt, true);
+		s.r = -ENOMEM;
+	} else {
+		daemon_thread_call(g->th, daemon_disk_setup, &s);
 	}
-	if (r < 0)
-		goto err;
-	slist_push(&g->disks, k, next);
-	info = daemon_disk_info(k);
-	log_info("%s: %s '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
-		 k->rec && drec_disk_adoptions(k->rec) && d->adopting ? "adopted, serving" : "serving",
-		 cfg->path, info.read_only ? "read-only" : "read-write",
-		 blk_get_info(k->blk)->direct ? ", O_DIRECT" : "",
-		 (unsigned long long)info.capacity, blk_engine_name(blk_get_info(k->blk)->engine),
-		 (unsigned long long)cfg->base, cfg->irq);
+	if (s.r < 0) {
+		if (new_guest)
+			daemon_guest_drop_unused(g);
+		*ret_why = s.why ? s.why : strerror(-s.r);
+		return s.r;
+	}
+	g->th->ndisks++;
 	daemon_changed(d);
 	return 0;
-
-err:
-	drec_disk_close(adopt, true);
-	daemon_disk_free(k);
-	if (new_guest)
-		daemon_guest_drop_unused(g);
-	if (!*ret_why)
-		*ret_why = strerror(-r);
-	return r;
 }
 
 static int daemon_disk_close(void *data, unsigned int domid, unsigned int devid)
@@ -949,13 +1039,11 @@ static void daemon_room(void *data, struct guest *guest)
 {
 	struct daemon *d = data;
 
-	for (struct dguest *g = d->guests; g; g = g->next) {
-		if (guest && g->guest != guest)
-			continue;
-		for (struct ddisk *k = g->disks; k; k = k->next)
-			if (k->vblk)
-				vblk_poll_soon(k->vblk);
-	}
+	/* Called on the thread of the guest that released something: its own guest is its own. */
+	if (!guest)
+		daemon_threads_room(d);
+	else if (guest_data(guest))
+		daemon_guest_room(guest_data(guest));
 }
 
 /* A record nothing adopted at start-up: the disk or the guest is gone (or was refused). */
@@ -993,6 +1081,21 @@ static void daemon_adopt_leftover(void *data, unsigned int domid, int devid)
 	drec_guest_remove(d->rec_dir, domid);
 }
 
+struct daemon_resume {
+	struct dguest *g;
+	unsigned int disks;		/* adopted ones */
+};
+
+/* On the guest's thread: its vCPUs answered, and its adopted disks counted. */
+static void daemon_guest_resume(void *data)
+{
+	struct daemon_resume *s = data;
+
+	for (struct ddisk *k = s->g->disks; k; k = k->next)
+		s->disks += k->rec && drec_disk_adoptions(k->rec) > 0;
+	guest_adopt_resume(s->g->guest);
+}
+
 /* After the first look at xenstore: drop what was not adopted, then answer the adopted vCPUs. */
 static void daemon_adopt_finish(struct daemon *d)
 {
@@ -1000,61 +1103,80 @@ static void daemon_adopt_finish(struct daemon *d)
 
 	drec_list(d->rec_dir, daemon_adopt_leftover, d);
 	for (struct dguest *g = d->guests; g; g = g->next) {
+		struct daemon_resume s = { .g = g };
+
 		if (!g->adopted)
 			continue;
 		guests++;
-		for (struct ddisk *k = g->disks; k; k = k->next)
-			disks += k->rec && drec_disk_adoptions(k->rec) > 0;
-		guest_adopt_resume(g->guest);
+		daemon_thread_call(g->th, daemon_guest_resume, &s);
+		disks += s.disks;
 	}
 	if (guests)
 		log_notice("adopted %u disk%s of %u guest%s from the previous vblkd", disks,
 			   disks == 1 ? "" : "s", guests, guests == 1 ? "" : "s");
 }
 
-static int daemon_blk_ctx_open(struct daemon *d)
-{
-	int r = blk_ctx_new(&d->blk_ctx);
+struct daemon_export {
+	struct daemon *d;
+	unsigned int i;
+	int r;
+};
 
-	if (r == 0)
-		r = loop_add_fd(d->loop, blk_ctx_get_fd(d->blk_ctx), EPOLLIN, daemon_ctx_ready, d,
-				&d->blk_ctx_src);
-	if (r < 0) {
-		blk_ctx_free(d->blk_ctx);
-		d->blk_ctx = NULL;
-	}
-	return r;
+/* On its thread: export @i, watched by that thread's loop. */
+static void daemon_export_open(void *data)
+{
+	struct daemon_export *s = data;
+	struct daemon *d = s->d;
+	struct vhost_export_opts vo = { .engine = d->opts.engine, .queue_depth = d->opts.queue_depth };
+	struct vhost_export_cfg cfg = d->opts.vhost[s->i];
+
+	if (!cfg.queues)
+		cfg.queues = d->opts.queues;
+	s->r = vhost_export_new(d->vhost_th[s->i]->loop, &cfg, &vo, &d->vhost[s->i]);
 }
 
-/* The --vhost-user exports; a failure of one is fatal, as a bad option would be. */
+static void daemon_export_close(void *data)
+{
+	struct daemon_export *s = data;
+
+	vhost_export_free(s->d->vhost[s->i]);
+}
+
+/* The --vhost-user exports, each on the thread that serves least; a failure of one is fatal. */
 static int daemon_vhost_open(struct daemon *d)
 {
-	struct vhost_export_opts vo = { .engine = d->opts.engine, .queue_depth = d->opts.queue_depth };
-	int r;
-
 	if (!d->opts.nvhost)
 		return 0;
 	d->vhost = calloc(d->opts.nvhost, sizeof(*d->vhost));
-	if (!d->vhost)
+	d->vhost_th = calloc(d->opts.nvhost, sizeof(*d->vhost_th));
+	if (!d->vhost || !d->vhost_th)
 		return -ENOMEM;
 	for (unsigned int i = 0; i < d->opts.nvhost; i++) {
-		struct vhost_export_cfg cfg = d->opts.vhost[i];
+		struct daemon_export s = { .d = d, .i = i };
 
-		if (!cfg.queues)
-			cfg.queues = d->opts.queues;
-		r = vhost_export_new(d->loop, &cfg, &vo, &d->vhost[i]);
-		if (r < 0)
-			return r;
+		d->vhost_th[i] = daemon_thread_pick(d);
+		daemon_thread_call(d->vhost_th[i], daemon_export_open, &s);
+		if (s.r < 0)
+			return s.r;
+		d->vhost_th[i]->nvhost++;
 	}
 	return 0;
 }
 
 static void daemon_vhost_close(struct daemon *d)
 {
-	for (unsigned int i = 0; d->vhost && i < d->opts.nvhost; i++)
-		vhost_export_free(d->vhost[i]);
+	for (unsigned int i = 0; d->vhost && i < d->opts.nvhost; i++) {
+		struct daemon_export s = { .d = d, .i = i };
+
+		if (!d->vhost[i])
+			continue;
+		daemon_thread_call(d->vhost_th[i], daemon_export_close, &s);
+		d->vhost_th[i]->nvhost--;
+	}
 	free(d->vhost);
 	d->vhost = NULL;
+	free(d->vhost_th);
+	d->vhost_th = NULL;
 }
 
 /* Xen's side: xenstore, the hypervisor, records, discovery.  Errors are logged. */
@@ -1074,10 +1196,6 @@ static int daemon_xen_open(struct daemon *d, const struct daemon_opts *opts)
 		return r;
 	guest_sys_set_room(d->sys, daemon_room, d);
 	guest_sys_set_fast_path(d->sys, !opts->no_fast_path);
-	/* One completion context for every disk on libaio: one wakeup, one io_getevents(). */
-	if ((opts->engine == BLK_ENGINE_AIO || opts->engine == BLK_ENGINE_AUTO) &&
-	    daemon_blk_ctx_open(d) < 0)
-		log_warn("one aio context for all disks unavailable: each disk gets its own");
 	r = opts->state_dir ? drec_dir_open(opts->state_dir, &d->rec_dir) : 0;
 	if (r == -EBUSY)
 		return r;
@@ -1113,8 +1231,9 @@ int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon 
 	d->loop = loop;
 	d->opts = *opts;
 	d->started = daemon_now();
-	loop_set_poll_max(loop, (uint64_t)opts->poll_us * 1000u);
-	r = daemon_vhost_open(d);
+	r = daemon_threads_open(d);
+	if (r == 0)
+		r = daemon_vhost_open(d);
 	if (r < 0)
 		goto err;
 	r = xsw_open(loop, &d->xsw);
@@ -1138,43 +1257,54 @@ int daemon_new(struct loop *loop, const struct daemon_opts *opts, struct daemon 
 err:
 	disc_free(d->disc);
 	drec_dir_close(d->rec_dir);
-	loop_remove(d->blk_ctx_src);
-	blk_ctx_free(d->blk_ctx);
+	daemon_vhost_close(d);
+	daemon_threads_close(d);
 	guest_sys_close(d->sys);
 	xsw_close(d->xsw);
-	daemon_vhost_close(d);
 	free(d);
 	return r;
 }
 
+/* On the guest's thread: its disks' sizes read again, and a guest told of a change. */
+static void daemon_guest_refresh(void *data)
+{
+	struct dguest *g = data;
+
+	for (struct ddisk *k = g->disks; k; k = k->next) {
+		struct blk_info info;
+		int r;
+
+		if (k->state != DDISK_SERVING)
+			continue;
+		r = blk_refresh_info(k->blk);
+		if (r < 0) {
+			log_warn("%s: cannot re-read the size of '%s': %s", k->name, k->path,
+				 strerror(-r));
+			continue;
+		}
+		if (r == 0)
+			continue;
+		info = daemon_disk_info(k);
+		/* New capacity in the config space, ConfigGeneration bumped, config interrupt. */
+		vblk_set_info(k->vblk, &info);
+		daemon_disk_save(k);
+		log_info("%s: '%s' is now %llu bytes; the guest is told", k->name, k->path,
+			 (unsigned long long)info.capacity);
+	}
+}
+
 void daemon_refresh(struct daemon *d)
 {
-	struct dguest *g;
-	struct ddisk *k;
+	for (struct dguest *g = d->guests; g; g = g->next)
+		daemon_thread_call(g->th, daemon_guest_refresh, g);
+}
 
-	for (g = d->guests; g; g = g->next) {
-		for (k = g->disks; k; k = k->next) {
-			struct blk_info info;
-			int r;
+/* On the guest's thread: Xen's side of it stays for a successor. */
+static void daemon_guest_detach(void *data)
+{
+	struct dguest *g = data;
 
-			if (k->state != DDISK_SERVING)
-				continue;
-			r = blk_refresh_info(k->blk);
-			if (r < 0) {
-				log_warn("%s: cannot re-read the size of '%s': %s", k->name, k->path,
-					 strerror(-r));
-				continue;
-			}
-			if (r == 0)
-				continue;
-			info = daemon_disk_info(k);
-			/* New capacity in the config space, ConfigGeneration bumped, config interrupt. */
-			vblk_set_info(k->vblk, &info);
-			daemon_disk_save(k);
-			log_info("%s: '%s' is now %llu bytes; the guest is told", k->name, k->path,
-				 (unsigned long long)info.capacity);
-		}
-	}
+	guest_detach(g->guest);
 }
 
 bool daemon_keeps_guests(const struct daemon *d)
@@ -1199,7 +1329,7 @@ void daemon_detach(struct daemon *d, int code)
 	d->disc = NULL;
 	/* daemon_free() lets go of ours only: Xen's side and the records stay for the successor. */
 	for (struct dguest *g = d->guests; g; g = g->next)
-		guest_detach(g->guest);
+		daemon_thread_call(g->th, daemon_guest_detach, g);
 	loop_stop(d->loop, code);
 }
 
@@ -1247,28 +1377,38 @@ void daemon_free(struct daemon *d)
 {
 	if (!d)
 		return;
-	/* Anything left (loop stopped early) is released synchronously. */
-	while (d->guests) {
-		struct dguest *g = d->guests;
-		struct ddisk *k = g->disks;
+	/*
+	 * Anything left (loop stopped early, or detached) is released
+	 * synchronously, as on one thread: the IO threads look at no guest's
+	 * event any more (a vCPU's access to a window already released would
+	 * be answered "no device" instead of waiting for a successor).
+	 */
+	daemon_threads_halt(d);
+	for (;;) {
+		struct dguest *g;
+		struct ddisk *k;
+		/* Nothing is answered in xenstore (GONE). */
+		struct daemon_stop s = { .state = DDISK_GONE };
 
+		/* Disks the IO threads found idle meanwhile: released as the loop would have. */
+		iothread_run_queued(d->main);
+		g = d->guests;
+		if (!g)
+			break;
+		k = g->disks;
 		if (!k) {
 			daemon_guest_release(g);
 			continue;
 		}
-		vmmio_destroy(k->regs);
-		k->regs = NULL;
-		vblk_destroy(k->vblk);
-		k->vblk = NULL;
+		s.k = k;
+		daemon_thread_call(g->th, daemon_disk_stop_run, &s);
 		/* blk_close() waits for what is in flight; the orphans unmap through the guest. */
-		k->state = DDISK_GONE;	/* nothing is answered in xenstore */
 		daemon_disk_release(k);	/* frees g with its last disk */
 	}
 	daemon_vhost_close(d);
 	disc_free(d->disc);
 	drec_dir_close(d->rec_dir);
-	loop_remove(d->blk_ctx_src);
-	blk_ctx_free(d->blk_ctx);
+	daemon_threads_close(d);
 	guest_sys_close(d->sys);
 	xsw_close(d->xsw);
 	free(d);

@@ -38,6 +38,9 @@ enum {
 #define STATE_DIR_DEFAULT "/run/vblkd/state"
 /* --vhost-user= exports on one command line. */
 #define VHOST_EXPORTS_MAX 64u
+/* --io-threads: at most this many; by default one per CPU we may run on, at most the second. */
+#define IO_THREADS_MAX 64u
+#define IO_THREADS_DEFAULT_MAX 8u
 
 /*
  * vblkd-sim links the simulator's libxensim, which names the simulated
@@ -50,6 +53,7 @@ struct options {
 	bool status;
 	bool release;
 	bool json;
+	bool io_threads_set;
 	const char *control;
 	struct daemon_opts daemon;
 	struct vhost_export_cfg vhost[VHOST_EXPORTS_MAX];
@@ -96,6 +100,9 @@ static void usage(FILE *f)
 		"  -e, --engine=ENGINE       auto (default: aio with O_DIRECT, uring through the\n"
 		"                            page cache), aio, uring, or null (no IO: benchmarks)\n"
 		"  -q, --queues=N            virtqueues per disk, 1..%u (default 1)\n"
+		"      --io-threads=N        threads serving guests and exports, 0..%u; each\n"
+		"                            guest is served by one (0: all on the main loop;\n"
+		"                            default: one per CPU vblkd may run on, at most %u)\n"
 		"      --queue-depth=N       requests in flight per disk, 1..%u (default %u)\n"
 		"      --allow-shared        serve an image to several disks even if one of them\n"
 		"                            writes it (cluster file systems; default: refuse)\n"
@@ -120,8 +127,8 @@ static void usage(FILE *f)
 		"  -V, --version             show the version and exit\n"
 		"\n"
 		"See vblkd(8).\n",
-		VBLK_MAX_QUEUES, BLK_QUEUE_DEPTH_MAX, BLK_QUEUE_DEPTH_DEFAULT, POLL_US_MAX,
-		POLL_US_BIG_HOST, POLL_MIN_CPUS);
+		VBLK_MAX_QUEUES, IO_THREADS_MAX, IO_THREADS_DEFAULT_MAX, BLK_QUEUE_DEPTH_MAX,
+		BLK_QUEUE_DEPTH_DEFAULT, POLL_US_MAX, POLL_US_BIG_HOST, POLL_MIN_CPUS);
 }
 
 /* A whole decimal number in [min, max], or a usage error naming the option. */
@@ -149,8 +156,8 @@ enum {
 	OPT_VHOST_USER,
 	OPT_NO_FAST_PATH,
 	OPT_POLL_US,
+	OPT_IO_THREADS,
 };
-
 
 static int parse_vhost_user(const char *arg, struct options *o)
 {
@@ -170,7 +177,30 @@ static int parse_vhost_user(const char *arg, struct options *o)
 	return 0;
 }
 
-/* One option (flat dispatch): 0 to go on, 1 to exit 0 (help, version), -1 on a usage error. */
+static int parse_log_level(const char *arg)
+{
+	enum log_level level;
+
+	if (log_parse_level(arg, &level) < 0) {
+		fprintf(stderr, "vblkd: --log-level '%s': expected err, warning, notice, info or "
+				"debug\n", arg);
+		return -1;
+	}
+	log_set_level(level);
+	return 0;
+}
+
+static int parse_io_threads(const char *arg, struct options *o)
+{
+	uint64_t v;
+
+	if (parse_uint("--io-threads", arg, 0, IO_THREADS_MAX, &v) < 0)
+		return -1;
+	o->daemon.io_threads = (unsigned int)v;
+	o->io_threads_set = true;
+	return 0;
+}
+
 /* The options that take a number (parse_option()'s rest). */
 static int parse_number_option(int c, const char *arg, struct options *o)
 {
@@ -203,22 +233,15 @@ static int parse_number_option(int c, const char *arg, struct options *o)
 	}
 }
 
+/* One option (flat dispatch): 0 to go on, 1 to exit 0 (help, version), -1 on a usage error. */
 static int parse_option(int c, const char *arg, struct options *o)
 {
-	enum log_level level;
-
 	switch (c) {
 	case 'f':
 		o->foreground = true;
 		return 0;
 	case 'l':
-		if (log_parse_level(arg, &level) < 0) {
-			fprintf(stderr, "vblkd: --log-level '%s': expected err, warning, "
-					"notice, info or debug\n", arg);
-			return -1;
-		}
-		log_set_level(level);
-		return 0;
+		return parse_log_level(arg);
 	case 'e':
 		if (blk_engine_parse(arg, &o->daemon.engine) < 0) {
 			fprintf(stderr, "vblkd: --engine '%s': expected auto, aio, uring or null\n",
@@ -226,6 +249,8 @@ static int parse_option(int c, const char *arg, struct options *o)
 			return -1;
 		}
 		return 0;
+	case OPT_IO_THREADS:
+		return parse_io_threads(arg, o);
 	case OPT_NO_FAST_PATH:
 		o->daemon.no_fast_path = true;
 		return 0;
@@ -280,6 +305,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "engine", required_argument, NULL, 'e' },
 		{ "queues", required_argument, NULL, 'q' },
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
+		{ "io-threads", required_argument, NULL, OPT_IO_THREADS },
 		{ "allow-shared", no_argument, NULL, OPT_ALLOW_SHARED },
 		{ "no-fast-path", no_argument, NULL, OPT_NO_FAST_PATH },
 		{ "poll-us", required_argument, NULL, OPT_POLL_US },
@@ -314,6 +340,28 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * --io-threads by default: one per CPU of our affinity mask (taskset, the
+ * unit's CPUAffinity=), so that the guests' queues spread over the CPUs
+ * Dom0 gives us without two of our threads sharing one; at most
+ * IO_THREADS_DEFAULT_MAX, as a Dom0 with more vCPUs runs other back ends too.
+ */
+static unsigned int io_threads_default(void)
+{
+	unsigned int n = cpus_available();
+
+	return n < IO_THREADS_DEFAULT_MAX ? n : IO_THREADS_DEFAULT_MAX;
+}
+
+/* What depends on the CPUs we may run on, where the command line did not say. */
+static void options_defaults(struct options *o)
+{
+	if (o->daemon.poll_us == POLL_US_UNSET)
+		o->daemon.poll_us = poll_us_default();
+	if (!o->io_threads_set)
+		o->daemon.io_threads = io_threads_default();
 }
 
 /* `vblkd --status`: ask the running daemon. */
@@ -547,12 +595,11 @@ int main(int argc, char **argv)
 	r = parse_options(argc, argv, &o);
 	if (r)
 		return r > 0 ? EXIT_SUCCESS : EXIT_USAGE;
-	if (o.daemon.poll_us == POLL_US_UNSET)
-		o.daemon.poll_us = poll_us_default();
 	if (o.status)
 		return show_status(&o);
 	if (o.release)
 		return release_guests(&o);
+	options_defaults(&o);
 
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit();

@@ -187,6 +187,35 @@ static void status_print_vhost(FILE *out, struct json_object *root)
 	}
 }
 
+/* The IO threads (vblkd(8), --io-threads): what each serves and the CPU time it used. */
+static void status_print_threads(FILE *out, struct json_object *root)
+{
+	struct json_object *ts, *t, *doms;
+	size_t i, j, n;
+
+	if (!json_object_object_get_ex(root, "io_threads", &ts) ||
+	    !json_object_is_type(ts, json_type_array) || !(n = json_object_array_length(ts)))
+		return;
+	fprintf(out, "\n%-12s %6s %6s %10s %9s  %s\n", "IO THREAD", "GUESTS", "DISKS", "VHOST-USER",
+		"CPU", "DOMIDS");
+	for (i = 0; i < n; i++) {
+		struct json_object *cpu;
+
+		t = json_object_array_get_idx(ts, i);
+		if (!json_object_object_get_ex(t, "guests", &doms) ||
+		    !json_object_is_type(doms, json_type_array))
+			continue;
+		json_object_object_get_ex(t, "cpu_seconds", &cpu);
+		fprintf(out, "%-12s %6zu %6llu %10llu %8.2fs ", status_str(t, "name", "?"),
+			json_object_array_length(doms), status_u64(t, "disks"),
+			status_u64(t, "vhost_user"), cpu ? json_object_get_double(cpu) : 0.0);
+		for (j = 0; j < json_object_array_length(doms); j++)
+			fprintf(out, "%s%d", j ? "," : " ",
+				json_object_get_int(json_object_array_get_idx(doms, j)));
+		fprintf(out, "%s\n", j ? "" : " -");
+	}
+}
+
 int status_print_table(FILE *out, const char *json)
 {
 	struct json_object *root = json_tokener_parse(json), *guests, *xen = NULL;
@@ -223,6 +252,7 @@ int status_print_table(FILE *out, const char *json)
 		if (!xen || json_object_get_boolean(xen))
 			fprintf(out, "no guest has a virtio disk served by this daemon\n");
 		status_print_vhost(out, root);
+		status_print_threads(out, root);
 		json_object_put(root);
 		return 0;
 	}
@@ -246,6 +276,7 @@ int status_print_table(FILE *out, const char *json)
 		}
 	}
 	status_print_vhost(out, root);
+	status_print_threads(out, root);
 	json_object_put(root);
 	return 0;
 }

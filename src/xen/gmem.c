@@ -153,8 +153,8 @@ static void gmem_room(struct gmem *g)
 
 	if (!b || !b->room)
 		return;
-	if (b->waiting) {
-		b->waiting = false;
+	/* One thread takes the wait of all guests and wakes them all. */
+	if (atomic_load(&b->waiting) && atomic_exchange(&b->waiting, false)) {
 		g->waiting = false;
 		b->room(b->data, NULL);
 	} else if (g->waiting) {

@@ -93,6 +93,7 @@ struct guest {
 	bool dead;
 	bool adopting;			/* guest_adopt() until guest_adopt_resume(): slots wait */
 	bool keep;			/* guest_detach(): Xen's side stays for a successor */
+	void *data;			/* guest_set_data() */
 };
 
 /*
@@ -787,6 +788,16 @@ void guest_free(struct guest *g, bool dead)
 unsigned int guest_nr_vcpus(const struct guest *g)
 {
 	return g->nr_vcpus;
+}
+
+void guest_set_data(struct guest *g, void *data)
+{
+	g->data = data;
+}
+
+void *guest_data(const struct guest *g)
+{
+	return g->data;
 }
 
 int guest_mmio_add(struct guest *g, uint64_t base, uint64_t size, unsigned int irq, bool grants,

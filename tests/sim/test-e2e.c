@@ -403,6 +403,27 @@ static bool disk_state_becomes(uint32_t domid, unsigned int devid, int want)
 	return false;
 }
 
+/* What @cmd prints (at most @len - 1 bytes, NUL-terminated); returns its pclose() status. */
+static int command_output(const char *cmd, char *out, size_t len)
+{
+	FILE *p = popen(cmd, "r");
+	size_t n;
+
+	assert_non_null(p);
+	n = fread(out, 1, len - 1, p);
+	out[n] = '\0';
+	return pclose(p);
+}
+
+/* `vblkd --status`, the table an operator reads; it must exit 0. */
+static void status_table(char *out, size_t len)
+{
+	char cmd[384];
+
+	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
+	assert_int_equal(command_output(cmd, out, len), 0);
+}
+
 static char *status_json(void)
 {
 	char *reply = NULL;
@@ -794,7 +815,8 @@ static void test_mq_4_queues_4_vcpus(void **state)
 	destroy(domid);
 }
 
-static void test_guest_destroyed_mid_io(void **state)
+/* A guest dies with IO in flight; vblkd started with @args. */
+static void guest_destroyed_mid_io(const char *const *args)
 {
 	char a[128], b[128], s1[256], s2[256];
 	struct bg_workload w;
@@ -802,7 +824,7 @@ static void test_guest_destroyed_mid_io(void **state)
 
 	make_image("a.img", 32, a, sizeof(a));
 	make_image("b.img", 16, b, sizeof(b));
-	start_vblkd(NULL);
+	start_vblkd(args);
 	snprintf(s1, sizeof(s1), "name=victim,vcpus=2,mem=64M,disk=%s:rw", a);
 	snprintf(s2, sizeof(s2), "name=other,vcpus=1,mem=32M,disk=%s:rw", b);
 	victim = create(s1, NULL);
@@ -823,6 +845,19 @@ static void test_guest_destroyed_mid_io(void **state)
 	/* Everything of both guests was released: no fd or mapping left behind. */
 	expect_fds(E.base_fds);
 	assert_int_equal(map_count(E.vblkd), E.base_maps);
+}
+
+static void test_guest_destroyed_mid_io(void **state)
+{
+	guest_destroyed_mid_io(NULL);
+}
+
+/* The same with the two guests on two IO threads: the victim's release crosses threads. */
+static void test_io_threads_2_guest_destroyed_mid_io(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", NULL };
+
+	guest_destroyed_mid_io(args);
 }
 
 static void test_reboot(void **state)
@@ -884,10 +919,8 @@ static void test_50_create_destroy_cycles(void **state)
  */
 static void test_fifo_backing_refused(void **state)
 {
-	char fifo[128], img[128], spec[256], want[320], cmd[384], out[4096], *err;
+	char fifo[128], img[128], spec[256], want[320], out[4096], *err;
 	uint32_t bad, good;
-	size_t n;
-	FILE *p;
 
 	snprintf(fifo, sizeof(fifo), "%s/disk.fifo", E.dir);
 	assert_int_equal(mkfifo(fifo, 0600), 0);
@@ -910,12 +943,7 @@ static void test_fifo_backing_refused(void **state)
 		fail_msg("no log line '%s'", want);
 
 	/* The operator's view: the daemon answers, and serves nothing half-added. */
-	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = '\0';
-	assert_int_equal(pclose(p), 0);
+	status_table(out, sizeof(out));
 	assert_non_null(strstr(out, "0 guests, 0 disks"));
 
 	snprintf(spec, sizeof(spec), "name=good,vcpus=1,mem=32M,disk=%s:rw", img);
@@ -1479,12 +1507,11 @@ static int status_guest_index(const char *js, uint32_t domid)
  */
 static void test_status_recent_io(void **state)
 {
-	char a[128], c[128], s1[256], s2[256], cmd[384], out[8192], *js;
+	char a[128], c[128], s1[256], s2[256], out[8192], *js;
 	const char *dirs[] = { "read", "write" };
 	uint32_t busy, idle;
-	size_t n, i;
+	size_t i;
 	int b, z;
-	FILE *p;
 
 	make_image("a.img", 8, a, sizeof(a));
 	make_image("c.img", 8, c, sizeof(c));
@@ -1515,12 +1542,7 @@ static void test_status_recent_io(void **state)
 	assert_int_equal(status_num(js, z, 0, "write_bytes_per_second"), 0);
 	free(js);
 
-	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = 0;
-	assert_int_equal(pclose(p), 0);
+	status_table(out, sizeof(out));
 	assert_non_null(strstr(out, "last minute: read p50 "));
 	assert_non_null(strstr(out, "last minute: read idle; write idle\n"));
 }
@@ -1552,12 +1574,11 @@ static void status_engine_fits(struct json_object *disk, bool dio)
 
 static void test_status_two_guests(void **state)
 {
-	char a[128], b[128], c[128], s1[384], s2[256], cmd[384], out[4096], *js;
+	char a[128], b[128], c[128], s1[384], s2[256], out[4096], *js;
 	struct json_object *root, *guests, *g, *disks, *v;
 	uint32_t g1, g2;
 	bool db;
 	size_t n;
-	FILE *p;
 
 	make_image("a.img", 8, a, sizeof(a));
 	make_image("b.img", 8, b, sizeof(b));
@@ -1595,12 +1616,7 @@ static void test_status_two_guests(void **state)
 	free(js);
 
 	/* The table an operator reads, from the command line. */
-	snprintf(cmd, sizeof(cmd), "%s --status --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	n = fread(out, 1, sizeof(out) - 1, p);
-	out[n] = '\0';
-	assert_int_equal(pclose(p), 0);
+	status_table(out, sizeof(out));
 	assert_non_null(strstr(out, "2 guests, 3 disks"));
 	assert_non_null(strstr(out, "web"));
 	assert_non_null(strstr(out, "db"));
@@ -1610,6 +1626,184 @@ static void test_status_two_guests(void **state)
 	assert_non_null(strstr(out, " ro "));
 	destroy(g1);
 	destroy(g2);
+}
+
+/* The io_threads part of the status document: how many threads, and the disks and guests of each. */
+static void threads_of(const char *js, unsigned int *ret_n, unsigned int disks[8],
+		       unsigned int guests[8])
+{
+	struct json_object *root = json_tokener_parse(js), *ts, *t, *v;
+
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "io_threads", &ts));
+	*ret_n = (unsigned int)json_object_array_length(ts);
+	assert_true(*ret_n <= 8);
+	for (unsigned int i = 0; i < *ret_n; i++) {
+		char name[24];
+
+		t = json_object_array_get_idx(ts, i);
+		snprintf(name, sizeof(name), "vblkd-io%u", i);
+		assert_true(json_object_object_get_ex(t, "name", &v));
+		/* "main": --io-threads=0, the main loop serves all. */
+		if (strcmp(json_object_get_string(v), "main"))
+			assert_string_equal(json_object_get_string(v), name);
+		assert_true(json_object_object_get_ex(t, "disks", &v));
+		disks[i] = (unsigned int)json_object_get_int(v);
+		assert_true(json_object_object_get_ex(t, "guests", &v));
+		guests[i] = (unsigned int)json_object_array_length(v);
+	}
+	json_object_put(root);
+}
+
+/* Whether the daemon has a thread named @name (/proc/<pid>/task/<tid>/comm). */
+static bool has_thread(const char *name)
+{
+	char cmd[256];
+
+	snprintf(cmd, sizeof(cmd), "grep -qx '%s' /proc/%d/task/*/comm", name, (int)E.vblkd);
+	return system(cmd) == 0;
+}
+
+/*
+ * Four guests of two disks each on three IO threads, all writing and
+ * reading at once: every byte checked, the guests spread over the threads
+ * by their disks, and --status showing which thread serves what.
+ */
+static void test_io_threads_3_four_guests_verified_status(void **state)
+{
+	static const char *const args[] = { "--io-threads=3", NULL };
+	char img[8][128], spec[4][1100], out[8192], *js;
+	unsigned int n, disks[8], guests[8], total = 0, most = 0, least = ~0u;
+	struct bg_workload w[4];
+	uint32_t domid[4];
+
+	for (unsigned int i = 0; i < 8; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "d%u.img", i);
+		make_image(name, 8, img[i], sizeof(img[i]));
+	}
+	start_vblkd(args);
+	for (unsigned int i = 0; i < 3; i++) {
+		char name[24];
+
+		snprintf(name, sizeof(name), "vblkd-io%u", i);
+		assert_true(has_thread(name));
+	}
+	assert_false(has_thread("vblkd-io3"));
+	for (unsigned int i = 0; i < 4; i++) {
+		snprintf(spec[i], sizeof(spec[i]), "name=g%u,vcpus=2,mem=32M,disk=%s:rw,disk=%s:rw", i,
+			 img[2 * i], img[2 * i + 1]);
+		domid[i] = create(spec[i], NULL);
+	}
+	for (unsigned int i = 0; i < 4; i++)
+		bg_start(&w[i], domid[i], i % 2 ? "random,seed=5,ops=300" : "sequential,bs=65536,qd=8");
+	for (unsigned int i = 0; i < 4; i++)
+		assert_int_equal(bg_join(&w[i]), 0);
+	for (unsigned int i = 0; i < 4; i++)
+		workload_ok(domid[i], "verify,ops=100");
+
+	js = status_json();
+	threads_of(js, &n, disks, guests);
+	free(js);
+	assert_int_equal(n, 3);
+	for (unsigned int i = 0; i < n; i++) {
+		total += disks[i];
+		most = disks[i] > most ? disks[i] : most;
+		least = disks[i] < least ? disks[i] : least;
+		assert_int_equal(disks[i], 2 * guests[i]);
+	}
+	/* 8 disks of 4 guests over 3 threads: 4, 2, 2 in some order. */
+	assert_int_equal(total, 8);
+	assert_int_equal(most, 4);
+	assert_int_equal(least, 2);
+
+	status_table(out, sizeof(out));
+	assert_non_null(strstr(out, "4 guests, 8 disks"));
+	assert_non_null(strstr(out, "IO THREAD"));
+	assert_non_null(strstr(out, "vblkd-io2"));
+	for (unsigned int i = 0; i < 4; i++)
+		destroy(domid[i]);
+	expect_fds(E.base_fds);
+}
+
+/*
+ * A disk closed by the toolstack while its guest writes to it, on one IO
+ * thread, while another guest on the other thread verifies its data: the
+ * disk is Closed, the other guest never notices, and nothing leaks.
+ */
+static void test_io_threads_2_disk_removed_mid_io(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", NULL };
+	char a[128], b[128], c[128], s1[384], s2[256], *js;
+	unsigned int n, disks[8], guests[8];
+	struct bg_workload wa, wc;
+	uint32_t ga, gc;
+
+	make_image("a.img", 32, a, sizeof(a));
+	make_image("b.img", 32, b, sizeof(b));
+	make_image("c.img", 16, c, sizeof(c));
+	start_vblkd(args);
+	snprintf(s1, sizeof(s1), "name=busy,vcpus=2,mem=64M,disk=%s:rw,disk=%s:rw", a, b);
+	snprintf(s2, sizeof(s2), "name=calm,vcpus=1,mem=32M,disk=%s:rw", c);
+	ga = create(s1, NULL);
+	gc = create(s2, NULL);
+	bg_start(&wa, ga, "sequential,bs=65536,qd=16,span=16777216");
+	bg_start(&wc, gc, "random,seed=9,ops=600");
+	nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	set_disk_state(ga, 51728, 5);
+	assert_true(disk_state_becomes(ga, 51728, 6));
+	assert_true(log_contains("disk 51728: closed"));
+	/* One disk left of the busy guest, on its thread; the calm guest on the other one. */
+	js = status_json();
+	threads_of(js, &n, disks, guests);
+	free(js);
+	assert_int_equal(n, 2);
+	assert_int_equal(disks[0] + disks[1], 2);
+	assert_int_equal(guests[0], 1);
+	assert_int_equal(guests[1], 1);
+	assert_int_equal(bg_join(&wc), 0);
+	workload_ok(gc, "verify");
+	assert_int_equal(xensim_domain_destroy(E.x, ga, false, NULL), 0);
+	bg_join(&wa);	/* cut short: its result does not count */
+	destroy(gc);
+	expect_fds(E.base_fds);
+	assert_int_equal(map_count(E.vblkd), E.base_maps);
+}
+
+/* --io-threads=0: everything on the main loop, as before threads; the status says so. */
+static void test_io_threads_0_main_loop_only(void **state)
+{
+	static const char *const args[] = { "--io-threads=0", NULL };
+	char a[128], spec[256], *js;
+	unsigned int n, disks[8], guests[8];
+	uint32_t domid;
+
+	make_image("a.img", 8, a, sizeof(a));
+	start_vblkd(args);
+	assert_false(has_thread("vblkd-io0"));
+	snprintf(spec, sizeof(spec), "vcpus=2,mem=32M,disk=%s:rw", a);
+	domid = create(spec, NULL);
+	workload_ok(domid, "verify,ops=100");
+	js = status_json();
+	assert_non_null(strstr(js, "\"main\""));
+	threads_of(js, &n, disks, guests);
+	free(js);
+	assert_int_equal(n, 1);
+	assert_int_equal(disks[0], 1);
+	destroy(domid);
+}
+
+static void test_io_threads_bad_value_refused(void **state)
+{
+	char cmd[384], out[512];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "%s --foreground --io-threads=lots 2>&1", VBLKD_SIM_BIN);
+	st = command_output(cmd, out, sizeof(out));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 2);
+	assert_non_null(strstr(out, "--io-threads 'lots'"));
 }
 
 static void test_systemd_notifications(void **state)
@@ -2172,6 +2366,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_discard_write_zeroes_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mq_4_queues_4_vcpus, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_destroyed_mid_io, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_guest_destroyed_mid_io, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_3_four_guests_verified_status, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_disk_removed_mid_io, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_0_main_loop_only, setup, teardown),
+		cmocka_unit_test(test_io_threads_bad_value_refused),
 		cmocka_unit_test_setup_teardown(test_reboot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_50_create_destroy_cycles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_xenstore_values, setup, teardown),

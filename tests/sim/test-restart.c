@@ -196,13 +196,19 @@ static const char *notify_next(int timeout_ms)
 static void start_vblkd(void)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	char ctlopt[160], stateopt[160];
+	char ctlopt[160], stateopt[160], threadsopt[64];
 	const char *argv[] = { VBLKD_SIM_BIN, "--foreground", "--log-level=info", "--queues=2",
-			       ctlopt, stateopt, NULL };
+			       ctlopt, stateopt, NULL, NULL };
 	int fd, i;
 
 	snprintf(ctlopt, sizeof(ctlopt), "--control-socket=%s", E.ctl);
 	snprintf(stateopt, sizeof(stateopt), "--state-dir=%s", E.state);
+	/* RESTART_IO_THREADS=N: the daemon with N IO threads (default: vblkd's, one per CPU). */
+	if (getenv("RESTART_IO_THREADS")) {
+		snprintf(threadsopt, sizeof(threadsopt), "--io-threads=%s",
+			 getenv("RESTART_IO_THREADS"));
+		argv[6] = threadsopt;
+	}
 	if (E.notify_fd > 0)
 		close(E.notify_fd);
 	unlink(E.notify);

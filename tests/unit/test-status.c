@@ -87,6 +87,25 @@ static void test_no_guests(void **state)
 	free(out);
 }
 
+/* Each IO thread: its guests, disks and exports, and the CPU time it used. */
+static void test_io_threads(void **state)
+{
+	char *out;
+	int r;
+
+	out = render("{\"version\":\"0.1.0\",\"backend_domid\":0,\"uptime_seconds\":5,"
+		     "\"engine\":\"aio\",\"guests\":[],\"io_threads\":["
+		     "{\"name\":\"vblkd-io0\",\"guests\":[3,7],\"disks\":3,\"vhost_user\":0,"
+		     "\"cpu_seconds\":12.345},"
+		     "{\"name\":\"vblkd-io1\",\"guests\":[],\"disks\":0,\"vhost_user\":1,"
+		     "\"cpu_seconds\":0.5}]}", &r);
+	assert_int_equal(r, 0);
+	assert_non_null(strstr(out, "\nIO THREAD    GUESTS  DISKS VHOST-USER       CPU  DOMIDS\n"
+				    "vblkd-io0         2      3          0    12.35s  3,7\n"
+				    "vblkd-io1         0      0          1     0.50s  -\n"));
+	free(out);
+}
+
 static void test_not_a_status_document(void **state)
 {
 	char *out;
@@ -132,6 +151,7 @@ int main(void)
 		cmocka_unit_test(test_table_two_guests),
 		cmocka_unit_test(test_no_guests),
 		cmocka_unit_test(test_not_a_status_document),
+		cmocka_unit_test(test_io_threads),
 		cmocka_unit_test(test_units),
 	};
 
