@@ -593,25 +593,47 @@ perf_report() {
 	echo "VBLKD-XEN PERF-REPORT $STEP_NOTE" > /dev/console
 }
 
-# fast_path_after HOW: what the vblkd started after the restart HOW (kill9: the predecessor killed with
-# its ioeventfd and irqfd registrations still in privcmd; term: it removed them) made of the restart
-# guest's fast path: --status's line, its log's, and Dom0's kernel log (privcmd, or a kernel warning).
-# Passes if it says: on, or off with the reason (and the guest's round, a step of its own, passed).
+# fast_path_after HOW: what the vblkd started after the restart HOW made of the restart guest's fast
+# path: --status's line, its log's, Dom0's kernel log.  Passes if it is on again (SIGTERM: the old vblkd
+# removed its registrations, the new one made its own) and the kernel did not warn.
 fast_path_after() {
 	local f=/tmp/fast-path-$1
 	[ -s "$f" ] || fail "no --status of the vblkd started after the $1 (restart_during)" || return
 	cat "$f"
-	grep -i 'fast path\|ioeventfd\|irqfd' "/var/log/vblkd-after-$1.log" 2>/dev/null | head -n 10
-	dmesg | grep -i -E 'privcmd|WARNING|BUG|Oops' | tail -n 20
+	grep -i 'fast path' "/var/log/vblkd-after-$1.log" | head -n 10
+	dmesg | grep -i -E 'privcmd|ioeventfd|WARNING|BUG|Oops' | tail -n 20
 	! dmesg | grep -q -E 'WARNING: CPU|BUG:|Oops' || fail "Dom0's kernel warned (above)" || return
-	grep -q 'fast path: on$' "$f" || grep -q 'fast path: [a-z]* (.\+)$' "$f" ||
-		fail "the fast path is neither on nor off with a reason" || return
-	STEP_NOTE="after the $1: $(sed -n 's/^ *dom [0-9]* fast path: //p' "$f" | head -n 1)"
+	grep -q 'fast path: on$' "$f" || fail "the fast path is not on again" || return
+	STEP_NOTE="after the $1: fast path $(sed -n 's/^ *dom [0-9]* fast path: //p' "$f" | head -n 1)"
+}
+
+# kill9_stranded NAME ROUND: kill -9 of vblkd on the fast path during the guest's IO round ROUND, and
+# a new vblkd at once.  What Linux 6.12 does: privcmd keeps the killed process's ioeventfd
+# registration (only a DEASSIGN naming its eventfd, gone with it, removes one), and with it the
+# local ports of the guest's IOREQ event channels; the new vblkd cannot bind them again
+# (EVTCHNOP_bind_interdomain: EINVAL), so the guest's disks hang until it is destroyed.  Not fixed
+# (issue 20's report).  Passes if it is what a user sees: the new vblkd says why in its log, the
+# stranded guest is destroyed cleanly, and the new vblkd is up for other guests.
+kill9_stranded() {
+	local name=$1 r=$2 domid
+	domid=$(domid_of "$name")
+	console_wait "$name" "VBLKD-XEN RESTART-ARMED $r" $GUEST_TIMEOUT ||
+		fail "the guest did not begin IO round $r in ${GUEST_TIMEOUT}s" || return
+	sleep 1
+	kill -KILL "$DAEMON_PID" || fail "vblkd is gone already" || return
+	wait "$BE_PID"
+	mv /var/log/vblkd.log /var/log/vblkd-before-kill9.log
+	start_backend || fail "vblkd did not start again" || return
+	grep -E "dom $domid: (cannot bind|cannot adopt|kernel fast path|plain path)" /var/log/vblkd.log
+	grep -q "dom $domid: cannot bind the event channel of vCPU 0 .*still bound: a vblkd killed while on the kernel fast path" \
+		/var/log/vblkd.log || fail "the new vblkd does not say why it cannot adopt dom $domid" || return
+	dmesg | grep -E 'WARNING: CPU|BUG:|Oops' && { fail "Dom0's kernel warned"; return; }
+	STEP_NOTE="KNOWN LIMITATION: dom $domid stranded (its event channels held by privcmd's ioeventfd of the killed vblkd); the new vblkd says so"
 }
 
 # The xen scenario (XEN_KERNEL=xen): grants and the fast path on real Xen, measured.
 xen_scenario() {
-	local perf="vblkd_perf=400" opts
+	local perf="vblkd_perf=400" opts name=domu5
 	opts=$(sed -n 's/^VBLKD_OPTS="\(.*\)"$/\1/p' /etc/default/vblkd)
 	one_guest domu1 "$STORE/rw1.img" 1 "$perf" "" "foreign mappings" "notify ioeventfd, interrupts irqfd" || return
 	one_guest domug "$STORE/rw2.img" 1 "$perf" ", grant_usage=1" "grants (grant_usage=1)" \
@@ -626,9 +648,16 @@ xen_scenario() {
 	step dom0:fast-path-again set_vblkd_opts "$opts"
 	step dom0:backend-start-fast-path start_backend || return
 	FDS_IDLE=
-	restart_guest
-	step dom0:fast-path-after-kill9 fast_path_after kill9
+	# The restart guest on the fast path: SIGTERM in round 1 (adopted, fast path on again), kill -9 in 2.
+	step "dom0:create-$name" create_guest "$name" "$STORE/rw5.img" 2 \
+		"vblkd_restart_rounds=2 vblkd_restart_mib=$RESTART_MIB" || return
+	step dom0:restart-sigterm restart_during "$name" 1 term
 	step dom0:fast-path-after-term fast_path_after term
+	step dom0:status-after-term backend_status "$name"
+	step dom0:kill9-fast-path kill9_stranded "$name" 2
+	relay_guest "$name"
+	step "dom0:destroy-$name" destroy_guest "$name"
+	step "dom0:released-$name" released "$name"
 }
 
 if step dom0:store setup_store; then
