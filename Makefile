@@ -397,11 +397,18 @@ clean:
 # ---------------------------------------------------------------------------
 # Downloads and builds are cached in VBLKD_XEN_CACHE (default ~/.cache/vblkd-xen, outside the tree,
 # so `make clean` keeps them); per-run output goes to build/xen.  See tests/xen/check-xen.sh.
-#   make cross                      arm64 vblkd in build/arm64 against Debian's arm64 .debs
-#   make check-xen                  that vblkd on Xen 4.17 + Debian Dom0/DomU under qemu-system-aarch64
+#   make cross                      arm64 vblkd in build/arm64 against Debian 12's arm64 .debs
+#   make cross XEN_RELEASE=13       the same against Debian 13's, in build/arm64-debian13
+#   make check-xen                  vblkd on each stack of XEN_STACKS under qemu-system-aarch64:
+#                                   12: Xen 4.17 + Debian 12 Dom0/DomU; 13: Xen 4.20 + Debian 13's;
+#                                   13-xen: Xen 4.20 + Debian 13 with the kernel check-xen builds
+#                                   (grant mappings, privcmd's fast path; issue 20)
 #   make check-xen XEN_SELFTEST=1   the harness alone, with a xenstore-only fake backend
 #   make check-xen XEN_SYSTEMD=0    without the second Dom0 (systemd, vblkd from make deb-arm64)
-XEN_CROSS_BUILD ?= build/arm64
+XEN_RELEASE ?= 12
+export XEN_RELEASE
+XEN_STACKS ?= 12 13 13-xen
+XEN_CROSS_BUILD ?= build/arm64$(if $(filter 12,$(XEN_RELEASE)),,-debian$(XEN_RELEASE))
 XEN_CROSS_COMPILE ?= aarch64-linux-gnu-
 XEN_PKG_CONFIG := $(CURDIR)/tests/xen/arm64-pkg-config
 XEN_SELFTEST ?= 0
@@ -445,8 +452,19 @@ ifneq ($(XEN_SYSTEMD),0)
 	$(Q)$(MAKE) --no-print-directory deb-arm64-run > build/deb-arm64.log 2>&1 || \
 		{ tail -n 30 build/deb-arm64.log; echo 'make deb-arm64 failed (build/deb-arm64.log)'; exit 1; }
 endif
-	$(Q)VBLKD=$(XEN_CROSS_BUILD)/vblkd VBLKD_DEB=$(CURDIR)/build/deb-arm64/vblkd_$(VERSION)_arm64.deb \
-		tests/xen/check-xen.sh
+	$(Q)$(if $(filter 13%,$(XEN_STACKS)),$(MAKE) --no-print-directory cross-run XEN_RELEASE=13 \
+		XEN_CROSS_BUILD=build/arm64-debian13)
+	$(Q)rc=0; for s in $(XEN_STACKS); do \
+		case $$s in \
+		12) env XEN_RELEASE=12 XEN_KERNEL=debian XEN_OUT=build/xen VBLKD=build/arm64/vblkd \
+			VBLKD_DEB=$(CURDIR)/build/deb-arm64/vblkd_$(VERSION)_arm64.deb tests/xen/check-xen.sh || rc=1 ;; \
+		13) env XEN_RELEASE=13 XEN_KERNEL=debian XEN_OUT=build/xen-debian13 \
+			VBLKD=build/arm64-debian13/vblkd tests/xen/check-xen.sh || rc=1 ;; \
+		13-xen) env XEN_RELEASE=13 XEN_KERNEL=xen XEN_OUT=build/xen-debian13-xen \
+			VBLKD=build/arm64-debian13/vblkd tests/xen/check-xen.sh || rc=1 ;; \
+		*) echo "XEN_STACKS: unknown stack $$s (12, 13, 13-xen)"; rc=1 ;; \
+		esac; \
+	done; exit $$rc
 endif
 
 # ---------------------------------------------------------------------------

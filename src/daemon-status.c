@@ -125,6 +125,8 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 		json_object_object_add(o, "notify", json_object_new_string(n ? "ioeventfd" : "ioreq"));
 		json_object_object_add(o, "interrupts",
 				       json_object_new_string(irq ? "irqfd" : "set_irq_level"));
+		/* How its guest addresses are mapped: grant references (grant_usage=1) or foreign. */
+		json_object_object_add(o, "grant_usage", json_object_new_boolean(k->transport.grants));
 	}
 	daemon_add_u64(o, "adoptions", k->rec ? drec_disk_adoptions(k->rec) : 0);
 	json_object_object_add(o, "last_adopted",

@@ -116,6 +116,10 @@ static void status_print_disk(FILE *out, unsigned long long domid, const char *g
 	if (json_object_object_get_ex(k, "notify", &feats))
 		fprintf(out, "; notify %s, interrupts %s", status_str(k, "notify", "?"),
 			status_str(k, "interrupts", "?"));
+	/* Nor which way guest memory is mapped (grant_usage in xenstore and in the document). */
+	if (json_object_object_get_ex(k, "grant_usage", &feats))
+		fprintf(out, "; guest memory: %s",
+			json_object_get_boolean(feats) ? "grants (grant_usage=1)" : "foreign mappings");
 	fputc('\n', out);
 	if (status_u64(k, "adoptions"))
 		fprintf(out, "      adopted from a previous vblkd %llu time%s, last at %s\n",

@@ -455,8 +455,19 @@ static int guest_bind_vcpus(struct guest *g)
 		if (lp < 0) {
 			int r = -errno;
 
-			log_err("dom %u: cannot bind the event channel of vCPU %u (remote port %u): %s",
-				g->domid, i, g->iopage->vcpu_ioreq[i].vp_eport, strerror(-r));
+			/*
+			 * EINVAL: the guest's end is bound already.  A vblkd killed while on the
+			 * kernel fast path leaves it so: privcmd keeps that process's ioeventfd
+			 * registration, and with it a reference to its local port, until a
+			 * DEASSIGN naming its eventfd, which died with it (Linux 6.12
+			 * drivers/xen/privcmd.c, alloc_ioreq(); evtchn's ports are refcounted).
+			 * Seen on Xen 4.20 with Linux 6.12 (check-xen, issue 20).
+			 */
+			log_err("dom %u: cannot bind the event channel of vCPU %u (remote port %u): %s%s",
+				g->domid, i, g->iopage->vcpu_ioreq[i].vp_eport, strerror(-r),
+				r == -EINVAL ? " (still bound: a vblkd killed while on the kernel fast "
+					       "path leaves it to privcmd's ioeventfd until the guest is "
+					       "destroyed)" : "");
 			return r;
 		}
 		g->local_ports[i] = (evtchn_port_t)lp;

@@ -1825,9 +1825,11 @@ static void test_systemd_notifications(void **state)
 	assert_true(notify_wait("STATUS=serving 0 disks of 0 guests", 2000));
 }
 
+static char *status_str(const char *js, int g, int k, const char *key);
+
 static void test_grant_mapped_guest(void **state)
 {
-	char img[128], spec[256], *js;
+	char img[128], spec[256], *js, *v;
 	uint32_t domid;
 
 	make_image("a.img", 16, img, sizeof(img));
@@ -1838,6 +1840,10 @@ static void test_grant_mapped_guest(void **state)
 	workload_ok(domid, "verify");
 	js = status_while_running(domid, "random,seed=3,ops=2000");
 	assert_non_null(strstr(js, "\"ACCESS_PLATFORM\""));
+	/* --status says so: the toolstack's grant_usage=1, as the disk is served. */
+	v = status_str(js, 0, 0, "grant_usage");
+	assert_string_equal(v, "true");
+	free(v);
 	free(js);
 	destroy(domid);
 }
@@ -2212,6 +2218,10 @@ static void expect_status(const char *fast_path, const char *notify, const char 
 	free(v);
 	v = status_str(js, 0, 0, "interrupts");
 	assert_string_equal(v, interrupts);
+	free(v);
+	/* A disk without grant_usage: foreign mappings. */
+	v = status_str(js, 0, 0, "grant_usage");
+	assert_string_equal(v, "false");
 	free(v);
 	free(js);
 }

@@ -74,6 +74,30 @@ static void test_table_two_guests(void **state)
 	free(out);
 }
 
+/* A Xen disk's line says which way its notifies and interrupts go, and how guest memory is mapped. */
+static void test_grant_usage(void **state)
+{
+	static const char doc[] =
+		"{ \"version\": \"0.1.0\", \"guests\": [ { \"domid\": 5, \"name\": \"g\", \"disks\": ["
+		"  { \"devid\": 51712, \"vdev\": \"xvda\", \"path\": \"/a.img\", \"mode\": \"rw\","
+		"    \"state\": \"running\", \"features\": [\"VERSION_1\", \"ACCESS_PLATFORM\"],"
+		"    \"notify\": \"ioeventfd\", \"interrupts\": \"irqfd\", \"grant_usage\": true },"
+		"  { \"devid\": 51728, \"vdev\": \"xvdb\", \"path\": \"/b.img\", \"mode\": \"ro\","
+		"    \"state\": \"running\", \"features\": [\"VERSION_1\"],"
+		"    \"notify\": \"ioreq\", \"interrupts\": \"set_irq_level\", \"grant_usage\": false } ] } ] }";
+	char *out;
+	int r;
+
+	(void)state;
+	out = render(doc, &r);
+	assert_int_equal(r, 0);
+	assert_non_null(strstr(out, "/a.img\n      running; features: VERSION_1 ACCESS_PLATFORM; notify "
+				    "ioeventfd, interrupts irqfd; guest memory: grants (grant_usage=1)\n"));
+	assert_non_null(strstr(out, "/b.img\n      running; features: VERSION_1; notify ioreq, interrupts "
+				    "set_irq_level; guest memory: foreign mappings\n"));
+	free(out);
+}
+
 static void test_no_guests(void **state)
 {
 	char *out;
@@ -149,6 +173,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table_two_guests),
+		cmocka_unit_test(test_grant_usage),
 		cmocka_unit_test(test_no_guests),
 		cmocka_unit_test(test_not_a_status_document),
 		cmocka_unit_test(test_io_threads),

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# `make check-xen`: vblkd on real Xen 4.17 under qemu-system-aarch64 (TCG), from Debian 12 packages only.
+# `make check-xen`: vblkd on real Xen under qemu-system-aarch64 (TCG), from Debian packages: Debian 12
+# (Xen 4.17) or Debian 13 (Xen 4.20), XEN_RELEASE; the Makefile runs both.
 #
 # Prepares (cached in VBLKD_XEN_CACHE, see lib.sh) the arm64 sysroot and the IOREQ-enabled hypervisor,
 # proves the sysroot cross-links libxendevicemodel/libaio/liburing, builds the initramfs images, boots
@@ -15,6 +16,10 @@
 #                       e.g. "--log-level=debug --engine=uring"
 #   XEN_SCENARIO=restart  only the restart guest's steps (issue 18) after vblkd's start, for working
 #                       on them (default all)
+#   XEN_RELEASE=12|13   Debian's release (default 12): its Xen, tools, libraries and kernel
+#   XEN_KERNEL=debian|xen  the kernel of Dom0 and guests: the release's own (default), or the one
+#                       build-kernel.sh builds with grant mappings and privcmd's fast path (issue 20;
+#                       Debian 13 only), which runs the grant and fast-path scenario (XEN_SCENARIO=xen)
 #   XEN_SYSTEMD=1|0|only  the second Dom0, booted by systemd with vblkd from its .deb (issue 22;
 #                       default 1 in real mode; only: that one alone, for working on it)
 #   VBLKD_DEB=PATH      the arm64 .deb for it (the Makefile passes build/deb-arm64's)
@@ -32,10 +37,15 @@ H=$(cd "$(dirname "$0")" && pwd)
 
 MODE=real
 [ "${XEN_SELFTEST:-0}" = 1 ] && MODE=selftest
-case ${XEN_SCENARIO:=all} in all|restart) ;; *) xdie "XEN_SCENARIO must be all or restart" ;; esac
+case ${XEN_KERNEL:=debian} in
+debian) : "${XEN_SCENARIO:=all}" ;;
+xen) : "${XEN_SCENARIO:=xen}"; [ "$XEN_RELEASE" = 13 ] || xdie "XEN_KERNEL=xen needs XEN_RELEASE=13 (grant_usage is Xen 4.19's)" ;;
+esac
+case $XEN_SCENARIO in all|restart|xen) ;; *) xdie "XEN_SCENARIO must be all, restart or xen" ;; esac
 [ "$MODE" = real ] || [ "$XEN_SCENARIO" = all ] || xdie "XEN_SCENARIO=restart needs vblkd (not XEN_SELFTEST=1)"
 SYSTEMD=${XEN_SYSTEMD:-1}
-[ "$MODE" = real ] || SYSTEMD=0
+# The systemd Dom0 (issue 22) is Debian 12's, with Debian's kernel.
+[ "$MODE" = real ] && [ "$XEN_RELEASE" = 12 ] && [ "$XEN_KERNEL" = debian ] || SYSTEMD=0
 case $SYSTEMD in 0|1|only) ;; *) xdie "XEN_SYSTEMD must be 0, 1 or only" ;; esac
 export XEN_SCENARIO
 OUT=${XEN_OUT:-build/xen}
@@ -87,10 +97,11 @@ cross_build() {
 	done
 }
 
-xlog "mode: $MODE, cache: $XC, output: $OUT"
+xlog "Debian $XEN_RELEASE, Xen $XEN_VER, $XEN_KERNEL kernel, mode: $MODE, cache: $XR, output: $OUT"
 [ "$MODE" = selftest ] || host_step vblkd-arm64 check_vblkd
 host_step fetch-arm64 "$H/fetch-arm64.sh"
 host_step xen-ioreq "$H/build-xen.sh"
+[ "$XEN_KERNEL" = debian ] || host_step xen-kernel "$H/build-kernel.sh"
 host_step cross-build cross_build
 host_step initramfs "$H/mkinitrd.sh" "$OUT" "$MODE" "${VBLKD:-}"
 if [ "$SYSTEMD" != 0 ]; then
@@ -99,7 +110,7 @@ if [ "$SYSTEMD" != 0 ]; then
 	host_step sd-root-image "$H/sd-root-img.sh" "$OUT" "$VBLKD_DEB"
 fi
 
-KV=$(basename "$(ls -d "$SYSROOT"/lib/modules/*)")
+kernel_select
 DOM0_MEM=${XEN_DOM0_MEM:-512}
 # Xen's default scheduler, credit2, lost wakeups under QEMU on a busy host: the machine froze with both
 # physical CPUs idle and Dom0's vCPU runnable in credit2's run queue (or woken, in none), nobody
@@ -115,7 +126,7 @@ QEMU=(qemu-system-aarch64 -machine virt,virtualization=on,gic-version=3
 	-nographic -no-reboot -nic none
 	-kernel "$XEN_IOREQ"
 	-append "console=dtuart dom0_mem=${DOM0_MEM}M,max:${DOM0_MEM}M dom0_max_vcpus=1 loglvl=all guest_loglvl=all $XEN_ARGS"
-	-device "guest-loader,addr=0x42000000,kernel=$SYSROOT/boot/vmlinuz-$KV,bootargs=$DOM0_ARGS"
+	-device "guest-loader,addr=0x42000000,kernel=$KIMAGE,bootargs=$DOM0_ARGS"
 	-device "guest-loader,addr=0x50000000,initrd=$OUT/dom0.cpio.gz")
 if [ "${XEN_INTERACTIVE:-0}" = 1 ]; then
 	xlog "interactive: Ctrl-a x quits QEMU; the Dom0 shell comes after the scenario"
@@ -133,12 +144,12 @@ if [ "$SYSTEMD" != 0 ]; then
 	SD_ARGS="rdinit=/init quiet"
 	NOXEN=(qemu-system-aarch64 -machine virt,gic-version=3 -accel "${XEN_QEMU_ACCEL:-tcg}"
 		-cpu "${XEN_QEMU_CPU:-cortex-a57}" -smp "${XEN_QEMU_SMP:-2}" -m 1024 -nographic -nic none
-		-kernel "$SYSROOT/boot/vmlinuz-$KV" -initrd "$OUT/boot-vda.cpio.gz"
+		-kernel "$KIMAGE" -initrd "$OUT/boot-vda.cpio.gz"
 		-append "console=ttyAMA0 $SD_ARGS vblkd_test=noxen" "${DISK[@]}")
 	SDXEN=("${QEMU[@]}" "${DISK[@]}")
 	for i in "${!SDXEN[@]}"; do
 		case ${SDXEN[$i]} in
-		guest-loader,addr=0x42000000,*) SDXEN[$i]="guest-loader,addr=0x42000000,kernel=$SYSROOT/boot/vmlinuz-$KV,bootargs=console=hvc0 earlycon=xen $SD_ARGS vblkd_test=xen" ;;
+		guest-loader,addr=0x42000000,*) SDXEN[$i]="guest-loader,addr=0x42000000,kernel=$KIMAGE,bootargs=console=hvc0 earlycon=xen $SD_ARGS vblkd_test=xen" ;;
 		guest-loader,addr=0x50000000,*) SDXEN[$i]="guest-loader,addr=0x50000000,initrd=$OUT/boot-vda.cpio.gz" ;;
 		esac
 	done

@@ -14,7 +14,7 @@ H=$(cd "$(dirname "$0")" && pwd)
 
 OUT=$(cd "${1:-build/xen}" && pwd)
 [ -f "$OUT/domu.cpio.gz" ] && [ -f "$OUT/ro.img" ] || xdie "no domu.cpio.gz/ro.img in $OUT: run check-xen.sh first"
-KV=$(basename "$(ls -d "$SYSROOT"/lib/modules/*)")
+kernel_select
 R=$OUT/reference
 mkdir -p "$R"
 rm -f "$R/rw.img"
@@ -27,7 +27,7 @@ rc=0
 python3 "$H/runner.py" --out "$R" --timeout "${XEN_TIMEOUT:-600}" --end-pattern '^VBLKD-XEN DOMU-END' --grace 0 -- \
 	qemu-system-aarch64 -machine virt -cpu "${XEN_QEMU_CPU:-cortex-a57}" -smp 1 -m 256 \
 	-nographic -no-reboot -nic none \
-	-kernel "$SYSROOT/boot/vmlinuz-$KV" -initrd "$OUT/domu.cpio.gz" \
+	-kernel "$KIMAGE" -initrd "$OUT/domu.cpio.gz" \
 	-append "console=ttyAMA0 rdinit=/init vblkd_test=reference vblkd_rw_sectors=131072 vblkd_ro_sectors=$ro_sectors vblkd_ro_sha256=$ro_sha" \
 	-drive "file=$OUT/ro.img,if=none,id=ro,format=raw,readonly=on" -device virtio-blk-device,drive=ro \
 	-drive "file=$R/rw.img,if=none,id=rw,format=raw" -device virtio-blk-device,drive=rw || rc=$?

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# Download the Debian 12 arm64 packages `make check-xen` needs and extract them into the cache's sysroot.
+# Download the arm64 packages `make check-xen` needs from Debian 12 or 13 (XEN_RELEASE, see lib.sh) and
+# extract them into that release's sysroot in the cache.
 #
 # The host's dpkg architecture and apt state are left alone: apt runs with APT::Architecture=arm64 and a
 # private sources list, lists directory, package cache and (empty) status file, all in the cache.
@@ -13,25 +14,32 @@ set -euo pipefail
 # Xen tools and libraries (Debian's, unchanged), the development files vblkd builds against, the runtime
 # libraries xl/xenstored/e2fsprogs need, busybox for both initramfs images, e2fsprogs for the DomU, and the
 # hypervisor package only for its .config (the hypervisor itself is rebuilt, see build-xen.sh).
-PKGS="xen-hypervisor-4.17-arm64 xen-utils-4.17 xen-utils-common xenstore-utils
-	libxenmisc4.17 libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4
+# Debian 13 renamed some libraries for the 64-bit time_t transition (libaio1t64, libext2fs2t64), and
+# its liburing's headers need its kernel and C library headers, newer than the cross compiler's:
+# vblkd is built against its whole sysroot (arm64-pkg-config adds --sysroot).
+case $XEN_RELEASE in
+12) T64= MORE= ;;
+*) T64=t64 MORE="linux-libc-dev libc6-dev libcrypt-dev libcrypt1" ;;
+esac
+PKGS="xen-hypervisor-$XEN_VER-arm64 xen-utils-$XEN_VER xen-utils-common xenstore-utils
+	libxenmisc$XEN_VER libxencall1 libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4
 	libxentoollog1 libxendevicemodel1 libxenhypfs1 libxentoolcore1 libxen-dev
-	libaio-dev libaio1 liburing-dev liburing2 libjson-c-dev libjson-c5
+	libaio-dev libaio1$T64 liburing-dev liburing2 libjson-c-dev libjson-c5
 	libc6 libgcc-s1 libyajl2 libncurses6 libtinfo6 libfdt1 libuuid1 zlib1g libzstd1 liblzma5
 	libbz2-1.0 liblzo2-2 libnl-3-200 libnl-route-3-200
-	e2fsprogs libext2fs2 libcom-err2 libss2 libblkid1 logsave
-	busybox-static"
+	e2fsprogs libext2fs2$T64 libcom-err2 libss2 libblkid1 logsave
+	busybox-static $MORE"
 # Debian renames its kernel package at each ABI bump: take the one the metapackage points to.
 KERNEL_META=linux-image-arm64
 
-stamp=$XC/sysroot.ok
+stamp=$XR/sysroot.ok
 want=$(printf '%s\n' $PKGS $KERNEL_META | sort | tr '\n' ' ')
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 	exit 0
 fi
 # Two runs sharing the cache: the second waits, then finds the work done.
-mkdir -p "$XC"
-exec 9> "$XC/sysroot.lock"
+mkdir -p "$XR"
+exec 9> "$XR/sysroot.lock"
 flock 9
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
 	exit 0
@@ -39,8 +47,8 @@ fi
 rm -f "$stamp"
 
 t0=$(xnow)
-A=$XC/apt
-mkdir -p "$A/lists/partial" "$A/cache/archives/partial" "$A/parts" "$XC/debs"
+A=$XR/apt
+mkdir -p "$A/lists/partial" "$A/cache/archives/partial" "$A/parts" "$XR/debs"
 : > "$A/status"
 cat > "$A/sources.list" <<EOS
 deb [arch=arm64] $DEB_MIRROR $DEB_SUITE main
@@ -59,32 +67,37 @@ kpkg=$(apt-cache "${apt_opts[@]}" depends "$KERNEL_META" |
 [ -n "$kpkg" ] || xdie "cannot tell which kernel package $KERNEL_META depends on"
 
 xlog "downloading arm64 packages (kernel: $kpkg)"
-rm -f "$XC"/debs/*.deb
+rm -f "$XR"/debs/*.deb
 # shellcheck disable=SC2086
-(cd "$XC/debs" && apt-get "${apt_opts[@]}" download $PKGS "$kpkg" >/dev/null)
+(cd "$XR/debs" && apt-get "${apt_opts[@]}" download $PKGS "$kpkg" >/dev/null)
 
 xlog "extracting into $SYSROOT"
 rm -rf "$SYSROOT"
 mkdir -p "$SYSROOT"
-for d in "$XC"/debs/*.deb; do
+for d in "$XR"/debs/*.deb; do
 	dpkg-deb -x "$d" "$SYSROOT"
 	dpkg-deb -W --showformat='${Package} ${Version}\n' "$d"
-done > "$XC/debs/versions.txt"
+done > "$XR/debs/versions.txt"
+# Debian 13's packages install into /usr only (merged /usr): give the sysroot the top-level links such a
+# system has, so that /bin, /sbin and /lib paths work alike in both releases.
+for d in bin sbin lib; do
+	[ -e "$SYSROOT/$d" ] || ln -s "usr/$d" "$SYSROOT/$d"
+done
 
 # libaio ships no .pc file; vblkd's Makefile falls back to -laio, the probe uses this one.
-mkdir -p "$XC/pkgconfig"
-cat > "$XC/pkgconfig/libaio.pc" <<EOP
+mkdir -p "$XR/pkgconfig"
+cat > "$XR/pkgconfig/libaio.pc" <<EOP
 prefix=/usr
 libdir=\${prefix}/lib/$TRIPLET
 includedir=\${prefix}/include
 Name: libaio
 Description: Linux-native asynchronous I/O access library (no .pc in Debian; written by check-xen)
-Version: $(sed -n 's/^libaio-dev //p' "$XC/debs/versions.txt")
+Version: $(sed -n 's/^libaio-dev //p' "$XR/debs/versions.txt")
 Libs: -L\${libdir} -laio
 Cflags: -I\${includedir}
 EOP
 
-[ -e "$SYSROOT/boot/xen-4.17-arm64.config" ] || xdie "no Xen .config in xen-hypervisor-4.17-arm64"
+[ -e "$SYSROOT/boot/xen-$XEN_VER-arm64.config" ] || xdie "no Xen .config in xen-hypervisor-$XEN_VER-arm64"
 ls "$SYSROOT"/boot/vmlinuz-* >/dev/null || xdie "no kernel in $kpkg"
 echo "$want" > "$stamp"
-xlog "arm64 packages ready in $(xsince "$t0") s: $(wc -l < "$XC/debs/versions.txt") packages"
+xlog "arm64 packages ready in $(xsince "$t0") s: $(wc -l < "$XR/debs/versions.txt") packages"

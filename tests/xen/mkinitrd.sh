@@ -31,16 +31,25 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
 t0=$(xnow)
-KV=$(basename "$(ls -d "$SYSROOT"/lib/modules/*)")
-KMOD=$SYSROOT/lib/modules/$KV
+kernel_select
 
 # ---- kernel modules in dependency order ----------------------------------------------------------
+# (Debian 13's are xz-compressed: they go into the images decompressed, busybox's insmod takes .ko.)
 declare -A MODPATH=() MODSEEN=()
-while read -r p; do
-	n=${p##*/}
-	n=${n%.ko}
-	MODPATH[${n//-/_}]=${p#"$KMOD"/}
-done < <(find "$KMOD/kernel" -name '*.ko')
+if [ -n "$KMOD" ]; then
+	while read -r p; do
+		n=${p##*/}
+		n=${n%.xz}
+		n=${n%.ko}
+		MODPATH[${n//-/_}]=${p#"$KMOD"/}
+	done < <(find "$KMOD/kernel" -name '*.ko' -o -name '*.ko.xz')
+fi
+ko_cat() {
+	case $1 in
+	*.xz) xz -dc "$1" ;;
+	*) cat "$1" ;;
+	esac
+}
 
 MODORDER=()
 mod_add() {
@@ -48,25 +57,28 @@ mod_add() {
 	[ -z "${MODSEEN[$n]:-}" ] || return 0
 	MODSEEN[$n]=1
 	[ -n "${MODPATH[$n]:-}" ] || xdie "kernel module $n not found in $KV"
-	for d in $(tr '\0' '\n' < "$KMOD/${MODPATH[$n]}" | sed -n 's/^depends=//p' | tr ',' ' '); do
+	for d in $(ko_cat "$KMOD/${MODPATH[$n]}" | tr '\0' '\n' | sed -n 's/^depends=//p' | tr ',' ' '); do
 		mod_add "$d"
 	done
 	MODORDER+=("${MODPATH[$n]}")
 }
 
-# mod_install ROOT ORDERFILE MODULE...: copy the modules and their dependencies, write the insmod order.
+# mod_install ROOT ORDERFILE MODULE...: copy the modules and their dependencies, write the insmod order
+# (empty with a kernel that has them built in).
 mod_install() {
-	local root=$1 order=$2 m
+	local root=$1 order=$2 m ko
 	shift 2
 	MODSEEN=()
 	MODORDER=()
-	for m in "$@"; do mod_add "$m"; done
 	mkdir -p "$root/lib/modules"
 	: > "$root/lib/modules/$order"
+	[ -n "$KMOD" ] || return 0
+	for m in "$@"; do mod_add "$m"; done
 	for m in "${MODORDER[@]}"; do
+		ko=${m%.xz}
 		mkdir -p "$root/lib/modules/$KV/$(dirname "$m")"
-		cp "$KMOD/$m" "$root/lib/modules/$KV/$m"
-		echo "/lib/modules/$KV/$m" >> "$root/lib/modules/$order"
+		ko_cat "$KMOD/$m" > "$root/lib/modules/$KV/$ko"
+		echo "/lib/modules/$KV/$ko" >> "$root/lib/modules/$order"
 	done
 }
 
@@ -143,7 +155,7 @@ pack "$D" "$OUT/domu.cpio.gz"
 # ---- Dom0 ----------------------------------------------------------------------------------------
 D=$OUT/initrd-dom0
 base_root "$D"
-X=usr/lib/xen-4.17
+X=usr/lib/xen-$XEN_VER
 for f in "$SYSROOT/$X"/bin/*; do elf_install "$D" "$f" "$X/bin/${f##*/}"; done
 [ ! -d "$SYSROOT/$X/lib" ] || cp -a "$SYSROOT/$X/lib" "$D/$X/"
 rm -rf "$D/$X/lib/python"
@@ -154,7 +166,7 @@ ln -s e2fsck "$D/sbin/fsck.ext4"
 cp -a "$SYSROOT/etc/xen" "$D/etc/"
 mod_install "$D" preload.order xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs loop crc32c_generic ext4
 mkdir -p "$D/boot" "$D/usr/lib/vblkd-test"
-cp "$SYSROOT/boot/vmlinuz-$KV" "$D/boot/vmlinuz"
+cp "$KIMAGE" "$D/boot/vmlinuz"
 cp "$OUT/domu.cpio.gz" "$D/boot/domu.cpio.gz"
 cp "$OUT/ro.img" "$D/usr/lib/vblkd-test/ro.img"
 cp "$H/dom0/init" "$D/init"
@@ -163,6 +175,18 @@ chmod 0755 "$D/init"
 for f in cross-probe ioreq-stub notify-run domu-io; do
 	[ ! -f "$OUT/$f" ] || elf_install "$D" "$OUT/$f" "usr/lib/vblkd-test/$f"
 done
+# The stack, for Dom0's versions step: the hypervisor as built, the release's packages, the kernel.
+{
+	echo "release Debian $XEN_RELEASE ($DEB_SUITE)"
+	echo "hypervisor $(make -s -C "$XR/xen-src/xen/xen" xenversion 2>/dev/null)"
+	sed -n "s/^\(xen-utils-$XEN_VER\|libxen-dev\|libxenmisc$XEN_VER\|xenstore-utils\) /\1 /p" "$XR/debs/versions.txt"
+	if [ "$XEN_KERNEL" = debian ]; then
+		echo "kernel $KV ($(sed -n 's/^\(linux-image-[^ ]*\) \(.*\)/\1 \2/p' "$XR/debs/versions.txt"))"
+	else
+		echo "kernel $KV, built by check-xen (tests/xen/build-kernel.sh)"
+	fi
+} > "$D/etc/vblkd-test-versions"
+grep -q '^hypervisor [0-9]' "$D/etc/vblkd-test-versions" || xdie "cannot tell the hypervisor's version"
 echo "$MODE" > "$D/etc/vblkd-test-mode"
 echo "${XEN_SCENARIO:-all}" > "$D/etc/vblkd-test-scenario"
 if [ "$MODE" = real ]; then
