@@ -703,7 +703,8 @@ static void poll_give_up(struct vblk_dev *dev)
 	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
 		struct vblk_queue *q = &dev->queues[i];
 
-		if (!q->quiet)
+		/* Waiting for the backend's room or the mapping budget: woken by those, not polled. */
+		if (!q->quiet || q->stalled || q->map_wait)
 			continue;
 		q->quiet = false;
 		if (q->vq && !dev->busy_polling && vq_notify_on(q->vq))

@@ -794,6 +794,44 @@ static void test_poll_timer_finding_nothing_asks_for_kicks(void **state)
 	vt_free(vt);
 }
 
+/*
+ * A queue stopped on a full backend waits for its completions, not for the
+ * timer: an empty poll leaves it alone (no new timer, no kicks asked for),
+ * and the next completion takes the rest.
+ */
+static void test_poll_timer_leaves_stalled_queue_to_completions(void **state)
+{
+	struct vt *vt = started(NULL, SPLIT);
+	unsigned int quiets;
+	uint64_t st[4];
+	uint32_t id, len;
+	unsigned int n = 0;
+
+	vt->be.depth = 2;
+	for (int i = 0; i < 4; i++)
+		vt_blk(vt, 0, VIRTIO_BLK_T_OUT, (uint64_t)i, vt_fill(vt, 512, (uint8_t)(0x10 + i)),
+		       512, &st[i]);
+	vt_kick(vt, 0);
+	assert_int_equal(vt->be.npending, 2);
+	quiets = vt->be.quiets;
+	vblk_timer_expired(vt->dev);		/* the backend is still full */
+	assert_int_equal(vt->be.npending, 2);
+	assert_int_equal(vt->be.quiets, quiets);
+	assert_false(split_driver_kicks(vt, 0, 4, 5));
+	ram_be_complete(&vt->be, true);
+	vblk_complete_batch(vt->dev);
+	ram_be_complete(&vt->be, true);
+	vblk_complete_batch(vt->dev);
+	while (vt_used(vt, 0, &id, &len))
+		n++;
+	assert_int_equal(n, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(*(uint8_t *)vt_ptr(vt, st[i]), VIRTIO_BLK_S_OK);
+		assert_int_equal(vt->be.data[i * 512], 0x10 + i);
+	}
+	vt_free(vt);
+}
+
 /* A device that needs a reset takes nothing more: its owner can stop polling. */
 static void test_poll_stops_when_device_needs_reset(void **state)
 {
@@ -1682,6 +1720,7 @@ int main(void)
 		cmocka_unit_test(test_full_ring_answered_inline_still_asks_for_kicks),
 		cmocka_unit_test(test_poll_takes_requests_while_in_flight_is_slow),
 		cmocka_unit_test(test_poll_timer_finding_nothing_asks_for_kicks),
+		cmocka_unit_test(test_poll_timer_leaves_stalled_queue_to_completions),
 		cmocka_unit_test(test_poll_stops_when_device_needs_reset),
 		cmocka_unit_test(test_no_notify_flag_while_requests_in_flight),
 		cmocka_unit_test(test_busy_poll_driver_need_not_kick),
