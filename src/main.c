@@ -425,7 +425,7 @@ static char *on_control(const char *request, void *data)
 			     daemon_guest_count(d), daemon_guest_count(d) == 1 ? "" : "s") < 0)
 			reply = NULL;
 		log_notice("release asked for: finishing in-flight IO and releasing all guests");
-		notify_send("STOPPING=1\nSTATUS=releasing all guests");
+		notify_send_wait("STOPPING=1\nSTATUS=releasing all guests");
 		daemon_release(d, 0);
 		return reply;
 	}
@@ -456,12 +456,12 @@ static void on_stop_signal(struct loop_source *src, const struct signalfd_siginf
 		else
 			log_notice("%s: stopping (no guest to leave attached)",
 				   strsignal((int)si->ssi_signo));
-		notify_send("STOPPING=1\nSTATUS=leaving the guests to the next vblkd");
+		notify_send_wait("STOPPING=1\nSTATUS=leaving the guests to the next vblkd");
 		daemon_detach(d, 0);
 		return;
 	}
 	log_notice("%s: finishing in-flight IO and releasing all guests", strsignal((int)si->ssi_signo));
-	notify_send("STOPPING=1\nSTATUS=finishing in-flight IO");
+	notify_send_wait("STOPPING=1\nSTATUS=finishing in-flight IO");
 	daemon_shutdown(d, 0);
 }
 
@@ -546,10 +546,10 @@ static int daemonize(int *ret_ready_fd)
 static void notify_ready(const struct daemon *d)
 {
 	if (daemon_has_xen(d))
-		notify_send("READY=1\nSTATUS=watching xenstore for virtio disks");
+		notify_send_wait("READY=1\nSTATUS=watching xenstore for virtio disks");
 	else
-		notify_sendf("READY=1\nSTATUS=serving %u vhost-user export%s", daemon_vhost_count(d),
-			     daemon_vhost_count(d) == 1 ? "" : "s");
+		notify_sendf_wait("READY=1\nSTATUS=serving %u vhost-user export%s",
+				  daemon_vhost_count(d), daemon_vhost_count(d) == 1 ? "" : "s");
 }
 
 /* The systemd watchdog (if asked for) and the signals that stop or refresh @d.  Errors are logged. */
