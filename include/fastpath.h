@@ -10,6 +10,8 @@ struct loop;
 struct xpriv;
 struct fastpath;
 struct fastpath_window;
+struct notify_fd;
+struct xpriv_ioeventfd;
 
 /* virtio-mmio's QueueNotify register (virtio 1.2 §4.2.2), which privcmd's ioeventfd matches. */
 #define FASTPATH_QUEUE_NOTIFY 0x50u
@@ -75,4 +77,15 @@ enum fastpath_state fastpath_notify_state(const struct fastpath *fp);
 enum fastpath_state fastpath_irq_state(const struct fastpath *fp);
 const char *fastpath_why(const struct fastpath *fp);
 
+/*
+ * At start, before any guest's ports are bound: the ioeventfds a killed
+ * predecessor left in the service manager's fd store (notify_listen_fds()),
+ * their kernel registrations removed (DEASSIGN with that eventfd), dropped
+ * from the store and closed; other descriptors are closed and dropped with
+ * a warning.  @xpriv NULL: no privcmd (each is logged).  Returns how many
+ * registrations were removed.
+ */
+int fastpath_reclaim(struct xpriv *xpriv, const struct notify_fd *fds, unsigned int n);
+/* Parse a stored ioeventfd's name: 0, -ENOENT (not one of ours) or -EINVAL. */
+int fastpath_fd_name_parse(const char *name, struct xpriv_ioeventfd *ret_io);
 #endif

@@ -36,6 +36,14 @@ void guest_sys_close(struct guest_sys *sys);
  */
 void guest_sys_set_fast_path(struct guest_sys *sys, bool on);
 /*
+ * The service manager's descriptors passed at start (notify_listen_fds()):
+ * the kernel fast path registrations a killed predecessor left are removed
+ * (fastpath_reclaim()), with or without the fast path now, before any
+ * guest's event channels are bound; every descriptor is closed.
+ */
+struct notify_fd;
+void guest_sys_reclaim(struct guest_sys *sys, const struct notify_fd *fds, unsigned int n);
+/*
  * @room is called when a mapping of @guest was refused for the budget and
  * something has been released since (@guest NULL: a wait on the limit of all
  * guests, any guest may try again): its devices waiting for room may try

@@ -26,7 +26,8 @@ void xpriv_close(struct xpriv *xpriv);
 struct xpriv_ioeventfd {
 	unsigned int domid;
 	void *ioreq_page;		/* the server's ioreq page, mapped by this process */
-	const uint32_t *ports;		/* per vCPU: this process's local port of its event channel */
+	const uint32_t *ports;		/* per vCPU: this process's local port of its event channel
+					 * (DEASSIGN: may be NULL, the kernel does not compare them) */
 	unsigned int nr_vcpus;
 	uint64_t base;			/* the virtio-mmio window; the kernel adds QueueNotify's 0x50 */
 	unsigned int size;		/* access size to match (4) */

@@ -14,6 +14,7 @@
 #include "guest.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "util.h"
 #include "vblk.h"
 #include "vhost.h"
@@ -1179,6 +1180,18 @@ static void daemon_vhost_close(struct daemon *d)
 	d->vhost_th = NULL;
 }
 
+/* What a killed predecessor left in the service manager's fd store (the fast path's eventfds). */
+static void daemon_reclaim(struct daemon *d)
+{
+	struct notify_fd *fds;
+	unsigned int n;
+
+	if (notify_listen_fds(&fds, &n) < 0)
+		log_warn("LISTEN_FDS from the service manager is not a count: ignored");
+	guest_sys_reclaim(d->sys, fds, n);
+	free(fds);
+}
+
 /* Xen's side: xenstore, the hypervisor, records, discovery.  Errors are logged. */
 static int daemon_xen_open(struct daemon *d, const struct daemon_opts *opts)
 {
@@ -1196,6 +1209,7 @@ static int daemon_xen_open(struct daemon *d, const struct daemon_opts *opts)
 		return r;
 	guest_sys_set_room(d->sys, daemon_room, d);
 	guest_sys_set_fast_path(d->sys, !opts->no_fast_path);
+	daemon_reclaim(d);
 	r = opts->state_dir ? drec_dir_open(opts->state_dir, &d->rec_dir) : 0;
 	if (r == -EBUSY)
 		return r;

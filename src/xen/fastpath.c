@@ -10,6 +10,7 @@
 #include "fastpath.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "util.h"
 #include "xpriv.h"
 
@@ -52,6 +53,19 @@
  * - Registrations are the kernel's, on a list of its own, until DEASSIGN:
  *   vblkd removes them when it lets a guest go, also when it leaves the guest
  *   to a successor (which registers its own).
+ * - A process killed (kill -9, a crash) cannot: DEASSIGN must name the very
+ *   eventfd (privcmd_ioeventfd_deassign() compares the eventfd_ctx, with the
+ *   ioreq page's address in the old process, dom and vcpus), and while the
+ *   registration lives the kernel holds the local ports it hangs on, so a
+ *   successor's xenevtchn_bind_interdomain() to the guest's ends fails
+ *   (EINVAL: not unbound) and the guest hangs.  So each ioeventfd goes to the
+ *   service manager's file descriptor store (FDSTORE=1, before the ASSIGN:
+ *   a kill in between leaves a stored fd the successor's DEASSIGN finds
+ *   nothing for, never a registration without its fd), named with what
+ *   DEASSIGN needs; FDSTOREREMOVE=1 after a DEASSIGN.  A successor gets them
+ *   back (LISTEN_FDS) and removes the registrations (fastpath_reclaim())
+ *   before it binds a port.  The irqfds need none of this: the kernel drops
+ *   an irqfd when its eventfd's file goes (EPOLLHUP, irqfd_wakeup()).
  *
  * Interrupts: IOCTL_PRIVCMD_IRQFD stores the dm_op (set_irq_level, level 1:
  * the one guest_mmio_notify() makes) and issues it when the eventfd is
@@ -181,6 +195,75 @@ static struct xpriv_ioeventfd fastpath_ioeventfd_args(const struct fastpath_queu
 	};
 }
 
+/*
+ * The fd store name of a queue's ioeventfd: what a successor's DEASSIGN
+ * needs (dom, the ioreq page's address here, vCPUs), then the window and
+ * queue for the log.  systemd allows any printable ASCII but ':' in 255.
+ */
+#define FASTPATH_FDNAME_PREFIX "vblkd-ioeventfd."
+
+static void fastpath_fd_name(const struct xpriv_ioeventfd *io, char *buf, size_t len)
+{
+	snprintf(buf, len, FASTPATH_FDNAME_PREFIX "%u.%llx.%u.%llx.%u", io->domid,
+		 (unsigned long long)(uintptr_t)io->ioreq_page, io->nr_vcpus,
+		 (unsigned long long)io->base, io->queue);
+}
+
+int fastpath_fd_name_parse(const char *name, struct xpriv_ioeventfd *ret_io)
+{
+	unsigned long long page, base;
+	unsigned int domid, vcpus, queue;
+	int end = 0;
+
+	if (strncmp(name, FASTPATH_FDNAME_PREFIX, strlen(FASTPATH_FDNAME_PREFIX)) != 0)
+		return -ENOENT;
+	name += strlen(FASTPATH_FDNAME_PREFIX);
+	if (sscanf(name, "%u.%llx.%u.%llx.%u%n", &domid, &page, &vcpus, &base, &queue, &end) != 5 ||
+	    name[end] != '\0' || domid >= 0x7ff0 || !page || !vcpus || vcpus > 4096 ||
+	    page != (uintptr_t)page || queue > 0xffff)
+		return -EINVAL;
+	*ret_io = (struct xpriv_ioeventfd){
+		.domid = domid,
+		.ioreq_page = (void *)(uintptr_t)page,
+		.nr_vcpus = vcpus,
+		.base = base,
+		.size = FASTPATH_NOTIFY_SIZE,
+		.queue = queue,
+		.fd = -1,
+	};
+	return 0;
+}
+
+/* Hand @q's eventfd to the service manager's fd store, before the kernel gets it. */
+static void fastpath_store(const struct fastpath_queue *q, const struct xpriv_ioeventfd *io)
+{
+	static bool warned;
+	char name[128], msg[192];
+	int r;
+
+	fastpath_fd_name(io, name, sizeof(name));
+	snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=%s", name);
+	r = notify_send_fd(msg, q->fd);
+	if (r > 0 || __atomic_exchange_n(&warned, true, __ATOMIC_RELAXED))
+		return;
+	log_warn("dom %u: %s: should vblkd be killed (kill -9, a crash), guests on the kernel fast "
+		 "path hang until they are destroyed; run vblkd under systemd (vblkd.service keeps the "
+		 "eventfds in its FileDescriptorStore) or with --no-fast-path", q->w->fp->domid,
+		 r == 0 ? "no service manager to keep the fast path's eventfds ($NOTIFY_SOCKET unset)"
+			: "the service manager did not take the fast path's eventfd");
+	if (r < 0)
+		log_warn("fd store: %s", strerror(-r));
+}
+
+static void fastpath_unstore(const struct xpriv_ioeventfd *io)
+{
+	char name[128], msg[192];
+
+	fastpath_fd_name(io, name, sizeof(name));
+	snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", name);
+	notify_send_wait(msg);
+}
+
 /* Unregister and close the window's ioeventfds (all, or those made so far). */
 static void fastpath_notify_off(struct fastpath_window *w)
 {
@@ -196,6 +279,7 @@ static void fastpath_notify_off(struct fastpath_window *w)
 					 "%u: %s", w->fp->domid, (unsigned long long)w->base, i,
 					 strerror(-r));
 			q->assigned = false;
+			fastpath_unstore(&io);
 		}
 		loop_remove(q->src);
 		q->src = NULL;
@@ -230,8 +314,11 @@ static int fastpath_notify_on(struct fastpath_window *w)
 		if (r < 0)
 			break;
 		io = fastpath_ioeventfd_args(q);
+		fastpath_store(q, &io);
 		r = xpriv_ioeventfd(fp->xpriv, &io, true);
 		q->assigned = r == 0;
+		if (r < 0)
+			fastpath_unstore(&io);
 	}
 	if (r < 0)
 		fastpath_notify_off(w);
@@ -436,4 +523,48 @@ enum fastpath_state fastpath_irq_state(const struct fastpath *fp)
 const char *fastpath_why(const struct fastpath *fp)
 {
 	return fp->why;
+}
+
+int fastpath_reclaim(struct xpriv *xpriv, const struct notify_fd *fds, unsigned int n)
+{
+	unsigned int taken = 0;
+	char msg[300];
+
+	for (unsigned int i = 0; i < n; i++) {
+		struct xpriv_ioeventfd io;
+		int r = fastpath_fd_name_parse(fds[i].name, &io);
+
+		if (r < 0) {
+			log_warn("the service manager passed descriptor %d named \"%s\", %s: closed "
+				 "and dropped from its store", fds[i].fd, fds[i].name,
+				 r == -ENOENT ? "which is not vblkd's" : "a name vblkd cannot read");
+		} else if (fds[i].fd < 0) {
+			log_warn("the service manager named \"%s\" but passed no open descriptor",
+				 fds[i].name);
+		} else if (!xpriv) {
+			log_warn("dom %u: cannot remove the ioeventfd a killed vblkd left for MMIO "
+				 "0x%llx queue %u: no /dev/xen/privcmd", io.domid,
+				 (unsigned long long)io.base, io.queue);
+		} else {
+			io.fd = fds[i].fd;
+			r = xpriv_ioeventfd(xpriv, &io, false);
+			if (r == 0) {
+				taken++;
+				log_info("dom %u: removed the kernel's ioeventfd for MMIO 0x%llx queue %u "
+					 "that a killed vblkd left (its event channels are free again)",
+					 io.domid, (unsigned long long)io.base, io.queue);
+			} else {
+				/* ENODEV: the kernel has none (the guest is gone, or the kill came before it). */
+				log_msg(r == -ENODEV ? LOG_LEVEL_DEBUG : LOG_LEVEL_WARNING,
+					"dom %u: the ioeventfd a killed vblkd left for MMIO 0x%llx queue %u: "
+					"DEASSIGN: %s", io.domid, (unsigned long long)io.base, io.queue,
+					strerror(-r));
+			}
+		}
+		snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=%s", fds[i].name);
+		notify_send_wait(msg);
+		if (fds[i].fd >= 0)
+			close(fds[i].fd);
+	}
+	return (int)taken;
 }

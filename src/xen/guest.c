@@ -197,6 +197,20 @@ void guest_sys_set_fast_path(struct guest_sys *sys, bool on)
 		log_info("no kernel fast path: cannot open /dev/xen/privcmd: %s", strerror(-r));
 }
 
+void guest_sys_reclaim(struct guest_sys *sys, const struct notify_fd *fds, unsigned int n)
+{
+	struct xpriv *x = sys->xpriv;
+
+	if (!n)
+		return;
+	/* Also with --no-fast-path: a predecessor's registrations hold its guests' ports. */
+	if (!x && xpriv_open(&x) < 0)
+		x = NULL;
+	fastpath_reclaim(x, fds, n);
+	if (x != sys->xpriv)
+		xpriv_close(x);
+}
+
 void guest_sys_close(struct guest_sys *sys)
 {
 	if (!sys)
@@ -459,15 +473,18 @@ static int guest_bind_vcpus(struct guest *g)
 			 * EINVAL: the guest's end is bound already.  A vblkd killed while on the
 			 * kernel fast path leaves it so: privcmd keeps that process's ioeventfd
 			 * registration, and with it a reference to its local port, until a
-			 * DEASSIGN naming its eventfd, which died with it (Linux 6.12
-			 * drivers/xen/privcmd.c, alloc_ioreq(); evtchn's ports are refcounted).
-			 * Seen on Xen 4.20 with Linux 6.12 (check-xen, issue 20).
+			 * DEASSIGN naming its eventfd (Linux 6.12 drivers/xen/privcmd.c,
+			 * alloc_ioreq(); evtchn's ports are refcounted).  Only an fd store gives
+			 * a successor that eventfd (fastpath_reclaim()).  Seen on Xen 4.20 with
+			 * Linux 6.12 (check-xen, issue 20).
 			 */
 			log_err("dom %u: cannot bind the event channel of vCPU %u (remote port %u): %s%s",
 				g->domid, i, g->iopage->vcpu_ioreq[i].vp_eport, strerror(-r),
-				r == -EINVAL ? " (still bound: a vblkd killed while on the kernel fast "
-					       "path leaves it to privcmd's ioeventfd until the guest is "
-					       "destroyed)" : "");
+				r == -EINVAL ? " (still bound: privcmd keeps the ioeventfds of a vblkd "
+					       "killed while on the kernel fast path, and its ports with "
+					       "them, until the guest is destroyed, unless the service "
+					       "manager's fd store hands them to the next vblkd: "
+					       "FileDescriptorStoreMax= in vblkd.service)" : "");
 			return r;
 		}
 		g->local_ports[i] = (evtchn_port_t)lp;

@@ -98,7 +98,8 @@ int xpriv_ioeventfd(struct xpriv *x, const struct xpriv_ioeventfd *io, bool assi
 
 	if (!ports)
 		return -ENOMEM;
-	for (unsigned int i = 0; i < io->nr_vcpus; i++)
+	/* DEASSIGN compares dom, ioreq and vcpus, not the ports: a successor has none. */
+	for (unsigned int i = 0; io->ports && i < io->nr_vcpus; i++)
 		ports[i] = io->ports[i];
 	k.ports = (uintptr_t)ports;
 	r = ioctl(x->fd, XPRIV_IOCTL_IOEVENTFD, &k) < 0 ? -errno : 0;

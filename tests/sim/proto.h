@@ -92,7 +92,8 @@ enum xsim_op {
 	 * xensim runs with --privcmd-eventfd, like a kernel without them).
 	 */
 	XSIM_OP_IOEVENTFD,	/* domid, id = IOREQ server, a = base, b = size | queue << 32,
-				   c = 1 deassign, d = vCPUs, tail = u32 local ports, fd 0 = eventfd */
+				   c = 1 deassign, d = vCPUs, tail = u32 local ports then u64 address
+				   of the ioreq page in the caller, fd 0 = eventfd; deassign: no id */
 	XSIM_OP_IRQFD,		/* domid, a = irq, c = 1 deassign, fd 0 = eventfd */
 	XSIM_OP_CTL_NOTIFIES,	/* domid -> a = QueueNotify writes the kernel stand-in completed,
 				   b = QueueNotify writes a back end answered, c = irqfd raises */

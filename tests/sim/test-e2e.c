@@ -28,6 +28,7 @@
 
 #include "ctl.h"
 #include "util.h"
+#include "../lib/svcmgr.h"
 #include "xensim.h"
 
 #ifndef VBLKD_SIM_BIN
@@ -43,7 +44,7 @@ struct env {
 	char log[128];
 	char ctl[128];
 	char notify[128];
-	int notify_fd;
+	struct svcmgr mgr;	/* systemd's side: notifications, the fd store */
 	pid_t vblkd;
 	unsigned int base_fds;
 	unsigned int base_maps;
@@ -69,14 +70,9 @@ static void make_image(const char *name, unsigned int mib, char *ret_path, size_
 /* Next datagram from the daemon's $NOTIFY_SOCKET, or "" after @timeout_ms. */
 static const char *notify_next(int timeout_ms)
 {
-	static char buf[512];
-	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
-	ssize_t n;
+	const char *m = svcmgr_recv(&E.mgr, timeout_ms);
 
-	setsockopt(E.notify_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	n = recv(E.notify_fd, buf, sizeof(buf) - 1, 0);
-	buf[n > 0 ? n : 0] = '\0';
-	return buf;
+	return m ? m : "";
 }
 
 /* Wait for a notification containing @what (other messages are skipped). */
@@ -178,7 +174,6 @@ static char *status_json(void);
 
 static void start_vblkd(const char *const *extra)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	const char *argv[16] = { VBLKD_SIM_BIN, "--foreground", "--log-level=debug" };
 	char ctlopt[160];
 	int argc = 3, fd;
@@ -193,10 +188,7 @@ static void start_vblkd(const char *const *extra)
 	argv[argc] = NULL;
 
 	/* Stand in for systemd: the daemon says READY=1 once it watches xenstore. */
-	unlink(E.notify);
-	E.notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	strcpy(sa.sun_path, E.notify);
-	assert_int_equal(bind(E.notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(svcmgr_listen_reader(&E.mgr, E.notify), 0);
 
 	E.vblkd = fork();
 	assert_true(E.vblkd >= 0);
@@ -204,7 +196,9 @@ static void start_vblkd(const char *const *extra)
 		fd = open(E.log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 		dup2(fd, STDERR_FILENO);
 		close(fd);
-		setenv("NOTIFY_SOCKET", E.notify, 1);
+		/* What the fd store holds comes back as LISTEN_FDS, as systemd passes it. */
+		if (svcmgr_child(&E.mgr, E.notify) < 0)
+			_exit(126);
 		execv(VBLKD_SIM_BIN, (char *const *)argv);
 		_exit(127);
 	}
@@ -229,7 +223,7 @@ static int stop_vblkd(void)
 
 		if (r == E.vblkd) {
 			E.vblkd = 0;
-			close(E.notify_fd);
+			svcmgr_unlisten(&E.mgr);
 			return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 		}
 		nanosleep(&(struct timespec){ .tv_nsec = 10000000 }, NULL);
@@ -243,6 +237,7 @@ static int stop_vblkd(void)
 static int setup_with(const char *const *args)
 {
 	memset(&E, 0, sizeof(E));
+	svcmgr_init(&E.mgr, true);
 	snprintf(E.dir, sizeof(E.dir), "%s/vblkd-e2e.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
 	assert_non_null(mkdtemp(E.dir));
 	assert_int_equal(xensim_spawn(XENSIM_BIN, args, &E.sim), 0);
@@ -273,6 +268,7 @@ static int teardown(void **state)
 
 	/* The daemon must leave as it should: exit 0 on SIGTERM (no sanitizer report either). */
 	st = stop_vblkd();
+	svcmgr_close(&E.mgr);
 	xensim_disconnect(E.x);
 	if (E.loopdev[0]) {
 		snprintf(cmd, sizeof(cmd), "losetup -d '%s'", E.loopdev);
@@ -1126,7 +1122,7 @@ static void test_sigterm_leaves_guest_to_next_vblkd_release_lets_go(void **state
 	assert_int_equal(system(cmd), 0);
 	assert_int_equal(waitpid(E.vblkd, &status, 0), E.vblkd);
 	E.vblkd = 0;
-	close(E.notify_fd);
+	svcmgr_unlisten(&E.mgr);
 	assert_true(WIFEXITED(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
 	assert_true(log_contains("dom 1: released"));
@@ -2263,6 +2259,9 @@ static void test_fast_path_notify_and_irq_through_kernel(void **state)
 	assert_true(log_contains("dom 1: kernel fast path: QueueNotify through the kernel (ioeventfd), "
 				 "interrupts through the kernel (irqfd)"));
 	expect_status("on", "ioeventfd", "irqfd");
+	/* Each queue's ioeventfd is in the service manager's fd store, for a successor. */
+	svcmgr_drain(&E.mgr);
+	assert_int_equal(svcmgr_count(&E.mgr, "vblkd-ioeventfd.1."), 2);
 	/* The table says it too. */
 	out = NULL;
 	{
@@ -2284,6 +2283,10 @@ static void test_fast_path_notify_and_irq_through_kernel(void **state)
 	workload_ok(domid, "hostile");
 	workload_ok(domid, "verify,ops=50");
 	destroy(domid);
+	/* A guest let go takes its registrations, and their fds leave the store. */
+	free(status_json());
+	svcmgr_drain(&E.mgr);
+	assert_int_equal(svcmgr_count(&E.mgr, "vblkd-ioeventfd."), 0);
 }
 
 static void test_fast_path_absent_plain_path(void **state)
@@ -2326,7 +2329,12 @@ static void test_no_fast_path_option_gives_plain_path(void **state)
 	destroy(domid);
 }
 
-/* kill -9 mid-IO: the stand-in drops the dead process's eventfds; the next one registers its own. */
+/*
+ * kill -9 mid-IO on the fast path.  The stand-in keeps the dead process's
+ * ioeventfds, and the local ports they hang on, as Linux's privcmd does: the
+ * next vblkd can bind the guest's event channels only after a DEASSIGN with
+ * the very eventfds, which it gets back from the service manager's fd store.
+ */
 static void test_fast_path_survives_kill_9_restart(void **state)
 {
 	uint64_t kernel0, kernel, backend, irqfd;
@@ -2347,9 +2355,12 @@ static void test_fast_path_survives_kill_9_restart(void **state)
 	kill(E.vblkd, SIGKILL);
 	assert_int_equal(waitpid(E.vblkd, &status, 0), E.vblkd);
 	E.vblkd = 0;
-	close(E.notify_fd);
+	svcmgr_unlisten(&E.mgr);
+	assert_int_equal(svcmgr_count(&E.mgr, "vblkd-ioeventfd.1."), 1);
 
 	start_vblkd(NULL);
+	assert_true(log_contains("dom 1: removed the kernel's ioeventfd for MMIO 0x2000000 queue 0 "
+				 "that a killed vblkd left"));
 	assert_true(log_contains("dom 1 disk 51712: adopted, serving"));
 	assert_int_equal(bg_join(&w), 0);
 	workload_ok(domid, "verify,ops=50");
@@ -2358,6 +2369,44 @@ static void test_fast_path_survives_kill_9_restart(void **state)
 	assert_true(kernel > kernel0);
 	assert_int_equal(backend, 0);
 	expect_status("on", "ioeventfd", "irqfd");
+	/* The old fd left the store, the new one is in it. */
+	svcmgr_drain(&E.mgr);
+	assert_int_equal(svcmgr_count(&E.mgr, "vblkd-ioeventfd.1."), 1);
+	destroy(domid);
+}
+
+/*
+ * The same kill without an fd store (FileDescriptorStoreMax=0, or no
+ * service manager): the guest on the fast path is stranded, as on Linux.
+ * The next vblkd says why and how to avoid it, and serves other guests.
+ */
+static void test_fast_path_kill_9_without_fd_store_says_why(void **state)
+{
+	char img[128], img2[128], spec[256];
+	uint32_t domid, other;
+	int status;
+
+	E.mgr.fdstore = false;
+	make_image("a.img", 16, img, sizeof(img));
+	make_image("b.img", 16, img2, sizeof(img2));
+	start_vblkd(NULL);
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=64M,disk=%s:rw", img);
+	domid = create(spec, NULL);
+	workload_ok(domid, "verify,ops=50");
+	kill(E.vblkd, SIGKILL);
+	assert_int_equal(waitpid(E.vblkd, &status, 0), E.vblkd);
+	E.vblkd = 0;
+	svcmgr_unlisten(&E.mgr);
+
+	start_vblkd(NULL);
+	assert_true(log_contains("dom 1: cannot bind the event channel of vCPU 0 (remote port 1): "
+				 "Invalid argument (still bound: privcmd keeps the ioeventfds of a "
+				 "vblkd killed while on the kernel fast path"));
+	snprintf(spec, sizeof(spec), "vcpus=1,mem=64M,disk=%s:rw", img2);
+	other = create(spec, NULL);
+	workload_ok(other, "verify,ops=50");
+	destroy(other);
+	/* The stranded guest goes as any guest does: destroyed, its records dropped. */
 	destroy(domid);
 }
 
@@ -2422,6 +2471,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fast_path_absent_plain_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_fast_path_option_gives_plain_path, setup_fast,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_fast_path_kill_9_without_fd_store_says_why,
+						setup_fast, teardown),
 		cmocka_unit_test_setup_teardown(test_fast_path_survives_kill_9_restart, setup_fast,
 						teardown),
 	};

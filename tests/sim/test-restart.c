@@ -29,6 +29,8 @@
 #include "util.h"
 #include "xensim.h"
 
+#include "../lib/svcmgr.h"
+
 #ifndef VBLKD_SIM_BIN
 #error "the Makefile passes VBLKD_SIM_BIN"
 #endif
@@ -38,6 +40,8 @@
 /* kill -9 of the storm (issue 18: at least 200), and SIGTERMs on top. */
 #define STORM_KILLS 200
 #define STORM_TERMS 20
+/* The same storm on the kernel fast path (issue 20): shorter, the other covers every moment. */
+#define FAST_STORM_KILLS 60
 /* How long a guest may go without a completion once vblkd is ready again before the test fails. */
 #define SETTLE_MS 5000
 /* Pauses beyond this are shown one by one. */
@@ -88,7 +92,8 @@ struct env {
 	char log[128];
 	char ctl[128];
 	char notify[128];
-	int notify_fd;
+	struct svcmgr mgr;	/* systemd's side: notifications, the fd store */
+	bool fast_path;		/* the simulated kernel has privcmd's eventfd ioctls */
 	pid_t vblkd;
 	uint64_t ready_ns;
 	uint64_t rng;
@@ -182,20 +187,14 @@ static void fail_with(const char *fmt, ...)
 
 static const char *notify_next(int timeout_ms)
 {
-	static char buf[512];
-	struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
-	ssize_t n;
+	const char *m = svcmgr_recv(&E.mgr, timeout_ms);
 
-	setsockopt(E.notify_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	n = recv(E.notify_fd, buf, sizeof(buf) - 1, 0);
-	buf[n > 0 ? n : 0] = '\0';
-	return buf;
+	return m ? m : "";
 }
 
 /* Start vblkd-sim with the unit's command line and wait for READY=1 (its time in E.ready_ns). */
 static void start_vblkd(void)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	char ctlopt[160], stateopt[160], threadsopt[64];
 	const char *argv[] = { VBLKD_SIM_BIN, "--foreground", "--log-level=info", "--queues=2",
 			       ctlopt, stateopt, NULL, NULL };
@@ -209,20 +208,16 @@ static void start_vblkd(void)
 			 getenv("RESTART_IO_THREADS"));
 		argv[6] = threadsopt;
 	}
-	if (E.notify_fd > 0)
-		close(E.notify_fd);
-	unlink(E.notify);
-	E.notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	assert_true(E.notify_fd >= 0);
-	strcpy(sa.sun_path, E.notify);
-	assert_int_equal(bind(E.notify_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	/* A new socket for each start; the fd store outlives the process, as systemd's does. */
+	assert_int_equal(svcmgr_listen_reader(&E.mgr, E.notify), 0);
 
 	E.vblkd = fork();
 	assert_true(E.vblkd >= 0);
 	if (E.vblkd == 0) {
 		fd = open(E.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 		dup2(fd, STDERR_FILENO);
-		setenv("NOTIFY_SOCKET", E.notify, 1);
+		if (svcmgr_child(&E.mgr, E.notify) < 0)
+			_exit(126);
 		execv(VBLKD_SIM_BIN, (char *const *)argv);
 		_exit(127);
 	}
@@ -978,13 +973,18 @@ static void footprint_of(struct footprint *f)
 
 /* ------------------------------------------------------------------ tests */
 
-static int setup(void **state)
+static int setup_with(bool fast_path)
 {
 	/* Guests report a hang after 10 s (an outage of vblkd does not count). */
 	static const char *const args[] = { "--timeout", "10000", "--log-level", "err", NULL };
+	/* The same with the kernel fast path's ioctls (privcmd's ioeventfd and irqfd). */
+	static const char *const fast_args[] = { "--timeout", "10000", "--log-level", "err",
+						 "--privcmd-eventfd", NULL };
 	const char *seed = getenv("RESTART_SEED");
 
 	memset(&E, 0, sizeof(E));
+	svcmgr_init(&E.mgr, true);
+	E.fast_path = fast_path;
 	pthread_mutex_init(&E.lock, NULL);
 	pthread_cond_init(&E.cond, NULL);
 	E.rng = seed ? strtoull(seed, NULL, 0) : 18;
@@ -995,11 +995,21 @@ static int setup(void **state)
 	snprintf(E.log, sizeof(E.log), "%s/vblkd.log", E.dir);
 	snprintf(E.ctl, sizeof(E.ctl), "%s/control", E.dir);
 	snprintf(E.notify, sizeof(E.notify), "%s/notify", E.dir);
-	assert_int_equal(xensim_spawn(XENSIM_BIN, args, &E.sim), 0);
+	assert_int_equal(xensim_spawn(XENSIM_BIN, fast_path ? fast_args : args, &E.sim), 0);
 	assert_int_equal(xensim_connect(&E.x), 0);
 	E.xs = xs_open(0);
 	assert_non_null(E.xs);
 	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_with(false);
+}
+
+static int setup_fast(void **state)
+{
+	return setup_with(true);
 }
 
 static int teardown(void **state)
@@ -1016,8 +1026,7 @@ static int teardown(void **state)
 	stop_slots();
 	xs_close(E.xs);
 	xensim_disconnect(E.x);
-	if (E.notify_fd > 0)
-		close(E.notify_fd);
+	svcmgr_close(&E.mgr);
 	if (xensim_reap(&E.sim) != 0)
 		ok = false;
 	if (!ok || getenv("RESTART_KEEP")) {
@@ -1035,10 +1044,10 @@ static int teardown(void **state)
  * changed xenstore state, and at the end the daemon holds what a fresh one serving the same
  * guests holds.  The pause each guest sees beyond the outage is reported, not asserted.
  */
-static void test_kill_storm_3_guests_2_disks(void **state)
+static void kill_storm(unsigned int default_kills)
 {
 	const char *env_kills = getenv("RESTART_KILLS");
-	unsigned int kills = env_kills ? (unsigned int)atoi(env_kills) : STORM_KILLS;
+	unsigned int kills = env_kills ? (unsigned int)atoi(env_kills) : default_kills;
 	unsigned int n = kills + kills * STORM_TERMS / STORM_KILLS, i, j;
 	struct storm_stats st = { 0 };
 	struct footprint storm, fresh;
@@ -1143,6 +1152,25 @@ static void test_kill_storm_3_guests_2_disks(void **state)
 	memset(&storm, 0, sizeof(storm));
 	memset(&fresh, 0, sizeof(fresh));
 	footprint_of(&storm);
+	if (E.fast_path) {
+		uint64_t kernel, backend, irqfd;
+
+		/* On the fast path still, after every kill: the kernel completes QueueNotify. */
+		for (i = 0; i < NSLOTS; i++) {
+			assert_int_equal(xensim_notifies(E.x, E.slots[i].domid, &kernel, &backend,
+							 &irqfd), 0);
+			assert_true(kernel > 0);
+		}
+		/* One eventfd per queue in the store (2 disks of 2 queues a guest): no stale one. */
+		unsigned int nfds, stored, removed;
+
+		svcmgr_drain(&E.mgr);
+		svcmgr_stats(&E.mgr, &nfds, &stored, &removed);
+		fprintf(stderr, "# report: fd store after the storm: %u eventfds (%u stored, %u removed)\n",
+			svcmgr_count(&E.mgr, "vblkd-ioeventfd."), stored, removed);
+		assert_int_equal(svcmgr_count(&E.mgr, "vblkd-ioeventfd."), NSLOTS * NDISKS * 2);
+		assert_int_equal(nfds, NSLOTS * NDISKS * 2);
+	}
 
 	/* --release: the old SIGTERM, every guest let go, exit 0. */
 	snprintf(cmd, sizeof(cmd), "%s --release --control-socket=%s", VBLKD_SIM_BIN, E.ctl);
@@ -1157,6 +1185,11 @@ static void test_kill_storm_3_guests_2_disks(void **state)
 	assert_int_equal(WEXITSTATUS(r), 0);
 	assert_int_equal(xensim_stats(E.x, &xs), 0);
 	assert_int_equal(xs.ioreq_servers, 0);
+	/* Every guest let go: its registrations removed, their eventfds out of the store. */
+	svcmgr_drain(&E.mgr);
+	assert_int_equal(svcmgr_count(&E.mgr, ""), 0);
+	/* And no port left bound behind them. */
+	assert_int_equal(xs.bound_ports, 0);
 
 	/* A fresh vblkd (empty state directory) serving the same guests, created anew. */
 	for (i = 0; i < NSLOTS; i++)
@@ -1189,10 +1222,28 @@ static void test_kill_storm_3_guests_2_disks(void **state)
 	E.passed = true;
 }
 
+static void test_kill_storm_3_guests_2_disks(void **state)
+{
+	kill_storm(STORM_KILLS);
+}
+
+/*
+ * Issue 20: the storm on the kernel fast path.  The simulated privcmd keeps a killed process's
+ * ioeventfds and the guest's event channels with them, as Linux does; each new vblkd gets the
+ * eventfds back from the fd store and removes them before it binds.  A kill may fall between
+ * storing an eventfd and registering it, or between a DEASSIGN and its FDSTOREREMOVE.
+ */
+static void test_kill_storm_fast_path_fd_store(void **state)
+{
+	kill_storm(FAST_STORM_KILLS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_kill_storm_3_guests_2_disks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_storm_fast_path_fd_store, setup_fast,
+						teardown),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

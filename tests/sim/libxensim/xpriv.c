@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* vblkd-sim's privcmd eventfd ioctls (include/xpriv.h): the simulator's stand-in for the kernel's. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,22 +29,37 @@ void xpriv_close(struct xpriv *x)
 
 int xpriv_ioeventfd(struct xpriv *x, const struct xpriv_ioeventfd *io, bool assign)
 {
-	struct xsim_msg m = { .op = XSIM_OP_IOEVENTFD, .a = io->base,
+	struct xsim_msg m = { .op = XSIM_OP_IOEVENTFD, .domid = io->domid, .a = io->base,
 			      .b = io->size | (uint64_t)io->queue << 32, .c = assign ? 0 : 1,
 			      .d = io->nr_vcpus };
-	uint32_t domid, id;
-	int r;
+	size_t plen = (size_t)io->nr_vcpus * sizeof(uint32_t);
+	uint64_t uioreq = (uintptr_t)io->ioreq_page;
+	char *tail;
+	int r = 0;
 
-	/* The kernel finds the ioreq page behind the address in this process (find_vma()). */
-	r = xsim_resource_find(io->ioreq_page, &domid, &id);
-	if (r < 0)
-		return r;
-	if (domid != io->domid)
+	if (!io->nr_vcpus || io->nr_vcpus > 4096)
 		return -EINVAL;
-	m.domid = domid;
-	m.id = id;
-	return xsim_call_fds(x->conn, &m, io->ports, io->nr_vcpus * sizeof(uint32_t), &io->fd, 1,
-			     NULL, NULL, 0);
+	/* The kernel finds the ioreq page behind the address in this process (find_vma()). */
+	if (assign) {
+		uint32_t domid, id;
+
+		r = xsim_resource_find(io->ioreq_page, &domid, &id);
+		if (r < 0)
+			return r;
+		if (domid != io->domid)
+			return -EINVAL;
+		m.id = id;
+	}
+	/* The ports (zero when not given: DEASSIGN), then the address (privcmd_ioeventfd.ioreq). */
+	tail = calloc(1, plen + sizeof(uioreq));
+	if (!tail)
+		return -ENOMEM;
+	if (io->ports)
+		memcpy(tail, io->ports, plen);
+	memcpy(tail + plen, &uioreq, sizeof(uioreq));
+	r = xsim_call_fds(x->conn, &m, tail, plen + sizeof(uioreq), &io->fd, 1, NULL, NULL, 0);
+	free(tail);
+	return r;
 }
 
 int xpriv_irqfd(struct xpriv *x, unsigned int domid, unsigned int irq, int fd, bool assign)

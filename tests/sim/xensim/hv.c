@@ -201,14 +201,23 @@ static void ioeventfd_free(struct sim_ioeventfd *e)
 	free(e);
 }
 
+static void ports_release(const struct sim_ioeventfd *gone);
+
 static void ioserv_release(struct sim_domain *dom, struct sim_ioserv *s)
 {
 	unsigned int i;
 
+	/*
+	 * Linux keeps a registration until DEASSIGN even when its guest is gone
+	 * (the kioreq names dom, address and vcpus, not a live domain); here it
+	 * goes with the server, the ports it held with it, and a later DEASSIGN
+	 * gets ENODEV: what a successor does either way is the same.
+	 */
 	while (s->ioeventfds) {
 		struct sim_ioeventfd *e = s->ioeventfds;
 
 		s->ioeventfds = e->next;
+		ports_release(e);
 		ioeventfd_free(e);
 	}
 
@@ -359,35 +368,66 @@ static void binding_close(struct hv_binding *b)
  * ioreq_server_destroy_all() when the domain goes), and foreign mappings were
  * mmaps in the dead process.
  */
+/*
+ * Whether privcmd's ioeventfd handler hangs on local port @b: the kernel's
+ * alloc_ioreq() bound its own handler to each vCPU's port (shared with
+ * /dev/xen/evtchn's, refcounted: drivers/xen/events/events_base.c
+ * bind_evtchn_to_irq_chip()), so the port stays bound while a registration
+ * of that guest names it, whoever closed their end (ioreq_free() unbinds).
+ */
+static bool binding_held(const struct hv_binding *b)
+{
+	if (!b->dom)
+		return false;
+	for (unsigned int i = 0; i < XSIM_MAX_IOREQ_SERVERS; i++)
+		for (const struct sim_ioeventfd *e = b->dom->servers[i] ?
+			     b->dom->servers[i]->ioeventfds : NULL; e; e = e->next)
+			for (unsigned int v = 0; v < e->nr_vcpus; v++)
+				if (e->ports[v] == b->local_port)
+					return true;
+	return false;
+}
+
 void hv_drop_owner(void *owner)
 {
 	struct hv_binding **pp = &hv_bindings, *b;
 
 	/*
-	 * The stand-in drops a dead process's ioeventfds with its connection.
-	 * (Linux keeps them on privcmd's global list until DEASSIGN; a process
-	 * killed without deassigning leaves them there.  vblkd deassigns when
-	 * it lets a guest go; after a kill -9 the next process's registrations
-	 * are new entries, its ports new bindings.)
+	 * A dead process's ioeventfds stay: Linux keeps them on privcmd's
+	 * global list until a DEASSIGN naming the same eventfd (privcmd.c
+	 * privcmd_ioeventfd_deassign()), and the ports they hang on stay bound,
+	 * the kernel's now (owner NULL): a successor cannot bind the guest's
+	 * ends (EINVAL) until it removes them.
 	 */
-	for (struct sim_domain *d = hv_domains; d; d = d->next)
-		for (unsigned int i = 0; i < XSIM_MAX_IOREQ_SERVERS; i++) {
-			struct sim_ioeventfd **ep, *e;
-
-			if (!d->servers[i])
-				continue;
-			for (ep = &d->servers[i]->ioeventfds; (e = *ep);) {
-				if (e->owner == owner) {
-					*ep = e->next;
-					ioeventfd_free(e);
-				} else {
-					ep = &e->next;
-				}
-			}
+	while ((b = *pp)) {
+		if (b->owner == owner && binding_held(b)) {
+			b->owner = NULL;
+			pp = &b->next;
+		} else if (b->owner == owner) {
+			binding_close(b);
+			*pp = b->next;
+			free(b);
+		} else {
+			pp = &b->next;
 		}
+	}
+}
+
+/*
+ * privcmd.c ioreq_free(), when the last registration of a (dom, ioreq page,
+ * vcpus) goes: the kernel's handlers come off the ports; a port no process
+ * holds any more (its binder died) is closed, the guest's end unbound.
+ */
+static void ports_release(const struct sim_ioeventfd *gone)
+{
+	struct hv_binding **pp = &hv_bindings, *b;
 
 	while ((b = *pp)) {
-		if (b->owner == owner) {
+		bool named = false;
+
+		for (unsigned int v = 0; v < gone->nr_vcpus; v++)
+			named |= gone->ports[v] == b->local_port;
+		if (named && !b->owner && !binding_held(b)) {
 			binding_close(b);
 			*pp = b->next;
 			free(b);
@@ -630,6 +670,11 @@ static int hv_unbind(void *owner, uint32_t local)
 
 	for (pp = &hv_bindings; (b = *pp); pp = &b->next)
 		if (b->local_port == local && b->owner == owner) {
+			/* The process's handler goes; privcmd's keeps the port (binding_held()). */
+			if (binding_held(b)) {
+				b->owner = NULL;
+				return 0;
+			}
 			binding_close(b);
 			*pp = b->next;
 			free(b);
@@ -910,8 +955,11 @@ bool sim_same_file(int a, int b)
  * IOCTL_PRIVCMD_IOEVENTFD (Linux drivers/xen/privcmd.c
  * privcmd_ioctl_ioeventfd(), privcmd_ioeventfd_assign()/_deassign()): the
  * same checks, one entry per eventfd and guest, the ports the caller's
- * (local) ones.  The ioreq page is named by server id: libxensim found it
- * from the address, as the kernel finds the page behind the VMA.
+ * (local) ones.  The tail is the ports, then the ioreq page's address in the
+ * caller (the kernel's kioreq->uioreq).  ASSIGN names the server by id
+ * (libxensim found it from the address, as the kernel finds the page behind
+ * the VMA); DEASSIGN, like the kernel's, looks at no mapping: the first
+ * registration group of (dom, address, vcpus), and in it the same eventfd.
  */
 int hv_ioeventfd(void *owner, struct xsim_msg *m, const char *tail, int *fd)
 {
@@ -919,6 +967,7 @@ int hv_ioeventfd(void *owner, struct xsim_msg *m, const char *tail, int *fd)
 	struct sim_ioserv *s;
 	struct sim_ioeventfd *e, **ep;
 	uint32_t size = (uint32_t)m->b, queue = (uint32_t)(m->b >> 32);
+	uint64_t uioreq;
 
 	if (!sim_privcmd_eventfd)
 		return -ENOTTY;	/* privcmd_ioctl(): an unknown command */
@@ -926,36 +975,49 @@ int hv_ioeventfd(void *owner, struct xsim_msg *m, const char *tail, int *fd)
 		return -EINVAL;
 	if (*fd < 0)
 		return -EBADF;
+	if (!m->d || m->d > 4096 || m->n != m->d * sizeof(uint32_t) + sizeof(uint64_t))
+		return -EINVAL;
+	memcpy(&uioreq, tail + m->d * sizeof(uint32_t), sizeof(uioreq));
 	dom = hv_domain_find(m->domid);
+	if (m->c) {
+		/* privcmd_ioeventfd_deassign(): -ENODEV when nothing matches. */
+		for (unsigned int i = 0; dom && i < XSIM_MAX_IOREQ_SERVERS; i++) {
+			if (!(s = dom->servers[i]))
+				continue;
+			/* The group's entries (one kioreq's list) may sit on several servers. */
+			for (ep = &s->ioeventfds; (e = *ep); ep = &e->next) {
+				if (e->uioreq != uioreq || e->nr_vcpus != m->d ||
+				    !sim_same_file(e->fd, *fd))
+					continue;
+				*ep = e->next;
+				ports_release(e);
+				ioeventfd_free(e);
+				return 0;
+			}
+		}
+		return -ENODEV;
+	}
 	if (!dom)
 		return -ESRCH;
 	s = ioserv_find(dom, m->id);
 	if (!s)
 		return -EFAULT;	/* no such mapping: find_vma() fails */
-	if (m->c) {
-		for (ep = &s->ioeventfds; (e = *ep); ep = &e->next)
-			if (sim_same_file(e->fd, *fd)) {
-				*ep = e->next;
-				ioeventfd_free(e);
-				return 0;
-			}
-		return -ENODEV;
-	}
 	if (m->a + size < m->a || (size != 1 && size != 2 && size != 4 && size != 8))
 		return -EINVAL;
-	if (!m->d || m->d > 4096 || m->d != dom->vcpus || m->n != m->d * sizeof(uint32_t))
+	if (m->d != dom->vcpus)
 		return -EINVAL;
 	for (e = s->ioeventfds; e; e = e->next)
 		if (sim_same_file(e->fd, *fd))
 			return -EBUSY;	/* get_ioreq(): the same eventfd twice for a guest */
 	e = calloc(1, sizeof(*e));
-	if (!e || !(e->ports = malloc(m->n))) {
+	if (!e || !(e->ports = malloc(m->d * sizeof(uint32_t)))) {
 		free(e);
 		return -ENOMEM;
 	}
-	memcpy(e->ports, tail, m->n);
+	memcpy(e->ports, tail, m->d * sizeof(uint32_t));
 	e->nr_vcpus = (unsigned int)m->d;
 	e->owner = owner;
+	e->uioreq = uioreq;
 	e->base = m->a;
 	e->size = size;
 	e->queue = queue;

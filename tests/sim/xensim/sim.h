@@ -99,6 +99,7 @@ struct sim_range {
  */
 struct sim_ioeventfd {
 	void *owner;		/* the connection that assigned it */
+	uint64_t uioreq;	/* the ioreq page's address in that process (kioreq->uioreq) */
 	uint64_t base;
 	uint32_t size;
 	uint32_t queue;
