@@ -36,7 +36,7 @@ if ! "$(dirname "$0")/deb-source.sh" xen "$XR/xen-src"; then
 		git -C "$git" archive "RELEASE-$up" | tar -x -C "$S"
 	else
 		git clone -q --depth 1 --branch "RELEASE-$up" "$git" "$S"
-	fi || xdie "cannot get Xen $up's source"
+	fi || xdie "cannot get Xen $up's source: the Debian mirror ($DEB_MIRROR) has not got $DEB_SUITE's xen source files and $git cannot be reached; set XEN_SRC_GIT to a clone of Xen with the tag RELEASE-$up"
 	touch "$XR/xen-src/unpacked.ok"
 fi
 M=(-C "$S/xen" XEN_TARGET_ARCH=arm64 "CROSS_COMPILE=$TRIPLET-")

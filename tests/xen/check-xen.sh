@@ -90,7 +90,7 @@ cross_build() {
 	# shellcheck disable=SC2046
 	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/ioreq-stub" "$H/ioreq-stub.c" \
 		$("$P" --cflags --libs xendevicemodel xenforeignmemory xenevtchn xenstore) || return 1
-	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/notify-run" "$H/notify-run.c" || return 1
+	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/notify-run" "$H/notify-run.c" "$H/../lib/svcmgr.c" || return 1
 	"$TRIPLET-gcc" "${cflags[@]}" -o "$OUT/domu-io" "$H/domu-io.c" || return 1
 	for f in cross-probe ioreq-stub notify-run domu-io; do
 		file -b "$OUT/$f" | grep -q 'ARM aarch64' || { file "$OUT/$f"; return 1; }

@@ -198,6 +198,10 @@ sed -n 's|^ExecStart=@SBINDIR@|/usr/sbin|p' "$TOP/systemd/vblkd.service.in" > "$
 [ -s "$D/etc/vblkd-exec-start" ] || xdie "no ExecStart line in systemd/vblkd.service.in"
 # Type=notify: Dom0 then waits for READY=1 (notify-run) instead of a second.
 sed -n 's/^Type=//p' "$TOP/systemd/vblkd.service.in" > "$D/etc/vblkd-unit-type"
+# Restart=on-failure and FileDescriptorStoreMax=: notify-run restarts a killed vblkd itself, passing
+# back what it stored (the kernel fast path's eventfds).
+sed -n 's/^Restart=//p' "$TOP/systemd/vblkd.service.in" > "$D/etc/vblkd-unit-restart"
+sed -n 's/^FileDescriptorStoreMax=//p' "$TOP/systemd/vblkd.service.in" > "$D/etc/vblkd-unit-fdstore"
 # Directories systemd would create for the unit (RuntimeDirectory=, StateDirectory=), should it gain any.
 sed -n 's|^RuntimeDirectory=|/run/|p; s|^StateDirectory=|/var/lib/|p' "$TOP/systemd/vblkd.service.in" \
 	> "$D/etc/vblkd-unit-dirs"

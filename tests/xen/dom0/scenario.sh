@@ -9,15 +9,17 @@
 # 5. domu2 afterwards (new domid, 2 vCPUs: an IOREQ port per vCPU), then domu3 and domu4 at once,
 #    each with its own disk; domu3 is destroyed, domu4 powers itself off (xl shutdown).
 # 6. domu5 (2 vCPUs) runs rounds of IO (a long dd of known data written and read back, e2fsck over and
-#    over, a pulse of small direct IOs) while vblkd is restarted as systemd would: kill -9 and start in
-#    round 1, SIGTERM and start in round 2 (issue 18).  The guest sees no error and its data intact;
+#    over, a pulse of small direct IOs) while vblkd is restarted as systemd would: kill -9 in round 1
+#    (notify-run starts it again at once, the unit's Restart=on-failure), SIGTERM and start in round 2
+#    (issue 18).  The guest sees no error and its data intact;
 #    vblkd counts the adoptions; xl destroy afterwards is clean.  The pause the guest saw is printed.
 # 7. Afterwards the read-write images check clean with e2fsck and hold the guests' raw writes.
 # With XEN_KERNEL=xen (the kernel check-xen builds: grant mappings, privcmd's fast path; issue 20) the
 # scenario is "xen" instead: domu1 with foreign mappings and the fast path, domug with grant_usage=1 on
 # both disks, each through the guest's whole steps plus measurements (dd, 4 KiB QD1 latency); vblkd
 # restarted with --no-fast-path for domun (the same measurements on the plain path); then the restart
-# guest on the fast path (kill -9 and SIGTERM), and what --status says of the fast path afterwards.
+# guest on the fast path (SIGTERM, then kill -9 with notify-run's fd store standing in for systemd's),
+# and what --status says of the fast path after each.
 # In selftest mode ioreq-stub stands in for vblkd: the handshake, one IOREQ server per guest, empty
 # virtio-mmio slots (DeviceID 0); Dom0 then checks the guest's register reads reached it.
 
@@ -37,6 +39,7 @@ GUEST_MEM=192
 # Seconds a guest gets for its steps (about 5 s on QEMU's own virtio-blk, see domu-reference.sh).
 if [ "$MODE" = selftest ]; then GUEST_TIMEOUT=60; else GUEST_TIMEOUT=240; fi
 BE_PID=         # notify-run, standing in for systemd
+MANAGED=        # notify-run restarts a killed vblkd itself (the unit's Restart=on-failure)
 DAEMON_PID=     # vblkd (or ioreq-stub) itself
 CLEAN_GUESTS=
 FDS_IDLE=       # the backend's open fds with no guest, once the first guest is gone
@@ -95,8 +98,15 @@ start_backend() {
 		notify=$(cat /etc/vblkd-unit-type)
 		echo "as the unit's ExecStart (Type=$notify): $cmd  (VBLKD_OPTS=$VBLKD_OPTS)"
 	fi
+	# The unit's Restart=on-failure and FileDescriptorStoreMax= (the kernel fast path's eventfds).
+	local mopts=
+	MANAGED=
+	if [ "$MODE" != selftest ]; then
+		[ "$(cat /etc/vblkd-unit-restart 2>/dev/null)" != on-failure ] || { mopts="--restart"; MANAGED=1; }
+		[ "$(cat /etc/vblkd-unit-fdstore 2>/dev/null || echo 0)" -gt 0 ] && mopts="$mopts --fdstore"
+	fi
 	if [ "$notify" = notify ]; then
-		eval "\"$T/notify-run\" /run/vblkd.pid --notify /run/vblkd.ready -- $cmd > /var/log/vblkd.log 2>&1 &"
+		eval "\"$T/notify-run\" /run/vblkd.pid --notify /run/vblkd.ready $mopts -- $cmd > /var/log/vblkd.log 2>&1 &"
 	else
 		eval "\"$T/notify-run\" /run/vblkd.pid -- $cmd > /var/log/vblkd.log 2>&1 &"
 	fi
@@ -116,7 +126,22 @@ start_backend() {
 	DAEMON_PID=$(cat /run/vblkd.pid)
 	cat /var/log/vblkd.log
 	kill -0 "$DAEMON_PID" 2>/dev/null || fail "the backend is gone" || return
-	STEP_NOTE="pid $DAEMON_PID, Type=$notify, ready after $((i * 20)) ms"
+	STEP_NOTE="pid $DAEMON_PID, Type=$notify, ready after $((i * 20)) ms${mopts:+, notify-run $mopts}"
+}
+
+# await_restart OLDPID: notify-run started vblkd again after OLDPID died (Restart=on-failure); wait
+# for the new one's READY=1 (10 s), as systemd's restart would.
+await_restart() {
+	local i=0 pid
+	while :; do
+		pid=$(cat /run/vblkd.pid 2>/dev/null)
+		[ -n "$pid" ] && [ "$pid" != "$1" ] && [ -e /run/vblkd.ready ] && break
+		kill -0 "$BE_PID" 2>/dev/null || { tail -n 20 /var/log/vblkd.log; fail "notify-run exited instead of restarting vblkd"; return; }
+		[ $i -lt 500 ] || { tail -n 20 /var/log/vblkd.log; fail "no restarted vblkd ready in 10 s"; return; }
+		usleep 20000
+		i=$((i + 1))
+	done
+	DAEMON_PID=$pid
 }
 
 # mkcfg NAME RWIMAGE [VCPUS [EXTRA [DISKOPTS]]]: the guest's xl config, with the documented virtio disk
@@ -351,11 +376,19 @@ restart_during() {
 		fail "round $r ended before vblkd was stopped: the round needs more data (RESTART_MIB)" || return
 	echo "vblkd pid $DAEMON_PID: $how"
 	t0=$(uptime_s)
+	local lines0 old=$DAEMON_PID
+	lines0=$(wc -l < /var/log/vblkd.log)
 	case $how in
 	kill9)
 		kill -KILL "$DAEMON_PID" || fail "vblkd is gone already" || return
-		wait "$BE_PID"
-		rc=$?
+		if [ -n "$MANAGED" ]; then
+			# notify-run restarts it (Restart=on-failure), with what it stored.
+			rc=137
+			t1=$(uptime_s)
+		else
+			wait "$BE_PID"
+			rc=$?
+		fi
 		[ $rc = 137 ] || why="$why; status $rc after kill -9, want 137"
 		;;
 	term)
@@ -368,14 +401,24 @@ restart_during() {
 		[ $rc = 0 ] || why="$why; exit status $rc after SIGTERM, want 0"
 		;;
 	esac
-	t1=$(uptime_s)
-	mv /var/log/vblkd.log "/var/log/vblkd-before-$how.log"
+	if [ "$how" = kill9 ] && [ -n "$MANAGED" ]; then
+		# One log for both processes: the old one's lines are those before the kill.
+		head -n "$lines0" /var/log/vblkd.log > "/var/log/vblkd-before-$how.log"
+		await_restart "$old" || { fail "vblkd did not start again${why:+ (also: ${why#; })}"; return; }
+		grep "notify-run: pid $old killed by signal 9: restarting" /var/log/vblkd.log ||
+			why="$why; notify-run did not say it restarted pid $old after signal 9"
+	else
+		t1=$(uptime_s)
+		mv /var/log/vblkd.log "/var/log/vblkd-before-$how.log"
+	fi
 	# Stopping vblkd does not release its guests: their disks stay in InitWait, for the next one.
 	for dev in $DEVID_RW $DEVID_RO; do
 		s=$(xenstore-read "$BE/$domid/$dev/state" 2>/dev/null)
 		[ "$s" = 2 ] || why="$why; the stopped vblkd left disk $dev in state '${s:-(gone)}', want 2"
 	done
-	start_backend || { fail "vblkd did not start again${why:+ (also: ${why#; })}"; return; }
+	if [ "$how" != kill9 ] || [ -z "$MANAGED" ]; then
+		start_backend || { fail "vblkd did not start again${why:+ (also: ${why#; })}"; return; }
+	fi
 	t2=$(uptime_s)
 	down=$(ms_between "$t0" "$t2")
 	echo "the old vblkd was gone $(ms_between "$t0" "$t1") ms after the $how (status $rc); its log ends:"
@@ -595,7 +638,9 @@ perf_report() {
 
 # fast_path_after HOW: what the vblkd started after the restart HOW made of the restart guest's fast
 # path: --status's line, its log's, Dom0's kernel log.  Passes if it is on again (SIGTERM: the old vblkd
-# removed its registrations, the new one made its own) and the kernel did not warn.
+# removed its registrations, the new one made its own; kill -9: privcmd kept the old one's, with the
+# guest's event channels, and the new vblkd removed them with the eventfds notify-run's fd store gave
+# back, as systemd's FileDescriptorStore= does) and the kernel did not warn.
 fast_path_after() {
 	local f=/tmp/fast-path-$1
 	[ -s "$f" ] || fail "no --status of the vblkd started after the $1 (restart_during)" || return
@@ -604,31 +649,12 @@ fast_path_after() {
 	dmesg | grep -i -E 'privcmd|ioeventfd|WARNING|BUG|Oops' | tail -n 20
 	! dmesg | grep -q -E 'WARNING: CPU|BUG:|Oops' || fail "Dom0's kernel warned (above)" || return
 	grep -q 'fast path: on$' "$f" || fail "the fast path is not on again" || return
+	# After a kill -9 the new vblkd first removed what privcmd kept of the old one (the fd store).
+	if [ "$1" = kill9 ]; then
+		grep "removed the kernel's ioeventfd" "/var/log/vblkd-after-$1.log" ||
+			fail "the new vblkd did not remove the killed one's ioeventfds" || return
+	fi
 	STEP_NOTE="after the $1: fast path $(sed -n 's/^ *dom [0-9]* fast path: //p' "$f" | head -n 1)"
-}
-
-# kill9_stranded NAME ROUND: kill -9 of vblkd on the fast path during the guest's IO round ROUND, and
-# a new vblkd at once.  What Linux 6.12 does: privcmd keeps the killed process's ioeventfd
-# registration (only a DEASSIGN naming its eventfd, gone with it, removes one), and with it the
-# local ports of the guest's IOREQ event channels; the new vblkd cannot bind them again
-# (EVTCHNOP_bind_interdomain: EINVAL), so the guest's disks hang until it is destroyed.  Not fixed
-# (issue 20's report).  Passes if it is what a user sees: the new vblkd says why in its log, the
-# stranded guest is destroyed cleanly, and the new vblkd is up for other guests.
-kill9_stranded() {
-	local name=$1 r=$2 domid
-	domid=$(domid_of "$name")
-	console_wait "$name" "VBLKD-XEN RESTART-ARMED $r" $GUEST_TIMEOUT ||
-		fail "the guest did not begin IO round $r in ${GUEST_TIMEOUT}s" || return
-	sleep 1
-	kill -KILL "$DAEMON_PID" || fail "vblkd is gone already" || return
-	wait "$BE_PID"
-	mv /var/log/vblkd.log /var/log/vblkd-before-kill9.log
-	start_backend || fail "vblkd did not start again" || return
-	grep -E "dom $domid: (cannot bind|cannot adopt|kernel fast path|plain path)" /var/log/vblkd.log
-	grep -q "dom $domid: cannot bind the event channel of vCPU 0 .*still bound: a vblkd killed while on the kernel fast path" \
-		/var/log/vblkd.log || fail "the new vblkd does not say why it cannot adopt dom $domid" || return
-	dmesg | grep -E 'WARNING: CPU|BUG:|Oops' && { fail "Dom0's kernel warned"; return; }
-	STEP_NOTE="KNOWN LIMITATION: dom $domid stranded (its event channels held by privcmd's ioeventfd of the killed vblkd); the new vblkd says so"
 }
 
 # The xen scenario (XEN_KERNEL=xen): grants and the fast path on real Xen, measured.
@@ -648,13 +674,16 @@ xen_scenario() {
 	step dom0:fast-path-again set_vblkd_opts "$opts"
 	step dom0:backend-start-fast-path start_backend || return
 	FDS_IDLE=
-	# The restart guest on the fast path: SIGTERM in round 1 (adopted, fast path on again), kill -9 in 2.
+	# The restart guest on the fast path: SIGTERM in round 1 (adopted, fast path on again), kill -9 in 2
+	# (restarted by notify-run with the fd store: adopted, fast path on again).
 	step "dom0:create-$name" create_guest "$name" "$STORE/rw5.img" 2 \
 		"vblkd_restart_rounds=2 vblkd_restart_mib=$RESTART_MIB" || return
 	step dom0:restart-sigterm restart_during "$name" 1 term
 	step dom0:fast-path-after-term fast_path_after term
 	step dom0:status-after-term backend_status "$name"
-	step dom0:kill9-fast-path kill9_stranded "$name" 2
+	step dom0:restart-kill9-fast-path restart_during "$name" 2 kill9
+	step dom0:fast-path-after-kill9 fast_path_after kill9
+	step dom0:status-after-kill9 backend_status "$name"
 	relay_guest "$name"
 	step "dom0:destroy-$name" destroy_guest "$name"
 	step "dom0:released-$name" released "$name"
