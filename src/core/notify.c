@@ -89,26 +89,35 @@ int notify_send_wait(const char *state)
 	return notify_sendmsg(state, -1, true);
 }
 
-int notify_sendf_wait(const char *fmt, ...)
+/* printf-style, waiting for room or not. */
+static int notify_vsendf(bool wait, const char *fmt, va_list ap)
 {
 	char buf[512];
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	return notify_sendmsg(buf, -1, wait);
+}
+
+int notify_sendf_wait(const char *fmt, ...)
+{
 	va_list ap;
+	int r;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	r = notify_vsendf(true, fmt, ap);
 	va_end(ap);
-	return notify_send_wait(buf);
+	return r;
 }
 
 int notify_sendf(const char *fmt, ...)
 {
-	char buf[512];
 	va_list ap;
+	int r;
 
 	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
+	r = notify_vsendf(false, fmt, ap);
 	va_end(ap);
-	return notify_send(buf);
+	return r;
 }
 
 uint64_t notify_watchdog_usec(void)
