@@ -473,7 +473,10 @@ endif
 # test-loop checks that loop_run() never polls with a timeout.
 LDFLAGS_test-loop := -Wl,--wrap=epoll_wait
 # Block layer: failures and short transfers injected around libaio and liburing.
-LDFLAGS_test-blk-aio := -Wl,--wrap=io_submit -Wl,--wrap=io_getevents
+# Its completions come from the ring in user space (blk-aio-ring.c): the injection wraps that too.
+LDFLAGS_test-blk-aio := -Wl,--wrap=io_submit -Wl,--wrap=io_getevents -Wl,--wrap=io_setup \
+	-Wl,--wrap=blk_aio_ring_getevents
+EXTRA_CFLAGS_tests/unit/test-blk-aio.c := -Isrc/blk
 # test-gmem: a PROT_NONE reservation that cannot be put back.
 LDFLAGS_test-gmem := -Wl,--wrap=mmap
 # test-virtio-dev: a host out of memory when a queue starts.

@@ -34,6 +34,8 @@ struct vhost_export;
 struct vhost_export_opts {
 	enum blk_engine engine;
 	unsigned int queue_depth;	/* 0: the block layer's default */
+	/* The loop busy-polls (--poll-us): it looks at the front end's rings too (loop_add_poll()). */
+	bool busy_poll;
 };
 
 /* Open the backing file and listen on the socket (a stale socket file is replaced).  Errors are logged. */
@@ -93,6 +95,16 @@ int vhost_conn_handle(struct vhost_conn *c, const void *msg, size_t len, int *fd
 void vhost_conn_complete(struct vhost_conn *c);
 /* The device's poll timer (its backend's set_timer()) fired. */
 void vhost_conn_timer(struct vhost_conn *c);
+/*
+ * The loop's busy polling (loop_add_poll()'s phases, as vblk_busy_poll_begin()
+ * and friends): from begin to end the front end is asked not to kick, and
+ * vhost_conn_busy_poll() takes what it adds (true when it took something);
+ * end asks for kicks again, taking (true) what came meanwhile.  Nothing is
+ * polled while the device does not run or waits to stop.
+ */
+void vhost_conn_busy_poll_begin(struct vhost_conn *c);
+bool vhost_conn_busy_poll(struct vhost_conn *c);
+bool vhost_conn_busy_poll_end(struct vhost_conn *c);
 /* A message waits (-EINPROGRESS) and the device has nothing in flight any more. */
 bool vhost_conn_quiet(const struct vhost_conn *c);
 bool vhost_conn_running(const struct vhost_conn *c);

@@ -33,7 +33,7 @@ import time
 
 BUILD = os.environ.get("BUILD", "build/default")
 FAILURES = []
-VBLKD_ARGS = []     # --vblkd-arg: more arguments for vblkd-sim's measured runs
+VBLKD_ARGS = []     # --vblkd-arg: more arguments for vblkd-sim's measured runs and the vhost-user vblkd
 # --io-threads for every vblkd run (None: vblkd's default); set by main().
 IO_THREADS = None
 TICK = os.sysconf("SC_CLK_TCK")
@@ -438,7 +438,7 @@ def start_backend(which, tmp, path, direct, engine):
         cmd = [os.path.join(BUILD, "vblkd"), "--foreground", "--state-dir=", "--log-level=err",
                "--engine=" + engine,
                "--control-socket=" + os.path.join(tmp, "ctl.sock"),
-               f"--vhost-user={sock},path={path}" + (",direct" if direct else "")]
+               f"--vhost-user={sock},path={path}" + (",direct" if direct else "")] + VBLKD_ARGS
     else:
         # The same file, O_DIRECT with Linux AIO (vblkd's default engine) or the page cache with threads.
         cmd = ["qemu-storage-daemon", "--blockdev",
@@ -600,7 +600,8 @@ def main():
     ap.add_argument("--vhost-span", default="64M", help="size of the vhost-user file in MiB (default 64M)")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--vblkd-arg", action="append", default=[],
-                    help="one more argument for vblkd-sim in the measured runs (repeatable)")
+                    help="one more argument for vblkd-sim in the measured runs and for vblkd in "
+                         "the vhost-user ones (repeatable)")
     ap.add_argument("--engine", default="auto",
                     help="vblkd's engine for the measured runs (auto, its default; aio, uring)")
     ap.add_argument("--vblkd-only", action="store_true",

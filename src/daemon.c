@@ -1128,7 +1128,8 @@ static void daemon_export_open(void *data)
 {
 	struct daemon_export *s = data;
 	struct daemon *d = s->d;
-	struct vhost_export_opts vo = { .engine = d->opts.engine, .queue_depth = d->opts.queue_depth };
+	struct vhost_export_opts vo = { .engine = d->opts.engine, .queue_depth = d->opts.queue_depth,
+					.busy_poll = d->opts.poll_us > 0 };
 	struct vhost_export_cfg cfg = d->opts.vhost[s->i];
 
 	if (!cfg.queues)

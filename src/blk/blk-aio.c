@@ -6,12 +6,14 @@
 #include <time.h>
 
 #include "blk-internal.h"
+#include "log.h"
 
 /* A blk_ctx's aio context: room for this many requests of all its members together. */
 #define BLK_CTX_AIO_EVENTS 4096u
 
 struct blk_aio_shared {
 	io_context_t ctx;
+	bool ring;			/* completions read from ctx's ring (blk-aio-ring.c) */
 	unsigned int capacity;
 	unsigned int reserved;		/* the members' queue depths */
 	struct io_event *events;	/* [capacity] */
@@ -19,6 +21,7 @@ struct blk_aio_shared {
 
 struct blk_aio {
 	io_context_t ctx;
+	bool ring;			/* completions read from ctx's ring (blk-aio-ring.c) */
 	struct blk_aio_shared *shared;	/* ctx is a blk_ctx's, not ours */
 	struct iocb *iocbs;		/* [queue_depth], one per blk_io (by index) */
 	struct iocb **batch;		/* [queue_depth]: prepared, not yet submitted */
@@ -27,6 +30,37 @@ struct blk_aio {
 	/* The kernel refused IOCB_CMD_FDSYNC once: flushes go to the worker's fdatasync(). */
 	bool fdsync_broken;
 };
+
+/*
+ * Whether completions of @ctx can be taken from its ring in user space, as
+ * QEMU's linux-aio does: no io_getevents() system call per batch.  Else
+ * io_getevents() reaps them, as before.
+ */
+static bool blk_aio_ring_check(io_context_t ctx)
+{
+	static bool told;
+
+	if (blk_aio_ring_usable(ctx))
+		return true;
+	/* Once per process: every context of a kernel has the same layout. */
+	if (!__atomic_exchange_n(&told, true, __ATOMIC_RELAXED))
+		log_debug("blk: libaio completion ring of a layout not known here: io_getevents() instead");
+	return false;
+}
+
+/* Up to @max completions of @ctx, without waiting: how many, or -errno. */
+static int blk_aio_getevents(io_context_t ctx, bool ring, long max, struct io_event *events)
+{
+	struct timespec zero = { 0, 0 };
+	int n;
+
+	if (ring)
+		return blk_aio_ring_getevents(ctx, max, events);
+	do
+		n = io_getevents(ctx, 0, max, events, &zero);
+	while (n == -EINTR);
+	return n;
+}
 
 int blk_aio_ctx_init(struct blk_ctx *c)
 {
@@ -43,6 +77,7 @@ int blk_aio_ctx_init(struct blk_ctx *c)
 		free(sh);
 		return r;
 	}
+	sh->ring = blk_aio_ring_check(sh->ctx);
 	c->aio = sh;
 	return 0;
 }
@@ -84,12 +119,9 @@ int blk_aio_ctx_reap(struct blk_ctx *c)
 	struct blk_aio_shared *sh = c->aio;
 
 	for (;;) {
-		struct timespec zero = { 0, 0 };
 		int n, k;
 
-		n = io_getevents(sh->ctx, 0, (long)sh->capacity, sh->events, &zero);
-		if (n == -EINTR)
-			continue;
+		n = blk_aio_getevents(sh->ctx, sh->ring, (long)sh->capacity, sh->events);
 		if (n < 0)
 			return n;
 		for (k = 0; k < n; k++) {
@@ -129,6 +161,7 @@ static int blk_aio_init(struct blk_dev *dev)
 	r = io_setup((int)dev->queue_depth, &a->ctx);
 	if (r < 0)
 		goto err_free;
+	a->ring = blk_aio_ring_check(a->ctx);
 	dev->engine_priv = a;
 	return 0;
 
@@ -259,12 +292,9 @@ static int blk_aio_reap(struct blk_dev *dev)
 		return blk_aio_ctx_reap(dev->ctx);
 
 	for (;;) {
-		struct timespec zero = { 0, 0 };
 		int n, k;
 
-		n = io_getevents(a->ctx, 0, (long)dev->queue_depth, a->events, &zero);
-		if (n == -EINTR)
-			continue;
+		n = blk_aio_getevents(a->ctx, a->ring, (long)dev->queue_depth, a->events);
 		if (n < 0)
 			return n;
 		for (k = 0; k < n; k++) {

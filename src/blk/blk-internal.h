@@ -196,4 +196,14 @@ void blk_aio_ctx_unreserve(struct blk_ctx *ctx, unsigned int depth);
 /* Reap every member's completions from the shared context (each to its own device). */
 int blk_aio_ctx_reap(struct blk_ctx *ctx);
 
+/*
+ * blk-aio-ring.c: libaio's completion ring read without a system call.
+ * Whether the ring at @ctx has the layout blk_aio_ring_getevents() knows.
+ */
+struct io_context;
+struct io_event;
+bool blk_aio_ring_usable(struct io_context *ctx);
+/* Move up to @max completions from the ring to @events: how many (0: none yet). */
+int blk_aio_ring_getevents(struct io_context *ctx, long max, struct io_event *events);
+
 #endif

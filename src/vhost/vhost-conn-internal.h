@@ -62,6 +62,7 @@ struct vhost_conn {
 	struct vhost_queue q[VBLK_MAX_QUEUES];
 	bool running;			/* the device serves the rings */
 	bool stopping;			/* waiting for requests in flight before a change */
+	bool busy_polling;		/* vhost_conn_busy_poll_begin() .. _end() on the device */
 	struct vblk_state blk_state;	/* kept across stops (the driver's writeback choice) */
 	struct virtio_dev_state *st;	/* scratch for save/restore */
 	size_t st_size;

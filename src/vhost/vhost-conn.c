@@ -317,6 +317,15 @@ static void conn_stop(struct vhost_conn *c)
 	conn_sync(c);
 	vblk_save(c->vblk, &c->blk_state);
 	virtio_dev_set_status(c->vdev, 0);
+	/*
+	 * A polling spell ends with the device (after the reset, so that it
+	 * takes nothing): left on, the device would never ask for kicks again
+	 * once started (vblk_busy_poll_end()).
+	 */
+	if (c->busy_polling) {
+		c->busy_polling = false;
+		vblk_busy_poll_end(c->vblk);
+	}
 	for (unsigned int i = 0; i < c->num_queues; i++) {
 		c->q[i].live = false;
 		c->q[i].used_idx_p = NULL;
@@ -376,6 +385,39 @@ void vhost_conn_timer(struct vhost_conn *c)
 {
 	vblk_timer_expired(c->vblk);
 	conn_sync(c);
+}
+
+void vhost_conn_busy_poll_begin(struct vhost_conn *c)
+{
+	/* As conn_kick(): a device that is stopping takes nothing new. */
+	if (!c->running || c->stopping)
+		return;
+	c->busy_polling = true;
+	vblk_busy_poll_begin(c->vblk);
+}
+
+bool vhost_conn_busy_poll(struct vhost_conn *c)
+{
+	if (!c->busy_polling || !c->running || c->stopping || !vblk_busy_poll(c->vblk))
+		return false;
+	conn_sync(c);
+	return true;
+}
+
+bool vhost_conn_busy_poll_end(struct vhost_conn *c)
+{
+	bool took;
+
+	/* A device stopped meanwhile asks for kicks by itself when it starts again. */
+	if (!c->busy_polling)
+		return false;
+	c->busy_polling = false;
+	if (!c->running)
+		return false;
+	took = vblk_busy_poll_end(c->vblk);
+	if (took)
+		conn_sync(c);
+	return took;
 }
 
 bool vhost_conn_running(const struct vhost_conn *c)

@@ -22,6 +22,7 @@ struct vhost_export {
 	struct blk_dev *blk;
 	struct loop_source *blk_src;
 	struct loop_source *poll_timer;
+	struct loop_source *busy_poll;	/* the loop's busy polling (vhost_export_opts.busy_poll) */
 	int listen_fd;
 	struct loop_source *listen_src;
 	int sock_fd;
@@ -162,6 +163,29 @@ static void export_poll_timer(struct loop_source *src, uint64_t expirations, voi
 
 	if (e->conn)
 		vhost_conn_timer(e->conn);
+}
+
+/*
+ * The loop's busy polling (--poll-us), as for a Xen guest's disks: the front
+ * end's rings are looked at before the loop sleeps, with its kicks off, so a
+ * request it adds meanwhile costs it no eventfd write and us no wakeup.
+ */
+static bool export_busy_poll(struct loop_source *src, enum loop_poll_phase phase, void *data)
+{
+	struct vhost_export *e = data;
+
+	if (!e->conn)
+		return false;
+	switch (phase) {
+	case LOOP_POLL_BEGIN:
+		vhost_conn_busy_poll_begin(e->conn);
+		return false;
+	case LOOP_POLL_RUN:
+		return vhost_conn_busy_poll(e->conn);
+	case LOOP_POLL_END:
+		return vhost_conn_busy_poll_end(e->conn);
+	}
+	return false;
 }
 
 /* ---- the front end's connection ---- */
@@ -463,6 +487,8 @@ static int export_open(struct vhost_export *e, const struct vhost_export_opts *o
 	r = loop_add_fd(e->loop, blk_get_fd(e->blk), EPOLLIN, export_blk_ready, e, &e->blk_src);
 	if (r == 0)
 		r = loop_add_timer(e->loop, LOOP_TIMER_DISARM, 0, export_poll_timer, e, &e->poll_timer);
+	if (r == 0 && opts->busy_poll)
+		r = loop_add_poll(e->loop, export_busy_poll, e, &e->busy_poll);
 	if (r < 0)
 		log_err("%s: cannot watch the block engine: %s", e->name, strerror(-r));
 	return r;
@@ -522,6 +548,7 @@ void vhost_export_free(struct vhost_export *e)
 	}
 	loop_remove(e->blk_src);
 	loop_remove(e->poll_timer);
+	loop_remove(e->busy_poll);
 	/* Waits for the orphans, which finish into the dropped front end's memory: freed after. */
 	blk_close(e->blk);
 	vhost_conn_free(e->dead);

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-/* Block layer tests on the libaio engine, with failures injected around io_submit and io_getevents. */
+/* Block layer tests on the libaio engine, with failures injected around io_submit and the completion reaping. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libaio.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../lib/blk-suite.h"
+#include "blk-internal.h"
 #include "util.h"
 
 int __real_io_submit(io_context_t ctx, long nr, struct iocb *ios[]);
@@ -18,6 +19,21 @@ int __real_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event 
 			struct timespec *timeout);
 int __wrap_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event *events,
 			struct timespec *timeout);
+int __real_io_setup(int maxevents, io_context_t *ctxp);
+int __wrap_io_setup(int maxevents, io_context_t *ctxp);
+int __real_blk_aio_ring_getevents(io_context_t ctx, long max, struct io_event *events);
+int __wrap_blk_aio_ring_getevents(io_context_t ctx, long max, struct io_event *events);
+
+/* The kernel's struct aio_ring (fs/aio.c), written out here on its own to check the engine's. */
+struct test_aio_ring {
+	uint32_t id, nr, head, tail, magic, compat_features, incompat_features, header_length;
+	struct io_event io_events[];
+};
+
+#define TEST_AIO_RING_MAGIC 0xa10a10a1u
+
+/* The ring of the last io_setup() (a device's own context, or a blk_ctx's). */
+static struct test_aio_ring *last_ring;
 
 /* Imitates io_submit(2): iocbs before a refused one are submitted and counted, it is not. */
 int __wrap_io_submit(io_context_t ctx, long nr, struct iocb *ios[])
@@ -71,6 +87,34 @@ int __wrap_io_getevents(io_context_t ctx, long min_nr, long nr, struct io_event 
 {
 	int n = __real_io_getevents(ctx, min_nr, nr, events, timeout);
 
+	blk_inject.getevents_calls++;
+	if (n > 0 && blk_inject.complete_err) {
+		events[0].res = (unsigned long)(long)blk_inject.complete_err;
+		blk_inject.complete_err = 0;
+	}
+	return n;
+}
+
+int __wrap_io_setup(int maxevents, io_context_t *ctxp)
+{
+	int r = __real_io_setup(maxevents, ctxp);
+
+	if (r < 0)
+		return r;
+	last_ring = (struct test_aio_ring *)*ctxp;
+	/* The kernel never reads the magic back: only user space sees this. */
+	if (blk_inject.aio_ring_unknown)
+		last_ring->magic = 0x12345678;
+	return r;
+}
+
+/* The engine's user-space reaping: the same injection as io_getevents() gets. */
+int __wrap_blk_aio_ring_getevents(io_context_t ctx, long max, struct io_event *events)
+{
+	int n = __real_blk_aio_ring_getevents(ctx, max, events);
+
+	if (n > 0)
+		blk_inject.ring_reaps += (unsigned int)n;
 	if (n > 0 && blk_inject.complete_err) {
 		events[0].res = (unsigned long)(long)blk_inject.complete_err;
 		blk_inject.complete_err = 0;
@@ -258,6 +302,213 @@ static void test_aio_ctx_full_device_gets_its_own(void **state)
 	blk_ctx_free(c);
 }
 
+/* ---- completions from libaio's ring in user space ---- */
+
+static uint8_t *aligned_buf(size_t len)
+{
+	uint8_t *p = NULL;
+
+	assert_int_equal(posix_memalign((void **)&p, 4096, len), 0);
+	return p;
+}
+
+/* Write 4k at @off with pattern @seed, read it back: the bytes are what was written. */
+static void write_read_back(struct blk_dev *dev, uint64_t off, int seed, uint8_t *wbuf, uint8_t *rbuf)
+{
+	memset(wbuf, seed, 4096);
+	memset(rbuf, 0, 4096);
+	assert_int_equal(blk_suite_io(dev, BLK_OP_WRITE, off, wbuf, 4096), 0);
+	assert_int_equal(blk_suite_io(dev, BLK_OP_READ, off, rbuf, 4096), 0);
+	assert_memory_equal(rbuf, wbuf, 4096);
+}
+
+static void test_aio_ring_reaps_without_io_getevents(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	uint8_t *w = aligned_buf(8 * 4096), *r = aligned_buf(4096);
+	struct ctx_req rs[8];
+	struct blk_dev *dev, *a, *b;
+	struct blk_ctx *c;
+
+	blk_suite_make_file(sc, 1 << 20, 4);
+	/* A device's own context. */
+	dev = blk_suite_open(sc, false, 4);
+	write_read_back(dev, 8192, 0x5a, w, r);
+	blk_close(dev);
+	assert_int_equal(blk_inject.getevents_calls, 0);
+	assert_int_equal(blk_inject.ring_reaps, 2);
+
+	/* A shared context: each completion to its own device, read from the one ring. */
+	blk_inject.ring_reaps = 0;
+	assert_int_equal(blk_ctx_new(&c), 0);
+	a = ctx_open(sc->path, c, 4);
+	b = ctx_open(sc->path, c, 4);
+	blk_set_owner(a, a);
+	blk_set_owner(b, b);
+	for (unsigned int i = 0; i < 8; i++) {
+		memset(w + i * 4096, 0x30 + i, 4096);
+		ctx_submit(i % 2 ? b : a, &rs[i], BLK_OP_WRITE, (uint64_t)i * 4096, w + i * 4096, 4096);
+	}
+	ctx_wait(c, rs, 8);
+	for (unsigned int i = 0; i < 8; i++)
+		assert_int_equal(rs[i].res, 0);
+	blk_close(a);
+	blk_close(b);
+	blk_ctx_free(c);
+	assert_int_equal(blk_inject.getevents_calls, 0);
+	assert_int_equal(blk_inject.ring_reaps, 8);
+	{
+		int fd = open(sc->path, O_RDONLY);
+
+		assert_true(fd >= 0);
+		for (unsigned int i = 0; i < 8; i++) {
+			assert_int_equal(pread(fd, r, 4096, (off_t)i * 4096), 4096);
+			assert_memory_equal(r, w + i * 4096, 4096);
+		}
+		close(fd);
+	}
+	free(w);
+	free(r);
+}
+
+/* The kernel's ring is longer than the queue depth: enough requests go round it more than once. */
+static void test_aio_ring_wraps_around(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	uint8_t *w = aligned_buf(4096), *r = aligned_buf(4096);
+	struct blk_dev *dev;
+	struct test_aio_ring *ring;
+	uint32_t nr, prev, wraps = 0;
+
+	blk_suite_make_file(sc, 1 << 20, 5);
+	dev = blk_suite_open(sc, false, 4);
+	ring = last_ring;
+	assert_non_null(ring);
+	nr = ring->nr;
+	assert_true(nr > 4);
+	prev = ring->head;
+	/* Two completions per round: past the end of the ring, through head = nr - 1. */
+	for (uint32_t i = 0; i < nr / 2 + 8; i++) {
+		write_read_back(dev, (uint64_t)(i % 256) * 4096, (int)(i & 0xff), w, r);
+		assert_true(ring->head < nr);
+		if (ring->head < prev)
+			wraps++;
+		prev = ring->head;
+	}
+	assert_int_equal(wraps, 1);
+	assert_int_equal(blk_inject.getevents_calls, 0);
+	blk_close(dev);
+	free(w);
+	free(r);
+}
+
+/* The batch that straddles the end of the ring comes out in order, and head follows what was taken. */
+static void test_aio_ring_batch_across_end(void **state)
+{
+	enum { NR = 8 };
+	struct test_aio_ring *ring = calloc(1, sizeof(*ring) + NR * sizeof(struct io_event));
+	struct io_event ev[16];
+
+	(void)state;
+	assert_non_null(ring);
+	*ring = (struct test_aio_ring){ .nr = NR, .head = 6, .tail = 2, .magic = TEST_AIO_RING_MAGIC,
+					.compat_features = 1, .header_length = sizeof(*ring) };
+	for (unsigned int i = 0; i < NR; i++)
+		ring->io_events[i] = (struct io_event){ .data = (void *)(uintptr_t)(100 + i),
+							.res = (unsigned long)(long)-(int)i };
+	assert_true(blk_aio_ring_usable((io_context_t)ring));
+	/* At most @max: three now (6, 7, 0), then the last one (1). */
+	assert_int_equal(__real_blk_aio_ring_getevents((io_context_t)ring, 3, ev), 3);
+	assert_int_equal(ring->head, 1);
+	assert_ptr_equal(ev[0].data, (void *)106);
+	assert_ptr_equal(ev[1].data, (void *)107);
+	assert_ptr_equal(ev[2].data, (void *)100);
+	/* res is the kernel's signed long in an unsigned field: a negative errno comes out whole. */
+	assert_int_equal((long)ev[1].res, -7);
+	assert_int_equal(__real_blk_aio_ring_getevents((io_context_t)ring, 16, ev), 1);
+	assert_ptr_equal(ev[0].data, (void *)101);
+	assert_int_equal(ring->head, 2);
+	/* Empty: nothing taken, head left alone. */
+	assert_int_equal(__real_blk_aio_ring_getevents((io_context_t)ring, 16, ev), 0);
+	assert_int_equal(ring->head, 2);
+	/* Layouts it does not know are left to io_getevents(). */
+	ring->incompat_features = 1;
+	assert_false(blk_aio_ring_usable((io_context_t)ring));
+	ring->incompat_features = 0;
+	ring->magic = 0;
+	assert_false(blk_aio_ring_usable((io_context_t)ring));
+	free(ring);
+}
+
+static void test_aio_ring_unknown_layout_uses_io_getevents(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	uint8_t *w = aligned_buf(4096), *r = aligned_buf(4096);
+	struct blk_dev *dev;
+	struct blk_ctx *c;
+
+	blk_suite_make_file(sc, 1 << 20, 6);
+	blk_inject.aio_ring_unknown = true;
+	dev = blk_suite_open(sc, false, 4);
+	write_read_back(dev, 4096, 0x77, w, r);
+	/* Errors still reach the request on this path. */
+	blk_inject.complete_err = -EIO;
+	assert_int_equal(blk_suite_io(dev, BLK_OP_READ, 4096, r, 4096), -EIO);
+	blk_close(dev);
+	assert_int_equal(blk_inject.ring_reaps, 0);
+	assert_true(blk_inject.getevents_calls >= 3);
+
+	/* The same for a shared context. */
+	blk_inject.getevents_calls = 0;
+	assert_int_equal(blk_ctx_new(&c), 0);
+	dev = ctx_open(sc->path, c, 4);
+	assert_true(blk_in_ctx(dev));
+	write_read_back(dev, 12288, 0x78, w, r);
+	blk_close(dev);
+	blk_ctx_free(c);
+	assert_int_equal(blk_inject.ring_reaps, 0);
+	assert_true(blk_inject.getevents_calls >= 2);
+	free(w);
+	free(r);
+}
+
+/* A negative res taken from the ring is the request's status, on a device's context and a shared one. */
+static void test_aio_ring_error_reaches_request(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	uint8_t *w = aligned_buf(4096), *r = aligned_buf(4096);
+	struct ctx_req rq;
+	struct blk_dev *dev;
+	struct blk_ctx *c;
+
+	blk_suite_make_file(sc, 1 << 20, 7);
+	dev = blk_suite_open(sc, false, 4);
+	blk_inject.complete_err = -ENOSPC;
+	memset(w, 0x11, 4096);
+	assert_int_equal(blk_suite_io(dev, BLK_OP_WRITE, 0, w, 4096), -ENOSPC);
+	assert_int_equal(blk_inject.complete_err, 0);
+	write_read_back(dev, 0, 0x12, w, r);
+	blk_close(dev);
+
+	assert_int_equal(blk_ctx_new(&c), 0);
+	dev = ctx_open(sc->path, c, 4);
+	blk_set_owner(dev, dev);
+	blk_inject.complete_err = -EIO;
+	ctx_submit(dev, &rq, BLK_OP_READ, 0, r, 4096);
+	ctx_wait(c, &rq, 1);
+	assert_int_equal(rq.res, -EIO);
+	assert_int_equal(blk_inject.complete_err, 0);
+	ctx_submit(dev, &rq, BLK_OP_READ, 0, r, 4096);
+	ctx_wait(c, &rq, 1);
+	assert_int_equal(rq.res, 0);
+	assert_memory_equal(r, w, 4096);
+	blk_close(dev);
+	blk_ctx_free(c);
+	assert_int_equal(blk_inject.getevents_calls, 0);
+	free(w);
+	free(r);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest extra[] = {
@@ -266,6 +517,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_aio_ctx_close_one_while_other_in_flight,
 						blk_suite_setup, blk_suite_teardown),
 		cmocka_unit_test_setup_teardown(test_aio_ctx_full_device_gets_its_own,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test_setup_teardown(test_aio_ring_reaps_without_io_getevents,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test_setup_teardown(test_aio_ring_wraps_around,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test(test_aio_ring_batch_across_end),
+		cmocka_unit_test_setup_teardown(test_aio_ring_unknown_layout_uses_io_getevents,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test_setup_teardown(test_aio_ring_error_reaches_request,
 						blk_suite_setup, blk_suite_teardown),
 	};
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <linux/virtio_ring.h>
 
 #include "../../src/vhost/vhost-proto.h"
 #include "log.h"
@@ -31,10 +32,20 @@ struct fixture {
 	int rep_fd;
 };
 
-/* Nothing reaches a disk here: every request is refused, the guest would see IOERR. */
+/*
+ * Nothing reaches a disk here: every request is refused, the guest would see
+ * IOERR; or, while @hold is set, kept in @held (in flight) for the test to complete.
+ */
+static bool hold;
+static struct blk_req *held;
+
 static int fake_submit(void *be, struct blk_req *req)
 {
-	return -EIO;
+	if (!hold)
+		return -EIO;
+	assert_null(held);
+	held = req;
+	return 0;
 }
 
 static const struct vblk_backend_ops fake_ops = { .submit = fake_submit };
@@ -46,6 +57,8 @@ static int setup(void **state)
 				       .be_ops = &fake_ops };
 
 	assert_non_null(f);
+	hold = false;
+	held = NULL;
 	f->loop = loop_new();
 	assert_non_null(f->loop);
 	p.loop = f->loop;
@@ -172,6 +185,140 @@ static void test_qemu_handshake_starts_device(void **state)
 	assert_int_equal(send_state(f, VHOST_USER_GET_VRING_BASE, 0, 0), 0);
 	assert_int_equal(f->rep.state.num, 0);
 	assert_false(vhost_conn_running(f->c));
+}
+
+/* ---- busy polling (--poll-us): requests taken without a kick ---- */
+
+/* A request's header (virtio 1.2 §5.2.6), and GET_ID's answer size. */
+struct test_blk_hdr {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t sector;
+};
+#define TEST_BLK_ID_BYTES 20
+
+/* The guest's memory as the test's front end sees it: rings at 0, 0x1000, 0x2000; buffers above. */
+struct poll_guest {
+	uint8_t *mem;
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+};
+
+/* A device started on queue 0 of 64 entries in @g's memory; without EVENT_IDX (flags suppress kicks). */
+static void poll_start(struct fixture *f, struct poll_guest *g)
+{
+	struct vhost_user_addr a = { .index = 0, .desc = 0x7f0000000000ull,
+				     .avail = 0x7f0000001000ull, .used = 0x7f0000002000ull };
+	struct vhost_user_mem_table t = { .nregions = 1, .regions = { one_region } };
+	int fd = memfd(MEM_SIZE), kick = eventfd(0, EFD_CLOEXEC), call = eventfd(0, EFD_CLOEXEC);
+	uint64_t features;
+
+	g->mem = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(g->mem != MAP_FAILED);
+	g->desc = (struct vring_desc *)g->mem;
+	g->avail = (struct vring_avail *)(g->mem + 0x1000);
+	g->used = (struct vring_used *)(g->mem + 0x2000);
+	assert_int_equal(send_msg(f, VHOST_USER_GET_FEATURES, NULL, 0, NULL, 0), 0);
+	features = f->rep.u64 & ~VIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX);
+	assert_int_equal(send_u64(f, VHOST_USER_SET_FEATURES, features, NULL, 0), 0);
+	assert_int_equal(send_msg(f, VHOST_USER_SET_MEM_TABLE, &t, 8 + sizeof(one_region), &fd, 1), 0);
+	assert_int_equal(send_state(f, VHOST_USER_SET_VRING_NUM, 0, 64), 0);
+	assert_int_equal(send_state(f, VHOST_USER_SET_VRING_BASE, 0, 0), 0);
+	assert_int_equal(send_msg(f, VHOST_USER_SET_VRING_ADDR, &a, sizeof(a), NULL, 0), 0);
+	assert_int_equal(send_u64(f, VHOST_USER_SET_VRING_KICK, 0, &kick, 1), 0);
+	assert_int_equal(send_u64(f, VHOST_USER_SET_VRING_CALL, 0, &call, 1), 0);
+	assert_int_equal(send_state(f, VHOST_USER_SET_VRING_ENABLE, 0, 1), 0);
+	assert_true(vhost_conn_running(f->c));
+}
+
+/* The driver adds a GET_ID request (heads 0..2, buffers at 0x3000) without kicking. */
+static void poll_add_get_id(struct poll_guest *g, uint16_t at)
+{
+	struct test_blk_hdr *h = (struct test_blk_hdr *)(g->mem + 0x3000);
+
+	*h = (struct test_blk_hdr){ .type = htole32(VIRTIO_BLK_T_GET_ID) };
+	memset(g->mem + 0x4000, 0, TEST_BLK_ID_BYTES);
+	g->mem[0x5000] = 0xff;
+	g->desc[0] = (struct vring_desc){ .addr = 0x3000, .len = sizeof(*h), .flags = VRING_DESC_F_NEXT,
+					  .next = 1 };
+	g->desc[1] = (struct vring_desc){ .addr = 0x4000, .len = TEST_BLK_ID_BYTES,
+					  .flags = VRING_DESC_F_NEXT | VRING_DESC_F_WRITE, .next = 2 };
+	g->desc[2] = (struct vring_desc){ .addr = 0x5000, .len = 1, .flags = VRING_DESC_F_WRITE };
+	g->avail->ring[at % 64] = 0;
+	__atomic_store_n(&g->avail->idx, (uint16_t)(at + 1), __ATOMIC_RELEASE);
+}
+
+static void test_busy_poll_takes_requests_without_kicks(void **state)
+{
+	struct fixture *f = *state;
+	struct poll_guest g;
+
+	poll_start(f, &g);
+	assert_int_equal(g.used->flags & VRING_USED_F_NO_NOTIFY, 0);
+	vhost_conn_busy_poll_begin(f->c);
+	/* §2.7.10: the driver is told not to notify while the device looks by itself. */
+	assert_int_equal(g.used->flags & VRING_USED_F_NO_NOTIFY, VRING_USED_F_NO_NOTIFY);
+	assert_false(vhost_conn_busy_poll(f->c));
+	poll_add_get_id(&g, 0);
+	assert_true(vhost_conn_busy_poll(f->c));
+	assert_int_equal(g.used->idx, 1);
+	assert_int_equal(g.mem[0x5000], VIRTIO_BLK_S_OK);
+	assert_false(vhost_conn_busy_poll(f->c));
+	/* One added between the last look and the end is taken by the end. */
+	poll_add_get_id(&g, 1);
+	assert_true(vhost_conn_busy_poll_end(f->c));
+	assert_int_equal(g.used->idx, 2);
+	assert_int_equal(g.used->flags & VRING_USED_F_NO_NOTIFY, 0);
+	assert_false(vhost_conn_busy_poll_end(f->c));
+	munmap(g.mem, MEM_SIZE);
+}
+
+/* A device stopped during a spell: nothing polled; started again, it asks for kicks again. */
+static void test_busy_poll_spell_across_a_stop(void **state)
+{
+	struct fixture *f = *state;
+	struct test_blk_hdr *h;
+	struct poll_guest g;
+
+	poll_start(f, &g);
+	vhost_conn_busy_poll_begin(f->c);
+	assert_int_equal(send_state(f, VHOST_USER_GET_VRING_BASE, 0, 0), 0);
+	assert_false(vhost_conn_running(f->c));
+	poll_add_get_id(&g, 0);
+	assert_false(vhost_conn_busy_poll(f->c));
+	assert_int_equal(g.used->idx, 0);
+	assert_false(vhost_conn_busy_poll_end(f->c));
+	/* Not started by a spell either. */
+	vhost_conn_busy_poll_begin(f->c);
+	assert_false(vhost_conn_busy_poll(f->c));
+	assert_false(vhost_conn_busy_poll_end(f->c));
+	/* The request is a READ now, kept in flight by the backend. */
+	h = (struct test_blk_hdr *)(g.mem + 0x3000);
+	h->type = htole32(VIRTIO_BLK_T_IN);
+	g.desc[1].len = 512;
+	hold = true;
+	held = NULL;
+	/* Started again (QEMU sends the base and a kick fd again): the request is taken at the start. */
+	{
+		int kick = eventfd(0, EFD_CLOEXEC);
+
+		assert_int_equal(send_state(f, VHOST_USER_SET_VRING_BASE, 0, 0), 0);
+		assert_int_equal(send_u64(f, VHOST_USER_SET_VRING_KICK, 0, &kick, 1), 0);
+	}
+	assert_true(vhost_conn_running(f->c));
+	assert_non_null(held);
+	/* In flight: its completion will look at the ring, the driver need not notify. */
+	assert_int_equal(g.used->flags & VRING_USED_F_NO_NOTIFY, VRING_USED_F_NO_NOTIFY);
+	held->done(held, 0);
+	held = NULL;
+	hold = false;
+	vhost_conn_complete(f->c);
+	assert_int_equal(g.used->idx, 1);
+	assert_int_equal(g.mem[0x5000], VIRTIO_BLK_S_OK);
+	/* Nothing in flight: the driver is asked to notify, not left waiting for a spell that ended. */
+	assert_int_equal(g.used->flags & VRING_USED_F_NO_NOTIFY, 0);
+	munmap(g.mem, MEM_SIZE);
 }
 
 static void test_get_config_has_capacity(void **state)
@@ -516,6 +663,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 		T(test_qemu_handshake_starts_device),
+		T(test_busy_poll_takes_requests_without_kicks),
+		T(test_busy_poll_spell_across_a_stop),
 		T(test_get_config_has_capacity),
 		T(test_reply_ack_when_asked),
 		T(test_get_inflight_gives_region),
