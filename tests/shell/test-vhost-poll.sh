@@ -5,28 +5,7 @@
 # (tests/vhost/vu-load) writes then reads at QD1, checking every byte; vblkd --status counts the
 # polling spells that found work (poll_hits): some with --poll-us=32, none with --poll-us=0.
 set -euo pipefail
-BUILD=${BUILD:-build/default}
-VBLKD=$BUILD/vblkd
-LOAD=$BUILD/vu-load
-[ -x "$VBLKD" ] && [ -x "$LOAD" ] || { echo "$VBLKD or $LOAD not built"; exit 77; }
-dir=$(mktemp -d "${TMPDIR:-/tmp}/vblkd-vhost-poll.XXXXXX")
-vpid=''
-cleanup() {
-	[ -z "$vpid" ] || kill -9 "$vpid" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	sed 's/^/  vu-load: /' "$dir/load.err" 2>/dev/null || true
-	tail -n 20 "$dir/vblkd.log" | sed 's/^/  vblkd: /'
-	exit 1
-}
-
-sock=$dir/disk.sock
-img=$dir/disk.img
-truncate -s 16M "$img"
+. "$(dirname "$0")/lib-vhost.sh" vhost-poll
 
 # status FIELD: a number from vblkd --status --json (the first export's, for the request counters).
 status() {
@@ -39,9 +18,6 @@ f = sys.argv[2]
 print(s[f] if f in s else s["vhost_user"][0][f])
 PY
 }
-
-# field NAME: a number from vu-load's JSON report.
-field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" "$dir/load.out"; }
 
 # run POLL_US: writes then reads at QD1 through a fresh vblkd; its poll_hits into $hits.
 run() {

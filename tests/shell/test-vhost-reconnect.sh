@@ -5,29 +5,7 @@
 # drops and retakes the connection; every request completes exactly once and the file holds what was
 # written last to each block.
 set -euo pipefail
-BUILD=${BUILD:-build/default}
-VBLKD=$BUILD/vblkd
-LOAD=$BUILD/vu-load
-[ -x "$VBLKD" ] && [ -x "$LOAD" ] || { echo "$VBLKD or $LOAD not built"; exit 77; }
-dir=$(mktemp -d "${TMPDIR:-/tmp}/vblkd-vhost-reconnect.XXXXXX")
-vpid='' lpid=''
-cleanup() {
-	[ -z "$lpid" ] || kill "$lpid" 2>/dev/null || true
-	[ -z "$vpid" ] || kill -9 "$vpid" 2>/dev/null || true
-	wait 2>/dev/null || true
-	rm -rf "$dir"
-}
-trap cleanup EXIT
-fail() {
-	echo "FAIL: $*"
-	sed 's/^/  vu-load: /' "$dir/load.err" 2>/dev/null || true
-	tail -n 20 "$dir/vblkd.log" | sed 's/^/  vblkd: /'
-	exit 1
-}
-
-sock=$dir/disk.sock
-img=$dir/disk.img
-truncate -s 16M "$img"
+. "$(dirname "$0")/lib-vhost.sh" vhost-reconnect
 
 # count PATTERN: lines of vblkd's log (every instance of this scenario) that match.
 count() { grep -c "$1" "$dir/vblkd.log" || true; }
@@ -50,9 +28,6 @@ vblkd_start() {	# [export options]: a new vblkd, listening
 	vpid=$!
 	wait_log "vblkd .* started" "$n"
 }
-
-# field NAME: a number from vu-load's JSON report.
-field() { sed -n "s/.*\"$1\": \([0-9.]*\).*/\1/p" "$dir/load.out"; }
 
 # load SECONDS [vu-load options...]: random writes at QD32 in the background, reconnecting for 20 s.
 load() {
