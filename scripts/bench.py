@@ -78,6 +78,23 @@ class ThreadSampler:
         self.stop.set()
         self.t.join()
 
+    def total_at(self, t):
+        """The daemon's CPU seconds (all threads) at monotonic time @t, between the samples around it."""
+        s = self.samples
+        tot = [(ts, sum(c.values()) / TICK) for ts, c in s]
+        if not tot or t <= tot[0][0]:
+            return tot[0][1] if tot else None
+        for (ta, a), (tb, b) in zip(tot, tot[1:]):
+            if ta <= t <= tb:
+                return a + (b - a) * (t - ta) / (tb - ta) if tb > ta else b
+        return tot[-1][1]
+
+    def cpu_between(self, t0, t1):
+        """CPU seconds the daemon used from @t0 to @t1 (monotonic seconds), None without samples there."""
+        if len(self.samples) < 2 or t0 < self.samples[0][0] or t1 > self.samples[-1][0]:
+            return None
+        return self.total_at(t1) - self.total_at(t0)
+
     def utilisation(self, window):
         """{thread: share of one CPU} over the window of about @window s where the daemon used most CPU."""
         best, best_total = {}, -1.0
@@ -241,7 +258,8 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
         cmd = wrapper + cmd
     vb = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
-    sampler = ThreadSampler(vb.pid) if window and not wrapper else None
+    # Every run but perf's: the daemon's CPU over the timed phase (and each thread's busiest window).
+    sampler = ThreadSampler(vb.pid, period=0.05) if not wrapper else None
     out, _ = xs.communicate()
     if sampler:
         sampler.finish()
@@ -275,8 +293,26 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
         "reqs": parse_reqs(out),
         "cpu": ru.ru_utime + ru.ru_stime,
         "rss_kib": ru.ru_maxrss,
-        "threads": sampler.utilisation(window) if sampler else None,
+        "threads": sampler.utilisation(window) if sampler and window else None,
+        "timed_cpu_per_req": timed_cpu_per_req(sampler, rows) if sampler else None,
     }
+
+
+def us_or_none(seconds):
+    return seconds * 1e6 if seconds is not None else None
+
+
+def timed_cpu_per_req(sampler, rows):
+    """The daemon's CPU seconds per guest request over the timed phase (xensim's start_us..end_us of
+    every disk; the untimed stamping and the checks after it left out), as fio's own is over its run."""
+    try:
+        t0 = min(int(r["start_us"]) for r in rows) / 1e6
+        t1 = max(int(r["end_us"]) for r in rows) / 1e6
+        ops = sum(int(r["ops"]) for r in rows)
+    except (KeyError, ValueError):
+        return None
+    cpu = sampler.cpu_between(t0, t1)
+    return cpu / ops if cpu is not None and ops else None
 
 
 def aggregate(rows):
@@ -550,7 +586,7 @@ def compare_io_threads(tmp, a, name, guests, wl, counts):
                     "vblkd": v and v["agg"], "threads": v and v["threads"],
                     "iops_range": (min(x["agg"]["iops"] for x in runs[n]),
                                    max(x["agg"]["iops"] for x in runs[n])) if runs[n] else None,
-                    "cpu_per_mreq": v and v["reqs"] and v["cpu"] / v["reqs"] * 1e6})
+                    "cpu_us": us_or_none(v and v["timed_cpu_per_req"])})
     return out
 
 
@@ -563,7 +599,7 @@ def print_io_threads(tcomp, window):
           f"thread, vblkd-ioN the IO threads, others the engine's):")
     print()
     print("| workload | --io-threads | vblkd IOPS | IOPS range | vs first | vblkd MB/s | p50 / p99 us "
-          "| CPU s / M req | each thread's CPU |")
+          "| CPU us / req | each thread's CPU |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     first = {}
     for r in tcomp:
@@ -576,7 +612,7 @@ def print_io_threads(tcomp, window):
               f"| {fmt(rr and rr[0])}..{fmt(rr and rr[1])} "
               f"| {fmt(v and base and v['iops'] / base, 2)} | {fmt(v and v['mbps'], 1)} "
               f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
-              f"| {fmt(r['cpu_per_mreq'], 1)} | {shown or '-'} |")
+              f"| {fmt(r['cpu_us'], 1)} | {shown or '-'} |")
 
 
 def fmt(x, nd=0):
@@ -716,6 +752,8 @@ def main():
                             "null": n and aggregate(n["rows"]),
                             "fio": f, "cpu_per_mreq": v and v["cpu_per_mreq"],
                             "null_cpu_per_mreq": n["cpu"] / n["reqs"] * 1e6 if n and n["reqs"] else None,
+                            "cpu_us": us_or_none(v and v["timed_cpu_per_req"]),
+                            "null_cpu_us": us_or_none(n and n["timed_cpu_per_req"]),
                             "rss_mib": max(x["rss_kib"] for x in vs) / 1024 if vs else None,
                             "ratio_range": (min(pair), max(pair)) if pair else None,
                             "runs": len(vs)})
@@ -751,9 +789,10 @@ def main():
         return finish(a, idle, results, ipr, vhost, [])
     print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | ratio range | vblkd MB/s | fio MB/s "
           "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | p99 ratio | null-engine p50 us "
-          "| interrupt path p50 us | added p50 us | guest traps / req, mean us, vCPU share "
-          "| CPU s / M req (aio, null, fio) | syscalls / req | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| null-engine IOPS | interrupt path p50 us | added p50 us "
+          "| guest traps / req, mean us, vCPU share | CPU us / req (vblkd, null, fio) | CPU ratio "
+          "| syscalls / req | RSS MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         v, f, n = r["vblkd"], r["fio"], r["null"]
         ratio = lambda k: (v[k] / f[k]) if v and f and f[k] else None
@@ -761,17 +800,20 @@ def main():
         added = (v["lat_p50_us"] - f["lat_p50_us"] - n["lat_p50_us"] - (v["irq_p50_us"] or 0)
                  if v and f and n and r["qd"] == 1 else None)
         rr = r["ratio_range"]
+        cpu_ratio = (r["cpu_us"] / f["cpu_per_mreq"]
+                     if r["cpu_us"] and f and f["cpu_per_mreq"] else None)
         print(f"| {r['name']} | {fmt(v and v['iops'])} | {fmt(f and f['iops'])} | {fmt(ratio('iops'), 2)} "
               f"| {fmt(rr and rr[0], 2)}..{fmt(rr and rr[1], 2)} "
               f"| {fmt(v and v['mbps'], 1)} | {fmt(f and f['mbps'], 1)} | {fmt(ratio('mbps'), 2)} "
               f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
               f"| {fmt(f and f['lat_p50_us'], 1)} / {fmt(f and f['lat_p99_us'], 1)} "
               f"| {fmt(r['p99_ratio'], 2)} "
-              f"| {fmt(n and n['lat_p50_us'], 1)} | {fmt(v and v['irq_p50_us'], 1)} | {fmt(added, 1)} "
+              f"| {fmt(n and n['lat_p50_us'], 1)} | {fmt(n and n['iops'])} "
+              f"| {fmt(v and v['irq_p50_us'], 1)} | {fmt(added, 1)} "
               f"| {fmt(v and v['traps_per_op'], 2)}, {fmt(v and v['trap_mean_us'], 1)}, "
               f"{fmt(v and 100 * v['trap_share'])}% "
-              f"| {fmt(r['cpu_per_mreq'], 1)}, {fmt(r['null_cpu_per_mreq'], 1)}, "
-              f"{fmt(f and f['cpu_per_mreq'], 1)} | {fmt(r['syscalls'], 2)} | {fmt(r['rss_mib'], 1)} |")
+              f"| {fmt(r['cpu_us'], 1)}, {fmt(r['null_cpu_us'], 1)}, {fmt(f and f['cpu_per_mreq'], 1)} "
+              f"| {fmt(cpu_ratio, 2)} | {fmt(r['syscalls'], 2)} | {fmt(r['rss_mib'], 1)} |")
     print()
     for qd, x in ipr.items():
         if x:
@@ -789,8 +831,11 @@ def main():
     print("guest traps: the simulated guest's MMIO accesses per request (QueueNotify, InterruptStatus, "
           "InterruptACK: each a round trip through vblkd while the vCPU waits), their mean wait, and the "
           "share of the guest's vCPU time spent in that wait.")
-    print("CPU s / M req: daemon user+system time over its whole run (wait4 rusage, as in /proc/<pid>/stat) "
-          "per million guest requests (the untimed stamping pass included); fio: its usr+sys CPU.")
+    print("CPU us / req: the daemon's user+system time (all its threads, /proc/<pid>/task/*/stat sampled "
+          "every 50 ms) over the guests' timed phase per request of that phase, with --engine=null beside; "
+          "fio: its own usr+sys CPU per request over its run.  CPU ratio: vblkd's over fio's.  "
+          "null-engine IOPS: the same guests against vblkd with no IO at all, what the simulated guests and "
+          "their traps allow on this machine.")
     print_io_threads(tcomp, a.time)
     return finish(a, idle, results, ipr, vhost, tcomp)
 

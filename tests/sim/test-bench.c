@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -216,6 +217,39 @@ static void test_bench_qd1_reports_guest_traps(void **state)
 	assert_int_equal(xensim_domain_destroy(sim, domid, true, NULL), 0);
 }
 
+static double mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+/*
+ * The timed phase's bounds on the monotonic clock, which make bench measures
+ * the daemon's CPU over: after the untimed stamping, as long as the run.
+ */
+static void test_bench_reports_timed_phase_bounds(void **state)
+{
+	uint32_t domid = create_guest(1, 1);
+	double before = mono_us(), after, start, end, off;
+	char *rep = NULL;
+
+	assert_int_equal(xensim_workload(sim, domid, "bench,rw=randread,bs=4096,qd=4,time=300,span=1M",
+					 &rep), 0);
+	after = mono_us();
+	assert_non_null(rep);
+	start = bench_value(rep, "xvda", "start_us");
+	end = bench_value(rep, "xvda", "end_us");
+	assert_true(start > before && end < after && start < end);
+	/* Its length is the reported run time (rounded to ms), and the run asked for 300 ms. */
+	off = (end - start) / 1e6 - bench_value(rep, "xvda", "seconds");
+	assert_true(off > -0.002 && off < 0.002);
+	assert_true(end - start >= 300e3);
+	free(rep);
+	assert_int_equal(xensim_domain_destroy(sim, domid, true, NULL), 0);
+}
+
 static void test_bench_large_requests_beyond_guest_max_io(void **state)
 {
 	uint32_t domid = create_guest(1, 1);
@@ -291,6 +325,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bench_qd1_reports_interrupt_path, setup_aio,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_bench_qd1_reports_guest_traps, setup_aio, teardown),
+		cmocka_unit_test_setup_teardown(test_bench_reports_timed_phase_bounds, setup_aio,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_bench_large_requests_beyond_guest_max_io,
 						setup_aio, teardown),
 		cmocka_unit_test_setup_teardown(test_bench_one_vcpu_per_disk, setup_aio, teardown),

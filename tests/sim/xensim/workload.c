@@ -71,6 +71,7 @@ struct wl_ctx {
 	uint64_t *lat;		/* LAT_BUCKETS counts */
 	uint64_t *irq_lat;	/* the same for the interrupt path (gdrv_slot_irq_ns()) */
 	uint64_t bench_ops, bench_us;
+	uint64_t bench_t0_us;	/* the timed phase's start, CLOCK_MONOTONIC */
 	uint64_t bench_lat_max_ns;	/* the slowest request of the timed phase, exact */
 	uint64_t bench_traps, bench_trap_ns;	/* the vCPU's MMIO traps in the timed phase */
 	int bench_disk;		/* -1: none */
@@ -1318,6 +1319,7 @@ static int wl_bench(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info
 	t0 = sim_now_us();
 	run.deadline_us = t0 + (uint64_t)sp->time_ms * 1000;
 	r = bench_pass(c, d, rg, &run, qd, &rng, in->cfg->vdev);
+	c->bench_t0_us = t0;
 	c->bench_us = sim_now_us() - t0;
 	c->bench_ops = run.ops;
 	c->bench_lat_max_ns = run.lat_max_ns;
@@ -1410,6 +1412,7 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 		return;
 	for (i = 0; i < nd; i++) {
 		uint64_t ops = 0, us = 0, slept = 0, traps = 0, trap_ns = 0, vcpu_us = 0, max_ns = 0;
+		uint64_t start_us = UINT64_MAX, end_us = 0;
 		double sum_ns = 0;
 
 		memset(h, 0, 2 * LAT_BUCKETS * sizeof(*h));
@@ -1423,6 +1426,10 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 			vcpu_us += ctx[j].bench_us;
 			if (ctx[j].bench_us > us)
 				us = ctx[j].bench_us;
+			if (ctx[j].bench_t0_us < start_us)
+				start_us = ctx[j].bench_t0_us;
+			if (ctx[j].bench_t0_us + ctx[j].bench_us > end_us)
+				end_us = ctx[j].bench_t0_us + ctx[j].bench_us;
 			if (ctx[j].bench_lat_max_ns > max_ns)
 				max_ns = ctx[j].bench_lat_max_ns;
 			for (k = 0; k < LAT_BUCKETS; k++) {
@@ -1435,7 +1442,7 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 		if (!nvd || !ops || !us)
 			continue;
 		sbuf_printf(rep,
-			    "bench dom=%u disk=%s rw=%s bs=%u qd=%u vcpus=%u ops=%llu seconds=%.3f iops=%.0f mbps=%.1f lat_p50_us=%.2f lat_p99_us=%.2f lat_max_us=%.2f lat_mean_us=%.2f irq_share=%.3f irq_p50_us=%.2f traps_per_op=%.2f trap_mean_us=%.2f trap_share=%.3f\n",
+			    "bench dom=%u disk=%s rw=%s bs=%u qd=%u vcpus=%u ops=%llu seconds=%.3f iops=%.0f mbps=%.1f lat_p50_us=%.2f lat_p99_us=%.2f lat_max_us=%.2f lat_mean_us=%.2f irq_share=%.3f irq_p50_us=%.2f traps_per_op=%.2f trap_mean_us=%.2f trap_share=%.3f start_us=%llu end_us=%llu\n",
 			    dom->domid, dom->cfg.disks[i].vdev, bench_rw_names[spec->rw],
 			    spec->bs ? spec->bs : 4096, spec->qd ? spec->qd : 1, nvd,
 			    (unsigned long long)ops, us / 1e6, ops / (us / 1e6),
@@ -1444,7 +1451,8 @@ static void bench_report(const struct sim_domain *dom, const struct wl_spec *spe
 			    max_ns / 1e3, sum_ns / (double)ops / 1e3, (double)slept / (double)ops,
 			    slept ? lat_percentile(hi, slept, 50) / 1e3 : 0.0,
 			    (double)traps / (double)ops, traps ? trap_ns / 1e3 / (double)traps : 0.0,
-			    vcpu_us ? trap_ns / 1e3 / (double)vcpu_us : 0.0);
+			    vcpu_us ? trap_ns / 1e3 / (double)vcpu_us : 0.0,
+			    (unsigned long long)start_us, (unsigned long long)end_us);
 	}
 	free(h);
 }
