@@ -58,6 +58,7 @@ struct gmem_stats {
 	uint64_t evictions;	/* cached chunks unmapped to make room */
 	uint64_t uncached;	/* mappings made outside the cache (chunk-crossing ranges, grants) */
 	uint64_t budget_waits;	/* map() refused for the budget (-ENOBUFS) */
+	uint64_t copies;	/* gmem_copy() calls that copied (grants) */
 	unsigned int cached_chunks;
 	unsigned int live;	/* mappings handed out and not yet released */
 	uint64_t pages;		/* pages mapped now (cached chunks whole) */
@@ -90,6 +91,18 @@ void gmem_free(struct gmem *gmem);
 int gmem_map(struct gmem *gmem, uint64_t addr, uint64_t len, bool write, void **ret_ptr);
 /* Release what gmem_map() returned (the same pointer and length). */
 void gmem_unmap(struct gmem *gmem, void *ptr, uint64_t len);
+/*
+ * Copy @len bytes between grant memory at @addr (GMEM_GRANT_BIT set,
+ * references consecutive per page as for gmem_map()) and @buf (@to_guest:
+ * into the guest), with one grant copy call and no mapping: a grant mapping
+ * costs a map and an unmap with its TLB flush, too much for a request's
+ * header and status byte.  -EOPNOTSUPP for a guest physical address (a
+ * mapping from the cache is cheaper) or more than GMEM_COPY_PAGES pages (the
+ * caller maps instead); -EFAULT when a reference is not the guest's or is
+ * read-only and @to_guest; what the grant copy call said when it failed.
+ */
+#define GMEM_COPY_PAGES 4u
+int gmem_copy(struct gmem *gmem, uint64_t addr, void *buf, uint64_t len, bool to_guest);
 /*
  * After gmem_map() said -ENOBUFS and the caller released what it held for
  * that attempt: call the budget's room() at the next release by anyone else.

@@ -83,6 +83,15 @@ struct virtio_transport_ops {
 	/* Release a mapping returned by map() (same pointer and length). */
 	void (*unmap)(void *opaque, void *ptr, uint64_t len);
 	/*
+	 * Optional: copy @len bytes between the guest range [gpa, gpa + len) and
+	 * @buf (@to_guest: into the guest) without a mapping that outlives the
+	 * call, for the small pieces of a request (a header, a status byte) where
+	 * a mapping costs more than a copy (Xen's grants).  The same ranges and
+	 * errors as map(); -EOPNOTSUPP where a mapping is as cheap: the device
+	 * maps instead.
+	 */
+	int (*copy)(void *opaque, uint64_t gpa, void *buf, uint64_t len, bool to_guest);
+	/*
 	 * Optional: map() said -ENOBUFS and the device has let go of what the
 	 * request held: from now on, releases by others are worth a retry (the
 	 * owner's wiring calls the device back).  Releases before this call, the

@@ -99,6 +99,17 @@ int vq_elem_map(const struct virtio_transport *t, struct vq_elem *elem, bool wri
 /* Copy bytes [off, off + len) of the readable part into @buf; nothing stays mapped.  As vq_elem_map(). */
 int vq_elem_read(const struct virtio_transport *t, const struct vq_elem *elem, uint64_t off,
 		 void *buf, uint64_t len);
+/* Copy @buf into bytes [off, off + len) of the writable part; nothing stays mapped.  As vq_elem_map(). */
+int vq_elem_write(const struct virtio_transport *t, const struct vq_elem *elem, uint64_t off,
+		  const void *buf, uint64_t len);
+/*
+ * Whether bytes [off, off + len) of the readable or writable part go by the
+ * transport's copy() (struct virtio_transport_ops): they are read into @buf
+ * by it and 0 returned; -EOPNOTSUPP when the transport has no copy() for
+ * them (the caller maps them instead); else what copy() said, as vq_elem_map().
+ */
+int vq_elem_probe(const struct virtio_transport *t, const struct vq_elem *elem, bool write,
+		  uint64_t off, void *buf, uint64_t len);
 
 /* Release the element's mappings (needs only the transport: works after vq_destroy()). */
 void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem);

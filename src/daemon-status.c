@@ -181,6 +181,7 @@ static struct json_object *daemon_memory_json(const struct gmem_stats *m)
 	daemon_add_u64(mc, "misses", m->misses);
 	daemon_add_u64(mc, "evictions", m->evictions);
 	daemon_add_u64(mc, "uncached", m->uncached);
+	daemon_add_u64(mc, "grant_copies", m->copies);
 	daemon_add_u64(mc, "cached_chunks", m->cached_chunks);
 	daemon_add_u64(mc, "in_use", m->live);
 	daemon_add_u64(mc, "mapped_pages", m->pages);

@@ -32,6 +32,7 @@ uint64_t daemon_now(void)
 static const struct virtio_transport_ops daemon_transport_ops = {
 	.map = guest_mmio_map,
 	.unmap = guest_mmio_unmap,
+	.copy = guest_mmio_copy,
 	.wait_room = guest_mmio_wait_room,
 	.notify = guest_mmio_notify,
 };

@@ -54,7 +54,8 @@ struct vblk_req {
 	struct vq_elem elem;
 	struct iovec *data;		/* the data's mappings, inside elem.iov */
 	unsigned int ndata;
-	uint8_t *status;		/* last byte of the last writable buffer (§5.2.6) */
+	uint8_t *status;		/* last byte of the last writable buffer (§5.2.6), mapped */
+	bool status_copy;		/* ... or written by the transport's copy() (Xen grants) */
 	uint32_t type;
 	uint32_t data_len;
 	bool parsed;			/* stalled after parsing (backend full), not before (no room to map) */
@@ -258,6 +259,8 @@ static void count_status(struct vblk_dev *dev, struct vblk_req *req, uint8_t sta
 	}
 }
 
+static void ring_broken(struct vblk_dev *dev, unsigned int idx, int err);
+
 /*
  * Answer a request of a live queue: status byte, used entry (published with
  * the batch), buffers unmapped.  §5.2.6.2: exactly one status per request.
@@ -265,8 +268,17 @@ static void count_status(struct vblk_dev *dev, struct vblk_req *req, uint8_t sta
 static void complete(struct vblk_queue *q, struct vblk_req *req, uint8_t status, uint32_t written)
 {
 	struct vblk_pool *pool = req->pool;
+	int r;
 
-	*req->status = status;
+	if (req->status) {
+		*req->status = status;
+	} else if ((r = vq_elem_write(&pool->t, &req->elem, req->elem.in_len - 1, &status, 1)) < 0) {
+		/* The status byte the request was parsed with is gone (a grant ended early). */
+		vq_elem_unmap(&pool->t, &req->elem);
+		pool_put(pool, req);
+		ring_broken(q->dev, q->idx, r);
+		return;
+	}
 	count_status(q->dev, req, status);
 	vq_push(q->vq, &req->elem, written);
 	vq_elem_unmap(&pool->t, &req->elem);
@@ -419,7 +431,7 @@ static enum parse_result map_failed(const struct vblk_req *req, int r, uint8_t *
 {
 	if (r == -ENOBUFS || r == -ENOMEM)
 		return PARSE_WAIT;
-	if (r == -EFAULT || !req->status)
+	if (r == -EFAULT || (!req->status && !req->status_copy))
 		return PARSE_BROKEN;
 	*ret_status = VIRTIO_BLK_S_IOERR;
 	return PARSE_DONE;
@@ -558,6 +570,30 @@ static enum parse_result parse_dz(struct vblk_dev *dev, struct vblk_req *req, ui
 }
 
 /*
+ * The status byte, before anything else: mapped, or, where the transport
+ * copies instead (a grant's map and unmap cost more than two copies), read
+ * once now to prove it is the guest's and written by copy() at completion.
+ */
+static int status_reach(struct vblk_dev *dev, struct vblk_req *req)
+{
+	struct vq_elem *e = &req->elem;
+	uint8_t old;
+	int r = vq_elem_probe(&dev->t, e, true, e->in_len - 1, &old, 1);
+
+	if (r == 0) {
+		req->status_copy = true;
+		return 0;
+	}
+	if (r != -EOPNOTSUPP)
+		return r;
+	r = vq_elem_map(&dev->t, e, true, e->in_len - 1, 1);
+	if (r < 0)
+		return r;
+	req->status = e->iov[e->iov_num - 1].iov_base;
+	return 0;
+}
+
+/*
  * Check a popped chain's shape, then map only what its type uses: the status
  * byte, the header (copied), and the data of IN/OUT/GET_ID.  A FLUSH's or
  * GET_ID's extra buffers, an IN's readable ones past the header and an OUT's
@@ -572,6 +608,7 @@ static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8
 	int r;
 
 	req->status = NULL;
+	req->status_copy = false;
 	req->data = NULL;
 	req->type = 0;
 	req->data_len = 0;
@@ -588,10 +625,9 @@ static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8
 	 */
 	if (e->out_len < BLK_HDR_SIZE || e->in_len < 1)
 		return PARSE_BROKEN;
-	r = vq_elem_map(&dev->t, e, true, e->in_len - 1, 1);
+	r = status_reach(dev, req);
 	if (r < 0)
 		return map_failed(req, r, ret_status);
-	req->status = e->iov[e->iov_num - 1].iov_base;
 	r = vq_elem_read(&dev->t, e, 0, hdr, sizeof(hdr));
 	if (r < 0)
 		return map_failed(req, r, ret_status);

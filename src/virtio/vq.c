@@ -255,31 +255,68 @@ int vq_elem_map(const struct virtio_transport *t, struct vq_elem *elem, bool wri
 	return (int)(elem->iov_num - before);
 }
 
-static int read_piece(const struct virtio_transport *t, uint64_t gpa, uint64_t len, void *ctx)
-{
-	uint8_t **dst = ctx;
-	void *p = NULL;
-	int r = t->ops->map(t->opaque, gpa, len, false, &p);
+struct copy_ctx {
+	uint8_t *buf;
+	bool to_guest;
+	bool map_ok;		/* a piece the transport cannot copy() is mapped; else -EOPNOTSUPP */
+};
 
-	if (r < 0)
-		return r;
-	if (!p)
-		return -EFAULT;
-	memcpy(*dst, p, len);
-	t->ops->unmap(t->opaque, p, len);
-	*dst += len;
-	return 0;
+/* One piece to or from the guest: by the transport's copy() where it has one, else mapped. */
+static int copy_piece(const struct virtio_transport *t, uint64_t gpa, uint64_t len, void *ctx)
+{
+	struct copy_ctx *c = ctx;
+	void *p = NULL;
+	int r = t->ops->copy ? t->ops->copy(t->opaque, gpa, c->buf, len, c->to_guest) : -EOPNOTSUPP;
+
+	if (r == -EOPNOTSUPP && c->map_ok) {
+		r = t->ops->map(t->opaque, gpa, len, c->to_guest, &p);
+		if (r == 0 && !p)
+			r = -EFAULT;
+		if (r == 0) {
+			if (c->to_guest)
+				memcpy(p, c->buf, len);
+			else
+				memcpy(c->buf, p, len);
+			t->ops->unmap(t->opaque, p, len);
+		}
+	}
+	if (r == 0)
+		c->buf += len;
+	return r;
+}
+
+static int elem_copy(const struct virtio_transport *t, const struct vq_elem *elem, bool write,
+		     uint64_t off, uint64_t len, struct copy_ctx *c)
+{
+	uint64_t gpa;
+
+	if (one_piece(t, elem, write, off, len, &gpa))
+		return copy_piece(t, gpa, len, c);
+	return elem_pieces(t, elem, write, off, len, copy_piece, c);
 }
 
 int vq_elem_read(const struct virtio_transport *t, const struct vq_elem *elem, uint64_t off,
 		 void *buf, uint64_t len)
 {
-	uint8_t *dst = buf;
-	uint64_t gpa;
+	struct copy_ctx c = { .buf = buf, .to_guest = false, .map_ok = true };
 
-	if (one_piece(t, elem, false, off, len, &gpa))
-		return read_piece(t, gpa, len, &dst);
-	return elem_pieces(t, elem, false, off, len, read_piece, &dst);
+	return elem_copy(t, elem, false, off, len, &c);
+}
+
+int vq_elem_write(const struct virtio_transport *t, const struct vq_elem *elem, uint64_t off,
+		  const void *buf, uint64_t len)
+{
+	struct copy_ctx c = { .buf = (uint8_t *)buf, .to_guest = true, .map_ok = true };
+
+	return elem_copy(t, elem, true, off, len, &c);
+}
+
+int vq_elem_probe(const struct virtio_transport *t, const struct vq_elem *elem, bool write,
+		  uint64_t off, void *buf, uint64_t len)
+{
+	struct copy_ctx c = { .buf = buf, .to_guest = false, .map_ok = false };
+
+	return elem_copy(t, elem, write, off, len, &c);
 }
 
 void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem)

@@ -927,6 +927,15 @@ int guest_mmio_map(void *opaque, uint64_t gpa, uint64_t len, bool write, void **
 	return gmem_map(m->guest->gmem, gpa, len, write, ret_ptr);
 }
 
+int guest_mmio_copy(void *opaque, uint64_t gpa, void *buf, uint64_t len, bool to_guest)
+{
+	struct guest_mmio *m = opaque;
+
+	if (!!(gpa & GMEM_GRANT_BIT) != m->grants)
+		return -EFAULT;
+	return gmem_copy(m->guest->gmem, gpa, buf, len, to_guest);
+}
+
 void guest_mmio_unmap(void *opaque, void *ptr, uint64_t len)
 {
 	struct guest_mmio *m = opaque;

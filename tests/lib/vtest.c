@@ -54,6 +54,33 @@ static const struct virtio_transport_ops fake_mem_ops = {
 	.notify = fm_notify,
 };
 
+/* As Xen's grants: small pieces by copy, larger ones declined (the device maps them). */
+static int fm_copy(void *opaque, uint64_t gpa, void *buf, uint64_t len, bool to_guest)
+{
+	struct fake_mem *m = opaque;
+
+	assert(len > 0 && gpa + len - 1 >= gpa);
+	if (len > (m->copy_max ? m->copy_max : FAKE_MEM_COPY_MAX))
+		return -EOPNOTSUPP;
+	if (gpa >= m->size || len > m->size - gpa)
+		return -EFAULT;
+	if (m->fail_len && gpa < m->fail_gpa + m->fail_len && m->fail_gpa < gpa + len)
+		return m->fail_err ? m->fail_err : -EFAULT;
+	if (to_guest)
+		memcpy(m->ram + gpa, buf, len);
+	else
+		memcpy(buf, m->ram + gpa, len);
+	m->copies_total++;
+	return 0;
+}
+
+static const struct virtio_transport_ops fake_mem_copy_ops = {
+	.map = fm_map,
+	.unmap = fm_unmap,
+	.copy = fm_copy,
+	.notify = fm_notify,
+};
+
 void fake_mem_init(struct fake_mem *m, uint64_t size, bool grants)
 {
 	memset(m, 0, sizeof(*m));
@@ -222,7 +249,8 @@ struct blk_info vt_default_info(void)
 	return info;
 }
 
-static struct vt *vt_create(const struct vblk_config *cfg, bool grants, uint64_t max_map)
+static struct vt *vt_create(const struct vblk_config *cfg, bool grants, uint64_t max_map,
+			    bool copying)
 {
 	struct vt *vt = calloc(1, sizeof(*vt));
 	struct vblk_config c = { 0 };
@@ -231,6 +259,8 @@ static struct vt *vt_create(const struct vblk_config *cfg, bool grants, uint64_t
 	assert(vt);
 	fake_mem_init(&vt->mem, VT_RAM, grants);
 	vt->mem.t.max_map = max_map;
+	if (copying)
+		vt->mem.t.ops = &fake_mem_copy_ops;
 	if (cfg) {
 		c = *cfg;
 	} else {
@@ -252,12 +282,17 @@ static struct vt *vt_create(const struct vblk_config *cfg, bool grants, uint64_t
 
 struct vt *vt_new_grants(const struct vblk_config *cfg, bool grants)
 {
-	return vt_create(cfg, grants, 0);
+	return vt_create(cfg, grants, 0, false);
+}
+
+struct vt *vt_new_copying(const struct vblk_config *cfg)
+{
+	return vt_create(cfg, true, 0, true);
 }
 
 struct vt *vt_new_max_map(const struct vblk_config *cfg, uint64_t max_map)
 {
-	return vt_create(cfg, false, max_map);
+	return vt_create(cfg, false, max_map, false);
 }
 
 /* What the daemon logged while @fn ran (warnings and up). */

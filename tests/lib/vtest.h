@@ -23,8 +23,12 @@ struct fake_mem {
 	int fail_err;			/* ... with this (0: -EFAULT) */
 	long maps_limit;		/* map() fails with -ENOBUFS at this many live (0: no limit) */
 	long maps_peak;
+	unsigned long copies_total;	/* copy() calls that copied (vt_new_copying()) */
+	uint64_t copy_max;		/* copy() declines longer pieces (0: FAKE_MEM_COPY_MAX) */
 	struct virtio_transport t;
 };
+/* vt_new_copying()'s transport copies pieces up to this long, and declines longer ones. */
+#define FAKE_MEM_COPY_MAX 64u
 
 void fake_mem_init(struct fake_mem *m, uint64_t size, bool grants);
 void fake_mem_fini(struct fake_mem *m);
@@ -99,6 +103,8 @@ uint64_t vt_fill(struct vt *vt, uint32_t len, uint8_t fill);
 /* cfg may be NULL: 1 MiB disk, 512-byte blocks, write cache, discard, write zeroes. */
 struct vt *vt_new(const struct vblk_config *cfg);
 struct vt *vt_new_grants(const struct vblk_config *cfg, bool grants);
+/* A transport with copy(), as Xen's grants: small pieces copied, the rest mapped. */
+struct vt *vt_new_copying(const struct vblk_config *cfg);
 /* The transport maps at most @max_map bytes at once (a power of two). */
 struct vt *vt_new_max_map(const struct vblk_config *cfg, uint64_t max_map);
 /*

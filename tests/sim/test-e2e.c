@@ -1823,6 +1823,48 @@ static void test_systemd_notifications(void **state)
 
 static char *status_str(const char *js, int g, int k, const char *key);
 
+/* guests[0].memory_cache.@key of the status document @js. */
+static uint64_t memory_cache_num(const char *js, const char *key)
+{
+	struct json_object *root, *mc = status_node(js, 0, -1, "memory_cache", &root), *v;
+	uint64_t n;
+
+	assert_true(json_object_object_get_ex(mc, key, &v));
+	n = (uint64_t)json_object_get_int64(v);
+	json_object_put(root);
+	return n;
+}
+
+/*
+ * A grant mapping is a map and an unmap with its TLB flush: a request's
+ * header and status byte go by grant copy instead (three small copies: the
+ * header, the status read when the request is taken and written at its
+ * end), so only its data is mapped.  4 KiB writes then reads.
+ */
+static void grant_maps_per_request(uint32_t domid)
+{
+	uint64_t maps0, copies0, reqs0, maps, copies, reqs;
+	char *js = status_json();
+
+	maps0 = memory_cache_num(js, "uncached");
+	copies0 = memory_cache_num(js, "grant_copies");
+	reqs0 = (uint64_t)status_num(js, 0, 0, "read_requests") +
+		(uint64_t)status_num(js, 0, 0, "write_requests");
+	free(js);
+	workload_ok(domid, "bench,rw=randwrite,bs=4096,qd=4,time=200,span=1M");
+	workload_ok(domid, "bench,rw=randread,bs=4096,qd=4,time=200,span=1M");
+	js = status_json();
+	maps = memory_cache_num(js, "uncached") - maps0;
+	copies = memory_cache_num(js, "grant_copies") - copies0;
+	reqs = (uint64_t)status_num(js, 0, 0, "read_requests") +
+	       (uint64_t)status_num(js, 0, 0, "write_requests") - reqs0;
+	free(js);
+	assert_true(reqs > 100);
+	/* One mapping per request (its data) and the rings of each driver probe; three copies. */
+	assert_true(maps <= reqs + 64);
+	assert_true(copies >= 3 * reqs && copies <= 3 * reqs + 64);
+}
+
 static void test_grant_mapped_guest(void **state)
 {
 	char img[128], spec[256], *js, *v;
@@ -1841,6 +1883,7 @@ static void test_grant_mapped_guest(void **state)
 	assert_string_equal(v, "true");
 	free(v);
 	free(js);
+	grant_maps_per_request(domid);
 	destroy(domid);
 }
 

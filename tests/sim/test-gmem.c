@@ -24,6 +24,7 @@
 static struct xensim_proc proc;
 static struct xensim *sim;
 static xenforeignmemory_handle *fmem;
+static xengnttab_handle *xgt;
 static uint32_t domid;
 
 static int group_setup(void **state)
@@ -35,12 +36,14 @@ static int group_setup(void **state)
 	if (xensim_domain_create(sim, "vcpus=1,mem=32M", XSIM_CREATE_NO_WAIT, &domid, NULL) < 0)
 		return -1;
 	fmem = xenforeignmemory_open(NULL, 0);
-	return fmem ? 0 : -1;
+	xgt = xengnttab_open(NULL, 0);
+	return fmem && xgt ? 0 : -1;
 }
 
 static int group_teardown(void **state)
 {
 	xenforeignmemory_close(fmem);
+	xengnttab_close(xgt);
 	xensim_domain_destroy(sim, domid, false, NULL);
 	xensim_disconnect(sim);
 	return xensim_reap(&proc) == 0 ? 0 : -1;
@@ -581,6 +584,110 @@ static void test_lost_reservation_never_mapped_over(void **state)
 	munmap(other, CHUNK);
 }
 
+/* ---- grant copies (gmem_copy()): a request's header and status byte without a mapping ---- */
+
+static uint64_t grant_addr(uint32_t ref, uint64_t off)
+{
+	return GMEM_GRANT_BIT | ((uint64_t)ref << 12) | off;
+}
+
+static struct gmem *new_grant_gmem(void)
+{
+	struct gmem *g;
+
+	assert_int_equal(gmem_new(fmem, xgt, domid, 8, NULL, &g), 0);
+	return g;
+}
+
+static void test_grant_copy_both_ways(void **state)
+{
+	struct gmem *g = new_grant_gmem();
+	unsigned int before = ram_maps();
+	struct gmem_stats st;
+	char buf[32] = { 0 }, out[] = "to the guest";
+	uint32_t ref;
+
+	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 40, false, &ref), 0);
+	guest_write(RAM + 40 * 4096 + 0x10, "from the guest", 15);
+	assert_int_equal(gmem_copy(g, grant_addr(ref, 0x10), buf, 15, false), 0);
+	assert_string_equal(buf, "from the guest");
+	assert_int_equal(gmem_copy(g, grant_addr(ref, 0x20), out, 13, true), 0);
+	guest_read(RAM + 40 * 4096 + 0x20, buf, 13);
+	assert_string_equal(buf, "to the guest");
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.copies, 2);
+	/* Nothing mapped by them, nothing left mapped. */
+	assert_int_equal(st.uncached, 0);
+	assert_int_equal(st.live, 0);
+	assert_int_equal(ram_maps(), before);
+	gmem_free(g);
+}
+
+/* A range across two pages: two consecutive references, one segment each. */
+static void test_grant_copy_across_pages(void **state)
+{
+	struct gmem *g = new_grant_gmem();
+	uint8_t *want = pattern(RAM + 50 * 4096 + 4000, 200, 7), got[200];
+	uint32_t r0, r1;
+
+	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 50, false, &r0), 0);
+	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 51, false, &r1), 0);
+	assert_int_equal(r1, r0 + 1);
+	assert_int_equal(gmem_copy(g, grant_addr(r0, 4000), want, 200, true), 0);
+	guest_read(RAM + 50 * 4096 + 4000, got, 200);
+	assert_memory_equal(got, want, 200);
+	memset(got, 0, sizeof(got));
+	assert_int_equal(gmem_copy(g, grant_addr(r0, 4000), got, 200, false), 0);
+	assert_memory_equal(got, want, 200);
+	free(want);
+	gmem_free(g);
+}
+
+/* A read-only grant (a buffer the driver only lets the device read) is not written. */
+static void test_grant_copy_read_only_not_written(void **state)
+{
+	struct gmem *g = new_grant_gmem();
+	char buf[8] = { 0 };
+	uint32_t ref;
+
+	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 60, true, &ref), 0);
+	guest_write(RAM + 60 * 4096, "keep", 5);
+	assert_int_equal(gmem_copy(g, grant_addr(ref, 0), (char[]){ "over" }, 5, true), -EFAULT);
+	guest_read(RAM + 60 * 4096, buf, 5);
+	assert_string_equal(buf, "keep");
+	/* Reading it is what it was granted for. */
+	memset(buf, 0, sizeof(buf));
+	assert_int_equal(gmem_copy(g, grant_addr(ref, 0), buf, 5, false), 0);
+	assert_string_equal(buf, "keep");
+	gmem_free(g);
+}
+
+static void test_grant_copy_ungranted_refused(void **state)
+{
+	struct gmem *g = new_grant_gmem();
+	char buf[4];
+
+	assert_int_equal(gmem_copy(g, grant_addr(4000, 0), buf, 4, false), -EFAULT);
+	assert_int_equal(gmem_copy(g, grant_addr(4000, 0), buf, 4, true), -EFAULT);
+	/* A reference beyond 32 bits cannot be one. */
+	assert_int_equal(gmem_copy(g, GMEM_GRANT_BIT | (1ull << 45), buf, 4, false), -EFAULT);
+	assert_int_equal(gmem_copy(g, grant_addr(4000, 0), buf, 0, false), -EFAULT);
+	gmem_free(g);
+}
+
+/* Guest physical addresses are mapped from the cache, and long ranges are mapped: not copied. */
+static void test_grant_copy_only_for_small_grant_ranges(void **state)
+{
+	struct gmem *g = new_grant_gmem();
+	static uint8_t big[(GMEM_COPY_PAGES + 1) * 4096];
+	uint32_t ref;
+
+	assert_int_equal(gmem_copy(g, RAM + 0x1000, big, 16, false), -EOPNOTSUPP);
+	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 70, false, &ref), 0);
+	assert_int_equal(gmem_copy(g, grant_addr(ref, 0), big, sizeof(big), false), -EOPNOTSUPP);
+	gmem_free(g);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -602,6 +709,11 @@ int main(void)
 		cmocka_unit_test(test_budget_retry_own_releases_do_not_wake),
 		cmocka_unit_test(test_range_over_max_map_refused),
 		cmocka_unit_test(test_lost_reservation_never_mapped_over),
+		cmocka_unit_test(test_grant_copy_both_ways),
+		cmocka_unit_test(test_grant_copy_across_pages),
+		cmocka_unit_test(test_grant_copy_read_only_not_written),
+		cmocka_unit_test(test_grant_copy_ungranted_refused),
+		cmocka_unit_test(test_grant_copy_only_for_small_grant_ranges),
 	};
 
 	return cmocka_run_group_tests_name("gmem", tests, group_setup, group_teardown);

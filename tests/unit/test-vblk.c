@@ -1675,6 +1675,89 @@ static void test_every_buffer_across_a_map_boundary_served(void **state)
 	vt_free(vt);
 }
 
+/* ---- a transport that copies small pieces (Xen's grants): header and status by copy() -------- */
+
+static struct vt *started_copying(void)
+{
+	struct vt *vt = vt_new_copying(NULL);
+
+	assert_true(vt_start(vt, SPLIT, 1, NUM));
+	return vt;
+}
+
+/* A request's header and status byte cost copies, not mappings: only the data is mapped. */
+static void test_copying_transport_maps_only_data(void **state)
+{
+	struct vt *vt = started_copying();
+	uint64_t w = vt_fill(vt, 4096, 0x6b), r = vt_fill(vt, 4096, 0);
+	unsigned long maps0 = vt->mem.maps_total;
+
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 16, w, 4096), VIRTIO_BLK_S_OK);
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 16, r, 4096), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data + 16 * 512, vt_ptr(vt, w), 4096);
+	assert_memory_equal(vt_ptr(vt, r), vt_ptr(vt, w), 4096);
+	assert_int_equal(vt->mem.maps_total - maps0, 2);
+	/* Per request: the header, the status byte when taken (it must be the guest's) and at the end. */
+	assert_int_equal(vt->mem.copies_total, 6);
+	vt_free(vt);
+}
+
+/* The status byte the guest offered is not its memory: the ring is broken before any IO. */
+static void test_copying_transport_bad_status_breaks_ring_before_io(void **state)
+{
+	struct vt *vt = started_copying();
+	uint64_t h = hdr(vt, VIRTIO_BLK_T_OUT, 2), d = vt_fill(vt, 4096, 0x11);
+	uint64_t st = fake_mem_alloc(&vt->mem, 4096, 4096);
+
+	vt->mem.fail_gpa = st;
+	vt->mem.fail_len = 1;
+	add_kick(vt, (struct vt_buf[]){ { h, 16, false }, { d, 4096, false }, { st, 1, true } }, 3, false);
+	assert_true(needs_reset(vt));
+	assert_int_equal(vt->be.submits, 0);
+	assert_int_equal(vt->be.data[2 * 512], 0);
+	vt_free(vt);
+}
+
+/*
+ * The status byte goes away while the request is in the backend (a grant the
+ * guest ended early): the request cannot be answered, the ring is broken,
+ * nothing stays mapped, and the device takes nothing more until a reset.
+ */
+static void test_copying_transport_status_gone_at_completion(void **state)
+{
+	struct vt *vt = started_copying();
+	uint64_t h = hdr(vt, VIRTIO_BLK_T_IN, 4), d = vt_fill(vt, 4096, 0);
+	uint64_t st = fake_mem_alloc(&vt->mem, 4096, 4096);
+	uint32_t id, len;
+
+	add_kick(vt, (struct vt_buf[]){ { h, 16, false }, { d, 4096, true }, { st, 1, true } }, 3, false);
+	assert_int_equal(vt->be.submits, 1);
+	vt->mem.fail_gpa = st;
+	vt->mem.fail_len = 1;
+	vt_complete(vt);
+	assert_true(needs_reset(vt));
+	assert_false(vt_used(vt, 0, &id, &len));
+	/* The rings' mappings only. */
+	assert_int_equal(vt->mem.maps_live, 3);
+	vt_free(vt);
+}
+
+/* Pieces the transport declines to copy are mapped: here the header, while the status is copied. */
+static void test_copying_transport_declined_pieces_mapped(void **state)
+{
+	struct vt *vt = started_copying();
+	uint64_t w = vt_fill(vt, 4096, 0x2d);
+	unsigned long maps0 = vt->mem.maps_total;
+
+	vt->mem.copy_max = 8;
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_OUT, 24, w, 4096), VIRTIO_BLK_S_OK);
+	assert_memory_equal(vt->be.data + 24 * 512, vt_ptr(vt, w), 4096);
+	/* The header (16 bytes) mapped and unmapped, the data mapped; the status copied twice. */
+	assert_int_equal(vt->mem.maps_total - maps0, 2);
+	assert_int_equal(vt->mem.copies_total, 2);
+	vt_free(vt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1752,6 +1835,10 @@ int main(void)
 		cmocka_unit_test(test_full_ring_of_immediate_answers_in_one_kick),
 		cmocka_unit_test(test_read_only_flag_tightens_on_set_info),
 		cmocka_unit_test(test_in_readable_junk_never_mapped),
+		cmocka_unit_test(test_copying_transport_maps_only_data),
+		cmocka_unit_test(test_copying_transport_bad_status_breaks_ring_before_io),
+		cmocka_unit_test(test_copying_transport_status_gone_at_completion),
+		cmocka_unit_test(test_copying_transport_declined_pieces_mapped),
 		cmocka_unit_test(test_out_writable_junk_never_mapped),
 		cmocka_unit_test(test_flush_extra_buffers_never_mapped),
 		cmocka_unit_test(test_get_id_extra_buffers_never_mapped),
