@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "gmem.h"
+#include "virtio-types.h"
 
 struct loop;
 struct guest;
@@ -148,7 +149,7 @@ void guest_mmio_remove(struct guest_mmio *mmio);
 int guest_mmio_map(void *mmio, uint64_t gpa, uint64_t len, bool write, void **ret_ptr);
 void guest_mmio_unmap(void *mmio, void *ptr, uint64_t len);
 /* Grants: a request's small pieces by one grant copy (gmem_copy()); -EOPNOTSUPP otherwise. */
-int guest_mmio_copy(void *mmio, uint64_t gpa, void *buf, uint64_t len, bool to_guest);
+int guest_mmio_copy(void *mmio, const struct virtio_copy *c, unsigned int n);
 void guest_mmio_wait_room(void *mmio);
 void guest_mmio_notify(void *mmio);
 

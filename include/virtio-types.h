@@ -68,6 +68,14 @@ struct virtq_packed_desc {
  * transport) provides to the device.  One instance per device, owned by the
  * caller and never written by virtio code; @opaque is passed back unchanged.
  */
+/* One range of a transport's copy() call. */
+struct virtio_copy {
+	uint64_t gpa;
+	void *buf;
+	uint64_t len;
+	bool to_guest;
+};
+
 struct virtio_transport_ops {
 	/*
 	 * Make the guest range [gpa, gpa + len) accessible: on success store a host
@@ -83,14 +91,16 @@ struct virtio_transport_ops {
 	/* Release a mapping returned by map() (same pointer and length). */
 	void (*unmap)(void *opaque, void *ptr, uint64_t len);
 	/*
-	 * Optional: copy @len bytes between the guest range [gpa, gpa + len) and
-	 * @buf (@to_guest: into the guest) without a mapping that outlives the
-	 * call, for the small pieces of a request (a header, a status byte) where
-	 * a mapping costs more than a copy (Xen's grants).  The same ranges and
-	 * errors as map(); -EOPNOTSUPP where a mapping is as cheap: the device
-	 * maps instead.
+	 * Optional: copy each of @n ranges (struct virtio_copy) between the guest
+	 * and host buffers in one call, without a mapping that outlives it, for
+	 * the small pieces of a request (a header, a status byte) where a mapping
+	 * costs more than a copy (Xen's grants: one hypercall for all of them).
+	 * 0 when every range was copied; -EOPNOTSUPP, nothing copied, where a
+	 * mapping is as cheap (the device maps instead); else the error of map()
+	 * for the same ranges (-EFAULT: not guest memory), ranges before the
+	 * failing one perhaps copied.  Each range as for map().
 	 */
-	int (*copy)(void *opaque, uint64_t gpa, void *buf, uint64_t len, bool to_guest);
+	int (*copy)(void *opaque, const struct virtio_copy *c, unsigned int n);
 	/*
 	 * Optional: map() said -ENOBUFS and the device has let go of what the
 	 * request held: from now on, releases by others are worth a retry (the

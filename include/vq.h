@@ -103,13 +103,23 @@ int vq_elem_read(const struct virtio_transport *t, const struct vq_elem *elem, u
 int vq_elem_write(const struct virtio_transport *t, const struct vq_elem *elem, uint64_t off,
 		  const void *buf, uint64_t len);
 /*
- * Whether bytes [off, off + len) of the readable or writable part go by the
- * transport's copy() (struct virtio_transport_ops): they are read into @buf
- * by it and 0 returned; -EOPNOTSUPP when the transport has no copy() for
- * them (the caller maps them instead); else what copy() said, as vq_elem_map().
+ * Several ranges of the chain by one copy() call of the transport (struct
+ * virtio_transport_ops): bytes [off, off + len) of the readable part, or of
+ * the writable part (@write), to or from @buf.  Each range must lie in one
+ * buffer.  0 when all were copied; -EOPNOTSUPP, nothing copied, when the
+ * transport has no copy() for them or a range spans buffers (the caller maps
+ * instead); else what copy() said, as vq_elem_map().
  */
-int vq_elem_probe(const struct virtio_transport *t, const struct vq_elem *elem, bool write,
-		  uint64_t off, void *buf, uint64_t len);
+#define VQ_COPY_MAX 4u
+struct vq_copy {
+	bool write;
+	uint64_t off;
+	void *buf;
+	uint64_t len;
+	bool to_guest;
+};
+int vq_elem_copy(const struct virtio_transport *t, const struct vq_elem *elem,
+		 const struct vq_copy *c, unsigned int n);
 
 /* Release the element's mappings (needs only the transport: works after vq_destroy()). */
 void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem);

@@ -570,15 +570,21 @@ static enum parse_result parse_dz(struct vblk_dev *dev, struct vblk_req *req, ui
 }
 
 /*
- * The status byte, before anything else: mapped, or, where the transport
- * copies instead (a grant's map and unmap cost more than two copies), read
- * once now to prove it is the guest's and written by copy() at completion.
+ * The status byte and the header, before anything else.  Where the transport
+ * copies (a grant's map and unmap cost more than copies), one copy() call
+ * reads the header and the status byte, proving the status is the guest's,
+ * and another writes the status at completion: no mapping.  Else the status
+ * byte is mapped and the header read.
  */
-static int status_reach(struct vblk_dev *dev, struct vblk_req *req)
+static int status_and_header(struct vblk_dev *dev, struct vblk_req *req, uint8_t *hdr)
 {
 	struct vq_elem *e = &req->elem;
 	uint8_t old;
-	int r = vq_elem_probe(&dev->t, e, true, e->in_len - 1, &old, 1);
+	struct vq_copy c[2] = {
+		{ .write = false, .off = 0, .buf = hdr, .len = BLK_HDR_SIZE },
+		{ .write = true, .off = e->in_len - 1, .buf = &old, .len = 1 },
+	};
+	int r = vq_elem_copy(&dev->t, e, c, 2);
 
 	if (r == 0) {
 		req->status_copy = true;
@@ -590,7 +596,7 @@ static int status_reach(struct vblk_dev *dev, struct vblk_req *req)
 	if (r < 0)
 		return r;
 	req->status = e->iov[e->iov_num - 1].iov_base;
-	return 0;
+	return vq_elem_read(&dev->t, e, 0, hdr, BLK_HDR_SIZE);
 }
 
 /*
@@ -625,10 +631,7 @@ static enum parse_result parse(struct vblk_dev *dev, struct vblk_req *req, uint8
 	 */
 	if (e->out_len < BLK_HDR_SIZE || e->in_len < 1)
 		return PARSE_BROKEN;
-	r = status_reach(dev, req);
-	if (r < 0)
-		return map_failed(req, r, ret_status);
-	r = vq_elem_read(&dev->t, e, 0, hdr, sizeof(hdr));
+	r = status_and_header(dev, req, hdr);
 	if (r < 0)
 		return map_failed(req, r, ret_status);
 	memcpy(&type, hdr, 4);

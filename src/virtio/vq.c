@@ -265,8 +265,9 @@ struct copy_ctx {
 static int copy_piece(const struct virtio_transport *t, uint64_t gpa, uint64_t len, void *ctx)
 {
 	struct copy_ctx *c = ctx;
+	struct virtio_copy one = { .gpa = gpa, .buf = c->buf, .len = len, .to_guest = c->to_guest };
 	void *p = NULL;
-	int r = t->ops->copy ? t->ops->copy(t->opaque, gpa, c->buf, len, c->to_guest) : -EOPNOTSUPP;
+	int r = t->ops->copy ? t->ops->copy(t->opaque, &one, 1) : -EOPNOTSUPP;
 
 	if (r == -EOPNOTSUPP && c->map_ok) {
 		r = t->ops->map(t->opaque, gpa, len, c->to_guest, &p);
@@ -311,12 +312,22 @@ int vq_elem_write(const struct virtio_transport *t, const struct vq_elem *elem, 
 	return elem_copy(t, elem, true, off, len, &c);
 }
 
-int vq_elem_probe(const struct virtio_transport *t, const struct vq_elem *elem, bool write,
-		  uint64_t off, void *buf, uint64_t len)
+int vq_elem_copy(const struct virtio_transport *t, const struct vq_elem *elem,
+		 const struct vq_copy *c, unsigned int n)
 {
-	struct copy_ctx c = { .buf = buf, .to_guest = false, .map_ok = false };
+	struct virtio_copy v[VQ_COPY_MAX];
 
-	return elem_copy(t, elem, write, off, len, &c);
+	if (!t->ops->copy || n > VQ_COPY_MAX)
+		return -EOPNOTSUPP;
+	for (unsigned int i = 0; i < n; i++) {
+		/* A range over two buffers (or over max_map) is left to the general walk. */
+		if (!one_piece(t, elem, c[i].write, c[i].off, c[i].len, &v[i].gpa))
+			return -EOPNOTSUPP;
+		v[i].buf = c[i].buf;
+		v[i].len = c[i].len;
+		v[i].to_guest = c[i].to_guest;
+	}
+	return t->ops->copy(t->opaque, v, n);
 }
 
 void vq_elem_unmap(const struct virtio_transport *t, struct vq_elem *elem)

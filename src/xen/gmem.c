@@ -669,42 +669,61 @@ static int gmem_map_uncached(struct gmem *g, uint64_t addr, uint64_t len, bool w
 
 static int gmem_map_any(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret_ptr);
 
-int gmem_copy(struct gmem *g, uint64_t addr, void *buf, uint64_t len, bool to_guest)
+/* The grant copy segments of one range, after the @n already in @segs; -EOPNOTSUPP if too many. */
+static int gmem_copy_segs(const struct gmem *g, const struct gmem_copy *c,
+			  xengnttab_grant_copy_segment_t *segs, unsigned int *n)
 {
-	xengnttab_grant_copy_segment_t segs[GMEM_COPY_PAGES];
-	uint64_t a = addr & ~GMEM_GRANT_BIT, first, pages, i, done = 0;
+	uint64_t a = c->addr & ~GMEM_GRANT_BIT, first, pages, i, done = 0;
 
-	if (!(addr & GMEM_GRANT_BIT))
+	if (!(c->addr & GMEM_GRANT_BIT))
 		return -EOPNOTSUPP;
-	if (len == 0 || a + len < a || a + len - 1 > ~GMEM_GRANT_BIT)
+	if (c->len == 0 || a + c->len < a || a + c->len - 1 > ~GMEM_GRANT_BIT)
 		return -EFAULT;
 	first = a >> GMEM_PAGE_SHIFT;
-	pages = ((a + len - 1) >> GMEM_PAGE_SHIFT) - first + 1;
-	if (pages > GMEM_COPY_PAGES)
+	pages = ((a + c->len - 1) >> GMEM_PAGE_SHIFT) - first + 1;
+	if (pages > GMEM_COPY_PAGES - *n)
 		return -EOPNOTSUPP;
-	if (!g->xgt || first + pages - 1 > UINT32_MAX)
+	if (first + pages - 1 > UINT32_MAX)
 		return -EFAULT;
 	/* One segment per page: the grant side of a segment must not cross one (xengnttab.h). */
 	for (i = 0; i < pages; i++) {
 		uint64_t off = i ? 0 : a & (GMEM_PAGE_SIZE - 1);
-		uint64_t n = GMEM_PAGE_SIZE - off < len - done ? GMEM_PAGE_SIZE - off : len - done;
-		union xengnttab_copy_ptr local = { .virt = (uint8_t *)buf + done };
+		uint64_t len = GMEM_PAGE_SIZE - off < c->len - done ? GMEM_PAGE_SIZE - off : c->len - done;
+		union xengnttab_copy_ptr local = { .virt = (uint8_t *)c->buf + done };
 		union xengnttab_copy_ptr guest = { .foreign = { .ref = (uint32_t)(first + i),
 								.offset = (uint16_t)off,
 								.domid = (uint16_t)g->domid } };
 
-		segs[i] = (xengnttab_grant_copy_segment_t){
-			.source = to_guest ? local : guest,
-			.dest = to_guest ? guest : local,
-			.len = (uint16_t)n,
-			.flags = to_guest ? GNTCOPY_dest_gref : GNTCOPY_source_gref,
+		segs[(*n)++] = (xengnttab_grant_copy_segment_t){
+			.source = c->to_guest ? local : guest,
+			.dest = c->to_guest ? guest : local,
+			.len = (uint16_t)len,
+			.flags = c->to_guest ? GNTCOPY_dest_gref : GNTCOPY_source_gref,
 		};
-		done += n;
+		done += len;
 	}
-	if (xengnttab_grant_copy(g->xgt, (uint32_t)pages, segs) < 0)
+	return 0;
+}
+
+int gmem_copy(struct gmem *g, const struct gmem_copy *c, unsigned int n)
+{
+	xengnttab_grant_copy_segment_t segs[GMEM_COPY_PAGES];
+	unsigned int nsegs = 0, i;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		r = gmem_copy_segs(g, &c[i], segs, &nsegs);
+		if (r < 0)
+			return r;
+	}
+	if (!nsegs)
+		return 0;
+	if (!g->xgt)
+		return -EFAULT;
+	if (xengnttab_grant_copy(g->xgt, nsegs, segs) < 0)
 		return errno ? -errno : -EFAULT;
 	/* Per segment: GNTST_bad_gntref, GNTST_permission_denied (a read-only grant written), ... */
-	for (i = 0; i < pages; i++)
+	for (i = 0; i < nsegs; i++)
 		if (segs[i].status != GNTST_okay)
 			return -EFAULT;
 	g->stats.copies++;

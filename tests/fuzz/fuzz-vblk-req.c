@@ -87,6 +87,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (flags & 1)
 		sector %= 700;
+	/* The type selector's spare bit: a transport that copies headers and status bytes (grants). */
+	fz_copying = tsel < 250 && (tsel / 10) % 2;
 	f = fz_new(2, 1, false);
 	t = htole32(type);
 	memcpy(f->ram + HDR, &t, 4);

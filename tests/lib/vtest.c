@@ -55,21 +55,27 @@ static const struct virtio_transport_ops fake_mem_ops = {
 };
 
 /* As Xen's grants: small pieces by copy, larger ones declined (the device maps them). */
-static int fm_copy(void *opaque, uint64_t gpa, void *buf, uint64_t len, bool to_guest)
+static int fm_copy(void *opaque, const struct virtio_copy *c, unsigned int n)
 {
 	struct fake_mem *m = opaque;
 
-	assert(len > 0 && gpa + len - 1 >= gpa);
-	if (len > (m->copy_max ? m->copy_max : FAKE_MEM_COPY_MAX))
-		return -EOPNOTSUPP;
-	if (gpa >= m->size || len > m->size - gpa)
-		return -EFAULT;
-	if (m->fail_len && gpa < m->fail_gpa + m->fail_len && m->fail_gpa < gpa + len)
-		return m->fail_err ? m->fail_err : -EFAULT;
-	if (to_guest)
-		memcpy(m->ram + gpa, buf, len);
-	else
-		memcpy(buf, m->ram + gpa, len);
+	for (unsigned int i = 0; i < n; i++) {
+		assert(c[i].len > 0 && c[i].gpa + c[i].len - 1 >= c[i].gpa);
+		if (c[i].len > (m->copy_max ? m->copy_max : FAKE_MEM_COPY_MAX))
+			return -EOPNOTSUPP;
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		uint64_t gpa = c[i].gpa, len = c[i].len;
+
+		if (gpa >= m->size || len > m->size - gpa)
+			return -EFAULT;
+		if (m->fail_len && gpa < m->fail_gpa + m->fail_len && m->fail_gpa < gpa + len)
+			return m->fail_err ? m->fail_err : -EFAULT;
+		if (c[i].to_guest)
+			memcpy(m->ram + gpa, c[i].buf, len);
+		else
+			memcpy(c[i].buf, m->ram + gpa, len);
+	}
 	m->copies_total++;
 	return 0;
 }

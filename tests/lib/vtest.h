@@ -23,7 +23,7 @@ struct fake_mem {
 	int fail_err;			/* ... with this (0: -EFAULT) */
 	long maps_limit;		/* map() fails with -ENOBUFS at this many live (0: no limit) */
 	long maps_peak;
-	unsigned long copies_total;	/* copy() calls that copied (vt_new_copying()) */
+	unsigned long copies_total;	/* copy() calls that copied all their ranges (vt_new_copying()) */
 	uint64_t copy_max;		/* copy() declines longer pieces (0: FAKE_MEM_COPY_MAX) */
 	struct virtio_transport t;
 };

@@ -591,6 +591,14 @@ static uint64_t grant_addr(uint32_t ref, uint64_t off)
 	return GMEM_GRANT_BIT | ((uint64_t)ref << 12) | off;
 }
 
+/* One range by gmem_copy(). */
+static int copy1(struct gmem *g, uint64_t addr, void *buf, uint64_t len, bool to_guest)
+{
+	struct gmem_copy c = { .addr = addr, .buf = buf, .len = len, .to_guest = to_guest };
+
+	return gmem_copy(g, &c, 1);
+}
+
 static struct gmem *new_grant_gmem(void)
 {
 	struct gmem *g;
@@ -609,9 +617,9 @@ static void test_grant_copy_both_ways(void **state)
 
 	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 40, false, &ref), 0);
 	guest_write(RAM + 40 * 4096 + 0x10, "from the guest", 15);
-	assert_int_equal(gmem_copy(g, grant_addr(ref, 0x10), buf, 15, false), 0);
+	assert_int_equal(copy1(g, grant_addr(ref, 0x10), buf, 15, false), 0);
 	assert_string_equal(buf, "from the guest");
-	assert_int_equal(gmem_copy(g, grant_addr(ref, 0x20), out, 13, true), 0);
+	assert_int_equal(copy1(g, grant_addr(ref, 0x20), out, 13, true), 0);
 	guest_read(RAM + 40 * 4096 + 0x20, buf, 13);
 	assert_string_equal(buf, "to the guest");
 	gmem_get_stats(g, &st);
@@ -633,11 +641,11 @@ static void test_grant_copy_across_pages(void **state)
 	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 50, false, &r0), 0);
 	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 51, false, &r1), 0);
 	assert_int_equal(r1, r0 + 1);
-	assert_int_equal(gmem_copy(g, grant_addr(r0, 4000), want, 200, true), 0);
+	assert_int_equal(copy1(g, grant_addr(r0, 4000), want, 200, true), 0);
 	guest_read(RAM + 50 * 4096 + 4000, got, 200);
 	assert_memory_equal(got, want, 200);
 	memset(got, 0, sizeof(got));
-	assert_int_equal(gmem_copy(g, grant_addr(r0, 4000), got, 200, false), 0);
+	assert_int_equal(copy1(g, grant_addr(r0, 4000), got, 200, false), 0);
 	assert_memory_equal(got, want, 200);
 	free(want);
 	gmem_free(g);
@@ -652,12 +660,12 @@ static void test_grant_copy_read_only_not_written(void **state)
 
 	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 60, true, &ref), 0);
 	guest_write(RAM + 60 * 4096, "keep", 5);
-	assert_int_equal(gmem_copy(g, grant_addr(ref, 0), (char[]){ "over" }, 5, true), -EFAULT);
+	assert_int_equal(copy1(g, grant_addr(ref, 0), (char[]){ "over" }, 5, true), -EFAULT);
 	guest_read(RAM + 60 * 4096, buf, 5);
 	assert_string_equal(buf, "keep");
 	/* Reading it is what it was granted for. */
 	memset(buf, 0, sizeof(buf));
-	assert_int_equal(gmem_copy(g, grant_addr(ref, 0), buf, 5, false), 0);
+	assert_int_equal(copy1(g, grant_addr(ref, 0), buf, 5, false), 0);
 	assert_string_equal(buf, "keep");
 	gmem_free(g);
 }
@@ -667,11 +675,11 @@ static void test_grant_copy_ungranted_refused(void **state)
 	struct gmem *g = new_grant_gmem();
 	char buf[4];
 
-	assert_int_equal(gmem_copy(g, grant_addr(4000, 0), buf, 4, false), -EFAULT);
-	assert_int_equal(gmem_copy(g, grant_addr(4000, 0), buf, 4, true), -EFAULT);
+	assert_int_equal(copy1(g, grant_addr(4000, 0), buf, 4, false), -EFAULT);
+	assert_int_equal(copy1(g, grant_addr(4000, 0), buf, 4, true), -EFAULT);
 	/* A reference beyond 32 bits cannot be one. */
-	assert_int_equal(gmem_copy(g, GMEM_GRANT_BIT | (1ull << 45), buf, 4, false), -EFAULT);
-	assert_int_equal(gmem_copy(g, grant_addr(4000, 0), buf, 0, false), -EFAULT);
+	assert_int_equal(copy1(g, GMEM_GRANT_BIT | (1ull << 45), buf, 4, false), -EFAULT);
+	assert_int_equal(copy1(g, grant_addr(4000, 0), buf, 0, false), -EFAULT);
 	gmem_free(g);
 }
 
@@ -682,9 +690,44 @@ static void test_grant_copy_only_for_small_grant_ranges(void **state)
 	static uint8_t big[(GMEM_COPY_PAGES + 1) * 4096];
 	uint32_t ref;
 
-	assert_int_equal(gmem_copy(g, RAM + 0x1000, big, 16, false), -EOPNOTSUPP);
+	assert_int_equal(copy1(g, RAM + 0x1000, big, 16, false), -EOPNOTSUPP);
 	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 70, false, &ref), 0);
-	assert_int_equal(gmem_copy(g, grant_addr(ref, 0), big, sizeof(big), false), -EOPNOTSUPP);
+	assert_int_equal(copy1(g, grant_addr(ref, 0), big, sizeof(big), false), -EOPNOTSUPP);
+	gmem_free(g);
+}
+
+/* A request's header and its status byte, in two grants, by one call (one hypercall). */
+static void test_grant_copy_ranges_in_one_call(void **state)
+{
+	struct gmem *g = new_grant_gmem();
+	char hdr[16] = { 0 }, status = 0;
+	struct gmem_stats st;
+	uint32_t rh, rs;
+	struct gmem_copy c[2] = {
+		{ .buf = hdr, .len = 16 },
+		{ .buf = &status, .len = 1 },
+	};
+
+	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 80, true, &rh), 0);
+	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 81, false, &rs), 0);
+	guest_write(RAM + 80 * 4096 + 0x100, "header, 15 byte", 16);
+	guest_write(RAM + 81 * 4096 + 0x7, "\xff", 1);
+	c[0].addr = grant_addr(rh, 0x100);
+	c[1].addr = grant_addr(rs, 0x7);
+	assert_int_equal(gmem_copy(g, c, 2), 0);
+	assert_string_equal(hdr, "header, 15 byte");
+	assert_int_equal((uint8_t)status, 0xff);
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.copies, 1);
+	/* One bad range fails the call. */
+	c[1].addr = grant_addr(4001, 0);
+	assert_int_equal(gmem_copy(g, c, 2), -EFAULT);
+	/* More pages than one call takes: nothing copied, the caller maps. */
+	c[0].len = GMEM_COPY_PAGES * 4096;
+	c[1].addr = grant_addr(rs, 0x7);
+	assert_int_equal(gmem_copy(g, c, 2), -EOPNOTSUPP);
+	gmem_get_stats(g, &st);
+	assert_int_equal(st.copies, 1);
 	gmem_free(g);
 }
 
@@ -714,6 +757,7 @@ int main(void)
 		cmocka_unit_test(test_grant_copy_read_only_not_written),
 		cmocka_unit_test(test_grant_copy_ungranted_refused),
 		cmocka_unit_test(test_grant_copy_only_for_small_grant_ranges),
+		cmocka_unit_test(test_grant_copy_ranges_in_one_call),
 	};
 
 	return cmocka_run_group_tests_name("gmem", tests, group_setup, group_teardown);
