@@ -10,6 +10,8 @@
 #include <xenforeignmemory.h>
 #include <xengnttab.h>
 
+#include "virtio-types.h"
+
 /* Guest addresses with this bit set are grant references (virtio ACCESS_PLATFORM on Xen). */
 #define GMEM_GRANT_BIT (1ull << 63)
 
@@ -92,7 +94,7 @@ int gmem_map(struct gmem *gmem, uint64_t addr, uint64_t len, bool write, void **
 /* Release what gmem_map() returned (the same pointer and length). */
 void gmem_unmap(struct gmem *gmem, void *ptr, uint64_t len);
 /*
- * Copy each of @n ranges between grant memory at @addr (GMEM_GRANT_BIT set,
+ * Copy each of @n ranges between grant memory at @gpa (GMEM_GRANT_BIT set,
  * references consecutive per page as for gmem_map()) and @buf (@to_guest:
  * into the guest), with one grant copy call and no mapping: a grant mapping
  * costs a map and an unmap with its TLB flush, too much for a request's
@@ -102,14 +104,8 @@ void gmem_unmap(struct gmem *gmem, void *ptr, uint64_t len);
  * reference is not the guest's or is read-only and @to_guest; what the grant
  * copy call said when it failed.
  */
-struct gmem_copy {
-	uint64_t addr;
-	void *buf;
-	uint64_t len;
-	bool to_guest;
-};
 #define GMEM_COPY_PAGES 4u
-int gmem_copy(struct gmem *gmem, const struct gmem_copy *c, unsigned int n);
+int gmem_copy(struct gmem *gmem, const struct virtio_copy *c, unsigned int n);
 /*
  * After gmem_map() said -ENOBUFS and the caller released what it held for
  * that attempt: call the budget's room() at the next release by anyone else.

@@ -7,7 +7,6 @@
 #include <stdint.h>
 
 #include "gmem.h"
-#include "virtio-types.h"
 
 struct loop;
 struct guest;

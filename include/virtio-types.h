@@ -63,11 +63,6 @@ struct virtq_packed_desc {
 	uint16_t flags;
 };
 
-/*
- * The transport seam: what the Xen ioreq code (or a test fake, or another
- * transport) provides to the device.  One instance per device, owned by the
- * caller and never written by virtio code; @opaque is passed back unchanged.
- */
 /* One range of a transport's copy() call. */
 struct virtio_copy {
 	uint64_t gpa;
@@ -75,6 +70,12 @@ struct virtio_copy {
 	uint64_t len;
 	bool to_guest;
 };
+
+/*
+ * The transport seam: what the Xen ioreq code (or a test fake, or another
+ * transport) provides to the device.  One instance per device, owned by the
+ * caller and never written by virtio code; @opaque is passed back unchanged.
+ */
 
 struct virtio_transport_ops {
 	/*

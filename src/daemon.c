@@ -32,6 +32,14 @@ uint64_t daemon_now(void)
 static const struct virtio_transport_ops daemon_transport_ops = {
 	.map = guest_mmio_map,
 	.unmap = guest_mmio_unmap,
+	.wait_room = guest_mmio_wait_room,
+	.notify = guest_mmio_notify,
+};
+
+/* A disk with grants: a request's header and status byte by grant copy, not by mapping. */
+static const struct virtio_transport_ops daemon_grant_transport_ops = {
+	.map = guest_mmio_map,
+	.unmap = guest_mmio_unmap,
 	.copy = guest_mmio_copy,
 	.wait_room = guest_mmio_wait_room,
 	.notify = guest_mmio_notify,
@@ -787,7 +795,7 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		*ret_why = r == -EADDRINUSE ? "base overlaps another disk" : "cannot claim the MMIO window";
 		return r;
 	}
-	k->transport.ops = &daemon_transport_ops;
+	k->transport.ops = cfg->grants ? &daemon_grant_transport_ops : &daemon_transport_ops;
 	k->transport.opaque = k->mmio;
 	k->transport.grants = cfg->grants;
 	k->transport.max_map = GUEST_MAX_MAP;

@@ -594,6 +594,16 @@ static int gmem_track(struct gmem *g, void *base, size_t pages, bool grant)
 	return 0;
 }
 
+/* The pages [*ret_first, + *ret_pages) of guest address range [a, a + len), GMEM_GRANT_BIT clear. */
+static int gmem_pages(uint64_t a, uint64_t len, uint64_t *ret_first, uint64_t *ret_pages)
+{
+	if (len == 0 || a + len < a || a + len - 1 > ~GMEM_GRANT_BIT)
+		return -EFAULT;
+	*ret_first = a >> GMEM_PAGE_SHIFT;
+	*ret_pages = ((a + len - 1) >> GMEM_PAGE_SHIFT) - *ret_first + 1;
+	return 0;
+}
+
 static int gmem_map_uncached(struct gmem *g, uint64_t addr, uint64_t len, bool write,
 			     void **ret_ptr)
 {
@@ -604,10 +614,8 @@ static int gmem_map_uncached(struct gmem *g, uint64_t addr, uint64_t len, bool w
 	int *errs = NULL, r;
 	void *base;
 
-	if (a + len < a || a + len - 1 > (~GMEM_GRANT_BIT))
+	if (gmem_pages(a, len, &first, &pages) < 0)
 		return -EFAULT;
-	first = a >> GMEM_PAGE_SHIFT;
-	pages = ((a + len - 1) >> GMEM_PAGE_SHIFT) - first + 1;
 	if (pages > GMEM_MAX_PAGES)
 		return -E2BIG;
 	r = gmem_make_room(g, pages, 1, 0);
@@ -670,17 +678,15 @@ static int gmem_map_uncached(struct gmem *g, uint64_t addr, uint64_t len, bool w
 static int gmem_map_any(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret_ptr);
 
 /* The grant copy segments of one range, after the @n already in @segs; -EOPNOTSUPP if too many. */
-static int gmem_copy_segs(const struct gmem *g, const struct gmem_copy *c,
+static int gmem_copy_segs(const struct gmem *g, const struct virtio_copy *c,
 			  xengnttab_grant_copy_segment_t *segs, unsigned int *n)
 {
-	uint64_t a = c->addr & ~GMEM_GRANT_BIT, first, pages, i, done = 0;
+	uint64_t a = c->gpa & ~GMEM_GRANT_BIT, first, pages, i, done = 0;
 
-	if (!(c->addr & GMEM_GRANT_BIT))
+	if (!(c->gpa & GMEM_GRANT_BIT))
 		return -EOPNOTSUPP;
-	if (c->len == 0 || a + c->len < a || a + c->len - 1 > ~GMEM_GRANT_BIT)
+	if (gmem_pages(a, c->len, &first, &pages) < 0)
 		return -EFAULT;
-	first = a >> GMEM_PAGE_SHIFT;
-	pages = ((a + c->len - 1) >> GMEM_PAGE_SHIFT) - first + 1;
 	if (pages > GMEM_COPY_PAGES - *n)
 		return -EOPNOTSUPP;
 	if (first + pages - 1 > UINT32_MAX)
@@ -705,7 +711,7 @@ static int gmem_copy_segs(const struct gmem *g, const struct gmem_copy *c,
 	return 0;
 }
 
-int gmem_copy(struct gmem *g, const struct gmem_copy *c, unsigned int n)
+int gmem_copy(struct gmem *g, const struct virtio_copy *c, unsigned int n)
 {
 	xengnttab_grant_copy_segment_t segs[GMEM_COPY_PAGES];
 	unsigned int nsegs = 0, i;

@@ -930,18 +930,11 @@ int guest_mmio_map(void *opaque, uint64_t gpa, uint64_t len, bool write, void **
 int guest_mmio_copy(void *opaque, const struct virtio_copy *c, unsigned int n)
 {
 	struct guest_mmio *m = opaque;
-	struct gmem_copy gc[GMEM_COPY_PAGES];
 
-	/* Each range is at least a page's segment: more would not be copied anyway. */
-	if (n > GMEM_COPY_PAGES)
-		return -EOPNOTSUPP;
-	for (unsigned int i = 0; i < n; i++) {
+	for (unsigned int i = 0; i < n; i++)
 		if (!!(c[i].gpa & GMEM_GRANT_BIT) != m->grants)
 			return -EFAULT;
-		gc[i] = (struct gmem_copy){ .addr = c[i].gpa, .buf = c[i].buf, .len = c[i].len,
-					    .to_guest = c[i].to_guest };
-	}
-	return gmem_copy(m->guest->gmem, gc, n);
+	return gmem_copy(m->guest->gmem, c, n);
 }
 
 void guest_mmio_unmap(void *opaque, void *ptr, uint64_t len)

@@ -594,7 +594,7 @@ static uint64_t grant_addr(uint32_t ref, uint64_t off)
 /* One range by gmem_copy(). */
 static int copy1(struct gmem *g, uint64_t addr, void *buf, uint64_t len, bool to_guest)
 {
-	struct gmem_copy c = { .addr = addr, .buf = buf, .len = len, .to_guest = to_guest };
+	struct virtio_copy c = { .gpa = addr, .buf = buf, .len = len, .to_guest = to_guest };
 
 	return gmem_copy(g, &c, 1);
 }
@@ -703,7 +703,7 @@ static void test_grant_copy_ranges_in_one_call(void **state)
 	char hdr[16] = { 0 }, status = 0;
 	struct gmem_stats st;
 	uint32_t rh, rs;
-	struct gmem_copy c[2] = {
+	struct virtio_copy c[2] = {
 		{ .buf = hdr, .len = 16 },
 		{ .buf = &status, .len = 1 },
 	};
@@ -712,19 +712,19 @@ static void test_grant_copy_ranges_in_one_call(void **state)
 	assert_int_equal(xensim_grant(sim, domid, (RAM >> 12) + 81, false, &rs), 0);
 	guest_write(RAM + 80 * 4096 + 0x100, "header, 15 byte", 16);
 	guest_write(RAM + 81 * 4096 + 0x7, "\xff", 1);
-	c[0].addr = grant_addr(rh, 0x100);
-	c[1].addr = grant_addr(rs, 0x7);
+	c[0].gpa = grant_addr(rh, 0x100);
+	c[1].gpa = grant_addr(rs, 0x7);
 	assert_int_equal(gmem_copy(g, c, 2), 0);
 	assert_string_equal(hdr, "header, 15 byte");
 	assert_int_equal((uint8_t)status, 0xff);
 	gmem_get_stats(g, &st);
 	assert_int_equal(st.copies, 1);
 	/* One bad range fails the call. */
-	c[1].addr = grant_addr(4001, 0);
+	c[1].gpa = grant_addr(4001, 0);
 	assert_int_equal(gmem_copy(g, c, 2), -EFAULT);
 	/* More pages than one call takes: nothing copied, the caller maps. */
 	c[0].len = GMEM_COPY_PAGES * 4096;
-	c[1].addr = grant_addr(rs, 0x7);
+	c[1].gpa = grant_addr(rs, 0x7);
 	assert_int_equal(gmem_copy(g, c, 2), -EOPNOTSUPP);
 	gmem_get_stats(g, &st);
 	assert_int_equal(st.copies, 1);
