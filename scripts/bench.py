@@ -79,22 +79,19 @@ class ThreadSampler:
         self.stop.set()
         self.t.join()
 
-    def total_at(self, t):
-        """The daemon's CPU seconds (all threads) at monotonic time @t, between the samples around it."""
-        s = self.samples
-        tot = [(ts, sum(c.values()) / TICK) for ts, c in s]
-        if not tot or t <= tot[0][0]:
-            return tot[0][1] if tot else None
-        for (ta, a), (tb, b) in zip(tot, tot[1:]):
-            if ta <= t <= tb:
-                return a + (b - a) * (t - ta) / (tb - ta) if tb > ta else b
-        return tot[-1][1]
-
     def cpu_between(self, t0, t1):
-        """CPU seconds the daemon used from @t0 to @t1 (monotonic seconds), None without samples there."""
-        if len(self.samples) < 2 or t0 < self.samples[0][0] or t1 > self.samples[-1][0]:
+        """CPU seconds the daemon used from @t0 to @t1 (monotonic seconds), each end interpolated
+        between the samples around it; None unless both lie within the samples."""
+        tot = [(ts, sum(c.values()) / TICK) for ts, c in self.samples]
+
+        def at(t):
+            for (ta, a), (tb, b) in zip(tot, tot[1:]):
+                if ta <= t <= tb:
+                    return a + (b - a) * (t - ta) / (tb - ta) if tb > ta else b
             return None
-        return self.total_at(t1) - self.total_at(t0)
+
+        lo, hi = at(t0), at(t1)
+        return hi - lo if lo is not None and hi is not None else None
 
     def utilisation(self, window):
         """{thread: share of one CPU} over the window of about @window s where the daemon used most CPU."""
@@ -332,7 +329,7 @@ def us_or_none(seconds):
 
 def timed_cpu_per_req(sampler, rows):
     """The daemon's CPU seconds per guest request over the timed phase (xensim's start_us..end_us of
-    every disk; the untimed stamping and the checks after it left out), as fio's own is over its run."""
+    every disk; the untimed stamping and the checks after it left out)."""
     try:
         t0 = min(int(r["start_us"]) for r in rows) / 1e6
         t1 = max(int(r["end_us"]) for r in rows) / 1e6
@@ -880,8 +877,8 @@ def main():
           "fio: its whole process's user+system time (wait4 rusage: the job threads and the kernel's "
           "io_uring workers that do its buffered writes; a few ms of start-up included) per request.  "
           "CPU ratio: vblkd's over fio's.  "
-          "null-engine IOPS: the same guests against vblkd with no IO at all, what the simulated guests and "
-          "their traps allow on this machine.")
+          "null-engine IOPS: the same guests against vblkd with no IO at all; not a ceiling at depth: "
+          "it completes every request at once, so nothing is in flight and the guest keeps notifying.")
     print_io_threads(tcomp, a.time)
     return finish(a, idle, results, ipr, vhost, tcomp)
 
