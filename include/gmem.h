@@ -115,6 +115,6 @@ void gmem_wait_room(struct gmem *gmem);
 /* Drop every cached chunk nobody uses (the guest changed its memory map: IOREQ_TYPE_INVALIDATE). */
 void gmem_invalidate(struct gmem *gmem);
 
-void gmem_get_stats(const struct gmem *gmem, struct gmem_stats *ret_stats);
+void gmem_get_stats(struct gmem *gmem, struct gmem_stats *ret_stats);
 
 #endif

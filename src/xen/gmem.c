@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Guest memory for one guest: a bounded cache of foreign-mapped chunks in one reserved VA range, plus grants. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,13 @@ struct gmem {
 	bool failed_all;		/* the last -ENOBUFS was the limit of all guests */
 	bool waiting;			/* waits on this guest's own limits (gmem_wait_room()) */
 	struct gmem_stats stats;
+	/*
+	 * Every call but gmem_new() and gmem_free() holds it: a guest's disks
+	 * may be served by several IO threads.  Uncontended (one thread serves
+	 * each disk, a guest's disks rarely all map at once) it costs two
+	 * atomic operations per call; a cache miss holds it for its hypercall.
+	 */
+	pthread_mutex_t lock;
 };
 
 static uint32_t gmem_hash(const struct gmem *g, uint64_t chunk)
@@ -287,6 +295,7 @@ int gmem_new(xenforeignmemory_handle *fmem, xengnttab_handle *xgt, unsigned int 
 	g = calloc(1, sizeof(*g));
 	if (!g)
 		return -ENOMEM;
+	pthread_mutex_init(&g->lock, NULL);
 	g->fmem = fmem;
 	g->xgt = xgt;
 	g->domid = domid;
@@ -320,6 +329,7 @@ int gmem_new(xenforeignmemory_handle *fmem, xengnttab_handle *xgt, unsigned int 
 	return 0;
 
 err_free:
+	pthread_mutex_destroy(&g->lock);
 	free(g->hash);
 	free(g->slots);
 	free(g);
@@ -361,6 +371,7 @@ void gmem_free(struct gmem *g)
 	/* What this guest held is the others' again (its users are gone: no room() call). */
 	if (g->budget)
 		g->budget->maps -= g->stats.maps + g->stats.cached_chunks;
+	pthread_mutex_destroy(&g->lock);
 	free(g->hash);
 	free(g->slots);
 	free(g);
@@ -370,10 +381,12 @@ void gmem_wait_room(struct gmem *g)
 {
 	if (!g->budget)
 		return;
+	pthread_mutex_lock(&g->lock);
 	if (g->failed_all)
 		g->budget->waiting = true;
 	else
 		g->waiting = true;
+	pthread_mutex_unlock(&g->lock);
 }
 
 void gmem_set_owner(struct gmem *g, void *owner)
@@ -732,17 +745,22 @@ int gmem_copy(struct gmem *g, const struct virtio_copy *c, unsigned int n)
 	for (i = 0; i < nsegs; i++)
 		if (segs[i].status != GNTST_okay)
 			return -EFAULT;
+	pthread_mutex_lock(&g->lock);
 	g->stats.copies++;
+	pthread_mutex_unlock(&g->lock);
 	return 0;
 }
 
 int gmem_map(struct gmem *g, uint64_t addr, uint64_t len, bool write, void **ret_ptr)
 {
-	int r = gmem_map_any(g, addr, len, write, ret_ptr);
+	int r;
 
+	pthread_mutex_lock(&g->lock);
+	r = gmem_map_any(g, addr, len, write, ret_ptr);
 	/* Counted here: a cached chunk refused for room may still be mapped on its own. */
 	if (r == -ENOBUFS)
 		g->stats.budget_waits++;
+	pthread_mutex_unlock(&g->lock);
 	return r;
 }
 
@@ -820,7 +838,7 @@ static int gmem_map_any(struct gmem *g, uint64_t addr, uint64_t len, bool write,
 	return 0;
 }
 
-void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
+static void gmem_unmap_locked(struct gmem *g, void *ptr, uint64_t len)
 {
 	uint8_t *p = ptr;
 	struct gmem_uncached **pp, *u;
@@ -863,10 +881,18 @@ void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
 	}
 }
 
+void gmem_unmap(struct gmem *g, void *ptr, uint64_t len)
+{
+	pthread_mutex_lock(&g->lock);
+	gmem_unmap_locked(g, ptr, len);
+	pthread_mutex_unlock(&g->lock);
+}
+
 void gmem_invalidate(struct gmem *g)
 {
 	uint32_t s;
 
+	pthread_mutex_lock(&g->lock);
 	while (g->lru_head != GMEM_NONE)
 		gmem_slot_release(g, g->lru_head);
 	/*
@@ -879,9 +905,12 @@ void gmem_invalidate(struct gmem *g)
 			g->slots[s].stale = true;
 		}
 	}
+	pthread_mutex_unlock(&g->lock);
 }
 
-void gmem_get_stats(const struct gmem *g, struct gmem_stats *ret_stats)
+void gmem_get_stats(struct gmem *g, struct gmem_stats *ret_stats)
 {
+	pthread_mutex_lock(&g->lock);
 	*ret_stats = g->stats;
+	pthread_mutex_unlock(&g->lock);
 }
