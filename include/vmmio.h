@@ -39,6 +39,13 @@ uint64_t vmmio_read(struct vmmio_dev *m, uint64_t offset, unsigned int size);
  */
 bool vmmio_write_posted(uint64_t offset);
 void vmmio_write(struct vmmio_dev *m, uint64_t offset, unsigned int size, uint64_t value);
+/*
+ * Whether this access touches nothing but the device's InterruptStatus
+ * (reading it, or InterruptACK), which is atomic: it may be made on another
+ * thread than the one that serves the device, while the device exists.
+ * Such a write changes nothing vmmio_save() keeps and never waits.
+ */
+bool vmmio_any_thread(uint64_t offset, unsigned int size, bool write);
 /* Whether a write at @offset may change the state vmmio_save() and virtio_dev_save() keep. */
 bool vmmio_write_saves(uint64_t offset);
 

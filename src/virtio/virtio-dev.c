@@ -26,6 +26,11 @@ struct virtio_dev {
 	struct log_ratelimit rl;
 
 	uint8_t status;
+	/*
+	 * Atomic: the device raises it on the thread that serves its queues,
+	 * and a transport may read and acknowledge it from another
+	 * (vmmio_any_thread()), as a real device's is set under its driver.
+	 */
 	uint32_t isr;
 	uint32_t config_gen;
 	uint64_t driver_features;	/* as written by the driver */
@@ -109,13 +114,17 @@ uint16_t virtio_dev_queue_num_max(const struct virtio_dev *vdev) { return vdev->
 uint32_t virtio_dev_config_size(const struct virtio_dev *vdev) { return vdev->p.config_size; }
 uint8_t virtio_dev_status(const struct virtio_dev *vdev) { return vdev->status; }
 uint64_t virtio_dev_driver_features(const struct virtio_dev *vdev) { return vdev->driver_features; }
-uint32_t virtio_dev_isr(const struct virtio_dev *vdev) { return vdev->isr; }
+uint32_t virtio_dev_isr(const struct virtio_dev *vdev)
+{
+	return __atomic_load_n(&vdev->isr, __ATOMIC_ACQUIRE);
+}
+
 uint32_t virtio_dev_config_generation(const struct virtio_dev *vdev) { return vdev->config_gen; }
 uint64_t virtio_dev_features(const struct virtio_dev *vdev) { return vdev->features; }
 
 void virtio_dev_isr_ack(struct virtio_dev *vdev, uint32_t bits)
 {
-	vdev->isr &= ~bits;
+	__atomic_fetch_and(&vdev->isr, ~bits, __ATOMIC_ACQ_REL);
 }
 
 bool virtio_dev_has_feature(const struct virtio_dev *vdev, unsigned int bit)
@@ -131,7 +140,7 @@ bool virtio_dev_running(const struct virtio_dev *vdev)
 
 void virtio_dev_raise(struct virtio_dev *vdev, uint32_t bits)
 {
-	vdev->isr |= bits;
+	__atomic_fetch_or(&vdev->isr, bits, __ATOMIC_ACQ_REL);
 	if (vdev->t.ops->notify)
 		vdev->t.ops->notify(vdev->t.opaque);
 }
@@ -168,7 +177,7 @@ static void device_reset(struct virtio_dev *vdev)
 	}
 	vdev->ops->reset(vdev->opaque);
 	vdev->status = 0;
-	vdev->isr = 0;
+	__atomic_store_n(&vdev->isr, 0, __ATOMIC_RELEASE);
 	vdev->driver_features = 0;
 	vdev->features = 0;
 	vdev->features_latched = false;
@@ -542,7 +551,7 @@ int virtio_dev_save(const struct virtio_dev *vdev, struct virtio_dev_state *st, 
 	st->version = VIRTIO_DEV_STATE_VERSION;
 	st->features = vdev->features;
 	st->driver_features = vdev->driver_features;
-	st->isr = vdev->isr;
+	st->isr = virtio_dev_isr(vdev);
 	st->config_generation = vdev->config_gen;
 	st->status = vdev->status;
 	st->features_latched = vdev->features_latched;
@@ -644,7 +653,7 @@ int virtio_dev_restore(struct virtio_dev *vdev, const struct virtio_dev_state *s
 	vdev->driver_features = st->driver_features;
 	vdev->features_latched = st->features_latched;
 	vdev->status = st->status;
-	vdev->isr = st->isr;
+	__atomic_store_n(&vdev->isr, st->isr, __ATOMIC_RELEASE);
 	vdev->config_gen = st->config_generation;
 	for (i = 0; i < vdev->p.num_queues; i++) {
 		vdev->queues[i].s = st->queues[i];

@@ -246,6 +246,12 @@ bool vmmio_write_posted(uint64_t offset)
 	return offset == REG_QUEUE_NOTIFY;
 }
 
+bool vmmio_any_thread(uint64_t offset, unsigned int size, bool write)
+{
+	/* InterruptStatus and InterruptACK, well formed: the device's ISR, atomic, and nothing else. */
+	return size == 4 && offset == (write ? REG_INTERRUPT_ACK : REG_INTERRUPT_STATUS);
+}
+
 bool vmmio_write_saves(uint64_t offset)
 {
 	/*

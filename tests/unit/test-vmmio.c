@@ -593,6 +593,25 @@ static void test_packed_queue_size_need_not_be_power_of_two(void **state)
 	vt_free(vt);
 }
 
+/*
+ * The accesses another thread may make (the guest's, while an IO thread
+ * serves the device): reading InterruptStatus and writing InterruptACK,
+ * 32 bits wide; nothing else, not even their wrong directions or widths.
+ */
+static void test_any_thread_only_interrupt_status_and_ack(void **state)
+{
+	assert_true(vmmio_any_thread(0x060, 4, false));
+	assert_true(vmmio_any_thread(0x064, 4, true));
+	assert_false(vmmio_any_thread(0x060, 4, true));
+	assert_false(vmmio_any_thread(0x064, 4, false));
+	assert_false(vmmio_any_thread(0x060, 2, false));
+	assert_false(vmmio_any_thread(0x064, 8, true));
+	assert_false(vmmio_any_thread(0x050, 4, true));	/* QueueNotify runs the rings */
+	assert_false(vmmio_any_thread(0x070, 4, true));	/* Status may reset the device */
+	assert_false(vmmio_any_thread(0x070, 4, false));
+	assert_false(vmmio_any_thread(0x100, 4, false));	/* config space */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -635,6 +654,7 @@ int main(void)
 		cmocka_unit_test(test_legacy_tiny_queue_align_needs_reset),
 		cmocka_unit_test(test_legacy_pfn_outside_memory_needs_reset),
 		cmocka_unit_test(test_packed_queue_size_need_not_be_power_of_two),
+		cmocka_unit_test(test_any_thread_only_interrupt_status_and_ack),
 	};
 
 	log_set_level(LOG_LEVEL_ERR);
