@@ -48,12 +48,13 @@ void fastpath_free(struct fastpath *fp);
 /*
  * Try the fast path for the register window at @base with @num_queues
  * queues and SPI @irq: an ioeventfd per queue, calling @notify(@data, queue)
- * from the loop when the guest wrote that queue's index to QueueNotify, and
+ * from @loop (NULL: the guest's; called on @loop's thread, which removes the
+ * window too) when the guest wrote that queue's index to QueueNotify, and
  * an irqfd for fastpath_window_raise().  Whatever the kernel says, the
  * window works (on the plain path where it must); the guest's first window
  * logs which path the guest got and why.  -ENOMEM only.
  */
-int fastpath_window_add(struct fastpath *fp, uint64_t base, unsigned int irq,
+int fastpath_window_add(struct fastpath *fp, struct loop *loop, uint64_t base, unsigned int irq,
 			unsigned int num_queues, void (*notify)(void *data, unsigned int queue),
 			void *data, struct fastpath_window **ret_window);
 void fastpath_window_remove(struct fastpath_window *w);

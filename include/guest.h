@@ -25,6 +25,13 @@ struct guest_mmio_ops {
 	bool (*write)(void *dev, uint64_t offset, unsigned int size, uint64_t value);
 	/* Optional: writes at @offset need no waiting: answer the vCPU before acting on them. */
 	bool (*posted)(uint64_t offset);
+	/*
+	 * Optional: this access touches only what the device keeps atomic
+	 * (InterruptStatus): the guest's thread makes it itself, not handing it
+	 * to the window's thread (guest_mmio_serve_on()), until
+	 * guest_mmio_close().
+	 */
+	bool (*any_thread)(uint64_t offset, unsigned int size, bool write);
 };
 
 /* Daemon-wide Xen handles (device model, foreign memory, grant tables). */
@@ -113,6 +120,18 @@ void *guest_data(const struct guest *guest);
 int guest_mmio_add(struct guest *guest, uint64_t base, uint64_t size, unsigned int irq,
 		   bool grants, const struct guest_mmio_ops *ops, void *dev,
 		   struct guest_mmio **ret_mmio);
+/*
+ * The window's device is served by @t's thread, whose loop is @loop: the
+ * guest's vCPUs' accesses to it are handed to that thread, answered there,
+ * and its fast path notifications come from @loop.  Before
+ * guest_mmio_enable() / guest_mmio_adopt(); then the window's functions
+ * below (but guest_mmio_get_fast_path()) are called on that thread only,
+ * and the window is removed there before its guest is freed (what was
+ * handed over and not yet run by then is answered "no device").  Without
+ * this call, the guest's own thread serves it.
+ */
+struct iothread;
+void guest_mmio_serve_on(struct guest_mmio *mmio, struct iothread *t, struct loop *loop);
 int guest_mmio_enable(struct guest_mmio *mmio);
 /* The window of an adopted server: its range is mapped already (by the previous process). */
 void guest_mmio_adopt(struct guest_mmio *mmio);
@@ -130,7 +149,13 @@ void guest_mmio_get_fast_path(const struct guest_mmio *mmio, bool *ret_notify, b
  * "unsupported", "failed" or "untried" (no disk yet), and why not (a
  * sentence, "" when on).
  */
-const char *guest_fast_path(const struct guest *guest, const char **ret_why);
+const char *guest_fast_path(struct guest *guest, const char **ret_why);
+/*
+ * The window's device is going: from now on no access reaches it from
+ * another thread than the window's (ops->any_thread); the window itself
+ * stays until guest_mmio_remove().  Accepts NULL.
+ */
+void guest_mmio_close(struct guest_mmio *mmio);
 /* Answer the vCPUs whose writes to this window write() left waiting. */
 void guest_mmio_resume(struct guest_mmio *mmio);
 /* Unmap the range from the server (if enabled) and forget the window. */

@@ -84,6 +84,7 @@ struct fastpath_queue {
 
 struct fastpath_window {
 	struct fastpath *fp;
+	struct loop *loop;	/* where its queues' eventfds are watched */
 	uint64_t base;
 	unsigned int irq;
 	unsigned int num_queues;
@@ -310,7 +311,7 @@ static int fastpath_notify_on(struct fastpath_window *w)
 			r = -errno;
 			break;
 		}
-		r = loop_add_fd(fp->loop, q->fd, EPOLLIN, fastpath_queue_ready, q, &q->src);
+		r = loop_add_fd(w->loop, q->fd, EPOLLIN, fastpath_queue_ready, q, &q->src);
 		if (r < 0)
 			break;
 		io = fastpath_ioeventfd_args(q);
@@ -411,7 +412,7 @@ static void fastpath_log(struct fastpath *fp)
 		i ? "the kernel (irqfd)" : "set_irq_level", *fp->why ? "; " : "", fp->why);
 }
 
-int fastpath_window_add(struct fastpath *fp, uint64_t base, unsigned int irq,
+int fastpath_window_add(struct fastpath *fp, struct loop *loop, uint64_t base, unsigned int irq,
 			unsigned int num_queues, void (*notify)(void *data, unsigned int queue),
 			void *data, struct fastpath_window **ret_window)
 {
@@ -421,7 +422,7 @@ int fastpath_window_add(struct fastpath *fp, uint64_t base, unsigned int irq,
 
 	if (!w)
 		return -ENOMEM;
-	*w = (struct fastpath_window){ .fp = fp, .base = base, .irq = irq,
+	*w = (struct fastpath_window){ .fp = fp, .loop = loop ? loop : fp->loop, .base = base, .irq = irq,
 				       .num_queues = num_queues, .irq_fd = -1, .notify = notify,
 				       .data = data };
 	/*

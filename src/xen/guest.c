@@ -4,6 +4,8 @@
 #define __XEN_TOOLS__ 1
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +25,7 @@
 #include "fastpath.h"
 #include "gmem.h"
 #include "guest.h"
+#include "iothread.h"
 #include "log.h"
 #include "loop.h"
 #include "util.h"
@@ -62,11 +65,28 @@ struct guest_mmio {
 	unsigned int irq;
 	bool grants;
 	bool enabled;
+	bool closed;			/* guest_mmio_close(): any_thread() accesses are handed over too */
 	const struct guest_mmio_ops *ops;
 	void *dev;
 	unsigned int waiting;		/* vCPUs whose write to this window is not answered yet */
 	struct fastpath_window *fpw;	/* NULL until guest_mmio_fast_path() */
+	struct iothread *t;		/* the thread its accesses go to (NULL: the guest's) */
+	struct loop *loop;		/* that thread's loop (NULL: the guest's) */
+	struct log_ratelimit rl;	/* for what is logged on that thread */
 	struct guest_mmio *next;
+};
+
+/*
+ * A vCPU's access to a window another thread serves (guest_mmio_serve_on()),
+ * handed over; one per vCPU, since a vCPU waits for each answer.
+ */
+struct guest_fwd {
+	struct iothread_work w;
+	struct guest *g;
+	unsigned int vcpu;
+	struct iothread *t;		/* where it went */
+	ioreq_t req;
+	bool away;			/* atomic: not answered yet, another thread's */
 };
 
 struct guest {
@@ -82,19 +102,59 @@ struct guest {
 	unsigned int nr_vcpus;
 	evtchn_port_t *local_ports;	/* per vCPU */
 	uint32_t *vcpu_of_port;		/* local port -> vCPU + 1 (0: not ours) */
-	struct guest_mmio **waiting;	/* per vCPU: the window its unanswered write went to */
+	/*
+	 * Per vCPU: the window its unanswered write went to.  Written by the
+	 * thread that serves that window, read by others: atomic (relaxed).
+	 */
+	struct guest_mmio **waiting;
+	struct guest_fwd *fwd;		/* per vCPU */
 	evtchn_port_t max_port;
 	struct gmem *gmem;
 	struct fastpath *fp;		/* the kernel fast path (fastpath.c: how it shares the slots) */
 	struct loop_source *recheck;	/* one-shot: slots the kernel held when we looked */
+	/*
+	 * The windows and the fast path's: the guest's thread finds a window
+	 * on every access while threads serving its disks add and remove
+	 * theirs.  Taken for a list walk, never across a device's handler.
+	 */
+	pthread_mutex_t lock;
 	struct guest_mmio *mmios;
-	struct guest_stats stats;
+	struct guest_stats stats;	/* counters: atomic (relaxed), several threads count */
 	struct log_ratelimit rl;
 	bool dead;
 	bool adopting;			/* guest_adopt() until guest_adopt_resume(): slots wait */
 	bool keep;			/* guest_detach(): Xen's side stays for a successor */
 	void *data;			/* guest_set_data() */
 };
+
+/*
+ * A vCPU slot's state: the low 4 bits (ioreq_t's state:4, on the
+ * little-endian ABIs Xen runs on: checked by guest_sys_open()) of the byte
+ * after _pad0.  Loaded with acquire and stored with release: the thread that
+ * takes a vCPU's next ioreq may not be the one that answered its last
+ * (guest_fwd_run()), and what orders the two runs through Xen, out of
+ * ThreadSanitizer's sight; the barriers Xen pairs with are these too.
+ */
+#define GUEST_STATE_BYTE (offsetof(ioreq_t, _pad0) + sizeof(uint16_t))
+
+static volatile uint8_t *guest_state_byte(volatile ioreq_t *slot)
+{
+	return (volatile uint8_t *)slot + GUEST_STATE_BYTE;
+}
+
+static uint8_t guest_slot_state(volatile ioreq_t *slot)
+{
+	return __atomic_load_n(guest_state_byte(slot), __ATOMIC_ACQUIRE) & 0xf;
+}
+
+/* Only the state's bits: the others are the ioreq's (data_is_ptr, dir, df). */
+static void guest_slot_set_state(volatile ioreq_t *slot, uint8_t state)
+{
+	volatile uint8_t *p = guest_state_byte(slot);
+	uint8_t b = __atomic_load_n(p, __ATOMIC_RELAXED);
+
+	__atomic_store_n(p, (uint8_t)((b & 0xf0) | state), __ATOMIC_RELEASE);
+}
 
 /*
  * The guests' share of the process's memory areas: vm.max_map_count less
@@ -126,8 +186,16 @@ static void guest_budget_init(struct gmem_budget *b)
 
 int guest_sys_open(struct guest_sys **ret_sys)
 {
-	struct guest_sys *sys = calloc(1, sizeof(*sys));
+	struct guest_sys *sys;
+	ioreq_t probe = { 0 };
 	int r;
+
+	probe.state = 0xf;
+	if (((const uint8_t *)&probe)[GUEST_STATE_BYTE] != 0xf) {
+		log_err("this build's ioreq_t keeps its state elsewhere than vblkd expects");
+		return -ENOTSUP;
+	}
+	sys = calloc(1, sizeof(*sys));
 
 	if (!sys)
 		return -ENOMEM;
@@ -225,6 +293,7 @@ void guest_sys_close(struct guest_sys *sys)
 	free(sys);
 }
 
+/* Under g->lock. */
 static struct guest_mmio *guest_find_mmio(struct guest *g, uint64_t addr)
 {
 	struct guest_mmio *m;
@@ -262,35 +331,42 @@ static bool guest_write(struct guest *g, unsigned int vcpu, struct guest_mmio *m
 {
 	if (m->ops->write(m->dev, off, size, val))
 		return true;
-	g->waiting[vcpu] = m;
+	__atomic_store_n(&g->waiting[vcpu], m, __ATOMIC_RELAXED);
 	m->waiting++;
 	return false;
 }
 
+static void guest_count(uint64_t *counter)
+{
+	__atomic_fetch_add(counter, 1, __ATOMIC_RELAXED);
+}
+
 /*
  * Handle one MMIO ioreq; false when its answer must wait (guest_mmio_resume()).
+ * @rl: for the warning about an access to no device (NULL: none).
  * Xen routes only our ranges to us, but the values come from a guest's
  * instruction: size, count and data_is_ptr are checked.
  */
 static bool guest_handle_mmio(struct guest *g, unsigned int vcpu, struct guest_mmio *m,
-			      ioreq_t *req)
+			      ioreq_t *req, struct log_ratelimit *rl)
 {
 	unsigned int size = req->size, i, count = req->count ? req->count : 1;
 	uint64_t mask, step, val = 0;
 
 	if (!m || (size != 1 && size != 2 && size != 4 && size != 8) || count > GUEST_MAX_REPS ||
 	    req->addr + size - 1 - m->base >= m->size) {
-		g->stats.bad_ioreqs++;
-		log_ratelimited(&g->rl, LOG_LEVEL_WARNING,
-				"dom %u: ignoring MMIO %s of %u x %u bytes at 0x%llx: no device there",
-				g->domid, req->dir == IOREQ_READ ? "read" : "write", count, size,
-				(unsigned long long)req->addr);
+		guest_count(&g->stats.bad_ioreqs);
+		if (rl)
+			log_ratelimited(rl, LOG_LEVEL_WARNING, "dom %u: ignoring MMIO %s of %u x %u "
+					"bytes at 0x%llx: no device there", g->domid,
+					req->dir == IOREQ_READ ? "read" : "write", count, size,
+					(unsigned long long)req->addr);
 		if (req->dir == IOREQ_READ && !req->data_is_ptr)
 			req->data = UINT64_MAX;
 		return true;
 	}
 	mask = guest_size_mask(size);
-	g->stats.ioreqs++;
+	guest_count(&g->stats.ioreqs);
 	if (count == 1 && !req->data_is_ptr) {
 		/* What Xen on Arm sends (one access, value in the ioreq): the hot path. */
 		if (req->dir == IOREQ_READ) {
@@ -334,9 +410,89 @@ static void guest_respond(struct guest *g, unsigned int vcpu)
 {
 	volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[vcpu];
 
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	slot->state = STATE_IORESP_READY;
+	/* Before the answer: the vCPU's next access may be handed over again. */
+	__atomic_store_n(&g->fwd[vcpu].away, false, __ATOMIC_RELAXED);
+	guest_slot_set_state(slot, STATE_IORESP_READY);
 	xenevtchn_notify(g->xce, g->local_ports[vcpu]);
+}
+
+/* Whether @vcpu's ioreq is being handled here or elsewhere (its answer will come). */
+static bool guest_vcpu_busy(struct guest *g, unsigned int vcpu)
+{
+	return __atomic_load_n(&g->waiting[vcpu], __ATOMIC_RELAXED) ||
+	       __atomic_load_n(&g->fwd[vcpu].away, __ATOMIC_RELAXED);
+}
+
+/*
+ * Handle @vcpu's taken ioreq @req (a copy; its slot is INPROCESS) for window
+ * @m (NULL: no device there), on the thread that serves @m, and answer it
+ * unless the device makes it wait (guest_mmio_resume()).
+ */
+static void guest_serve(struct guest *g, unsigned int vcpu, struct guest_mmio *m, ioreq_t *req,
+			struct log_ratelimit *rl)
+{
+	volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[vcpu];
+
+	/*
+	 * A posted write (QueueNotify) returns nothing the vCPU waits for:
+	 * answer it first, so the guest runs on while the device acts on it
+	 * (submitting IO to the kernel takes a while).  Nothing is reordered:
+	 * this vCPU's next access, and every other ioreq to this window, is
+	 * handled on this thread after the write's effects.  Writes from guest
+	 * memory (data_is_ptr) still wait: the vCPU must not change the source
+	 * under us.
+	 */
+	if (m && req->dir == IOREQ_WRITE && !req->data_is_ptr && m->ops->posted &&
+	    m->ops->posted(req->addr - m->base)) {
+		guest_respond(g, vcpu);
+		if (!guest_handle_mmio(g, vcpu, m, req, rl)) {
+			/* Answered already: nothing to wait for after all. */
+			__atomic_store_n(&g->waiting[vcpu], NULL, __ATOMIC_RELAXED);
+			m->waiting--;
+		}
+		return;
+	}
+
+	switch (req->type) {
+	case IOREQ_TYPE_COPY:
+		if (!guest_handle_mmio(g, vcpu, m, req, rl))
+			return;	/* answered by guest_mmio_resume() */
+		break;
+	case IOREQ_TYPE_INVALIDATE:
+		/* The guest's memory map changed (e.g. ballooning): drop idle mappings. */
+		gmem_invalidate(g->gmem);
+		break;
+	case IOREQ_TYPE_TIMEOFFSET:
+		break;
+	default:
+		guest_count(&g->stats.bad_ioreqs);
+		log_ratelimited(&g->rl, LOG_LEVEL_WARNING, "dom %u: ignoring ioreq of type %u",
+				g->domid, req->type);
+		if (req->dir == IOREQ_READ && !req->data_is_ptr)
+			req->data = UINT64_MAX;
+		break;
+	}
+
+	slot->data = req->data;
+	guest_respond(g, vcpu);
+}
+
+/* On the thread a vCPU's access was handed to: its window, if it is still there and ours. */
+static void guest_fwd_run(struct iothread_work *w)
+{
+	struct guest_fwd *f = container_of(w, struct guest_fwd, w);
+	struct guest *g = f->g;
+	/* A copy: once a posted write is answered, the vCPU's next access may be handed over. */
+	ioreq_t req = f->req;
+	struct guest_mmio *m;
+
+	pthread_mutex_lock(&g->lock);
+	m = guest_find_mmio(g, req.addr);
+	pthread_mutex_unlock(&g->lock);
+	/* Removed meanwhile (its disk closed): answered as an access to no device, unlogged. */
+	if (m && m->t != f->t)
+		m = NULL;
+	guest_serve(g, f->vcpu, m, &req, m ? &m->rl : NULL);
 }
 
 /*
@@ -347,7 +503,9 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, bool taken)
 {
 	volatile ioreq_t *slot = &g->iopage->vcpu_ioreq[vcpu];
 	struct guest_mmio *m = NULL;
-	uint8_t state = slot->state;
+	struct iothread *t = NULL;
+	uint8_t state = guest_slot_state(slot);
+	bool claimed = false;
 	ioreq_t req;
 
 	if (state != STATE_IOREQ_READY && !(taken && state == STATE_IOREQ_INPROCESS)) {
@@ -356,14 +514,17 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, bool taken)
 		 * it while it compares, and puts a write it does not take back
 		 * to READY with no further event (fastpath.c): look again soon.
 		 */
-		if (state == STATE_IOREQ_INPROCESS && !g->waiting[vcpu] &&
-		    fastpath_notify_active(g->fp))
-			loop_timer_set(g->recheck, GUEST_RECHECK_US, 0);
+		if (state == STATE_IOREQ_INPROCESS && !guest_vcpu_busy(g, vcpu)) {
+			pthread_mutex_lock(&g->lock);
+			if (fastpath_notify_active(g->fp))
+				loop_timer_set(g->recheck, GUEST_RECHECK_US, 0);
+			pthread_mutex_unlock(&g->lock);
+		}
 		return;	/* spurious or already answered */
 	}
-	/* Pairs with Xen's write barrier before it set STATE_IOREQ_READY. */
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	/* After the state's load (acquire): pairs with Xen's write barrier before it set READY. */
 	memcpy(&req, (const void *)slot, sizeof(req));
+	pthread_mutex_lock(&g->lock);
 	/*
 	 * A QueueNotify the kernel completes (ioeventfd): its handler runs
 	 * after ours woke us, so we may be first; both answering would hand
@@ -371,55 +532,44 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, bool taken)
 	 * on events only, and the one of this ioreq came before it was told.
 	 */
 	if (!taken && state == STATE_IOREQ_READY && req.type == IOREQ_TYPE_COPY &&
-	    req.dir == IOREQ_WRITE && fastpath_claims(g->fp, req.addr, req.size, req.data))
+	    req.dir == IOREQ_WRITE)
+		claimed = fastpath_claims(g->fp, req.addr, req.size, req.data);
+	if (!claimed && req.type == IOREQ_TYPE_COPY) {
+		m = guest_find_mmio(g, req.addr);
+		t = m ? m->t : NULL;
+	}
+	if (claimed) {
+		pthread_mutex_unlock(&g->lock);
 		return;
+	}
 	/* Forward only: Xen crashes a domain whose slot goes back (xen/common/ioreq.c wait_for_io). */
 	if (state == STATE_IOREQ_READY)
-		slot->state = STATE_IOREQ_INPROCESS;
-
-	if (req.type == IOREQ_TYPE_COPY)
-		m = guest_find_mmio(g, req.addr);
+		guest_slot_set_state(slot, STATE_IOREQ_INPROCESS);
 	/*
-	 * A posted write (QueueNotify) returns nothing the vCPU waits for:
-	 * answer it first, so the guest runs on while the device acts on it
-	 * (submitting IO to the kernel takes a while).  Nothing is reordered:
-	 * this vCPU's next access, and every other ioreq, is handled on this
-	 * thread after the write's effects.  Writes from guest memory
-	 * (data_is_ptr) still wait: the vCPU must not change the source under us.
+	 * Another thread's window, but an access to what its device keeps
+	 * atomic (the interrupt handler's InterruptStatus and InterruptACK):
+	 * made here, under the lock that keeps the device from going
+	 * (guest_mmio_close()), and the vCPU spared a second thread's wake-up.
 	 */
-	if (m && req.dir == IOREQ_WRITE && !req.data_is_ptr && m->ops->posted &&
-	    m->ops->posted(req.addr - m->base)) {
-		guest_respond(g, vcpu);
-		if (!guest_handle_mmio(g, vcpu, m, &req)) {
-			/* Answered already: nothing to wait for after all. */
-			g->waiting[vcpu] = NULL;
-			m->waiting--;
-		}
+	if (t && !iothread_is_current(t) && !m->closed && m->ops->any_thread && req.count <= 1 &&
+	    !req.data_is_ptr && m->ops->any_thread(req.addr - m->base, req.size,
+						   req.dir == IOREQ_WRITE)) {
+		guest_serve(g, vcpu, m, &req, &g->rl);
+		pthread_mutex_unlock(&g->lock);
 		return;
 	}
+	pthread_mutex_unlock(&g->lock);
+	if (t && !iothread_is_current(t)) {
+		/* The window is served by another thread: the access goes there, answered there. */
+		struct guest_fwd *f = &g->fwd[vcpu];
 
-	switch (req.type) {
-	case IOREQ_TYPE_COPY:
-		if (!guest_handle_mmio(g, vcpu, m, &req))
-			return;	/* answered by guest_mmio_resume() */
-		break;
-	case IOREQ_TYPE_INVALIDATE:
-		/* The guest's memory map changed (e.g. ballooning): drop idle mappings. */
-		gmem_invalidate(g->gmem);
-		break;
-	case IOREQ_TYPE_TIMEOFFSET:
-		break;
-	default:
-		g->stats.bad_ioreqs++;
-		log_ratelimited(&g->rl, LOG_LEVEL_WARNING, "dom %u: ignoring ioreq of type %u",
-				g->domid, req.type);
-		if (req.dir == IOREQ_READ && !req.data_is_ptr)
-			req.data = UINT64_MAX;
-		break;
+		f->req = req;
+		f->t = t;
+		__atomic_store_n(&f->away, true, __ATOMIC_RELAXED);
+		iothread_queue(t, &f->w);
+		return;
 	}
-
-	slot->data = req.data;
-	guest_respond(g, vcpu);
+	guest_serve(g, vcpu, m, &req, &g->rl);
 }
 
 static void guest_evtchn_ready(struct loop_source *src, int fd, uint32_t events, void *data)
@@ -460,8 +610,11 @@ static int guest_bind_vcpus(struct guest *g)
 
 	g->local_ports = calloc(g->nr_vcpus, sizeof(*g->local_ports));
 	g->waiting = calloc(g->nr_vcpus, sizeof(*g->waiting));
-	if (!g->local_ports || !g->waiting)
+	g->fwd = calloc(g->nr_vcpus, sizeof(*g->fwd));
+	if (!g->local_ports || !g->waiting || !g->fwd)
 		goto err_nomem;
+	for (i = 0; i < g->nr_vcpus; i++)
+		g->fwd[i] = (struct guest_fwd){ .w.fn = guest_fwd_run, .g = g, .vcpu = i };
 	for (i = 0; i < g->nr_vcpus; i++) {
 		xenevtchn_port_or_error_t lp;
 
@@ -606,6 +759,7 @@ static struct guest *guest_alloc(struct guest_sys *sys, unsigned int domid)
 	g->sys = sys;
 	g->domid = domid;
 	g->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
+	pthread_mutex_init(&g->lock, NULL);
 	return g;
 }
 
@@ -706,7 +860,7 @@ void guest_adopt_resume(struct guest *g)
 	 * IORESP_READY: answered, but its notification may be lost.
 	 */
 	for (unsigned int i = 0; i < g->nr_vcpus; i++) {
-		uint8_t state = g->iopage->vcpu_ioreq[i].state;
+		uint8_t state = guest_slot_state(&g->iopage->vcpu_ioreq[i]);
 
 		if (state == STATE_IOREQ_READY || state == STATE_IOREQ_INPROCESS)
 			guest_handle_vcpu(g, i, true);
@@ -766,7 +920,9 @@ static void guest_unmap_range(struct guest_mmio *m, bool quiet)
 
 	if (!m->enabled)
 		return;
+	pthread_mutex_lock(&g->lock);
 	m->enabled = false;
+	pthread_mutex_unlock(&g->lock);
 	if (xendevicemodel_unmap_io_range_from_ioreq_server(g->sys->dmod, (domid_t)g->domid, g->id,
 							    1, m->base, m->base + m->size - 1) < 0 &&
 	    !quiet)
@@ -787,8 +943,13 @@ void guest_free(struct guest *g, bool dead)
 	 * ranges and the vCPUs waiting in their slots stay as they are, and the
 	 * guest's ends of the event channels become unbound when ours close.
 	 */
+	/* Windows of other threads went with their disks, before (guest_mmio_serve_on()). */
 	while (g->mmios)
 		guest_mmio_remove(g->mmios);
+	/* Nothing is still handed over then; should something be, it never runs. */
+	for (i = 0; g->fwd && i < g->nr_vcpus; i++)
+		if (g->fwd[i].t)
+			iothread_cancel(g->fwd[i].t, &g->fwd[i].w);
 	/* The kernel's registrations go before the ports they hang on (fastpath.c). */
 	fastpath_free(g->fp);
 	loop_remove(g->recheck);
@@ -809,7 +970,9 @@ void guest_free(struct guest *g, bool dead)
 	gmem_free(g->gmem);
 	free(g->vcpu_of_port);
 	free(g->waiting);
+	free(g->fwd);
 	free(g->local_ports);
+	pthread_mutex_destroy(&g->lock);
 	free(g);
 }
 
@@ -835,11 +998,10 @@ int guest_mmio_add(struct guest *g, uint64_t base, uint64_t size, unsigned int i
 
 	if (size == 0 || base + size < base)
 		return -EINVAL;
+	struct guest_mmio *o;
+
 	if (grants && !g->sys->xgt)
 		return -EOPNOTSUPP;
-	for (m = g->mmios; m; m = m->next)
-		if (base < m->base + m->size && m->base < base + size)
-			return -EADDRINUSE;
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -850,9 +1012,25 @@ int guest_mmio_add(struct guest *g, uint64_t base, uint64_t size, unsigned int i
 	m->grants = grants;
 	m->ops = ops;
 	m->dev = dev;
+	m->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
+	pthread_mutex_lock(&g->lock);
+	for (o = g->mmios; o; o = o->next) {
+		if (base < o->base + o->size && o->base < base + size) {
+			pthread_mutex_unlock(&g->lock);
+			free(m);
+			return -EADDRINUSE;
+		}
+	}
 	slist_push(&g->mmios, m, next);
+	pthread_mutex_unlock(&g->lock);
 	*ret_mmio = m;
 	return 0;
+}
+
+void guest_mmio_serve_on(struct guest_mmio *m, struct iothread *t, struct loop *loop)
+{
+	m->t = t;
+	m->loop = loop;
 }
 
 int guest_mmio_enable(struct guest_mmio *m)
@@ -873,13 +1051,26 @@ int guest_mmio_enable(struct guest_mmio *m)
 		log_info("dom %u: MMIO 0x%llx was mapped to IOREQ server %u already: taken over",
 			 g->domid, (unsigned long long)m->base, g->id);
 	}
+	pthread_mutex_lock(&g->lock);
 	m->enabled = true;
+	pthread_mutex_unlock(&g->lock);
 	return 0;
 }
 
 void guest_mmio_adopt(struct guest_mmio *m)
 {
+	pthread_mutex_lock(&m->guest->lock);
 	m->enabled = true;
+	pthread_mutex_unlock(&m->guest->lock);
+}
+
+void guest_mmio_close(struct guest_mmio *m)
+{
+	if (!m)
+		return;
+	pthread_mutex_lock(&m->guest->lock);
+	m->closed = true;
+	pthread_mutex_unlock(&m->guest->lock);
 }
 
 void guest_mmio_resume(struct guest_mmio *m)
@@ -888,9 +1079,9 @@ void guest_mmio_resume(struct guest_mmio *m)
 	unsigned int i;
 
 	for (i = 0; m->waiting && i < g->nr_vcpus; i++) {
-		if (g->waiting[i] != m)
+		if (__atomic_load_n(&g->waiting[i], __ATOMIC_RELAXED) != m)
 			continue;
-		g->waiting[i] = NULL;
+		__atomic_store_n(&g->waiting[i], NULL, __ATOMIC_RELAXED);
 		m->waiting--;
 		/* A write: nothing to return.  A dead guest's memory is not to be touched. */
 		if (!g->dead)
@@ -900,20 +1091,29 @@ void guest_mmio_resume(struct guest_mmio *m)
 
 void guest_mmio_remove(struct guest_mmio *m)
 {
+	struct guest *g;
+
 	if (!m)
 		return;
+	g = m->guest;
+	pthread_mutex_lock(&g->lock);
 	fastpath_window_remove(m->fpw);
 	m->fpw = NULL;
+	pthread_mutex_unlock(&g->lock);
 	/* A window going away answers whoever still waits on it, unless kept for a successor. */
-	if (m->guest->keep) {
-		for (unsigned int i = 0; m->waiting && i < m->guest->nr_vcpus; i++)
-			if (m->guest->waiting[i] == m)
-				m->guest->waiting[i] = NULL;
+	if (g->keep) {
+		for (unsigned int i = 0; m->waiting && i < g->nr_vcpus; i++)
+			if (__atomic_load_n(&g->waiting[i], __ATOMIC_RELAXED) == m)
+				__atomic_store_n(&g->waiting[i], NULL, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&g->lock);
 		m->enabled = false;
+		pthread_mutex_unlock(&g->lock);
 	}
 	guest_mmio_resume(m);
-	guest_unmap_range(m, m->guest->dead);
-	slist_remove(&m->guest->mmios, m, next);
+	guest_unmap_range(m, g->dead);
+	pthread_mutex_lock(&g->lock);
+	slist_remove(&g->mmios, m, next);
+	pthread_mutex_unlock(&g->lock);
 	free(m);
 }
 
@@ -963,20 +1163,24 @@ void guest_mmio_notify(void *opaque)
 	 * second one).  With an irqfd the kernel makes that very call.
 	 */
 	if (fastpath_window_raise(m->fpw)) {
-		g->stats.irqs++;
+		guest_count(&g->stats.irqs);
 		return;
 	}
 	if (xendevicemodel_set_irq_level(g->sys->dmod, (domid_t)g->domid, m->irq, 1) < 0) {
-		log_ratelimited(&g->rl, LOG_LEVEL_WARNING, "dom %u: cannot raise IRQ %u: %m",
+		log_ratelimited(&m->rl, LOG_LEVEL_WARNING, "dom %u: cannot raise IRQ %u: %m",
 				g->domid, m->irq);
 		return;
 	}
-	g->stats.irqs++;
+	guest_count(&g->stats.irqs);
 }
 
 void guest_get_stats(const struct guest *g, struct guest_stats *ret_stats)
 {
-	*ret_stats = g->stats;
+	*ret_stats = (struct guest_stats){
+		.ioreqs = __atomic_load_n(&g->stats.ioreqs, __ATOMIC_RELAXED),
+		.bad_ioreqs = __atomic_load_n(&g->stats.bad_ioreqs, __ATOMIC_RELAXED),
+		.irqs = __atomic_load_n(&g->stats.irqs, __ATOMIC_RELAXED),
+	};
 	gmem_get_stats(g->gmem, &ret_stats->mem);
 }
 
@@ -993,23 +1197,34 @@ static void guest_mmio_queue_notify(void *data, unsigned int queue)
 
 int guest_mmio_fast_path(struct guest_mmio *m, unsigned int num_queues)
 {
-	if (m->fpw)
-		return 0;
-	return fastpath_window_add(m->guest->fp, m->base, m->irq, num_queues,
-				   guest_mmio_queue_notify, m, &m->fpw);
+	struct guest *g = m->guest;
+	int r = 0;
+
+	pthread_mutex_lock(&g->lock);
+	if (!m->fpw)
+		r = fastpath_window_add(g->fp, m->loop, m->base, m->irq, num_queues,
+					guest_mmio_queue_notify, m, &m->fpw);
+	pthread_mutex_unlock(&g->lock);
+	return r;
 }
 
 void guest_mmio_get_fast_path(const struct guest_mmio *m, bool *ret_notify, bool *ret_irq)
 {
+	pthread_mutex_lock(&m->guest->lock);
 	*ret_notify = fastpath_window_notify_on(m->fpw);
 	*ret_irq = fastpath_window_irq_on(m->fpw);
+	pthread_mutex_unlock(&m->guest->lock);
 }
 
-const char *guest_fast_path(const struct guest *g, const char **ret_why)
+const char *guest_fast_path(struct guest *g, const char **ret_why)
 {
-	enum fastpath_state n = fastpath_notify_state(g->fp), i = fastpath_irq_state(g->fp);
+	enum fastpath_state n, i;
 
-	*ret_why = fastpath_why(g->fp);
+	pthread_mutex_lock(&g->lock);
+	n = fastpath_notify_state(g->fp);
+	i = fastpath_irq_state(g->fp);
+	*ret_why = fastpath_why(g->fp);	/* its text changes only when a window is added */
+	pthread_mutex_unlock(&g->lock);
 	if (n == FASTPATH_ON && i == FASTPATH_ON)
 		return "on";
 	if (n == FASTPATH_ON || i == FASTPATH_ON)

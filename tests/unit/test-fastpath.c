@@ -118,7 +118,7 @@ static void test_both_on_kernel_claims_registered_notifies_only(void **state)
 	struct fastpath_window *w;
 
 	assert_int_equal(fastpath_new(X, true, 0, L, 3, page, ports, 2, &fp), 0);
-	assert_int_equal(fastpath_window_add(fp, 0x2000000, 33, 2, nop_notify, NULL, &w), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000000, 33, 2, nop_notify, NULL, &w), 0);
 	assert_int_equal(ioeventfd_calls, 2);	/* one per queue */
 	assert_int_equal(fastpath_notify_state(fp), FASTPATH_ON);
 	assert_int_equal(fastpath_irq_state(fp), FASTPATH_ON);
@@ -140,8 +140,8 @@ static void test_enotty_plain_path_not_asked_again(void **state)
 
 	ioeventfd_ret = irqfd_ret = -ENOTTY;
 	assert_int_equal(fastpath_new(X, true, 0, L, 3, page, ports, 2, &fp), 0);
-	assert_int_equal(fastpath_window_add(fp, 0x2000000, 33, 2, nop_notify, NULL, &w1), 0);
-	assert_int_equal(fastpath_window_add(fp, 0x2000200, 34, 2, nop_notify, NULL, &w2), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000000, 33, 2, nop_notify, NULL, &w1), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000200, 34, 2, nop_notify, NULL, &w2), 0);
 	assert_int_equal(ioeventfd_calls, 1);
 	assert_int_equal(irqfd_calls, 1);
 	assert_int_equal(fastpath_notify_state(fp), FASTPATH_UNSUPPORTED);
@@ -160,7 +160,7 @@ static void test_irqfd_only_kernel_is_partial(void **state)
 	/* Linux 6.6: IRQFD, no IOEVENTFD. */
 	ioeventfd_ret = -ENOTTY;
 	assert_int_equal(fastpath_new(X, true, 0, L, 3, page, ports, 2, &fp), 0);
-	assert_int_equal(fastpath_window_add(fp, 0x2000000, 33, 1, nop_notify, NULL, &w), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000000, 33, 1, nop_notify, NULL, &w), 0);
 	assert_int_equal(fastpath_notify_state(fp), FASTPATH_UNSUPPORTED);
 	assert_int_equal(fastpath_irq_state(fp), FASTPATH_ON);
 	assert_false(fastpath_window_notify_on(w));
@@ -176,7 +176,7 @@ static void test_second_queue_refused_window_stays_plain(void **state)
 	assert_int_equal(fastpath_new(X, true, 0, L, 3, page, ports, 2, &fp), 0);
 	/* A refusal other than "no such ioctl": that window stays plain, the guest says "failed". */
 	ioeventfd_ret = -EBUSY;
-	assert_int_equal(fastpath_window_add(fp, 0x2000200, 34, 2, nop_notify, NULL, &w), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000200, 34, 2, nop_notify, NULL, &w), 0);
 	assert_false(fastpath_window_notify_on(w));
 	assert_false(fastpath_claims(fp, 0x2000250, 4, 0));
 	assert_int_equal(fastpath_notify_state(fp), FASTPATH_FAILED);
@@ -189,7 +189,7 @@ static void test_off_asks_nothing(void **state)
 	struct fastpath_window *w;
 
 	assert_int_equal(fastpath_new(NULL, false, 0, L, 3, page, ports, 2, &fp), 0);
-	assert_int_equal(fastpath_window_add(fp, 0x2000000, 33, 2, nop_notify, NULL, &w), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000000, 33, 2, nop_notify, NULL, &w), 0);
 	assert_int_equal(ioeventfd_calls + irqfd_calls, 0);
 	assert_int_equal(fastpath_notify_state(fp), FASTPATH_OFF);
 	assert_non_null(strstr(fastpath_why(fp), "--no-fast-path"));
@@ -213,7 +213,7 @@ static void test_ioeventfd_stored_before_assign_dropped_after(void **state)
 	struct fastpath_window *w;
 
 	assert_int_equal(fastpath_new(X, true, 0, L, 3, page, ports, 2, &fp), 0);
-	assert_int_equal(fastpath_window_add(fp, 0x2000000, 33, 2, nop_notify, NULL, &w), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000000, 33, 2, nop_notify, NULL, &w), 0);
 	/* The second queue's assign saw both stored: the first's, and its own already. */
 	assert_int_equal(stored_at_assign, 2);
 	svcmgr_drain(&mgr);
@@ -232,7 +232,7 @@ static void test_refused_assign_leaves_store_empty(void **state)
 
 	ioeventfd_ret = -EBUSY;
 	assert_int_equal(fastpath_new(X, true, 0, L, 3, page, ports, 2, &fp), 0);
-	assert_int_equal(fastpath_window_add(fp, 0x2000000, 33, 1, nop_notify, NULL, &w), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000000, 33, 1, nop_notify, NULL, &w), 0);
 	svcmgr_drain(&mgr);
 	assert_int_equal(svcmgr_count(&mgr, "vblkd-ioeventfd."), 0);
 	fastpath_free(fp);
@@ -360,8 +360,8 @@ static void test_no_manager_warns_once(void **state)
 	log_set_level(LOG_LEVEL_WARNING);
 	log_set_fd(fd);
 	assert_int_equal(fastpath_new(X, true, 0, L, 3, page, ports, 2, &fp), 0);
-	assert_int_equal(fastpath_window_add(fp, 0x2000000, 33, 2, nop_notify, NULL, &w1), 0);
-	assert_int_equal(fastpath_window_add(fp, 0x2000200, 34, 2, nop_notify, NULL, &w2), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000000, 33, 2, nop_notify, NULL, &w1), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000200, 34, 2, nop_notify, NULL, &w2), 0);
 	/* Still on the fast path: the warning is advice, not a refusal. */
 	assert_int_equal(fastpath_notify_state(fp), FASTPATH_ON);
 	fastpath_free(fp);
