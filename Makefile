@@ -264,10 +264,11 @@ check-run: all fuzz-build
 
 # ThreadSanitizer (issue 19, IO threads): the IO thread module's unit test, the end-to-end tests
 # named *io_threads* (several guests on 2 and 3 IO threads: data, a guest destroyed mid-IO, a
-# disk removed mid-IO, --status) and the restart test on IO threads, with the daemon and the
-# simulator built with -fsanitize=thread in build/tsan (the restart test: TSAN_RESTART_KILLS kills
-# and SIGTERMs with 3 IO threads).  A race reported stops the daemon
-# (halt_on_error, exit 66): the test sees it fail.  No suppressions.
+# disk removed mid-IO, one guest's disks on two threads, --status) and the restart test on IO
+# threads, with the daemon and the simulator built with -fsanitize=thread in build/tsan (the
+# restart test: TSAN_RESTART_KILLS kills and SIGTERMs with 3 IO threads, each guest's two disks on
+# two of them).  A race reported stops the daemon (halt_on_error, exit 66): the test sees it fail.
+# No suppressions.
 TSAN_BUILD := build/tsan
 TSAN_TESTS := test-iothread test-e2e test-restart
 # Reports go to files too: a daemon killed by a test (restarts) leaves them there.
@@ -285,6 +286,7 @@ check-tsan:
 	$(Q)cd $(TSAN_BUILD)/tests && $(TSAN_ENV) E2E_FILTER='*io_threads*' ./test-e2e \
 		>test-e2e.log 2>&1 || { cat test-e2e.log; exit 1; }
 	$(Q)cd $(TSAN_BUILD)/tests && $(TSAN_ENV) RESTART_KILLS=$(TSAN_RESTART_KILLS) RESTART_IO_THREADS=3 \
+		RESTART_GUEST_THREADS=2 \
 		./test-restart \
 		>test-restart.log 2>&1 || { cat test-restart.log; exit 1; }
 	$(Q)if ls $(TSAN_BUILD)/tests/tsan-report.* >/dev/null 2>&1; then \

@@ -23,6 +23,13 @@ struct daemon_opts {
 	 * (0: everything on the caller's loop, as with one thread).
 	 */
 	unsigned int io_threads;
+	/*
+	 * How many IO threads one guest's disks may spread over (0 or 1: its
+	 * disks are served by its own thread; more: a guest with several
+	 * disks keeps several threads busy, its vCPUs' accesses to the disks
+	 * of other threads handed over to them).
+	 */
+	unsigned int guest_threads;
 	unsigned int queue_depth;	/* block engine requests in flight per disk (0: default) */
 	/* Serve one backing file under several disks even if one of them writes it (else refused). */
 	bool allow_shared;

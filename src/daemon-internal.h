@@ -17,9 +17,13 @@ struct dguest;
 
 /*
  * An IO thread of the daemon (or, with --io-threads=0, the main loop): the
- * guests and vhost-user exports it serves, with everything of theirs
- * (IOREQ server event channels, fast-path eventfds, timers, block engines),
- * are touched on that thread only.  The main thread acts on them through
+ * guests, disks and vhost-user exports it serves, with everything of theirs
+ * (a guest's IOREQ server event channels; a disk's device, fast-path
+ * eventfds, timers, block engine), are touched on that thread only.  A
+ * guest's disks may be on other threads than the guest: its vCPUs' accesses
+ * to a disk's registers are handed to the disk's thread (guest.c,
+ * guest_mmio_serve_on()), and the guest's memory cache is shared (gmem.c,
+ * under its own lock).  The main thread acts on them through
  * daemon_thread_call(), which runs there while main waits; an IO thread
  * tells main through work queued on d->main (a disk idle, see daemon.c).
  */
@@ -29,7 +33,8 @@ struct dthread {
 	struct loop *loop;
 	struct blk_ctx *blk_ctx;	/* its disks' shared completion context (libaio), or NULL */
 	struct loop_source *blk_ctx_src;
-	struct dguest *guests;		/* its guests (tnext): written on this thread only */
+	struct dguest *guests;		/* the guests whose IOREQ server it serves (tnext): this thread's */
+	struct ddisk *disks;		/* its disks (tnext): written on this thread only */
 	/* The main thread's counts, for placing guests and for --status. */
 	unsigned int nguests;
 	unsigned int ndisks;
@@ -46,6 +51,7 @@ enum ddisk_state {
 
 struct ddisk {
 	struct dguest *dg;
+	struct dthread *th;		/* the thread that serves it (its guest's, or another) */
 	unsigned int devid;
 	char name[48];			/* "dom 3 disk 51712" */
 	char *path;
@@ -67,7 +73,15 @@ struct ddisk {
 	enum ddisk_state state;
 	struct log_ratelimit rl;
 	struct iothread_work idle;	/* stopped and idle: released by the main thread */
-	struct ddisk *next;
+	struct ddisk *next;		/* dg->disks: written on the main thread only */
+	struct ddisk *tnext;		/* th->disks */
+};
+
+/* A guest's mappings may go on: its disks on one thread look again (daemon_guest_room()). */
+struct dguest_room {
+	struct iothread_work w;
+	struct dguest *g;
+	struct dthread *th;
 };
 
 struct dguest {
@@ -79,7 +93,8 @@ struct dguest {
 	bool dead;
 	bool adopted;			/* its IOREQ server is a previous process's */
 	uint8_t handle[16];		/* the domain's (guest_sys_domain_handle()) */
-	struct dthread *th;		/* the thread that serves it */
+	struct dthread *th;		/* the thread that serves its IOREQ server */
+	struct dguest_room *room;	/* one per thread (d->nthreads) */
 	struct dguest *next;		/* d->guests: written on the main thread only */
 	struct dguest *tnext;		/* th->guests */
 };
@@ -132,11 +147,23 @@ void daemon_threads_halt(struct daemon *d);
 void daemon_threads_close(struct daemon *d);
 /* The thread that serves least (disks and exports, then guests), for a new guest or export. */
 struct dthread *daemon_thread_pick(struct daemon *d);
+/*
+ * The thread for a new disk of @g: its guest's (--guest-threads=1, the
+ * default); else the one that serves fewest disks and exports, among those
+ * the one with fewest of @g's disks, then its guest's own, without @g's
+ * disks going to more than --guest-threads threads.
+ */
+struct dthread *daemon_disk_thread_pick(struct daemon *d, const struct dguest *g);
+/* @g's per-thread room work (g->room); -ENOMEM.  Cancelled by daemon_guest_room_free(). */
+int daemon_guest_room_new(struct dguest *g);
+void daemon_guest_room_free(struct dguest *g);
+/* Every thread has run what was queued to it before this call (main only). */
+void daemon_threads_barrier(struct daemon *d);
 /* Run @fn(@data) on @th's thread while the caller (the main thread) waits. */
 void daemon_thread_call(struct dthread *th, void (*fn)(void *data), void *data);
 /* Every thread's guests' devices may try to map again (on theirs). */
 void daemon_threads_room(struct daemon *d);
-/* The devices of @g that wait for room try again (on @g's thread). */
+/* The devices of @g that wait for room try again (on their threads; from any thread). */
 void daemon_guest_room(struct dguest *g);
 
 #endif

@@ -192,10 +192,10 @@ static struct json_object *daemon_memory_json(const struct gmem_stats *m)
 	return mc;
 }
 
-static struct json_object *daemon_guest_json(const struct dguest *g, uint64_t now)
+/* The guest's own part (its disks are added by the caller, each from its thread). */
+static struct json_object *daemon_guest_json(const struct dguest *g)
 {
-	struct json_object *jg = json_object_new_object(), *disks = json_object_new_array();
-	const struct ddisk *k;
+	struct json_object *jg = json_object_new_object();
 	struct guest_stats gs;
 
 	guest_get_stats(g->guest, &gs);
@@ -212,17 +212,15 @@ static struct json_object *daemon_guest_json(const struct dguest *g, uint64_t no
 		json_object_object_add(jg, "fast_path", json_object_new_string(fp));
 		json_object_object_add(jg, "fast_path_why", json_object_new_string(why));
 	}
-	for (k = g->disks; k; k = k->next)
-		json_object_array_add(disks, daemon_disk_json(k, now));
-	json_object_object_add(jg, "disks", disks);
 	return jg;
 }
 
-/* A guest's or an export's part, built on the thread that serves it while main waits. */
+/* A guest's, a disk's or an export's part, built on the thread that serves it while main waits. */
 struct daemon_status_part {
 	const struct daemon *d;
 	const struct dguest *g;
-	unsigned int vhost;		/* export index, when !g */
+	const struct ddisk *k;
+	unsigned int vhost;		/* export index, when neither */
 	uint64_t now;
 	struct json_object *o;
 };
@@ -231,20 +229,35 @@ static void daemon_status_part(void *data)
 {
 	struct daemon_status_part *p = data;
 
-	if (p->g)
-		p->o = daemon_guest_json(p->g, p->now);
+	if (p->k)
+		p->o = daemon_disk_json(p->k, p->now);
+	else if (p->g)
+		p->o = daemon_guest_json(p->g);
 	else
 		p->o = daemon_vhost_json(p->d->vhost[p->vhost]);
 }
 
-static struct json_object *daemon_part_json(const struct daemon *d, struct dthread *th,
-					    const struct dguest *g, unsigned int vhost, uint64_t now)
+static struct json_object *daemon_part_json(struct daemon_status_part *p, struct dthread *th)
 {
-	struct daemon_status_part p = { .d = d, .g = g, .vhost = vhost, .now = now };
+	daemon_thread_call(th, daemon_status_part, p);
+	json_object_object_add(p->o, "io_thread", json_object_new_string(iothread_name(th->t)));
+	return p->o;
+}
 
-	daemon_thread_call(th, daemon_status_part, &p);
-	json_object_object_add(p.o, "io_thread", json_object_new_string(iothread_name(th->t)));
-	return p.o;
+/* A guest with its disks: its IOREQ server's thread, each disk's own. */
+static struct json_object *daemon_guest_part(const struct daemon *d, const struct dguest *g,
+					     uint64_t now)
+{
+	struct daemon_status_part p = { .d = d, .g = g, .now = now };
+	struct json_object *jg = daemon_part_json(&p, g->th), *disks = json_object_new_array();
+
+	for (const struct ddisk *k = g->disks; k; k = k->next) {
+		struct daemon_status_part pk = { .d = d, .k = k, .now = now };
+
+		json_object_array_add(disks, daemon_part_json(&pk, k->th));
+	}
+	json_object_object_add(jg, "disks", disks);
+	return jg;
 }
 
 /* Each IO thread: what it serves, and the CPU time it used ("main": --io-threads=0). */
@@ -256,9 +269,15 @@ static struct json_object *daemon_threads_json(const struct daemon *d)
 		const struct dthread *th = &d->threads[i];
 		struct json_object *o = json_object_new_object(), *domids = json_object_new_array();
 
-		for (const struct dguest *g = d->guests; g; g = g->next)
-			if (g->th == th)
+		/* Whose IOREQ server it serves or some of whose disks. */
+		for (const struct dguest *g = d->guests; g; g = g->next) {
+			bool ours = g->th == th;
+
+			for (const struct ddisk *k = g->disks; k && !ours; k = k->next)
+				ours = k->th == th;
+			if (ours)
 				json_object_array_add(domids, json_object_new_int64(g->domid));
+		}
 		json_object_object_add(o, "name", json_object_new_string(iothread_name(th->t)));
 		json_object_object_add(o, "guests", domids);
 		daemon_add_u64(o, "disks", th->ndisks);
@@ -315,11 +334,14 @@ char *daemon_status_json(const struct daemon *d)
 	json_object_object_add(root, "engine", json_object_new_string(blk_engine_name(d->opts.engine)));
 	daemon_status_polling(d, root);
 	for (g = d->guests; g; g = g->next)
-		json_object_array_add(guests, daemon_part_json(d, g->th, g, 0, now));
+		json_object_array_add(guests, daemon_guest_part(d, g, now));
 	json_object_object_add(root, "guests", guests);
 	json_object_object_add(root, "xen", json_object_new_boolean(d->xen));
-	for (unsigned int i = 0; i < daemon_vhost_count(d); i++)
-		json_object_array_add(vhost, daemon_part_json(d, d->vhost_th[i], NULL, i, now));
+	for (unsigned int i = 0; i < daemon_vhost_count(d); i++) {
+		struct daemon_status_part p = { .d = d, .vhost = i, .now = now };
+
+		json_object_array_add(vhost, daemon_part_json(&p, d->vhost_th[i]));
+	}
 	json_object_object_add(root, "vhost_user", vhost);
 	json_object_object_add(root, "io_threads", daemon_threads_json(d));
 	out = strdup(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |

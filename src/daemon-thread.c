@@ -59,19 +59,60 @@ static void daemon_thread_ctx_close(void *data)
 	th->blk_ctx = NULL;
 }
 
+/* On @th's thread: its disks of @g (NULL: all) try to map again. */
+static void daemon_thread_room_of(struct dthread *th, const struct dguest *g)
+{
+	for (struct ddisk *k = th->disks; k; k = k->tnext)
+		if (k->vblk && (!g || k->dg == g))
+			vblk_poll_soon(k->vblk);
+}
+
+static void daemon_guest_room_run(struct iothread_work *w)
+{
+	struct dguest_room *r = container_of(w, struct dguest_room, w);
+
+	daemon_thread_room_of(r->th, r->g);
+}
+
 void daemon_guest_room(struct dguest *g)
 {
-	for (struct ddisk *k = g->disks; k; k = k->next)
-		if (k->vblk)
-			vblk_poll_soon(k->vblk);
+	struct daemon *d = g->d;
+
+	/* Any thread may serve some of its disks; one with none does nothing. */
+	for (unsigned int i = 0; i < d->nthreads; i++) {
+		if (iothread_is_current(d->threads[i].t))
+			daemon_thread_room_of(&d->threads[i], g);
+		else
+			iothread_queue(d->threads[i].t, &g->room[i].w);
+	}
+}
+
+int daemon_guest_room_new(struct dguest *g)
+{
+	struct daemon *d = g->d;
+
+	g->room = calloc(d->nthreads, sizeof(*g->room));
+	if (!g->room)
+		return -ENOMEM;
+	for (unsigned int i = 0; i < d->nthreads; i++)
+		g->room[i] = (struct dguest_room){ .w.fn = daemon_guest_room_run, .g = g,
+						   .th = &d->threads[i] };
+	return 0;
+}
+
+void daemon_guest_room_free(struct dguest *g)
+{
+	for (unsigned int i = 0; g->room && i < g->d->nthreads; i++)
+		iothread_cancel(g->d->threads[i].t, &g->room[i].w);
+	free(g->room);
+	g->room = NULL;
 }
 
 static void daemon_thread_room(struct iothread_work *w)
 {
 	struct dthread *th = container_of(w, struct dthread, room);
 
-	for (struct dguest *g = th->guests; g; g = g->tnext)
-		daemon_guest_room(g);
+	daemon_thread_room_of(th, NULL);
 }
 
 void daemon_threads_room(struct daemon *d)
@@ -125,7 +166,12 @@ int daemon_threads_open(struct daemon *d)
 			daemon_thread_call(th, daemon_thread_ctx_open, th);
 		daemon_thread_call(th, daemon_thread_poll_max, th);
 	}
-	if (d->opts.io_threads)
+	if (d->opts.guest_threads > n)
+		d->opts.guest_threads = n;
+	if (d->opts.io_threads && d->opts.guest_threads > 1)
+		log_info("%u IO threads; one guest's disks spread over up to %u of them", n,
+			 d->opts.guest_threads);
+	else if (d->opts.io_threads)
 		log_info("%u IO thread%s", n, n == 1 ? "" : "s");
 	return 0;
 }
@@ -168,7 +214,57 @@ struct dthread *daemon_thread_pick(struct daemon *d)
 	return best;
 }
 
+/* How many of @g's disks @th serves (main thread). */
+static unsigned int daemon_guest_disks_on(const struct dguest *g, const struct dthread *th)
+{
+	unsigned int n = 0;
+
+	for (const struct ddisk *k = g->disks; k; k = k->next)
+		n += k->th == th;
+	return n;
+}
+
+struct dthread *daemon_disk_thread_pick(struct daemon *d, const struct dguest *g)
+{
+	unsigned int spread = d->opts.guest_threads, used = 0;
+	struct dthread *best = g->th;
+	unsigned int best_load, best_own;
+
+	if (spread <= 1 || d->nthreads == 1)
+		return g->th;
+	for (unsigned int i = 0; i < d->nthreads; i++)
+		used += &d->threads[i] != g->th && daemon_guest_disks_on(g, &d->threads[i]) > 0;
+	used++;		/* its own thread, with or without disks */
+	best_load = best->ndisks + best->nvhost;
+	best_own = daemon_guest_disks_on(g, best);
+	for (unsigned int i = 0; i < d->nthreads; i++) {
+		struct dthread *th = &d->threads[i];
+		unsigned int load = th->ndisks + th->nvhost, own = daemon_guest_disks_on(g, th);
+
+		/* At --guest-threads of them, its disks stay on the threads they are on. */
+		if (used >= spread && !own && th != g->th)
+			continue;
+		/* The least busy; among those, the one with fewest of this guest's disks. */
+		if (load < best_load || (load == best_load && own < best_own)) {
+			best = th;
+			best_load = load;
+			best_own = own;
+		}
+	}
+	return best;
+}
+
 void daemon_thread_call(struct dthread *th, void (*fn)(void *data), void *data)
 {
 	iothread_call(th->t, fn, data);
+}
+
+static void daemon_thread_nothing(void *data)
+{
+}
+
+void daemon_threads_barrier(struct daemon *d)
+{
+	for (unsigned int i = 0; i < d->nthreads; i++)
+		daemon_thread_call(&d->threads[i], daemon_thread_nothing, NULL);
 }

@@ -73,6 +73,9 @@ static bool daemon_mmio_write(void *dev, uint64_t offset, unsigned int size, uin
 	if (!k->vblk)
 		return true;
 	vmmio_write(k->regs, offset, size, value);
+	/* Maybe on its guest's thread (daemon_mmio_ops.any_thread): nothing else of k's is touched. */
+	if (vmmio_any_thread(offset, size, true))
+		return true;
 	/* Saved before the vCPU is answered: a successor repeats the access or starts after it. */
 	if (k->rec && vmmio_write_saves(offset))
 		daemon_disk_save(k);
@@ -87,6 +90,7 @@ static const struct guest_mmio_ops daemon_mmio_ops = {
 	.read = daemon_mmio_read,
 	.write = daemon_mmio_write,
 	.posted = vmmio_write_posted,
+	.any_thread = vmmio_any_thread,
 };
 
 static int daemon_be_submit(void *be, struct blk_req *req)
@@ -188,6 +192,7 @@ static void daemon_disk_free(struct ddisk *k)
 		return;
 	/* On k's thread, which queues the work: once taken off here, it never runs. */
 	iothread_cancel(k->dg->d->main, &k->idle);
+	guest_mmio_close(k->mmio);
 	loop_remove(k->blk_src);
 	vmmio_destroy(k->regs);
 	vblk_destroy(k->vblk);
@@ -214,6 +219,12 @@ static void daemon_guest_unserve(void *data)
 /* Off its thread's and the daemon's lists, its IOREQ server released (or left, detaching). */
 static void daemon_guest_forget(struct dguest *g)
 {
+	/*
+	 * Its disks are gone; what its threads had queued for it before (a
+	 * vCPU's access handed over, a room call) has run, or is cancelled.
+	 */
+	daemon_threads_barrier(g->d);
+	daemon_guest_room_free(g);
 	daemon_thread_call(g->th, daemon_guest_unserve, g);
 	g->th->nguests--;
 	slist_remove(&g->d->guests, g, next);
@@ -236,12 +247,12 @@ static void daemon_guest_release(struct dguest *g)
 	daemon_maybe_stop(d);
 }
 
-/* On @k's thread: off its guest's list, and freed. */
+/* On @k's thread: off its thread's list, and freed. */
 static void daemon_disk_unserve(void *data)
 {
 	struct ddisk *k = data;
 
-	slist_remove(&k->dg->disks, k, next);
+	slist_remove(&k->th->disks, k, tnext);
 	daemon_disk_free(k);	/* nothing in flight: blk_close() does not block */
 }
 
@@ -255,8 +266,9 @@ static void daemon_disk_release(struct ddisk *k)
 	unsigned int domid = g->domid, devid = k->devid;
 
 	log_info("%s: %s", k->name, d->detaching ? "detached" : "closed");
-	g->th->ndisks--;
-	daemon_thread_call(g->th, daemon_disk_unserve, k);
+	k->th->ndisks--;
+	slist_remove(&g->disks, k, next);
+	daemon_thread_call(k->th, daemon_disk_unserve, k);
 	/* Everything is released before Closed is written: the toolstack may destroy the domain then. */
 	if (!g->disks)
 		daemon_guest_release(g);
@@ -312,6 +324,8 @@ static void daemon_disk_stop_run(void *data)
 	struct daemon_stop *s = data;
 	struct ddisk *k = s->k;
 
+	/* Its guest's thread no longer reads InterruptStatus itself (daemon_mmio_ops.any_thread). */
+	guest_mmio_close(k->mmio);
 	vmmio_destroy(k->regs);
 	k->regs = NULL;
 	vblk_destroy(k->vblk);
@@ -330,7 +344,7 @@ static int daemon_disk_stop(struct ddisk *k, enum ddisk_state state)
 {
 	struct daemon_stop s = { .k = k, .state = state };
 
-	daemon_thread_call(k->dg->th, daemon_disk_stop_run, &s);
+	daemon_thread_call(k->th, daemon_disk_stop_run, &s);
 	if (s.inflight) {
 		log_info("%s: closing after %u requests in flight", k->name, s.inflight);
 		return 1;
@@ -362,7 +376,7 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 		.direct_io_safe = cfg->direct_io_safe,
 		.queue_depth = d->opts.queue_depth,
 		.submit_batch = BLK_SUBMIT_BATCH,
-		.ctx = k->dg->th->blk_ctx,
+		.ctx = k->th->blk_ctx,
 	};
 	const struct blk_info *info;
 	const char *why = NULL;
@@ -592,11 +606,17 @@ static int daemon_guest_get(struct daemon *d, unsigned int domid, struct dguest 
 	g->d = d;
 	g->domid = domid;
 	g->th = daemon_thread_pick(d);
+	if (daemon_guest_room_new(g) < 0) {
+		log_err("dom %u: cannot set up the guest: %s", domid, strerror(ENOMEM));
+		free(g);
+		return -ENOMEM;
+	}
 	if (d->rec_dir && guest_sys_domain_handle(d->sys, domid, g->handle) < 0)
 		log_warn("dom %u: no such domain (dying?)", domid);
 	s.g = g;
 	daemon_thread_call(g->th, daemon_guest_start, &s);
 	if (s.r < 0) {
+		daemon_guest_room_free(g);
 		free(g);
 		*ret_why = "cannot set up an IOREQ server for the guest (see the vblkd log)";
 		return s.r;
@@ -770,6 +790,30 @@ static int daemon_disk_device(struct ddisk *k, const struct vblk_config *vc, con
 	return r;
 }
 
+/* @k's register window in its guest, served on @k's thread, and the transport over it.  Logged. */
+static int daemon_disk_window(struct ddisk *k, const struct disk_cfg *cfg, const char **ret_why)
+{
+	int r = guest_mmio_add(k->dg->guest, cfg->base, DISK_CFG_MMIO_SIZE, cfg->irq, cfg->grants,
+			       &daemon_mmio_ops, k, &k->mmio);
+
+	if (r < 0) {
+		log_err("%s: base 0x%llx irq %u: %s", k->name, (unsigned long long)cfg->base,
+			cfg->irq,
+			r == -EADDRINUSE ? "register window overlaps another disk of this guest" :
+			r == -EOPNOTSUPP ? "grant mapping is unavailable in this domain" :
+					   strerror(-r));
+		*ret_why = r == -EADDRINUSE ? "base overlaps another disk" : "cannot claim the MMIO window";
+		return r;
+	}
+	/* Its guest's vCPUs' accesses come to this thread (handed over unless it is the guest's). */
+	guest_mmio_serve_on(k->mmio, k->th->t, k->th->loop);
+	k->transport.ops = cfg->grants ? &daemon_grant_transport_ops : &daemon_transport_ops;
+	k->transport.opaque = k->mmio;
+	k->transport.grants = cfg->grants;
+	k->transport.max_map = GUEST_MAX_MAP;
+	return 0;
+}
+
 /*
  * Claim @k's register window, create the device behind it and watch the
  * engine; the guest's accesses reach the device once the window is enabled,
@@ -784,29 +828,16 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 	struct blk_info info;
 	int r;
 
-	r = guest_mmio_add(k->dg->guest, cfg->base, DISK_CFG_MMIO_SIZE, cfg->irq, cfg->grants,
-			   &daemon_mmio_ops, k, &k->mmio);
-	if (r < 0) {
-		log_err("%s: base 0x%llx irq %u: %s", k->name, (unsigned long long)cfg->base,
-			cfg->irq,
-			r == -EADDRINUSE ? "register window overlaps another disk of this guest" :
-			r == -EOPNOTSUPP ? "grant mapping is unavailable in this domain" :
-					   strerror(-r));
-		*ret_why = r == -EADDRINUSE ? "base overlaps another disk" : "cannot claim the MMIO window";
+	r = daemon_disk_window(k, cfg, ret_why);
+	if (r < 0)
 		return r;
-	}
-	k->transport.ops = cfg->grants ? &daemon_grant_transport_ops : &daemon_transport_ops;
-	k->transport.opaque = k->mmio;
-	k->transport.grants = cfg->grants;
-	k->transport.max_map = GUEST_MAX_MAP;
-
 	info = daemon_disk_info(k);
 	vc.name = k->name;
 	vc.info = info;
 	/* An adopted device keeps the shape its driver knows, whatever --queues says now. */
 	vc.num_queues = adopt ? drec_disk_id(adopt)->num_queues : d->opts.queues;
 	vc.serial = cfg->vdev;
-	r = loop_add_timer(k->dg->th->loop, LOOP_TIMER_DISARM, 0, daemon_poll_timer, k,
+	r = loop_add_timer(k->th->loop, LOOP_TIMER_DISARM, 0, daemon_poll_timer, k,
 			   &k->poll_timer);
 	if (r < 0) {
 		log_err("%s: cannot create a timer: %s", k->name, strerror(-r));
@@ -814,7 +845,7 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 		return r;
 	}
 	if (d->opts.poll_us)
-		r = loop_add_poll(k->dg->th->loop, daemon_busy_poll, k, &k->busy_poll);
+		r = loop_add_poll(k->th->loop, daemon_busy_poll, k, &k->busy_poll);
 	if (r < 0) {
 		log_err("%s: cannot poll its rings: %s", k->name, strerror(-r));
 		*ret_why = "out of memory";
@@ -826,7 +857,7 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 	/* A member of the shared context is watched through it (daemon_ctx_ready()). */
 	blk_set_owner(k->blk, k);
 	r = blk_in_ctx(k->blk) ? 0 :
-		loop_add_fd(k->dg->th->loop, blk_get_fd(k->blk), EPOLLIN, daemon_blk_ready, k,
+		loop_add_fd(k->th->loop, blk_get_fd(k->blk), EPOLLIN, daemon_blk_ready, k,
 			    &k->blk_src);
 	if (r < 0) {
 		log_err("%s: cannot watch the block engine: %s", k->name, strerror(-r));
@@ -910,7 +941,7 @@ struct daemon_setup {
 	int r;
 };
 
-/* On the guest's thread: @k checked, opened and started, and on its guest's list; or freed. */
+/* On @k's thread: @k checked, opened and started, and on its thread's list; or freed. */
 static void daemon_disk_setup(void *data)
 {
 	struct daemon_setup *s = data;
@@ -934,7 +965,7 @@ static void daemon_disk_setup(void *data)
 		daemon_disk_free(k);
 		return;
 	}
-	slist_push(&k->dg->disks, k, next);
+	slist_push(&k->th->disks, k, tnext);
 	info = daemon_disk_info(k);
 	log_info("%s: %s '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
 		 k->rec && drec_disk_adoptions(k->rec) && d->adopting ? "adopted, serving" : "serving",
@@ -949,8 +980,8 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, enum disc_sta
 {
 	struct daemon *d = data;
 	struct daemon_setup s = { .cfg = cfg };
-	struct dguest *g;
-	bool new_guest;
+	struct dguest *g = NULL;
+	bool new_guest = false;
 	int r;
 
 	if (d->shutting_down) {
@@ -973,7 +1004,8 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, enum disc_sta
 		drec_disk_close(s.adopt, true);
 		s.r = -ENOMEM;
 	} else {
-		daemon_thread_call(g->th, daemon_disk_setup, &s);
+		s.k->th = daemon_disk_thread_pick(d, g);
+		daemon_thread_call(s.k->th, daemon_disk_setup, &s);
 	}
 	if (s.r < 0) {
 		if (new_guest)
@@ -981,7 +1013,11 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, enum disc_sta
 		*ret_why = s.why ? s.why : strerror(-s.r);
 		return s.r;
 	}
-	g->th->ndisks++;
+	slist_push(&g->disks, s.k, next);
+	s.k->th->ndisks++;
+	if (d->opts.io_threads > 1 && s.k->th != g->th)
+		log_info("%s: served by %s (its guest's accesses handed over from %s)", s.k->name,
+			 iothread_name(s.k->th->t), iothread_name(g->th->t));
 	daemon_changed(d);
 	return 0;
 }
@@ -1091,19 +1127,12 @@ static void daemon_adopt_leftover(void *data, unsigned int domid, int devid)
 	drec_guest_remove(d->rec_dir, domid);
 }
 
-struct daemon_resume {
-	struct dguest *g;
-	unsigned int disks;		/* adopted ones */
-};
-
-/* On the guest's thread: its vCPUs answered, and its adopted disks counted. */
+/* On the guest's thread: its vCPUs answered (those at its disks' registers handed over). */
 static void daemon_guest_resume(void *data)
 {
-	struct daemon_resume *s = data;
+	struct dguest *g = data;
 
-	for (struct ddisk *k = s->g->disks; k; k = k->next)
-		s->disks += k->rec && drec_disk_adoptions(k->rec) > 0;
-	guest_adopt_resume(s->g->guest);
+	guest_adopt_resume(g->guest);
 }
 
 /* After the first look at xenstore: drop what was not adopted, then answer the adopted vCPUs. */
@@ -1113,13 +1142,12 @@ static void daemon_adopt_finish(struct daemon *d)
 
 	drec_list(d->rec_dir, daemon_adopt_leftover, d);
 	for (struct dguest *g = d->guests; g; g = g->next) {
-		struct daemon_resume s = { .g = g };
-
 		if (!g->adopted)
 			continue;
 		guests++;
-		daemon_thread_call(g->th, daemon_guest_resume, &s);
-		disks += s.disks;
+		for (struct ddisk *k = g->disks; k; k = k->next)
+			disks += k->rec && drec_disk_adoptions(k->rec) > 0;
+		daemon_thread_call(g->th, daemon_guest_resume, g);
 	}
 	if (guests)
 		log_notice("adopted %u disk%s of %u guest%s from the previous vblkd", disks,
@@ -1289,38 +1317,35 @@ err:
 	return r;
 }
 
-/* On the guest's thread: its disks' sizes read again, and a guest told of a change. */
-static void daemon_guest_refresh(void *data)
+/* On the disk's thread: its size read again, and its guest told of a change. */
+static void daemon_disk_refresh(void *data)
 {
-	struct dguest *g = data;
+	struct ddisk *k = data;
+	struct blk_info info;
+	int r;
 
-	for (struct ddisk *k = g->disks; k; k = k->next) {
-		struct blk_info info;
-		int r;
-
-		if (k->state != DDISK_SERVING)
-			continue;
-		r = blk_refresh_info(k->blk);
-		if (r < 0) {
-			log_warn("%s: cannot re-read the size of '%s': %s", k->name, k->path,
-				 strerror(-r));
-			continue;
-		}
-		if (r == 0)
-			continue;
-		info = daemon_disk_info(k);
-		/* New capacity in the config space, ConfigGeneration bumped, config interrupt. */
-		vblk_set_info(k->vblk, &info);
-		daemon_disk_save(k);
-		log_info("%s: '%s' is now %llu bytes; the guest is told", k->name, k->path,
-			 (unsigned long long)info.capacity);
+	if (k->state != DDISK_SERVING)
+		return;
+	r = blk_refresh_info(k->blk);
+	if (r < 0) {
+		log_warn("%s: cannot re-read the size of '%s': %s", k->name, k->path, strerror(-r));
+		return;
 	}
+	if (r == 0)
+		return;
+	info = daemon_disk_info(k);
+	/* New capacity in the config space, ConfigGeneration bumped, config interrupt. */
+	vblk_set_info(k->vblk, &info);
+	daemon_disk_save(k);
+	log_info("%s: '%s' is now %llu bytes; the guest is told", k->name, k->path,
+		 (unsigned long long)info.capacity);
 }
 
 void daemon_refresh(struct daemon *d)
 {
 	for (struct dguest *g = d->guests; g; g = g->next)
-		daemon_thread_call(g->th, daemon_guest_refresh, g);
+		for (struct ddisk *k = g->disks; k; k = k->next)
+			daemon_thread_call(k->th, daemon_disk_refresh, k);
 }
 
 /* On the guest's thread: Xen's side of it stays for a successor. */
@@ -1425,7 +1450,7 @@ void daemon_free(struct daemon *d)
 			continue;
 		}
 		s.k = k;
-		daemon_thread_call(g->th, daemon_disk_stop_run, &s);
+		daemon_thread_call(k->th, daemon_disk_stop_run, &s);
 		/* blk_close() waits for what is in flight; the orphans unmap through the guest. */
 		daemon_disk_release(k);	/* frees g with its last disk */
 	}

@@ -103,6 +103,8 @@ static void usage(FILE *f)
 		"      --io-threads=N        threads serving guests and exports, 0..%u; each\n"
 		"                            guest is served by one (0: all on the main loop;\n"
 		"                            default: one per CPU vblkd may run on, at most %u)\n"
+		"      --guest-threads=N     IO threads one guest's disks may spread over, 1..%u\n"
+		"                            (default 1: a guest and its disks on one thread)\n"
 		"      --queue-depth=N       requests in flight per disk, 1..%u (default %u)\n"
 		"      --allow-shared        serve an image to several disks even if one of them\n"
 		"                            writes it (cluster file systems; default: refuse)\n"
@@ -127,7 +129,8 @@ static void usage(FILE *f)
 		"  -V, --version             show the version and exit\n"
 		"\n"
 		"See vblkd(8).\n",
-		VBLK_MAX_QUEUES, IO_THREADS_MAX, IO_THREADS_DEFAULT_MAX, BLK_QUEUE_DEPTH_MAX,
+		VBLK_MAX_QUEUES, IO_THREADS_MAX, IO_THREADS_DEFAULT_MAX, IO_THREADS_MAX,
+		BLK_QUEUE_DEPTH_MAX,
 		BLK_QUEUE_DEPTH_DEFAULT, POLL_US_MAX, POLL_US_BIG_HOST, POLL_MIN_CPUS);
 }
 
@@ -157,6 +160,7 @@ enum {
 	OPT_NO_FAST_PATH,
 	OPT_POLL_US,
 	OPT_IO_THREADS,
+	OPT_GUEST_THREADS,
 };
 
 static int parse_vhost_user(const char *arg, struct options *o)
@@ -226,6 +230,11 @@ static int parse_number_option(int c, const char *arg, struct options *o)
 		if (parse_uint("--poll-us", arg, 0, POLL_US_MAX, &v) < 0)
 			return -1;
 		o->daemon.poll_us = (unsigned int)v;
+		return 0;
+	case OPT_GUEST_THREADS:
+		if (parse_uint("--guest-threads", arg, 1, IO_THREADS_MAX, &v) < 0)
+			return -1;
+		o->daemon.guest_threads = (unsigned int)v;
 		return 0;
 	default:
 		fprintf(stderr, "Try 'vblkd --help' for more information.\n");
@@ -306,6 +315,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "queues", required_argument, NULL, 'q' },
 		{ "queue-depth", required_argument, NULL, OPT_QUEUE_DEPTH },
 		{ "io-threads", required_argument, NULL, OPT_IO_THREADS },
+		{ "guest-threads", required_argument, NULL, OPT_GUEST_THREADS },
 		{ "allow-shared", no_argument, NULL, OPT_ALLOW_SHARED },
 		{ "no-fast-path", no_argument, NULL, OPT_NO_FAST_PATH },
 		{ "poll-us", required_argument, NULL, OPT_POLL_US },

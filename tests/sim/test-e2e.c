@@ -171,6 +171,7 @@ static bool log_contains(const char *what)
 }
 
 static char *status_json(void);
+static char *status_str(const char *js, int g, int k, const char *key);
 
 static void start_vblkd(const char *const *extra)
 {
@@ -1663,7 +1664,8 @@ static bool has_thread(const char *name)
 /*
  * Four guests of two disks each on three IO threads, all writing and
  * reading at once: every byte checked, the guests spread over the threads
- * by their disks, and --status showing which thread serves what.
+ * by their disks (each guest's disks on its own thread: --guest-threads=1),
+ * and --status showing which thread serves what.
  */
 static void test_io_threads_3_four_guests_verified_status(void **state)
 {
@@ -1702,7 +1704,6 @@ static void test_io_threads_3_four_guests_verified_status(void **state)
 
 	js = status_json();
 	threads_of(js, &n, disks, guests);
-	free(js);
 	assert_int_equal(n, 3);
 	for (unsigned int i = 0; i < n; i++) {
 		total += disks[i];
@@ -1714,6 +1715,18 @@ static void test_io_threads_3_four_guests_verified_status(void **state)
 	assert_int_equal(total, 8);
 	assert_int_equal(most, 4);
 	assert_int_equal(least, 2);
+	/* A guest's disks with its IOREQ server. */
+	for (int i = 0; i < 4; i++) {
+		char *t = status_str(js, i, -1, "io_thread"), *t0 = status_str(js, i, 0, "io_thread"),
+		     *t1 = status_str(js, i, 1, "io_thread");
+
+		assert_string_equal(t0, t);
+		assert_string_equal(t1, t);
+		free(t);
+		free(t0);
+		free(t1);
+	}
+	free(js);
 
 	status_table(out, sizeof(out));
 	assert_non_null(strstr(out, "4 guests, 8 disks"));
@@ -1768,6 +1781,147 @@ static void test_io_threads_2_disk_removed_mid_io(void **state)
 	assert_int_equal(map_count(E.vblkd), E.base_maps);
 }
 
+/* Each IO thread's CPU time so far, from the status document. */
+static void threads_cpu(const char *js, unsigned int n, double cpu[8])
+{
+	struct json_object *root = json_tokener_parse(js), *ts, *v;
+
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "io_threads", &ts));
+	assert_int_equal(json_object_array_length(ts), n);
+	for (unsigned int i = 0; i < n; i++) {
+		assert_true(json_object_object_get_ex(json_object_array_get_idx(ts, i),
+						      "cpu_seconds", &v));
+		cpu[i] = json_object_get_double(v);
+	}
+	json_object_put(root);
+}
+
+/*
+ * One guest of four vCPUs with four disks, on two IO threads with
+ * --guest-threads=2: its disks spread two and two, so both threads work for
+ * it (each one's CPU time grows during its workload, and each disk serves
+ * reads and writes), and every byte it wrote reads back.  Its accesses to
+ * the disks of the thread that does not serve its IOREQ server are handed
+ * over to the other.  @notify: how QueueNotify reaches the disks.
+ */
+static void one_guest_on_two_threads(const char *const *args, const char *notify)
+{
+	char img[4][128], spec[1100], *js;
+	unsigned int n, disks[8], guests[8];
+	double before[8], after[8];
+	uint32_t domid;
+
+	for (unsigned int i = 0; i < 4; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "w%u.img", i);
+		make_image(name, 16, img[i], sizeof(img[i]));
+	}
+	start_vblkd(args);
+	snprintf(spec, sizeof(spec), "name=wide,vcpus=4,mem=64M,disk=%s:rw,disk=%s:rw,disk=%s:rw,"
+		 "disk=%s:rw", img[0], img[1], img[2], img[3]);
+	domid = create(spec, NULL);
+	js = status_json();
+	threads_of(js, &n, disks, guests);
+	assert_int_equal(n, 2);
+	assert_int_equal(disks[0], 2);
+	assert_int_equal(disks[1], 2);
+	assert_int_equal(guests[0], 1);
+	assert_int_equal(guests[1], 1);
+	threads_cpu(js, n, before);
+	free(js);
+
+	workload_ok(domid, "verify,ops=400");
+
+	js = status_json();
+	threads_cpu(js, n, after);
+	for (unsigned int i = 0; i < n; i++)
+		assert_true(after[i] > before[i]);
+	for (int k = 0; k < 4; k++) {
+		char *v = status_str(js, 0, k, "notify");
+
+		assert_string_equal(v, notify);
+		free(v);
+		assert_true(status_num(js, 0, k, "read_requests") > 0);
+		assert_true(status_num(js, 0, k, "write_requests") > 0);
+		assert_int_equal(status_num(js, 0, k, "errors"), 0);
+	}
+	assert_int_equal(status_num(js, 0, -1, "bad_accesses"), 0);
+	free(js);
+	destroy(domid);
+	expect_fds(E.base_fds);
+	assert_int_equal(map_count(E.vblkd), E.base_maps);
+}
+
+/* With the kernel fast path: each disk's QueueNotify comes to its own thread (ioeventfd). */
+static void test_io_threads_2_one_guest_uses_both(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", "--guest-threads=2", NULL };
+
+	one_guest_on_two_threads(args, "ioeventfd");
+}
+
+/* Without it: every QueueNotify to the far disks is handed over from the guest's thread. */
+static void test_io_threads_2_one_guest_uses_both_plain_path(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", "--guest-threads=2", "--no-fast-path",
+					    NULL };
+
+	one_guest_on_two_threads(args, "ioreq");
+}
+
+/*
+ * --guest-threads=2 of 3 IO threads: a guest's four disks on two threads,
+ * two each, its IOREQ server's among them; the third thread serves the next
+ * guest.  The default (1) keeps a guest's disks on its thread (above).
+ */
+static void test_io_threads_3_guest_threads_2_bounds_the_spread(void **state)
+{
+	static const char *const args[] = { "--io-threads=3", "--guest-threads=2", NULL };
+	char img[5][128], spec[1100], *js, *own;
+	unsigned int n, disks[8], guests[8], on_own = 0;
+	uint32_t wide, small;
+	int gi;
+
+	for (unsigned int i = 0; i < 5; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "s%u.img", i);
+		make_image(name, 8, img[i], sizeof(img[i]));
+	}
+	start_vblkd(args);
+	assert_true(log_contains("one guest's disks spread over up to 2 of them"));
+	snprintf(spec, sizeof(spec), "name=wide,vcpus=4,mem=64M,disk=%s:rw,disk=%s:rw,disk=%s:rw,"
+		 "disk=%s:rw", img[0], img[1], img[2], img[3]);
+	wide = create(spec, NULL);
+	snprintf(spec, sizeof(spec), "name=small,vcpus=1,mem=32M,disk=%s:rw", img[4]);
+	small = create(spec, NULL);
+	workload_ok(wide, "verify,ops=200");
+	workload_ok(small, "verify,ops=50");
+	js = status_json();
+	threads_of(js, &n, disks, guests);
+	assert_int_equal(n, 3);
+	/* 2 + 2 of the wide guest, the small one's alone on the third. */
+	assert_int_equal(disks[0] + disks[1] + disks[2], 5);
+	for (unsigned int i = 0; i < n; i++)
+		assert_true(disks[i] == 2 || disks[i] == 1);
+	gi = status_num(js, 0, -1, "domid") == wide ? 0 : 1;
+	own = status_str(js, gi, -1, "io_thread");
+	for (int k = 0; k < 4; k++) {
+		char *t = status_str(js, gi, k, "io_thread");
+
+		on_own += !strcmp(t, own);
+		free(t);
+	}
+	assert_int_equal(on_own, 2);
+	free(own);
+	free(js);
+	destroy(wide);
+	destroy(small);
+	expect_fds(E.base_fds);
+}
+
 /* --io-threads=0: everything on the main loop, as before threads; the status says so. */
 static void test_io_threads_0_main_loop_only(void **state)
 {
@@ -1801,6 +1955,11 @@ static void test_io_threads_bad_value_refused(void **state)
 	assert_true(WIFEXITED(st));
 	assert_int_equal(WEXITSTATUS(st), 2);
 	assert_non_null(strstr(out, "--io-threads 'lots'"));
+	snprintf(cmd, sizeof(cmd), "%s --foreground --guest-threads=0 2>&1", VBLKD_SIM_BIN);
+	st = command_output(cmd, out, sizeof(out));
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 2);
+	assert_non_null(strstr(out, "--guest-threads '0'"));
 }
 
 static void test_systemd_notifications(void **state)
@@ -1821,7 +1980,6 @@ static void test_systemd_notifications(void **state)
 	assert_true(notify_wait("STATUS=serving 0 disks of 0 guests", 2000));
 }
 
-static char *status_str(const char *js, int g, int k, const char *key);
 
 /* guests[0].memory_cache.@key of the status document @js. */
 static uint64_t memory_cache_num(const char *js, const char *key)
@@ -2474,6 +2632,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_io_threads_3_four_guests_verified_status, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_disk_removed_mid_io, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_one_guest_uses_both, setup_fast,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_3_guest_threads_2_bounds_the_spread,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_one_guest_uses_both_plain_path, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_0_main_loop_only, setup, teardown),
 		cmocka_unit_test(test_io_threads_bad_value_refused),
 		cmocka_unit_test_setup_teardown(test_reboot, setup, teardown),

@@ -195,9 +195,9 @@ static const char *notify_next(int timeout_ms)
 /* Start vblkd-sim with the unit's command line and wait for READY=1 (its time in E.ready_ns). */
 static void start_vblkd(void)
 {
-	char ctlopt[160], stateopt[160], threadsopt[64];
+	char ctlopt[160], stateopt[160], threadsopt[64], guestopt[64];
 	const char *argv[] = { VBLKD_SIM_BIN, "--foreground", "--log-level=info", "--queues=2",
-			       ctlopt, stateopt, NULL, NULL };
+			       ctlopt, stateopt, NULL, NULL, NULL };
 	int fd, i;
 
 	snprintf(ctlopt, sizeof(ctlopt), "--control-socket=%s", E.ctl);
@@ -207,6 +207,12 @@ static void start_vblkd(void)
 		snprintf(threadsopt, sizeof(threadsopt), "--io-threads=%s",
 			 getenv("RESTART_IO_THREADS"));
 		argv[6] = threadsopt;
+	}
+	/* RESTART_GUEST_THREADS=N: a guest's disks spread over N of them (adopted where they were). */
+	if (getenv("RESTART_GUEST_THREADS")) {
+		snprintf(guestopt, sizeof(guestopt), "--guest-threads=%s",
+			 getenv("RESTART_GUEST_THREADS"));
+		argv[argv[6] ? 7 : 6] = guestopt;
 	}
 	/* A new socket for each start; the fd store outlives the process, as systemd's does. */
 	assert_int_equal(svcmgr_listen_reader(&E.mgr, E.notify), 0);
