@@ -35,6 +35,7 @@ import time
 BUILD = os.environ.get("BUILD", "build/default")
 FAILURES = []
 VBLKD_ARGS = []     # --vblkd-arg: more arguments for vblkd-sim's measured runs and the vhost-user vblkd
+XENSIM_ARGS = []    # --fast-path: the simulator's privcmd with ioeventfd and irqfd
 # --io-threads for every vblkd run (None: vblkd's default); set by main().
 IO_THREADS = None
 TICK = os.sysconf("SC_CLK_TCK")
@@ -262,7 +263,7 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
     env = dict(os.environ, XENSIM_SOCKET=sock)
     rfd, wfd = os.pipe()
     args = [os.path.join(BUILD, "xensim"), "--socket", sock, "--ready-fd", str(wfd),
-            "--timeout", "60000", "--log-level", "err"]
+            "--timeout", "60000", "--log-level", "err"] + XENSIM_ARGS
     for g in guests:
         args += ["--guest", g]
     args += ["--workload", workload]
@@ -599,14 +600,14 @@ def print_vhost(results):
           "pairwise per round.  Targets: IOPS ratio >= 1.0, CPU ratio <= 0.8.")
 
 
-def compare_io_threads(tmp, a, name, guests, wl, counts):
+def compare_io_threads(tmp, a, name, guests, wl, counts, extra=()):
     """@name's workload with each --io-threads of @counts, alternating; the median run of each."""
     runs = {n: [] for n in counts}
     for _ in range(max(a.repeat, 1)):
         for n in counts:
             log(f"bench: {name}, --io-threads={n}")
             v = run_vblkd(tmp, a.engine, guests, wl, tag=f"{name} io-threads={n}", io_threads=n,
-                          window=a.time)
+                          window=a.time, extra=extra)
             if v["rows"]:
                 v["agg"] = aggregate(v["rows"])
                 runs[n].append(v)
@@ -669,6 +670,9 @@ def main():
     ap.add_argument("--vblkd-arg", action="append", default=[],
                     help="one more argument for vblkd-sim in the measured runs and for vblkd in "
                          "the vhost-user ones (repeatable)")
+    ap.add_argument("--fast-path", action="store_true",
+                    help="the simulated kernel has privcmd's ioeventfd and irqfd (Linux 6.7 and later): "
+                         "QueueNotify and interrupts bypass vblkd's ioreq path, as on current Xen")
     ap.add_argument("--engine", default="auto",
                     help="vblkd's engine for the measured runs (auto, its default; aio, uring)")
     ap.add_argument("--vblkd-only", action="store_true",
@@ -692,6 +696,8 @@ def main():
                          "halting, without first measuring whether they help")
     a = ap.parse_args()
     VBLKD_ARGS.extend(a.vblkd_arg)
+    if a.fast_path:
+        XENSIM_ARGS.append("--privcmd-eventfd")
     global IO_THREADS
     IO_THREADS = a.io_threads
     compare = [int(x) for x in a.compare_io_threads.split(",") if x.strip()]
@@ -732,6 +738,8 @@ def main():
         one = [f"name=b,vcpus=1,mem=128M,disk={disk}:rw:dio"]
         many = [f"name=m{g},vcpus=2,mem=128M,disk={multi[2 * g]}:rw:dio,disk={multi[2 * g + 1]}:rw:dio"
                 for g in range(4)]
+        # One guest with four disks: one guest's disks spread over the IO threads.
+        wide = ["name=w,vcpus=4,mem=128M," + ",".join(f"disk={f}:rw:dio" for f in multi[:4])]
         # Page cache: the disk line without direct-io-safe (xl's default), its file cached.
         cached = os.path.join(tmp, "cached.img")
         make_file(cached, span)
@@ -748,6 +756,10 @@ def main():
             ("8 disks 4k randread QD8", "randread", 4096, 8, many, multi, mspan),
             ("8 disks 4k randwrite QD8", "randwrite", 4096, 8, many, multi, mspan),
             ("8 disks 128k read QD8", "read", 131072, 8, many, multi, mspan),
+            # Its disks on its own thread (the default), then spread over two (vblkd(8), --guest-threads).
+            ("1 guest 4 disks 4k randread QD8", "randread", 4096, 8, wide, multi[:4], mspan),
+            ("1 guest 4 disks 4k randread QD8, --guest-threads=2", "randread", 4096, 8, wide,
+             multi[:4], mspan, ["--guest-threads=2"]),
             ("page cache 4k randread QD32", "randread", 4096, 32, pc, [cached], span),
             ("page cache 4k randwrite QD32", "randwrite", 4096, 32, pc, [cached], span),
             # Busy polling, off by default on hosts of fewer than 4 CPUs (vblkd(8), --poll-us).
@@ -804,8 +816,8 @@ def main():
             # Tails side by side: vblkd's p99 over fio's, of the median runs.
             r["p99_ratio"] = (r["vblkd"]["lat_p99_us"] / f["lat_p99_us"]
                               if r["vblkd"] and f and f["lat_p99_us"] else None)
-            if guests is many and compare:
-                tcomp += compare_io_threads(tmp, a, name, guests, wl, compare)
+            if (guests is many or guests is wide) and compare:
+                tcomp += compare_io_threads(tmp, a, name, guests, wl, compare, extra)
         vhost = run_vhost(a, tmp, a.only)
         ipr = {}
         if not a.no_callgrind and points:
