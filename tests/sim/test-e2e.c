@@ -67,6 +67,17 @@ static void make_image(const char *name, unsigned int mib, char *ret_path, size_
 	close(fd);
 }
 
+/* @n images of @mib MiB named <@prefix><i>.img. */
+static void make_images(const char *prefix, unsigned int n, unsigned int mib, char img[][128])
+{
+	for (unsigned int i = 0; i < n; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "%s%u.img", prefix, i);
+		make_image(name, mib, img[i], sizeof(img[0]));
+	}
+}
+
 /* Next datagram from the daemon's $NOTIFY_SOCKET, or "" after @timeout_ms. */
 static const char *notify_next(int timeout_ms)
 {
@@ -1676,12 +1687,7 @@ static void test_io_threads_3_four_guests_verified_status(void **state)
 	struct bg_workload w[4];
 	uint32_t domid[4];
 
-	for (unsigned int i = 0; i < 8; i++) {
-		char name[16];
-
-		snprintf(name, sizeof(name), "d%u.img", i);
-		make_image(name, 8, img[i], sizeof(img[i]));
-	}
+	make_images("d", 8, 8, img);
 	start_vblkd(args);
 	for (unsigned int i = 0; i < 3; i++) {
 		char name[24];
@@ -1797,6 +1803,16 @@ static void threads_cpu(const char *js, unsigned int n, double cpu[8])
 	json_object_put(root);
 }
 
+/* A guest of 4 vCPUs named "wide" with the four disks @img, created. */
+static uint32_t create_wide(char img[][128])
+{
+	char spec[1100];
+
+	snprintf(spec, sizeof(spec), "name=wide,vcpus=4,mem=64M,disk=%s:rw,disk=%s:rw,disk=%s:rw,"
+		 "disk=%s:rw", img[0], img[1], img[2], img[3]);
+	return create(spec, NULL);
+}
+
 /*
  * One guest of four vCPUs with four disks, on two IO threads with
  * --guest-threads=2: its disks spread two and two, so both threads work for
@@ -1807,21 +1823,14 @@ static void threads_cpu(const char *js, unsigned int n, double cpu[8])
  */
 static void one_guest_on_two_threads(const char *const *args, const char *notify)
 {
-	char img[4][128], spec[1100], *js;
+	char img[4][128], *js;
 	unsigned int n, disks[8], guests[8];
 	double before[8], after[8];
 	uint32_t domid;
 
-	for (unsigned int i = 0; i < 4; i++) {
-		char name[16];
-
-		snprintf(name, sizeof(name), "w%u.img", i);
-		make_image(name, 16, img[i], sizeof(img[i]));
-	}
+	make_images("w", 4, 16, img);
 	start_vblkd(args);
-	snprintf(spec, sizeof(spec), "name=wide,vcpus=4,mem=64M,disk=%s:rw,disk=%s:rw,disk=%s:rw,"
-		 "disk=%s:rw", img[0], img[1], img[2], img[3]);
-	domid = create(spec, NULL);
+	domid = create_wide(img);
 	js = status_json();
 	threads_of(js, &n, disks, guests);
 	assert_int_equal(n, 2);
@@ -1884,17 +1893,10 @@ static void test_io_threads_3_guest_threads_2_bounds_the_spread(void **state)
 	uint32_t wide, small;
 	int gi;
 
-	for (unsigned int i = 0; i < 5; i++) {
-		char name[16];
-
-		snprintf(name, sizeof(name), "s%u.img", i);
-		make_image(name, 8, img[i], sizeof(img[i]));
-	}
+	make_images("s", 5, 8, img);
 	start_vblkd(args);
 	assert_true(log_contains("one guest's disks spread over up to 2 of them"));
-	snprintf(spec, sizeof(spec), "name=wide,vcpus=4,mem=64M,disk=%s:rw,disk=%s:rw,disk=%s:rw,"
-		 "disk=%s:rw", img[0], img[1], img[2], img[3]);
-	wide = create(spec, NULL);
+	wide = create_wide(img);
 	snprintf(spec, sizeof(spec), "name=small,vcpus=1,mem=32M,disk=%s:rw", img[4]);
 	small = create(spec, NULL);
 	workload_ok(wide, "verify,ops=200");
