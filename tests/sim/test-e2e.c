@@ -1748,9 +1748,9 @@ static void test_io_threads_3_four_guests_verified_status(void **state)
  * thread, while another guest on the other thread verifies its data: the
  * disk is Closed, the other guest never notices, and nothing leaks.
  */
-static void test_io_threads_2_disk_removed_mid_io(void **state)
+/* @far: the closed disk is on another thread than its guest's IOREQ server (checked). */
+static void disk_removed_mid_io(const char *const *args, bool far)
 {
-	static const char *const args[] = { "--io-threads=2", NULL };
 	char a[128], b[128], c[128], s1[384], s2[256], *js;
 	unsigned int n, disks[8], guests[8];
 	struct bg_workload wa, wc;
@@ -1764,6 +1764,18 @@ static void test_io_threads_2_disk_removed_mid_io(void **state)
 	snprintf(s2, sizeof(s2), "name=calm,vcpus=1,mem=32M,disk=%s:rw", c);
 	ga = create(s1, NULL);
 	gc = create(s2, NULL);
+	js = status_json();
+	for (int k = 0; k < 2; k++) {
+		/* Guests newest first: the busy one is second. */
+		char *own = status_str(js, 1, -1, "io_thread"), *t = status_str(js, 1, k, "io_thread");
+
+		assert_int_equal(status_num(js, 1, -1, "domid"), ga);
+		if (status_num(js, 1, k, "devid") == 51728)
+			assert_true(far == !!strcmp(own, t));
+		free(own);
+		free(t);
+	}
+	free(js);
 	bg_start(&wa, ga, "sequential,bs=65536,qd=16,span=16777216");
 	bg_start(&wc, gc, "random,seed=9,ops=600");
 	nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
@@ -1785,6 +1797,25 @@ static void test_io_threads_2_disk_removed_mid_io(void **state)
 	destroy(gc);
 	expect_fds(E.base_fds);
 	assert_int_equal(map_count(E.vblkd), E.base_maps);
+}
+
+static void test_io_threads_2_disk_removed_mid_io(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", NULL };
+
+	disk_removed_mid_io(args, false);
+}
+
+/*
+ * The same with --guest-threads=2: the closed disk is the busy guest's on the
+ * other thread than its IOREQ server's (its accesses handed over while it
+ * goes), the thread the calm guest's disk is on.
+ */
+static void test_io_threads_2_far_disk_removed_mid_io(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", "--guest-threads=2", NULL };
+
+	disk_removed_mid_io(args, true);
 }
 
 /* Each IO thread's CPU time so far, from the status document. */
@@ -2634,6 +2665,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_io_threads_3_four_guests_verified_status, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_disk_removed_mid_io, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_far_disk_removed_mid_io, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_one_guest_uses_both, setup_fast,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_3_guest_threads_2_bounds_the_spread,
