@@ -86,8 +86,9 @@ static void status_print_recent_dir(FILE *out, struct json_object *k, const char
 		status_u64(jd, "requests"));
 }
 
+/* @gthread: the IO thread of the disk's guest's IOREQ server, NULL if the document has none. */
 static void status_print_disk(FILE *out, unsigned long long domid, const char *gname,
-			      struct json_object *k)
+			      const char *gthread, struct json_object *k)
 {
 	char disk[40], rb[24], wb[24], up[24];
 	struct json_object *feats;
@@ -120,6 +121,10 @@ static void status_print_disk(FILE *out, unsigned long long domid, const char *g
 	if (json_object_object_get_ex(k, "grant_usage", &feats))
 		fprintf(out, "; guest memory: %s",
 			json_object_get_boolean(feats) ? "grants (grant_usage=1)" : "foreign mappings");
+	/* A disk served by another IO thread than its guest's (--guest-threads): which. */
+	if (gthread && strcmp(status_str(k, "io_thread", gthread), gthread))
+		fprintf(out, "; on %s (its guest's accesses handed over from %s)",
+			status_str(k, "io_thread", "?"), gthread);
 	fputc('\n', out);
 	if (status_u64(k, "adoptions"))
 		fprintf(out, "      adopted from a previous vblkd %llu time%s, last at %s\n",
@@ -270,6 +275,7 @@ int status_print_table(FILE *out, const char *json)
 			continue;
 		for (j = 0; j < json_object_array_length(disks); j++)
 			status_print_disk(out, status_u64(g, "domid"), status_str(g, "name", "-"),
+					  status_str(g, "io_thread", NULL),
 					  json_object_array_get_idx(disks, j));
 		status_print_memory(out, g);
 		if (json_object_object_get_ex(g, "fast_path", &disks)) {

@@ -1854,7 +1854,7 @@ static uint32_t create_wide(char img[][128])
  */
 static void one_guest_on_two_threads(const char *const *args, const char *notify)
 {
-	char img[4][128], *js;
+	char img[4][128], out[8192], *js;
 	unsigned int n, disks[8], guests[8];
 	double before[8], after[8];
 	uint32_t domid;
@@ -1889,6 +1889,9 @@ static void one_guest_on_two_threads(const char *const *args, const char *notify
 	}
 	assert_int_equal(status_num(js, 0, -1, "bad_accesses"), 0);
 	free(js);
+	/* The table says which disks are on the other thread. */
+	status_table(out, sizeof(out));
+	assert_non_null(strstr(out, "(its guest's accesses handed over from vblkd-io"));
 	destroy(domid);
 	expect_fds(E.base_fds);
 	assert_int_equal(map_count(E.vblkd), E.base_maps);

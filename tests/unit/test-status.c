@@ -130,6 +130,28 @@ static void test_io_threads(void **state)
 	free(out);
 }
 
+/* A disk on another IO thread than its guest (--guest-threads) says which; one on its guest's, nothing. */
+static void test_disk_on_another_thread(void **state)
+{
+	static const char doc[] =
+		"{ \"version\": \"0.1.0\", \"guests\": [ { \"domid\": 5, \"name\": \"g\","
+		"  \"io_thread\": \"vblkd-io0\", \"disks\": ["
+		"  { \"devid\": 51712, \"vdev\": \"xvda\", \"path\": \"/a.img\", \"mode\": \"rw\","
+		"    \"state\": \"running\", \"features\": [], \"io_thread\": \"vblkd-io0\" },"
+		"  { \"devid\": 51728, \"vdev\": \"xvdb\", \"path\": \"/b.img\", \"mode\": \"rw\","
+		"    \"state\": \"running\", \"features\": [], \"io_thread\": \"vblkd-io1\" } ] } ] }";
+	char *out;
+	int r;
+
+	(void)state;
+	out = render(doc, &r);
+	assert_int_equal(r, 0);
+	assert_non_null(strstr(out, "/a.img\n      running; features: (none negotiated yet)\n"));
+	assert_non_null(strstr(out, "/b.img\n      running; features: (none negotiated yet); on "
+				    "vblkd-io1 (its guest's accesses handed over from vblkd-io0)\n"));
+	free(out);
+}
+
 static void test_not_a_status_document(void **state)
 {
 	char *out;
@@ -177,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_no_guests),
 		cmocka_unit_test(test_not_a_status_document),
 		cmocka_unit_test(test_io_threads),
+		cmocka_unit_test(test_disk_on_another_thread),
 		cmocka_unit_test(test_units),
 	};
 
