@@ -545,6 +545,11 @@ def run_vu_load(which, tmp, path, direct, engine, point, runtime, tag):
     return json.loads(r.stdout.splitlines()[0])
 
 
+def picked(only, name):
+    """--only: a part of the workload's name, or '=' and the whole name."""
+    return name == only[1:] if only.startswith("=") else only in name
+
+
 def run_vhost(a, tmp, only):
     """Each point, vblkd and qemu-storage-daemon alternately on one file; medians and pairwise ratios."""
     path = os.path.join(tmp, "vhost.img")
@@ -553,7 +558,7 @@ def run_vhost(a, tmp, only):
     for direct in (False, True):
         for point in VHOST_POINTS:
             name = f"vhost {point[0]} {'O_DIRECT' if direct else 'page cache'}"
-            if only and only not in name:
+            if only and not picked(only, name):
                 continue
             log(f"bench: {name}")
             runs = {"vblkd": [], "qsd": []}
@@ -661,7 +666,8 @@ def main():
                     help="where the backing files go (default: a temporary directory in /var/tmp)")
     ap.add_argument("--span", default="256M", help="size of the single-disk file in MiB, e.g. 256M (default)")
     ap.add_argument("--only", help="run only the workloads whose name contains this ('vhost': the "
-                                   "vhost-user ones beside qemu-storage-daemon only)")
+                                   "vhost-user ones beside qemu-storage-daemon only; '=NAME': "
+                                   "the workload named NAME alone)")
     ap.add_argument("--vhost-engine", default="auto",
                     help="vblkd's engine for the vhost-user points (default auto: uring through the page "
                          "cache, aio with O_DIRECT)")
@@ -769,7 +775,7 @@ def main():
              span, ["--poll-us=32"]),
         ]
         if a.only:
-            points = [p for p in points if a.only in p[0]]
+            points = [p for p in points if picked(a.only, p[0])]
         # Started here, after the files are made: only the measured runs need them.
         # The files' writeback is done before anything is measured.
         os.sync()
