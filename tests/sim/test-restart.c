@@ -940,6 +940,28 @@ static int64_t status_disk_num(const char *js, uint32_t domid, unsigned int disk
 	return n;
 }
 
+/* disks[@disk].io_thread of guest @domid in the status document, into @buf ("" when absent). */
+static void status_disk_thread(const char *js, uint32_t domid, unsigned int disk, char *buf,
+			       size_t len)
+{
+	struct json_object *root = json_tokener_parse(js), *gs, *v;
+
+	buf[0] = '\0';
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "guests", &gs));
+	for (size_t i = 0; i < json_object_array_length(gs); i++) {
+		struct json_object *g = json_object_array_get_idx(gs, i), *ds, *d;
+
+		if (!json_object_object_get_ex(g, "domid", &v) || json_object_get_int(v) != (int)domid ||
+		    !json_object_object_get_ex(g, "disks", &ds))
+			continue;
+		d = json_object_array_get_idx(ds, disk);
+		if (d && json_object_object_get_ex(d, "io_thread", &v))
+			snprintf(buf, len, "%s", json_object_get_string(v));
+	}
+	json_object_put(root);
+}
+
 struct footprint {
 	unsigned int fds;
 	uint64_t rss_kib;
@@ -1153,6 +1175,18 @@ static void kill_storm(unsigned int default_kills)
 			assert_true(a <= (int64_t)E.slots[i].restarts_any);
 			assert_true(null_last == (a == 0));
 		}
+	/* RESTART_GUEST_THREADS=2 or more: the last vblkd put each guest's two disks on two threads. */
+	if (getenv("RESTART_GUEST_THREADS") && atoi(getenv("RESTART_GUEST_THREADS")) > 1 &&
+	    NDISKS == 2) {
+		for (i = 0; i < NSLOTS; i++) {
+			char th0[32], th1[32];
+
+			status_disk_thread(js, E.slots[i].domid, 0, th0, sizeof(th0));
+			status_disk_thread(js, E.slots[i].domid, 1, th1, sizeof(th1));
+			assert_true(th0[0] && th1[0]);
+			assert_string_not_equal(th0, th1);
+		}
+	}
 	free(js);
 
 	memset(&storm, 0, sizeof(storm));
