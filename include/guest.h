@@ -121,9 +121,9 @@ int guest_mmio_add(struct guest *guest, uint64_t base, uint64_t size, unsigned i
 		   bool grants, const struct guest_mmio_ops *ops, void *dev,
 		   struct guest_mmio **ret_mmio);
 /*
- * The window's device is served by @t's thread, whose loop is @loop: the
- * guest's vCPUs' accesses to it are handed to that thread, answered there,
- * and its fast path notifications come from @loop.  Before
+ * The window's device is served by @t's thread: the guest's vCPUs' accesses
+ * to it are handed to that thread, answered there, and its fast path
+ * notifications come from @t's loop (iothread_loop()).  Before
  * guest_mmio_enable() / guest_mmio_adopt(); then the window's functions
  * below (but guest_mmio_get_fast_path()) are called on that thread only,
  * and the window is removed there before its guest is freed (what was
@@ -131,7 +131,7 @@ int guest_mmio_add(struct guest *guest, uint64_t base, uint64_t size, unsigned i
  * this call, the guest's own thread serves it.
  */
 struct iothread;
-void guest_mmio_serve_on(struct guest_mmio *mmio, struct iothread *t, struct loop *loop);
+void guest_mmio_serve_on(struct guest_mmio *mmio, struct iothread *t);
 int guest_mmio_enable(struct guest_mmio *mmio);
 /* The window of an adopted server: its range is mapped already (by the previous process). */
 void guest_mmio_adopt(struct guest_mmio *mmio);

@@ -806,7 +806,7 @@ static int daemon_disk_window(struct ddisk *k, const struct disk_cfg *cfg, const
 		return r;
 	}
 	/* Its guest's vCPUs' accesses come to this thread (handed over unless it is the guest's). */
-	guest_mmio_serve_on(k->mmio, k->th->t, k->th->loop);
+	guest_mmio_serve_on(k->mmio, k->th->t);
 	k->transport.ops = cfg->grants ? &daemon_grant_transport_ops : &daemon_transport_ops;
 	k->transport.opaque = k->mmio;
 	k->transport.grants = cfg->grants;

@@ -71,7 +71,6 @@ struct guest_mmio {
 	unsigned int waiting;		/* vCPUs whose write to this window is not answered yet */
 	struct fastpath_window *fpw;	/* NULL until guest_mmio_fast_path() */
 	struct iothread *t;		/* the thread its accesses go to (NULL: the guest's) */
-	struct loop *loop;		/* that thread's loop (NULL: the guest's) */
 	struct log_ratelimit rl;	/* for what is logged on that thread */
 	struct guest_mmio *next;
 };
@@ -196,7 +195,6 @@ int guest_sys_open(struct guest_sys **ret_sys)
 		return -ENOTSUP;
 	}
 	sys = calloc(1, sizeof(*sys));
-
 	if (!sys)
 		return -ENOMEM;
 	sys->dmod = xendevicemodel_open(NULL, 0);
@@ -505,7 +503,7 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, bool taken)
 	struct guest_mmio *m = NULL;
 	struct iothread *t = NULL;
 	uint8_t state = guest_slot_state(slot);
-	bool claimed = false;
+	bool claimed = false, elsewhere;
 	ioreq_t req;
 
 	if (state != STATE_IOREQ_READY && !(taken && state == STATE_IOREQ_INPROCESS)) {
@@ -538,6 +536,7 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, bool taken)
 		m = guest_find_mmio(g, req.addr);
 		t = m ? m->t : NULL;
 	}
+	elsewhere = t && !iothread_is_current(t);
 	if (claimed) {
 		pthread_mutex_unlock(&g->lock);
 		return;
@@ -551,7 +550,7 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, bool taken)
 	 * made here, under the lock that keeps the device from going
 	 * (guest_mmio_close()), and the vCPU spared a second thread's wake-up.
 	 */
-	if (t && !iothread_is_current(t) && !m->closed && m->ops->any_thread && req.count <= 1 &&
+	if (elsewhere && !m->closed && m->ops->any_thread && req.count <= 1 &&
 	    !req.data_is_ptr && m->ops->any_thread(req.addr - m->base, req.size,
 						   req.dir == IOREQ_WRITE)) {
 		guest_serve(g, vcpu, m, &req, &g->rl);
@@ -559,7 +558,7 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, bool taken)
 		return;
 	}
 	pthread_mutex_unlock(&g->lock);
-	if (t && !iothread_is_current(t)) {
+	if (elsewhere) {
 		/* The window is served by another thread: the access goes there, answered there. */
 		struct guest_fwd *f = &g->fwd[vcpu];
 
@@ -994,12 +993,10 @@ void *guest_data(const struct guest *g)
 int guest_mmio_add(struct guest *g, uint64_t base, uint64_t size, unsigned int irq, bool grants,
 		   const struct guest_mmio_ops *ops, void *dev, struct guest_mmio **ret_mmio)
 {
-	struct guest_mmio *m;
+	struct guest_mmio *m, *o;
 
 	if (size == 0 || base + size < base)
 		return -EINVAL;
-	struct guest_mmio *o;
-
 	if (grants && !g->sys->xgt)
 		return -EOPNOTSUPP;
 	m = calloc(1, sizeof(*m));
@@ -1027,10 +1024,9 @@ int guest_mmio_add(struct guest *g, uint64_t base, uint64_t size, unsigned int i
 	return 0;
 }
 
-void guest_mmio_serve_on(struct guest_mmio *m, struct iothread *t, struct loop *loop)
+void guest_mmio_serve_on(struct guest_mmio *m, struct iothread *t)
 {
 	m->t = t;
-	m->loop = loop;
 }
 
 int guest_mmio_enable(struct guest_mmio *m)
@@ -1202,8 +1198,8 @@ int guest_mmio_fast_path(struct guest_mmio *m, unsigned int num_queues)
 
 	pthread_mutex_lock(&g->lock);
 	if (!m->fpw)
-		r = fastpath_window_add(g->fp, m->loop, m->base, m->irq, num_queues,
-					guest_mmio_queue_notify, m, &m->fpw);
+		r = fastpath_window_add(g->fp, m->t ? iothread_loop(m->t) : NULL, m->base, m->irq,
+					num_queues, guest_mmio_queue_notify, m, &m->fpw);
 	pthread_mutex_unlock(&g->lock);
 	return r;
 }
