@@ -270,7 +270,7 @@ check-run: all fuzz-build
 # two of them).  A race reported stops the daemon (halt_on_error, exit 66): the test sees it fail.
 # No suppressions.
 TSAN_BUILD := build/tsan
-TSAN_TESTS := test-iothread test-e2e test-restart
+TSAN_TESTS := test-vblk test-iothread test-e2e test-restart
 # Reports go to files too: a daemon killed by a test (restarts) leaves them there.
 TSAN_ENV := TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 \
 	log_path=$(abspath $(TSAN_BUILD))/tests/tsan-report"
@@ -279,8 +279,10 @@ TSAN_RESTART_KILLS ?= 10
 check-tsan:
 	$(Q)$(MAKE) --no-print-directory TSAN=1 BUILD=$(TSAN_BUILD) \
 		$(addprefix $(TSAN_BUILD)/tests/,$(TSAN_TESTS))
-	$(Q)echo '  TSAN    test-iothread, test-e2e *io_threads*, test-restart (io threads)'
+	$(Q)echo '  TSAN    test-vblk (lanes), test-iothread, test-e2e *io_threads*, test-restart (io threads)'
 	$(Q)rm -f $(TSAN_BUILD)/tests/tsan-report.*
+	$(Q)cd $(TSAN_BUILD)/tests && $(TSAN_ENV) ./test-vblk >test-vblk.log 2>&1 || \
+		{ cat test-vblk.log; exit 1; }
 	$(Q)cd $(TSAN_BUILD)/tests && $(TSAN_ENV) ./test-iothread >test-iothread.log 2>&1 || \
 		{ cat test-iothread.log; exit 1; }
 	$(Q)cd $(TSAN_BUILD)/tests && $(TSAN_ENV) E2E_FILTER='*io_threads*' ./test-e2e \

@@ -61,7 +61,8 @@
 #define VBLK_MAX_QUEUES 64u
 
 /*
- * Wiring (single-threaded, all calls from the one event loop):
+ * Wiring (single-threaded, all calls from the one event loop; for several
+ * threads on one device see "Lanes" below):
  *
  *   vblk_create(&cfg, &transport, &backend_ops, backend, &dev);
  *   a transport over vblk_virtio_dev(dev), e.g. vmmio_create(vblk_virtio_dev(dev), &m)
@@ -102,6 +103,7 @@ struct vblk_config {
 	struct blk_info info;		/* capacity, block sizes, read_only, discard, ... */
 	unsigned int version;		/* 2 (modern, 0 = 2) or 1 (legacy interface, virtio-mmio Version 1) */
 	unsigned int num_queues;	/* 1..VBLK_MAX_QUEUES (0 = 1); offered with VIRTIO_BLK_F_MQ */
+	unsigned int num_lanes;		/* queue i is served by lane i % num_lanes (0 = 1; at most num_queues) */
 	uint16_t queue_num_max;		/* QueueNumMax (0 = 256) */
 	uint32_t seg_max;		/* data segments per request (0 = 126) */
 	uint32_t size_max;		/* bytes per segment (0 = 256 KiB) */
@@ -211,6 +213,36 @@ bool vblk_draining(const struct vblk_dev *dev);
 void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info);
 
 void vblk_get_stats(const struct vblk_dev *dev, struct vblk_stats *ret_stats);
+
+/*
+ * Lanes: one device's queues served by several threads (num_lanes > 1).
+ * Queue i belongs to lane i % num_lanes, and each lane has its own backend
+ * (vblk_set_lane_backend(); all start with vblk_create()'s @be), request
+ * pool, counters, orphans, ring poll timer (set_timer() on its backend) and
+ * log rate limit.  What one lane's thread calls (the vblk_lane_*() functions
+ * below for its lane, its backend's done() callbacks, and QueueNotify of its
+ * queues through the transport) touches nothing another lane's thread
+ * writes: those may run at the same time, and raise the interrupt through
+ * the transport's notify() (which must allow that) and InterruptStatus
+ * atomically.  Everything else (the transport's other register accesses,
+ * vblk_set_info(), the stats, save, restore and destroy) must run while no
+ * lane's call does: the owner's exclusion (daemon.c: each lane's mutex, all
+ * taken for those).  The whole-device functions above act on every lane in
+ * turn: for owners of one lane, or under that exclusion.
+ */
+void vblk_set_lane_backend(struct vblk_dev *dev, unsigned int lane, void *be);
+unsigned int vblk_num_lanes(const struct vblk_dev *dev);
+void vblk_lane_complete_batch(struct vblk_dev *dev, unsigned int lane);
+unsigned int vblk_lane_poll(struct vblk_dev *dev, unsigned int lane, bool *ret_quiet);
+void vblk_lane_timer_expired(struct vblk_dev *dev, unsigned int lane);
+void vblk_lane_poll_soon(struct vblk_dev *dev, unsigned int lane);
+void vblk_lane_busy_poll_begin(struct vblk_dev *dev, unsigned int lane);
+bool vblk_lane_busy_poll(struct vblk_dev *dev, unsigned int lane);
+bool vblk_lane_busy_poll_end(struct vblk_dev *dev, unsigned int lane);
+/* Whether requests of the lane from before a reset are still in its backend (vblk_draining()). */
+bool vblk_lane_draining(const struct vblk_dev *dev, unsigned int lane);
+void vblk_lane_get_stats(const struct vblk_dev *dev, unsigned int lane,
+			 struct vblk_stats *ret_stats);
 
 /* What the driver set in virtio-blk beside the virtio device's state (virtio-dev.h). */
 struct vblk_state {

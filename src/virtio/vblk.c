@@ -47,6 +47,7 @@
 
 struct vblk_queue;
 struct vblk_pool;
+struct vblk_lane;
 
 struct vblk_req {
 	struct blk_req breq;		/* handed to the backend; container_of() in done() */
@@ -69,7 +70,7 @@ struct vblk_req {
  */
 struct vblk_pool {
 	struct vblk_queue *q;		/* NULL once orphaned */
-	struct vblk_dev *dev;		/* NULL once the device is freed */
+	struct vblk_lane *lane;		/* its queue's lane; NULL once the device is freed */
 	struct virtio_transport t;
 	unsigned int nreq;
 	unsigned int outstanding;	/* in the backend */
@@ -78,11 +79,12 @@ struct vblk_pool {
 	struct iovec *iovs;
 	unsigned int *free;
 	unsigned int nfree;
-	struct vblk_pool *orphan_prev, *orphan_next;	/* on dev->orphans while orphaned */
+	struct vblk_pool *orphan_prev, *orphan_next;	/* on lane->orphans while orphaned */
 };
 
 struct vblk_queue {
 	struct vblk_dev *dev;
+	struct vblk_lane *lane;		/* queue i: lane i % num_lanes */
 	unsigned int idx;
 	struct vq *vq;
 	struct vblk_pool *pool;
@@ -99,18 +101,16 @@ struct vblk_queue {
 	bool map_wait;			/* an indirect table could not be mapped now */
 };
 
-struct vblk_dev {
-	char name[64];
-	char serial[VIRTIO_BLK_ID_BYTES];
-	struct vblk_config cfg;
-	struct blk_info info;
-	struct virtio_transport t;
-	const struct vblk_backend_ops *bops;
+/*
+ * The queues one thread serves (vblk_config.num_lanes), with everything their
+ * requests touch but the device's fixed state: their backend, counters,
+ * orphans, poll timer and log rate limit.  Two lanes share nothing written
+ * on a request's path, so their threads need no lock between them.
+ */
+struct vblk_lane {
+	struct vblk_dev *dev;
+	unsigned int idx;
 	void *be;
-	struct virtio_dev *vdev;
-	struct vblk_queue *queues;
-	uint8_t writeback;
-	bool restoring;			/* inside vblk_restore() */
 	struct vblk_stats stats;
 	struct log_ratelimit rl;
 	struct vblk_pool *orphans;	/* detached pools with requests in the backend */
@@ -118,8 +118,31 @@ struct vblk_dev {
 	bool busy_polling;		/* vblk_busy_poll_begin() .. _end(): the owner looks at the rings */
 };
 
+struct vblk_dev {
+	char name[64];
+	char serial[VIRTIO_BLK_ID_BYTES];
+	struct vblk_config cfg;
+	struct blk_info info;
+	struct virtio_transport t;
+	const struct vblk_backend_ops *bops;
+	struct virtio_dev *vdev;
+	struct vblk_queue *queues;
+	struct vblk_lane *lanes;	/* cfg.num_lanes */
+	uint8_t writeback;
+	bool restoring;			/* inside vblk_restore() */
+	struct log_ratelimit rl;	/* for what is not a lane's (register accesses) */
+};
+
 #define vblk_warn(dev, fmt, ...)                                                                 \
 	log_ratelimited(&(dev)->rl, LOG_LEVEL_WARNING, "%s: " fmt, (dev)->name, ##__VA_ARGS__)
+/* What a lane's thread logs (its own rate limit). */
+#define lane_warn(l, fmt, ...)                                                                   \
+	log_ratelimited(&(l)->rl, LOG_LEVEL_WARNING, "%s: " fmt, (l)->dev->name, ##__VA_ARGS__)
+
+/* A lane's queues: idx, idx + num_lanes, ... */
+#define for_each_lane_queue(q, l)                                                                \
+	for (struct vblk_queue *q = &(l)->dev->queues[(l)->idx];                                 \
+	     q < (l)->dev->queues + (l)->dev->cfg.num_queues; q += (l)->dev->cfg.num_lanes)
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -183,7 +206,7 @@ static struct vblk_pool *pool_new(struct vblk_queue *q, unsigned int nreq, unsig
 	if (!pool)
 		return NULL;
 	pool->q = q;
-	pool->dev = q->dev;
+	pool->lane = q->lane;
 	pool->t = q->dev->t;
 	pool->nreq = nreq;
 	pool->reqs = calloc(nreq, sizeof(*pool->reqs));
@@ -221,9 +244,9 @@ static void pool_put(struct vblk_pool *pool, struct vblk_req *req)
 
 /* ---- completion --------------------------------------------------------------------------- */
 
-static void count_status(struct vblk_dev *dev, struct vblk_req *req, uint8_t status)
+static void count_status(struct vblk_lane *l, struct vblk_req *req, uint8_t status)
 {
-	struct vblk_stats *s = &dev->stats;
+	struct vblk_stats *s = &l->stats;
 
 	if (status == VIRTIO_BLK_S_IOERR) {
 		s->io_errors++;
@@ -259,7 +282,7 @@ static void count_status(struct vblk_dev *dev, struct vblk_req *req, uint8_t sta
 	}
 }
 
-static void ring_broken(struct vblk_dev *dev, unsigned int idx, int err);
+static void ring_broken(struct vblk_queue *q, int err);
 
 /*
  * Answer a request of a live queue: status byte, used entry (published with
@@ -276,10 +299,10 @@ static void complete(struct vblk_queue *q, struct vblk_req *req, uint8_t status,
 		/* The status byte the request was parsed with is gone (a grant ended early). */
 		vq_elem_unmap(&pool->t, &req->elem);
 		pool_put(pool, req);
-		ring_broken(q->dev, q->idx, r);
+		ring_broken(q, r);
 		return;
 	}
-	count_status(q->dev, req, status);
+	count_status(q->lane, req, status);
 	vq_push(q->vq, &req->elem, written);
 	vq_elem_unmap(&pool->t, &req->elem);
 	pool_put(pool, req);
@@ -298,19 +321,20 @@ static void complete_status(struct vblk_queue *q, struct vblk_req *req, uint8_t 
 }
 
 static unsigned int process_queue(struct vblk_queue *q);
-static void vblk_publish(struct vblk_dev *dev);
+static void lane_publish(struct vblk_lane *l);
 
 /*
- * The backend has room again: every queue that -EAGAIN stopped takes up its
- * ring.  All queues of a device share one backend, so a queue may be stopped
- * by another queue's requests (or by orphans of a reset) and must be resumed
- * by their completions: with EVENT_IDX its driver will not notify again.
+ * The backend has room again: every queue of the lane that -EAGAIN stopped
+ * takes up its ring.  The queues of a lane share one backend, so a queue may
+ * be stopped by another queue's requests (or by orphans of a reset) and must
+ * be resumed by their completions: with EVENT_IDX its driver will not notify
+ * again.
  */
-static void resume_stalled(struct vblk_dev *dev)
+static void resume_stalled(struct vblk_lane *l)
 {
-	for (unsigned int i = 0; i < dev->cfg.num_queues; i++)
-		if (dev->queues[i].stalled)
-			process_queue(&dev->queues[i]);
+	for_each_lane_queue(q, l)
+		if (q->stalled)
+			process_queue(q);
 }
 
 /*
@@ -319,7 +343,7 @@ static void resume_stalled(struct vblk_dev *dev)
  * failed write-back (the kernel's errseq), e.g. the collision it logs when the
  * same file is written with and without O_DIRECT.
  */
-static void log_backend_error(struct vblk_dev *dev, const struct vblk_req *req, int res)
+static void log_backend_error(struct vblk_lane *l, const struct vblk_req *req, int res)
 {
 	const char *what = req->flushing ? "flush after a write-through write" :
 			   req->type == VIRTIO_BLK_T_IN ? "read" :
@@ -329,9 +353,9 @@ static void log_backend_error(struct vblk_dev *dev, const struct vblk_req *req, 
 			   req->type == VIRTIO_BLK_T_WRITE_ZEROES ? "write-zeroes" : "request";
 
 	if (req->type == VIRTIO_BLK_T_FLUSH || req->flushing)
-		vblk_warn(dev, "%s failed: %s (the guest gets IOERR)", what, strerror(-res));
+		lane_warn(l, "%s failed: %s (the guest gets IOERR)", what, strerror(-res));
 	else
-		vblk_warn(dev, "%s at sector %llu failed: %s (the guest gets IOERR)", what,
+		lane_warn(l, "%s at sector %llu failed: %s (the guest gets IOERR)", what,
 			  (unsigned long long)(req->breq.offset / VIRTIO_BLK_SECTOR_SIZE),
 			  strerror(-res));
 }
@@ -341,29 +365,29 @@ static void req_done(struct blk_req *breq, int res)
 	struct vblk_req *req = container_of(breq, struct vblk_req, breq);
 	struct vblk_pool *pool = req->pool;
 	struct vblk_queue *q = pool->q;
-	struct vblk_dev *dev = pool->dev;
+	struct vblk_lane *l = pool->lane;
 
 	assert(pool->outstanding > 0);
 	pool->outstanding--;
-	if (dev)
-		dev->stats.in_flight--;
+	if (l)
+		l->stats.in_flight--;
 	if (!q) {
 		/* Orphaned by a reset or destroy: the old rings are gone, only release the buffers. */
 		vq_elem_unmap(&pool->t, &req->elem);
 		pool_put(pool, req);
 		if (pool->outstanding == 0) {
-			if (dev) {
+			if (l) {
 				if (pool->orphan_prev)
 					pool->orphan_prev->orphan_next = pool->orphan_next;
 				else
-					dev->orphans = pool->orphan_next;
+					l->orphans = pool->orphan_next;
 				if (pool->orphan_next)
 					pool->orphan_next->orphan_prev = pool->orphan_prev;
 			}
 			pool_free(pool);
 		}
-		if (dev)
-			resume_stalled(dev);
+		if (l)
+			resume_stalled(l);
 		return;
 	}
 	if (res == 0 && req->flush_after && !req->flushing) {
@@ -374,18 +398,18 @@ static void req_done(struct blk_req *breq, int res)
 		memset(&req->breq, 0, sizeof(req->breq));
 		req->breq.op = BLK_OP_FLUSH;
 		req->breq.done = req_done;
-		r = dev->bops->submit(dev->be, &req->breq);
+		r = q->dev->bops->submit(l->be, &req->breq);
 		if (r == 0) {
 			pool->outstanding++;
-			dev->stats.in_flight++;
+			l->stats.in_flight++;
 			return;
 		}
 		res = r;
 	}
 	if (res < 0)
-		log_backend_error(dev, req, res);
+		log_backend_error(l, req, res);
 	complete_status(q, req, res == 0 ? VIRTIO_BLK_S_OK : VIRTIO_BLK_S_IOERR);
-	resume_stalled(dev);
+	resume_stalled(l);
 }
 
 /* ---- request parsing (§5.2.6) ------------------------------------------------------------- */
@@ -487,7 +511,7 @@ static enum parse_result parse_rw(struct vblk_dev *dev, struct vblk_req *req, ui
 	 * of the data is mapped.
 	 */
 	if (len > (uint64_t)dev->cfg.seg_max * dev->cfg.size_max) {
-		vblk_warn(dev, "request of %llu bytes is larger than seg_max x size_max: refused",
+		lane_warn(req->pool->lane, "request of %llu bytes is larger than seg_max x size_max: refused",
 			  (unsigned long long)len);
 		*ret_status = VIRTIO_BLK_S_IOERR;
 		return PARSE_DONE;
@@ -684,50 +708,59 @@ static bool queue_publish(struct vblk_queue *q)
 	return vq_publish(q->vq);
 }
 
-static void ring_broken(struct vblk_dev *dev, unsigned int idx, int err)
+static void ring_broken(struct vblk_queue *q, int err)
 {
-	dev->stats.ring_errors++;
+	q->lane->stats.ring_errors++;
 	/* Logged here, once: the device core only sets the status bit. */
-	vblk_warn(dev, "queue %u: ring violation: %s; device needs reset", idx, strerror(-err));
-	virtio_dev_set_needs_reset(dev->vdev);
+	lane_warn(q->lane, "queue %u: ring violation: %s; device needs reset", q->idx,
+		  strerror(-err));
+	virtio_dev_set_needs_reset(q->dev->vdev);
 }
 
 /* Returns 0 when accepted, -EAGAIN when the backend is full, else completed with IOERR. */
 static int submit(struct vblk_queue *q, struct vblk_req *req)
 {
-	struct vblk_dev *dev = q->dev;
-	int r = dev->bops->submit(dev->be, &req->breq);
+	struct vblk_lane *l = q->lane;
+	int r = q->dev->bops->submit(l->be, &req->breq);
 
 	if (r == 0) {
 		q->pool->outstanding++;
-		dev->stats.in_flight++;
+		l->stats.in_flight++;
 		return 0;
 	}
 	if (r == -EAGAIN)
 		return r;
-	log_backend_error(dev, req, r);
+	log_backend_error(l, req, r);
 	complete_status(q, req, VIRTIO_BLK_S_IOERR);
 	return r;
 }
 
 /* ---- ring poll policy (the owner provides the timer) ------------------------------------ */
 
-static void poll_arm(struct vblk_dev *dev, uint64_t us)
+static void poll_arm(struct vblk_lane *l, uint64_t us)
 {
+	const struct vblk_backend_ops *ops = l->dev->bops;
+
 	/* Without the timer, waiting for the next completion is still correct (the owner logs why). */
-	dev->polling = dev->bops->set_timer && dev->bops->set_timer(dev->be, us) == 0;
+	l->polling = ops->set_timer && ops->set_timer(l->be, us) == 0;
 }
 
 /* A queue stopped asking for notifications: the timer bounds how long a buffer may wait. */
-static void poll_quiet(struct vblk_dev *dev)
+static void poll_quiet(struct vblk_lane *l)
 {
-	if (!dev->polling)
-		poll_arm(dev, VBLK_POLL_US);
+	if (!l->polling)
+		poll_arm(l, VBLK_POLL_US);
+}
+
+void vblk_lane_poll_soon(struct vblk_dev *dev, unsigned int lane)
+{
+	poll_arm(&dev->lanes[lane], 0);
 }
 
 void vblk_poll_soon(struct vblk_dev *dev)
 {
-	poll_arm(dev, 0);
+	for (unsigned int i = 0; i < dev->cfg.num_lanes; i++)
+		vblk_lane_poll_soon(dev, i);
 }
 
 /*
@@ -735,38 +768,43 @@ void vblk_poll_soon(struct vblk_dev *dev)
  * quiet queue (unless the owner's busy polling looks at the rings), taking
  * what it added meanwhile.
  */
-static void poll_give_up(struct vblk_dev *dev)
+static void poll_give_up(struct vblk_lane *l)
 {
 	unsigned int taken = 0;
 
-	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
-		struct vblk_queue *q = &dev->queues[i];
-
+	for_each_lane_queue(q, l) {
 		/* Waiting for the backend's room or the mapping budget: woken by those, not polled. */
 		if (!q->quiet || q->stalled || q->map_wait)
 			continue;
 		q->quiet = false;
-		if (q->vq && !dev->busy_polling && vq_notify_on(q->vq))
+		if (q->vq && !l->busy_polling && vq_notify_on(q->vq))
 			taken += process_queue(q);
 	}
 	if (taken)
-		vblk_publish(dev);
+		lane_publish(l);
+}
+
+void vblk_lane_timer_expired(struct vblk_dev *dev, unsigned int lane)
+{
+	struct vblk_lane *l = &dev->lanes[lane];
+	bool quiet = false;
+	unsigned int taken;
+
+	l->polling = false;	/* one-shot: expired */
+	taken = vblk_lane_poll(dev, lane, &quiet);
+	/* Done, or armed again from inside (a pass that ended on its budget). */
+	if (!quiet || l->polling)
+		return;
+	if (taken)
+		poll_arm(l, VBLK_POLL_US);
+	else
+		poll_give_up(l);
 }
 
 void vblk_timer_expired(struct vblk_dev *dev)
 {
-	bool quiet = false;
-	unsigned int taken;
-
-	dev->polling = false;	/* one-shot: expired */
-	taken = vblk_poll(dev, &quiet);
-	/* Done, or armed again from inside (a pass that ended on its budget). */
-	if (!quiet || dev->polling)
-		return;
-	if (taken)
-		poll_arm(dev, VBLK_POLL_US);
-	else
-		poll_give_up(dev);
+	for (unsigned int i = 0; i < dev->cfg.num_lanes; i++)
+		vblk_lane_timer_expired(dev, i);
 }
 
 /* Mapped bytes and mappings a request cost (its header read counted as one more). */
@@ -803,11 +841,13 @@ struct vblk_pass {
 };
 
 /* The transport cannot map now: the queue waits for releases (its own completions, or room()). */
-static void wait_room(struct vblk_dev *dev)
+static void wait_room(struct vblk_queue *q)
 {
-	dev->stats.map_waits++;
-	if (dev->t.ops->wait_room)
-		dev->t.ops->wait_room(dev->t.opaque);
+	const struct virtio_transport *t = &q->dev->t;
+
+	q->lane->stats.map_waits++;
+	if (t->ops->wait_room)
+		t->ops->wait_room(t->opaque);
 }
 
 /* The request to work on next: the stalled one, or one taken from the ring; NULL ends the pass. */
@@ -836,9 +876,9 @@ static struct vblk_req *next_request(struct vblk_queue *q, struct vblk_pass *p)
 		if (r == -ENOBUFS || r == -ENOMEM) {
 			/* An indirect table the transport cannot map now: the ring waits. */
 			q->map_wait = true;
-			wait_room(q->dev);
+			wait_room(q);
 		} else if (r < 0) {
-			ring_broken(q->dev, q->idx, r);
+			ring_broken(q, r);
 		}
 		return NULL;
 	}
@@ -878,12 +918,12 @@ static enum vblk_step parse_request(struct vblk_queue *q, struct vblk_req *req,
 		 */
 		vq_elem_unmap(&q->pool->t, &req->elem);
 		q->stalled = req;
-		wait_room(q->dev);
+		wait_room(q);
 		return STEP_STOP;
 	case PARSE_BROKEN:
 		vq_elem_unmap(&q->pool->t, &req->elem);
 		pool_put(q->pool, req);
-		ring_broken(q->dev, q->idx, -EPROTO);
+		ring_broken(q, -EPROTO);
 		return STEP_STOP;
 	}
 	return STEP_STOP;
@@ -915,10 +955,10 @@ static bool pass_end(struct vblk_queue *q)
 		if (!q->quiet) {
 			q->quiet = true;
 			vq_notify_off(q->vq);
-			poll_quiet(dev);
+			poll_quiet(q->lane);
 		}
 		if (q->backlog)
-			vblk_poll_soon(dev);
+			poll_arm(q->lane, 0);
 		return false;
 	}
 	/* Off by a restored state (vq_restore()) counts as ours too: the driver must be asked again. */
@@ -926,7 +966,7 @@ static bool pass_end(struct vblk_queue *q)
 		return false;
 	q->quiet = false;
 	/* The owner's busy polling looks at the ring; its end asks for notifications. */
-	if (dev->busy_polling)
+	if (q->lane->busy_polling)
 		return false;
 	return vq_notify_on(q->vq);
 }
@@ -965,7 +1005,7 @@ static unsigned int process_queue(struct vblk_queue *q)
 		}
 		/* The end of a burst; the block layer hands small batches over by itself (BLK_SUBMIT_BATCH). */
 		if (p.plugged && dev->bops->unplug)
-			dev->bops->unplug(dev->be);
+			dev->bops->unplug(q->lane->be);
 		p.plugged = false;
 		p.budget = q->vq ? vq_num(q->vq) + 1u : 0;
 	} while (pass_end(q));
@@ -973,20 +1013,31 @@ static unsigned int process_queue(struct vblk_queue *q)
 	return p.taken;
 }
 
-unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet)
+unsigned int vblk_lane_poll(struct vblk_dev *dev, unsigned int lane, bool *ret_quiet)
 {
+	struct vblk_lane *l = &dev->lanes[lane];
 	unsigned int taken = 0;
 	bool quiet = false;
 
-	if (dev) {
-		for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
-			struct vblk_queue *q = &dev->queues[i];
+	for_each_lane_queue(q, l) {
+		if (q->quiet)
+			taken += process_queue(q);
+		quiet |= q->quiet;
+	}
+	lane_publish(l);
+	if (ret_quiet)
+		*ret_quiet = quiet;
+	return taken;
+}
 
-			if (q->quiet)
-				taken += process_queue(q);
-			quiet |= q->quiet;
-		}
-		vblk_publish(dev);
+unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet)
+{
+	unsigned int taken = 0;
+	bool quiet = false, lq;
+
+	for (unsigned int i = 0; dev && i < dev->cfg.num_lanes; i++) {
+		taken += vblk_lane_poll(dev, i, &lq);
+		quiet |= lq;
 	}
 	if (ret_quiet)
 		*ret_quiet = quiet;
@@ -995,42 +1046,39 @@ unsigned int vblk_poll(struct vblk_dev *dev, bool *ret_quiet)
 
 /* ---- busy polling by the owner's loop ------------------------------------------------------ */
 
-void vblk_busy_poll_begin(struct vblk_dev *dev)
+void vblk_lane_busy_poll_begin(struct vblk_dev *dev, unsigned int lane)
 {
-	dev->busy_polling = true;
-	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
-		struct vblk_queue *q = &dev->queues[i];
+	struct vblk_lane *l = &dev->lanes[lane];
 
+	l->busy_polling = true;
+	for_each_lane_queue(q, l)
 		if (q->vq && virtio_dev_running(dev->vdev))
 			vq_notify_off(q->vq);
-	}
 }
 
-bool vblk_busy_poll(struct vblk_dev *dev)
+bool vblk_lane_busy_poll(struct vblk_dev *dev, unsigned int lane)
 {
+	struct vblk_lane *l = &dev->lanes[lane];
 	unsigned int taken = 0;
 
-	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
-		struct vblk_queue *q = &dev->queues[i];
-
+	for_each_lane_queue(q, l) {
 		/* A queue waiting for the backend's room or the guest's mapping budget is not polled. */
 		if (q->vq && !q->stalled && !q->map_wait && !q->backlog &&
 		    virtio_dev_running(dev->vdev) && vq_has_avail(q->vq))
 			taken += process_queue(q);
 	}
 	if (taken)
-		vblk_publish(dev);
+		lane_publish(l);
 	return taken > 0;
 }
 
-bool vblk_busy_poll_end(struct vblk_dev *dev)
+bool vblk_lane_busy_poll_end(struct vblk_dev *dev, unsigned int lane)
 {
+	struct vblk_lane *l = &dev->lanes[lane];
 	unsigned int taken = 0;
 
-	dev->busy_polling = false;
-	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
-		struct vblk_queue *q = &dev->queues[i];
-
+	l->busy_polling = false;
+	for_each_lane_queue(q, l) {
 		/* A quiet queue keeps them off: its completions look at the ring. */
 		if (!q->vq || q->quiet || !vq_notify_is_off(q->vq) || !virtio_dev_running(dev->vdev))
 			continue;
@@ -1038,40 +1086,76 @@ bool vblk_busy_poll_end(struct vblk_dev *dev)
 			taken += process_queue(q);
 	}
 	if (taken)
-		vblk_publish(dev);
+		lane_publish(l);
 	return taken > 0;
+}
+
+void vblk_busy_poll_begin(struct vblk_dev *dev)
+{
+	for (unsigned int i = 0; i < dev->cfg.num_lanes; i++)
+		vblk_lane_busy_poll_begin(dev, i);
+}
+
+bool vblk_busy_poll(struct vblk_dev *dev)
+{
+	bool taken = false;
+
+	for (unsigned int i = 0; i < dev->cfg.num_lanes; i++)
+		taken |= vblk_lane_busy_poll(dev, i);
+	return taken;
+}
+
+bool vblk_busy_poll_end(struct vblk_dev *dev)
+{
+	bool taken = false;
+
+	for (unsigned int i = 0; i < dev->cfg.num_lanes; i++)
+		taken |= vblk_lane_busy_poll_end(dev, i);
+	return taken;
+}
+
+bool vblk_lane_draining(const struct vblk_dev *dev, unsigned int lane)
+{
+	return dev->lanes[lane].orphans != NULL;
 }
 
 bool vblk_draining(const struct vblk_dev *dev)
 {
-	return dev->orphans != NULL;
+	for (unsigned int i = 0; i < dev->cfg.num_lanes; i++)
+		if (vblk_lane_draining(dev, i))
+			return true;
+	return false;
 }
 
-/* Publish every queue's used entries, with at most one interrupt. */
-static void vblk_publish(struct vblk_dev *dev)
+/* Publish the used entries of a lane's queues, with at most one interrupt. */
+static void lane_publish(struct vblk_lane *l)
 {
 	bool irq = false;
 
-	for (unsigned int i = 0; i < dev->cfg.num_queues; i++)
-		irq |= queue_publish(&dev->queues[i]);
+	for_each_lane_queue(q, l)
+		irq |= queue_publish(q);
 	/* §2.7.7 / §2.7.10: one interrupt per batch, and only if the driver asked for it. */
 	if (irq) {
-		dev->stats.interrupts++;
-		virtio_dev_raise(dev->vdev, VIRTIO_MMIO_INT_VRING);
+		l->stats.interrupts++;
+		virtio_dev_raise(l->dev->vdev, VIRTIO_MMIO_INT_VRING);
 	}
 }
 
-void vblk_complete_batch(struct vblk_dev *dev)
+void vblk_lane_complete_batch(struct vblk_dev *dev, unsigned int lane)
 {
-	if (!dev)
-		return;
 	/* The driver hears of these completions first ... */
-	vblk_publish(dev);
+	lane_publish(&dev->lanes[lane]);
 	/*
 	 * ... then the queues that are not being notified take what the driver
 	 * added meanwhile (publishing what that answers without the backend).
 	 */
-	vblk_poll(dev, NULL);
+	vblk_lane_poll(dev, lane, NULL);
+}
+
+void vblk_complete_batch(struct vblk_dev *dev)
+{
+	for (unsigned int i = 0; dev && i < dev->cfg.num_lanes; i++)
+		vblk_lane_complete_batch(dev, i);
 }
 
 /* ---- device ops -------------------------------------------------------------------------- */
@@ -1168,12 +1252,14 @@ static void blk_queue_stop(void *opaque, unsigned int idx)
 	if (pool->outstanding == 0) {
 		pool_free(pool);
 	} else {
+		struct vblk_lane *l = q->lane;
+
 		pool->q = NULL;
 		pool->orphan_prev = NULL;
-		pool->orphan_next = dev->orphans;
-		if (dev->orphans)
-			dev->orphans->orphan_prev = pool;
-		dev->orphans = pool;
+		pool->orphan_next = l->orphans;
+		if (l->orphans)
+			l->orphans->orphan_prev = pool;
+		l->orphans = pool;
 	}
 	q->pool = NULL;
 	q->vq = NULL;
@@ -1188,7 +1274,7 @@ static void blk_queue_notify(void *opaque, unsigned int idx)
 
 	process_queue(q);
 	/* A notify is a batch of its own: requests answered without the backend are published now. */
-	vblk_publish(dev);
+	lane_publish(q->lane);
 }
 
 static void blk_reset(void *opaque)
@@ -1242,7 +1328,8 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 	int r;
 
 	assert(cfg && t && ops && ops->submit);
-	if (cfg->num_queues > VBLK_MAX_QUEUES || cfg->info.logical_block_size < 512 ||
+	if (cfg->num_queues > VBLK_MAX_QUEUES || cfg->num_lanes > VBLK_MAX_QUEUES ||
+	    cfg->info.logical_block_size < 512 ||
 	    (cfg->info.logical_block_size & (cfg->info.logical_block_size - 1)) != 0 ||
 	    (cfg->version != 0 && cfg->version != 1 && cfg->version != 2))
 		return -EINVAL;
@@ -1258,6 +1345,10 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 	dev->cfg.serial = NULL;
 	if (!dev->cfg.num_queues)
 		dev->cfg.num_queues = 1;
+	if (!dev->cfg.num_lanes)
+		dev->cfg.num_lanes = 1;
+	if (dev->cfg.num_lanes > dev->cfg.num_queues)
+		dev->cfg.num_lanes = dev->cfg.num_queues;
 	if (!dev->cfg.queue_num_max)
 		dev->cfg.queue_num_max = DEFAULT_QUEUE_NUM_MAX;
 	if (!dev->cfg.seg_max)
@@ -1273,16 +1364,20 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 		dev->info.physical_block_size = dev->info.logical_block_size;
 	dev->t = *t;
 	dev->bops = ops;
-	dev->be = be;
 	dev->writeback = dev->info.write_cache ? 1 : 0;
 	dev->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
 	dev->queues = calloc(dev->cfg.num_queues, sizeof(*dev->queues));
-	if (!dev->queues) {
+	dev->lanes = calloc(dev->cfg.num_lanes, sizeof(*dev->lanes));
+	if (!dev->queues || !dev->lanes) {
 		r = -ENOMEM;
 		goto err_free;
 	}
+	for (unsigned int i = 0; i < dev->cfg.num_lanes; i++)
+		dev->lanes[i] = (struct vblk_lane){ .dev = dev, .idx = i, .be = be,
+						    .rl = LOG_RATELIMIT_GUEST };
 	for (unsigned int i = 0; i < dev->cfg.num_queues; i++) {
 		dev->queues[i].dev = dev;
+		dev->queues[i].lane = &dev->lanes[i % dev->cfg.num_lanes];
 		dev->queues[i].idx = i;
 	}
 
@@ -1304,6 +1399,7 @@ int vblk_create(const struct vblk_config *cfg, const struct virtio_transport *t,
 
 err_free:
 	free(dev->queues);
+	free(dev->lanes);
 	free(dev);
 	return r;
 }
@@ -1315,9 +1411,11 @@ void vblk_destroy(struct vblk_dev *dev)
 	/* Stops every queue: in-flight requests become orphans that no longer know the device. */
 	virtio_dev_destroy(dev->vdev);
 	dev->vdev = NULL;
-	for (struct vblk_pool *p = dev->orphans; p; p = p->orphan_next)
-		p->dev = NULL;
+	for (unsigned int i = 0; i < dev->cfg.num_lanes; i++)
+		for (struct vblk_pool *p = dev->lanes[i].orphans; p; p = p->orphan_next)
+			p->lane = NULL;
 	free(dev->queues);
+	free(dev->lanes);
 	free(dev);
 }
 
@@ -1341,9 +1439,45 @@ void vblk_set_info(struct vblk_dev *dev, const struct blk_info *info)
 		virtio_dev_config_changed(dev->vdev);
 }
 
+void vblk_set_lane_backend(struct vblk_dev *dev, unsigned int lane, void *be)
+{
+	dev->lanes[lane].be = be;
+}
+
+unsigned int vblk_num_lanes(const struct vblk_dev *dev)
+{
+	return dev->cfg.num_lanes;
+}
+
+void vblk_lane_get_stats(const struct vblk_dev *dev, unsigned int lane,
+			 struct vblk_stats *ret_stats)
+{
+	*ret_stats = dev->lanes[lane].stats;
+}
+
 void vblk_get_stats(const struct vblk_dev *dev, struct vblk_stats *ret_stats)
 {
-	*ret_stats = dev->stats;
+	struct vblk_stats sum = { 0 };
+
+	for (unsigned int i = 0; i < dev->cfg.num_lanes; i++) {
+		const struct vblk_stats *s = &dev->lanes[i].stats;
+
+		sum.read_reqs += s->read_reqs;
+		sum.read_bytes += s->read_bytes;
+		sum.write_reqs += s->write_reqs;
+		sum.write_bytes += s->write_bytes;
+		sum.flush_reqs += s->flush_reqs;
+		sum.discard_reqs += s->discard_reqs;
+		sum.write_zeroes_reqs += s->write_zeroes_reqs;
+		sum.get_id_reqs += s->get_id_reqs;
+		sum.io_errors += s->io_errors;
+		sum.unsupported += s->unsupported;
+		sum.ring_errors += s->ring_errors;
+		sum.map_waits += s->map_waits;
+		sum.interrupts += s->interrupts;
+		sum.in_flight += s->in_flight;
+	}
+	*ret_stats = sum;
 }
 
 void vblk_save(const struct vblk_dev *dev, struct vblk_state *st)

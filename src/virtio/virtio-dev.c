@@ -134,8 +134,11 @@ bool virtio_dev_has_feature(const struct virtio_dev *vdev, unsigned int bit)
 
 bool virtio_dev_running(const struct virtio_dev *vdev)
 {
-	return (vdev->status & VIRTIO_STATUS_DRIVER_OK) &&
-	       !(vdev->status & (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED));
+	/* Atomic: threads serving different queues may set DEVICE_NEEDS_RESET at once. */
+	uint8_t status = __atomic_load_n(&vdev->status, __ATOMIC_RELAXED);
+
+	return (status & VIRTIO_STATUS_DRIVER_OK) &&
+	       !(status & (VIRTIO_STATUS_DEVICE_NEEDS_RESET | VIRTIO_STATUS_FAILED));
 }
 
 void virtio_dev_raise(struct virtio_dev *vdev, uint32_t bits)
@@ -147,11 +150,14 @@ void virtio_dev_raise(struct virtio_dev *vdev, uint32_t bits)
 
 void virtio_dev_set_needs_reset(struct virtio_dev *vdev)
 {
-	if (vdev->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
+	/* Atomic: the threads of a device's lanes (vblk.h) may both find their rings broken. */
+	uint8_t old = __atomic_fetch_or(&vdev->status, VIRTIO_STATUS_DEVICE_NEEDS_RESET,
+					__ATOMIC_RELAXED);
+
+	if (old & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
 		return;
-	vdev->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
 	/* §2.1.2: with DRIVER_OK set, DEVICE_NEEDS_RESET comes with a config change notification. */
-	if (vdev->status & VIRTIO_STATUS_DRIVER_OK)
+	if (old & VIRTIO_STATUS_DRIVER_OK)
 		virtio_dev_raise(vdev, VIRTIO_MMIO_INT_CONFIG);
 }
 

@@ -23,12 +23,15 @@ static int fm_map(void *opaque, uint64_t gpa, uint64_t len, bool write, void **r
 		return -EFAULT;
 	if (m->fail_len && gpa < m->fail_gpa + m->fail_len && m->fail_gpa < gpa + len)
 		return m->fail_err ? m->fail_err : -EFAULT;
-	if (m->maps_limit && m->maps_live >= m->maps_limit)
+	/* Atomic: the threads of a device's lanes (vblk.h) map at the same time. */
+	long live = __atomic_load_n(&m->maps_live, __ATOMIC_RELAXED);
+
+	if (m->maps_limit && live >= m->maps_limit)
 		return -ENOBUFS;
-	m->maps_live++;
-	if (m->maps_live > m->maps_peak)
-		m->maps_peak = m->maps_live;
-	m->maps_total++;
+	live = __atomic_add_fetch(&m->maps_live, 1, __ATOMIC_RELAXED);
+	if (live > __atomic_load_n(&m->maps_peak, __ATOMIC_RELAXED))
+		__atomic_store_n(&m->maps_peak, live, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&m->maps_total, 1, __ATOMIC_RELAXED);
 	*ret_ptr = m->ram + gpa;
 	return 0;
 }
@@ -38,14 +41,14 @@ static void fm_unmap(void *opaque, void *ptr, uint64_t len)
 	struct fake_mem *m = opaque;
 
 	assert((uint8_t *)ptr >= m->ram && (uint8_t *)ptr + len <= m->ram + m->size);
-	m->maps_live--;
+	__atomic_sub_fetch(&m->maps_live, 1, __ATOMIC_RELAXED);
 }
 
 static void fm_notify(void *opaque)
 {
 	struct fake_mem *m = opaque;
 
-	m->notifies++;
+	__atomic_add_fetch(&m->notifies, 1, __ATOMIC_RELAXED);
 }
 
 static const struct virtio_transport_ops fake_mem_ops = {

@@ -2,6 +2,7 @@
 /* virtio-blk tests: request types with data verified, features, batching, reset, backpressure. */
 #include <endian.h>
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1091,6 +1092,188 @@ static void test_multiqueue_requests_on_second_queue(void **state)
 	vt_free(vt);
 }
 
+/* ---- lanes: one device's queues on two threads (vblk.h "Lanes") ---- */
+
+#define LANE_ROUNDS 64
+#define LANE_BATCH 8
+#define LANE_SECTORS 1024	/* each lane's part of the 1 MiB disk */
+
+struct lane_run {
+	struct vt *vt;
+	struct ram_be *be;
+	unsigned int lane;		/* = its queue */
+	uint64_t hdr, st, data;		/* LANE_BATCH of each, allocated before the threads run */
+	bool broken;			/* then offer a request without a status byte */
+	pthread_barrier_t *done;	/* ... once both lanes are through their rounds */
+	unsigned int bad_status, used;
+};
+
+static void lane_add_write(struct lane_run *r, unsigned int k, uint64_t sector)
+{
+	uint8_t *h = vt_ptr(r->vt, r->hdr + 16 * k), *d = vt_ptr(r->vt, r->data + 512 * k);
+	uint32_t t = htole32(VIRTIO_BLK_T_OUT);
+	uint64_t s = htole64(sector);
+	struct vt_buf bufs[3] = {
+		{ r->hdr + 16 * k, 16, false },
+		{ r->data + 512 * k, 512, false },
+		{ r->st + k, 1, true },
+	};
+
+	memcpy(h, &t, 4);
+	memset(h + 4, 0, 4);
+	memcpy(h + 8, &s, 8);
+	memset(d, (int)(sector & 0xff) ^ (int)r->lane, 512);
+	*(uint8_t *)vt_ptr(r->vt, r->st + k) = 0xff;
+	assert_true(vt_add(r->vt, r->lane, bufs, 3, false) >= 0);
+}
+
+/* One lane's thread: rounds of LANE_BATCH writes to its queue, completed on its backend. */
+static void *lane_thread(void *arg)
+{
+	struct lane_run *r = arg;
+	uint32_t id, len;
+
+	for (unsigned int round = 0; round < LANE_ROUNDS; round++) {
+		unsigned int got = 0;
+
+		for (unsigned int k = 0; k < LANE_BATCH; k++)
+			lane_add_write(r, k, r->lane * LANE_SECTORS + round * LANE_BATCH + k);
+		vt_kick(r->vt, r->lane);
+		while (got < LANE_BATCH) {
+			ram_be_complete(r->be, true);
+			vblk_lane_complete_batch(r->vt->dev, r->lane);
+			while (vt_used(r->vt, r->lane, &id, &len))
+				got++;
+		}
+		for (unsigned int k = 0; k < LANE_BATCH; k++)
+			r->bad_status += *(uint8_t *)vt_ptr(r->vt, r->st + k) != VIRTIO_BLK_S_OK;
+		r->used += got;
+	}
+	pthread_barrier_wait(r->done);
+	if (r->broken) {
+		struct vt_buf hdr_only = { r->hdr, 16, false };
+
+		vt_add(r->vt, r->lane, &hdr_only, 1, false);
+		vt_kick(r->vt, r->lane);
+	}
+	return NULL;
+}
+
+static struct vt *lanes_vt(struct ram_be *be1, struct lane_run *runs)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .num_queues = 2, .num_lanes = 2 };
+	struct vt *vt = vt_new(&cfg);
+
+	assert_int_equal(vblk_num_lanes(vt->dev), 2);
+	assert_true(vt_start(vt, SPLIT, 2, NUM));
+	/* Lane 1's own backend, over the same disk. */
+	*be1 = (struct ram_be){ .data = vt->be.data, .size = vt->be.size };
+	vblk_set_lane_backend(vt->dev, 1, be1);
+	for (unsigned int i = 0; i < 2; i++)
+		runs[i] = (struct lane_run){
+			.vt = vt, .be = i ? be1 : &vt->be, .lane = i,
+			.hdr = fake_mem_alloc(&vt->mem, 16 * LANE_BATCH, 16),
+			.st = fake_mem_alloc(&vt->mem, LANE_BATCH, 1),
+			.data = fake_mem_alloc(&vt->mem, 512 * LANE_BATCH, 512),
+		};
+	return vt;
+}
+
+static void lanes_run(struct lane_run *runs)
+{
+	pthread_barrier_t done;
+	pthread_t th[2];
+
+	pthread_barrier_init(&done, NULL, 2);
+	for (unsigned int i = 0; i < 2; i++) {
+		runs[i].done = &done;
+		assert_int_equal(pthread_create(&th[i], NULL, lane_thread, &runs[i]), 0);
+	}
+	for (unsigned int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	pthread_barrier_destroy(&done);
+}
+
+/*
+ * Two threads serve one device's two queues at once, each with its own
+ * backend: every write lands, each backend saw only its queue's requests,
+ * the counters add up, interrupts were raised (ThreadSanitizer: make
+ * check-tsan runs this binary too).
+ */
+static void test_lanes_two_threads_serve_their_queues(void **state)
+{
+	struct ram_be be1;
+	struct lane_run runs[2];
+	struct vt *vt = lanes_vt(&be1, runs);
+	struct vblk_stats st, l0;
+	unsigned int n = LANE_ROUNDS * LANE_BATCH;
+	long rings = vt->mem.maps_live;	/* the queues' rings stay mapped */
+
+	lanes_run(runs);
+	for (unsigned int i = 0; i < 2; i++) {
+		assert_int_equal(runs[i].used, n);
+		assert_int_equal(runs[i].bad_status, 0);
+		for (unsigned int j = 0; j < n; j++) {
+			uint64_t sector = i * LANE_SECTORS + j;
+
+			assert_int_equal(vt->be.data[sector * 512 + 511], (uint8_t)((sector & 0xff) ^ i));
+		}
+	}
+	assert_int_equal(vt->be.submits, n);
+	assert_int_equal(be1.submits, n);
+	vblk_get_stats(vt->dev, &st);
+	vblk_lane_get_stats(vt->dev, 0, &l0);
+	assert_int_equal(st.write_reqs, 2 * n);
+	assert_int_equal(l0.write_reqs, n);
+	assert_int_equal(st.in_flight, 0);
+	assert_true(vt->mem.notifies > 0);
+	assert_int_equal(vt->mem.maps_live, rings);
+	assert_false(needs_reset(vt));
+	vt_free(vt);
+}
+
+/*
+ * Both lanes break their rings at about the same time: DEVICE_NEEDS_RESET
+ * and the config interrupt, set by whichever comes first (the other may
+ * find the device stopped before it looks at its ring).
+ */
+static void test_lanes_both_break_needs_reset_once(void **state)
+{
+	struct ram_be be1;
+	struct lane_run runs[2];
+	struct vt *vt = lanes_vt(&be1, runs);
+	struct vblk_stats st;
+	uint64_t stat;
+
+	runs[0].broken = runs[1].broken = true;
+	lanes_run(runs);
+	assert_true(needs_reset(vt));
+	vblk_get_stats(vt->dev, &st);
+	assert_in_range(st.ring_errors, 1, 2);
+	assert_int_equal(vt_rd(vt, 0x060) & VIRTIO_MMIO_INT_CONFIG, VIRTIO_MMIO_INT_CONFIG);
+	/* A reset brings both queues back. */
+	vt_wr(vt, 0x070, 0);
+	assert_true(vt_start(vt, SPLIT, 2, NUM));
+	assert_int_equal(vt_blk_sync(vt, 0, VIRTIO_BLK_T_IN, 15, vt_fill(vt, 512, 0), 512),
+			 VIRTIO_BLK_S_OK);
+	vt_blk(vt, 1, VIRTIO_BLK_T_IN, 1500, vt_fill(vt, 512, 0), 512, &stat);
+	vt_kick(vt, 1);
+	assert_int_equal(ram_be_complete(&be1, true), 1);	/* on lane 1's backend */
+	vblk_lane_complete_batch(vt->dev, 1);
+	assert_int_equal(*(uint8_t *)vt_ptr(vt, stat), VIRTIO_BLK_S_OK);
+	vt_free(vt);
+}
+
+/* Queues go to lanes round-robin; more lanes than queues are as many as the queues. */
+static void test_lanes_capped_at_queues(void **state)
+{
+	struct vblk_config cfg = { .info = vt_default_info(), .num_queues = 2, .num_lanes = 5 };
+	struct vt *vt = vt_new(&cfg);
+
+	assert_int_equal(vblk_num_lanes(vt->dev), 2);
+	vt_free(vt);
+}
+
 static void test_stats_count_requests_bytes_errors(void **state)
 {
 	struct vt *vt = started(NULL, SPLIT);
@@ -1833,6 +2016,9 @@ int main(void)
 		cmocka_unit_test(test_writethrough_mode_flushes_each_write),
 		cmocka_unit_test(test_without_flush_feature_writes_are_flushed),
 		cmocka_unit_test(test_multiqueue_requests_on_second_queue),
+		cmocka_unit_test(test_lanes_two_threads_serve_their_queues),
+		cmocka_unit_test(test_lanes_both_break_needs_reset_once),
+		cmocka_unit_test(test_lanes_capped_at_queues),
 		cmocka_unit_test(test_stats_count_requests_bytes_errors),
 		cmocka_unit_test(test_capacity_growth_bumps_generation_and_interrupts),
 		cmocka_unit_test(test_indirect_request_round_trips),
