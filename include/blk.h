@@ -163,6 +163,14 @@ int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev 
  * from inside blk_close(); blk_submit() called from them returns -ESHUTDOWN.
  * Must not be called from a done() callback.  Accepts NULL.
  */
+/*
+ * A second engine over @src's open file, for another thread: the descriptor
+ * is duplicated (a block device opened O_EXCL cannot be opened again), the
+ * info and the engine are @src's; its own queue, completions, eventfd and
+ * statistics.  From @opts: ctx, queue_depth, bounce_budget, submit_batch.
+ */
+int blk_open_more(const struct blk_dev *src, const struct blk_open_opts *opts,
+		  struct blk_dev **ret_dev);
 void blk_close(struct blk_dev *dev);
 
 const struct blk_info *blk_get_info(const struct blk_dev *dev);

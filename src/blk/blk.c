@@ -453,53 +453,37 @@ static int blk_open_backing(struct blk_dev *dev, const char *path, const struct 
 	return 0;
 }
 
-int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev,
-	     const char **ret_why)
+static struct blk_dev *blk_dev_new(const struct blk_open_opts *opts)
 {
-	static const struct blk_open_opts default_opts = { .engine = BLK_ENGINE_AUTO };
-	enum blk_engine engine;
-	struct blk_dev *dev;
-	int r;
+	struct blk_dev *dev = calloc(1, sizeof(*dev));
 
-	if (!opts)
-		opts = &default_opts;
-	/* The engine comes from configuration: an out-of-range value is refused, not asserted. */
-	if (!path || opts->queue_depth > BLK_QUEUE_DEPTH_MAX ||
-	    (unsigned int)opts->engine > (unsigned int)BLK_ENGINE_AUTO)
-		return -EINVAL;
-
-	dev = calloc(1, sizeof(*dev));
 	if (!dev)
-		return -ENOMEM;
+		return NULL;
 	dev->fd = -1;
 	dev->efd = -1;
 	dev->queue_depth = opts->queue_depth ? opts->queue_depth : BLK_QUEUE_DEPTH_DEFAULT;
 	dev->bounce_budget = opts->bounce_budget ? opts->bounce_budget : BLK_BOUNCE_BUDGET_DEFAULT;
 	dev->submit_batch = opts->submit_batch;
+	return dev;
+}
 
-	r = blk_open_backing(dev, path, opts, ret_why);
-	if (r < 0)
-		goto err_free;
+/* The engine over dev->fd (opened, info filled): on error dev->fd is closed and dev freed. */
+static int blk_dev_start(struct blk_dev *dev, const struct blk_open_opts *opts,
+			 enum blk_engine engine, struct blk_dev **ret_dev)
+{
+	int r = blk_open_efd(dev, opts, engine);
 
-	engine = opts->engine;
-	if (engine == BLK_ENGINE_AUTO)
-		engine = dev->info.direct ? BLK_ENGINE_AIO : BLK_ENGINE_URING;
-	r = blk_open_efd(dev, opts, engine);
 	if (r < 0)
 		goto err_close_fd;
-
 	r = blk_alloc_ios(dev);
 	if (r < 0)
 		goto err_close_efd;
-
 	r = blk_worker_sync_init(dev);
 	if (r < 0)
 		goto err_free_ios;
-
 	r = blk_engine_start(dev, engine);
 	if (r < 0)
 		goto err_cond;
-
 	if (dev->ctx) {
 		dev->ctx_next = dev->ctx->devs;
 		dev->ctx->devs = dev;
@@ -520,9 +504,64 @@ err_close_efd:
 		close(dev->efd);
 err_close_fd:
 	close(dev->fd);
-err_free:
 	free(dev);
 	return r;
+}
+
+static bool blk_opts_bad(const struct blk_open_opts *opts)
+{
+	/* The engine comes from configuration: an out-of-range value is refused, not asserted. */
+	return opts->queue_depth > BLK_QUEUE_DEPTH_MAX ||
+	       (unsigned int)opts->engine > (unsigned int)BLK_ENGINE_AUTO;
+}
+
+int blk_open(const char *path, const struct blk_open_opts *opts, struct blk_dev **ret_dev,
+	     const char **ret_why)
+{
+	static const struct blk_open_opts default_opts = { .engine = BLK_ENGINE_AUTO };
+	enum blk_engine engine;
+	struct blk_dev *dev;
+	int r;
+
+	if (!opts)
+		opts = &default_opts;
+	if (!path || blk_opts_bad(opts))
+		return -EINVAL;
+	dev = blk_dev_new(opts);
+	if (!dev)
+		return -ENOMEM;
+	r = blk_open_backing(dev, path, opts, ret_why);
+	if (r < 0) {
+		free(dev);
+		return r;
+	}
+	engine = opts->engine;
+	if (engine == BLK_ENGINE_AUTO)
+		engine = dev->info.direct ? BLK_ENGINE_AIO : BLK_ENGINE_URING;
+	return blk_dev_start(dev, opts, engine, ret_dev);
+}
+
+int blk_open_more(const struct blk_dev *src, const struct blk_open_opts *opts,
+		  struct blk_dev **ret_dev)
+{
+	struct blk_dev *dev;
+
+	if (!src || !opts || blk_opts_bad(opts))
+		return -EINVAL;
+	dev = blk_dev_new(opts);
+	if (!dev)
+		return -ENOMEM;
+	/* The same open file: a block device opened O_EXCL cannot be opened again. */
+	dev->fd = fcntl(src->fd, F_DUPFD_CLOEXEC, 0);
+	if (dev->fd < 0) {
+		free(dev);
+		return -errno;
+	}
+	dev->info = src->info;
+	dev->info.engine_fallback_err = 0;
+	dev->mem_align = src->mem_align;
+	dev->dio_align = src->dio_align;
+	return blk_dev_start(dev, opts, src->info.engine, ret_dev);
 }
 
 const struct blk_info *blk_get_info(const struct blk_dev *dev)

@@ -1094,6 +1094,41 @@ static int run_cmd(const char *cmd, char *out, size_t out_size)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/*
+ * blk_open_more(): a second engine over the same open file, with its own
+ * completions: what one writes the other reads; the info is the first's;
+ * each keeps working when the other is closed.
+ */
+static void t_open_more(void **state)
+{
+	struct blk_suite_ctx *ctx = *state;
+	uint8_t *buf = xalloc(8192), *rbuf = xalloc(8192);
+	struct blk_dev *dev, *more = NULL;
+
+	blk_suite_make_file(ctx, 256 * KIB, 30);
+	dev = blk_suite_open(ctx, false, 8);
+	assert_int_equal(blk_open_more(dev, &(struct blk_open_opts){ .queue_depth = 8 }, &more), 0);
+	assert_int_equal(blk_get_info(more)->capacity, blk_get_info(dev)->capacity);
+	assert_int_equal(blk_get_info(more)->engine, blk_get_info(dev)->engine);
+	assert_int_equal(blk_get_info(more)->direct, blk_get_info(dev)->direct);
+	assert_int_not_equal(blk_get_fd(more), blk_get_fd(dev));
+	fill_pattern(buf, 8192, 31);
+	assert_int_equal(blk_suite_io(more, BLK_OP_WRITE, 16384, buf, 8192), 0);
+	assert_int_equal(blk_suite_io(dev, BLK_OP_READ, 16384, rbuf, 8192), 0);
+	assert_memory_equal(rbuf, buf, 8192);
+	blk_close(dev);
+	fill_pattern(buf, 8192, 32);
+	assert_int_equal(blk_suite_io(more, BLK_OP_WRITE, 0, buf, 8192), 0);
+	assert_int_equal(blk_suite_io(more, BLK_OP_FLUSH, 0, NULL, 0), 0);
+	assert_int_equal(blk_suite_io(more, BLK_OP_READ, 0, rbuf, 8192), 0);
+	assert_memory_equal(rbuf, buf, 8192);
+	blk_close(more);
+	/* Bad arguments are refused, not asserted. */
+	assert_int_equal(blk_open_more(NULL, &(struct blk_open_opts){ 0 }, &more), -EINVAL);
+	free(buf);
+	free(rbuf);
+}
+
 static void t_loop_device(void **state)
 {
 	struct blk_suite_ctx *ctx = *state;
@@ -1125,6 +1160,17 @@ static void t_loop_device(void **state)
 	/* O_EXCL: a second opener is refused. */
 	assert_int_equal(blk_open(loopdev, &opts, &dev2, NULL), -EBUSY);
 	assert_null(dev2);
+	/* ... but a second engine over the same open device works (a disk's queue lanes). */
+	assert_int_equal(blk_open_more(dev, &(struct blk_open_opts){ .queue_depth = 8 }, &dev2), 0);
+	assert_true(blk_get_info(dev2)->block_device);
+	buf = xalloc(4096);
+	fill_pattern(buf, 4096, 27);
+	assert_int_equal(blk_suite_io(dev2, BLK_OP_WRITE, 2 * MIB, buf, 4096), 0);
+	blk_close(dev2);
+	disk = read_file(ctx->path, 2 * MIB, 4096);
+	assert_memory_equal(disk, buf, 4096);
+	free(disk);
+	free(buf);
 
 	buf = xalloc(256 * KIB);
 	rbuf = xalloc(256 * KIB + 1);
@@ -1194,6 +1240,7 @@ static const struct blk_case blk_cases[] = {
 	{ "short_read_bounce", t_short_read_bounce, 0 },
 	{ "short_write_bounce", t_short_write_bounce, 0 },
 	{ "fdsync_fallback", t_fdsync_fallback, BLK_SUITE_FDSYNC },
+	{ "open_more", t_open_more, 0 },
 	{ "loop_device", t_loop_device, 0 },
 };
 
