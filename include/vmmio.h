@@ -46,6 +46,8 @@ void vmmio_write(struct vmmio_dev *m, uint64_t offset, unsigned int size, uint64
  * Such a write changes nothing vmmio_save() keeps and never waits.
  */
 bool vmmio_any_thread(uint64_t offset, unsigned int size, bool write);
+/* A QueueNotify write (its value is the queue's index): a device's lanes route it (vblk.h). */
+bool vmmio_is_queue_notify(uint64_t offset, unsigned int size);
 /* Whether a write at @offset may change the state vmmio_save() and virtio_dev_save() keep. */
 bool vmmio_write_saves(uint64_t offset);
 

@@ -3,6 +3,7 @@
 #ifndef VBLKD_DAEMON_INTERNAL_H
 #define VBLKD_DAEMON_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -49,16 +50,44 @@ enum ddisk_state {
 	DDISK_GONE,		/* device gone with its guest (or the daemon): nothing is answered */
 };
 
+/*
+ * A disk's queues one thread serves (vblk.h, "Lanes"): lane 0 is on the
+ * disk's thread, with its register accesses; with --guest-threads and
+ * --queues above 1, lanes 1.. are on other threads, each with its own block
+ * engine (no shared completion context), ring poll timer and busy polling.
+ * A lane's thread calls into the device only holding the lane's lock; the
+ * disk's thread takes every lane's lock for anything else it does with the
+ * device (daemon_disk_exclude()).  Lane 0 needs no lock: it is on the disk's
+ * thread.  So no two lanes' threads share a lock, and a lane waits only
+ * while its disk is being reset, reconfigured, saved or asked for --status.
+ */
+struct dlane {
+	struct ddisk *k;
+	unsigned int idx;
+	struct dthread *th;
+	struct blk_dev *blk;
+	struct loop_source *blk_src;
+	struct loop_source *poll_timer;	/* the lane's ring poll timer (set_timer()) */
+	struct loop_source *busy_poll;	/* its handler for the loop's busy polling, or NULL */
+	pthread_mutex_t lock;		/* lanes 1..: see above */
+	bool busy;			/* stopped with requests in its engine (daemon_disk_stop()) */
+	bool draining;			/* its orphans of a reset hold a vCPU's write (disk's lock) */
+	uint64_t notify;		/* atomic: queues whose QueueNotify came to the disk's thread */
+	struct iothread_work notify_work;	/* ... handed over to this lane's */
+	struct log_ratelimit rl;
+};
+
 struct ddisk {
 	struct dguest *dg;
 	struct dthread *th;		/* the thread that serves it (its guest's, or another) */
 	unsigned int devid;
 	char name[48];			/* "dom 3 disk 51712" */
 	char *path;
-	struct blk_dev *blk;
-	struct loop_source *blk_src;
-	struct loop_source *poll_timer;	/* the device's ring poll timer (set_timer()) */
-	struct loop_source *busy_poll;	/* its handler for the loop's busy polling, or NULL */
+	struct blk_dev *blk;		/* lanes[0].blk */
+	struct dlane *lanes;		/* nlanes; lanes[0] on th */
+	unsigned int nlanes;
+	unsigned int busy_lanes;	/* atomic: lanes still busy after a stop */
+	struct iothread_work resume;	/* a lane's reset orphans are done: look at the vCPUs waiting */
 	struct vmmio_dev *regs;		/* its virtio-mmio register decoder (with vblk) */
 	struct vblk_dev *vblk;		/* NULL unless DDISK_SERVING */
 	struct guest_mmio *mmio;
@@ -136,8 +165,11 @@ struct blk_info daemon_disk_info(const struct ddisk *k);
  */
 int daemon_shared_check(struct daemon *d, const struct ddisk *k, const char **ret_why);
 
-/* The end of a batch of @k's completions (on its thread); daemon.c. */
-void daemon_blk_done(struct ddisk *k);
+/* The end of a batch of @l's completions (on its thread); daemon.c. */
+void daemon_blk_done(struct dlane *l);
+/* On @k's thread: no other lane's thread is in @k's device until daemon_disk_admit(). */
+void daemon_disk_exclude(const struct ddisk *k);
+void daemon_disk_admit(const struct ddisk *k);
 
 /* daemon-thread.c: the IO threads (d->opts.io_threads of them, or the main loop's one). */
 int daemon_threads_open(struct daemon *d);
@@ -154,6 +186,13 @@ struct dthread *daemon_thread_pick(struct daemon *d);
  * disks going to more than --guest-threads threads.
  */
 struct dthread *daemon_disk_thread_pick(struct daemon *d, const struct dguest *g);
+/*
+ * The threads for lanes 1..@n-1 of a new disk of @g whose lane 0 is on
+ * @first (main thread): the least busy others, preferring those @g is on
+ * already once it is on --guest-threads of them.  Into @ret (n - 1 of them).
+ */
+void daemon_lane_threads_pick(struct daemon *d, const struct dguest *g, struct dthread *first,
+			      unsigned int n, struct dthread **ret);
 /* @g's per-thread room work (g->room); -ENOMEM.  Cancelled by daemon_guest_room_free(). */
 int daemon_guest_room_new(struct dguest *g);
 void daemon_guest_room_free(struct dguest *g);

@@ -74,6 +74,43 @@ static struct json_object *daemon_time_json(int64_t t)
 	return json_object_new_string(buf);
 }
 
+/*
+ * The last minute of all of @k's lanes' engines: requests and bytes added,
+ * each percentile the slowest lane's.
+ */
+static void daemon_disk_iostat(const struct ddisk *k, struct iostat_summary *ret)
+{
+	blk_get_iostat(k->lanes[0].blk, ret);
+	for (unsigned int i = 1; i < k->nlanes; i++) {
+		struct iostat_summary l;
+
+		blk_get_iostat(k->lanes[i].blk, &l);
+		for (unsigned int d = 0; d < IOSTAT_NR_DIRS; d++) {
+			struct iostat_dir_summary *a = &ret->dir[d];
+			const struct iostat_dir_summary *b = &l.dir[d];
+
+			a->requests += b->requests;
+			a->bytes += b->bytes;
+			a->bytes_per_second += b->bytes_per_second;
+			a->p50_us = a->p50_us > b->p50_us ? a->p50_us : b->p50_us;
+			a->p99_us = a->p99_us > b->p99_us ? a->p99_us : b->p99_us;
+		}
+	}
+}
+
+/* A disk's queue lanes' threads, in lane order (queue i on lane i % n); NULL with one. */
+static struct json_object *daemon_lanes_json(const struct ddisk *k)
+{
+	struct json_object *a;
+
+	if (k->nlanes == 1)
+		return NULL;
+	a = json_object_new_array();
+	for (unsigned int i = 0; i < k->nlanes; i++)
+		json_object_array_add(a, json_object_new_string(iothread_name(k->lanes[i].th->t)));
+	return a;
+}
+
 static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 {
 	struct json_object *o = json_object_new_object(), *feats = json_object_new_array();
@@ -83,8 +120,16 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	uint64_t f = v ? virtio_dev_features(v) : 0;
 	size_t i;
 
+	unsigned int in_flight = 0;
+
+	/* Lanes 1.. are another thread's: kept out while their figures are read. */
+	daemon_disk_exclude(k);
 	if (k->vblk)
 		vblk_get_stats(k->vblk, &st);
+	daemon_disk_iostat(k, &io);
+	for (i = 0; i < k->nlanes; i++)
+		in_flight += blk_inflight(k->lanes[i].blk);
+	daemon_disk_admit(k);
 	for (i = 0; i < ARRAY_SIZE(daemon_feature_names); i++)
 		if (f & (1ull << daemon_feature_names[i].bit))
 			json_object_array_add(feats, json_object_new_string(daemon_feature_names[i].name));
@@ -101,6 +146,7 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 		v && virtio_dev_running(v) ? "running" : "waiting for driver"));
 	json_object_object_add(o, "features", feats);
 	daemon_add_u64(o, "queues", v ? virtio_dev_num_queues(v) : 0);
+	json_object_object_add(o, "queue_threads", daemon_lanes_json(k));
 	daemon_add_u64(o, "capacity_bytes", blk_get_info(k->blk)->capacity);
 	daemon_add_u64(o, "read_requests", st.read_reqs);
 	daemon_add_u64(o, "read_bytes", st.read_bytes);
@@ -110,9 +156,8 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	daemon_add_u64(o, "discard_requests", st.discard_reqs + st.write_zeroes_reqs);
 	daemon_add_u64(o, "errors", st.io_errors + st.unsupported + st.ring_errors);
 	daemon_add_u64(o, "map_waits", st.map_waits);
-	daemon_add_u64(o, "in_flight", blk_inflight(k->blk));
+	daemon_add_u64(o, "in_flight", in_flight);
 	/* The last minute: a slow disk (high latency) apart from a busy one (many bytes). */
-	blk_get_iostat(k->blk, &io);
 	json_object_object_add(o, "latency_us", daemon_latency_json(&io));
 	daemon_add_u64(o, "read_bytes_per_second", io.dir[IOSTAT_READ].bytes_per_second);
 	daemon_add_u64(o, "write_bytes_per_second", io.dir[IOSTAT_WRITE].bytes_per_second);
@@ -274,7 +319,8 @@ static struct json_object *daemon_threads_json(const struct daemon *d)
 			bool ours = g->th == th;
 
 			for (const struct ddisk *k = g->disks; k && !ours; k = k->next)
-				ours = k->th == th;
+				for (unsigned int l = 0; l < k->nlanes && !ours; l++)
+					ours = k->lanes[l].th == th;
 			if (ours)
 				json_object_array_add(domids, json_object_new_int64(g->domid));
 		}

@@ -62,9 +62,14 @@ static void daemon_thread_ctx_close(void *data)
 /* On @th's thread: its disks of @g (NULL: all) try to map again. */
 static void daemon_thread_room_of(struct dthread *th, const struct dguest *g)
 {
-	for (struct ddisk *k = th->disks; k; k = k->tnext)
-		if (k->vblk && (!g || k->dg == g))
-			vblk_poll_soon(k->vblk);
+	for (struct ddisk *k = th->disks; k; k = k->tnext) {
+		if (!k->vblk || (g && k->dg != g))
+			continue;
+		/* Each lane's timer, which fires on its thread (loop_timer_set() is a system call). */
+		daemon_disk_exclude(k);
+		vblk_poll_soon(k->vblk);
+		daemon_disk_admit(k);
+	}
 }
 
 static void daemon_guest_room_run(struct iothread_work *w)
@@ -214,14 +219,65 @@ struct dthread *daemon_thread_pick(struct daemon *d)
 	return best;
 }
 
-/* How many of @g's disks @th serves (main thread). */
+/* How many of @g's disks, or lanes of its disks' queues, @th serves (main thread). */
 static unsigned int daemon_guest_disks_on(const struct dguest *g, const struct dthread *th)
 {
 	unsigned int n = 0;
 
 	for (const struct ddisk *k = g->disks; k; k = k->next)
-		n += k->th == th;
+		for (unsigned int i = 0; i < k->nlanes; i++)
+			n += k->lanes[i].th == th;
 	return n;
+}
+
+/* How many threads serve something of @g, its own counted always (main thread). */
+static unsigned int daemon_guest_threads_used(struct daemon *d, const struct dguest *g)
+{
+	unsigned int used = 1;
+
+	for (unsigned int i = 0; i < d->nthreads; i++)
+		used += &d->threads[i] != g->th && daemon_guest_disks_on(g, &d->threads[i]) > 0;
+	return used;
+}
+
+static bool daemon_thread_in(const struct dthread *th, struct dthread *const *set, unsigned int n)
+{
+	for (unsigned int i = 0; i < n; i++)
+		if (set[i] == th)
+			return true;
+	return false;
+}
+
+void daemon_lane_threads_pick(struct daemon *d, const struct dguest *g, struct dthread *first,
+			      unsigned int n, struct dthread **ret)
+{
+	unsigned int used = daemon_guest_threads_used(d, g);
+
+	for (unsigned int j = 1; j < n; j++) {
+		struct dthread *best = NULL;
+		unsigned int best_load = 0, best_own = 0;
+
+		for (unsigned int i = 0; i < d->nthreads; i++) {
+			struct dthread *th = &d->threads[i];
+			unsigned int load = th->ndisks + th->nvhost, own = daemon_guest_disks_on(g, th);
+
+			if (th == first || daemon_thread_in(th, ret, j - 1))
+				continue;
+			/* At --guest-threads of them, its queues stay on the threads it is on. */
+			if (used >= d->opts.guest_threads && !own && th != g->th)
+				continue;
+			if (!best || load < best_load || (load == best_load && own < best_own)) {
+				best = th;
+				best_load = load;
+				best_own = own;
+			}
+		}
+		if (!best)
+			best = first;	/* not reached: lanes <= --guest-threads <= threads */
+		else if (!best_own && best != g->th)
+			used++;
+		ret[j - 1] = best;
+	}
 }
 
 struct dthread *daemon_disk_thread_pick(struct daemon *d, const struct dguest *g)
@@ -232,9 +288,7 @@ struct dthread *daemon_disk_thread_pick(struct daemon *d, const struct dguest *g
 
 	if (spread <= 1 || d->nthreads == 1)
 		return g->th;
-	for (unsigned int i = 0; i < d->nthreads; i++)
-		used += &d->threads[i] != g->th && daemon_guest_disks_on(g, &d->threads[i]) > 0;
-	used++;		/* its own thread, with or without disks */
+	used = daemon_guest_threads_used(d, g);
 	best_load = best->ndisks + best->nvhost;
 	best_own = daemon_guest_disks_on(g, best);
 	for (unsigned int i = 0; i < d->nthreads; i++) {

@@ -58,32 +58,125 @@ static void daemon_disk_save(struct ddisk *k)
 				"%s: cannot save its state for a restart: %s", k->name, strerror(-r));
 }
 
+void daemon_disk_exclude(const struct ddisk *k)
+{
+	for (unsigned int i = 1; i < k->nlanes; i++)
+		pthread_mutex_lock(&k->lanes[i].lock);
+}
+
+void daemon_disk_admit(const struct ddisk *k)
+{
+	for (unsigned int i = k->nlanes; i-- > 1;)
+		pthread_mutex_unlock(&k->lanes[i].lock);
+}
+
+/* A lane's thread goes into its disk's device (lane 0 is on the disk's thread: no lock). */
+static void daemon_lane_lock(struct dlane *l)
+{
+	if (l->idx)
+		pthread_mutex_lock(&l->lock);
+}
+
+static void daemon_lane_unlock(struct dlane *l)
+{
+	if (l->idx)
+		pthread_mutex_unlock(&l->lock);
+}
+
 static uint64_t daemon_mmio_read(void *dev, uint64_t offset, unsigned int size)
 {
 	struct ddisk *k = dev;
+	uint64_t v;
 
 	/* A closing disk's window reads as nothing until it is unmapped. */
-	return k->vblk ? vmmio_read(k->regs, offset, size) : 0;
+	if (!k->vblk)
+		return 0;
+	/* InterruptStatus: maybe on its guest's thread (daemon_mmio_ops.any_thread), atomic. */
+	if (k->nlanes == 1 || vmmio_any_thread(offset, size, false))
+		return vmmio_read(k->regs, offset, size);
+	daemon_disk_exclude(k);
+	v = vmmio_read(k->regs, offset, size);
+	daemon_disk_admit(k);
+	return v;
+}
+
+/* On a lane's thread: the QueueNotify writes the disk's thread took for its queues. */
+static void daemon_lane_notify(struct iothread_work *w)
+{
+	struct dlane *l = container_of(w, struct dlane, notify_work);
+	uint64_t queues = __atomic_exchange_n(&l->notify, 0, __ATOMIC_ACQUIRE);
+
+	pthread_mutex_lock(&l->lock);
+	for (unsigned int q = 0; l->k->vblk && queues; q++, queues >>= 1)
+		if (queues & 1)
+			virtio_dev_queue_notify(vblk_virtio_dev(l->k->vblk), q);
+	pthread_mutex_unlock(&l->lock);
+}
+
+/*
+ * A QueueNotify of a disk with several lanes: taken here for lane 0's queues
+ * (this is its thread), handed to the lane's thread for the others.  The
+ * vCPU waits for neither (vmmio_write_posted()).
+ */
+static void daemon_lanes_notify(struct ddisk *k, uint64_t offset, unsigned int size,
+				uint64_t value)
+{
+	struct dlane *l = &k->lanes[value % k->nlanes];
+
+	if (l->idx == 0 || value >= virtio_dev_num_queues(vblk_virtio_dev(k->vblk))) {
+		vmmio_write(k->regs, offset, size, value);
+		return;
+	}
+	__atomic_fetch_or(&l->notify, 1ull << value, __ATOMIC_RELEASE);
+	iothread_queue(l->th->t, &l->notify_work);
 }
 
 static bool daemon_mmio_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
 {
 	struct ddisk *k = dev;
+	bool done;
 
 	if (!k->vblk)
 		return true;
-	vmmio_write(k->regs, offset, size, value);
 	/* Maybe on its guest's thread (daemon_mmio_ops.any_thread): nothing else of k's is touched. */
-	if (vmmio_any_thread(offset, size, true))
+	if (vmmio_any_thread(offset, size, true)) {
+		vmmio_write(k->regs, offset, size, value);
 		return true;
+	}
+	if (k->nlanes > 1 && vmmio_is_queue_notify(offset, size)) {
+		daemon_lanes_notify(k, offset, size, value);
+		return true;
+	}
+	daemon_disk_exclude(k);
+	vmmio_write(k->regs, offset, size, value);
 	/* Saved before the vCPU is answered: a successor repeats the access or starts after it. */
 	if (k->rec && vmmio_write_saves(offset))
 		daemon_disk_save(k);
 	/*
 	 * A reset with requests still in the backend: the vCPU waits until they
 	 * are done, so the driver cannot reuse buffers they may still write.
+	 * Each lane with some tells the disk's thread when they are (k->resume).
 	 */
-	return !vblk_draining(k->vblk);
+	done = !vblk_draining(k->vblk);
+	for (unsigned int i = 0; !done && k->nlanes > 1 && i < k->nlanes; i++)
+		k->lanes[i].draining = vblk_lane_draining(k->vblk, i);
+	daemon_disk_admit(k);
+	return done;
+}
+
+/* On the disk's thread: a lane's reset orphans are done; answer the vCPU if all lanes' are. */
+static void daemon_disk_resume(struct iothread_work *w)
+{
+	struct ddisk *k = container_of(w, struct ddisk, resume);
+	bool draining;
+
+	if (!k->vblk)
+		return;
+	daemon_disk_exclude(k);
+	draining = vblk_draining(k->vblk);
+	daemon_disk_admit(k);
+	if (!draining)
+		guest_mmio_resume(k->mmio);
 }
 
 static const struct guest_mmio_ops daemon_mmio_ops = {
@@ -93,57 +186,69 @@ static const struct guest_mmio_ops daemon_mmio_ops = {
 	.any_thread = vmmio_any_thread,
 };
 
+/* The backend of each lane of a disk's device is the lane (vblk_set_lane_backend()). */
 static int daemon_be_submit(void *be, struct blk_req *req)
 {
-	struct ddisk *k = be;
+	struct dlane *l = be;
 
-	return blk_submit(k->blk, req);
+	return blk_submit(l->blk, req);
 }
 
 static void daemon_be_unplug(void *be)
 {
-	struct ddisk *k = be;
+	struct dlane *l = be;
 
-	blk_unplug(k->blk);
+	blk_unplug(l->blk);
 }
 
-/* The device's ring poll timer (vblk decides when and how it backs off). */
+/* The lane's ring poll timer (vblk decides when and how it backs off). */
 static int daemon_be_set_timer(void *be, uint64_t us)
 {
-	struct ddisk *k = be;
-	int r = loop_timer_set(k->poll_timer, us, 0);
+	struct dlane *l = be;
+	int r = loop_timer_set(l->poll_timer, us, 0);
 
 	if (r < 0)
-		log_ratelimited(&k->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %s",
-				k->name, strerror(-r));
+		log_ratelimited(&l->rl, LOG_LEVEL_WARNING, "%s: cannot arm the ring poll timer: %s",
+				l->k->name, strerror(-r));
 	return r;
 }
 
 static void daemon_poll_timer(struct loop_source *src, uint64_t expirations, void *data)
 {
-	struct ddisk *k = data;
+	struct dlane *l = data;
 
-	if (k->vblk)
-		vblk_timer_expired(k->vblk);
+	daemon_lane_lock(l);
+	if (l->k->vblk)
+		vblk_lane_timer_expired(l->k->vblk, l->idx);
+	daemon_lane_unlock(l);
 }
 
-/* The loop's busy polling (daemon_opts.poll_us): the device looks at its rings by itself. */
-static bool daemon_busy_poll(struct loop_source *src, enum loop_poll_phase phase, void *data)
+static bool daemon_busy_poll_phase(struct vblk_dev *vblk, unsigned int lane,
+				   enum loop_poll_phase phase)
 {
-	struct ddisk *k = data;
-
-	if (!k->vblk)
-		return false;
 	switch (phase) {
 	case LOOP_POLL_BEGIN:
-		vblk_busy_poll_begin(k->vblk);
+		vblk_lane_busy_poll_begin(vblk, lane);
 		return false;
 	case LOOP_POLL_RUN:
-		return vblk_busy_poll(k->vblk);
+		return vblk_lane_busy_poll(vblk, lane);
 	case LOOP_POLL_END:
-		return vblk_busy_poll_end(k->vblk);
+		return vblk_lane_busy_poll_end(vblk, lane);
 	}
 	return false;
+}
+
+/* The loop's busy polling (daemon_opts.poll_us): the lane looks at its rings by itself. */
+static bool daemon_busy_poll(struct loop_source *src, enum loop_poll_phase phase, void *data)
+{
+	struct dlane *l = data;
+	bool r = false;
+
+	daemon_lane_lock(l);
+	if (l->k->vblk)
+		r = daemon_busy_poll_phase(l->k->vblk, l->idx, phase);
+	daemon_lane_unlock(l);
+	return r;
 }
 
 static const struct vblk_backend_ops daemon_backend_ops = {
@@ -185,6 +290,32 @@ static void daemon_maybe_stop(struct daemon *d)
 		loop_stop(d->loop, d->exit_code);
 }
 
+/* On @l's thread: its engine and what watches it go (nothing in flight; its device is gone). */
+static void daemon_lane_close(struct dlane *l)
+{
+	if (l->th)
+		iothread_cancel(l->th->t, &l->notify_work);
+	loop_remove(l->blk_src);
+	loop_remove(l->poll_timer);
+	loop_remove(l->busy_poll);
+	blk_close(l->blk);
+	l->blk_src = l->poll_timer = l->busy_poll = NULL;
+	l->blk = NULL;
+}
+
+static void daemon_lane_close_run(void *data)
+{
+	daemon_lane_close(data);
+}
+
+/* Lanes 1.. of @k closed on their threads (main thread), before @k is freed on its own. */
+static void daemon_disk_lanes_close(struct ddisk *k)
+{
+	for (unsigned int i = 1; i < k->nlanes; i++)
+		if (k->lanes[i].th)
+			daemon_thread_call(k->lanes[i].th, daemon_lane_close_run, &k->lanes[i]);
+}
+
 /* Release what @k holds, however far it was set up (NULL too); nothing may be in flight. */
 static void daemon_disk_free(struct ddisk *k)
 {
@@ -192,16 +323,20 @@ static void daemon_disk_free(struct ddisk *k)
 		return;
 	/* On k's thread, which queues the work: once taken off here, it never runs. */
 	iothread_cancel(k->dg->d->main, &k->idle);
+	if (k->th)
+		iothread_cancel(k->th->t, &k->resume);
 	guest_mmio_close(k->mmio);
-	loop_remove(k->blk_src);
 	vmmio_destroy(k->regs);
 	vblk_destroy(k->vblk);
-	loop_remove(k->poll_timer);
-	loop_remove(k->busy_poll);
-	blk_close(k->blk);
+	/* Lanes 1.. were closed on their threads before (daemon_disk_lanes_close()). */
+	if (k->lanes)
+		daemon_lane_close(&k->lanes[0]);
 	guest_mmio_remove(k->mmio);
 	/* A successor needs the record only while Xen still routes the guest's accesses to it. */
 	drec_disk_close(k->rec, !k->dg->d->detaching);
+	for (unsigned int i = 0; i < k->nlanes; i++)
+		pthread_mutex_destroy(&k->lanes[i].lock);
+	free(k->lanes);
 	free(k->path);
 	free(k->vdev);
 	free(k);
@@ -267,7 +402,10 @@ static void daemon_disk_release(struct ddisk *k)
 
 	log_info("%s: %s", k->name, d->detaching ? "detached" : "closed");
 	k->th->ndisks--;
+	for (unsigned int i = 1; i < k->nlanes; i++)
+		k->lanes[i].th->ndisks--;
 	slist_remove(&g->disks, k, next);
+	daemon_disk_lanes_close(k);
 	daemon_thread_call(k->th, daemon_disk_unserve, k);
 	/* Everything is released before Closed is written: the toolstack may destroy the domain then. */
 	if (!g->disks)
@@ -284,16 +422,27 @@ static void daemon_disk_idle(struct iothread_work *w)
 	daemon_disk_release(container_of(w, struct ddisk, idle));
 }
 
-/* The end of a batch of @k's completions (delivered already), on its thread. */
-void daemon_blk_done(struct ddisk *k)
+/* The end of a batch of @l's completions (delivered already), on its thread, in its lock. */
+void daemon_blk_done(struct dlane *l)
 {
+	struct ddisk *k = l->k;
+
 	if (k->vblk) {
 		/* One used-index update and at most one interrupt for the whole batch. */
-		vblk_complete_batch(k->vblk);
-		if (!vblk_draining(k->vblk))
-			guest_mmio_resume(k->mmio);
-	} else if (blk_inflight(k->blk) == 0) {
-		/* Stopped and idle: the lists and xenstore are the main thread's. */
+		vblk_lane_complete_batch(k->vblk, l->idx);
+		if (k->nlanes == 1) {
+			if (!vblk_draining(k->vblk))
+				guest_mmio_resume(k->mmio);
+		} else if (l->draining && !vblk_lane_draining(k->vblk, l->idx)) {
+			/* Other lanes' orphans may hold the vCPU still: the disk's thread looks. */
+			l->draining = false;
+			iothread_queue(k->th->t, &k->resume);
+		}
+	} else if (l->busy && blk_inflight(l->blk) == 0) {
+		/* Stopped and idle, the last lane of it: the lists and xenstore are the main thread's. */
+		l->busy = false;
+		if (__atomic_sub_fetch(&k->busy_lanes, 1, __ATOMIC_ACQ_REL) > 0)
+			return;
 		if (iothread_is_current(k->dg->d->main))
 			daemon_disk_release(k);
 		else
@@ -303,13 +452,16 @@ void daemon_blk_done(struct ddisk *k)
 
 static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, void *data)
 {
-	struct ddisk *k = data;
-	int r = blk_process(k->blk);
+	struct dlane *l = data;
+	int r;
 
+	daemon_lane_lock(l);
+	r = blk_process(l->blk);
 	if (r < 0)
-		log_ratelimited(&k->rl, LOG_LEVEL_ERR,
-				"%s: reaping IO completions failed: %s", k->name, strerror(-r));
-	daemon_blk_done(k);
+		log_ratelimited(&l->rl, LOG_LEVEL_ERR, "%s: reaping IO completions failed: %s",
+				l->k->name, strerror(-r));
+	daemon_blk_done(l);
+	daemon_lane_unlock(l);
 }
 
 struct daemon_stop {
@@ -324,14 +476,27 @@ static void daemon_disk_stop_run(void *data)
 	struct daemon_stop *s = data;
 	struct ddisk *k = s->k;
 
+	unsigned int busy = 0;
+
 	/* Its guest's thread no longer reads InterruptStatus itself (daemon_mmio_ops.any_thread). */
 	guest_mmio_close(k->mmio);
+	daemon_disk_exclude(k);
 	vmmio_destroy(k->regs);
 	k->regs = NULL;
 	vblk_destroy(k->vblk);
 	k->vblk = NULL;
 	k->state = s->state;
-	s->inflight = blk_inflight(k->blk);
+	for (unsigned int i = 0; i < k->nlanes; i++) {
+		struct dlane *l = &k->lanes[i];
+		unsigned int n = blk_inflight(l->blk);
+
+		l->busy = n > 0;
+		busy += l->busy;
+		s->inflight += n;
+	}
+	/* Each busy lane counts itself off when its engine is idle (daemon_blk_done()). */
+	__atomic_store_n(&k->busy_lanes, busy, __ATOMIC_RELEASE);
+	daemon_disk_admit(k);
 }
 
 /*
@@ -644,15 +809,33 @@ static void daemon_guest_drop_unused(struct dguest *g)
 	free(g);
 }
 
-/* A disk of @g as @cfg describes it, on no list and serving nothing yet; NULL if out of memory. */
-static struct ddisk *daemon_disk_new(struct dguest *g, const struct disk_cfg *cfg)
+/*
+ * A disk of @g as @cfg describes it, with @nlanes lanes (no threads yet), on
+ * no list and serving nothing yet; NULL if out of memory.
+ */
+static struct ddisk *daemon_disk_new(struct dguest *g, const struct disk_cfg *cfg,
+				     unsigned int nlanes)
 {
 	struct ddisk *k = calloc(1, sizeof(*k));
 
 	if (!k)
 		return NULL;
+	k->lanes = calloc(nlanes, sizeof(*k->lanes));
+	if (!k->lanes) {
+		free(k);
+		return NULL;
+	}
+	k->nlanes = nlanes;
+	for (unsigned int i = 0; i < nlanes; i++) {
+		struct dlane *l = &k->lanes[i];
+
+		*l = (struct dlane){ .k = k, .idx = i, .rl = LOG_RATELIMIT_GUEST };
+		l->notify_work.fn = daemon_lane_notify;
+		pthread_mutex_init(&l->lock, NULL);
+	}
 	k->dg = g;
 	k->idle.fn = daemon_disk_idle;
+	k->resume.fn = daemon_disk_resume;
 	k->devid = cfg->devid;
 	k->state = DDISK_SERVING;
 	k->rl = (struct log_ratelimit)LOG_RATELIMIT_GUEST;
@@ -776,11 +959,13 @@ static int daemon_disk_fast_path(struct ddisk *k, unsigned int num_queues, const
 	return r;
 }
 
-/* The virtio-blk device and its register decoder.  Logged. */
+/* The virtio-blk device, each lane's engine behind its queues, and its register decoder.  Logged. */
 static int daemon_disk_device(struct ddisk *k, const struct vblk_config *vc, const char **ret_why)
 {
-	int r = vblk_create(vc, &k->transport, &daemon_backend_ops, k, &k->vblk);
+	int r = vblk_create(vc, &k->transport, &daemon_backend_ops, &k->lanes[0], &k->vblk);
 
+	for (unsigned int i = 1; r == 0 && i < vblk_num_lanes(k->vblk); i++)
+		vblk_set_lane_backend(k->vblk, i, &k->lanes[i]);
 	if (r == 0)
 		r = vmmio_create(vblk_virtio_dev(k->vblk), &k->regs);
 	if (r < 0) {
@@ -815,6 +1000,48 @@ static int daemon_disk_window(struct ddisk *k, const struct disk_cfg *cfg, const
 }
 
 /*
+ * On @l's thread: its ring poll timer, busy polling and engine watched by
+ * its loop (the engine through the thread's shared context if it is in one).
+ * Logged.
+ */
+static int daemon_lane_watch(struct dlane *l, const char **ret_why)
+{
+	struct daemon *d = l->k->dg->d;
+	int r;
+
+	r = loop_add_timer(l->th->loop, LOOP_TIMER_DISARM, 0, daemon_poll_timer, l,
+			   &l->poll_timer);
+	if (r < 0) {
+		log_err("%s: cannot create a timer: %s", l->k->name, strerror(-r));
+		*ret_why = "cannot create a timer";
+		return r;
+	}
+	if (d->opts.poll_us)
+		r = loop_add_poll(l->th->loop, daemon_busy_poll, l, &l->busy_poll);
+	if (r < 0) {
+		log_err("%s: cannot poll its rings: %s", l->k->name, strerror(-r));
+		*ret_why = "out of memory";
+		return r;
+	}
+	/* A member of the shared context is watched through it (daemon_ctx_ready()). */
+	blk_set_owner(l->blk, l);
+	r = blk_in_ctx(l->blk) ? 0 :
+		loop_add_fd(l->th->loop, blk_get_fd(l->blk), EPOLLIN, daemon_blk_ready, l,
+			    &l->blk_src);
+	if (r < 0) {
+		log_err("%s: cannot watch the block engine: %s", l->k->name, strerror(-r));
+		*ret_why = "cannot watch the block engine";
+	}
+	return r;
+}
+
+/* The queues of a new disk: --queues, or what an adopted device's driver knows. */
+static unsigned int daemon_disk_num_queues(const struct daemon *d, const struct drec_disk *adopt)
+{
+	return adopt ? drec_disk_id(adopt)->num_queues : d->opts.queues;
+}
+
+/*
  * Claim @k's register window, create the device behind it and watch the
  * engine; the guest's accesses reach the device once the window is enabled,
  * last.  With @adopt (a record of a previous process that fits), the device
@@ -835,34 +1062,15 @@ static int daemon_disk_start(struct daemon *d, struct ddisk *k, const struct dis
 	vc.name = k->name;
 	vc.info = info;
 	/* An adopted device keeps the shape its driver knows, whatever --queues says now. */
-	vc.num_queues = adopt ? drec_disk_id(adopt)->num_queues : d->opts.queues;
+	vc.num_queues = daemon_disk_num_queues(d, adopt);
+	vc.num_lanes = k->nlanes;
 	vc.serial = cfg->vdev;
-	r = loop_add_timer(k->th->loop, LOOP_TIMER_DISARM, 0, daemon_poll_timer, k,
-			   &k->poll_timer);
-	if (r < 0) {
-		log_err("%s: cannot create a timer: %s", k->name, strerror(-r));
-		*ret_why = "cannot create a timer";
+	r = daemon_lane_watch(&k->lanes[0], ret_why);
+	if (r < 0)
 		return r;
-	}
-	if (d->opts.poll_us)
-		r = loop_add_poll(k->th->loop, daemon_busy_poll, k, &k->busy_poll);
-	if (r < 0) {
-		log_err("%s: cannot poll its rings: %s", k->name, strerror(-r));
-		*ret_why = "out of memory";
-		return r;
-	}
 	r = daemon_disk_device(k, &vc, ret_why);
 	if (r < 0)
 		return r;
-	/* A member of the shared context is watched through it (daemon_ctx_ready()). */
-	blk_set_owner(k->blk, k);
-	r = blk_in_ctx(k->blk) ? 0 :
-		loop_add_fd(k->th->loop, blk_get_fd(k->blk), EPOLLIN, daemon_blk_ready, k,
-			    &k->blk_src);
-	if (r < 0) {
-		log_err("%s: cannot watch the block engine: %s", k->name, strerror(-r));
-		return r;
-	}
 	if (adopt) {
 		k->rec = adopt;
 		if (daemon_disk_restore(k, vc.num_queues) == 0) {
@@ -941,8 +1149,52 @@ struct daemon_setup {
 	int r;
 };
 
-/* On @k's thread: @k checked, opened and started, and on its thread's list; or freed. */
-static void daemon_disk_setup(void *data)
+/* On @k's thread: @k checked and its backing file opened, lane 0's engine. */
+static void daemon_disk_setup_open(void *data)
+{
+	struct daemon_setup *s = data;
+	struct ddisk *k = s->k;
+	struct daemon *d = k->dg->d;
+
+	/* The clash is checked before the backing file is opened: the keys alone decide it. */
+	s->r = daemon_check_clash(d, k->dg, k, &s->why);
+	if (s->r >= 0)
+		s->r = daemon_open_backing(d, s->cfg, k, &s->why);
+	if (s->r >= 0) {
+		k->lanes[0].blk = k->blk;
+		s->r = daemon_shared_check(d, k, &s->why);
+	}
+}
+
+struct daemon_lane_setup {
+	struct dlane *l;
+	const char *why;
+	int r;
+};
+
+/* On a lane's thread (lanes 1..): its own engine over lane 0's file, watched by its loop. */
+static void daemon_lane_setup(void *data)
+{
+	struct daemon_lane_setup *s = data;
+	struct dlane *l = s->l;
+	struct blk_open_opts bo = {
+		.queue_depth = l->k->dg->d->opts.queue_depth,
+		.submit_batch = BLK_SUBMIT_BATCH,
+	};
+
+	/* Not in the thread's shared context: its completions are reaped in the lane's lock. */
+	s->r = blk_open_more(l->k->blk, &bo, &l->blk);
+	if (s->r < 0) {
+		log_err("%s: cannot open an engine for queue lane %u: %s", l->k->name, l->idx,
+			strerror(-s->r));
+		s->why = "cannot open the backing file";
+		return;
+	}
+	s->r = daemon_lane_watch(l, &s->why);
+}
+
+/* On @k's thread: started (its lanes kept out meanwhile), and on its thread's list. */
+static void daemon_disk_setup_start(void *data)
 {
 	struct daemon_setup *s = data;
 	struct ddisk *k = s->k;
@@ -950,21 +1202,12 @@ static void daemon_disk_setup(void *data)
 	const struct disk_cfg *cfg = s->cfg;
 	struct blk_info info;
 
-	/* The clash is checked before the backing file is opened: the keys alone decide it. */
-	s->r = daemon_check_clash(d, k->dg, k, &s->why);
-	if (s->r >= 0)
-		s->r = daemon_open_backing(d, cfg, k, &s->why);
-	if (s->r >= 0)
-		s->r = daemon_shared_check(d, k, &s->why);
-	if (s->r >= 0) {
-		s->r = daemon_disk_start(d, k, cfg, s->adopt, &s->why);
-		s->adopt = NULL;	/* k's now */
-	}
-	if (s->r < 0) {
-		drec_disk_close(s->adopt, true);
-		daemon_disk_free(k);
+	daemon_disk_exclude(k);
+	s->r = daemon_disk_start(d, k, cfg, s->adopt, &s->why);
+	s->adopt = NULL;	/* k's now */
+	daemon_disk_admit(k);
+	if (s->r < 0)
 		return;
-	}
 	slist_push(&k->th->disks, k, tnext);
 	info = daemon_disk_info(k);
 	log_info("%s: %s '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
@@ -973,6 +1216,73 @@ static void daemon_disk_setup(void *data)
 		 blk_get_info(k->blk)->direct ? ", O_DIRECT" : "",
 		 (unsigned long long)info.capacity, blk_engine_name(blk_get_info(k->blk)->engine),
 		 (unsigned long long)cfg->base, cfg->irq);
+}
+
+static void daemon_disk_free_run(void *data)
+{
+	daemon_disk_free(data);
+}
+
+/*
+ * Set @s->k up on its threads (main thread): lane 0's checks and engine, the
+ * other lanes' engines, then the device.  On failure everything is released
+ * (the record to adopt too) and s->r < 0.
+ */
+static void daemon_disk_setup(struct daemon_setup *s)
+{
+	struct ddisk *k = s->k;
+
+	daemon_thread_call(k->th, daemon_disk_setup_open, s);
+	for (unsigned int i = 1; s->r >= 0 && i < k->nlanes; i++) {
+		struct daemon_lane_setup ls = { .l = &k->lanes[i] };
+
+		daemon_thread_call(ls.l->th, daemon_lane_setup, &ls);
+		s->r = ls.r;
+		s->why = ls.why;
+	}
+	if (s->r >= 0)
+		daemon_thread_call(k->th, daemon_disk_setup_start, s);
+	if (s->r >= 0)
+		return;
+	drec_disk_close(s->adopt, true);
+	s->adopt = NULL;
+	daemon_disk_lanes_close(k);
+	daemon_thread_call(k->th, daemon_disk_free_run, k);
+}
+
+/*
+ * How many threads a new disk's queues go to: with --guest-threads above 1,
+ * as many as it has queues, up to that many (and the threads there are).
+ */
+static unsigned int daemon_disk_lanes(const struct daemon *d, unsigned int num_queues)
+{
+	unsigned int n = d->opts.guest_threads;
+
+	if (n > d->nthreads)
+		n = d->nthreads;
+	if (n > num_queues)
+		n = num_queues;
+	return n ? n : 1;
+}
+
+/* A new disk of @g on its threads; NULL (logged) if out of memory. */
+static struct ddisk *daemon_disk_place(struct daemon *d, struct dguest *g,
+				       const struct disk_cfg *cfg, unsigned int nlanes)
+{
+	struct ddisk *k = daemon_disk_new(g, cfg, nlanes);
+	struct dthread *th[VBLK_MAX_QUEUES];
+
+	if (!k) {
+		log_err("dom %u disk %u: cannot set up the disk: %s", cfg->domid, cfg->devid,
+			strerror(ENOMEM));
+		return NULL;
+	}
+	k->th = daemon_disk_thread_pick(d, g);
+	k->lanes[0].th = k->th;
+	daemon_lane_threads_pick(d, g, k->th, nlanes, th);
+	for (unsigned int i = 1; i < nlanes; i++)
+		k->lanes[i].th = th[i - 1];
+	return k;
 }
 
 static int daemon_disk_add(void *data, const struct disk_cfg *cfg, enum disc_state state,
@@ -997,15 +1307,13 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, enum disc_sta
 		log_warn("dom %u disk %u: found in state %d with no record to adopt it from: "
 			 "serving it afresh; the guest may need a reboot to use it", cfg->domid,
 			 cfg->devid, (int)state);
-	s.k = daemon_disk_new(g, cfg);
+	s.k = daemon_disk_place(d, g, cfg,
+				daemon_disk_lanes(d, daemon_disk_num_queues(d, s.adopt)));
 	if (!s.k) {
-		log_err("dom %u disk %u: cannot set up the disk: %s", cfg->domid, cfg->devid,
-			strerror(ENOMEM));
 		drec_disk_close(s.adopt, true);
 		s.r = -ENOMEM;
 	} else {
-		s.k->th = daemon_disk_thread_pick(d, g);
-		daemon_thread_call(s.k->th, daemon_disk_setup, &s);
+		daemon_disk_setup(&s);
 	}
 	if (s.r < 0) {
 		if (new_guest)
@@ -1015,9 +1323,14 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, enum disc_sta
 	}
 	slist_push(&g->disks, s.k, next);
 	s.k->th->ndisks++;
+	for (unsigned int i = 1; i < s.k->nlanes; i++)
+		s.k->lanes[i].th->ndisks++;
 	if (d->opts.io_threads > 1 && s.k->th != g->th)
 		log_info("%s: served by %s (its guest's accesses handed over from %s)", s.k->name,
 			 iothread_name(s.k->th->t), iothread_name(g->th->t));
+	for (unsigned int i = 1; i < s.k->nlanes; i++)
+		log_info("%s: queue %u (and every %u-th after it) served by %s", s.k->name, i,
+			 s.k->nlanes, iothread_name(s.k->lanes[i].th->t));
 	daemon_changed(d);
 	return 0;
 }
@@ -1334,9 +1647,13 @@ static void daemon_disk_refresh(void *data)
 	if (r == 0)
 		return;
 	info = daemon_disk_info(k);
+	daemon_disk_exclude(k);
+	for (unsigned int i = 1; i < k->nlanes; i++)
+		blk_refresh_info(k->lanes[i].blk);	/* the same file: its size */
 	/* New capacity in the config space, ConfigGeneration bumped, config interrupt. */
 	vblk_set_info(k->vblk, &info);
 	daemon_disk_save(k);
+	daemon_disk_admit(k);
 	log_info("%s: '%s' is now %llu bytes; the guest is told", k->name, k->path,
 		 (unsigned long long)info.capacity);
 }

@@ -121,6 +121,15 @@ static void status_print_disk(FILE *out, unsigned long long domid, const char *g
 	if (json_object_object_get_ex(k, "grant_usage", &feats))
 		fprintf(out, "; guest memory: %s",
 			json_object_get_boolean(feats) ? "grants (grant_usage=1)" : "foreign mappings");
+	/* A disk whose queues several IO threads serve (--guest-threads, --queues): which. */
+	if (json_object_object_get_ex(k, "queue_threads", &feats) &&
+	    json_object_is_type(feats, json_type_array)) {
+		n = json_object_array_length(feats);
+		fprintf(out, "; queues on");
+		for (i = 0; i < n; i++)
+			fprintf(out, "%s %s", i ? "," : "",
+				json_object_get_string(json_object_array_get_idx(feats, i)));
+	}
 	/* A disk served by another IO thread than its guest's (--guest-threads): which. */
 	if (gthread && strcmp(status_str(k, "io_thread", gthread), gthread))
 		fprintf(out, "; on %s (its guest's accesses handed over from %s)",

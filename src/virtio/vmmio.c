@@ -252,6 +252,11 @@ bool vmmio_any_thread(uint64_t offset, unsigned int size, bool write)
 	return size == 4 && offset == (write ? REG_INTERRUPT_ACK : REG_INTERRUPT_STATUS);
 }
 
+bool vmmio_is_queue_notify(uint64_t offset, unsigned int size)
+{
+	return offset == REG_QUEUE_NOTIFY && size == 4;
+}
+
 bool vmmio_write_saves(uint64_t offset)
 {
 	/*

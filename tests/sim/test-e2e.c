@@ -1915,6 +1915,114 @@ static void test_io_threads_2_one_guest_uses_both_plain_path(void **state)
 }
 
 /*
+ * One guest of four vCPUs with ONE disk of four queues, on two IO threads
+ * with --guest-threads=2: the disk's queues are served by both threads (0
+ * and 2 by the disk's, 1 and 3 by the other, each with its own engine), so
+ * both threads' CPU time grows during its workload; every byte it wrote
+ * reads back, no errors, and the status says where its queues are.
+ * @notify: how QueueNotify reaches the disk's thread (the other lane's
+ * queues are handed on from there).
+ */
+static void one_disk_queues_on_two_threads(const char *notify, bool fast)
+{
+	const char *const args[] = { "--io-threads=2", "--guest-threads=2", "--queues=4",
+				     fast ? NULL : "--no-fast-path", NULL };
+	char img[128], spec[256], out[8192], *js, *v;
+	unsigned int n, disks[8], guests[8];
+	double before[8], after[8];
+	uint32_t domid;
+
+	make_image("q.img", 32, img, sizeof(img));
+	start_vblkd(args);
+	snprintf(spec, sizeof(spec), "name=mq,vcpus=4,mem=64M,disk=%s:rw", img);
+	domid = create(spec, NULL);
+	js = status_json();
+	threads_of(js, &n, disks, guests);
+	assert_int_equal(n, 2);
+	/* The disk on one thread, its second lane on the other; the guest on both. */
+	assert_int_equal(disks[0], 1);
+	assert_int_equal(disks[1], 1);
+	assert_int_equal(guests[0], 1);
+	assert_int_equal(guests[1], 1);
+	threads_cpu(js, n, before);
+	free(js);
+
+	workload_ok(domid, "random,seed=21,ops=3000");
+	workload_ok(domid, "verify,ops=400");
+
+	js = status_json();
+	threads_cpu(js, n, after);
+	for (unsigned int i = 0; i < n; i++)
+		assert_true(after[i] > before[i]);
+	assert_int_equal(status_num(js, 0, 0, "queues"), 4);
+	v = status_str(js, 0, 0, "notify");
+	assert_string_equal(v, notify);
+	free(v);
+	assert_true(status_num(js, 0, 0, "read_requests") > 0);
+	assert_true(status_num(js, 0, 0, "write_requests") > 0);
+	assert_int_equal(status_num(js, 0, 0, "errors"), 0);
+	assert_int_equal(status_num(js, 0, 0, "in_flight"), 0);
+	assert_int_equal(status_num(js, 0, -1, "bad_accesses"), 0);
+	free(js);
+	status_table(out, sizeof(out));
+	assert_true(strstr(out, "; queues on vblkd-io0, vblkd-io1") ||
+		    strstr(out, "; queues on vblkd-io1, vblkd-io0"));
+	assert_true(log_contains("(and every 2-th after it) served by vblkd-io"));
+	destroy(domid);
+	expect_fds(E.base_fds);
+	assert_int_equal(map_count(E.vblkd), E.base_maps);
+}
+
+static void test_io_threads_2_one_disk_queues_on_both(void **state)
+{
+	one_disk_queues_on_two_threads("ioeventfd", true);
+}
+
+static void test_io_threads_2_one_disk_queues_on_both_plain_path(void **state)
+{
+	one_disk_queues_on_two_threads("ioreq", false);
+}
+
+/*
+ * A disk's two queues on two threads, under a hostile guest (register
+ * sweeps, resets, malformed rings: its queues break on either thread) and
+ * driver rebinds, while another guest does verified IO; then the hostile
+ * guest's disk works, and the guest dies with IO in flight on both lanes.
+ */
+static void test_io_threads_2_lanes_hostile_rebind_destroyed(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", "--guest-threads=2", "--queues=2",
+					    NULL };
+
+	char a[128], b[128], s1[256], s2[256];
+	struct bg_workload good, w;
+	uint32_t evil, nice;
+
+	make_image("a.img", 32, a, sizeof(a));
+	make_image("b.img", 16, b, sizeof(b));
+	start_vblkd(args);
+	snprintf(s1, sizeof(s1), "name=evil,vcpus=2,mem=64M,disk=%s:rw", a);
+	snprintf(s2, sizeof(s2), "name=nice,vcpus=1,mem=32M,disk=%s:rw", b);
+	evil = create(s1, NULL);
+	nice = create(s2, NULL);
+	bg_start(&good, nice, "random,seed=77,ops=1500");
+	workload_ok(evil, "hostile");
+	workload_ok(evil, "rebind,ops=20");
+	workload_ok(evil, "verify");
+	assert_int_equal(bg_join(&good), 0);
+	bg_start(&w, evil, "sequential,bs=65536,qd=16,span=16777216");
+	nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
+	assert_int_equal(xensim_domain_destroy(E.x, evil, false, NULL), 0);
+	bg_join(&w);	/* cut short: its result does not count */
+	assert_true(disk_state_becomes(evil, 51712, -1));
+	assert_int_equal(kill(E.vblkd, 0), 0);
+	workload_ok(nice, "verify");
+	destroy(nice);
+	expect_fds(E.base_fds);
+	assert_int_equal(map_count(E.vblkd), E.base_maps);
+}
+
+/*
  * --guest-threads=2 of 3 IO threads: a guest's four disks on two threads,
  * two each, its IOREQ server's among them; the third thread serves the next
  * guest.  The default (1) keeps a guest's disks on its thread (above).
@@ -2674,6 +2782,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_3_guest_threads_2_bounds_the_spread,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_one_disk_queues_on_both, setup_fast,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_one_disk_queues_on_both_plain_path,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_lanes_hostile_rebind_destroyed, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_one_guest_uses_both_plain_path, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_0_main_loop_only, setup, teardown),

@@ -941,6 +941,30 @@ static int64_t status_disk_num(const char *js, uint32_t domid, unsigned int disk
 }
 
 /* disks[@disk].io_thread of guest @domid in the status document, into @buf ("" when absent). */
+/* The thread of @domid's @disk's queue lane @lane (its queue_threads), "" if none. */
+static void status_disk_lane(const char *js, uint32_t domid, unsigned int disk, unsigned int lane,
+			     char *buf, size_t len)
+{
+	struct json_object *root = json_tokener_parse(js), *gs, *v;
+
+	buf[0] = '\0';
+	assert_non_null(root);
+	assert_true(json_object_object_get_ex(root, "guests", &gs));
+	for (size_t i = 0; i < json_object_array_length(gs); i++) {
+		struct json_object *g = json_object_array_get_idx(gs, i), *ds, *d;
+
+		if (!json_object_object_get_ex(g, "domid", &v) || json_object_get_int(v) != (int)domid ||
+		    !json_object_object_get_ex(g, "disks", &ds))
+			continue;
+		d = json_object_array_get_idx(ds, disk);
+		if (d && json_object_object_get_ex(d, "queue_threads", &v) &&
+		    json_object_is_type(v, json_type_array) && lane < json_object_array_length(v))
+			snprintf(buf, len, "%s",
+				 json_object_get_string(json_object_array_get_idx(v, lane)));
+	}
+	json_object_put(root);
+}
+
 static void status_disk_thread(const char *js, uint32_t domid, unsigned int disk, char *buf,
 			       size_t len)
 {
@@ -1175,17 +1199,23 @@ static void kill_storm(unsigned int default_kills)
 			assert_true(a <= (int64_t)E.slots[i].restarts_any);
 			assert_true(null_last == (a == 0));
 		}
-	/* RESTART_GUEST_THREADS=2 or more: the last vblkd put each guest's two disks on two threads. */
-	if (getenv("RESTART_GUEST_THREADS") && atoi(getenv("RESTART_GUEST_THREADS")) > 1 &&
-	    NDISKS == 2) {
-		for (i = 0; i < NSLOTS; i++) {
-			char th0[32], th1[32];
+	/*
+	 * RESTART_GUEST_THREADS=2 or more: the last vblkd put each disk's two
+	 * queues (--queues=2) on two threads, the first its disk's own, so the
+	 * lanes' hand-overs, locks and resubmissions after adoption were used.
+	 */
+	if (getenv("RESTART_GUEST_THREADS") && atoi(getenv("RESTART_GUEST_THREADS")) > 1) {
+		for (i = 0; i < NSLOTS; i++)
+			for (j = 0; j < NDISKS; j++) {
+				char th[32], q0[32], q1[32];
 
-			status_disk_thread(js, E.slots[i].domid, 0, th0, sizeof(th0));
-			status_disk_thread(js, E.slots[i].domid, 1, th1, sizeof(th1));
-			assert_true(th0[0] && th1[0]);
-			assert_string_not_equal(th0, th1);
-		}
+				status_disk_thread(js, E.slots[i].domid, j, th, sizeof(th));
+				status_disk_lane(js, E.slots[i].domid, j, 0, q0, sizeof(q0));
+				status_disk_lane(js, E.slots[i].domid, j, 1, q1, sizeof(q1));
+				assert_true(th[0] && q0[0] && q1[0]);
+				assert_string_equal(th, q0);
+				assert_string_not_equal(q0, q1);
+			}
 	}
 	free(js);
 
