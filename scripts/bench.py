@@ -746,6 +746,8 @@ def main():
                 for g in range(4)]
         # One guest with four disks: one guest's disks spread over the IO threads.
         wide = ["name=w,vcpus=4,mem=128M," + ",".join(f"disk={f}:rw:dio" for f in multi[:4])]
+        # One guest with one disk of four queues (a queue per vCPU): one disk's queues spread.
+        mq = [f"name=q,vcpus=4,mem=128M,disk={multi[0]}:rw:dio"]
         # Page cache: the disk line without direct-io-safe (xl's default), its file cached.
         cached = os.path.join(tmp, "cached.img")
         make_file(cached, span)
@@ -766,6 +768,11 @@ def main():
             ("1 guest 4 disks 4k randread QD8", "randread", 4096, 8, wide, multi[:4], mspan),
             ("1 guest 4 disks 4k randread QD8, --guest-threads=2", "randread", 4096, 8, wide,
              multi[:4], mspan, ["--guest-threads=2"]),
+            # Its queues on its disk's thread, then spread over two (vblkd(8), --guest-threads).
+            ("1 guest 1 disk 4 queues 4k randread QD8", "randread", 4096, 8, mq, multi[:1], mspan,
+             ["--queues=4"]),
+            ("1 guest 1 disk 4 queues 4k randread QD8, --guest-threads=2", "randread", 4096, 8, mq,
+             multi[:1], mspan, ["--queues=4", "--guest-threads=2"]),
             ("page cache 4k randread QD32", "randread", 4096, 32, pc, [cached], span),
             ("page cache 4k randwrite QD32", "randwrite", 4096, 32, pc, [cached], span),
             # Busy polling, off by default on hosts of fewer than 4 CPUs (vblkd(8), --poll-us).
@@ -822,7 +829,7 @@ def main():
             # Tails side by side: vblkd's p99 over fio's, of the median runs.
             r["p99_ratio"] = (r["vblkd"]["lat_p99_us"] / f["lat_p99_us"]
                               if r["vblkd"] and f and f["lat_p99_us"] else None)
-            if (guests is many or guests is wide) and compare:
+            if (guests is many or guests is wide or guests is mq) and compare:
                 tcomp += compare_io_threads(tmp, a, name, guests, wl, compare, extra)
         vhost = run_vhost(a, tmp, a.only)
         ipr = {}
