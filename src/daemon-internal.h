@@ -74,6 +74,7 @@ struct dlane {
 	bool draining;			/* its orphans of a reset hold a vCPU's write (disk's lock) */
 	uint64_t notify;		/* atomic: queues whose QueueNotify came to the disk's thread */
 	struct iothread_work notify_work;	/* ... handed over to this lane's */
+	struct iothread_work room_work;	/* its guest's mappings may go on (lanes 1..) */
 	struct log_ratelimit rl;
 };
 

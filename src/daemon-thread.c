@@ -65,10 +65,14 @@ static void daemon_thread_room_of(struct dthread *th, const struct dguest *g)
 	for (struct ddisk *k = th->disks; k; k = k->tnext) {
 		if (!k->vblk || (g && k->dg != g))
 			continue;
-		/* Each lane's timer, which fires on its thread (loop_timer_set() is a system call). */
-		daemon_disk_exclude(k);
-		vblk_poll_soon(k->vblk);
-		daemon_disk_admit(k);
+		/*
+		 * Lane 0 is this thread's; the others are told on theirs.  No lock
+		 * here: this may run inside an unmap, under gmem's mutex, even on a
+		 * thread that holds its disk's exclusion (a reset's unmaps).
+		 */
+		vblk_lane_poll_soon(k->vblk, 0);
+		for (unsigned int i = 1; i < k->nlanes; i++)
+			iothread_queue(k->lanes[i].th->t, &k->lanes[i].room_work);
 	}
 }
 
@@ -252,6 +256,9 @@ void daemon_lane_threads_pick(struct daemon *d, const struct dguest *g, struct d
 			      unsigned int n, struct dthread **ret)
 {
 	unsigned int used = daemon_guest_threads_used(d, g);
+
+	/* The disk's own thread may be a new one for the guest. */
+	used += first != g->th && !daemon_guest_disks_on(g, first);
 
 	for (unsigned int j = 1; j < n; j++) {
 		struct dthread *best = NULL;

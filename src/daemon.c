@@ -113,6 +113,17 @@ static void daemon_lane_notify(struct iothread_work *w)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* On a lane's thread (1..): its guest's mappings may go on; its queues waiting for them look. */
+static void daemon_lane_room(struct iothread_work *w)
+{
+	struct dlane *l = container_of(w, struct dlane, room_work);
+
+	pthread_mutex_lock(&l->lock);
+	if (l->k->vblk)
+		vblk_lane_poll_soon(l->k->vblk, l->idx);
+	pthread_mutex_unlock(&l->lock);
+}
+
 /*
  * A QueueNotify of a disk with several lanes: taken here for lane 0's queues
  * (this is its thread), handed to the lane's thread for the others.  The
@@ -293,8 +304,10 @@ static void daemon_maybe_stop(struct daemon *d)
 /* On @l's thread: its engine and what watches it go (nothing in flight; its device is gone). */
 static void daemon_lane_close(struct dlane *l)
 {
-	if (l->th)
+	if (l->th) {
 		iothread_cancel(l->th->t, &l->notify_work);
+		iothread_cancel(l->th->t, &l->room_work);
+	}
 	loop_remove(l->blk_src);
 	loop_remove(l->poll_timer);
 	loop_remove(l->busy_poll);
@@ -453,15 +466,19 @@ void daemon_blk_done(struct dlane *l)
 static void daemon_blk_ready(struct loop_source *src, int fd, uint32_t events, void *data)
 {
 	struct dlane *l = data;
+	/* Lane 0 on the main loop (--io-threads=0) may be freed by daemon_blk_done(). */
+	bool locked = l->idx != 0;
 	int r;
 
-	daemon_lane_lock(l);
+	if (locked)
+		pthread_mutex_lock(&l->lock);
 	r = blk_process(l->blk);
 	if (r < 0)
 		log_ratelimited(&l->rl, LOG_LEVEL_ERR, "%s: reaping IO completions failed: %s",
 				l->k->name, strerror(-r));
 	daemon_blk_done(l);
-	daemon_lane_unlock(l);
+	if (locked)
+		pthread_mutex_unlock(&l->lock);
 }
 
 struct daemon_stop {
@@ -475,7 +492,6 @@ static void daemon_disk_stop_run(void *data)
 {
 	struct daemon_stop *s = data;
 	struct ddisk *k = s->k;
-
 	unsigned int busy = 0;
 
 	/* Its guest's thread no longer reads InterruptStatus itself (daemon_mmio_ops.any_thread). */
@@ -488,7 +504,7 @@ static void daemon_disk_stop_run(void *data)
 	k->state = s->state;
 	for (unsigned int i = 0; i < k->nlanes; i++) {
 		struct dlane *l = &k->lanes[i];
-		unsigned int n = blk_inflight(l->blk);
+		unsigned int n = l->blk ? blk_inflight(l->blk) : 0;	/* NULL: setup failed */
 
 		l->busy = n > 0;
 		busy += l->busy;
@@ -831,6 +847,7 @@ static struct ddisk *daemon_disk_new(struct dguest *g, const struct disk_cfg *cf
 
 		*l = (struct dlane){ .k = k, .idx = i, .rl = LOG_RATELIMIT_GUEST };
 		l->notify_work.fn = daemon_lane_notify;
+		l->room_work.fn = daemon_lane_room;
 		pthread_mutex_init(&l->lock, NULL);
 	}
 	k->dg = g;
@@ -1246,6 +1263,12 @@ static void daemon_disk_setup(struct daemon_setup *s)
 		return;
 	drec_disk_close(s->adopt, true);
 	s->adopt = NULL;
+	/* The device may have been live (its window enabled): gone first, then its lanes. */
+	if (k->nlanes > 1) {
+		struct daemon_stop st = { .k = k, .state = DDISK_GONE };
+
+		daemon_thread_call(k->th, daemon_disk_stop_run, &st);
+	}
 	daemon_disk_lanes_close(k);
 	daemon_thread_call(k->th, daemon_disk_free_run, k);
 }

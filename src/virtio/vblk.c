@@ -139,10 +139,16 @@ struct vblk_dev {
 #define lane_warn(l, fmt, ...)                                                                   \
 	log_ratelimited(&(l)->rl, LOG_LEVEL_WARNING, "%s: " fmt, (l)->dev->name, ##__VA_ARGS__)
 
-/* A lane's queues: idx, idx + num_lanes, ... */
+/* A lane's queues: idx, idx + num_lanes, ... (lanes <= queues: a lane has one at least). */
 #define for_each_lane_queue(q, l)                                                                \
-	for (struct vblk_queue *q = &(l)->dev->queues[(l)->idx];                                 \
-	     q < (l)->dev->queues + (l)->dev->cfg.num_queues; q += (l)->dev->cfg.num_lanes)
+	for (struct vblk_queue *q = &(l)->dev->queues[(l)->idx]; q; q = lane_next_queue(l, q))
+
+static struct vblk_queue *lane_next_queue(const struct vblk_lane *l, struct vblk_queue *q)
+{
+	unsigned int i = q->idx + l->dev->cfg.num_lanes;
+
+	return i < l->dev->cfg.num_queues ? &l->dev->queues[i] : NULL;
+}
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 

@@ -2475,6 +2475,44 @@ static void test_flood_of_junk_buffers_maps_nothing_stalls_nobody(void **state)
  * once, so some wait (budget_waits), the budget holds, every write
  * completes, and the honest guest's longest wait stays bounded.
  */
+/*
+ * The same flood at a disk whose two queues are on two threads: the
+ * guest's mapping budget runs out and comes back (the room call reaches
+ * each lane on its thread, from inside an unmap), then resets with the
+ * budget in use (rebinds: the room call comes during the reset's unmaps,
+ * on the thread that holds the disk's lanes off), then verified IO.
+ */
+static void test_io_threads_2_lanes_flood_within_budget(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", "--guest-threads=2", "--queues=2",
+					    NULL };
+	char a[128], b[128], spec[256], *rep, *js;
+	struct honest h;
+	uint32_t evil;
+
+	make_image("evil.img", 64, a, sizeof(a));
+	make_image("honest.img", 16, b, sizeof(b));
+	start_vblkd(args);
+	snprintf(spec, sizeof(spec), "name=evil,vcpus=2,mem=1400M,disk=%s:rw", a);
+	evil = create(spec, NULL);
+	honest_start(&h, b);
+	rep = workload_report(evil, "flood,attack=spread,heads=24");
+	assert_true(report_value(rep, "flood dom=", "needs_reset") == 0);
+	assert_true(report_value(rep, "flood dom=", "ok") == 24);
+	free(rep);
+	assert_true(honest_join(&h) <= HONEST_MAX_WAIT_US);
+	assert_true(guest_mem(evil, "budget_waits") > 0);
+	workload_ok(evil, "rebind,ops=10");
+	workload_ok(evil, "random,seed=5,ops=2000");
+	workload_ok(evil, "verify");
+	js = status_json();
+	assert_int_equal(status_num(js, 0, 0, "in_flight"), 0);
+	assert_int_equal(status_num(js, 0, 0, "errors"), 0);
+	free(js);
+	destroy(evil);
+	expect_fds(E.base_fds);
+}
+
 static void test_flood_of_spread_writes_within_budget(void **state)
 {
 	char a[128], b[128], spec[256], *rep, *js;
@@ -2787,6 +2825,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_io_threads_2_one_disk_queues_on_both_plain_path,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_lanes_hostile_rebind_destroyed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_lanes_flood_within_budget, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_one_guest_uses_both_plain_path, setup,
 						teardown),
