@@ -823,20 +823,28 @@ static void test_mq_4_queues_4_vcpus(void **state)
 	destroy(domid);
 }
 
-/* A guest dies with IO in flight; vblkd started with @args. */
-static void guest_destroyed_mid_io(const char *const *args)
+/* vblkd with @args, and guests @n1 (2 vCPUs, a 32 MiB disk) and @n2 (1 vCPU, 16 MiB), created. */
+static void two_guests(const char *const *args, const char *n1, const char *n2, uint32_t *ret_g1,
+		       uint32_t *ret_g2)
 {
 	char a[128], b[128], s1[256], s2[256];
-	struct bg_workload w;
-	uint32_t victim, other;
 
 	make_image("a.img", 32, a, sizeof(a));
 	make_image("b.img", 16, b, sizeof(b));
 	start_vblkd(args);
-	snprintf(s1, sizeof(s1), "name=victim,vcpus=2,mem=64M,disk=%s:rw", a);
-	snprintf(s2, sizeof(s2), "name=other,vcpus=1,mem=32M,disk=%s:rw", b);
-	victim = create(s1, NULL);
-	other = create(s2, NULL);
+	snprintf(s1, sizeof(s1), "name=%s,vcpus=2,mem=64M,disk=%s:rw", n1, a);
+	snprintf(s2, sizeof(s2), "name=%s,vcpus=1,mem=32M,disk=%s:rw", n2, b);
+	*ret_g1 = create(s1, NULL);
+	*ret_g2 = create(s2, NULL);
+}
+
+/* A guest dies with IO in flight; vblkd started with @args. */
+static void guest_destroyed_mid_io(const char *const *args)
+{
+	struct bg_workload w;
+	uint32_t victim, other;
+
+	two_guests(args, "victim", "other", &victim, &other);
 	/* Serving maps the guests' ioreq pages and memory: the counts below see them go. */
 	assert_true(map_count(E.vblkd) > E.base_maps);
 	bg_start(&w, victim, "sequential,bs=65536,qd=16,span=16777216");
@@ -1834,6 +1842,37 @@ static void threads_cpu(const char *js, unsigned int n, double cpu[8])
 	json_object_put(root);
 }
 
+/*
+ * Two IO threads, each serving @disks_each of the one guest's disks (or
+ * shares of a disk's queues) and the guest itself: each one's CPU time so far.
+ */
+static void both_threads_serve(unsigned int disks_each, double cpu[8])
+{
+	unsigned int n, disks[8], guests[8];
+	char *js = status_json();
+
+	threads_of(js, &n, disks, guests);
+	assert_int_equal(n, 2);
+	for (unsigned int i = 0; i < n; i++) {
+		assert_int_equal(disks[i], disks_each);
+		assert_int_equal(guests[i], 1);
+	}
+	threads_cpu(js, n, cpu);
+	free(js);
+}
+
+/* Both threads worked since both_threads_serve() gave @before; the status document now. */
+static char *both_threads_grew(const double before[8])
+{
+	char *js = status_json();
+	double after[8];
+
+	threads_cpu(js, 2, after);
+	for (unsigned int i = 0; i < 2; i++)
+		assert_true(after[i] > before[i]);
+	return js;
+}
+
 /* A guest of 4 vCPUs named "wide" with the four disks @img, created. */
 static uint32_t create_wide(char img[][128])
 {
@@ -1855,29 +1894,15 @@ static uint32_t create_wide(char img[][128])
 static void one_guest_on_two_threads(const char *const *args, const char *notify)
 {
 	char img[4][128], out[8192], *js;
-	unsigned int n, disks[8], guests[8];
-	double before[8], after[8];
+	double before[8];
 	uint32_t domid;
 
 	make_images("w", 4, 16, img);
 	start_vblkd(args);
 	domid = create_wide(img);
-	js = status_json();
-	threads_of(js, &n, disks, guests);
-	assert_int_equal(n, 2);
-	assert_int_equal(disks[0], 2);
-	assert_int_equal(disks[1], 2);
-	assert_int_equal(guests[0], 1);
-	assert_int_equal(guests[1], 1);
-	threads_cpu(js, n, before);
-	free(js);
-
+	both_threads_serve(2, before);
 	workload_ok(domid, "verify,ops=400");
-
-	js = status_json();
-	threads_cpu(js, n, after);
-	for (unsigned int i = 0; i < n; i++)
-		assert_true(after[i] > before[i]);
+	js = both_threads_grew(before);
 	for (int k = 0; k < 4; k++) {
 		char *v = status_str(js, 0, k, "notify");
 
@@ -1928,32 +1953,18 @@ static void one_disk_queues_on_two_threads(const char *notify, bool fast)
 	const char *const args[] = { "--io-threads=2", "--guest-threads=2", "--queues=4",
 				     fast ? NULL : "--no-fast-path", NULL };
 	char img[128], spec[256], out[8192], *js, *v;
-	unsigned int n, disks[8], guests[8];
-	double before[8], after[8];
+	double before[8];
 	uint32_t domid;
 
 	make_image("q.img", 32, img, sizeof(img));
 	start_vblkd(args);
 	snprintf(spec, sizeof(spec), "name=mq,vcpus=4,mem=64M,disk=%s:rw", img);
 	domid = create(spec, NULL);
-	js = status_json();
-	threads_of(js, &n, disks, guests);
-	assert_int_equal(n, 2);
-	/* The disk on one thread, its second lane on the other; the guest on both. */
-	assert_int_equal(disks[0], 1);
-	assert_int_equal(disks[1], 1);
-	assert_int_equal(guests[0], 1);
-	assert_int_equal(guests[1], 1);
-	threads_cpu(js, n, before);
-	free(js);
-
+	/* The disk on one thread, its second lane on the other (a share each); the guest on both. */
+	both_threads_serve(1, before);
 	workload_ok(domid, "random,seed=21,ops=3000");
 	workload_ok(domid, "verify,ops=400");
-
-	js = status_json();
-	threads_cpu(js, n, after);
-	for (unsigned int i = 0; i < n; i++)
-		assert_true(after[i] > before[i]);
+	js = both_threads_grew(before);
 	assert_int_equal(status_num(js, 0, 0, "queues"), 4);
 	v = status_str(js, 0, 0, "notify");
 	assert_string_equal(v, notify);
@@ -1987,39 +1998,35 @@ static void test_io_threads_2_one_disk_queues_on_both_plain_path(void **state)
  * A disk's two queues on two threads, under a hostile guest (register
  * sweeps, resets, malformed rings: its queues break on either thread) and
  * driver rebinds, while another guest does verified IO; then the hostile
- * guest's disk works, and the guest dies with IO in flight on both lanes.
+ * guest's disk works.
  */
-static void test_io_threads_2_lanes_hostile_rebind_destroyed(void **state)
+static void test_io_threads_2_lanes_hostile_rebind(void **state)
 {
 	static const char *const args[] = { "--io-threads=2", "--guest-threads=2", "--queues=2",
 					    NULL };
-
-	char a[128], b[128], s1[256], s2[256];
-	struct bg_workload good, w;
+	struct bg_workload good;
 	uint32_t evil, nice;
 
-	make_image("a.img", 32, a, sizeof(a));
-	make_image("b.img", 16, b, sizeof(b));
-	start_vblkd(args);
-	snprintf(s1, sizeof(s1), "name=evil,vcpus=2,mem=64M,disk=%s:rw", a);
-	snprintf(s2, sizeof(s2), "name=nice,vcpus=1,mem=32M,disk=%s:rw", b);
-	evil = create(s1, NULL);
-	nice = create(s2, NULL);
+	two_guests(args, "evil", "nice", &evil, &nice);
 	bg_start(&good, nice, "random,seed=77,ops=1500");
 	workload_ok(evil, "hostile");
 	workload_ok(evil, "rebind,ops=20");
 	workload_ok(evil, "verify");
 	assert_int_equal(bg_join(&good), 0);
-	bg_start(&w, evil, "sequential,bs=65536,qd=16,span=16777216");
-	nanosleep(&(struct timespec){ .tv_nsec = 50000000 }, NULL);
-	assert_int_equal(xensim_domain_destroy(E.x, evil, false, NULL), 0);
-	bg_join(&w);	/* cut short: its result does not count */
-	assert_true(disk_state_becomes(evil, 51712, -1));
-	assert_int_equal(kill(E.vblkd, 0), 0);
 	workload_ok(nice, "verify");
+	destroy(evil);
 	destroy(nice);
 	expect_fds(E.base_fds);
 	assert_int_equal(map_count(E.vblkd), E.base_maps);
+}
+
+/* A guest dies with IO in flight on both lanes of its disk (2 vCPUs, 2 queues, 2 threads). */
+static void test_io_threads_2_lanes_guest_destroyed_mid_io(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", "--guest-threads=2", "--queues=2",
+					    NULL };
+
+	guest_destroyed_mid_io(args);
 }
 
 /*
@@ -2476,24 +2483,20 @@ static void test_flood_of_junk_buffers_maps_nothing_stalls_nobody(void **state)
  * completes, and the honest guest's longest wait stays bounded.
  */
 /*
- * The same flood at a disk whose two queues are on two threads: the
- * guest's mapping budget runs out and comes back (the room call reaches
- * each lane on its thread, from inside an unmap), then resets with the
- * budget in use (rebinds: the room call comes during the reset's unmaps,
- * on the thread that holds the disk's lanes off), then verified IO.
+ * vblkd with @args; a guest of @vcpus vCPUs floods its disk with 24 heads
+ * of writes spread over its RAM while an honest guest is served in time;
+ * returns the flooding guest.
  */
-static void test_io_threads_2_lanes_flood_within_budget(void **state)
+static uint32_t flood_spread(const char *const *args, unsigned int vcpus)
 {
-	static const char *const args[] = { "--io-threads=2", "--guest-threads=2", "--queues=2",
-					    NULL };
-	char a[128], b[128], spec[256], *rep, *js;
+	char a[128], b[128], spec[256], *rep;
 	struct honest h;
 	uint32_t evil;
 
 	make_image("evil.img", 64, a, sizeof(a));
 	make_image("honest.img", 16, b, sizeof(b));
 	start_vblkd(args);
-	snprintf(spec, sizeof(spec), "name=evil,vcpus=2,mem=1400M,disk=%s:rw", a);
+	snprintf(spec, sizeof(spec), "name=evil,vcpus=%u,mem=1400M,disk=%s:rw", vcpus, a);
 	evil = create(spec, NULL);
 	honest_start(&h, b);
 	rep = workload_report(evil, "flood,attack=spread,heads=24");
@@ -2501,6 +2504,22 @@ static void test_io_threads_2_lanes_flood_within_budget(void **state)
 	assert_true(report_value(rep, "flood dom=", "ok") == 24);
 	free(rep);
 	assert_true(honest_join(&h) <= HONEST_MAX_WAIT_US);
+	return evil;
+}
+
+/*
+ * The same flood at a disk whose two queues are on two threads: the
+ * guest's mapping budget runs out and comes back (the room call reaches
+ * each lane on its thread, from inside an unmap), then rebinds (resets
+ * with the budget in use), random IO and a verify.
+ */
+static void test_io_threads_2_lanes_flood_within_budget(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", "--guest-threads=2", "--queues=2",
+					    NULL };
+	uint32_t evil = flood_spread(args, 2);
+	char *js;
+
 	assert_true(guest_mem(evil, "budget_waits") > 0);
 	workload_ok(evil, "rebind,ops=10");
 	workload_ok(evil, "random,seed=5,ops=2000");
@@ -2515,21 +2534,9 @@ static void test_io_threads_2_lanes_flood_within_budget(void **state)
 
 static void test_flood_of_spread_writes_within_budget(void **state)
 {
-	char a[128], b[128], spec[256], *rep, *js;
-	struct honest h;
-	uint32_t evil;
+	uint32_t evil = flood_spread(NULL, 1);
+	char *js;
 
-	make_image("evil.img", 64, a, sizeof(a));
-	make_image("honest.img", 16, b, sizeof(b));
-	start_vblkd(NULL);
-	snprintf(spec, sizeof(spec), "name=evil,vcpus=1,mem=1400M,disk=%s:rw", a);
-	evil = create(spec, NULL);
-	honest_start(&h, b);
-	rep = workload_report(evil, "flood,attack=spread,heads=24");
-	assert_true(report_value(rep, "flood dom=", "needs_reset") == 0);
-	assert_true(report_value(rep, "flood dom=", "ok") == 24);
-	free(rep);
-	assert_true(honest_join(&h) <= HONEST_MAX_WAIT_US);
 	js = status_json();
 	fprintf(stderr, "# evil guest: peak %lld mappings, %lld pages, %lld budget waits, %lld requests waited\n",
 		(long long)guest_mem(evil, "peak_mappings"),
@@ -2824,7 +2831,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_one_disk_queues_on_both_plain_path,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_io_threads_2_lanes_hostile_rebind_destroyed, setup,
+		cmocka_unit_test_setup_teardown(test_io_threads_2_lanes_hostile_rebind, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_lanes_guest_destroyed_mid_io, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_lanes_flood_within_budget, setup,
 						teardown),

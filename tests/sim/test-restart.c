@@ -941,9 +941,12 @@ static int64_t status_disk_num(const char *js, uint32_t domid, unsigned int disk
 }
 
 /* disks[@disk].io_thread of guest @domid in the status document, into @buf ("" when absent). */
-/* The thread of @domid's @disk's queue lane @lane (its queue_threads), "" if none. */
-static void status_disk_lane(const char *js, uint32_t domid, unsigned int disk, unsigned int lane,
-			     char *buf, size_t len)
+/*
+ * A string of @domid's @disk in the status document @js: its @key, or with
+ * @lane >= 0 the entry @lane of its array @key; "" if none.
+ */
+static void status_disk_string(const char *js, uint32_t domid, unsigned int disk, const char *key,
+			       int lane, char *buf, size_t len)
 {
 	struct json_object *root = json_tokener_parse(js), *gs, *v;
 
@@ -957,33 +960,29 @@ static void status_disk_lane(const char *js, uint32_t domid, unsigned int disk, 
 		    !json_object_object_get_ex(g, "disks", &ds))
 			continue;
 		d = json_object_array_get_idx(ds, disk);
-		if (d && json_object_object_get_ex(d, "queue_threads", &v) &&
-		    json_object_is_type(v, json_type_array) && lane < json_object_array_length(v))
-			snprintf(buf, len, "%s",
-				 json_object_get_string(json_object_array_get_idx(v, lane)));
+		if (!d || !json_object_object_get_ex(d, key, &v))
+			continue;
+		if (lane >= 0)
+			v = json_object_is_type(v, json_type_array) ?
+				    json_object_array_get_idx(v, (size_t)lane) : NULL;
+		if (v)
+			snprintf(buf, len, "%s", json_object_get_string(v));
 	}
 	json_object_put(root);
 }
 
+/* The IO thread of @domid's @disk. */
 static void status_disk_thread(const char *js, uint32_t domid, unsigned int disk, char *buf,
 			       size_t len)
 {
-	struct json_object *root = json_tokener_parse(js), *gs, *v;
+	status_disk_string(js, domid, disk, "io_thread", -1, buf, len);
+}
 
-	buf[0] = '\0';
-	assert_non_null(root);
-	assert_true(json_object_object_get_ex(root, "guests", &gs));
-	for (size_t i = 0; i < json_object_array_length(gs); i++) {
-		struct json_object *g = json_object_array_get_idx(gs, i), *ds, *d;
-
-		if (!json_object_object_get_ex(g, "domid", &v) || json_object_get_int(v) != (int)domid ||
-		    !json_object_object_get_ex(g, "disks", &ds))
-			continue;
-		d = json_object_array_get_idx(ds, disk);
-		if (d && json_object_object_get_ex(d, "io_thread", &v))
-			snprintf(buf, len, "%s", json_object_get_string(v));
-	}
-	json_object_put(root);
+/* The thread of @domid's @disk's queue lane @lane (its queue_threads). */
+static void status_disk_lane(const char *js, uint32_t domid, unsigned int disk, unsigned int lane,
+			     char *buf, size_t len)
+{
+	status_disk_string(js, domid, disk, "queue_threads", (int)lane, buf, len);
 }
 
 struct footprint {
