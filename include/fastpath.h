@@ -60,6 +60,14 @@ int fastpath_window_add(struct fastpath *fp, struct loop *loop, uint64_t base, u
 void fastpath_window_remove(struct fastpath_window *w);
 /* Raise the window's interrupt through its irqfd: false when it has none (use set_irq_level). */
 bool fastpath_window_raise(struct fastpath_window *w);
+/*
+ * @queue's notifications are for another thread to watch: the window's loop
+ * (on its thread) stops watching its eventfd and returns the descriptor, or
+ * -1 when the window is not on the fast path.  The other thread reads it
+ * (eventfd_read(): notifications since the last read) and stops watching
+ * it before the window is removed, which closes it.
+ */
+int fastpath_window_queue_handoff(struct fastpath_window *w, unsigned int queue);
 bool fastpath_window_notify_on(const struct fastpath_window *w);
 bool fastpath_window_irq_on(const struct fastpath_window *w);
 

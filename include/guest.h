@@ -142,6 +142,11 @@ void guest_mmio_adopt(struct guest_mmio *mmio);
  * window works either way; -ENOMEM only.
  */
 int guest_mmio_fast_path(struct guest_mmio *mmio, unsigned int num_queues);
+/*
+ * On the window's thread: @queue's QueueNotify eventfd, for another thread
+ * to watch (fastpath_window_queue_handoff()); -1 without the fast path.
+ */
+int guest_mmio_queue_handoff(struct guest_mmio *mmio, unsigned int queue);
 /* Whether the window's QueueNotify and interrupt go through the kernel. */
 void guest_mmio_get_fast_path(const struct guest_mmio *mmio, bool *ret_notify, bool *ret_irq);
 /*

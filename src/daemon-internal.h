@@ -54,13 +54,22 @@ enum ddisk_state {
  * A disk's queues one thread serves (vblk.h, "Lanes"): lane 0 is on the
  * disk's thread, with its register accesses; with --guest-threads and
  * --queues above 1, lanes 1.. are on other threads, each with its own block
- * engine (no shared completion context), ring poll timer and busy polling.
+ * engine (no shared completion context), ring poll timer, busy polling and,
+ * on the kernel fast path, its queues' QueueNotify eventfds.
  * A lane's thread calls into the device only holding the lane's lock; the
  * disk's thread takes every lane's lock for anything else it does with the
  * device (daemon_disk_exclude()).  Lane 0 needs no lock: it is on the disk's
  * thread.  So no two lanes' threads share a lock, and a lane waits only
  * while its disk is being reset, reconfigured, saved or asked for --status.
  */
+/* A queue's QueueNotify eventfd (the kernel fast path) that its lane's thread watches. */
+struct dlane_queue {
+	struct dlane *l;
+	unsigned int queue;
+	int fd;				/* the window's: -1 without the fast path */
+	struct loop_source *src;
+};
+
 struct dlane {
 	struct ddisk *k;
 	unsigned int idx;
@@ -74,6 +83,9 @@ struct dlane {
 	bool draining;			/* its orphans of a reset hold a vCPU's write (disk's lock) */
 	uint64_t notify;		/* atomic: queues whose QueueNotify came to the disk's thread */
 	struct iothread_work notify_work;	/* ... handed over to this lane's */
+	struct dlane_queue *queues;	/* lanes 1..: its queues' eventfds, watched by its loop */
+	unsigned int nqueues;
+	uint64_t handed_on, direct;	/* atomic: notifications handed on, and taken by itself */
 	struct iothread_work room_work;	/* its guest's mappings may go on (lanes 1..) */
 	struct log_ratelimit rl;
 };

@@ -111,6 +111,30 @@ static struct json_object *daemon_lanes_json(const struct ddisk *k)
 	return a;
 }
 
+/*
+ * How the QueueNotify writes of lanes 1.. reached them, in lane order (lane
+ * 0, the disk's thread, takes its own: null): from their own eventfds (the
+ * fast path), or handed on by the disk's thread.  NULL with one lane.
+ */
+static struct json_object *daemon_lane_notifies_json(const struct ddisk *k)
+{
+	struct json_object *a;
+
+	if (k->nlanes == 1)
+		return NULL;
+	a = json_object_new_array();
+	json_object_array_add(a, NULL);
+	for (unsigned int i = 1; i < k->nlanes; i++) {
+		struct json_object *o = json_object_new_object();
+
+		daemon_add_u64(o, "direct", __atomic_load_n(&k->lanes[i].direct, __ATOMIC_RELAXED));
+		daemon_add_u64(o, "handed_on",
+			       __atomic_load_n(&k->lanes[i].handed_on, __ATOMIC_RELAXED));
+		json_object_array_add(a, o);
+	}
+	return a;
+}
+
 static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 {
 	struct json_object *o = json_object_new_object(), *feats = json_object_new_array();
@@ -147,6 +171,7 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	json_object_object_add(o, "features", feats);
 	daemon_add_u64(o, "queues", v ? virtio_dev_num_queues(v) : 0);
 	json_object_object_add(o, "queue_threads", daemon_lanes_json(k));
+	json_object_object_add(o, "queue_notifies", daemon_lane_notifies_json(k));
 	daemon_add_u64(o, "capacity_bytes", blk_get_info(k->blk)->capacity);
 	daemon_add_u64(o, "read_requests", st.read_reqs);
 	daemon_add_u64(o, "read_bytes", st.read_bytes);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/eventfd.h>
 
 #include "blk.h"
 #include "daemon-internal.h"
@@ -139,6 +140,7 @@ static void daemon_lanes_notify(struct ddisk *k, uint64_t offset, unsigned int s
 		return;
 	}
 	__atomic_fetch_or(&l->notify, 1ull << value, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&l->handed_on, 1, __ATOMIC_RELAXED);
 	iothread_queue(l->th->t, &l->notify_work);
 }
 
@@ -304,6 +306,11 @@ static void daemon_maybe_stop(struct daemon *d)
 /* On @l's thread: its engine and what watches it go (nothing in flight; its device is gone). */
 static void daemon_lane_close(struct dlane *l)
 {
+	for (unsigned int i = 0; i < l->nqueues; i++)
+		loop_remove(l->queues[i].src);
+	free(l->queues);
+	l->queues = NULL;
+	l->nqueues = 0;
 	if (l->th) {
 		iothread_cancel(l->th->t, &l->notify_work);
 		iothread_cancel(l->th->t, &l->room_work);
@@ -1183,11 +1190,69 @@ static void daemon_disk_setup_open(void *data)
 	}
 }
 
+/* On a lane's thread: a QueueNotify of one of its queues, from the kernel (fast path). */
+static void daemon_lane_queue_ready(struct loop_source *src, int fd, uint32_t events, void *data)
+{
+	struct dlane_queue *lq = data;
+	struct dlane *l = lq->l;
+	eventfd_t cnt;
+
+	/* Several writes since the last look are one notification: the ring says what is new. */
+	if (eventfd_read(fd, &cnt) < 0)
+		return;
+	__atomic_add_fetch(&l->direct, 1, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&l->lock);
+	if (l->k->vblk)
+		virtio_dev_queue_notify(vblk_virtio_dev(l->k->vblk), lq->queue);
+	pthread_mutex_unlock(&l->lock);
+}
+
+/*
+ * On the disk's thread, once its window is on the fast path (or not): the
+ * QueueNotify eventfds of lanes 1..'s queues, which their threads watch
+ * from now on (daemon_lane_watch_queues()) instead of the disk's thread
+ * handing each notification on.  -ENOMEM.
+ */
+static int daemon_lanes_handoff(struct ddisk *k, unsigned int num_queues)
+{
+	for (unsigned int i = 1; i < k->nlanes; i++) {
+		struct dlane *l = &k->lanes[i];
+
+		l->queues = calloc(num_queues / k->nlanes + 1, sizeof(*l->queues));
+		if (!l->queues)
+			return -ENOMEM;
+		for (unsigned int q = i; q < num_queues; q += k->nlanes)
+			l->queues[l->nqueues++] = (struct dlane_queue){
+				.l = l, .queue = q, .fd = guest_mmio_queue_handoff(k->mmio, q) };
+	}
+	return 0;
+}
+
 struct daemon_lane_setup {
 	struct dlane *l;
 	const char *why;
 	int r;
 };
+
+/* On a lane's thread: its queues' eventfds watched (daemon_lanes_handoff()).  Logged. */
+static void daemon_lane_watch_queues(void *data)
+{
+	struct daemon_lane_setup *s = data;
+	struct dlane *l = s->l;
+
+	for (unsigned int i = 0; s->r == 0 && i < l->nqueues; i++) {
+		struct dlane_queue *lq = &l->queues[i];
+
+		if (lq->fd >= 0)
+			s->r = loop_add_fd(l->th->loop, lq->fd, EPOLLIN, daemon_lane_queue_ready, lq,
+					   &lq->src);
+	}
+	if (s->r < 0) {
+		log_err("%s: cannot watch the fast path of queue lane %u: %s", l->k->name, l->idx,
+			strerror(-s->r));
+		s->why = "out of memory";
+	}
+}
 
 /* On a lane's thread (lanes 1..): its own engine over lane 0's file, watched by its loop. */
 static void daemon_lane_setup(void *data)
@@ -1210,8 +1275,27 @@ static void daemon_lane_setup(void *data)
 	s->r = daemon_lane_watch(l, &s->why);
 }
 
-/* On @k's thread: started (its lanes kept out meanwhile), and on its thread's list. */
+/* On @k's thread: started (its lanes kept out meanwhile), lanes 1.. given their eventfds. */
 static void daemon_disk_setup_start(void *data)
+{
+	struct daemon_setup *s = data;
+	struct ddisk *k = s->k;
+	struct daemon *d = k->dg->d;
+	const struct disk_cfg *cfg = s->cfg;
+
+	daemon_disk_exclude(k);
+	s->r = daemon_disk_start(d, k, cfg, s->adopt, &s->why);
+	s->adopt = NULL;	/* k's now */
+	if (s->r >= 0 && k->nlanes > 1) {
+		s->r = daemon_lanes_handoff(k, virtio_dev_num_queues(vblk_virtio_dev(k->vblk)));
+		if (s->r < 0)
+			s->why = "out of memory";
+	}
+	daemon_disk_admit(k);
+}
+
+/* On @k's thread: set up on all its threads, it is served (on its thread's list). */
+static void daemon_disk_setup_serving(void *data)
 {
 	struct daemon_setup *s = data;
 	struct ddisk *k = s->k;
@@ -1219,12 +1303,6 @@ static void daemon_disk_setup_start(void *data)
 	const struct disk_cfg *cfg = s->cfg;
 	struct blk_info info;
 
-	daemon_disk_exclude(k);
-	s->r = daemon_disk_start(d, k, cfg, s->adopt, &s->why);
-	s->adopt = NULL;	/* k's now */
-	daemon_disk_admit(k);
-	if (s->r < 0)
-		return;
 	slist_push(&k->th->disks, k, tnext);
 	info = daemon_disk_info(k);
 	log_info("%s: %s '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
@@ -1240,27 +1318,37 @@ static void daemon_disk_free_run(void *data)
 	daemon_disk_free(data);
 }
 
+/* Unless @s failed already: @fn on each of lanes 1.. on its thread, until one fails. */
+static void daemon_lanes_call(struct daemon_setup *s, void (*fn)(void *data))
+{
+	for (unsigned int i = 1; s->r >= 0 && i < s->k->nlanes; i++) {
+		struct daemon_lane_setup ls = { .l = &s->k->lanes[i] };
+
+		daemon_thread_call(ls.l->th, fn, &ls);
+		s->r = ls.r;
+		s->why = ls.why;
+	}
+}
+
 /*
  * Set @s->k up on its threads (main thread): lane 0's checks and engine, the
- * other lanes' engines, then the device.  On failure everything is released
- * (the record to adopt too) and s->r < 0.
+ * other lanes' engines, the device, the other lanes' QueueNotify eventfds,
+ * then it is served.  On failure everything is released (the record to
+ * adopt too) and s->r < 0.
  */
 static void daemon_disk_setup(struct daemon_setup *s)
 {
 	struct ddisk *k = s->k;
 
 	daemon_thread_call(k->th, daemon_disk_setup_open, s);
-	for (unsigned int i = 1; s->r >= 0 && i < k->nlanes; i++) {
-		struct daemon_lane_setup ls = { .l = &k->lanes[i] };
-
-		daemon_thread_call(ls.l->th, daemon_lane_setup, &ls);
-		s->r = ls.r;
-		s->why = ls.why;
-	}
+	daemon_lanes_call(s, daemon_lane_setup);
 	if (s->r >= 0)
 		daemon_thread_call(k->th, daemon_disk_setup_start, s);
-	if (s->r >= 0)
+	daemon_lanes_call(s, daemon_lane_watch_queues);
+	if (s->r >= 0) {
+		daemon_thread_call(k->th, daemon_disk_setup_serving, s);
 		return;
+	}
 	drec_disk_close(s->adopt, true);
 	s->adopt = NULL;
 	/* The device may have been live (its window enabled): gone first, then its lanes. */

@@ -450,6 +450,18 @@ int fastpath_window_add(struct fastpath *fp, struct loop *loop, uint64_t base, u
 	return 0;
 }
 
+int fastpath_window_queue_handoff(struct fastpath_window *w, unsigned int queue)
+{
+	struct fastpath_queue *q;
+
+	if (!w || !w->notify_on || queue >= w->num_queues)
+		return -1;
+	q = &w->queues[queue];
+	loop_remove(q->src);
+	q->src = NULL;
+	return q->fd;
+}
+
 void fastpath_window_remove(struct fastpath_window *w)
 {
 	if (!w)

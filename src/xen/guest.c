@@ -1204,6 +1204,16 @@ int guest_mmio_fast_path(struct guest_mmio *m, unsigned int num_queues)
 	return r;
 }
 
+int guest_mmio_queue_handoff(struct guest_mmio *m, unsigned int queue)
+{
+	int fd;
+
+	pthread_mutex_lock(&m->guest->lock);
+	fd = fastpath_window_queue_handoff(m->fpw, queue);
+	pthread_mutex_unlock(&m->guest->lock);
+	return fd;
+}
+
 void guest_mmio_get_fast_path(const struct guest_mmio *m, bool *ret_notify, bool *ret_irq)
 {
 	pthread_mutex_lock(&m->guest->lock);

@@ -133,6 +133,47 @@ static void test_both_on_kernel_claims_registered_notifies_only(void **state)
 	assert_int_equal(deassigns, 3);	/* the kernel keeps ioeventfds until told */
 }
 
+static unsigned int notified[4];
+
+static void count_notify(void *data, unsigned int queue)
+{
+	notified[queue]++;
+}
+
+/*
+ * A queue's eventfd handed to another thread's watch: the window's loop no
+ * longer takes its notifications, which wait in the eventfd for the other
+ * thread; the fd stays registered with the kernel until the window goes.  Not on the fast path, or no
+ * such queue: -1.
+ */
+static void test_queue_handoff_window_loop_stops_watching(void **state)
+{
+	struct fastpath *fp;
+	struct fastpath_window *w;
+	eventfd_t cnt;
+	int fd;
+
+	memset(notified, 0, sizeof(notified));
+	assert_int_equal(fastpath_new(X, true, 0, L, 3, page, ports, 2, &fp), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000000, 33, 2, count_notify, NULL, &w), 0);
+	fd = fastpath_window_queue_handoff(w, 1);
+	assert_true(fd >= 0);
+	assert_int_equal(fastpath_window_queue_handoff(w, 2), -1);
+	assert_int_equal(eventfd_write(fd, 1), 0);	/* as the kernel's ioeventfd handler */
+	assert_int_equal(loop_iterate(L, 0), 0);
+	assert_int_equal(notified[1], 0);
+	assert_int_equal(eventfd_read(fd, &cnt), 0);	/* the other thread's to take */
+	assert_int_equal(cnt, 1);
+	fastpath_free(fp);
+	assert_int_equal(deassigns, 3);
+	/* A window on the plain path has no eventfd to hand over. */
+	ioeventfd_ret = -ENOTTY;
+	assert_int_equal(fastpath_new(X, true, 0, L, 3, page, ports, 2, &fp), 0);
+	assert_int_equal(fastpath_window_add(fp, NULL, 0x2000000, 33, 2, count_notify, NULL, &w), 0);
+	assert_int_equal(fastpath_window_queue_handoff(w, 0), -1);
+	fastpath_free(fp);
+}
+
 static void test_enotty_plain_path_not_asked_again(void **state)
 {
 	struct fastpath *fp;
@@ -383,6 +424,8 @@ int main(void)
 		cmocka_unit_test(test_classify_missing_ioctl_falls_back),
 		cmocka_unit_test_setup_teardown(test_both_on_kernel_claims_registered_notifies_only,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_queue_handoff_window_loop_stops_watching, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_enotty_plain_path_not_asked_again, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_irqfd_only_kernel_is_partial, setup, teardown),
