@@ -170,8 +170,10 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 		v && virtio_dev_running(v) ? "running" : "waiting for driver"));
 	json_object_object_add(o, "features", feats);
 	daemon_add_u64(o, "queues", v ? virtio_dev_num_queues(v) : 0);
-	json_object_object_add(o, "queue_threads", daemon_lanes_json(k));
-	json_object_object_add(o, "queue_notifies", daemon_lane_notifies_json(k));
+	if (k->nlanes > 1) {
+		json_object_object_add(o, "queue_threads", daemon_lanes_json(k));
+		json_object_object_add(o, "queue_notifies", daemon_lane_notifies_json(k));
+	}
 	daemon_add_u64(o, "capacity_bytes", blk_get_info(k->blk)->capacity);
 	daemon_add_u64(o, "read_requests", st.read_reqs);
 	daemon_add_u64(o, "read_bytes", st.read_bytes);

@@ -1200,21 +1200,28 @@ static void daemon_lane_queue_ready(struct loop_source *src, int fd, uint32_t ev
 	/* Several writes since the last look are one notification: the ring says what is new. */
 	if (eventfd_read(fd, &cnt) < 0)
 		return;
-	__atomic_add_fetch(&l->direct, 1, __ATOMIC_RELAXED);
 	pthread_mutex_lock(&l->lock);
-	if (l->k->vblk)
+	if (l->k->vblk) {
+		__atomic_add_fetch(&l->direct, 1, __ATOMIC_RELAXED);
 		virtio_dev_queue_notify(vblk_virtio_dev(l->k->vblk), lq->queue);
+	}
 	pthread_mutex_unlock(&l->lock);
 }
 
 /*
- * On the disk's thread, once its window is on the fast path (or not): the
- * QueueNotify eventfds of lanes 1..'s queues, which their threads watch
- * from now on (daemon_lane_watch_queues()) instead of the disk's thread
- * handing each notification on.  -ENOMEM.
+ * On the disk's thread (its lanes held off), once its window is on the fast
+ * path: the QueueNotify eventfds of lanes 1..'s queues, which their threads
+ * watch from now on (daemon_lane_watch_queues()) instead of the disk's
+ * thread handing each notification on.  What arrives in between waits in
+ * the eventfd: the loops' epoll is level-triggered.  -ENOMEM.
  */
 static int daemon_lanes_handoff(struct ddisk *k, unsigned int num_queues)
 {
+	bool notify, irq;
+
+	guest_mmio_get_fast_path(k->mmio, &notify, &irq);
+	if (!notify)
+		return 0;	/* the plain path: every QueueNotify comes as an ioreq */
 	for (unsigned int i = 1; i < k->nlanes; i++) {
 		struct dlane *l = &k->lanes[i];
 
@@ -1250,7 +1257,7 @@ static void daemon_lane_watch_queues(void *data)
 	if (s->r < 0) {
 		log_err("%s: cannot watch the fast path of queue lane %u: %s", l->k->name, l->idx,
 			strerror(-s->r));
-		s->why = "out of memory";
+		s->why = "cannot watch the kernel fast path's eventfds";
 	}
 }
 
@@ -1292,9 +1299,12 @@ static void daemon_disk_setup_start(void *data)
 			s->why = "out of memory";
 	}
 	daemon_disk_admit(k);
+	/* Live (its window enabled): on its thread's list now, for the room calls. */
+	if (s->r >= 0)
+		slist_push(&k->th->disks, k, tnext);
 }
 
-/* On @k's thread: set up on all its threads, it is served (on its thread's list). */
+/* On @k's thread: set up on all its threads, it is served. */
 static void daemon_disk_setup_serving(void *data)
 {
 	struct daemon_setup *s = data;
@@ -1303,7 +1313,6 @@ static void daemon_disk_setup_serving(void *data)
 	const struct disk_cfg *cfg = s->cfg;
 	struct blk_info info;
 
-	slist_push(&k->th->disks, k, tnext);
 	info = daemon_disk_info(k);
 	log_info("%s: %s '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
 		 k->rec && drec_disk_adoptions(k->rec) && d->adopting ? "adopted, serving" : "serving",
@@ -1311,11 +1320,6 @@ static void daemon_disk_setup_serving(void *data)
 		 blk_get_info(k->blk)->direct ? ", O_DIRECT" : "",
 		 (unsigned long long)info.capacity, blk_engine_name(blk_get_info(k->blk)->engine),
 		 (unsigned long long)cfg->base, cfg->irq);
-}
-
-static void daemon_disk_free_run(void *data)
-{
-	daemon_disk_free(data);
 }
 
 /* Unless @s failed already: @fn on each of lanes 1.. on its thread, until one fails. */
@@ -1358,7 +1362,8 @@ static void daemon_disk_setup(struct daemon_setup *s)
 		daemon_thread_call(k->th, daemon_disk_stop_run, &st);
 	}
 	daemon_disk_lanes_close(k);
-	daemon_thread_call(k->th, daemon_disk_free_run, k);
+	/* Off its thread's list if it got there (a lane's watch failed), and freed. */
+	daemon_thread_call(k->th, daemon_disk_unserve, k);
 }
 
 /*
