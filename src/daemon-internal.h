@@ -96,7 +96,6 @@ struct ddisk {
 	unsigned int devid;
 	char name[48];			/* "dom 3 disk 51712" */
 	char *path;
-	struct blk_dev *blk;		/* lanes[0].blk */
 	struct dlane *lanes;		/* nlanes; lanes[0] on th */
 	unsigned int nlanes;
 	unsigned int busy_lanes;	/* atomic: lanes still busy after a stop */

@@ -18,14 +18,14 @@
  */
 int daemon_shared_check(struct daemon *d, const struct ddisk *k, const char **ret_why)
 {
-	const struct blk_info *ki = blk_get_info(k->blk);
+	const struct blk_info *ki = blk_get_info(k->lanes[0].blk);
 	bool k_ro = daemon_disk_info(k).read_only;
 	const struct dguest *g;
 	const struct ddisk *o;
 
 	for (g = d->guests; g; g = g->next)
 		for (o = g->disks; o; o = o->next) {
-			const struct blk_info *oi = blk_get_info(o->blk);
+			const struct blk_info *oi = blk_get_info(o->lanes[0].blk);
 
 			/* @k is not on a guest's list yet. */
 			if (o->state != DDISK_SERVING || oi->st_dev != ki->st_dev ||

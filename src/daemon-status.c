@@ -98,14 +98,11 @@ static void daemon_disk_iostat(const struct ddisk *k, struct iostat_summary *ret
 	}
 }
 
-/* A disk's queue lanes' threads, in lane order (queue i on lane i % n); NULL with one. */
+/* A disk's queue lanes' threads, in lane order (queue i on lane i % n). */
 static struct json_object *daemon_lanes_json(const struct ddisk *k)
 {
-	struct json_object *a;
+	struct json_object *a = json_object_new_array();
 
-	if (k->nlanes == 1)
-		return NULL;
-	a = json_object_new_array();
 	for (unsigned int i = 0; i < k->nlanes; i++)
 		json_object_array_add(a, json_object_new_string(iothread_name(k->lanes[i].th->t)));
 	return a;
@@ -114,15 +111,12 @@ static struct json_object *daemon_lanes_json(const struct ddisk *k)
 /*
  * How the QueueNotify writes of lanes 1.. reached them, in lane order (lane
  * 0, the disk's thread, takes its own: null): from their own eventfds (the
- * fast path), or handed on by the disk's thread.  NULL with one lane.
+ * fast path), or handed on by the disk's thread.
  */
 static struct json_object *daemon_lane_notifies_json(const struct ddisk *k)
 {
-	struct json_object *a;
+	struct json_object *a = json_object_new_array();
 
-	if (k->nlanes == 1)
-		return NULL;
-	a = json_object_new_array();
 	json_object_array_add(a, NULL);
 	for (unsigned int i = 1; i < k->nlanes; i++) {
 		struct json_object *o = json_object_new_object();
@@ -162,9 +156,9 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	json_object_object_add(o, "path", json_object_new_string(k->path));
 	json_object_object_add(o, "mode", json_object_new_string(k->read_only ? "ro" : "rw"));
 	json_object_object_add(o, "engine",
-			       json_object_new_string(blk_engine_name(blk_get_info(k->blk)->engine)));
+			       json_object_new_string(blk_engine_name(blk_get_info(k->lanes[0].blk)->engine)));
 	/* O_DIRECT (direct-io-safe, and the file system took it), or through Dom0's page cache. */
-	json_object_object_add(o, "direct", json_object_new_boolean(blk_get_info(k->blk)->direct));
+	json_object_object_add(o, "direct", json_object_new_boolean(blk_get_info(k->lanes[0].blk)->direct));
 	json_object_object_add(o, "state", json_object_new_string(
 		k->state != DDISK_SERVING ? "closing" :
 		v && virtio_dev_running(v) ? "running" : "waiting for driver"));
@@ -174,7 +168,7 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 		json_object_object_add(o, "queue_threads", daemon_lanes_json(k));
 		json_object_object_add(o, "queue_notifies", daemon_lane_notifies_json(k));
 	}
-	daemon_add_u64(o, "capacity_bytes", blk_get_info(k->blk)->capacity);
+	daemon_add_u64(o, "capacity_bytes", blk_get_info(k->lanes[0].blk)->capacity);
 	daemon_add_u64(o, "read_requests", st.read_reqs);
 	daemon_add_u64(o, "read_bytes", st.read_bytes);
 	daemon_add_u64(o, "write_requests", st.write_reqs);

@@ -421,9 +421,8 @@ static void daemon_disk_release(struct ddisk *k)
 	unsigned int domid = g->domid, devid = k->devid;
 
 	log_info("%s: %s", k->name, d->detaching ? "detached" : "closed");
-	k->th->ndisks--;
-	for (unsigned int i = 1; i < k->nlanes; i++)
-		k->lanes[i].th->ndisks--;
+	for (unsigned int i = 0; i < k->nlanes; i++)
+		k->lanes[i].th->ndisks--;	/* lane 0's is k->th */
 	slist_remove(&g->disks, k, next);
 	daemon_disk_lanes_close(k);
 	daemon_thread_call(k->th, daemon_disk_unserve, k);
@@ -570,7 +569,7 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 	const char *why = NULL;
 	int r;
 
-	r = blk_open(cfg->path, &bo, &k->blk, &why);
+	r = blk_open(cfg->path, &bo, &k->lanes[0].blk, &why);
 	if (r < 0 && why) {
 		log_err("%s: params '%s' %s; not served", k->name, cfg->path, why);
 		daemon_why_path(d, cfg->path, why);
@@ -587,7 +586,7 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 							 "cannot open the backing file";
 		return r;
 	}
-	info = blk_get_info(k->blk);
+	info = blk_get_info(k->lanes[0].blk);
 	if (info->engine_fallback_err)
 		log_warn("%s: io_uring unavailable (%s): using libaio", k->name,
 			 strerror(-info->engine_fallback_err));
@@ -599,7 +598,7 @@ static int daemon_open_backing(struct daemon *d, const struct disk_cfg *cfg, str
 
 struct blk_info daemon_disk_info(const struct ddisk *k)
 {
-	struct blk_info info = *blk_get_info(k->blk);
+	struct blk_info info = *blk_get_info(k->lanes[0].blk);
 
 	info.read_only = info.read_only || k->read_only;
 	info.discard = info.discard && k->discard && !info.read_only;
@@ -1184,10 +1183,8 @@ static void daemon_disk_setup_open(void *data)
 	s->r = daemon_check_clash(d, k->dg, k, &s->why);
 	if (s->r >= 0)
 		s->r = daemon_open_backing(d, s->cfg, k, &s->why);
-	if (s->r >= 0) {
-		k->lanes[0].blk = k->blk;
+	if (s->r >= 0)
 		s->r = daemon_shared_check(d, k, &s->why);
-	}
 }
 
 /* On a lane's thread: a QueueNotify of one of its queues, from the kernel (fast path). */
@@ -1272,7 +1269,7 @@ static void daemon_lane_setup(void *data)
 	};
 
 	/* Not in the thread's shared context: its completions are reaped in the lane's lock. */
-	s->r = blk_open_more(l->k->blk, &bo, &l->blk);
+	s->r = blk_open_more(l->k->lanes[0].blk, &bo, &l->blk);
 	if (s->r < 0) {
 		log_err("%s: cannot open an engine for queue lane %u: %s", l->k->name, l->idx,
 			strerror(-s->r));
@@ -1317,8 +1314,8 @@ static void daemon_disk_setup_serving(void *data)
 	log_info("%s: %s '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
 		 k->rec && drec_disk_adoptions(k->rec) && d->adopting ? "adopted, serving" : "serving",
 		 cfg->path, info.read_only ? "read-only" : "read-write",
-		 blk_get_info(k->blk)->direct ? ", O_DIRECT" : "",
-		 (unsigned long long)info.capacity, blk_engine_name(blk_get_info(k->blk)->engine),
+		 blk_get_info(k->lanes[0].blk)->direct ? ", O_DIRECT" : "",
+		 (unsigned long long)info.capacity, blk_engine_name(blk_get_info(k->lanes[0].blk)->engine),
 		 (unsigned long long)cfg->base, cfg->irq);
 }
 
@@ -1438,9 +1435,8 @@ static int daemon_disk_add(void *data, const struct disk_cfg *cfg, enum disc_sta
 		return s.r;
 	}
 	slist_push(&g->disks, s.k, next);
-	s.k->th->ndisks++;
-	for (unsigned int i = 1; i < s.k->nlanes; i++)
-		s.k->lanes[i].th->ndisks++;
+	for (unsigned int i = 0; i < s.k->nlanes; i++)
+		s.k->lanes[i].th->ndisks++;	/* lane 0's is s.k->th */
 	if (d->opts.io_threads > 1 && s.k->th != g->th)
 		log_info("%s: served by %s (its guest's accesses handed over from %s)", s.k->name,
 			 iothread_name(s.k->th->t), iothread_name(g->th->t));
@@ -1755,7 +1751,7 @@ static void daemon_disk_refresh(void *data)
 
 	if (k->state != DDISK_SERVING)
 		return;
-	r = blk_refresh_info(k->blk);
+	r = blk_refresh_info(k->lanes[0].blk);
 	if (r < 0) {
 		log_warn("%s: cannot re-read the size of '%s': %s", k->name, k->path, strerror(-r));
 		return;
