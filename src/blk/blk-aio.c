@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Block layer engine on Linux native AIO (libaio): batched io_submit, completions through the eventfd. */
+#include <assert.h>
 #include <errno.h>
 #include <libaio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "blk-internal.h"
@@ -17,6 +19,16 @@ struct blk_aio_shared {
 	unsigned int capacity;
 	unsigned int reserved;		/* the members' queue depths */
 	struct io_event *events;	/* [capacity] */
+	/*
+	 * Between blk_aio_ctx_plug() and _unplug() the members' prepared
+	 * requests wait here and go out in one io_submit(): one system call for
+	 * every disk the thread's completions brought back, and one block plug
+	 * in the kernel (io_submit plugs batches of more than AIO_PLUG_THRESHOLD,
+	 * 2, iocbs), so the device behind them is kicked once, not per request.
+	 */
+	bool plugged;
+	struct iocb **batch;		/* [capacity]: every member's requests fit */
+	unsigned int nbatch;
 };
 
 struct blk_aio {
@@ -71,8 +83,10 @@ int blk_aio_ctx_init(struct blk_ctx *c)
 		return -ENOMEM;
 	sh->capacity = BLK_CTX_AIO_EVENTS;
 	sh->events = calloc(sh->capacity, sizeof(*sh->events));
-	r = sh->events ? io_setup((int)sh->capacity, &sh->ctx) : -ENOMEM;
+	sh->batch = calloc(sh->capacity, sizeof(*sh->batch));
+	r = sh->events && sh->batch ? io_setup((int)sh->capacity, &sh->ctx) : -ENOMEM;
 	if (r < 0) {
+		free(sh->batch);
 		free(sh->events);
 		free(sh);
 		return r;
@@ -88,7 +102,9 @@ void blk_aio_ctx_fini(struct blk_ctx *c)
 
 	if (!sh)
 		return;
+	assert(!sh->nbatch);
 	io_destroy(sh->ctx);
+	free(sh->batch);
 	free(sh->events);
 	free(sh);
 	c->aio = NULL;
@@ -255,28 +271,69 @@ static void blk_aio_result(struct blk_dev *dev, struct blk_io *io, long res)
 	blk_io_kernel_done(dev, io, res);
 }
 
-static void blk_aio_submit_prepared(struct blk_dev *dev)
+/*
+ * io_submit() @n iocbs: a refused one (io_submit(2): the first of the rest)
+ * fails that request alone and the others go on.  The context has room for
+ * every accepted request, so EAGAIN here is the kernel out of memory, not
+ * backpressure.  Returns whether any was refused.
+ */
+static bool blk_aio_submit_all(io_context_t ctx, struct iocb **cbs, unsigned int n)
 {
-	struct blk_aio *a = dev->engine_priv;
 	unsigned int i = 0;
+	bool refused = false;
 
-	while (i < a->nbatch) {
-		int r = io_submit(a->ctx, (long)(a->nbatch - i), &a->batch[i]);
+	while (i < n) {
+		int r = io_submit(ctx, (long)(n - i), &cbs[i]);
+		struct blk_io *io;
 
 		if (r > 0) {
 			i += (unsigned int)r;
 			continue;
 		}
-		/*
-		 * The first iocb of the rest was refused (io_submit(2)): fail
-		 * that request alone and go on with the others.  The context
-		 * has room for every accepted request, so EAGAIN here is the
-		 * kernel out of memory, not backpressure.
-		 */
-		blk_aio_result(dev, a->batch[i]->data, r < 0 ? r : -EAGAIN);
+		io = cbs[i]->data;
+		blk_aio_result(io->dev, io, r < 0 ? r : -EAGAIN);
+		refused = true;
 		i++;
 	}
+	return refused;
+}
+
+static void blk_aio_submit_prepared(struct blk_dev *dev)
+{
+	struct blk_aio *a = dev->engine_priv;
+	struct blk_aio_shared *sh = a->shared;
+
+	if (sh && sh->plugged) {
+		/* Fits: each member's requests are within its reserved share of the capacity. */
+		assert(sh->nbatch + a->nbatch <= sh->capacity);
+		memcpy(&sh->batch[sh->nbatch], a->batch, a->nbatch * sizeof(*a->batch));
+		sh->nbatch += a->nbatch;
+		a->nbatch = 0;
+		return;
+	}
+	blk_aio_submit_all(a->ctx, a->batch, a->nbatch);
 	a->nbatch = 0;
+}
+
+void blk_aio_ctx_plug(struct blk_ctx *c)
+{
+	struct blk_aio_shared *sh = c->aio;
+
+	sh->plugged = true;
+}
+
+void blk_aio_ctx_unplug(struct blk_ctx *c)
+{
+	struct blk_aio_shared *sh = c->aio;
+	unsigned int n = sh->nbatch;
+
+	sh->plugged = false;
+	if (!n)
+		return;
+	sh->nbatch = 0;
+	/* A refused request is on its device's completed list: the loop must deliver it. */
+	if (blk_aio_submit_all(sh->ctx, sh->batch, n))
+		blk_kick(((struct blk_io *)sh->batch[0]->data)->dev);
 }
 
 static void blk_aio_shared_result(struct blk_dev *dev, struct blk_io *io, long res)

@@ -195,6 +195,9 @@ bool blk_aio_ctx_reserve(struct blk_ctx *ctx, unsigned int depth);
 void blk_aio_ctx_unreserve(struct blk_ctx *ctx, unsigned int depth);
 /* Reap every member's completions from the shared context (each to its own device). */
 int blk_aio_ctx_reap(struct blk_ctx *ctx);
+/* Hold the members' submissions from here, and send them all in one io_submit() at _unplug(). */
+void blk_aio_ctx_plug(struct blk_ctx *ctx);
+void blk_aio_ctx_unplug(struct blk_ctx *ctx);
 
 /*
  * blk-aio-ring.c: libaio's completion ring read without a system call.

@@ -1004,6 +1004,9 @@ void blk_close(struct blk_dev *dev)
 	/* Programmer error: blk_close() from a done() callback. */
 	assert(!dev->processing && !dev->closing);
 	dev->closing = true;
+	/* Its requests a plugged context holds (blk_ctx_process()) go to the kernel first. */
+	if (dev->ctx)
+		blk_aio_ctx_unplug(dev->ctx);
 
 	/* Accepted but never handed to the kernel: cancelled. */
 	while ((io = blk_list_pop(&dev->pending))) {
@@ -1099,9 +1102,20 @@ void blk_set_owner(struct blk_dev *dev, void *owner)
 int blk_ctx_process(struct blk_ctx *ctx, void (*fn)(void *owner, struct blk_dev *dev))
 {
 	struct blk_dev *m, *next;
+	unsigned int busy = 0;
 	int r, n = 0;
 
 	r = blk_ctx_collect(ctx);
+	/*
+	 * Several members with completions: what they submit as these bring
+	 * their guests' next requests goes to the kernel at once, after the
+	 * last of them.  One alone submits as it goes, before its done() (its
+	 * interrupt) rather than after.
+	 */
+	for (m = ctx->devs; m && busy < 2; m = m->ctx_next)
+		busy += !blk_list_empty(&m->completed) || !blk_list_empty(&m->pending);
+	if (busy > 1)
+		blk_aio_ctx_plug(ctx);
 	for (m = ctx->devs; m; m = next) {
 		next = m->ctx_next;	/* @fn may close @m */
 		if (blk_list_empty(&m->completed) && blk_list_empty(&m->pending))
@@ -1113,5 +1127,6 @@ int blk_ctx_process(struct blk_ctx *ctx, void (*fn)(void *owner, struct blk_dev 
 		m->processing = false;
 		fn(m->owner, m);
 	}
+	blk_aio_ctx_unplug(ctx);
 	return r < 0 && !n ? r : n;
 }

@@ -33,6 +33,7 @@ struct blk_inject {
 	/* aio: io_setup's ring gets a magic the engine does not know (persistent while set). */
 	bool aio_ring_unknown;
 	unsigned int getevents_calls;	/* aio: io_getevents() calls */
+	unsigned int submit_calls;	/* aio: io_submit() calls */
 	unsigned int ring_reaps;	/* aio: completions taken from the ring in user space */
 	/* io_uring_queue_init fails with this. */
 	int uring_init_err;

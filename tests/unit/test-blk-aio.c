@@ -41,6 +41,7 @@ int __wrap_io_submit(io_context_t ctx, long nr, struct iocb *ios[])
 	static struct iovec shortened[16];
 	long i;
 
+	blk_inject.submit_calls++;
 	for (i = 0; i < nr; i++) {
 		if (ios[i]->aio_lio_opcode != IO_CMD_FDSYNC)
 			continue;
@@ -279,6 +280,248 @@ static void test_aio_ctx_close_one_while_other_in_flight(void **state)
 	free(buf);
 }
 
+/*
+ * A guest's next request, sent from its last one's done() as vblk does
+ * (submit, unplug): @left more writes of pattern @seed + n at 4 KiB steps.
+ */
+struct chain_req {
+	struct ctx_req r;
+	struct blk_dev *dev;
+	uint8_t *buf;			/* 4 KiB, aligned */
+	unsigned int n, left;
+	int seed;
+};
+
+static void chain_done(struct blk_req *req, int res);
+
+static void chain_send(struct chain_req *c)
+{
+	memset(c->buf, c->seed + (int)c->n, 4096);
+	c->r.iov = (struct iovec){ .iov_base = c->buf, .iov_len = 4096 };
+	c->r.req = (struct blk_req){ .op = BLK_OP_WRITE, .offset = (uint64_t)c->n * 4096,
+				     .iov = &c->r.iov, .iovcnt = 1, .done = chain_done };
+	c->r.done = false;
+	assert_int_equal(blk_submit(c->dev, &c->r.req), 0);
+	blk_unplug(c->dev);
+}
+
+static void chain_done(struct blk_req *req, int res)
+{
+	struct chain_req *c = (struct chain_req *)req;
+
+	c->r.res = res;
+	c->r.done = true;
+	if (res < 0 || !c->left)
+		return;
+	c->left--;
+	c->n++;
+	chain_send(c);
+}
+
+static void chain_start(struct chain_req *c, struct blk_dev *dev, int seed, unsigned int count)
+{
+	*c = (struct chain_req){ .dev = dev, .seed = seed, .left = count - 1 };
+	assert_int_equal(posix_memalign((void **)&c->buf, 4096, 4096), 0);
+	chain_send(c);
+}
+
+/* Wait until the shared context's ring holds @n completions (the kernel finished them). */
+static void ring_wait(const struct test_aio_ring *ring, uint32_t n)
+{
+	for (int i = 0; i < 5000; i++) {
+		uint32_t head = __atomic_load_n(&ring->head, __ATOMIC_ACQUIRE);
+		uint32_t tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+
+		if ((tail + ring->nr - head) % ring->nr >= n)
+			return;
+		usleep(1000);
+	}
+	fail_msg("the kernel did not complete %u requests within 5 s", n);
+}
+
+/* Every 4 KiB block 0..@count-1 of @path holds pattern @seed + its index. */
+static void assert_chain_written(const char *path, int seed, unsigned int count)
+{
+	uint8_t got[4096], want[4096];
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	for (unsigned int i = 0; i < count; i++) {
+		memset(want, seed + (int)i, sizeof(want));
+		assert_int_equal(pread(fd, got, sizeof(got), (off_t)i * 4096), 4096);
+		assert_memory_equal(got, want, sizeof(want));
+	}
+	close(fd);
+}
+
+/* A copy of @sc->path next to it, for a second member. */
+static void second_file(const struct blk_suite_ctx *sc, char *path2, size_t size)
+{
+	char cmd[2 * 320 + 16];
+
+	snprintf(path2, size, "%s.2", sc->path);
+	snprintf(cmd, sizeof(cmd), "cp %s %s", sc->path, path2);
+	assert_int_equal(system(cmd), 0);
+}
+
+/*
+ * Two disks on one thread's context whose completions come back together:
+ * the requests their guests send next reach the kernel in one io_submit().
+ */
+static void test_aio_ctx_members_submit_together(void **state)
+{
+	enum { ROUNDS = 6 };
+	struct blk_suite_ctx *sc = *state;
+	char path2[sizeof(sc->path) + 4];
+	struct chain_req ca, cb;
+	struct test_aio_ring *ring;
+	struct blk_dev *a, *b;
+	struct blk_ctx *c;
+
+	assert_int_equal(blk_ctx_new(&c), 0);
+	ring = last_ring;
+	blk_suite_make_file(sc, 1 << 20, 7);
+	second_file(sc, path2, sizeof(path2));
+	a = ctx_open(sc->path, c, 4);
+	b = ctx_open(path2, c, 4);
+	blk_set_owner(a, a);
+	blk_set_owner(b, b);
+	chain_start(&ca, a, 0x20, ROUNDS);
+	chain_start(&cb, b, 0x60, ROUNDS);
+	for (unsigned int round = 1; round < ROUNDS; round++) {
+		unsigned int calls;
+
+		/* Both of the round's writes are done in the kernel: one pass takes both. */
+		ring_wait(ring, 2);
+		calls = blk_inject.submit_calls;
+		assert_int_equal(blk_ctx_process(c, ctx_batch_done), 2);
+		assert_int_equal(ca.n, round);
+		assert_int_equal(cb.n, round);
+		assert_int_equal(blk_inject.submit_calls, calls + 1);
+	}
+	ring_wait(ring, 2);
+	assert_int_equal(blk_ctx_process(c, ctx_batch_done), 2);
+	assert_true(ca.r.done && cb.r.done);
+	blk_close(a);
+	blk_close(b);
+	blk_ctx_free(c);
+	assert_chain_written(sc->path, 0x20, ROUNDS);
+	assert_chain_written(path2, 0x60, ROUNDS);
+	unlink(path2);
+	free(ca.buf);
+	free(cb.buf);
+}
+
+/* An owner that closes its disk at the end of the batch, as the daemon does for a guest gone. */
+static struct blk_dev *close_at_batch_end;
+
+static void ctx_close_done(void *owner, struct blk_dev *dev)
+{
+	ctx_batch_done(owner, dev);
+	if (dev == close_at_batch_end) {
+		close_at_batch_end = NULL;
+		blk_close(dev);
+	}
+}
+
+/*
+ * A disk closed while its next request waits in the context's batch: the
+ * request goes to the kernel and completes first (no hang, no write lost),
+ * and the other disk's request still goes out.
+ */
+static void test_aio_ctx_close_while_batched(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	char path2[sizeof(sc->path) + 4];
+	struct chain_req ca, cb;
+	struct test_aio_ring *ring;
+	struct blk_dev *a, *b;
+	struct blk_ctx *c;
+
+	assert_int_equal(blk_ctx_new(&c), 0);
+	ring = last_ring;
+	blk_suite_make_file(sc, 1 << 20, 8);
+	second_file(sc, path2, sizeof(path2));
+	a = ctx_open(sc->path, c, 4);
+	b = ctx_open(path2, c, 4);
+	blk_set_owner(a, a);
+	blk_set_owner(b, b);
+	chain_start(&ca, a, 0x30, 2);
+	chain_start(&cb, b, 0x70, 2);
+	ring_wait(ring, 2);
+	/*
+	 * Whichever member comes first in the pass: both send their second
+	 * write, then one closes.  A close that waited for a request still in
+	 * the batch would wait for ever: the alarm ends the test instead.
+	 */
+	close_at_batch_end = a;
+	alarm(30);
+	assert_int_equal(blk_ctx_process(c, ctx_close_done), 2);
+	alarm(0);
+	assert_null(close_at_batch_end);
+	/* Closing a waited for its second write. */
+	assert_true(ca.r.done);
+	assert_int_equal(ca.r.res, 0);
+	ctx_wait(c, &cb.r, 1);
+	assert_int_equal(cb.r.res, 0);
+	blk_close(b);
+	blk_ctx_free(c);
+	assert_chain_written(sc->path, 0x30, 2);
+	assert_chain_written(path2, 0x70, 2);
+	unlink(path2);
+	free(ca.buf);
+	free(cb.buf);
+}
+
+/* One request of a batched io_submit() refused: it alone fails, the other disk's is written. */
+static void test_aio_ctx_batched_refusal_fails_one(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	char path2[sizeof(sc->path) + 4];
+	struct chain_req ca, cb;
+	struct test_aio_ring *ring;
+	struct blk_dev *a, *b;
+	struct blk_ctx *c;
+	int ok = 0, failed = 0;
+
+	assert_int_equal(blk_ctx_new(&c), 0);
+	ring = last_ring;
+	blk_suite_make_file(sc, 1 << 20, 9);
+	second_file(sc, path2, sizeof(path2));
+	a = ctx_open(sc->path, c, 4);
+	b = ctx_open(path2, c, 4);
+	blk_set_owner(a, a);
+	blk_set_owner(b, b);
+	chain_start(&ca, a, 0x40, 2);
+	chain_start(&cb, b, 0x50, 2);
+	ring_wait(ring, 2);
+	/* The second write of each goes out in one io_submit(): refuse its second iocb. */
+	blk_inject.submit_err = -EIO;
+	blk_inject.submit_err_at = 1;
+	assert_int_equal(blk_ctx_process(c, ctx_batch_done), 2);
+	assert_int_equal(blk_inject.submit_err, 0);
+	/* Both second requests end: the refused one through the context's next pass. */
+	for (int i = 0; i < 2000 && !(ca.r.done && cb.r.done); i++) {
+		struct pollfd pfd = { .fd = blk_ctx_get_fd(c), .events = POLLIN };
+
+		assert_true(poll(&pfd, 1, 5000) == 1);
+		assert_true(blk_ctx_process(c, ctx_batch_done) >= 0);
+	}
+	assert_true(ca.r.done && cb.r.done);
+	ok = (ca.r.res == 0) + (cb.r.res == 0);
+	failed = (ca.r.res == -EIO) + (cb.r.res == -EIO);
+	assert_int_equal(ok, 1);
+	assert_int_equal(failed, 1);
+	blk_close(a);
+	blk_close(b);
+	blk_ctx_free(c);
+	/* The written one is on its disk. */
+	assert_chain_written(ca.r.res == 0 ? sc->path : path2, ca.r.res == 0 ? 0x40 : 0x50, 2);
+	unlink(path2);
+	free(ca.buf);
+	free(cb.buf);
+}
+
 static void test_aio_ctx_full_device_gets_its_own(void **state)
 {
 	struct blk_suite_ctx *sc = *state;
@@ -515,6 +758,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_aio_ctx_two_devices_one_context,
 						blk_suite_setup, blk_suite_teardown),
 		cmocka_unit_test_setup_teardown(test_aio_ctx_close_one_while_other_in_flight,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test_setup_teardown(test_aio_ctx_members_submit_together,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test_setup_teardown(test_aio_ctx_close_while_batched,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test_setup_teardown(test_aio_ctx_batched_refusal_fails_one,
 						blk_suite_setup, blk_suite_teardown),
 		cmocka_unit_test_setup_teardown(test_aio_ctx_full_device_gets_its_own,
 						blk_suite_setup, blk_suite_teardown),
