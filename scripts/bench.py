@@ -633,23 +633,27 @@ def print_io_threads(tcomp, window):
     print()
     print(f"IO threads side by side (runs alternate; median run by IOPS; thread CPU: share of one CPU "
           f"over the busiest {window:g} s of that run, /proc/<pid>/task/*/stat; vblkd-sim is the main "
-          f"thread, vblkd-ioN the IO threads, others the engine's):")
+          f"thread, vblkd-ioN the IO threads, others the engine's; IOPS per busy IO thread: vblkd's IOPS "
+          f"over the IO threads' summed share, what each would serve on a CPU of its own, as on a host "
+          f"whose guests run on other CPUs, up to the disk's own limit, fio's):")
     print()
     print("| workload | --io-threads | vblkd IOPS | IOPS range | vs first | vblkd MB/s | p50 / p99 us "
-          "| CPU us / req | each thread's CPU |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+          "| CPU us / req | each thread's CPU | IOPS per busy IO thread |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
     first = {}
     for r in tcomp:
         v = r["vblkd"]
         base = first.setdefault(r["name"], v and v["iops"])
         th = r["threads"] or {}
         shown = ", ".join(f"{n} {100 * x:.0f}%" for n, x in sorted(th.items()) if x >= 0.01)
+        busy = sum(x for n, x in th.items() if n.startswith("vblkd-io"))
         rr = r["iops_range"]
         print(f"| {r['name']} | {r['io_threads']} | {fmt(v and v['iops'])} "
               f"| {fmt(rr and rr[0])}..{fmt(rr and rr[1])} "
               f"| {fmt(v and base and v['iops'] / base, 2)} | {fmt(v and v['mbps'], 1)} "
               f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
-              f"| {fmt(r['cpu_us'], 1)} | {shown or '-'} |")
+              f"| {fmt(r['cpu_us'], 1)} | {shown or '-'} "
+              f"| {fmt(v and busy and v['iops'] / busy)} |")
 
 
 def fmt(x, nd=0):
