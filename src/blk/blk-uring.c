@@ -39,8 +39,20 @@ static int blk_uring_init(struct blk_dev *dev)
 	u = calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	/* The SQ holds every accepted request; the CQ is twice that (liburing default). */
-	r = io_uring_queue_init(blk_uring_entries(dev->queue_depth), &u->ring, 0);
+	/*
+	 * The SQ holds every accepted request; the CQ is twice that (liburing
+	 * default).  What the kernel's io-wq workers finish (buffered writes on
+	 * a file system without async buffered writes, such as ext4) completes
+	 * by task work in this thread; COOP_TASKRUN (Linux 5.19) runs it when
+	 * the thread next enters the kernel, which its loop does every pass,
+	 * instead of interrupting it with an IPI per batch.  A sleeping thread
+	 * is still woken (__set_notify_signal()), so the eventfd still fires.
+	 * Older kernels refuse the flag: then without it.
+	 */
+	r = io_uring_queue_init(blk_uring_entries(dev->queue_depth), &u->ring,
+				IORING_SETUP_COOP_TASKRUN);
+	if (r == -EINVAL)
+		r = io_uring_queue_init(blk_uring_entries(dev->queue_depth), &u->ring, 0);
 	if (r < 0)
 		goto err_free;
 	/* Every CQE posted makes the eventfd readable: one fd for the main loop. */
