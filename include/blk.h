@@ -195,7 +195,11 @@ int blk_refresh_info(struct blk_dev *dev);
  */
 int blk_submit(struct blk_dev *dev, struct blk_req *req);
 
-/* Hand every request queued by blk_submit() to the kernel, one system call per batch. */
+/*
+ * Hand every request queued by blk_submit() to the kernel, one system call
+ * per batch; inside blk_ctx_process() a member's join the context's batch,
+ * which goes to the kernel before that returns.
+ */
 void blk_unplug(struct blk_dev *dev);
 
 /* An eventfd (owned by @dev) readable when blk_process() has work; watch it for EPOLLIN. */
@@ -236,7 +240,9 @@ void blk_set_owner(struct blk_dev *dev, void *owner);
  * Reap the completions of every member, deliver them (done() callbacks)
  * device by device, and after each member that had any call @fn(owner,
  * dev) (the end of its batch: blk_process() for a member).  @fn may close
- * that member, not another.  Returns the number of requests delivered, or
+ * that member, not another.  When more than one member had completions,
+ * what they all submit meanwhile goes to the kernel in one system call
+ * before this returns.  Returns the number of requests delivered, or
  * -errno when reaping failed and nothing was delivered.
  */
 int blk_ctx_process(struct blk_ctx *ctx, void (*fn)(void *owner, struct blk_dev *dev));

@@ -26,7 +26,7 @@ struct blk_aio_shared {
 	 * in the kernel (io_submit plugs batches of more than AIO_PLUG_THRESHOLD,
 	 * 2, iocbs), so the device behind them is kicked once, not per request.
 	 */
-	bool plugged;
+	bool batching;
 	struct iocb **batch;		/* [capacity]: every member's requests fit */
 	unsigned int nbatch;
 };
@@ -303,7 +303,7 @@ static void blk_aio_submit_prepared(struct blk_dev *dev)
 	struct blk_aio *a = dev->engine_priv;
 	struct blk_aio_shared *sh = a->shared;
 
-	if (sh && sh->plugged) {
+	if (sh && sh->batching) {
 		/* Fits: each member's requests are within its reserved share of the capacity. */
 		assert(sh->nbatch + a->nbatch <= sh->capacity);
 		memcpy(&sh->batch[sh->nbatch], a->batch, a->nbatch * sizeof(*a->batch));
@@ -319,7 +319,7 @@ void blk_aio_ctx_plug(struct blk_ctx *c)
 {
 	struct blk_aio_shared *sh = c->aio;
 
-	sh->plugged = true;
+	sh->batching = true;
 }
 
 void blk_aio_ctx_unplug(struct blk_ctx *c)
@@ -327,11 +327,14 @@ void blk_aio_ctx_unplug(struct blk_ctx *c)
 	struct blk_aio_shared *sh = c->aio;
 	unsigned int n = sh->nbatch;
 
-	sh->plugged = false;
+	sh->batching = false;
 	if (!n)
 		return;
 	sh->nbatch = 0;
-	/* A refused request is on its device's completed list: the loop must deliver it. */
+	/*
+	 * A refused request is on its device's completed list: the loop must
+	 * deliver it.  Every member's eventfd is the context's: one kick.
+	 */
 	if (blk_aio_submit_all(sh->ctx, sh->batch, n))
 		blk_kick(((struct blk_io *)sh->batch[0]->data)->dev);
 }

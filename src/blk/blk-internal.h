@@ -16,8 +16,9 @@ struct blk_dev;
 /*
  * One accepted request.  It sits on exactly one of: the device's free list,
  * its pending list (waiting for blk_unplug(), new or resubmitted after a short
- * transfer), the kernel (aio context or io_uring), the worker's lists, or the
- * completed list (waiting for blk_process() to call done()).
+ * transfer), its shared aio context's batch (blk_ctx_process(), until the
+ * pass ends), the kernel (aio context or io_uring), the worker's lists, or
+ * the completed list (waiting for blk_process() to call done()).
  */
 struct blk_io {
 	struct blk_io *next;

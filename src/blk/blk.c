@@ -1109,11 +1109,11 @@ int blk_ctx_process(struct blk_ctx *ctx, void (*fn)(void *owner, struct blk_dev 
 	/*
 	 * Several members with completions: what they submit as these bring
 	 * their guests' next requests goes to the kernel at once, after the
-	 * last of them.  One alone submits as it goes, before its done() (its
+	 * last of them.  One alone submits as it goes, before its @fn (its
 	 * interrupt) rather than after.
 	 */
 	for (m = ctx->devs; m && busy < 2; m = m->ctx_next)
-		busy += !blk_list_empty(&m->completed) || !blk_list_empty(&m->pending);
+		busy += !blk_list_empty(&m->completed);
 	if (busy > 1)
 		blk_aio_ctx_plug(ctx);
 	for (m = ctx->devs; m; m = next) {

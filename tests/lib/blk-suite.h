@@ -34,6 +34,7 @@ struct blk_inject {
 	bool aio_ring_unknown;
 	unsigned int getevents_calls;	/* aio: io_getevents() calls */
 	unsigned int submit_calls;	/* aio: io_submit() calls */
+	unsigned int submit_refusals;	/* aio: the next this many io_submit() calls refuse with -EIO */
 	unsigned int ring_reaps;	/* aio: completions taken from the ring in user space */
 	/* io_uring_queue_init fails with this. */
 	int uring_init_err;

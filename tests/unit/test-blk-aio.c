@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <libaio.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,10 @@ int __wrap_io_submit(io_context_t ctx, long nr, struct iocb *ios[])
 	long i;
 
 	blk_inject.submit_calls++;
+	if (blk_inject.submit_refusals && nr > 0) {
+		blk_inject.submit_refusals--;
+		return -EIO;
+	}
 	for (i = 0; i < nr; i++) {
 		if (ios[i]->aio_lio_opcode != IO_CMD_FDSYNC)
 			continue;
@@ -412,16 +417,30 @@ static void test_aio_ctx_members_submit_together(void **state)
 	free(cb.buf);
 }
 
-/* An owner that closes its disk at the end of the batch, as the daemon does for a guest gone. */
-static struct blk_dev *close_at_batch_end;
+/*
+ * An owner that closes its disk at the end of the pass's second batch, as
+ * the daemon does for a guest gone: by then both members' next requests
+ * wait in the context's batch.
+ */
+static struct blk_dev *closed_at_batch_end;
 
 static void ctx_close_done(void *owner, struct blk_dev *dev)
 {
 	ctx_batch_done(owner, dev);
-	if (dev == close_at_batch_end) {
-		close_at_batch_end = NULL;
+	if (ctx_nseen == 2) {
+		closed_at_batch_end = dev;
 		blk_close(dev);
 	}
+}
+
+static void alarm_fail(int sig)
+{
+	static const char msg[] = "test-blk-aio: blk_close() still waiting after 30 s\n";
+
+	(void)sig;
+	if (write(STDERR_FILENO, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
 }
 
 /*
@@ -450,21 +469,28 @@ static void test_aio_ctx_close_while_batched(void **state)
 	chain_start(&cb, b, 0x70, 2);
 	ring_wait(ring, 2);
 	/*
-	 * Whichever member comes first in the pass: both send their second
-	 * write, then one closes.  A close that waited for a request still in
-	 * the batch would wait for ever: the alarm ends the test instead.
+	 * A close that waited for a request still in the batch would wait for
+	 * ever: the alarm ends the test instead.
 	 */
-	close_at_batch_end = a;
+	ctx_nseen = 0;
+	closed_at_batch_end = NULL;
+	signal(SIGALRM, alarm_fail);
 	alarm(30);
 	assert_int_equal(blk_ctx_process(c, ctx_close_done), 2);
 	alarm(0);
-	assert_null(close_at_batch_end);
-	/* Closing a waited for its second write. */
-	assert_true(ca.r.done);
-	assert_int_equal(ca.r.res, 0);
-	ctx_wait(c, &cb.r, 1);
-	assert_int_equal(cb.r.res, 0);
-	blk_close(b);
+	signal(SIGALRM, SIG_DFL);
+	assert_true(closed_at_batch_end == a || closed_at_batch_end == b);
+	{
+		struct chain_req *gone = closed_at_batch_end == a ? &ca : &cb;
+		struct chain_req *left = closed_at_batch_end == a ? &cb : &ca;
+
+		/* Closing waited for its second write; the other's went out too. */
+		assert_true(gone->r.done);
+		assert_int_equal(gone->r.res, 0);
+		ctx_wait(c, &left->r, 1);
+		assert_int_equal(left->r.res, 0);
+		blk_close(closed_at_batch_end == a ? b : a);
+	}
 	blk_ctx_free(c);
 	assert_chain_written(sc->path, 0x30, 2);
 	assert_chain_written(path2, 0x70, 2);
@@ -520,6 +546,95 @@ static void test_aio_ctx_batched_refusal_fails_one(void **state)
 	unlink(path2);
 	free(ca.buf);
 	free(cb.buf);
+}
+
+/*
+ * Both requests of a batched io_submit() refused: nothing reaches the kernel,
+ * so only the context's own kick can bring the loop back to deliver them.
+ */
+static void test_aio_ctx_batch_refused_whole_is_delivered(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	char path2[sizeof(sc->path) + 4];
+	struct chain_req ca, cb;
+	struct test_aio_ring *ring;
+	struct blk_dev *a, *b;
+	struct blk_ctx *c;
+	struct pollfd pfd;
+
+	assert_int_equal(blk_ctx_new(&c), 0);
+	ring = last_ring;
+	blk_suite_make_file(sc, 1 << 20, 10);
+	second_file(sc, path2, sizeof(path2));
+	a = ctx_open(sc->path, c, 4);
+	b = ctx_open(path2, c, 4);
+	blk_set_owner(a, a);
+	blk_set_owner(b, b);
+	chain_start(&ca, a, 0x11, 2);
+	chain_start(&cb, b, 0x12, 2);
+	ring_wait(ring, 2);
+	blk_inject.submit_refusals = 2;
+	assert_int_equal(blk_ctx_process(c, ctx_batch_done), 2);
+	assert_int_equal(blk_inject.submit_refusals, 0);
+	assert_false(ca.r.done || cb.r.done);
+	pfd = (struct pollfd){ .fd = blk_ctx_get_fd(c), .events = POLLIN };
+	assert_int_equal(poll(&pfd, 1, 5000), 1);
+	assert_int_equal(blk_ctx_process(c, ctx_batch_done), 2);
+	assert_true(ca.r.done && cb.r.done);
+	assert_int_equal(ca.r.res, -EIO);
+	assert_int_equal(cb.r.res, -EIO);
+	blk_close(a);
+	blk_close(b);
+	blk_ctx_free(c);
+	unlink(path2);
+	free(ca.buf);
+	free(cb.buf);
+}
+
+/* The io_submit() calls made when blk_ctx_process() called its owner's @fn. */
+static unsigned int submits_at_batch_end;
+
+static void ctx_note_submits(void *owner, struct blk_dev *dev)
+{
+	ctx_batch_done(owner, dev);
+	submits_at_batch_end = blk_inject.submit_calls;
+}
+
+/* One member with completions submits its next requests before its batch ends (its interrupt). */
+static void test_aio_ctx_lone_member_submits_before_its_end(void **state)
+{
+	struct blk_suite_ctx *sc = *state;
+	char path2[sizeof(sc->path) + 4];
+	struct chain_req ca;
+	struct test_aio_ring *ring;
+	struct blk_dev *a, *b;
+	struct blk_ctx *c;
+	unsigned int calls;
+
+	assert_int_equal(blk_ctx_new(&c), 0);
+	ring = last_ring;
+	blk_suite_make_file(sc, 1 << 20, 11);
+	second_file(sc, path2, sizeof(path2));
+	a = ctx_open(sc->path, c, 4);
+	b = ctx_open(path2, c, 4);
+	blk_set_owner(a, a);
+	blk_set_owner(b, b);
+	chain_start(&ca, a, 0x13, 3);
+	for (unsigned int round = 1; round < 3; round++) {
+		ring_wait(ring, 1);
+		calls = blk_inject.submit_calls;
+		assert_int_equal(blk_ctx_process(c, ctx_note_submits), 1);
+		assert_int_equal(submits_at_batch_end, calls + 1);
+		assert_int_equal(blk_inject.submit_calls, calls + 1);
+	}
+	ctx_wait(c, &ca.r, 1);
+	assert_int_equal(ca.r.res, 0);
+	blk_close(a);
+	blk_close(b);
+	blk_ctx_free(c);
+	assert_chain_written(sc->path, 0x13, 3);
+	unlink(path2);
+	free(ca.buf);
 }
 
 static void test_aio_ctx_full_device_gets_its_own(void **state)
@@ -764,6 +879,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_aio_ctx_close_while_batched,
 						blk_suite_setup, blk_suite_teardown),
 		cmocka_unit_test_setup_teardown(test_aio_ctx_batched_refusal_fails_one,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test_setup_teardown(test_aio_ctx_batch_refused_whole_is_delivered,
+						blk_suite_setup, blk_suite_teardown),
+		cmocka_unit_test_setup_teardown(test_aio_ctx_lone_member_submits_before_its_end,
 						blk_suite_setup, blk_suite_teardown),
 		cmocka_unit_test_setup_teardown(test_aio_ctx_full_device_gets_its_own,
 						blk_suite_setup, blk_suite_teardown),
