@@ -359,14 +359,39 @@ static void assert_chain_written(const char *path, int seed, unsigned int count)
 	close(fd);
 }
 
-/* A copy of @sc->path next to it, for a second member. */
-static void second_file(const struct blk_suite_ctx *sc, char *path2, size_t size)
-{
-	char cmd[2 * 320 + 16];
+/* A context with two members, on @sc->path and a copy of it, each its own owner. */
+struct two_disks {
+	struct blk_ctx *c;
+	struct test_aio_ring *ring;	/* the context's */
+	struct blk_dev *a, *b;
+	char path2[sizeof(((struct blk_suite_ctx *)0)->path) + 4];
+};
 
-	snprintf(path2, size, "%s.2", sc->path);
-	snprintf(cmd, sizeof(cmd), "cp %s %s", sc->path, path2);
+static void two_disks_open(struct blk_suite_ctx *sc, struct two_disks *t, uint32_t seed)
+{
+	char cmd[2 * sizeof(t->path2) + 16];
+
+	assert_int_equal(blk_ctx_new(&t->c), 0);
+	t->ring = last_ring;
+	blk_suite_make_file(sc, 1 << 20, seed);
+	snprintf(t->path2, sizeof(t->path2), "%s.2", sc->path);
+	snprintf(cmd, sizeof(cmd), "cp %s %s", sc->path, t->path2);
 	assert_int_equal(system(cmd), 0);
+	t->a = ctx_open(sc->path, t->c, 4);
+	t->b = ctx_open(t->path2, t->c, 4);
+	blk_set_owner(t->a, t->a);
+	blk_set_owner(t->b, t->b);
+}
+
+/* Close the members but @closed (one closed already, or NULL), the context, the copy. */
+static void two_disks_close(struct two_disks *t, const struct blk_dev *closed)
+{
+	if (t->a != closed)
+		blk_close(t->a);
+	if (t->b != closed)
+		blk_close(t->b);
+	blk_ctx_free(t->c);
+	unlink(t->path2);
 }
 
 /*
@@ -377,42 +402,29 @@ static void test_aio_ctx_members_submit_together(void **state)
 {
 	enum { ROUNDS = 6 };
 	struct blk_suite_ctx *sc = *state;
-	char path2[sizeof(sc->path) + 4];
 	struct chain_req ca, cb;
-	struct test_aio_ring *ring;
-	struct blk_dev *a, *b;
-	struct blk_ctx *c;
+	struct two_disks t;
 
-	assert_int_equal(blk_ctx_new(&c), 0);
-	ring = last_ring;
-	blk_suite_make_file(sc, 1 << 20, 7);
-	second_file(sc, path2, sizeof(path2));
-	a = ctx_open(sc->path, c, 4);
-	b = ctx_open(path2, c, 4);
-	blk_set_owner(a, a);
-	blk_set_owner(b, b);
-	chain_start(&ca, a, 0x20, ROUNDS);
-	chain_start(&cb, b, 0x60, ROUNDS);
+	two_disks_open(sc, &t, 7);
+	chain_start(&ca, t.a, 0x20, ROUNDS);
+	chain_start(&cb, t.b, 0x60, ROUNDS);
 	for (unsigned int round = 1; round < ROUNDS; round++) {
 		unsigned int calls;
 
 		/* Both of the round's writes are done in the kernel: one pass takes both. */
-		ring_wait(ring, 2);
+		ring_wait(t.ring, 2);
 		calls = blk_inject.submit_calls;
-		assert_int_equal(blk_ctx_process(c, ctx_batch_done), 2);
+		assert_int_equal(blk_ctx_process(t.c, ctx_batch_done), 2);
 		assert_int_equal(ca.n, round);
 		assert_int_equal(cb.n, round);
 		assert_int_equal(blk_inject.submit_calls, calls + 1);
 	}
-	ring_wait(ring, 2);
-	assert_int_equal(blk_ctx_process(c, ctx_batch_done), 2);
+	ring_wait(t.ring, 2);
+	assert_int_equal(blk_ctx_process(t.c, ctx_batch_done), 2);
 	assert_true(ca.r.done && cb.r.done);
-	blk_close(a);
-	blk_close(b);
-	blk_ctx_free(c);
 	assert_chain_written(sc->path, 0x20, ROUNDS);
-	assert_chain_written(path2, 0x60, ROUNDS);
-	unlink(path2);
+	assert_chain_written(t.path2, 0x60, ROUNDS);
+	two_disks_close(&t, NULL);
 	free(ca.buf);
 	free(cb.buf);
 }
@@ -451,23 +463,13 @@ static void alarm_fail(int sig)
 static void test_aio_ctx_close_while_batched(void **state)
 {
 	struct blk_suite_ctx *sc = *state;
-	char path2[sizeof(sc->path) + 4];
 	struct chain_req ca, cb;
-	struct test_aio_ring *ring;
-	struct blk_dev *a, *b;
-	struct blk_ctx *c;
+	struct two_disks t;
 
-	assert_int_equal(blk_ctx_new(&c), 0);
-	ring = last_ring;
-	blk_suite_make_file(sc, 1 << 20, 8);
-	second_file(sc, path2, sizeof(path2));
-	a = ctx_open(sc->path, c, 4);
-	b = ctx_open(path2, c, 4);
-	blk_set_owner(a, a);
-	blk_set_owner(b, b);
-	chain_start(&ca, a, 0x30, 2);
-	chain_start(&cb, b, 0x70, 2);
-	ring_wait(ring, 2);
+	two_disks_open(sc, &t, 8);
+	chain_start(&ca, t.a, 0x30, 2);
+	chain_start(&cb, t.b, 0x70, 2);
+	ring_wait(t.ring, 2);
 	/*
 	 * A close that waited for a request still in the batch would wait for
 	 * ever: the alarm ends the test instead.
@@ -476,25 +478,23 @@ static void test_aio_ctx_close_while_batched(void **state)
 	closed_at_batch_end = NULL;
 	signal(SIGALRM, alarm_fail);
 	alarm(30);
-	assert_int_equal(blk_ctx_process(c, ctx_close_done), 2);
+	assert_int_equal(blk_ctx_process(t.c, ctx_close_done), 2);
 	alarm(0);
 	signal(SIGALRM, SIG_DFL);
-	assert_true(closed_at_batch_end == a || closed_at_batch_end == b);
+	assert_true(closed_at_batch_end == t.a || closed_at_batch_end == t.b);
 	{
-		struct chain_req *gone = closed_at_batch_end == a ? &ca : &cb;
-		struct chain_req *left = closed_at_batch_end == a ? &cb : &ca;
+		struct chain_req *gone = closed_at_batch_end == t.a ? &ca : &cb;
+		struct chain_req *left = closed_at_batch_end == t.a ? &cb : &ca;
 
 		/* Closing waited for its second write; the other's went out too. */
 		assert_true(gone->r.done);
 		assert_int_equal(gone->r.res, 0);
-		ctx_wait(c, &left->r, 1);
+		ctx_wait(t.c, &left->r, 1);
 		assert_int_equal(left->r.res, 0);
-		blk_close(closed_at_batch_end == a ? b : a);
 	}
-	blk_ctx_free(c);
 	assert_chain_written(sc->path, 0x30, 2);
-	assert_chain_written(path2, 0x70, 2);
-	unlink(path2);
+	assert_chain_written(t.path2, 0x70, 2);
+	two_disks_close(&t, closed_at_batch_end);
 	free(ca.buf);
 	free(cb.buf);
 }
@@ -503,47 +503,34 @@ static void test_aio_ctx_close_while_batched(void **state)
 static void test_aio_ctx_batched_refusal_fails_one(void **state)
 {
 	struct blk_suite_ctx *sc = *state;
-	char path2[sizeof(sc->path) + 4];
 	struct chain_req ca, cb;
-	struct test_aio_ring *ring;
-	struct blk_dev *a, *b;
-	struct blk_ctx *c;
+	struct two_disks t;
 	int ok = 0, failed = 0;
 
-	assert_int_equal(blk_ctx_new(&c), 0);
-	ring = last_ring;
-	blk_suite_make_file(sc, 1 << 20, 9);
-	second_file(sc, path2, sizeof(path2));
-	a = ctx_open(sc->path, c, 4);
-	b = ctx_open(path2, c, 4);
-	blk_set_owner(a, a);
-	blk_set_owner(b, b);
-	chain_start(&ca, a, 0x40, 2);
-	chain_start(&cb, b, 0x50, 2);
-	ring_wait(ring, 2);
+	two_disks_open(sc, &t, 9);
+	chain_start(&ca, t.a, 0x40, 2);
+	chain_start(&cb, t.b, 0x50, 2);
+	ring_wait(t.ring, 2);
 	/* The second write of each goes out in one io_submit(): refuse its second iocb. */
 	blk_inject.submit_err = -EIO;
 	blk_inject.submit_err_at = 1;
-	assert_int_equal(blk_ctx_process(c, ctx_batch_done), 2);
+	assert_int_equal(blk_ctx_process(t.c, ctx_batch_done), 2);
 	assert_int_equal(blk_inject.submit_err, 0);
 	/* Both second requests end: the refused one through the context's next pass. */
 	for (int i = 0; i < 2000 && !(ca.r.done && cb.r.done); i++) {
-		struct pollfd pfd = { .fd = blk_ctx_get_fd(c), .events = POLLIN };
+		struct pollfd pfd = { .fd = blk_ctx_get_fd(t.c), .events = POLLIN };
 
 		assert_true(poll(&pfd, 1, 5000) == 1);
-		assert_true(blk_ctx_process(c, ctx_batch_done) >= 0);
+		assert_true(blk_ctx_process(t.c, ctx_batch_done) >= 0);
 	}
 	assert_true(ca.r.done && cb.r.done);
 	ok = (ca.r.res == 0) + (cb.r.res == 0);
 	failed = (ca.r.res == -EIO) + (cb.r.res == -EIO);
 	assert_int_equal(ok, 1);
 	assert_int_equal(failed, 1);
-	blk_close(a);
-	blk_close(b);
-	blk_ctx_free(c);
 	/* The written one is on its disk. */
-	assert_chain_written(ca.r.res == 0 ? sc->path : path2, ca.r.res == 0 ? 0x40 : 0x50, 2);
-	unlink(path2);
+	assert_chain_written(ca.r.res == 0 ? sc->path : t.path2, ca.r.res == 0 ? 0x40 : 0x50, 2);
+	two_disks_close(&t, NULL);
 	free(ca.buf);
 	free(cb.buf);
 }
@@ -555,38 +542,25 @@ static void test_aio_ctx_batched_refusal_fails_one(void **state)
 static void test_aio_ctx_batch_refused_whole_is_delivered(void **state)
 {
 	struct blk_suite_ctx *sc = *state;
-	char path2[sizeof(sc->path) + 4];
 	struct chain_req ca, cb;
-	struct test_aio_ring *ring;
-	struct blk_dev *a, *b;
-	struct blk_ctx *c;
+	struct two_disks t;
 	struct pollfd pfd;
 
-	assert_int_equal(blk_ctx_new(&c), 0);
-	ring = last_ring;
-	blk_suite_make_file(sc, 1 << 20, 10);
-	second_file(sc, path2, sizeof(path2));
-	a = ctx_open(sc->path, c, 4);
-	b = ctx_open(path2, c, 4);
-	blk_set_owner(a, a);
-	blk_set_owner(b, b);
-	chain_start(&ca, a, 0x11, 2);
-	chain_start(&cb, b, 0x12, 2);
-	ring_wait(ring, 2);
+	two_disks_open(sc, &t, 10);
+	chain_start(&ca, t.a, 0x11, 2);
+	chain_start(&cb, t.b, 0x12, 2);
+	ring_wait(t.ring, 2);
 	blk_inject.submit_refusals = 2;
-	assert_int_equal(blk_ctx_process(c, ctx_batch_done), 2);
+	assert_int_equal(blk_ctx_process(t.c, ctx_batch_done), 2);
 	assert_int_equal(blk_inject.submit_refusals, 0);
 	assert_false(ca.r.done || cb.r.done);
-	pfd = (struct pollfd){ .fd = blk_ctx_get_fd(c), .events = POLLIN };
+	pfd = (struct pollfd){ .fd = blk_ctx_get_fd(t.c), .events = POLLIN };
 	assert_int_equal(poll(&pfd, 1, 5000), 1);
-	assert_int_equal(blk_ctx_process(c, ctx_batch_done), 2);
+	assert_int_equal(blk_ctx_process(t.c, ctx_batch_done), 2);
 	assert_true(ca.r.done && cb.r.done);
 	assert_int_equal(ca.r.res, -EIO);
 	assert_int_equal(cb.r.res, -EIO);
-	blk_close(a);
-	blk_close(b);
-	blk_ctx_free(c);
-	unlink(path2);
+	two_disks_close(&t, NULL);
 	free(ca.buf);
 	free(cb.buf);
 }
@@ -604,36 +578,23 @@ static void ctx_note_submits(void *owner, struct blk_dev *dev)
 static void test_aio_ctx_lone_member_submits_before_its_end(void **state)
 {
 	struct blk_suite_ctx *sc = *state;
-	char path2[sizeof(sc->path) + 4];
 	struct chain_req ca;
-	struct test_aio_ring *ring;
-	struct blk_dev *a, *b;
-	struct blk_ctx *c;
+	struct two_disks t;
 	unsigned int calls;
 
-	assert_int_equal(blk_ctx_new(&c), 0);
-	ring = last_ring;
-	blk_suite_make_file(sc, 1 << 20, 11);
-	second_file(sc, path2, sizeof(path2));
-	a = ctx_open(sc->path, c, 4);
-	b = ctx_open(path2, c, 4);
-	blk_set_owner(a, a);
-	blk_set_owner(b, b);
-	chain_start(&ca, a, 0x13, 3);
+	two_disks_open(sc, &t, 11);
+	chain_start(&ca, t.a, 0x13, 3);
 	for (unsigned int round = 1; round < 3; round++) {
-		ring_wait(ring, 1);
+		ring_wait(t.ring, 1);
 		calls = blk_inject.submit_calls;
-		assert_int_equal(blk_ctx_process(c, ctx_note_submits), 1);
+		assert_int_equal(blk_ctx_process(t.c, ctx_note_submits), 1);
 		assert_int_equal(submits_at_batch_end, calls + 1);
 		assert_int_equal(blk_inject.submit_calls, calls + 1);
 	}
-	ctx_wait(c, &ca.r, 1);
+	ctx_wait(t.c, &ca.r, 1);
 	assert_int_equal(ca.r.res, 0);
-	blk_close(a);
-	blk_close(b);
-	blk_ctx_free(c);
 	assert_chain_written(sc->path, 0x13, 3);
-	unlink(path2);
+	two_disks_close(&t, NULL);
 	free(ca.buf);
 }
 
