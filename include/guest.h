@@ -26,12 +26,15 @@ struct guest_mmio_ops {
 	/* Optional: writes at @offset need no waiting: answer the vCPU before acting on them. */
 	bool (*posted)(uint64_t offset);
 	/*
-	 * Optional: this access touches only what the device keeps atomic
-	 * (InterruptStatus): the guest's thread makes it itself, not handing it
-	 * to the window's thread (guest_mmio_serve_on()), until
-	 * guest_mmio_close().
+	 * Optional: this access (@value: a write's) touches only what the
+	 * device keeps atomic (InterruptStatus), or hands itself on to another
+	 * thread (a QueueNotify for a queue served elsewhere): the guest's
+	 * thread makes it itself, not handing it to the window's thread
+	 * (guest_mmio_serve_on()), until guest_mmio_close().  Called under the
+	 * lock that keeps the window.
 	 */
-	bool (*any_thread)(uint64_t offset, unsigned int size, bool write);
+	bool (*any_thread)(void *dev, uint64_t offset, unsigned int size, bool write,
+			   uint64_t value);
 };
 
 /* Daemon-wide Xen handles (device model, foreign memory, grant tables). */

@@ -85,7 +85,12 @@ struct dlane {
 	struct iothread_work notify_work;	/* ... handed over to this lane's */
 	struct dlane_queue *queues;	/* lanes 1..: its queues' eventfds, watched by its loop */
 	unsigned int nqueues;
-	uint64_t handed_on, direct;	/* atomic: notifications handed on, and taken by itself */
+	/*
+	 * Atomic: QueueNotify writes handed on by the disk's thread, by the
+	 * guest's thread (when it is not the disk's: daemon_mmio_any_thread()),
+	 * and taken by itself from its eventfds (the kernel fast path).
+	 */
+	uint64_t handed_on, from_guest_thread, direct;
 	struct iothread_work room_work;	/* its guest's mappings may go on (lanes 1..) */
 	struct log_ratelimit rl;
 };

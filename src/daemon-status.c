@@ -111,7 +111,7 @@ static struct json_object *daemon_lanes_json(const struct ddisk *k)
 /*
  * How the QueueNotify writes of lanes 1.. reached them, in lane order (lane
  * 0, the disk's thread, takes its own: null): from their own eventfds (the
- * fast path), or handed on by the disk's thread.
+ * fast path), or handed on by the disk's thread or by the guest's.
  */
 static struct json_object *daemon_lane_notifies_json(const struct ddisk *k)
 {
@@ -124,6 +124,8 @@ static struct json_object *daemon_lane_notifies_json(const struct ddisk *k)
 		daemon_add_u64(o, "direct", __atomic_load_n(&k->lanes[i].direct, __ATOMIC_RELAXED));
 		daemon_add_u64(o, "handed_on",
 			       __atomic_load_n(&k->lanes[i].handed_on, __ATOMIC_RELAXED));
+		daemon_add_u64(o, "from_guest_thread",
+			       __atomic_load_n(&k->lanes[i].from_guest_thread, __ATOMIC_RELAXED));
 		json_object_array_add(a, o);
 	}
 	return a;

@@ -125,23 +125,50 @@ static void daemon_lane_room(struct iothread_work *w)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* The lane whose thread takes a QueueNotify of @value: lane 0 also for a queue not there. */
+static struct dlane *daemon_notify_lane(struct ddisk *k, uint64_t value)
+{
+	if (value >= virtio_dev_num_queues(vblk_virtio_dev(k->vblk)))
+		return &k->lanes[0];
+	return &k->lanes[value % k->nlanes];
+}
+
 /*
  * A QueueNotify of a disk with several lanes: taken here for lane 0's queues
- * (this is its thread), handed to the lane's thread for the others.  The
- * vCPU waits for neither (vmmio_write_posted()).
+ * (this is its thread), handed to the lane's thread for the others, from
+ * the disk's thread or straight from the guest's (daemon_mmio_any_thread()).
+ * The vCPU waits for neither (vmmio_write_posted()).
  */
 static void daemon_lanes_notify(struct ddisk *k, uint64_t offset, unsigned int size,
 				uint64_t value)
 {
-	struct dlane *l = &k->lanes[value % k->nlanes];
+	struct dlane *l = daemon_notify_lane(k, value);
 
-	if (l->idx == 0 || value >= virtio_dev_num_queues(vblk_virtio_dev(k->vblk))) {
+	if (l->idx == 0) {
 		vmmio_write(k->regs, offset, size, value);
 		return;
 	}
 	__atomic_fetch_or(&l->notify, 1ull << value, __ATOMIC_RELEASE);
-	__atomic_add_fetch(&l->handed_on, 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(iothread_is_current(k->th->t) ? &l->handed_on : &l->from_guest_thread,
+			   1, __ATOMIC_RELAXED);
 	iothread_queue(l->th->t, &l->notify_work);
+}
+
+/*
+ * What the guest's thread does itself when the disk is another thread's
+ * (guest.c, under the lock that keeps the window, so k->vblk and k->regs
+ * stay): InterruptStatus and its ACK, and a QueueNotify for a queue of lane
+ * 1.., handed straight to that lane's thread rather than through the disk's.
+ */
+static bool daemon_mmio_any_thread(void *dev, uint64_t offset, unsigned int size, bool write,
+				   uint64_t value)
+{
+	struct ddisk *k = dev;
+
+	if (vmmio_any_thread(offset, size, write))
+		return true;
+	return write && k->nlanes > 1 && k->vblk && vmmio_is_queue_notify(offset, size) &&
+	       daemon_notify_lane(k, value)->idx != 0;
 }
 
 static bool daemon_mmio_write(void *dev, uint64_t offset, unsigned int size, uint64_t value)
@@ -196,7 +223,7 @@ static const struct guest_mmio_ops daemon_mmio_ops = {
 	.read = daemon_mmio_read,
 	.write = daemon_mmio_write,
 	.posted = vmmio_write_posted,
-	.any_thread = vmmio_any_thread,
+	.any_thread = daemon_mmio_any_thread,
 };
 
 /* The backend of each lane of a disk's device is the lane (vblk_set_lane_backend()). */

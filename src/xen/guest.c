@@ -546,13 +546,16 @@ static void guest_handle_vcpu(struct guest *g, unsigned int vcpu, bool taken)
 		guest_slot_set_state(slot, STATE_IOREQ_INPROCESS);
 	/*
 	 * Another thread's window, but an access to what its device keeps
-	 * atomic (the interrupt handler's InterruptStatus and InterruptACK):
-	 * made here, under the lock that keeps the device from going
-	 * (guest_mmio_close()), and the vCPU spared a second thread's wake-up.
+	 * atomic (the interrupt handler's InterruptStatus and InterruptACK) or
+	 * one it hands on to a third thread anyway (a QueueNotify for a queue
+	 * another thread serves): made here, under the lock that keeps the
+	 * device from going (guest_mmio_close()), and the vCPU spared a second
+	 * thread's wake-up.
 	 */
 	if (elsewhere && !m->closed && m->ops->any_thread && req.count <= 1 &&
-	    !req.data_is_ptr && m->ops->any_thread(req.addr - m->base, req.size,
-						   req.dir == IOREQ_WRITE)) {
+	    !req.data_is_ptr &&
+	    m->ops->any_thread(m->dev, req.addr - m->base, req.size, req.dir == IOREQ_WRITE,
+			       req.data & guest_size_mask(req.size))) {
 		guest_serve(g, vcpu, m, &req, &g->rl);
 		pthread_mutex_unlock(&g->lock);
 		return;

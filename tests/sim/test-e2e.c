@@ -1939,10 +1939,13 @@ static void test_io_threads_2_one_guest_uses_both_plain_path(void **state)
 	one_guest_on_two_threads(args, "ioreq");
 }
 
-/* Of the first guest's first disk's lane @lane: its QueueNotify count @what ("direct", "handed_on"). */
-static int64_t lane_notifies(const char *js, unsigned int lane, const char *what)
+/*
+ * Of the first guest's disk @k's lane @lane: its QueueNotify count @what
+ * ("direct", "handed_on", "from_guest_thread").
+ */
+static int64_t disk_lane_notifies(const char *js, int k, unsigned int lane, const char *what)
 {
-	struct json_object *root, *a = status_node(js, 0, 0, "queue_notifies", &root), *v = NULL;
+	struct json_object *root, *a = status_node(js, 0, k, "queue_notifies", &root), *v = NULL;
 	int64_t n;
 
 	assert_true(json_object_is_type(a, json_type_array));
@@ -1950,6 +1953,51 @@ static int64_t lane_notifies(const char *js, unsigned int lane, const char *what
 	n = json_object_get_int64(v);
 	json_object_put(root);
 	return n;
+}
+
+/*
+ * Without the kernel fast path every QueueNotify reaches vblkd on the
+ * guest's thread.  A guest of four vCPUs with four disks of two queues on
+ * three IO threads (--guest-threads=3): its disks spread over the three,
+ * each disk's second queue on another thread than the disk.  For the disks
+ * on other threads than the guest's, the guest's thread hands those
+ * notifications straight to the second queue's thread, not through the
+ * disk's; the disks on its own thread hand them on themselves.  Every byte
+ * reads back.
+ */
+static void test_io_threads_3_lanes_notify_from_guest_thread(void **state)
+{
+	static const char *const args[] = { "--io-threads=3", "--guest-threads=3", "--queues=2",
+					    "--no-fast-path", NULL };
+	char img[4][128], *js;
+	int64_t from_guest = 0, by_disk = 0;
+	uint32_t domid;
+
+	make_images("n", 4, 16, img);
+	start_vblkd(args);
+	domid = create_wide(img);
+	workload_ok(domid, "verify,ops=400");
+	js = status_json();
+	for (int k = 0; k < 4; k++) {
+		int64_t h = disk_lane_notifies(js, k, 1, "handed_on");
+		int64_t f = disk_lane_notifies(js, k, 1, "from_guest_thread");
+
+		fprintf(stderr, "# disk %d lane 1: %lld handed on by its thread, %lld by the guest's\n",
+			k, (long long)h, (long long)f);
+		assert_int_equal(status_num(js, 0, k, "errors"), 0);
+		assert_int_equal(disk_lane_notifies(js, k, 1, "direct"), 0);
+		/* One way or the other, by where the disk is: never both. */
+		assert_true((h > 0) != (f > 0));
+		from_guest += f;
+		by_disk += h;
+	}
+	assert_true(from_guest > 0);
+	assert_true(by_disk > 0);
+	assert_int_equal(status_num(js, 0, -1, "bad_accesses"), 0);
+	free(js);
+	destroy(domid);
+	expect_fds(E.base_fds);
+	assert_int_equal(map_count(E.vblkd), E.base_maps);
 }
 
 /*
@@ -1989,14 +2037,14 @@ static void one_disk_queues_on_two_threads(const char *notify, bool fast)
 	assert_int_equal(status_num(js, 0, 0, "in_flight"), 0);
 	assert_int_equal(status_num(js, 0, -1, "bad_accesses"), 0);
 	fprintf(stderr, "# lane 1: %lld notifications from its eventfds, %lld handed on\n",
-		(long long)lane_notifies(js, 1, "direct"), (long long)lane_notifies(js, 1, "handed_on"));
+		(long long)disk_lane_notifies(js, 0, 1, "direct"), (long long)disk_lane_notifies(js, 0, 1, "handed_on"));
 	if (fast) {
 		/* An ioreq may still win a race with the kernel's handler (fastpath_claims()): few. */
-		assert_true(lane_notifies(js, 1, "direct") > 0);
-		assert_true(lane_notifies(js, 1, "handed_on") * 10 <= lane_notifies(js, 1, "direct"));
+		assert_true(disk_lane_notifies(js, 0, 1, "direct") > 0);
+		assert_true(disk_lane_notifies(js, 0, 1, "handed_on") * 10 <= disk_lane_notifies(js, 0, 1, "direct"));
 	} else {
-		assert_int_equal(lane_notifies(js, 1, "direct"), 0);
-		assert_true(lane_notifies(js, 1, "handed_on") > 0);
+		assert_int_equal(disk_lane_notifies(js, 0, 1, "direct"), 0);
+		assert_true(disk_lane_notifies(js, 0, 1, "handed_on") > 0);
 	}
 	free(js);
 	status_table(out, sizeof(out));
@@ -2859,6 +2907,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_io_threads_2_lanes_guest_destroyed_mid_io, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_lanes_flood_within_budget, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_3_lanes_notify_from_guest_thread, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_one_guest_uses_both_plain_path, setup,
 						teardown),
