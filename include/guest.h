@@ -31,7 +31,8 @@ struct guest_mmio_ops {
 	 * thread (a QueueNotify for a queue served elsewhere): the guest's
 	 * thread makes it itself, not handing it to the window's thread
 	 * (guest_mmio_serve_on()), until guest_mmio_close().  Called under the
-	 * lock that keeps the window.
+	 * lock that keeps the window.  A write it approves must complete at
+	 * once (write() returns true): nothing waits on the guest's thread.
 	 */
 	bool (*any_thread)(void *dev, uint64_t offset, unsigned int size, bool write,
 			   uint64_t value);

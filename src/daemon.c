@@ -101,7 +101,7 @@ static uint64_t daemon_mmio_read(void *dev, uint64_t offset, unsigned int size)
 	return v;
 }
 
-/* On a lane's thread: the QueueNotify writes the disk's thread took for its queues. */
+/* On a lane's thread: the QueueNotify writes handed to it by the disk's or the guest's thread. */
 static void daemon_lane_notify(struct iothread_work *w)
 {
 	struct dlane *l = container_of(w, struct dlane, notify_work);

@@ -114,7 +114,8 @@ struct guest {
 	/*
 	 * The windows and the fast path's: the guest's thread finds a window
 	 * on every access while threads serving its disks add and remove
-	 * theirs.  Taken for a list walk, never across a device's handler.
+	 * theirs.  Taken for a list walk, and across only the handlers a
+	 * window's any_thread() approves (atomic registers, hand-overs).
 	 */
 	pthread_mutex_t lock;
 	struct guest_mmio *mmios;
@@ -436,7 +437,8 @@ static void guest_serve(struct guest *g, unsigned int vcpu, struct guest_mmio *m
 	 * answer it first, so the guest runs on while the device acts on it
 	 * (submitting IO to the kernel takes a while).  Nothing is reordered:
 	 * this vCPU's next access, and every other ioreq to this window, is
-	 * handled on this thread after the write's effects.  Writes from guest
+	 * handled after the write's effects (on this thread, or for what
+	 * any_thread() approves, after them on the guest's).  Writes from guest
 	 * memory (data_is_ptr) still wait: the vCPU must not change the source
 	 * under us.
 	 */
