@@ -137,6 +137,7 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	struct vblk_stats st = { 0 };
 	struct iostat_summary io;
 	struct virtio_dev *v = k->vblk ? vblk_virtio_dev(k->vblk) : NULL;
+	const struct blk_info *bi = blk_get_info(k->lanes[0].blk);
 	uint64_t f = v ? virtio_dev_features(v) : 0;
 	size_t i;
 
@@ -157,10 +158,9 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 	json_object_object_add(o, "vdev", k->vdev ? json_object_new_string(k->vdev) : NULL);
 	json_object_object_add(o, "path", json_object_new_string(k->path));
 	json_object_object_add(o, "mode", json_object_new_string(k->read_only ? "ro" : "rw"));
-	json_object_object_add(o, "engine",
-			       json_object_new_string(blk_engine_name(blk_get_info(k->lanes[0].blk)->engine)));
+	json_object_object_add(o, "engine", json_object_new_string(blk_engine_name(bi->engine)));
 	/* O_DIRECT (direct-io-safe, and the file system took it), or through Dom0's page cache. */
-	json_object_object_add(o, "direct", json_object_new_boolean(blk_get_info(k->lanes[0].blk)->direct));
+	json_object_object_add(o, "direct", json_object_new_boolean(bi->direct));
 	json_object_object_add(o, "state", json_object_new_string(
 		k->state != DDISK_SERVING ? "closing" :
 		v && virtio_dev_running(v) ? "running" : "waiting for driver"));
@@ -170,7 +170,7 @@ static struct json_object *daemon_disk_json(const struct ddisk *k, uint64_t now)
 		json_object_object_add(o, "queue_threads", daemon_lanes_json(k));
 		json_object_object_add(o, "queue_notifies", daemon_lane_notifies_json(k));
 	}
-	daemon_add_u64(o, "capacity_bytes", blk_get_info(k->lanes[0].blk)->capacity);
+	daemon_add_u64(o, "capacity_bytes", bi->capacity);
 	daemon_add_u64(o, "read_requests", st.read_reqs);
 	daemon_add_u64(o, "read_bytes", st.read_bytes);
 	daemon_add_u64(o, "write_requests", st.write_reqs);

@@ -1341,8 +1341,8 @@ static void daemon_disk_setup_serving(void *data)
 	log_info("%s: %s '%s' (%s%s, %llu bytes, %s engine) at 0x%llx irq %u", k->name,
 		 k->rec && drec_disk_adoptions(k->rec) && d->adopting ? "adopted, serving" : "serving",
 		 cfg->path, info.read_only ? "read-only" : "read-write",
-		 blk_get_info(k->lanes[0].blk)->direct ? ", O_DIRECT" : "",
-		 (unsigned long long)info.capacity, blk_engine_name(blk_get_info(k->lanes[0].blk)->engine),
+		 info.direct ? ", O_DIRECT" : "",
+		 (unsigned long long)info.capacity, blk_engine_name(info.engine),
 		 (unsigned long long)cfg->base, cfg->irq);
 }
 
