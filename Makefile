@@ -140,6 +140,8 @@ VBLKD_SIM := $(BUILD)/vblkd-sim
 XENSIM := $(BUILD)/xensim
 # A vhost-user-blk front end (load generator, reconnect checker): no project code, libc only.
 VU_LOAD := $(BUILD)/vu-load
+# make bench's measure of how long the machine itself stopped running (libc only).
+STALL_PROBE := $(BUILD)/stall-probe
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 XEN_UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(XEN_UNIT_SRCS))
 CORE_UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(CORE_UNIT_SRCS))
@@ -155,7 +157,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRCS))
 	pkgcheck-core unit-core
 .DEFAULT_GOAL := all
 
-all: $(CORE_LIB) $(XEN_LIB) $(VBLKD) $(VBLKD_SIM) $(XENSIM) $(VU_LOAD) $(TEST_BINS)
+all: $(CORE_LIB) $(XEN_LIB) $(VBLKD) $(VBLKD_SIM) $(XENSIM) $(VU_LOAD) $(STALL_PROBE) $(TEST_BINS)
 
 help:
 	@echo 'Targets:'
@@ -226,6 +228,10 @@ $(BUILD)/xensim: $(SIMTOOL_OBJS) $(SIM_LIB) $(CORE_LIB) | pkgcheck
 $(VU_LOAD): $(BUILD)/obj/tests/vhost/vu-load.o
 	$(quiet) LINK $@
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^
+
+$(STALL_PROBE): $(BUILD)/obj/tests/bench/stall-probe.o
+	$(quiet) LINK $@
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $^ -pthread
 
 # Unit tests of src/core, src/virtio and src/blk: the core alone, no Xen (tests/shell/test-core-without-xen.sh).
 $(CORE_UNIT_BINS): $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TESTLIB) $(CORE_LIB) | pkgcheck-core
@@ -349,7 +355,7 @@ bench:
 # Like the demo: only the binaries scripts/bench.py runs (its profile has no test libraries).
 # BENCH_ARGS: scripts/bench.py's options, e.g. BENCH_ARGS='--only vhost' (vhost-user beside
 # qemu-storage-daemon alone; vblkd and tests/vhost/vu-load are built for those).
-bench-run: $(DEMO_BINS) $(VBLKD) $(VU_LOAD)
+bench-run: $(DEMO_BINS) $(VBLKD) $(VU_LOAD) $(STALL_PROBE)
 	$(Q)BUILD=$(BUILD) scripts/bench.sh $(BENCH_ARGS)
 
 # ---------------------------------------------------------------------------

@@ -19,6 +19,8 @@ run: machines are noisy.  Exit status 1 if any workload failed its data checks o
 Standard library only.
 """
 import argparse
+import array
+import bisect
 import json
 import os
 import re
@@ -111,6 +113,101 @@ class ThreadSampler:
             if total > best_total:
                 best, best_total = shares, total
         return best
+
+
+class StallProbe:
+    """tests/bench/stall-probe beside a run: when the machine itself stopped running programs (a VM
+    whose host stopped its vCPUs; the probe's comment says how it tells).  None where not built."""
+
+    def __init__(self):
+        path = os.path.join(BUILD, "stall-probe")
+        self.p = (subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                  if os.access(path, os.X_OK) else None)
+        self.t0 = time.monotonic()
+
+    def finish(self, t0=None, t1=None):
+        """{"share": of @t0..@t1 (monotonic s; default the probe's whole run) the machine was stopped,
+        "max_ms": the longest stop in it}, or None."""
+        if not self.p:
+            return None
+        t_end = time.monotonic()
+        try:
+            out, _ = self.p.communicate("", timeout=10)
+            r = json.loads(out)
+        except (subprocess.TimeoutExpired, ValueError):
+            self.p.kill()
+            self.p.wait()
+            return None
+        t0, t1 = t0 or self.t0, t1 or t_end
+        if t1 <= t0:
+            return None
+        lost, stops = [], []
+        for end_us, late_us in r["list"]:
+            stops.append(((end_us - late_us) / 1e6, end_us / 1e6))
+            # The part of each stop that lies within t0..t1.
+            a, b = max(end_us - late_us, t0 * 1e6), min(end_us, t1 * 1e6)
+            if b > a:
+                lost.append(b - a)
+        return {"share": sum(lost) / 1e6 / (t1 - t0), "max_ms": max(lost, default=0) / 1e3,
+                "realtime": r["realtime"], "stops": stops}
+
+
+def xensim_requests(path):
+    """xensim's request log ($XENSIM_LATLOG: done ns, latency ns, little-endian uint64 each) as
+    (done, latency) in monotonic seconds; None without one."""
+    try:
+        with open(path, "rb") as f:
+            raw = array.array("Q", f.read())
+    except OSError:
+        return None
+    if sys.byteorder != "little":
+        raw.byteswap()
+    return [(raw[i] / 1e9, raw[i + 1] / 1e9) for i in range(0, len(raw) - 1, 2)]
+
+
+def fio_requests(prefix, epoch_offset):
+    """fio's per-request total latency logs (--write_lat_log=PREFIX --log_avg_msec=0
+    --log_unix_epoch=1: 'ms since the epoch, ns, ...' per line, one file per job) as (done,
+    latency) in monotonic seconds, the epoch mapped by @epoch_offset (time.time() - monotonic())."""
+    out = []
+    d, base = os.path.split(prefix)
+    for name in os.listdir(d):
+        if not (name.startswith(base + "_lat.") and name.endswith(".log")):
+            continue
+        with open(os.path.join(d, name)) as f:
+            for line in f:
+                fields = line.split(",")
+                if len(fields) >= 2:
+                    out.append((int(fields[0]) / 1e3 - epoch_offset, int(fields[1]) / 1e9))
+    return out
+
+
+def p99_outside_stops(reqs, stops):
+    """Of @reqs ((done, latency) seconds): the p99 (us) of all, that of those no stop of the
+    machine (@stops: (begin, end) seconds) overlapped, and the share left out."""
+    if not reqs:
+        return None
+    stops = sorted(stops)
+    starts = [a for a, _ in stops]
+    every, kept = [], []
+    for done, lat in reqs:
+        every.append(lat)
+        # Stops do not overlap, so of those begun before it was done the last ends last: did it
+        # end after the request was sent?
+        j = bisect.bisect_left(starts, done)
+        if not (j and stops[j - 1][1] > done - lat):
+            kept.append(lat)
+    p99 = lambda xs: sorted(xs)[int(0.99 * (len(xs) - 1))] * 1e6 if xs else None
+    return {"p99_us": p99(every), "p99_outside_us": p99(kept),
+            "left_out": 1 - len(kept) / len(every)}
+
+
+def timed_phase(rows):
+    """The guests' timed phase (xensim's start_us..end_us of every disk), monotonic seconds, or None."""
+    try:
+        return (min(int(r["start_us"]) for r in rows) / 1e6, max(int(r["end_us"]) for r in rows) / 1e6)
+    except (KeyError, ValueError):
+        return None
 
 
 def log(msg):
@@ -265,7 +362,10 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
     for p in (sock, ctl):
         if os.path.exists(p):
             os.unlink(p)
-    env = dict(os.environ, XENSIM_SOCKET=sock)
+    latlog = os.path.join(tmp, "latlog.bin")
+    if os.path.exists(latlog):
+        os.unlink(latlog)
+    env = dict(os.environ, XENSIM_SOCKET=sock, XENSIM_LATLOG=latlog)
     rfd, wfd = os.pipe()
     args = [os.path.join(BUILD, "xensim"), "--socket", sock, "--ready-fd", str(wfd),
             "--timeout", "60000", "--log-level", "err"] + XENSIM_ARGS
@@ -288,6 +388,7 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
         cmd.append(f"--io-threads={io_threads}")
     if wrapper:
         cmd = wrapper + cmd
+    probe = StallProbe()
     vb = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                           text=True)
     # Every run but perf's: the daemon's CPU over the timed phase (and each thread's busiest window).
@@ -309,6 +410,9 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
     err = vb.stderr.read()
     vb.stderr.close()
     rows = parse_bench(out)
+    phase = timed_phase(rows)
+    stall = probe.finish(*phase) if phase else probe.finish()
+    outside = p99_outside_stops(xensim_requests(latlog), stall["stops"]) if stall else None
     if xs.returncode < 0 and retry:
         # Killed by a signal from outside (not a failed check): measure once more.
         log(f"bench: {tag} engine={engine}: xensim killed by signal {-xs.returncode}, retrying")
@@ -327,6 +431,8 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
         "rss_kib": ru.ru_maxrss,
         "threads": sampler.utilisation(window) if sampler and window else None,
         "timed_cpu_per_req": timed_cpu_per_req(sampler, rows) if sampler else None,
+        "stall": stall,
+        "outside_stops": outside,
     }
 
 
@@ -337,13 +443,14 @@ def us_or_none(seconds):
 def timed_cpu_per_req(sampler, rows):
     """The daemon's CPU seconds per guest request over the timed phase (xensim's start_us..end_us of
     every disk; the untimed stamping and the checks after it left out)."""
+    phase = timed_phase(rows)
     try:
-        t0 = min(int(r["start_us"]) for r in rows) / 1e6
-        t1 = max(int(r["end_us"]) for r in rows) / 1e6
         ops = sum(int(r["ops"]) for r in rows)
     except (KeyError, ValueError):
         return None
-    cpu = sampler.cpu_between(t0, t1)
+    if not phase:
+        return None
+    cpu = sampler.cpu_between(*phase)
     return cpu / ops if cpu is not None and ops else None
 
 
@@ -369,7 +476,9 @@ def aggregate(rows):
     return agg
 
 
-def run_fio(tmp, rw, bs, qd, files, size, runtime, cached=False):
+def run_fio(tmp, rw, bs, qd, files, size, runtime, cached=False, tail=False):
+    """fio on @files; with @tail, a run of its own that logs every request's latency (which costs
+    fio a few percent: not the run the table compares) for its p99 outside the machine's stops."""
     # Page cache: fio's io_uring at the same depth, the file kept cached (--invalidate=0).
     io = ["--ioengine=io_uring", "--direct=0", "--invalidate=0"] if cached else \
          ["--ioengine=libaio", "--direct=1"]
@@ -379,15 +488,27 @@ def run_fio(tmp, rw, bs, qd, files, size, runtime, cached=False):
             "--group_reporting", "--thread"]
     for i, f in enumerate(files):
         args += [f"--name=j{i}", f"--filename={f}"]
+    latlog = os.path.join(tmp, "fio-tail")
+    if tail:
+        for name in os.listdir(tmp):
+            if name.startswith("fio-tail_"):
+                os.unlink(os.path.join(tmp, name))
+        args += [f"--write_lat_log={latlog}", "--log_avg_msec=0", "--log_unix_epoch=1"]
+    epoch_offset = time.time() - time.monotonic()
     # fio's whole process, as for vblkd: its --thread jobs' own figures (RUSAGE_THREAD) leave out
     # the kernel's io_uring workers (iou-wrk threads of the process) that do its buffered writes.
+    probe = StallProbe()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run(args, capture_output=True, text=True, cwd=tmp)
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    stall = probe.finish()
     if p.returncode != 0:
         FAILURES.append(f"fio {rw} bs={bs} qd={qd}: exit {p.returncode}")
         log(f"bench: fio failed: {p.stderr[-2000:]}")
         return None
+    if tail:
+        return p99_outside_stops(fio_requests(latlog, epoch_offset), stall["stops"]) if stall \
+            else None
     j = json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0]
     d = j["read"] if rw in ("read", "randread") else j["write"]
     pct = d["lat_ns"].get("percentile", {})
@@ -398,7 +519,7 @@ def run_fio(tmp, rw, bs, qd, files, size, runtime, cached=False):
             "cpu_per_mreq": cpu / reqs * 1e6 if reqs else None,
             "job_cpu_per_mreq": own / reqs * 1e6 if reqs else None,
             "lat_p50_us": pct.get("50.000000", 0) / 1e3, "lat_p99_us": pct.get("99.000000", 0) / 1e3,
-            "lat_mean_us": d["lat_ns"]["mean"] / 1e3}
+            "lat_mean_us": d["lat_ns"]["mean"] / 1e3, "stall": stall}
 
 
 def callgrind_ir(path):
@@ -629,7 +750,8 @@ def compare_io_threads(tmp, a, name, guests, wl, counts, extra=()):
                     "vblkd": v and v["agg"], "threads": v and v["threads"],
                     "iops_range": (min(x["agg"]["iops"] for x in runs[n]),
                                    max(x["agg"]["iops"] for x in runs[n])) if runs[n] else None,
-                    "cpu_us": us_or_none(v and v["timed_cpu_per_req"])})
+                    "cpu_us": us_or_none(v and v["timed_cpu_per_req"]),
+                    "stall": v and v["stall"]})
     return out
 
 
@@ -644,8 +766,8 @@ def print_io_threads(tcomp, window):
           f"whose guests run on other CPUs, up to the disk's own limit, fio's):")
     print()
     print("| workload | --io-threads | vblkd IOPS | IOPS range | vs first | vblkd MB/s | p50 / p99 us "
-          "| CPU us / req | each thread's CPU | IOPS per busy IO thread |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|")
+          "| CPU us / req | each thread's CPU | IOPS per busy IO thread | machine stopped, longest ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
     first = {}
     for r in tcomp:
         v = r["vblkd"]
@@ -659,7 +781,21 @@ def print_io_threads(tcomp, window):
               f"| {fmt(v and base and v['iops'] / base, 2)} | {fmt(v and v['mbps'], 1)} "
               f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
               f"| {fmt(r['cpu_us'], 1)} | {shown or '-'} "
-              f"| {fmt(v and busy and v['iops'] / busy)} |")
+              f"| {fmt(v and busy and v['iops'] / busy)} | {stall_text(r['stall'])} |")
+
+
+def stall_text(st):
+    """'14.8% 15.9' from a StallProbe result; '-' without one."""
+    if not st:
+        return "-"
+    return f"{100 * st['share']:.1f}% {st['max_ms']:.1f}" + ("" if st["realtime"] else " (not real-time)")
+
+
+def outside_text(o):
+    """'2,345.6 (1.4%)' from p99_outside_stops(); '-' without one."""
+    if not o or o["p99_outside_us"] is None:
+        return "-"
+    return f"{fmt(o['p99_outside_us'], 1)} ({100 * o['left_out']:.1f}%)"
 
 
 def fmt(x, nd=0):
@@ -828,7 +964,10 @@ def main():
                     f = run_fio(tmp, rw, bs, qd, files, size, a.time, cached=guests is pc)
                     if f:
                         fs.append(f)
-            n = None
+            n = fio_tail = None
+            # Where issue 19 sets a p99 target (the 8-disk rows): fio's tail outside the stops.
+            if not a.vblkd_only and guests is many:
+                fio_tail = run_fio(tmp, rw, bs, qd, files, size, a.time, tail=True)
             if not a.vblkd_only:
                 n = run_vblkd(tmp, "null", guests, wl + ",check=0", tag=name, extra=extra)
             v = median_by_iops(vs, lambda x: x["agg"]["iops"])
@@ -842,6 +981,8 @@ def main():
                             "null_cpu_us": us_or_none(n and n["timed_cpu_per_req"]),
                             "rss_mib": max(x["rss_kib"] for x in vs) / 1024 if vs else None,
                             "ratio_range": (min(pair), max(pair)) if pair else None,
+                            "stall": v and v["stall"], "outside": v and v["outside_stops"],
+                            "fio_outside": fio_tail,
                             "runs": len(vs)})
             r = results[-1]
             r["syscalls"] = (syscalls_per_request(tmp, a.engine, guests, wl, name, extra)
@@ -875,11 +1016,13 @@ def main():
     if not results:
         return finish(a, idle, results, ipr, vhost, [])
     print("| workload | vblkd IOPS | fio IOPS | IOPS ratio | ratio range | vblkd MB/s | fio MB/s "
-          "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | p99 ratio | null-engine p50 us "
+          "| MB/s ratio | vblkd p50 / p99 us | fio p50 / p99 us | p99 ratio "
+          "| machine stopped, longest ms (vblkd, fio) | p99 us outside stops, left out (vblkd, fio) "
+          "| null-engine p50 us "
           "| null-engine IOPS | interrupt path p50 us | added p50 us "
           "| guest traps / req, mean us, vCPU share | CPU us / req (vblkd, null, fio) | CPU ratio "
           "| syscalls / req | RSS MiB |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         v, f, n = r["vblkd"], r["fio"], r["null"]
         ratio = lambda k: (v[k] / f[k]) if v and f and f[k] else None
@@ -894,7 +1037,8 @@ def main():
               f"| {fmt(v and v['mbps'], 1)} | {fmt(f and f['mbps'], 1)} | {fmt(ratio('mbps'), 2)} "
               f"| {fmt(v and v['lat_p50_us'], 1)} / {fmt(v and v['lat_p99_us'], 1)} "
               f"| {fmt(f and f['lat_p50_us'], 1)} / {fmt(f and f['lat_p99_us'], 1)} "
-              f"| {fmt(r['p99_ratio'], 2)} "
+              f"| {fmt(r['p99_ratio'], 2)} | {stall_text(r['stall'])}, {stall_text(f and f['stall'])} "
+              f"| {outside_text(r['outside'])}, {outside_text(r['fio_outside'])} "
               f"| {fmt(n and n['lat_p50_us'], 1)} | {fmt(n and n['iops'])} "
               f"| {fmt(v and v['irq_p50_us'], 1)} | {fmt(added, 1)} "
               f"| {fmt(v and v['traps_per_op'], 2)}, {fmt(v and v['trap_mean_us'], 1)}, "
@@ -907,6 +1051,15 @@ def main():
             print(f"vblkd user-space instructions per request (callgrind, 4k randread QD{qd}, marginal "
                   f"over two run lengths): {fmt(x['vblkd'])} in vblkd + {fmt(x['sim'])} in the simulated "
                   f"libxen* = {fmt(x['all'])}")
+    print("machine stopped: the share of the timed phase (vblkd; fio: its whole run) when this machine "
+          "ran no program, and the longest such stop: a real-time thread (tests/bench/stall-probe) "
+          "waking every 1 ms that woke over 2 ms late.  A VM whose host stops its vCPUs (a CPU quota "
+          "used up by its vCPUs and the host's work for its disk) shows it; a request in flight "
+          "then waits the whole stop, whatever serves it.  p99 outside stops: over the requests that no such stop overlapped "
+          "(vblkd: the timed phase, from xensim's log, $XENSIM_LATLOG; fio: the 8-disk rows only, "
+          "a run of its own with --write_lat_log, which costs fio a few percent), and the share of "
+          "requests left out; not a target figure, the p99 ratio is: what the tail would be on a "
+          "machine that is not stopped, the requests the stops delayed after they ended still in.")
     print("syscalls / req: the daemon's system calls (every thread, perf stat -e raw_syscalls:sys_enter, a run "
           "of its own) per guest request, the untimed stamping pass included; - where perf cannot count.")
     print("added p50 (QD1 only) = vblkd p50 - fio p50 - null-engine p50 - interrupt path p50: what vblkd adds "

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -250,6 +251,74 @@ static void test_bench_reports_timed_phase_bounds(void **state)
 	assert_int_equal(xensim_domain_destroy(sim, domid, true, NULL), 0);
 }
 
+static char latlog_path[128];
+
+/* As setup_aio, the simulator told to log every timed request ($XENSIM_LATLOG, make bench's). */
+static int setup_latlog(void **state)
+{
+	snprintf(latlog_path, sizeof(latlog_path), "%s/vblkd-latlog.%d.bin",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+	unlink(latlog_path);
+	setenv("XENSIM_LATLOG", latlog_path, 1);
+	return setup_engine("aio");
+}
+
+static int teardown_latlog(void **state)
+{
+	unsetenv("XENSIM_LATLOG");
+	unlink(latlog_path);
+	return teardown(state);
+}
+
+/*
+ * make bench's tail outside the machine's stops reads each request of the
+ * timed phase from this log: one (done ns, latency ns) pair per request the
+ * report counts, of both disks, each done within the timed phase and sent
+ * after it began; the slowest is the report's lat_max_us.
+ */
+static void test_bench_logs_each_timed_request(void **state)
+{
+	uint32_t domid = create_guest(2, 2);
+	uint64_t (*e)[2] = NULL, max_ns = 0;
+	double start, end, ops, slowest;
+	char *rep = NULL;
+	struct stat st;
+	size_t n;
+	FILE *f;
+
+	assert_int_equal(xensim_workload(sim, domid, "bench,rw=randread,bs=4096,qd=4,time=200,span=1M",
+					 &rep), 0);
+	start = bench_value(rep, "xvda", "start_us");
+	if (bench_value(rep, "xvdb", "start_us") < start)
+		start = bench_value(rep, "xvdb", "start_us");
+	end = bench_value(rep, "xvda", "end_us");
+	if (bench_value(rep, "xvdb", "end_us") > end)
+		end = bench_value(rep, "xvdb", "end_us");
+	slowest = bench_value(rep, "xvda", "lat_max_us");
+	if (bench_value(rep, "xvdb", "lat_max_us") > slowest)
+		slowest = bench_value(rep, "xvdb", "lat_max_us");
+	ops = bench_value(rep, "xvda", "ops") + bench_value(rep, "xvdb", "ops");
+	assert_int_equal(stat(latlog_path, &st), 0);
+	n = (size_t)st.st_size / sizeof(*e);
+	assert_int_equal(st.st_size % sizeof(*e), 0);
+	assert_true(n == (size_t)ops && n > 0);
+	e = malloc((size_t)st.st_size);
+	f = fopen(latlog_path, "rb");
+	assert_true(e && f && fread(e, sizeof(*e), n, f) == n);
+	fclose(f);
+	for (size_t i = 0; i < n; i++) {
+		double done_us = (double)le64toh(e[i][0]) / 1e3, lat_us = (double)le64toh(e[i][1]) / 1e3;
+
+		assert_true(lat_us > 0 && done_us <= end + 1 && done_us - lat_us >= start - 1);
+		if (le64toh(e[i][1]) > max_ns)
+			max_ns = le64toh(e[i][1]);
+	}
+	assert_true((double)max_ns / 1e3 - slowest < 0.01 && slowest - (double)max_ns / 1e3 < 0.01);
+	free(e);
+	free(rep);
+	assert_int_equal(xensim_domain_destroy(sim, domid, true, NULL), 0);
+}
+
 static void test_bench_large_requests_beyond_guest_max_io(void **state)
 {
 	uint32_t domid = create_guest(1, 1);
@@ -327,6 +396,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bench_qd1_reports_guest_traps, setup_aio, teardown),
 		cmocka_unit_test_setup_teardown(test_bench_reports_timed_phase_bounds, setup_aio,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_bench_logs_each_timed_request, setup_latlog,
+						teardown_latlog),
 		cmocka_unit_test_setup_teardown(test_bench_large_requests_beyond_guest_max_io,
 						setup_aio, teardown),
 		cmocka_unit_test_setup_teardown(test_bench_one_vcpu_per_disk, setup_aio, teardown),

@@ -1297,6 +1297,11 @@ uint64_t gdrv_slot_latency_ns(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned 
 	return rq->t_done > rq->t_submit ? rq->t_done - rq->t_submit : 0;
 }
 
+uint64_t gdrv_slot_done_ns(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot)
+{
+	return slot < GUEST_MAX_QD ? v->reqs[d->index][slot].t_done : 0;
+}
+
 int gdrv_request(struct gdrv_vcpu *v, struct gdrv_dev *d, uint32_t type, uint64_t sector, uint32_t len,
 		 const struct req_layout *lay, uint8_t *ret_status)
 {

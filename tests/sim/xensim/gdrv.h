@@ -219,6 +219,8 @@ uint8_t *gdrv_slot_buffer(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int 
  * its used entry (when any vCPU reaped the queue): the request's latency.
  */
 uint64_t gdrv_slot_latency_ns(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot);
+/* When that request was seen done (CLOCK_MONOTONIC, ns); 0 for none. */
+uint64_t gdrv_slot_done_ns(struct gdrv_vcpu *v, struct gdrv_dev *d, unsigned int slot);
 /*
  * For a request whose completion the vCPU slept for: nanoseconds from the
  * interrupt's raise (the backend's set_irq_level) until the vCPU saw the

@@ -61,6 +61,50 @@ struct wl_stats {
 	uint64_t unsupported;
 };
 
+/*
+ * The timed phase's requests one by one, for make bench ($XENSIM_LATLOG names
+ * the file): when each was seen done (CLOCK_MONOTONIC ns) and its latency (ns),
+ * so that the requests a stop of the whole machine held up can be told apart
+ * (scripts/bench.py, tests/bench/stall-probe).
+ */
+#define LAT_LOG_MAX (16u << 20)
+
+struct lat_log {
+	uint64_t (*e)[2];
+	size_t n, cap;
+};
+
+static void lat_log_add(struct lat_log *l, uint64_t done_ns, uint64_t lat_ns)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 4096;
+		void *p = cap <= LAT_LOG_MAX ? realloc(l->e, cap * sizeof(*l->e)) : NULL;
+
+		if (!p)
+			return;	/* past the cap: the histogram still has it */
+		l->e = p;
+		l->cap = cap;
+	}
+	l->e[l->n][0] = done_ns;
+	l->e[l->n][1] = lat_ns;
+	l->n++;
+}
+
+/* Append @l to $XENSIM_LATLOG as little-endian uint64 pairs (one write: domains append at once). */
+static void lat_log_save(const struct lat_log *l)
+{
+	const char *path = getenv("XENSIM_LATLOG");
+	int fd;
+
+	if (!path || !l->n)
+		return;
+	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, l->e, l->n * sizeof(*l->e)) != (ssize_t)(l->n * sizeof(*l->e)))
+		log_warn("XENSIM_LATLOG %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 struct wl_ctx {
 	struct sim_domain *dom;
 	struct gdrv_guest *g;
@@ -74,6 +118,7 @@ struct wl_ctx {
 	uint64_t bench_t0_us;	/* the timed phase's start, CLOCK_MONOTONIC */
 	uint64_t bench_lat_max_ns;	/* the slowest request of the timed phase, exact */
 	uint64_t bench_traps, bench_trap_ns;	/* the vCPU's MMIO traps in the timed phase */
+	struct lat_log *lat_log;	/* with $XENSIM_LATLOG: each request of the timed phase */
 	int bench_disk;		/* -1: none */
 	int ret;
 	pthread_t thread;
@@ -1164,6 +1209,7 @@ struct bench_pass {
 	bool check;		/* compare what is read with the stamps */
 	uint64_t ops;
 	uint64_t lat_max_ns;	/* with lat: the slowest request, exact (the histogram rounds) */
+	struct lat_log *log;	/* NULL: none */
 };
 
 static uint32_t bench_gen(const struct bench_pass *p, uint64_t rel_sector)
@@ -1202,6 +1248,8 @@ static int bench_pass(struct wl_ctx *c, struct gdrv_dev *d, const struct region 
 				p->lat[lat_bucket(ns)]++;
 				if (ns > p->lat_max_ns)
 					p->lat_max_ns = ns;
+				if (p->log)
+					lat_log_add(p->log, gdrv_slot_done_ns(c->v, d, slot), ns);
 			}
 			if (p->irq_lat && gdrv_slot_irq_ns(c->v, d, slot))
 				p->irq_lat[lat_bucket(gdrv_slot_irq_ns(c->v, d, slot))]++;
@@ -1297,6 +1345,7 @@ static int wl_bench(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info
 		.run_bsect = bsect,
 		.lat = c->lat,
 		.irq_lat = c->irq_lat,
+		.log = c->lat_log,
 		.check = !sp->nocheck,
 	};
 	run.gen_run = run.gen_fill + 1;
@@ -1311,6 +1360,7 @@ static int wl_bench(struct wl_ctx *c, struct gdrv_dev *d, const struct gdrv_info
 	fill.written = NULL;
 	fill.lat = NULL;
 	fill.irq_lat = NULL;
+	fill.log = NULL;
 	r = bench_pass(c, d, &(struct region){ .start = rg->start, .nsect = run.nblk * bsect,
 					       .align = rg->align }, &fill, qd, &rng, in->cfg->vdev);
 	if (r < 0)
@@ -1512,7 +1562,10 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 		if (spec.kind == WL_BENCH) {
 			ctx[i].lat = calloc(LAT_BUCKETS, sizeof(*ctx[i].lat));
 			ctx[i].irq_lat = calloc(LAT_BUCKETS, sizeof(*ctx[i].irq_lat));
-			if (!ctx[i].lat || !ctx[i].irq_lat) {
+			if (getenv("XENSIM_LATLOG"))
+				ctx[i].lat_log = calloc(1, sizeof(*ctx[i].lat_log));
+			if (!ctx[i].lat || !ctx[i].irq_lat ||
+			    (getenv("XENSIM_LATLOG") && !ctx[i].lat_log)) {
 				ret = -ENOMEM;
 				goto out;
 			}
@@ -1603,6 +1656,11 @@ out:
 	for (i = 0; ctx && i < nv; i++) {
 		free(ctx[i].lat);
 		free(ctx[i].irq_lat);
+		if (ctx[i].lat_log) {
+			lat_log_save(ctx[i].lat_log);
+			free(ctx[i].lat_log->e);
+			free(ctx[i].lat_log);
+		}
 	}
 	free(notes.s);
 	free(runs);
