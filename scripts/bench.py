@@ -69,6 +69,7 @@ class ThreadSampler:
 
     def __init__(self, pid, period=0.1):
         self.pid, self.period, self.samples = pid, period, []
+        self.hwm_kib = 0    # the process's peak RSS (VmHWM) as last seen
         self.stop = threading.Event()
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
@@ -76,6 +77,7 @@ class ThreadSampler:
     def run(self):
         while not self.stop.is_set():
             self.samples.append((time.monotonic(), thread_ticks(self.pid)))
+            self.hwm_kib = max(self.hwm_kib, vm_hwm_kib(self.pid) or 0)
             self.stop.wait(self.period)
 
     def finish(self):
@@ -125,9 +127,17 @@ class StallProbe:
                   if os.access(path, os.X_OK) else None)
         self.t0 = time.monotonic()
 
+    def close(self):
+        """End the probe without a reading (the run failed); nothing once finish() has run."""
+        if self.p and self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
     def finish(self, t0=None, t1=None):
         """{"share": of @t0..@t1 (monotonic s; default the probe's whole run) the machine was stopped,
-        "max_ms": the longest stop in it}, or None."""
+        "max_ms": the longest stop in it, "stops": [(begin, end) s] for p99_outside_stops(), None
+        where they cannot be trusted (the probe not real-time: then scheduling delays look like
+        stops too) or are not all listed}, or None."""
         if not self.p:
             return None
         t_end = time.monotonic()
@@ -135,12 +145,15 @@ class StallProbe:
             out, _ = self.p.communicate("", timeout=10)
             r = json.loads(out)
         except (subprocess.TimeoutExpired, ValueError):
-            self.p.kill()
-            self.p.wait()
+            self.close()
             return None
         t0, t1 = t0 or self.t0, t1 or t_end
         if t1 <= t0:
             return None
+        if len(r["list"]) < r["stalls"]:
+            # Not all listed: the probe's own total, over its whole run.
+            return {"share": r["stalled_ms"] / 1e3 / max(r["seconds"], 1e-3),
+                    "max_ms": r["max_ms"], "realtime": r["realtime"], "stops": None}
         lost, stops = [], []
         for end_us, late_us in r["list"]:
             stops.append(((end_us - late_us) / 1e6, end_us / 1e6))
@@ -149,26 +162,38 @@ class StallProbe:
             if b > a:
                 lost.append(b - a)
         return {"share": sum(lost) / 1e6 / (t1 - t0), "max_ms": max(lost, default=0) / 1e3,
-                "realtime": r["realtime"], "stops": stops}
+                "realtime": r["realtime"], "stops": stops if r["realtime"] else None}
 
 
-def xensim_requests(path):
+def tail_outside(stall, reqs, slack=0.0):
+    """p99_outside_stops() of @reqs for a StallProbe reading, which then loses its stop list (not
+    kept in the JSON); None where either is missing."""
+    stops = stall.pop("stops", None) if stall else None
+    return p99_outside_stops(reqs, stops, slack) if stops is not None and reqs else None
+
+
+def xensim_requests(path, ops):
     """xensim's request log ($XENSIM_LATLOG: done ns, latency ns, little-endian uint64 each) as
-    (done, latency) in monotonic seconds; None without one."""
+    (done, latency) in monotonic seconds; None without one, or unless it holds all @ops requests
+    the report counts (xensim caps it)."""
     try:
         with open(path, "rb") as f:
-            raw = array.array("Q", f.read())
+            data = f.read()
     except OSError:
         return None
+    raw = array.array("Q", data[:len(data) - len(data) % 16])
     if sys.byteorder != "little":
         raw.byteswap()
-    return [(raw[i] / 1e9, raw[i + 1] / 1e9) for i in range(0, len(raw) - 1, 2)]
+    if len(raw) != 2 * ops:
+        log(f"bench: {path}: {len(raw) // 2} requests logged, {ops} counted; no tail outside stops")
+        return None
+    return [(raw[i] / 1e9, raw[i + 1] / 1e9) for i in range(0, len(raw), 2)]
 
 
-def fio_requests(prefix, epoch_offset):
+def fio_requests(prefix):
     """fio's per-request total latency logs (--write_lat_log=PREFIX --log_avg_msec=0
-    --log_unix_epoch=1: 'ms since the epoch, ns, ...' per line, one file per job) as (done,
-    latency) in monotonic seconds, the epoch mapped by @epoch_offset (time.time() - monotonic())."""
+    --log_alternate_epoch=1 --log_alternate_epoch_clock_id=1: 'CLOCK_MONOTONIC ms, ns, ...' per
+    line, one file per job) as (done, latency) in monotonic seconds, done rounded down to the ms."""
     out = []
     d, base = os.path.split(prefix)
     for name in os.listdir(d):
@@ -178,13 +203,14 @@ def fio_requests(prefix, epoch_offset):
             for line in f:
                 fields = line.split(",")
                 if len(fields) >= 2:
-                    out.append((int(fields[0]) / 1e3 - epoch_offset, int(fields[1]) / 1e9))
+                    out.append((int(fields[0]) / 1e3, int(fields[1]) / 1e9))
     return out
 
 
-def p99_outside_stops(reqs, stops):
+def p99_outside_stops(reqs, stops, slack=0.0):
     """Of @reqs ((done, latency) seconds): the p99 (us) of all, that of those no stop of the
-    machine (@stops: (begin, end) seconds) overlapped, and the share left out."""
+    machine (@stops: (begin, end) seconds) overlapped, and the share left out; @slack widens each
+    request both ways (fio's done times are whole milliseconds)."""
     if not reqs:
         return None
     stops = sorted(stops)
@@ -194,12 +220,24 @@ def p99_outside_stops(reqs, stops):
         every.append(lat)
         # Stops do not overlap, so of those begun before it was done the last ends last: did it
         # end after the request was sent?
-        j = bisect.bisect_left(starts, done)
-        if not (j and stops[j - 1][1] > done - lat):
+        j = bisect.bisect_left(starts, done + slack)
+        if not (j and stops[j - 1][1] > done - lat - slack):
             kept.append(lat)
     p99 = lambda xs: sorted(xs)[int(0.99 * (len(xs) - 1))] * 1e6 if xs else None
     return {"p99_us": p99(every), "p99_outside_us": p99(kept),
             "left_out": 1 - len(kept) / len(every)}
+
+
+def vm_hwm_kib(pid):
+    """@pid's peak resident set (VmHWM, KiB), or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 def timed_phase(rows):
@@ -389,30 +427,40 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
     if wrapper:
         cmd = wrapper + cmd
     probe = StallProbe()
-    vb = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
-    # Every run but perf's: the daemon's CPU over the timed phase (and each thread's busiest window).
-    sampler = ThreadSampler(vb.pid, period=0.05) if not wrapper else None
-    out, _ = xs.communicate()
-    if sampler:
-        sampler.finish()
-    # The daemon stops by itself once the simulator is gone; make sure of it.
-    # os.kill, not Popen.send_signal: that may reap the child, and wait4 needs it for the rusage.
-    target = vb.pid
-    if wrapper and wrapper[0] == "perf":
-        # perf stat runs the daemon as its child: stop that one, perf then writes its counts.
-        kids = subprocess.run(["pgrep", "-P", str(vb.pid)], capture_output=True, text=True).stdout.split()
-        if kids:
-            target = int(kids[0])
-    os.kill(target, signal.SIGTERM)
-    _, status, ru = os.wait4(vb.pid, 0)
-    vb.returncode = os.waitstatus_to_exitcode(status)
-    err = vb.stderr.read()
-    vb.stderr.close()
+    # A probe left running (SCHED_FIFO) would outlast a run that raised.
+    try:
+        vb = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              text=True)
+        # Every run but perf's: the daemon's CPU over the timed phase (and each thread's busiest window).
+        sampler = ThreadSampler(vb.pid, period=0.05) if not wrapper else None
+        out, _ = xs.communicate()
+        if sampler:
+            sampler.finish()
+        # The daemon stops by itself once the simulator is gone; make sure of it.
+        # os.kill, not Popen.send_signal: that may reap the child, and wait4 needs it for the rusage.
+        target = vb.pid
+        if wrapper and wrapper[0] == "perf":
+            # perf stat runs the daemon as its child: stop that one, perf then writes its counts.
+            kids = subprocess.run(["pgrep", "-P", str(vb.pid)], capture_output=True, text=True).stdout.split()
+            if kids:
+                target = int(kids[0])
+        # Its peak RSS from /proc (sampled: it may have gone already), not wait4's ru_maxrss:
+        # exec keeps the forking process's (this script's) peak there, which is what that column
+        # showed until session 14.
+        rss_kib = max(sampler.hwm_kib if sampler else 0, vm_hwm_kib(target) or 0) or None
+        os.kill(target, signal.SIGTERM)
+        _, status, ru = os.wait4(vb.pid, 0)
+        vb.returncode = os.waitstatus_to_exitcode(status)
+        err = vb.stderr.read()
+        vb.stderr.close()
+    except BaseException:
+        probe.close()
+        raise
     rows = parse_bench(out)
     phase = timed_phase(rows)
     stall = probe.finish(*phase) if phase else probe.finish()
-    outside = p99_outside_stops(xensim_requests(latlog), stall["stops"]) if stall else None
+    ops = sum(int(r["ops"]) for r in rows) if rows else 0
+    outside = tail_outside(stall, xensim_requests(latlog, ops) if stall and stall["stops"] else None)
     if xs.returncode < 0 and retry:
         # Killed by a signal from outside (not a failed check): measure once more.
         log(f"bench: {tag} engine={engine}: xensim killed by signal {-xs.returncode}, retrying")
@@ -428,7 +476,7 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
         "report": out,
         "reqs": parse_reqs(out),
         "cpu": ru.ru_utime + ru.ru_stime,
-        "rss_kib": ru.ru_maxrss,
+        "rss_kib": rss_kib,
         "threads": sampler.utilisation(window) if sampler and window else None,
         "timed_cpu_per_req": timed_cpu_per_req(sampler, rows) if sampler else None,
         "stall": stall,
@@ -493,13 +541,17 @@ def run_fio(tmp, rw, bs, qd, files, size, runtime, cached=False, tail=False):
         for name in os.listdir(tmp):
             if name.startswith("fio-tail_"):
                 os.unlink(os.path.join(tmp, name))
-        args += [f"--write_lat_log={latlog}", "--log_avg_msec=0", "--log_unix_epoch=1"]
-    epoch_offset = time.time() - time.monotonic()
+        args += [f"--write_lat_log={latlog}", "--log_avg_msec=0", "--log_alternate_epoch=1",
+                 "--log_alternate_epoch_clock_id=1"]
     # fio's whole process, as for vblkd: its --thread jobs' own figures (RUSAGE_THREAD) leave out
     # the kernel's io_uring workers (iou-wrk threads of the process) that do its buffered writes.
     probe = StallProbe()
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    p = subprocess.run(args, capture_output=True, text=True, cwd=tmp)
+    try:
+        p = subprocess.run(args, capture_output=True, text=True, cwd=tmp)
+    except BaseException:
+        probe.close()
+        raise
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     stall = probe.finish()
     if p.returncode != 0:
@@ -507,8 +559,11 @@ def run_fio(tmp, rw, bs, qd, files, size, runtime, cached=False, tail=False):
         log(f"bench: fio failed: {p.stderr[-2000:]}")
         return None
     if tail:
-        return p99_outside_stops(fio_requests(latlog, epoch_offset), stall["stops"]) if stall \
-            else None
+        # fio's done times are whole milliseconds: each request widened by one.
+        return tail_outside(stall, fio_requests(latlog) if stall and stall["stops"] else None,
+                            slack=1e-3)
+    if stall:
+        stall.pop("stops", None)
     j = json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0]
     d = j["read"] if rw in ("read", "randread") else j["write"]
     pct = d["lat_ns"].get("percentile", {})
@@ -762,7 +817,8 @@ def print_io_threads(tcomp, window):
     print(f"IO threads side by side (runs alternate; median run by IOPS; thread CPU: share of one CPU "
           f"over the busiest {window:g} s of that run, /proc/<pid>/task/*/stat; vblkd-sim is the main "
           f"thread, vblkd-ioN the IO threads, others the engine's; IOPS per busy IO thread: vblkd's IOPS "
-          f"over the IO threads' summed share, what each would serve on a CPU of its own, as on a host "
+          f"over the IO threads' summed share (their io_uring workers included), what each would serve "
+          f"on a CPU of its own, as on a host "
           f"whose guests run on other CPUs, up to the disk's own limit, fio's):")
     print()
     print("| workload | --io-threads | vblkd IOPS | IOPS range | vs first | vblkd MB/s | p50 / p99 us "
@@ -774,7 +830,8 @@ def print_io_threads(tcomp, window):
         base = first.setdefault(r["name"], v and v["iops"])
         th = r["threads"] or {}
         shown = ", ".join(f"{n} {100 * x:.0f}%" for n, x in sorted(th.items()) if x >= 0.01)
-        busy = sum(x for n, x in th.items() if n.startswith("vblkd-io"))
+        # An IO thread's io_uring workers (iou-wrk-N) carry its page-cache writes: theirs too.
+        busy = sum(x for n, x in th.items() if n.startswith(("vblkd-io", "iou-wrk")))
         rr = r["iops_range"]
         print(f"| {r['name']} | {r['io_threads']} | {fmt(v and v['iops'])} "
               f"| {fmt(rr and rr[0])}..{fmt(rr and rr[1])} "
@@ -980,7 +1037,8 @@ def main():
                             "null_cpu_per_mreq": n["cpu"] / n["reqs"] * 1e6 if n and n["reqs"] else None,
                             "cpu_us": us_or_none(v and v["timed_cpu_per_req"]),
                             "null_cpu_us": us_or_none(n and n["timed_cpu_per_req"]),
-                            "rss_mib": max(x["rss_kib"] for x in vs) / 1024 if vs else None,
+                            "rss_mib": max((x["rss_kib"] for x in vs if x["rss_kib"]),
+                                           default=0) / 1024 or None,
                             "ratio_range": (min(pair), max(pair)) if pair else None,
                             "stall": v and v["stall"], "outside": v and v["outside_stops"],
                             "fio_outside": fio_tail,
@@ -996,7 +1054,8 @@ def main():
             if (guests is many or guests is wide or guests is mq) and compare and \
                     FAST_PATH not in extra:
                 tcomp += compare_io_threads(tmp, a, name, guests, wl, compare, extra)
-            elif guests is pc and compare and FAST_PATH not in extra and "--poll-us=32" not in extra:
+            elif guests is pc and compare and FAST_PATH not in extra and \
+                    not any(x.startswith("--poll-us") for x in extra):
                 tcomp += compare_io_threads(tmp, a, name, guests, wl, compare[:1], extra)
         vhost = run_vhost(a, tmp, a.only)
         ipr = {}

@@ -15,15 +15,17 @@
  * Runs until SIGTERM, SIGINT or end of standard input, then prints one JSON object:
  *   {"realtime": true, "seconds": 4.02, "wakeups": 4000, "stalls": 35,
  *    "stalled_ms": 502.1, "max_ms": 15.7, "list": [[END_US, LATE_US], ...]}
- * A wake-up later than the threshold counts as a stall of its lateness; "list" has each one's
- * end (CLOCK_MONOTONIC, microseconds: Python's time.monotonic() * 1e6) and length, the first
- * STALL_LIST_MAX of them.  Exit 0; 2 on usage.
+ * A wake-up later than the threshold counts as a stall of its lateness (the stop may have begun
+ * up to a period before the missed deadline: the length is a lower bound); "list" has each
+ * one's end (CLOCK_MONOTONIC, microseconds: Python's time.monotonic() * 1e6) and length, the
+ * first STALL_LIST_MAX of them ("stalls" counts them all).  Exit 0; 2 on usage.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,7 +36,8 @@
 
 #define STALL_LIST_MAX 100000
 
-static volatile sig_atomic_t stop;
+/* Set by the signal handler and by the stdin watcher thread. */
+static atomic_int stop;
 static int64_t (*list)[2];
 static size_t nlist, list_cap;
 
@@ -43,8 +46,11 @@ static void note_stall(int64_t end, int64_t late)
 {
 	if (nlist == list_cap) {
 		size_t cap = list_cap ? list_cap * 2 : 256;
-		void *p = cap <= STALL_LIST_MAX ? realloc(list, cap * sizeof(*list)) : NULL;
+		void *p;
 
+		if (cap > STALL_LIST_MAX)
+			cap = STALL_LIST_MAX;
+		p = cap > list_cap ? realloc(list, cap * sizeof(*list)) : NULL;
 		if (!p)
 			return;
 		list = p;
@@ -138,8 +144,11 @@ int main(int argc, char **argv)
 		next += period_us * 1000;
 		ts.tv_sec = next / 1000000000;
 		ts.tv_nsec = next % 1000000000;
-		if (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-			continue;
+		/* A signal: sleep on to the same deadline, unless it said stop. */
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR && !stop)
+			;
+		if (stop)
+			break;
 		wakeups++;
 		woke = now_ns();
 		late = woke - next;

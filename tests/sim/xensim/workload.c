@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /* Guest workloads: verify, random (seeded, shadow-checked), sequential, trim, rebind, hostile, bench, flood. */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -67,7 +68,7 @@ struct wl_stats {
  * so that the requests a stop of the whole machine held up can be told apart
  * (scripts/bench.py, tests/bench/stall-probe).
  */
-#define LAT_LOG_MAX (16u << 20)
+#define LAT_LOG_MAX (4u << 20)	/* entries per vCPU: 64 MiB */
 
 struct lat_log {
 	uint64_t (*e)[2];
@@ -77,16 +78,17 @@ struct lat_log {
 static void lat_log_add(struct lat_log *l, uint64_t done_ns, uint64_t lat_ns)
 {
 	if (l->n == l->cap) {
-		size_t cap = l->cap ? 2 * l->cap : 4096;
+		size_t cap = l->cap ? 2 * l->cap : 65536;
 		void *p = cap <= LAT_LOG_MAX ? realloc(l->e, cap * sizeof(*l->e)) : NULL;
 
+		/* Past the cap: the histogram still has it; make bench sees the count differ. */
 		if (!p)
-			return;	/* past the cap: the histogram still has it */
+			return;
 		l->e = p;
 		l->cap = cap;
 	}
-	l->e[l->n][0] = done_ns;
-	l->e[l->n][1] = lat_ns;
+	l->e[l->n][0] = htole64(done_ns);
+	l->e[l->n][1] = htole64(lat_ns);
 	l->n++;
 }
 
@@ -94,15 +96,20 @@ static void lat_log_add(struct lat_log *l, uint64_t done_ns, uint64_t lat_ns)
 static void lat_log_save(const struct lat_log *l)
 {
 	const char *path = getenv("XENSIM_LATLOG");
+	ssize_t n;
 	int fd;
 
 	if (!path || !l->n)
 		return;
 	fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (fd < 0 || write(fd, l->e, l->n * sizeof(*l->e)) != (ssize_t)(l->n * sizeof(*l->e)))
+	if (fd < 0) {
 		log_warn("XENSIM_LATLOG %s: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
+		return;
+	}
+	n = write(fd, l->e, l->n * sizeof(*l->e));
+	if (n != (ssize_t)(l->n * sizeof(*l->e)))
+		log_warn("XENSIM_LATLOG %s: %s", path, n < 0 ? strerror(errno) : "short write");
+	close(fd);
 }
 
 struct wl_ctx {
@@ -1385,6 +1392,16 @@ out:
 	return r;
 }
 
+/* A bench vCPU's latency histograms, and its request log with $XENSIM_LATLOG. */
+static int wl_ctx_alloc_bench(struct wl_ctx *c)
+{
+	c->lat = calloc(LAT_BUCKETS, sizeof(*c->lat));
+	c->irq_lat = calloc(LAT_BUCKETS, sizeof(*c->irq_lat));
+	if (getenv("XENSIM_LATLOG"))
+		c->lat_log = calloc(1, sizeof(*c->lat_log));
+	return c->lat && c->irq_lat && (!getenv("XENSIM_LATLOG") || c->lat_log) ? 0 : -ENOMEM;
+}
+
 struct wl_run {
 	struct wl_ctx *ctx;
 	struct sbuf *notes;
@@ -1556,20 +1573,16 @@ int workload_run(struct sim_domain *dom, const char *spec_str, struct sbuf *rep)
 			goto out;
 		}
 	}
+	/* Every vCPU's buffers before any starts: a failure then stops no running thread. */
 	for (i = 0; i < nv && !died; i++) {
 		ctx[i] = (struct wl_ctx){ .dom = dom, .g = g, .spec = &spec, .v = gdrv_guest_vcpu(g, i),
 					  .bench_disk = -1 };
-		if (spec.kind == WL_BENCH) {
-			ctx[i].lat = calloc(LAT_BUCKETS, sizeof(*ctx[i].lat));
-			ctx[i].irq_lat = calloc(LAT_BUCKETS, sizeof(*ctx[i].irq_lat));
-			if (getenv("XENSIM_LATLOG"))
-				ctx[i].lat_log = calloc(1, sizeof(*ctx[i].lat_log));
-			if (!ctx[i].lat || !ctx[i].irq_lat ||
-			    (getenv("XENSIM_LATLOG") && !ctx[i].lat_log)) {
-				ret = -ENOMEM;
-				goto out;
-			}
+		if (spec.kind == WL_BENCH && wl_ctx_alloc_bench(&ctx[i]) < 0) {
+			ret = -ENOMEM;
+			goto out;
 		}
+	}
+	for (i = 0; i < nv && !died; i++) {
 		if (i == 0)
 			iolog_phase(dom, XSIM_PHASE_IO);
 		runs[i] = (struct wl_run){ .ctx = &ctx[i], .notes = &notes,
