@@ -384,11 +384,12 @@ def parse_bench(report):
 
 
 def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, extra=(),
-              io_threads=None, window=None):
+              io_threads=None, window=None, tail=False):
     """Run xensim with @guests and @workload against a fresh vblkd-sim; returns a result dict.
 
     @io_threads: its --io-threads (None: IO_THREADS); @window: seconds over which to report each
-    thread's utilisation (the busiest such stretch), None for none."""
+    thread's utilisation (the busiest such stretch), None for none; @tail: the guests log every
+    request for the p99 outside the machine's stops (the main table's runs only)."""
     if io_threads is None:
         io_threads = IO_THREADS
     # "xensim:ARG" in @extra is the simulator's (e.g. the fast path), the rest vblkd's.
@@ -403,7 +404,9 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
     latlog = os.path.join(tmp, "latlog.bin")
     if os.path.exists(latlog):
         os.unlink(latlog)
-    env = dict(os.environ, XENSIM_SOCKET=sock, XENSIM_LATLOG=latlog)
+    env = dict(os.environ, XENSIM_SOCKET=sock)
+    if tail:
+        env["XENSIM_LATLOG"] = latlog
     rfd, wfd = os.pipe()
     args = [os.path.join(BUILD, "xensim"), "--socket", sock, "--ready-fd", str(wfd),
             "--timeout", "60000", "--log-level", "err"] + XENSIM_ARGS
@@ -460,12 +463,13 @@ def run_vblkd(tmp, engine, guests, workload, wrapper=None, tag="", retry=True, e
     phase = timed_phase(rows)
     stall = probe.finish(*phase) if phase else probe.finish()
     ops = sum(int(r["ops"]) for r in rows) if rows else 0
-    outside = tail_outside(stall, xensim_requests(latlog, ops) if stall and stall["stops"] else None)
+    outside = tail_outside(stall, xensim_requests(latlog, ops)
+                           if tail and stall and stall["stops"] else None)
     if xs.returncode < 0 and retry:
         # Killed by a signal from outside (not a failed check): measure once more.
         log(f"bench: {tag} engine={engine}: xensim killed by signal {-xs.returncode}, retrying")
         return run_vblkd(tmp, engine, guests, workload, wrapper, tag, retry=False, extra=all_extra,
-                         io_threads=io_threads, window=window)
+                         io_threads=io_threads, window=window, tail=tail)
     ok = xs.returncode == 0 and rows
     if not ok:
         FAILURES.append(f"{tag} engine={engine}: xensim exit {xs.returncode}")
@@ -1013,7 +1017,7 @@ def main():
             # Alternate vblkd and fio so that both see the same stretch of a noisy machine.
             vs, fs = [], []
             for _ in range(max(a.repeat, 1)):
-                v = run_vblkd(tmp, a.engine, guests, wl, tag=name, extra=extra)
+                v = run_vblkd(tmp, a.engine, guests, wl, tag=name, extra=extra, tail=True)
                 if v["rows"]:
                     v["agg"] = aggregate(v["rows"])
                     v["cpu_per_mreq"] = v["cpu"] / v["reqs"] * 1e6 if v["reqs"] else None
