@@ -972,6 +972,9 @@ def main():
             ("8 disks 4k randread QD8", "randread", 4096, 8, many, multi, mspan),
             ("8 disks 4k randwrite QD8", "randwrite", 4096, 8, many, multi, mspan),
             ("8 disks 128k read QD8", "read", 131072, 8, many, multi, mspan),
+            # Issue 19's CPU target is at QD32, for one disk and for 8 disks.
+            ("8 disks 4k randread QD32", "randread", 4096, 32, many, multi, mspan),
+            ("8 disks 4k randwrite QD32", "randwrite", 4096, 32, many, multi, mspan),
             # Its disks on its own thread (the default), then spread over two (vblkd(8), --guest-threads).
             ("1 guest 4 disks 4k randread QD8", "randread", 4096, 8, wide, multi[:4], mspan),
             ("1 guest 4 disks 4k randread QD8, --guest-threads=2", "randread", 4096, 8, wide,
