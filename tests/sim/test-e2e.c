@@ -2145,6 +2145,69 @@ static void test_io_threads_3_guest_threads_2_bounds_the_spread(void **state)
 	expect_fds(E.base_fds);
 }
 
+
+/*
+ * A guest keeps its IO thread while it runs, so guests that go can leave
+ * the threads unevenly loaded: four guests on two threads, the two on the
+ * second destroyed, both left on the first.  A restart (the guests keep
+ * their disks) places every adopted guest afresh: one on each thread, their
+ * data intact (vblkd(8), --io-threads).
+ */
+static void test_io_threads_2_restart_spreads_guests_again(void **state)
+{
+	static const char *const args[] = { "--io-threads=2", NULL };
+	unsigned int n, disks[8], guests[8];
+	char img[4][128], spec[600], *js;
+	uint32_t domid[4];
+
+	make_images("r", 4, 16, img);
+	start_vblkd(args);
+	for (unsigned int i = 0; i < 4; i++) {
+		snprintf(spec, sizeof(spec), "name=r%u,vcpus=1,mem=32M,disk=%s:rw", i, img[i]);
+		domid[i] = create(spec, NULL);
+		workload_ok(domid[i], "random,seed=3,ops=100");
+	}
+	js = status_json();
+	threads_of(js, &n, disks, guests);
+	free(js);
+	assert_int_equal(n, 2);
+	assert_int_equal(guests[0], 2);
+	assert_int_equal(guests[1], 2);
+	/* The guests the second thread serves go; the first thread keeps two. */
+	js = status_json();
+	for (int i = 0; i < 4; i++) {
+		char *t = status_str(js, i, -1, "io_thread");
+
+		if (!strcmp(t, "vblkd-io1"))
+			destroy((uint32_t)status_num(js, i, -1, "domid"));
+		free(t);
+	}
+	free(js);
+	js = status_json();
+	threads_of(js, &n, disks, guests);
+	free(js);
+	assert_int_equal(guests[0], 2);
+	assert_int_equal(guests[1], 0);
+	assert_int_equal(disks[1], 0);
+
+	assert_int_equal(stop_vblkd(), 0);
+	start_vblkd(args);
+	js = status_json();
+	threads_of(js, &n, disks, guests);
+	assert_int_equal(n, 2);
+	assert_int_equal(guests[0], 1);
+	assert_int_equal(guests[1], 1);
+	assert_int_equal(disks[0], 1);
+	assert_int_equal(disks[1], 1);
+	for (int i = 0; i < 2; i++) {
+		uint32_t d = (uint32_t)status_num(js, i, -1, "domid");
+
+		assert_true(log_contains("disk 51712: adopted, serving"));
+		workload_ok(d, "verify,ops=100");
+		destroy(d);
+	}
+	free(js);
+}
 /* --io-threads=0: everything on the main loop, as before threads; the status says so. */
 static void test_io_threads_0_main_loop_only(void **state)
 {
@@ -2911,6 +2974,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_io_threads_3_lanes_notify_from_guest_thread, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_2_one_guest_uses_both_plain_path, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_io_threads_2_restart_spreads_guests_again, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_io_threads_0_main_loop_only, setup, teardown),
 		cmocka_unit_test(test_io_threads_bad_value_refused),
