@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 
+LOGIN_PROMPT_RE = re.compile(r'^\S+ login: (?=VBLKD-XEN )')
 STEP_RE = re.compile(r'^VBLKD-XEN STEP (\S+) (PASS|FAIL|SKIP) ([0-9.]+)s ?(.*)$')
 BEGIN_RE = re.compile(r'^VBLKD-XEN BEGIN (\S+)$')
 LOG_BEGIN_RE = re.compile(r'^VBLKD-XEN LOG-BEGIN (\S+)$')
@@ -36,6 +37,14 @@ DONE_RE = re.compile(r'^VBLKD-XEN DONE ')
 XEN_DUMP_KEYS = [b'\x01\x01'] * 3 + [b'q', b'r', b'e', b'0', b'd', b'',
                                      b'\x01c', b'info registers -a\n', b'\x01c']
 XEN_DUMP_SECONDS = 30
+
+
+def marker_line(line):
+    """A marker after getty's prompt, from the point it starts: the serial console is shared, and
+    the prompt ("dom0 login: ") ends without a newline.  Nothing else is cut: a step's output
+    can quote a guest's markers ("    guest: VBLKD-XEN STEP ..."), which are not Dom0's steps."""
+    m = LOGIN_PROMPT_RE.match(line)
+    return line[m.end():] if m else line
 
 
 def run_qemu(cmd, out, timeout, done_re, grace, stall):
@@ -100,8 +109,9 @@ def run_qemu(cmd, out, timeout, done_re, grace, stall):
             for raw in complete:
                 line = raw.decode('utf-8', 'replace').replace('\r', '')
                 t = time.monotonic() - start
-                lines.append(line)
                 log.write('[%7.1f] %s\n' % (t, line))
+                line = marker_line(line)
+                lines.append(line)
                 # Progress: step lines as they come, not the copies inside dumped logs.
                 if LOG_BEGIN_RE.match(line):
                     in_log = True
@@ -135,8 +145,9 @@ def run_qemu(cmd, out, timeout, done_re, grace, stall):
 
 
 def parse(lines):
-    """Steps (id, verdict, seconds, note, output lines) and the named logs."""
-    steps, logs = [], {}
+    """Steps (id, verdict, seconds, note, output lines), the named logs, and the ids of the steps
+    that began and never reported (their line lost, or the step never ended)."""
+    steps, logs, unreported = [], {}, []
     current, output, log_name = None, [], None
     for line in lines:
         if log_name is not None:
@@ -156,17 +167,23 @@ def parse(lines):
             continue
         m = BEGIN_RE.match(line)
         if m:
+            if current is not None:
+                unreported.append(current)
             current, output = m.group(1), []
             continue
         m = STEP_RE.match(line)
         if m:
             out = output if m.group(1) == current else []
             steps.append((m.group(1), m.group(2), float(m.group(3)), m.group(4), out))
+            if current is not None and m.group(1) != current:
+                unreported.append(current)
             current, output = None, []
             continue
         if current is not None:
             output.append(line)
-    return steps, logs
+    if current is not None:
+        unreported.append(current)
+    return steps, logs, unreported
 
 
 def step_output(step, logs):
@@ -200,7 +217,7 @@ def main():
     print('check-xen: booting QEMU (serial log: %s/serial.log)' % args.out, flush=True)
     lines, ended, wall, rss = run_qemu(cmd, args.out, args.timeout, re.compile(args.end_pattern),
                                        args.grace, args.stall)
-    steps, logs = parse(lines)
+    steps, logs, unreported = parse(lines)
     for name, body in logs.items():
         with open(os.path.join(args.out, 'logs', name + '.log'), 'w', encoding='utf-8') as f:
             f.write('\n'.join(body) + '\n')
@@ -227,6 +244,9 @@ def main():
                          'qemu-exit': 'QEMU exited before Dom0 finished the scenario'}[ended])
     if not steps:
         problems.append('no step reported from inside the machine')
+    # A step that never reported counts as failed, whether the step or its line went missing.
+    if ended == 'done':
+        problems += ['step %s began and never reported' % sid for sid in unreported]
     failed = [s for s in allsteps if s[1] == 'FAIL']
     if not failed and not problems:
         print('check-xen: PASS')
