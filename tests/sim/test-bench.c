@@ -270,6 +270,14 @@ static int teardown_latlog(void **state)
 	return teardown(state);
 }
 
+/* The larger (@max) or smaller of @key's values for the two disks xvda and xvdb. */
+static double both_disks(const char *rep, const char *key, bool max)
+{
+	double a = bench_value(rep, "xvda", key), b = bench_value(rep, "xvdb", key);
+
+	return (a > b) == max ? a : b;
+}
+
 /*
  * make bench's tail outside the machine's stops reads each request of the
  * timed phase from this log: one (done ns, latency ns) pair per request the
@@ -288,15 +296,9 @@ static void test_bench_logs_each_timed_request(void **state)
 
 	assert_int_equal(xensim_workload(sim, domid, "bench,rw=randread,bs=4096,qd=4,time=200,span=1M",
 					 &rep), 0);
-	start = bench_value(rep, "xvda", "start_us");
-	if (bench_value(rep, "xvdb", "start_us") < start)
-		start = bench_value(rep, "xvdb", "start_us");
-	end = bench_value(rep, "xvda", "end_us");
-	if (bench_value(rep, "xvdb", "end_us") > end)
-		end = bench_value(rep, "xvdb", "end_us");
-	slowest = bench_value(rep, "xvda", "lat_max_us");
-	if (bench_value(rep, "xvdb", "lat_max_us") > slowest)
-		slowest = bench_value(rep, "xvdb", "lat_max_us");
+	start = both_disks(rep, "start_us", false);
+	end = both_disks(rep, "end_us", true);
+	slowest = both_disks(rep, "lat_max_us", true);
 	ops = bench_value(rep, "xvda", "ops") + bench_value(rep, "xvdb", "ops");
 	assert_int_equal(stat(latlog_path, &st), 0);
 	n = (size_t)st.st_size / sizeof(*e);

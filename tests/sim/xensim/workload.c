@@ -1397,9 +1397,11 @@ static int wl_ctx_alloc_bench(struct wl_ctx *c)
 {
 	c->lat = calloc(LAT_BUCKETS, sizeof(*c->lat));
 	c->irq_lat = calloc(LAT_BUCKETS, sizeof(*c->irq_lat));
-	if (getenv("XENSIM_LATLOG"))
-		c->lat_log = calloc(1, sizeof(*c->lat_log));
-	return c->lat && c->irq_lat && (!getenv("XENSIM_LATLOG") || c->lat_log) ? 0 : -ENOMEM;
+	if (!c->lat || !c->irq_lat)
+		return -ENOMEM;
+	if (getenv("XENSIM_LATLOG") && !(c->lat_log = calloc(1, sizeof(*c->lat_log))))
+		return -ENOMEM;
+	return 0;
 }
 
 struct wl_run {
